@@ -2,11 +2,18 @@
 //!
 //! A task is data: an operation value (any serializable type implementing [`Operation`])
 //! applied to the outputs of other tasks named by their [`Key`]s. A [`Graph`] maps keys to
-//! tasks; it can be merged, culled to the outputs a computation needs, fused, ordered for
-//! low memory use and drawn (DOT or a self-contained SVG).
+//! tasks; it can be merged, culled to the outputs a computation needs ([`Graph::cull`]),
+//! fused ([`Graph::fuse`]), ordered for low memory use ([`Graph::order`]) and drawn
+//! ([`Graph::to_dot`], [`Graph::to_svg`]).
 
+pub mod draw;
 pub mod error;
+pub mod graph;
 pub mod key;
+pub mod order;
+pub mod task;
 
 pub use error::{GraphError, Result};
+pub use graph::{Graph, GraphStats};
 pub use key::{Key, Tokenizer, tokenize};
+pub use task::{Expr, Operation, Task};
