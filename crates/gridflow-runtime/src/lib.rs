@@ -1,4 +1,28 @@
 //! Executors for gridflow task graphs.
+//!
+//! [`Scheduler::Synchronous`] runs tasks one by one on the calling thread (for debugging);
+//! [`Scheduler::Threads`] runs them on a local thread pool in memory-aware priority order,
+//! holding back new source tasks while the results held in memory exceed the budget.
+//! Both run the same graph of [`Execute`] operations.
 
 pub mod error;
+mod local;
+
 pub use error::{Result, RuntimeError};
+pub use local::{Progress, ProgressFn, RunReport, Scheduler};
+
+use gridflow_graph::Operation;
+
+/// An operation that can run: given the values of its inputs, produce its output.
+pub trait Execute: Operation {
+    /// What tasks produce and consume (a chunk, a partial reduction...).
+    type Value: Send + Sync + 'static;
+    /// The error an operation can fail with.
+    type Error: std::fmt::Display;
+
+    /// Computes the output from the inputs, in the task's input order.
+    fn execute(&self, inputs: &[&Self::Value]) -> std::result::Result<Self::Value, Self::Error>;
+
+    /// Bytes a value holds in memory (for the memory budget and reports).
+    fn nbytes(value: &Self::Value) -> usize;
+}

@@ -1,0 +1,446 @@
+//! The synchronous and thread-pool executors.
+
+use crate::{Execute, Result, RuntimeError};
+use gridflow_graph::{Expr, Graph, Key};
+use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How to run a graph.
+///
+/// ```
+/// use gridflow_runtime::Scheduler;
+/// let s = Scheduler::threads(2).with_memory_limit(512 << 20);
+/// assert_eq!(s.thread_count(), 2);
+/// ```
+#[derive(Clone, Default)]
+pub enum Scheduler {
+    /// One task at a time on the calling thread, in priority order (for debugging).
+    Synchronous,
+    /// A local thread pool.
+    Threads {
+        /// Worker threads (Dask's `num_workers`).
+        threads: usize,
+        /// Bytes of held results above which no new source task starts.
+        memory_limit: Option<usize>,
+        /// Called after each finished task.
+        progress: Option<ProgressFn>,
+    },
+    /// A thread per core, no memory limit.
+    #[default]
+    Default,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scheduler::Synchronous => f.write_str("Synchronous"),
+            Scheduler::Default => write!(f, "Threads({})", default_threads()),
+            Scheduler::Threads { threads, memory_limit, .. } => {
+                write!(f, "Threads({threads}, memory_limit={memory_limit:?})")
+            }
+        }
+    }
+}
+
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Progress of a run, passed to the progress callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Tasks finished.
+    pub done: usize,
+    /// Tasks in the optimized graph.
+    pub total: usize,
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunReport {
+    /// Tasks in the graph handed to the executor.
+    pub tasks_before: usize,
+    /// Tasks after culling and fusion (what actually ran).
+    pub tasks_after: usize,
+    /// Most bytes of task results held in memory at once.
+    pub peak_held_bytes: usize,
+    /// Threads used.
+    pub threads: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+impl Scheduler {
+    /// A pool of `threads` threads (at least one) and no memory limit.
+    pub fn threads(threads: usize) -> Scheduler {
+        Scheduler::Threads { threads: threads.max(1), memory_limit: None, progress: None }
+    }
+
+    /// Sets the memory budget in bytes (turns `Default`/`Synchronous` into a thread pool
+    /// of the same size).
+    pub fn with_memory_limit(self, bytes: usize) -> Scheduler {
+        let (threads, progress) = self.parts();
+        Scheduler::Threads { threads, memory_limit: Some(bytes), progress }
+    }
+
+    /// Sets a callback called after every finished task.
+    pub fn with_progress(self, f: impl Fn(Progress) + Send + Sync + 'static) -> Scheduler {
+        let memory_limit = self.memory_limit();
+        let (threads, _) = self.parts();
+        Scheduler::Threads { threads, memory_limit, progress: Some(Arc::new(f)) }
+    }
+
+    fn parts(self) -> (usize, Option<ProgressFn>) {
+        match self {
+            Scheduler::Synchronous => (1, None),
+            Scheduler::Default => (default_threads(), None),
+            Scheduler::Threads { threads, progress, .. } => (threads, progress),
+        }
+    }
+
+    /// Number of threads that run tasks.
+    pub fn thread_count(&self) -> usize {
+        match self {
+            Scheduler::Synchronous => 1,
+            Scheduler::Default => default_threads(),
+            Scheduler::Threads { threads, .. } => *threads,
+        }
+    }
+
+    /// The memory budget, if any.
+    pub fn memory_limit(&self) -> Option<usize> {
+        match self {
+            Scheduler::Threads { memory_limit, .. } => *memory_limit,
+            _ => None,
+        }
+    }
+
+    /// Optimizes `graph` for `outputs` (cull + fuse), orders it and runs it, returning the
+    /// outputs' values in the order asked.
+    pub fn run<O: Execute>(&self, graph: &Graph<O>, outputs: &[Key]) -> Result<Vec<Arc<O::Value>>> {
+        self.run_with_report(graph, outputs).map(|(v, _)| v)
+    }
+
+    /// Like [`Scheduler::run`], also returning a [`RunReport`].
+    pub fn run_with_report<O: Execute>(
+        &self,
+        graph: &Graph<O>,
+        outputs: &[Key],
+    ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
+        let start = Instant::now();
+        let optimized = graph.optimize(outputs)?;
+        let order = optimized.order(outputs)?;
+        let plan = Plan::compile(&optimized, order, outputs);
+        let threads = self.thread_count().max(1).min(plan.len().max(1));
+        let progress = match self {
+            Scheduler::Threads { progress, .. } => progress.clone(),
+            _ => None,
+        };
+        let state = State::new(&plan, self.memory_limit(), progress);
+        if threads == 1 || matches!(self, Scheduler::Synchronous) {
+            state.work(&plan);
+        } else {
+            std::thread::scope(|s| {
+                for _ in 1..threads {
+                    s.spawn(|| state.work(&plan));
+                }
+                state.work(&plan);
+            });
+        }
+        let mut inner = state.into_inner();
+        if let Some(e) = inner.error.take() {
+            return Err(e);
+        }
+        let mut values = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            let id = plan.index.get(o).copied().ok_or_else(|| gridflow_graph::GraphError::MissingOutput(o.clone()))?;
+            let v = inner.results[id as usize].clone().ok_or_else(|| gridflow_graph::GraphError::MissingOutput(o.clone()))?;
+            values.push(v);
+        }
+        let report = RunReport {
+            tasks_before: graph.len(),
+            tasks_after: plan.len(),
+            peak_held_bytes: inner.peak_bytes,
+            threads,
+            elapsed: start.elapsed(),
+        };
+        Ok((values, report))
+    }
+}
+
+/// The graph compiled to dense indices; node id = priority (position in the order).
+struct Plan<O> {
+    keys: Vec<Key>,
+    exprs: Vec<Expr<O>>,
+    /// Input node ids by position (may repeat).
+    inputs: Vec<Vec<u32>>,
+    /// Distinct input ids.
+    distinct_inputs: Vec<Vec<u32>>,
+    dependents: Vec<Vec<u32>>,
+    is_source: Vec<bool>,
+    pinned: Vec<bool>,
+    index: FxHashMap<Key, u32>,
+}
+
+impl<O: Execute> Plan<O> {
+    fn compile(graph: &Graph<O>, order: Vec<Key>, outputs: &[Key]) -> Plan<O> {
+        let index: FxHashMap<Key, u32> = order.iter().enumerate().map(|(i, k)| (k.clone(), i as u32)).collect();
+        let n = order.len();
+        let mut exprs = Vec::with_capacity(n);
+        let mut inputs = Vec::with_capacity(n);
+        let mut distinct_inputs = Vec::with_capacity(n);
+        let mut dependents = vec![Vec::new(); n];
+        let mut is_source = Vec::with_capacity(n);
+        for (id, k) in order.iter().enumerate() {
+            // `order` came from this graph, so every key and input is present.
+            let Some(t) = graph.get(k) else { continue };
+            let ids: Vec<u32> = t.inputs.iter().filter_map(|i| index.get(i).copied()).collect();
+            let mut d = ids.clone();
+            d.sort_unstable();
+            d.dedup();
+            for &i in &d {
+                dependents[i as usize].push(id as u32);
+            }
+            is_source.push(t.inputs.is_empty());
+            exprs.push(t.expr.clone());
+            inputs.push(ids);
+            distinct_inputs.push(d);
+        }
+        let mut pinned = vec![false; n];
+        for o in outputs {
+            if let Some(&i) = index.get(o) {
+                pinned[i as usize] = true;
+            }
+        }
+        Plan { keys: order, exprs, inputs, distinct_inputs, dependents, is_source, pinned, index }
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+struct Inner<V> {
+    ready_sources: BinaryHeap<Reverse<u32>>,
+    ready_other: BinaryHeap<Reverse<u32>>,
+    waiting: Vec<u32>,
+    readers_left: Vec<u32>,
+    results: Vec<Option<Arc<V>>>,
+    bytes: Vec<usize>,
+    held_bytes: usize,
+    peak_bytes: usize,
+    running: usize,
+    idle: usize,
+    done: usize,
+    error: Option<RuntimeError>,
+}
+
+struct State<V> {
+    inner: Mutex<Inner<V>>,
+    wake: Condvar,
+    memory_limit: Option<usize>,
+    progress: Option<ProgressFn>,
+    total: usize,
+}
+
+impl<V: Send + Sync + 'static> State<V> {
+    fn new<O: Execute<Value = V>>(
+        plan: &Plan<O>,
+        memory_limit: Option<usize>,
+        progress: Option<ProgressFn>,
+    ) -> State<V> {
+        let n = plan.len();
+        let mut ready_sources = BinaryHeap::new();
+        let mut ready_other = BinaryHeap::new();
+        let waiting: Vec<u32> = plan.distinct_inputs.iter().map(|d| d.len() as u32).collect();
+        for (i, w) in waiting.iter().enumerate() {
+            if *w == 0 {
+                if plan.is_source[i] {
+                    ready_sources.push(Reverse(i as u32));
+                } else {
+                    ready_other.push(Reverse(i as u32));
+                }
+            }
+        }
+        let readers_left = plan
+            .dependents
+            .iter()
+            .zip(&plan.pinned)
+            .map(|(d, p)| d.len() as u32 + u32::from(*p))
+            .collect();
+        State {
+            inner: Mutex::new(Inner {
+                ready_sources,
+                ready_other,
+                waiting,
+                readers_left,
+                results: (0..n).map(|_| None).collect(),
+                bytes: vec![0; n],
+                held_bytes: 0,
+                peak_bytes: 0,
+                running: 0,
+                idle: 0,
+                done: 0,
+                error: None,
+            }),
+            wake: Condvar::new(),
+            memory_limit,
+            progress,
+            total: n,
+        }
+    }
+
+    fn into_inner(self) -> Inner<V> {
+        match self.inner.into_inner() {
+            Ok(i) => i,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<V>> {
+        // Kernels run outside the lock and panics are caught, so poisoning cannot happen;
+        // recover the guard anyway rather than panic.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Picks the next task: lowest priority first, but no new source while over budget.
+    fn pick(&self, g: &mut Inner<V>) -> Option<u32> {
+        let over = self.memory_limit.is_some_and(|l| g.held_bytes > l);
+        let s = g.ready_sources.peek().map(|r| r.0);
+        let o = g.ready_other.peek().map(|r| r.0);
+        let take_source = match (s, o) {
+            (None, None) => return None,
+            (Some(_), None) => !over || g.running == 0,
+            (None, Some(_)) => false,
+            (Some(a), Some(b)) => !over && a < b,
+        };
+        if take_source {
+            g.ready_sources.pop().map(|r| r.0)
+        } else {
+            g.ready_other.pop().map(|r| r.0)
+        }
+    }
+
+    fn work<O: Execute<Value = V>>(&self, plan: &Plan<O>) {
+        let mut g = self.lock();
+        loop {
+            if g.error.is_some() || g.done == self.total {
+                self.wake.notify_all();
+                return;
+            }
+            let Some(id) = self.pick(&mut g) else {
+                g.idle += 1;
+                g = self.wake.wait(g).unwrap_or_else(std::sync::PoisonError::into_inner);
+                g.idle -= 1;
+                continue;
+            };
+            let idx = id as usize;
+            let args: Vec<Arc<V>> = plan.inputs[idx]
+                .iter()
+                .filter_map(|&i| g.results[i as usize].clone())
+                .collect();
+            g.running += 1;
+            drop(g);
+
+            let outcome = if args.len() == plan.inputs[idx].len() {
+                run_expr(&plan.exprs[idx], &args, &plan.keys[idx])
+            } else {
+                Err(RuntimeError::TaskFailed {
+                    key: plan.keys[idx].clone(),
+                    op: plan.exprs[idx].label(),
+                    message: "an input was released before use (scheduler bug)".into(),
+                })
+            };
+            drop(args);
+
+            g = self.lock();
+            g.running -= 1;
+            match outcome {
+                Err(e) => {
+                    if g.error.is_none() {
+                        g.error = Some(e);
+                    }
+                    self.wake.notify_all();
+                    return;
+                }
+                Ok(value) => {
+                    let nb = O::nbytes(&value);
+                    g.bytes[idx] = nb;
+                    g.held_bytes += nb;
+                    g.peak_bytes = g.peak_bytes.max(g.held_bytes);
+                    if g.readers_left[idx] > 0 {
+                        g.results[idx] = Some(value);
+                    } else {
+                        g.held_bytes -= nb;
+                    }
+                    for &i in &plan.distinct_inputs[idx] {
+                        let i = i as usize;
+                        g.readers_left[i] -= 1;
+                        if g.readers_left[i] == 0 {
+                            g.results[i] = None;
+                            g.held_bytes -= g.bytes[i];
+                        }
+                    }
+                    let mut newly_ready = 0;
+                    for &d in &plan.dependents[idx] {
+                        let du = d as usize;
+                        g.waiting[du] -= 1;
+                        if g.waiting[du] == 0 {
+                            newly_ready += 1;
+                            if plan.is_source[du] {
+                                g.ready_sources.push(Reverse(d));
+                            } else {
+                                g.ready_other.push(Reverse(d));
+                            }
+                        }
+                    }
+                    g.done += 1;
+                    if g.idle > 0 && (newly_ready > 1 || g.done == self.total || self.memory_limit.is_some()) {
+                        self.wake.notify_all();
+                    } else if g.idle > 0 && newly_ready == 1 {
+                        self.wake.notify_one();
+                    }
+                    if let Some(p) = &self.progress {
+                        let done = g.done;
+                        drop(g);
+                        p(Progress { done, total: self.total });
+                        g = self.lock();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn run_expr<O: Execute>(expr: &Expr<O>, args: &[Arc<O::Value>], key: &Key) -> Result<Arc<O::Value>> {
+    match expr {
+        Expr::Input(i) => args.get(*i).cloned().ok_or_else(|| RuntimeError::TaskFailed {
+            key: key.clone(),
+            op: "alias".into(),
+            message: format!("input {i} missing"),
+        }),
+        Expr::Call { op, args: sub } => {
+            let vals: Vec<Arc<O::Value>> = sub.iter().map(|e| run_expr(e, args, key)).collect::<Result<_>>()?;
+            let refs: Vec<&O::Value> = vals.iter().map(|v| &**v).collect();
+            match catch_unwind(AssertUnwindSafe(|| op.execute(&refs))) {
+                Ok(Ok(v)) => Ok(Arc::new(v)),
+                Ok(Err(e)) => Err(RuntimeError::TaskFailed { key: key.clone(), op: op.label(), message: e.to_string() }),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(RuntimeError::TaskPanicked { key: key.clone(), op: op.label(), message })
+                }
+            }
+        }
+    }
+}
