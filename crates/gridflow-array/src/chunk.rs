@@ -320,9 +320,10 @@ impl Chunk {
         if self.dtype() == dtype {
             return self.clone();
         }
-        fn to<D: Element>(c: &Chunk) -> Chunk
+        fn to<D>(c: &Chunk) -> Chunk
         where
-            D: CastFrom<bool>
+            D: Element
+                + CastFrom<bool>
                 + CastFrom<i8>
                 + CastFrom<i16>
                 + CastFrom<i32>
@@ -341,7 +342,11 @@ impl Chunk {
 
     /// Converts to another dtype, consuming self (no copy when the dtype already matches).
     pub fn into_dtype(self, dtype: DType) -> Chunk {
-        if self.dtype() == dtype { self } else { self.astype(dtype) }
+        if self.dtype() == dtype {
+            self
+        } else {
+            self.astype(dtype)
+        }
     }
 
     /// The elements as f64 in logical (row-major) order.
@@ -368,7 +373,10 @@ impl Chunk {
         if n != self.len() {
             return Err(ArrayError::Shape {
                 op: "reshape".into(),
-                detail: format!("cannot reshape block of shape {:?} to {shape:?}", self.shape()),
+                detail: format!(
+                    "cannot reshape block of shape {:?} to {shape:?}",
+                    self.shape()
+                ),
             });
         }
         Ok(map_chunk!(self, a => {

@@ -144,7 +144,11 @@ impl DType {
     /// their type, 8- and 16-bit integers give float32 (NumPy's float16 is not supported),
     /// wider integers float64.
     pub fn ufunc_float(self) -> DType {
-        if self.is_float() { self } else { self.float_container() }
+        if self.is_float() {
+            self
+        } else {
+            self.float_container()
+        }
     }
 
     /// The dtype of `mean`, `var` and `std` (float64 for integers, as NumPy).

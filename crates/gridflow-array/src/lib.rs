@@ -2,12 +2,38 @@
 //!
 //! A [`ChunkedArray`] is a shape, a chunking and a dtype plus the task graph that
 //! produces its blocks. Operations add tasks; nothing runs until [`ChunkedArray::compute`].
+//! Blocks are dtype-dynamic [`Chunk`]s backed by `ndarray`; the per-block work lives in
+//! [`kernels`], and every task's operation is an [`ArrayOp`] value, so graphs can be
+//! inspected, drawn, serialized and run on any executor.
+//!
+//! ```
+//! use gridflow_array::{ChunkedArray, DType};
+//! use gridflow_runtime::Scheduler;
+//! let x = ChunkedArray::random(&[400, 300], [100, 100], 42).unwrap();
+//! let anomaly = x.sub(&x.mean(Some(&[0])).unwrap()).unwrap();
+//! let std = anomaly.std(Some(&[0]), 0).unwrap();
+//! let values = std.compute_with(&Scheduler::threads(2)).unwrap();
+//! assert_eq!(values.shape(), &[300]);
+//! ```
 
+pub mod array;
 pub mod chunk;
 pub mod dtype;
+pub mod elementwise;
 pub mod error;
+pub mod indexing;
 pub mod kernels;
+pub mod ops;
+pub mod reduction;
+pub mod registry;
 
+pub use array::{ChunkedArray, Chunking, normalize_chunks};
 pub use chunk::{Chunk, Element};
 pub use dtype::{DType, Scalar, promote};
+pub use elementwise::{Operand, where_};
 pub use error::{ArrayError, Result};
+pub use gridflow_runtime::Scheduler;
+pub use indexing::Indexer;
+pub use ops::{ArrayOp, Value};
+pub use reduction::ReduceOptions;
+pub use registry::{ChunkSource, register_kernel, register_source_kind};

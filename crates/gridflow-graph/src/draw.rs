@@ -11,11 +11,18 @@ pub const SVG_TASK_LIMIT: usize = 2000;
 
 fn node_label(k: &Key, label: &str) -> String {
     let idx: Vec<String> = k.index().iter().map(u32::to_string).collect();
-    if idx.is_empty() { label.to_owned() } else { format!("{label} ({})", idx.join(", ")) }
+    if idx.is_empty() {
+        label.to_owned()
+    } else {
+        format!("{label} ({})", idx.join(", "))
+    }
 }
 
 fn escape_xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 impl<O: Operation> Graph<O> {
@@ -23,12 +30,18 @@ impl<O: Operation> Graph<O> {
     /// with its operation(s) and block index, edges from inputs to readers.
     pub fn to_dot(&self) -> String {
         let mut ids: FxHashMap<&Key, usize> = FxHashMap::default();
-        let mut s = String::from("digraph gridflow {\n  rankdir=BT;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n");
+        let mut s = String::from(
+            "digraph gridflow {\n  rankdir=BT;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n",
+        );
         for (n, k) in self.sorted_keys().into_iter().enumerate() {
             ids.insert(k, n);
             let t = self.get(k).map(|t| t.label()).unwrap_or_default();
             let label = node_label(k, &t).replace('"', "\\\"");
-            let _ = writeln!(s, "  n{n} [label=\"{label}\", tooltip=\"{}\"];", k.to_string().replace('"', "\\\""));
+            let _ = writeln!(
+                s,
+                "  n{n} [label=\"{label}\", tooltip=\"{}\"];",
+                k.to_string().replace('"', "\\\"")
+            );
         }
         for k in self.sorted_keys() {
             if let Some(t) = self.get(k) {
@@ -48,7 +61,10 @@ impl<O: Operation> Graph<O> {
     /// edges short. Errors on graphs over [`SVG_TASK_LIMIT`] tasks.
     pub fn to_svg(&self) -> Result<String> {
         if self.len() > SVG_TASK_LIMIT {
-            return Err(GraphError::TooLargeToDraw { tasks: self.len(), limit: SVG_TASK_LIMIT });
+            return Err(GraphError::TooLargeToDraw {
+                tasks: self.len(),
+                limit: SVG_TASK_LIMIT,
+            });
         }
         self.validate()?;
         let depths = self.depths();
@@ -66,9 +82,18 @@ impl<O: Operation> Graph<O> {
                 .map(|(i, k)| {
                     let ins: Vec<f64> = self
                         .get(k)
-                        .map(|t| t.inputs.iter().filter_map(|x| pos.get(x).copied()).collect())
+                        .map(|t| {
+                            t.inputs
+                                .iter()
+                                .filter_map(|x| pos.get(x).copied())
+                                .collect()
+                        })
                         .unwrap_or_default();
-                    let score = if ins.is_empty() { i as f64 } else { ins.iter().sum::<f64>() / ins.len() as f64 };
+                    let score = if ins.is_empty() {
+                        i as f64
+                    } else {
+                        ins.iter().sum::<f64>() / ins.len() as f64
+                    };
                     (score, *k)
                 })
                 .collect();
@@ -83,7 +108,14 @@ impl<O: Operation> Graph<O> {
             .map(|(k, t)| (k, node_label(k, &t.label())))
             .collect();
         let char_w = 6.6;
-        let box_w = labels.values().map(|l| l.chars().count()).max().unwrap_or(4).clamp(4, 48) as f64 * char_w + 16.0;
+        let box_w = labels
+            .values()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 48) as f64
+            * char_w
+            + 16.0;
         let (box_h, gap_x, gap_y, margin) = (26.0, 14.0, 46.0, 20.0);
         let widest = layers.iter().map(Vec::len).max().unwrap_or(1).max(1) as f64;
         let width = margin * 2.0 + widest * box_w + (widest - 1.0) * gap_x;
@@ -107,7 +139,9 @@ impl<O: Operation> Graph<O> {
         s.push_str("<g stroke=\"#888\" stroke-width=\"1\" fill=\"none\">\n");
         for k in self.sorted_keys() {
             let Some(t) = self.get(k) else { continue };
-            let Some(&(x2, y2)) = centre.get(k) else { continue };
+            let Some(&(x2, y2)) = centre.get(k) else {
+                continue;
+            };
             for i in &t.inputs {
                 if let Some(&(x1, y1)) = centre.get(i) {
                     let (ya, yb) = (y1 - box_h / 2.0, y2 + box_h / 2.0);
@@ -121,7 +155,9 @@ impl<O: Operation> Graph<O> {
         }
         s.push_str("</g>\n");
         for k in self.sorted_keys() {
-            let Some(&(x, y)) = centre.get(k) else { continue };
+            let Some(&(x, y)) = centre.get(k) else {
+                continue;
+            };
             let label = labels.get(k).map(String::as_str).unwrap_or("");
             let shown: String = if label.chars().count() > 48 {
                 label.chars().take(47).chain(std::iter::once('…')).collect()

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 /// A task graph: every key maps to the task that produces it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(
-    bound(serialize = "O: Serialize + Clone", deserialize = "O: DeserializeOwned"),
+    bound(
+        serialize = "O: Serialize + Clone",
+        deserialize = "O: DeserializeOwned"
+    ),
     into = "Vec<(Key, Task<O>)>",
     from = "Vec<(Key, Task<O>)>"
 )]
@@ -29,13 +32,17 @@ impl<O> From<Graph<O>> for Vec<(Key, Task<O>)> {
 
 impl<O> From<Vec<(Key, Task<O>)>> for Graph<O> {
     fn from(v: Vec<(Key, Task<O>)>) -> Self {
-        Graph { tasks: v.into_iter().collect() }
+        Graph {
+            tasks: v.into_iter().collect(),
+        }
     }
 }
 
 impl<O> Default for Graph<O> {
     fn default() -> Self {
-        Graph { tasks: FxHashMap::default() }
+        Graph {
+            tasks: FxHashMap::default(),
+        }
     }
 }
 
@@ -118,7 +125,10 @@ impl<O: Operation> Graph<O> {
         for (k, t) in &self.tasks {
             for i in &t.inputs {
                 if !self.tasks.contains_key(i) {
-                    return Err(GraphError::MissingDependency { task: k.clone(), missing: i.clone() });
+                    return Err(GraphError::MissingDependency {
+                        task: k.clone(),
+                        missing: i.clone(),
+                    });
                 }
             }
         }
@@ -139,7 +149,11 @@ impl<O: Operation> Graph<O> {
             }
             waiting.insert(k, n);
         }
-        let mut ready: Vec<&Key> = waiting.iter().filter(|(_, n)| **n == 0).map(|(k, _)| *k).collect();
+        let mut ready: Vec<&Key> = waiting
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(k, _)| *k)
+            .collect();
         ready.sort_by(|a, b| b.cmp(a));
         let mut out = Vec::with_capacity(self.tasks.len());
         while let Some(k) = ready.pop() {
@@ -194,7 +208,10 @@ impl<O: Operation> Graph<O> {
             let Some(t) = self.tasks.get(k) else { continue };
             for i in &t.inputs {
                 if !self.tasks.contains_key(i) {
-                    return Err(GraphError::MissingDependency { task: k.clone(), missing: i.clone() });
+                    return Err(GraphError::MissingDependency {
+                        task: k.clone(),
+                        missing: i.clone(),
+                    });
                 }
                 if !keep.contains_key(i) {
                     stack.push(i);
@@ -263,13 +280,17 @@ impl<O: Operation> Graph<O> {
             if protected.contains(k) {
                 continue;
             }
-            let Some(ds) = dependents.get(k) else { continue };
+            let Some(ds) = dependents.get(k) else {
+                continue;
+            };
             if ds.len() != 1 {
                 continue;
             }
             let d = ds[0];
             let Some(reader) = tasks.get(d) else { continue };
-            let Some(slot) = reader.inputs.iter().position(|i| i == k) else { continue };
+            let Some(slot) = reader.inputs.iter().position(|i| i == k) else {
+                continue;
+            };
             if reader.expr.uses_of(slot) != 1 {
                 continue;
             }
@@ -295,7 +316,11 @@ impl<O: Operation> Graph<O> {
 /// The distinct keys of a list, in first-seen order.
 pub(crate) fn distinct(keys: &[Key]) -> Vec<&Key> {
     if keys.len() <= 16 {
-        keys.iter().enumerate().filter(|(i, k)| !keys[..*i].contains(k)).map(|(_, k)| k).collect()
+        keys.iter()
+            .enumerate()
+            .filter(|(i, k)| !keys[..*i].contains(k))
+            .map(|(_, k)| k)
+            .collect()
     } else {
         let mut seen: FxHashSet<&Key> = FxHashSet::default();
         keys.iter().filter(|k| seen.insert(k)).collect()

@@ -24,12 +24,18 @@ impl Key {
     /// assert_eq!(k.to_string(), "('ones-1a2b', 0, 3)");
     /// ```
     pub fn new(name: impl Into<Arc<str>>, index: &[u32]) -> Key {
-        Key { name: name.into(), index: index.into() }
+        Key {
+            name: name.into(),
+            index: index.into(),
+        }
     }
 
     /// A key sharing an already-allocated layer name (cheap: no string copy).
     pub fn with_shared_name(name: &Arc<str>, index: &[u32]) -> Key {
-        Key { name: Arc::clone(name), index: index.into() }
+        Key {
+            name: Arc::clone(name),
+            index: index.into(),
+        }
     }
 
     /// The layer name.
@@ -92,7 +98,10 @@ impl Tokenizer {
     pub fn new(prefix: &str) -> Tokenizer {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         hasher.update(prefix.as_bytes());
-        Tokenizer { prefix: prefix.to_owned(), hasher }
+        Tokenizer {
+            prefix: prefix.to_owned(),
+            hasher,
+        }
     }
 
     /// Adds raw bytes (length-prefixed, so `"ab","c"` and `"a","bc"` differ).
@@ -120,5 +129,8 @@ impl Tokenizer {
 
 /// Tokenizes a prefix and a list of parts in one call.
 pub fn tokenize(prefix: &str, parts: &[&[u8]]) -> String {
-    parts.iter().fold(Tokenizer::new(prefix), |t, p| t.bytes(p)).finish()
+    parts
+        .iter()
+        .fold(Tokenizer::new(prefix), |t, p| t.bytes(p))
+        .finish()
 }

@@ -24,7 +24,10 @@ impl<O: Operation> Graph<O> {
         let mut size: FxHashMap<&Key, u64> = FxHashMap::default();
         for k in &topo {
             let t = &self.get_task(k)?;
-            let s = 1 + distinct(&t.inputs).iter().map(|i| size.get(i).copied().unwrap_or(0)).sum::<u64>();
+            let s = 1 + distinct(&t.inputs)
+                .iter()
+                .map(|i| size.get(i).copied().unwrap_or(0))
+                .sum::<u64>();
             size.insert(k, s.min(u64::MAX / 4));
         }
         let mut emitted: FxHashSet<&Key> = FxHashSet::default();
@@ -59,11 +62,16 @@ impl<O: Operation> Graph<O> {
                 }
                 stack.push((k, true));
                 let t = self.get_task(k)?;
-                let mut inputs: Vec<&Key> =
-                    distinct(&t.inputs).into_iter().filter(|i| !emitted.contains(i)).collect();
+                let mut inputs: Vec<&Key> = distinct(&t.inputs)
+                    .into_iter()
+                    .filter(|i| !emitted.contains(i))
+                    .collect();
                 // Visit smallest subtree first: push in reverse so it is popped first.
                 inputs.sort_by(|a, b| {
-                    let (sa, sb) = (size.get(a).copied().unwrap_or(0), size.get(b).copied().unwrap_or(0));
+                    let (sa, sb) = (
+                        size.get(a).copied().unwrap_or(0),
+                        size.get(b).copied().unwrap_or(0),
+                    );
                     sb.cmp(&sa).then_with(|| b.cmp(a))
                 });
                 for i in inputs {
@@ -75,7 +83,8 @@ impl<O: Operation> Graph<O> {
     }
 
     fn get_task(&self, k: &Key) -> Result<&crate::Task<O>> {
-        self.get(k).ok_or_else(|| GraphError::MissingOutput(k.clone()))
+        self.get(k)
+            .ok_or_else(|| GraphError::MissingOutput(k.clone()))
     }
 
     /// The largest number of task outputs held in memory at once when the graph is run

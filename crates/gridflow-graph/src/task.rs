@@ -46,7 +46,11 @@ impl<O: Operation> Expr<O> {
     pub fn label(&self) -> String {
         let mut labels = Vec::new();
         self.collect_labels(&mut labels);
-        if labels.is_empty() { "alias".to_owned() } else { labels.join("+") }
+        if labels.is_empty() {
+            "alias".to_owned()
+        } else {
+            labels.join("+")
+        }
     }
 
     fn collect_labels(&self, out: &mut Vec<String>) {
@@ -86,9 +90,10 @@ impl<O: Operation> Expr<O> {
     fn substitute(self, f: &mut impl FnMut(usize) -> Expr<O>) -> Expr<O> {
         match self {
             Expr::Input(i) => f(i),
-            Expr::Call { op, args } => {
-                Expr::Call { op, args: args.into_iter().map(|a| a.substitute(f)).collect() }
-            }
+            Expr::Call { op, args } => Expr::Call {
+                op,
+                args: args.into_iter().map(|a| a.substitute(f)).collect(),
+            },
         }
     }
 }
@@ -115,12 +120,18 @@ impl<O: Operation> Task<O> {
     /// ```
     pub fn new(op: O, inputs: Vec<Key>) -> Task<O> {
         let args = (0..inputs.len()).map(Expr::Input).collect();
-        Task { expr: Expr::Call { op, args }, inputs }
+        Task {
+            expr: Expr::Call { op, args },
+            inputs,
+        }
     }
 
     /// A task that passes another task's output through unchanged (no copy).
     pub fn alias(of: Key) -> Task<O> {
-        Task { expr: Expr::Input(0), inputs: vec![of] }
+        Task {
+            expr: Expr::Input(0),
+            inputs: vec![of],
+        }
     }
 
     /// The top-level operation, or `None` for an alias.
@@ -151,11 +162,19 @@ impl<O: Operation> Task<O> {
             }
             outer_map[i] = push_unique(&mut inputs, k);
         }
-        let inner_map: Vec<usize> = inner.inputs.iter().map(|k| push_unique(&mut inputs, k)).collect();
+        let inner_map: Vec<usize> = inner
+            .inputs
+            .iter()
+            .map(|k| push_unique(&mut inputs, k))
+            .collect();
         let inner_expr = inner.expr.substitute(&mut |j| Expr::Input(inner_map[j]));
         // The caller only inlines single-use inputs, so this clone happens once.
         let expr = self.expr.substitute(&mut |i| {
-            if i == slot { inner_expr.clone() } else { Expr::Input(outer_map[i]) }
+            if i == slot {
+                inner_expr.clone()
+            } else {
+                Expr::Input(outer_map[i])
+            }
         });
         Task { expr, inputs }
     }

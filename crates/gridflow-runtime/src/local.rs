@@ -39,7 +39,11 @@ impl std::fmt::Debug for Scheduler {
         match self {
             Scheduler::Synchronous => f.write_str("Synchronous"),
             Scheduler::Default => write!(f, "Threads({})", default_threads()),
-            Scheduler::Threads { threads, memory_limit, .. } => {
+            Scheduler::Threads {
+                threads,
+                memory_limit,
+                ..
+            } => {
                 write!(f, "Threads({threads}, memory_limit={memory_limit:?})")
             }
         }
@@ -80,28 +84,42 @@ fn default_threads() -> usize {
 impl Scheduler {
     /// A pool of `threads` threads (at least one) and no memory limit.
     pub fn threads(threads: usize) -> Scheduler {
-        Scheduler::Threads { threads: threads.max(1), memory_limit: None, progress: None }
+        Scheduler::Threads {
+            threads: threads.max(1),
+            memory_limit: None,
+            progress: None,
+        }
     }
 
     /// Sets the memory budget in bytes (turns `Default`/`Synchronous` into a thread pool
     /// of the same size).
     pub fn with_memory_limit(self, bytes: usize) -> Scheduler {
         let (threads, progress) = self.parts();
-        Scheduler::Threads { threads, memory_limit: Some(bytes), progress }
+        Scheduler::Threads {
+            threads,
+            memory_limit: Some(bytes),
+            progress,
+        }
     }
 
     /// Sets a callback called after every finished task.
     pub fn with_progress(self, f: impl Fn(Progress) + Send + Sync + 'static) -> Scheduler {
         let memory_limit = self.memory_limit();
         let (threads, _) = self.parts();
-        Scheduler::Threads { threads, memory_limit, progress: Some(Arc::new(f)) }
+        Scheduler::Threads {
+            threads,
+            memory_limit,
+            progress: Some(Arc::new(f)),
+        }
     }
 
     fn parts(self) -> (usize, Option<ProgressFn>) {
         match self {
             Scheduler::Synchronous => (1, None),
             Scheduler::Default => (default_threads(), None),
-            Scheduler::Threads { threads, progress, .. } => (threads, progress),
+            Scheduler::Threads {
+                threads, progress, ..
+            } => (threads, progress),
         }
     }
 
@@ -160,8 +178,14 @@ impl Scheduler {
         }
         let mut values = Vec::with_capacity(outputs.len());
         for o in outputs {
-            let id = plan.index.get(o).copied().ok_or_else(|| gridflow_graph::GraphError::MissingOutput(o.clone()))?;
-            let v = inner.results[id as usize].clone().ok_or_else(|| gridflow_graph::GraphError::MissingOutput(o.clone()))?;
+            let id = plan
+                .index
+                .get(o)
+                .copied()
+                .ok_or_else(|| gridflow_graph::GraphError::MissingOutput(o.clone()))?;
+            let v = inner.results[id as usize]
+                .clone()
+                .ok_or_else(|| gridflow_graph::GraphError::MissingOutput(o.clone()))?;
             values.push(v);
         }
         let report = RunReport {
@@ -191,7 +215,11 @@ struct Plan<O> {
 
 impl<O: Execute> Plan<O> {
     fn compile(graph: &Graph<O>, order: Vec<Key>, outputs: &[Key]) -> Plan<O> {
-        let index: FxHashMap<Key, u32> = order.iter().enumerate().map(|(i, k)| (k.clone(), i as u32)).collect();
+        let index: FxHashMap<Key, u32> = order
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i as u32))
+            .collect();
         let n = order.len();
         let mut exprs = Vec::with_capacity(n);
         let mut inputs = Vec::with_capacity(n);
@@ -201,7 +229,11 @@ impl<O: Execute> Plan<O> {
         for (id, k) in order.iter().enumerate() {
             // `order` came from this graph, so every key and input is present.
             let Some(t) = graph.get(k) else { continue };
-            let ids: Vec<u32> = t.inputs.iter().filter_map(|i| index.get(i).copied()).collect();
+            let ids: Vec<u32> = t
+                .inputs
+                .iter()
+                .filter_map(|i| index.get(i).copied())
+                .collect();
             let mut d = ids.clone();
             d.sort_unstable();
             d.dedup();
@@ -219,7 +251,16 @@ impl<O: Execute> Plan<O> {
                 pinned[i as usize] = true;
             }
         }
-        Plan { keys: order, exprs, inputs, distinct_inputs, dependents, is_source, pinned, index }
+        Plan {
+            keys: order,
+            exprs,
+            inputs,
+            distinct_inputs,
+            dependents,
+            is_source,
+            pinned,
+            index,
+        }
     }
 
     fn len(&self) -> usize {
@@ -259,7 +300,11 @@ impl<V: Send + Sync + 'static> State<V> {
         let n = plan.len();
         let mut ready_sources = BinaryHeap::new();
         let mut ready_other = BinaryHeap::new();
-        let waiting: Vec<u32> = plan.distinct_inputs.iter().map(|d| d.len() as u32).collect();
+        let waiting: Vec<u32> = plan
+            .distinct_inputs
+            .iter()
+            .map(|d| d.len() as u32)
+            .collect();
         for (i, w) in waiting.iter().enumerate() {
             if *w == 0 {
                 if plan.is_source[i] {
@@ -307,7 +352,9 @@ impl<V: Send + Sync + 'static> State<V> {
     fn lock(&self) -> MutexGuard<'_, Inner<V>> {
         // Kernels run outside the lock and panics are caught, so poisoning cannot happen;
         // recover the guard anyway rather than panic.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Picks the next task: lowest priority first, but no new source while over budget.
@@ -337,7 +384,10 @@ impl<V: Send + Sync + 'static> State<V> {
             }
             let Some(id) = self.pick(&mut g) else {
                 g.idle += 1;
-                g = self.wake.wait(g).unwrap_or_else(std::sync::PoisonError::into_inner);
+                g = self
+                    .wake
+                    .wait(g)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 g.idle -= 1;
                 continue;
             };
@@ -402,7 +452,9 @@ impl<V: Send + Sync + 'static> State<V> {
                         }
                     }
                     g.done += 1;
-                    if g.idle > 0 && (newly_ready > 1 || g.done == self.total || self.memory_limit.is_some()) {
+                    if g.idle > 0
+                        && (newly_ready > 1 || g.done == self.total || self.memory_limit.is_some())
+                    {
                         self.wake.notify_all();
                     } else if g.idle > 0 && newly_ready == 1 {
                         self.wake.notify_one();
@@ -410,7 +462,10 @@ impl<V: Send + Sync + 'static> State<V> {
                     if let Some(p) = &self.progress {
                         let done = g.done;
                         drop(g);
-                        p(Progress { done, total: self.total });
+                        p(Progress {
+                            done,
+                            total: self.total,
+                        });
                         g = self.lock();
                     }
                 }
@@ -419,26 +474,44 @@ impl<V: Send + Sync + 'static> State<V> {
     }
 }
 
-fn run_expr<O: Execute>(expr: &Expr<O>, args: &[Arc<O::Value>], key: &Key) -> Result<Arc<O::Value>> {
+fn run_expr<O: Execute>(
+    expr: &Expr<O>,
+    args: &[Arc<O::Value>],
+    key: &Key,
+) -> Result<Arc<O::Value>> {
     match expr {
-        Expr::Input(i) => args.get(*i).cloned().ok_or_else(|| RuntimeError::TaskFailed {
-            key: key.clone(),
-            op: "alias".into(),
-            message: format!("input {i} missing"),
-        }),
+        Expr::Input(i) => args
+            .get(*i)
+            .cloned()
+            .ok_or_else(|| RuntimeError::TaskFailed {
+                key: key.clone(),
+                op: "alias".into(),
+                message: format!("input {i} missing"),
+            }),
         Expr::Call { op, args: sub } => {
-            let vals: Vec<Arc<O::Value>> = sub.iter().map(|e| run_expr(e, args, key)).collect::<Result<_>>()?;
+            let vals: Vec<Arc<O::Value>> = sub
+                .iter()
+                .map(|e| run_expr(e, args, key))
+                .collect::<Result<_>>()?;
             let refs: Vec<&O::Value> = vals.iter().map(|v| &**v).collect();
             match catch_unwind(AssertUnwindSafe(|| op.execute(&refs))) {
                 Ok(Ok(v)) => Ok(Arc::new(v)),
-                Ok(Err(e)) => Err(RuntimeError::TaskFailed { key: key.clone(), op: op.label(), message: e.to_string() }),
+                Ok(Err(e)) => Err(RuntimeError::TaskFailed {
+                    key: key.clone(),
+                    op: op.label(),
+                    message: e.to_string(),
+                }),
                 Err(panic) => {
                     let message = panic
                         .downcast_ref::<&str>()
                         .map(|s| (*s).to_owned())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "unknown panic".into());
-                    Err(RuntimeError::TaskPanicked { key: key.clone(), op: op.label(), message })
+                    Err(RuntimeError::TaskPanicked {
+                        key: key.clone(),
+                        op: op.label(),
+                        message,
+                    })
                 }
             }
         }

@@ -1,3 +1,5 @@
+//! Executor behaviour: results, errors, memory budget and progress, on real thread pools.
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 use gridflow_graph::{Graph, Key, Operation, Task};
 use gridflow_runtime::{Execute, RuntimeError, Scheduler};
 use serde::{Deserialize, Serialize};
@@ -8,7 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Op {
     /// A source producing `value` padded to `bytes` bytes.
-    Make { value: u64, bytes: usize },
+    Make {
+        value: u64,
+        bytes: usize,
+    },
     /// Sum of the inputs' numbers (8 bytes).
     Sum,
     /// Doubles the number, keeping the size.
@@ -69,7 +74,16 @@ fn tree(n: u64, bytes: usize) -> (Graph<Op>, Key) {
     for i in 0..n {
         let m = Key::new("make", &[i as u32]);
         let d = Key::new("double", &[i as u32]);
-        g.insert(m.clone(), Task::new(Op::Make { value: i + 1, bytes }, vec![]));
+        g.insert(
+            m.clone(),
+            Task::new(
+                Op::Make {
+                    value: i + 1,
+                    bytes,
+                },
+                vec![],
+            ),
+        );
         g.insert(d.clone(), Task::new(Op::Double, vec![m]));
         level.push(d);
     }
@@ -94,7 +108,13 @@ fn tree(n: u64, bytes: usize) -> (Graph<Op>, Key) {
 fn every_scheduler_computes_the_same_result() {
     let (g, out) = tree(1000, 8);
     let want: u64 = (1..=1000u64).map(|v| 2 * v).sum();
-    for s in [Scheduler::Synchronous, Scheduler::threads(1), Scheduler::threads(2), Scheduler::threads(4), Scheduler::Default] {
+    for s in [
+        Scheduler::Synchronous,
+        Scheduler::threads(1),
+        Scheduler::threads(2),
+        Scheduler::threads(4),
+        Scheduler::Default,
+    ] {
         let (v, report) = s.run_with_report(&g, std::slice::from_ref(&out)).unwrap();
         assert_eq!(num(&v[0]), want, "{s:?}");
         assert_eq!(report.tasks_before, g.len());
@@ -106,7 +126,9 @@ fn every_scheduler_computes_the_same_result() {
 fn several_outputs_come_back_in_the_order_asked() {
     let (g, out) = tree(16, 8);
     let a = Key::new("sum1", &[1]);
-    let v = Scheduler::threads(2).run(&g, &[out.clone(), a.clone(), out]).unwrap();
+    let v = Scheduler::threads(2)
+        .run(&g, &[out.clone(), a.clone(), out])
+        .unwrap();
     assert_eq!(num(&v[1]), 2 * (5 + 6 + 7 + 8));
     assert_eq!(num(&v[0]), num(&v[2]));
 }
@@ -115,12 +137,18 @@ fn several_outputs_come_back_in_the_order_asked() {
 fn a_failing_task_names_its_key() {
     let (mut g, _) = tree(8, 8);
     let bad = Key::new("bad", &[3]);
-    g.insert(bad.clone(), Task::new(Op::Fail, vec![Key::new("sum1", &[0])]));
+    g.insert(
+        bad.clone(),
+        Task::new(Op::Fail, vec![Key::new("sum1", &[0])]),
+    );
     for s in [Scheduler::Synchronous, Scheduler::threads(2)] {
         let e = s.run(&g, std::slice::from_ref(&bad)).unwrap_err();
         assert!(matches!(e, RuntimeError::TaskFailed { .. }));
         let msg = e.to_string();
-        assert!(msg.contains("('bad', 3)") && msg.contains("deliberate failure"), "{msg}");
+        assert!(
+            msg.contains("('bad', 3)") && msg.contains("deliberate failure"),
+            "{msg}"
+        );
     }
 }
 
@@ -136,7 +164,11 @@ fn a_panicking_kernel_does_not_cross_the_api() {
 #[test]
 fn missing_outputs_are_errors() {
     let (g, _) = tree(4, 8);
-    assert!(Scheduler::threads(2).run(&g, &[Key::new("nope", &[])]).is_err());
+    assert!(
+        Scheduler::threads(2)
+            .run(&g, &[Key::new("nope", &[])])
+            .is_err()
+    );
 }
 
 #[test]
@@ -146,10 +178,16 @@ fn memory_limit_holds_back_new_sources() {
     let mib = 1 << 20;
     let (g, out) = tree(256, mib);
     let limited = Scheduler::threads(2).with_memory_limit(4 * mib);
-    let (v, report) = limited.run_with_report(&g, std::slice::from_ref(&out)).unwrap();
+    let (v, report) = limited
+        .run_with_report(&g, std::slice::from_ref(&out))
+        .unwrap();
     assert_eq!(num(&v[0]), (1..=256u64).map(|v| 2 * v).sum::<u64>());
     // At most the limit plus one result per thread finishing while over it.
-    assert!(report.peak_held_bytes <= 6 * mib, "peak {} bytes", report.peak_held_bytes);
+    assert!(
+        report.peak_held_bytes <= 6 * mib,
+        "peak {} bytes",
+        report.peak_held_bytes
+    );
 }
 
 #[test]
@@ -158,7 +196,11 @@ fn ordering_alone_keeps_a_reduction_streaming() {
     let (g, out) = tree(512, mib);
     let (_, report) = Scheduler::Synchronous.run_with_report(&g, &[out]).unwrap();
     // The fan-in of 4 needs four doubled chunks at once; breadth-first would hold all 512.
-    assert!(report.peak_held_bytes <= 4 * mib + 1024, "peak {}", report.peak_held_bytes);
+    assert!(
+        report.peak_held_bytes <= 4 * mib + 1024,
+        "peak {}",
+        report.peak_held_bytes
+    );
 }
 
 #[test]

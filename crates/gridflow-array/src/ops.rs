@@ -1,0 +1,392 @@
+//! [`ArrayOp`]: the operations of array tasks, as plain serializable data.
+
+use crate::kernels::{self, ArgContext, BinaryOp, Partial, ReduceSpec, SliceSpec, UnaryOp};
+use crate::registry::{self, SourceRef};
+use crate::{ArrayError, Chunk, DType, Result, Scalar};
+use gridflow_graph::Operation;
+use gridflow_runtime::Execute;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// What an array task produces: a block, or the partial state of a tree reduction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// A block of the array.
+    Chunk(Chunk),
+    /// An intermediate of a reduction (boxed: a partial is larger than a chunk handle).
+    Partial(Box<Partial>),
+}
+
+impl Value {
+    /// Bytes held.
+    pub fn nbytes(&self) -> usize {
+        match self {
+            Value::Chunk(c) => c.nbytes(),
+            Value::Partial(p) => p.nbytes(),
+        }
+    }
+
+    fn chunk(&self, op: &str) -> Result<&Chunk> {
+        match self {
+            Value::Chunk(c) => Ok(c),
+            Value::Partial(_) => Err(ArrayError::Kernel {
+                op: op.to_owned(),
+                detail: "expected a block but got a partial reduction".into(),
+            }),
+        }
+    }
+
+    fn partial(&self, op: &str) -> Result<&Partial> {
+        match self {
+            Value::Partial(p) => Ok(p),
+            Value::Chunk(_) => Err(ArrayError::Kernel {
+                op: op.to_owned(),
+                detail: "expected a partial reduction but got a block".into(),
+            }),
+        }
+    }
+}
+
+/// One operation of an array task. Every variant is data: a task can be hashed, drawn,
+/// serialized and run anywhere.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ArrayOp {
+    /// A block filled with one value.
+    Full {
+        /// Block shape.
+        shape: Vec<usize>,
+        /// The value.
+        value: Scalar,
+        /// Element type.
+        dtype: DType,
+    },
+    /// `start + i * step` for `i` in `0..len` (1-d).
+    Arange {
+        /// First value.
+        start: f64,
+        /// Increment.
+        step: f64,
+        /// Number of values.
+        len: usize,
+        /// Element type.
+        dtype: DType,
+    },
+    /// Uniform random floats in [0, 1), reproducible from `(seed, block)`.
+    Random {
+        /// The user's seed.
+        seed: u64,
+        /// The block's linear number (so every block draws a different stream).
+        block: u64,
+        /// Block shape.
+        shape: Vec<usize>,
+    },
+    /// A block held in the graph itself (from an in-memory array or `persist`).
+    Literal(Arc<Chunk>),
+    /// Reads a block from a store.
+    Read {
+        /// The source.
+        source: SourceRef,
+        /// Block index in the source's grid.
+        block: Vec<usize>,
+    },
+    /// An elementwise function.
+    Unary(UnaryOp),
+    /// Conversion to another dtype.
+    AsType(DType),
+    /// An elementwise binary operation between two blocks (broadcasting).
+    Binary(BinaryOp),
+    /// An elementwise binary operation with a scalar.
+    BinaryScalar {
+        /// The operation.
+        op: BinaryOp,
+        /// The scalar operand.
+        scalar: Scalar,
+        /// True for `scalar op block` (e.g. `2 - x`).
+        scalar_on_left: bool,
+    },
+    /// `where(cond, x, y)`.
+    Where,
+    /// First step of a tree reduction: one block to a partial.
+    ReduceBlock {
+        /// The reduction.
+        spec: ReduceSpec,
+        /// Global position, for argmin/argmax.
+        ctx: Option<ArgContext>,
+    },
+    /// Merges partials.
+    ReduceCombine {
+        /// The reduction.
+        spec: ReduceSpec,
+    },
+    /// Turns a partial into the result block.
+    ReduceFinalize {
+        /// The reduction.
+        spec: ReduceSpec,
+        /// The reduced array's dtype.
+        input_dtype: DType,
+        /// Axes to drop (empty with keepdims).
+        drop_axes: Vec<usize>,
+    },
+    /// Basic slicing of one block.
+    Slice(Vec<SliceSpec>),
+    /// Integer-list indexing of one block along an axis.
+    Take {
+        /// The axis.
+        axis: usize,
+        /// Indices within the block.
+        indices: Vec<usize>,
+    },
+    /// Slices each input block and glues the pieces on a grid (rechunk).
+    Gather {
+        /// One slice per axis for each input, in input order.
+        slices: Vec<Vec<SliceSpec>>,
+        /// Number of pieces along each axis (C order).
+        grid: Vec<usize>,
+    },
+    /// Permutes the axes.
+    Transpose(Vec<usize>),
+    /// Removes length-1 axes.
+    DropAxes(Vec<usize>),
+    /// Inserts length-1 axes.
+    ExpandAxes(Vec<usize>),
+    /// A registered user kernel.
+    MapBlocks {
+        /// Registered name.
+        kernel: String,
+        /// Parameters passed to the kernel.
+        params: serde_json::Value,
+        /// Declared output dtype (checked).
+        dtype: DType,
+    },
+}
+
+impl Operation for ArrayOp {
+    fn label(&self) -> String {
+        match self {
+            ArrayOp::Full { value, .. } => format!("full({value})"),
+            ArrayOp::Arange { .. } => "arange".into(),
+            ArrayOp::Random { .. } => "random".into(),
+            ArrayOp::Literal(_) => "array".into(),
+            ArrayOp::Read { source, .. } => format!("read-{}", source.0.kind()),
+            ArrayOp::Unary(op) => op.name().into(),
+            ArrayOp::AsType(d) => format!("astype({d})"),
+            ArrayOp::Binary(op) => op.name().into(),
+            ArrayOp::BinaryScalar { op, scalar, .. } => format!("{}({scalar})", op.name()),
+            ArrayOp::Where => "where".into(),
+            ArrayOp::ReduceBlock { spec, .. } => format!("{}-chunk", spec.op.name()),
+            ArrayOp::ReduceCombine { spec } => format!("{}-combine", spec.op.name()),
+            ArrayOp::ReduceFinalize { spec, .. } => format!("{}-agg", spec.op.name()),
+            ArrayOp::Slice(_) => "getitem".into(),
+            ArrayOp::Take { .. } => "take".into(),
+            ArrayOp::Gather { .. } => "rechunk".into(),
+            ArrayOp::Transpose(_) => "transpose".into(),
+            ArrayOp::DropAxes(_) => "squeeze".into(),
+            ArrayOp::ExpandAxes(_) => "expand_dims".into(),
+            ArrayOp::MapBlocks { kernel, .. } => kernel.clone(),
+        }
+    }
+
+    fn is_blockwise(&self) -> bool {
+        matches!(
+            self,
+            ArrayOp::Unary(_)
+                | ArrayOp::AsType(_)
+                | ArrayOp::Binary(_)
+                | ArrayOp::BinaryScalar { .. }
+                | ArrayOp::Where
+        )
+    }
+
+    fn is_source(&self) -> bool {
+        matches!(
+            self,
+            ArrayOp::Full { .. }
+                | ArrayOp::Arange { .. }
+                | ArrayOp::Random { .. }
+                | ArrayOp::Literal(_)
+                | ArrayOp::Read { .. }
+        )
+    }
+}
+
+/// SplitMix64: a tiny, well-mixed generator; seeded per block so results do not depend on
+/// which thread or worker computes which block.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn next_f64(&mut self) -> f64 {
+        // 53 random mantissa bits -> [0, 1).
+        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+fn arity(op: &str, inputs: &[&Value], n: usize) -> Result<()> {
+    if inputs.len() == n {
+        Ok(())
+    } else {
+        Err(ArrayError::Kernel {
+            op: op.to_owned(),
+            detail: format!("expected {n} input(s), got {}", inputs.len()),
+        })
+    }
+}
+
+impl ArrayOp {
+    /// Runs the operation on input values.
+    pub fn run(&self, inputs: &[&Value]) -> Result<Value> {
+        let label = self.label();
+        let chunk = |i: usize| inputs[i].chunk(&label);
+        Ok(Value::Chunk(match self {
+            ArrayOp::Full {
+                shape,
+                value,
+                dtype,
+            } => Chunk::full(shape, *value, *dtype),
+            ArrayOp::Arange {
+                start,
+                step,
+                len,
+                dtype,
+            } => {
+                let v: Vec<f64> = (0..*len).map(|i| start + i as f64 * step).collect();
+                Chunk::from_f64_vec(&[*len], v, *dtype)?
+            }
+            ArrayOp::Random { seed, block, shape } => {
+                let mut rng = SplitMix64(
+                    seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
+                        ^ block.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
+                let n: usize = shape.iter().product();
+                let v: Vec<f64> = (0..n).map(|_| rng.next_f64()).collect();
+                Chunk::from_f64_vec(shape, v, DType::F64)?
+            }
+            ArrayOp::Literal(c) => (**c).clone(),
+            ArrayOp::Read { source, block } => source.0.read_block(block)?,
+            ArrayOp::Unary(op) => {
+                arity(&label, inputs, 1)?;
+                kernels::unary(*op, chunk(0)?)?
+            }
+            ArrayOp::AsType(d) => {
+                arity(&label, inputs, 1)?;
+                chunk(0)?.astype(*d)
+            }
+            ArrayOp::Binary(op) => {
+                arity(&label, inputs, 2)?;
+                kernels::binary(*op, chunk(0)?, chunk(1)?)?
+            }
+            ArrayOp::BinaryScalar {
+                op,
+                scalar,
+                scalar_on_left,
+            } => {
+                arity(&label, inputs, 1)?;
+                kernels::binary_scalar(*op, chunk(0)?, *scalar, *scalar_on_left)?
+            }
+            ArrayOp::Where => {
+                arity(&label, inputs, 3)?;
+                kernels::where_(chunk(0)?, chunk(1)?, chunk(2)?)?
+            }
+            ArrayOp::ReduceBlock { spec, ctx } => {
+                arity(&label, inputs, 1)?;
+                let p = kernels::reduce_block(spec, chunk(0)?, ctx.as_ref())?;
+                return Ok(Value::Partial(Box::new(p)));
+            }
+            ArrayOp::ReduceCombine { spec } => {
+                let parts: Vec<&Partial> = inputs
+                    .iter()
+                    .map(|v| v.partial(&label))
+                    .collect::<Result<_>>()?;
+                return Ok(Value::Partial(Box::new(kernels::combine_partials(
+                    spec, &parts,
+                )?)));
+            }
+            ArrayOp::ReduceFinalize {
+                spec,
+                input_dtype,
+                drop_axes,
+            } => {
+                arity(&label, inputs, 1)?;
+                let c = kernels::finalize(spec, inputs[0].partial(&label)?, *input_dtype)?;
+                if drop_axes.is_empty() {
+                    c
+                } else {
+                    kernels::drop_axes(&c, drop_axes)?
+                }
+            }
+            ArrayOp::Slice(specs) => {
+                arity(&label, inputs, 1)?;
+                kernels::slice(chunk(0)?, specs)?
+            }
+            ArrayOp::Take { axis, indices } => {
+                arity(&label, inputs, 1)?;
+                kernels::take(chunk(0)?, *axis, indices)?
+            }
+            ArrayOp::Gather { slices, grid } => {
+                arity(&label, inputs, slices.len())?;
+                let pieces: Vec<Chunk> = slices
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| kernels::slice(chunk(i)?, s))
+                    .collect::<Result<_>>()?;
+                let refs: Vec<&Chunk> = pieces.iter().collect();
+                kernels::assemble(&refs, grid)?
+            }
+            ArrayOp::Transpose(perm) => {
+                arity(&label, inputs, 1)?;
+                kernels::transpose(chunk(0)?, perm)?
+            }
+            ArrayOp::DropAxes(axes) => {
+                arity(&label, inputs, 1)?;
+                kernels::drop_axes(chunk(0)?, axes)?
+            }
+            ArrayOp::ExpandAxes(axes) => {
+                arity(&label, inputs, 1)?;
+                kernels::expand_axes(chunk(0)?, axes)?
+            }
+            ArrayOp::MapBlocks {
+                kernel,
+                params,
+                dtype,
+            } => {
+                let f = registry::kernel(kernel)?;
+                let blocks: Vec<&Chunk> = inputs
+                    .iter()
+                    .map(|v| v.chunk(&label))
+                    .collect::<Result<_>>()?;
+                let out = f(&blocks, params)?;
+                if out.dtype() != *dtype {
+                    return Err(ArrayError::DType {
+                        op: format!("map_blocks({kernel})"),
+                        detail: format!(
+                            "kernel returned {} but {} was declared",
+                            out.dtype(),
+                            dtype
+                        ),
+                    });
+                }
+                out
+            }
+        }))
+    }
+}
+
+impl Execute for ArrayOp {
+    type Value = Value;
+    type Error = ArrayError;
+
+    fn execute(&self, inputs: &[&Value]) -> Result<Value> {
+        self.run(inputs)
+    }
+
+    fn nbytes(value: &Value) -> usize {
+        value.nbytes()
+    }
+}

@@ -1,0 +1,231 @@
+//! gridflow's benchmark binary.
+//!
+//! `cargo run --release -p gridflow-bench -- all` runs every benchmark, each in its own
+//! process so that its peak RSS is its own, and prints one Markdown table row per run.
+//! `--quick` shrinks every size so that CI can check the harness runs; its timings mean
+//! nothing. Times are reported, never asserted.
+
+use anyhow::{Context, Result, bail};
+use gridflow_array::{Chunk, ChunkedArray, DType, Scheduler};
+use std::process::Command;
+use std::time::Instant;
+
+const BENCHES: [&str; 4] = ["overhead", "w5", "elementwise", "out-of-core"];
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn threads() -> usize {
+    std::env::var("GRIDFLOW_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
+/// Median of `reps` runs of `f` (after one warm-up), in seconds.
+fn median_secs(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+fn row(bench: &str, what: &str, secs: f64, extra: &str) {
+    println!(
+        "| {bench} | {what} | {secs:.4} s | {:.0} MiB | {extra} |",
+        peak_rss_mib()
+    );
+}
+
+/// Per-task overhead of the local executor: many tiny tasks (ones(n, chunks=1).sum()).
+fn overhead(quick: bool) -> Result<()> {
+    let n = if quick { 2_000 } else { 100_000 };
+    let x = ChunkedArray::ones(&[n], [1], DType::F64)?.sum(None)?;
+    let sched = Scheduler::threads(threads());
+    let mut tasks = 0;
+    let secs = median_secs(if quick { 1 } else { 5 }, || {
+        let (c, report) = x.compute_with_report(&sched)?;
+        if c.scalar().map(|s| s.as_f64()) != Some(n as f64) {
+            bail!("wrong sum");
+        }
+        tasks = report.tasks_after;
+        Ok(())
+    })?;
+    // Graph construction, separately (Dask users pay it too).
+    let t = Instant::now();
+    let g = ChunkedArray::ones(&[n], [1], DType::F64)?
+        .sum(None)?
+        .graph();
+    let build = t.elapsed().as_secs_f64();
+    row(
+        "overhead",
+        &format!(
+            "ones({n}, chunks=1).sum(): {} tasks built, {tasks} run",
+            g.len()
+        ),
+        secs,
+        &format!(
+            "{:.2} µs/task executed (optimize+run); graph build {:.3} s",
+            secs / tasks as f64 * 1e6,
+            build
+        ),
+    );
+    Ok(())
+}
+
+/// W5: ones((20000, 20000), chunks=(200, 200)).sum(), build + optimize + run.
+fn w5(quick: bool) -> Result<()> {
+    let (n, c) = if quick { (2_000, 200) } else { (20_000, 200) };
+    let sched = Scheduler::threads(threads());
+    let mut tasks = (0, 0);
+    let secs = median_secs(if quick { 1 } else { 5 }, || {
+        let x = ChunkedArray::ones(&[n, n], [c, c], DType::F64)?.sum(None)?;
+        let (v, report) = x.compute_with_report(&sched)?;
+        if v.scalar().map(|s| s.as_f64()) != Some((n * n) as f64) {
+            bail!("wrong sum");
+        }
+        tasks = (report.tasks_before, report.tasks_after);
+        Ok(())
+    })?;
+    row(
+        "w5",
+        &format!("ones(({n}, {n}), chunks=({c}, {c})).sum()"),
+        secs,
+        &format!("{} tasks, {} after fusion", tasks.0, tasks.1),
+    );
+    Ok(())
+}
+
+/// In-memory elementwise + reduction, against a hand-written single-pass loop on the same
+/// threads: sum(sqrt(2 * x + 1)) over float64 data.
+fn elementwise(quick: bool) -> Result<()> {
+    let n: usize = if quick { 1 << 20 } else { 1 << 27 };
+    let block = if quick { 1 << 16 } else { 1 << 20 };
+    let t = threads();
+    let x = ChunkedArray::random(&[n], [block], 3)?.persist_with(&Scheduler::threads(t))?;
+    let expr = x.mul(2.0)?.add(1.0)?.sqrt()?.sum(None)?;
+    let sched = Scheduler::threads(t);
+    let mut engine_value = 0.0;
+    let engine = median_secs(if quick { 1 } else { 5 }, || {
+        engine_value = expr
+            .compute_with(&sched)?
+            .scalar()
+            .map_or(f64::NAN, |s| s.as_f64());
+        Ok(())
+    })?;
+    // The same numbers as one contiguous ndarray, summed by a hand-written loop on t threads.
+    let data = match x.compute_with(&sched)? {
+        Chunk::F64(a) => a.into_raw_vec_and_offset().0,
+        _ => bail!("expected float64"),
+    };
+    let mut hand_value = 0.0;
+    let hand = median_secs(if quick { 1 } else { 5 }, || {
+        let parts: Vec<f64> = std::thread::scope(|s| {
+            let handles: Vec<_> = data
+                .chunks(n.div_ceil(t))
+                .map(|part| {
+                    s.spawn(move || part.iter().map(|v| (2.0 * v + 1.0).sqrt()).sum::<f64>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(f64::NAN))
+                .collect()
+        });
+        hand_value = parts.iter().sum();
+        Ok(())
+    })?;
+    if ((engine_value - hand_value) / hand_value).abs() > 1e-9 {
+        bail!("engine {engine_value} and hand loop {hand_value} disagree");
+    }
+    row(
+        "elementwise",
+        &format!(
+            "sum(sqrt(2x+1)), {} MiB float64 in memory, blocks of {} MiB",
+            (n * 8) >> 20,
+            (block * 8) >> 20
+        ),
+        engine,
+        &format!("hand-written loop {hand:.4} s; ratio {:.2}", engine / hand),
+    );
+    Ok(())
+}
+
+/// Out-of-core: the sum of a lazily generated 16 GiB random float64 array.
+fn out_of_core(quick: bool) -> Result<()> {
+    let n: usize = if quick { 1 << 22 } else { 1 << 31 };
+    let block = if quick { 1 << 18 } else { 1 << 21 };
+    let x = ChunkedArray::random(&[n], [block], 11)?.sum(None)?;
+    let t = Instant::now();
+    let (v, report) =
+        x.compute_with_report(&Scheduler::threads(threads()).with_memory_limit(64 << 20))?;
+    let secs = t.elapsed().as_secs_f64();
+    let mean = v.scalar().map_or(f64::NAN, |s| s.as_f64()) / n as f64;
+    if (mean - 0.5).abs() > 0.01 {
+        bail!("mean of uniform randoms is {mean}");
+    }
+    row(
+        "out-of-core",
+        &format!(
+            "random({} GiB float64, blocks of {} MiB).sum()",
+            (n * 8) as f64 / (1u64 << 30) as f64,
+            (block * 8) >> 20
+        ),
+        secs,
+        &format!(
+            "{} tasks; held results peaked at {:.1} MiB",
+            report.tasks_after,
+            report.peak_held_bytes as f64 / (1 << 20) as f64
+        ),
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let names: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    let which = names.first().copied().unwrap_or("all");
+    match which {
+        "all" => {
+            println!("| bench | workload | median time | peak RSS | notes |");
+            println!("|---|---|---|---|---|");
+            let exe = std::env::current_exe().context("locating the bench binary")?;
+            for b in BENCHES {
+                let mut cmd = Command::new(&exe);
+                cmd.arg(b);
+                if quick {
+                    cmd.arg("--quick");
+                }
+                let status = cmd.status().with_context(|| format!("running bench {b}"))?;
+                if !status.success() {
+                    bail!("bench {b} failed ({status})");
+                }
+            }
+            Ok(())
+        }
+        "overhead" => overhead(quick),
+        "w5" => w5(quick),
+        "elementwise" => elementwise(quick),
+        "out-of-core" => out_of_core(quick),
+        other => bail!(
+            "unknown bench {other:?}; choose one of all, {}",
+            BENCHES.join(", ")
+        ),
+    }
+}
