@@ -193,33 +193,7 @@ impl<O: Operation> Graph<O> {
     /// assert_eq!(g.cull(&[b]).unwrap().len(), 2);
     /// ```
     pub fn cull(&self, outputs: &[Key]) -> Result<Graph<O>> {
-        let mut keep: FxHashMap<Key, Task<O>> = FxHashMap::default();
-        let mut stack: Vec<&Key> = Vec::new();
-        for o in outputs {
-            if !self.tasks.contains_key(o) {
-                return Err(GraphError::MissingOutput(o.clone()));
-            }
-            stack.push(o);
-        }
-        while let Some(k) = stack.pop() {
-            if keep.contains_key(k) {
-                continue;
-            }
-            let Some(t) = self.tasks.get(k) else { continue };
-            for i in &t.inputs {
-                if !self.tasks.contains_key(i) {
-                    return Err(GraphError::MissingDependency {
-                        task: k.clone(),
-                        missing: i.clone(),
-                    });
-                }
-                if !keep.contains_key(i) {
-                    stack.push(i);
-                }
-            }
-            keep.insert(k.clone(), t.clone());
-        }
-        Ok(Graph { tasks: keep })
+        Ok(self.compile(outputs, false)?.to_graph())
     }
 
     /// Counts of tasks, roots, edges, calls and depth.
@@ -264,7 +238,8 @@ impl<O: Operation> Graph<O> {
         out
     }
 
-    /// Fuses chains of tasks into single tasks (Dask's `fuse` plus blockwise fusion).
+    /// Culls to `outputs`, then fuses chains of tasks into single tasks (Dask's `fuse` plus
+    /// blockwise fusion).
     ///
     /// A task is inlined into the one task that reads it when it is not among `outputs`,
     /// is read exactly once, and the reader either has no other input (a linear chain such
@@ -272,44 +247,12 @@ impl<O: Operation> Graph<O> {
     /// so `a * 2 + b` becomes one task per block. Reductions keep their inputs as separate
     /// tasks so the tree stays parallel.
     pub fn fuse(&self, outputs: &[Key]) -> Result<Graph<O>> {
-        let order = self.topological_order()?;
-        let protected: FxHashSet<&Key> = outputs.iter().collect();
-        let dependents = self.dependents();
-        let mut tasks = self.tasks.clone();
-        for k in &order {
-            if protected.contains(k) {
-                continue;
-            }
-            let Some(ds) = dependents.get(k) else {
-                continue;
-            };
-            if ds.len() != 1 {
-                continue;
-            }
-            let d = ds[0];
-            let Some(reader) = tasks.get(d) else { continue };
-            let Some(slot) = reader.inputs.iter().position(|i| i == k) else {
-                continue;
-            };
-            if reader.expr.uses_of(slot) != 1 {
-                continue;
-            }
-            let linear = reader.inputs.len() == 1;
-            let blockwise = reader.op().is_none_or(Operation::is_blockwise);
-            if !(linear || blockwise) {
-                continue;
-            }
-            let (Some(inner), Some(outer)) = (tasks.remove(k), tasks.remove(d)) else {
-                continue;
-            };
-            tasks.insert(d.clone(), outer.inline(slot, inner));
-        }
-        Ok(Graph { tasks })
+        Ok(self.compile(outputs, true)?.to_graph())
     }
 
     /// Cull, then fuse: what executors run. Returns the optimized graph.
     pub fn optimize(&self, outputs: &[Key]) -> Result<Graph<O>> {
-        self.cull(outputs)?.fuse(outputs)
+        self.fuse(outputs)
     }
 }
 

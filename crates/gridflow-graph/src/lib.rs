@@ -6,6 +6,7 @@
 //! fused ([`Graph::fuse`]), ordered for low memory use ([`Graph::order`]) and drawn
 //! ([`Graph::to_dot`], [`Graph::to_svg`]).
 
+pub mod compile;
 pub mod draw;
 pub mod error;
 pub mod graph;
@@ -13,6 +14,7 @@ pub mod key;
 pub mod order;
 pub mod task;
 
+pub use compile::Compiled;
 pub use error::{GraphError, Result};
 pub use graph::{Graph, GraphStats};
 pub use key::{Key, Tokenizer, tokenize};

@@ -87,12 +87,12 @@ impl<O: Operation> Expr<O> {
     }
 
     /// Replaces input references through `f`.
-    fn substitute(self, f: &mut impl FnMut(usize) -> Expr<O>) -> Expr<O> {
+    pub(crate) fn map_inputs(self, f: &mut impl FnMut(usize) -> Expr<O>) -> Expr<O> {
         match self {
             Expr::Input(i) => f(i),
             Expr::Call { op, args } => Expr::Call {
                 op,
-                args: args.into_iter().map(|a| a.substitute(f)).collect(),
+                args: args.into_iter().map(|a| a.map_inputs(f)).collect(),
             },
         }
     }
@@ -150,42 +150,5 @@ impl<O: Operation> Task<O> {
     /// True if the task has no inputs and loads or creates data.
     pub fn is_source(&self) -> bool {
         self.inputs.is_empty() && self.expr.has_source()
-    }
-
-    /// Inlines `inner` (the task producing `self.inputs[slot]`) into this task.
-    pub(crate) fn inline(self, slot: usize, inner: Task<O>) -> Task<O> {
-        let mut inputs: Vec<Key> = Vec::with_capacity(self.inputs.len() + inner.inputs.len());
-        let mut outer_map = vec![0usize; self.inputs.len()];
-        for (i, k) in self.inputs.iter().enumerate() {
-            if i == slot {
-                continue;
-            }
-            outer_map[i] = push_unique(&mut inputs, k);
-        }
-        let inner_map: Vec<usize> = inner
-            .inputs
-            .iter()
-            .map(|k| push_unique(&mut inputs, k))
-            .collect();
-        let inner_expr = inner.expr.substitute(&mut |j| Expr::Input(inner_map[j]));
-        // The caller only inlines single-use inputs, so this clone happens once.
-        let expr = self.expr.substitute(&mut |i| {
-            if i == slot {
-                inner_expr.clone()
-            } else {
-                Expr::Input(outer_map[i])
-            }
-        });
-        Task { expr, inputs }
-    }
-}
-
-fn push_unique(inputs: &mut Vec<Key>, k: &Key) -> usize {
-    match inputs.iter().position(|x| x == k) {
-        Some(p) => p,
-        None => {
-            inputs.push(k.clone());
-            inputs.len() - 1
-        }
     }
 }

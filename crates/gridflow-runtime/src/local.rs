@@ -1,8 +1,7 @@
 //! The synchronous and thread-pool executors.
 
 use crate::{Execute, Result, RuntimeError};
-use gridflow_graph::{Expr, Graph, Key};
-use rustc_hash::FxHashMap;
+use gridflow_graph::{Compiled, Expr, Graph, Key};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -153,9 +152,7 @@ impl Scheduler {
         outputs: &[Key],
     ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
         let start = Instant::now();
-        let optimized = graph.optimize(outputs)?;
-        let order = optimized.order(outputs)?;
-        let plan = Plan::compile(&optimized, order, outputs);
+        let plan = Plan::new(graph.compile(outputs, true)?);
         let threads = self.thread_count().max(1).min(plan.len().max(1));
         let progress = match self {
             Scheduler::Threads { progress, .. } => progress.clone(),
@@ -177,12 +174,7 @@ impl Scheduler {
             return Err(e);
         }
         let mut values = Vec::with_capacity(outputs.len());
-        for o in outputs {
-            let id = plan
-                .index
-                .get(o)
-                .copied()
-                .ok_or_else(|| gridflow_graph::GraphError::MissingOutput(o.clone()))?;
+        for (o, &id) in outputs.iter().zip(&plan.c.outputs) {
             let v = inner.results[id as usize]
                 .clone()
                 .ok_or_else(|| gridflow_graph::GraphError::MissingOutput(o.clone()))?;
@@ -199,72 +191,29 @@ impl Scheduler {
     }
 }
 
-/// The graph compiled to dense indices; node id = priority (position in the order).
+/// The compiled graph plus what the scheduler derives from it.
 struct Plan<O> {
-    keys: Vec<Key>,
-    exprs: Vec<Expr<O>>,
-    /// Input node ids by position (may repeat).
-    inputs: Vec<Vec<u32>>,
-    /// Distinct input ids.
-    distinct_inputs: Vec<Vec<u32>>,
-    dependents: Vec<Vec<u32>>,
+    c: Compiled<O>,
     is_source: Vec<bool>,
     pinned: Vec<bool>,
-    index: FxHashMap<Key, u32>,
 }
 
 impl<O: Execute> Plan<O> {
-    fn compile(graph: &Graph<O>, order: Vec<Key>, outputs: &[Key]) -> Plan<O> {
-        let index: FxHashMap<Key, u32> = order
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), i as u32))
-            .collect();
-        let n = order.len();
-        let mut exprs = Vec::with_capacity(n);
-        let mut inputs = Vec::with_capacity(n);
-        let mut distinct_inputs = Vec::with_capacity(n);
-        let mut dependents = vec![Vec::new(); n];
-        let mut is_source = Vec::with_capacity(n);
-        for (id, k) in order.iter().enumerate() {
-            // `order` came from this graph, so every key and input is present.
-            let Some(t) = graph.get(k) else { continue };
-            let ids: Vec<u32> = t
-                .inputs
-                .iter()
-                .filter_map(|i| index.get(i).copied())
-                .collect();
-            let mut d = ids.clone();
-            d.sort_unstable();
-            d.dedup();
-            for &i in &d {
-                dependents[i as usize].push(id as u32);
-            }
-            is_source.push(t.inputs.is_empty());
-            exprs.push(t.expr.clone());
-            inputs.push(ids);
-            distinct_inputs.push(d);
-        }
-        let mut pinned = vec![false; n];
-        for o in outputs {
-            if let Some(&i) = index.get(o) {
-                pinned[i as usize] = true;
-            }
+    fn new(c: Compiled<O>) -> Plan<O> {
+        let is_source = c.inputs.iter().map(Vec::is_empty).collect();
+        let mut pinned = vec![false; c.len()];
+        for &o in &c.outputs {
+            pinned[o as usize] = true;
         }
         Plan {
-            keys: order,
-            exprs,
-            inputs,
-            distinct_inputs,
-            dependents,
+            c,
             is_source,
             pinned,
-            index,
         }
     }
 
     fn len(&self) -> usize {
-        self.keys.len()
+        self.c.len()
     }
 }
 
@@ -301,6 +250,7 @@ impl<V: Send + Sync + 'static> State<V> {
         let mut ready_sources = BinaryHeap::new();
         let mut ready_other = BinaryHeap::new();
         let waiting: Vec<u32> = plan
+            .c
             .distinct_inputs
             .iter()
             .map(|d| d.len() as u32)
@@ -315,6 +265,7 @@ impl<V: Send + Sync + 'static> State<V> {
             }
         }
         let readers_left = plan
+            .c
             .dependents
             .iter()
             .zip(&plan.pinned)
@@ -392,19 +343,19 @@ impl<V: Send + Sync + 'static> State<V> {
                 continue;
             };
             let idx = id as usize;
-            let args: Vec<Arc<V>> = plan.inputs[idx]
+            let args: Vec<Arc<V>> = plan.c.inputs[idx]
                 .iter()
                 .filter_map(|&i| g.results[i as usize].clone())
                 .collect();
             g.running += 1;
             drop(g);
 
-            let outcome = if args.len() == plan.inputs[idx].len() {
-                run_expr(&plan.exprs[idx], &args, &plan.keys[idx])
+            let outcome = if args.len() == plan.c.inputs[idx].len() {
+                run_expr(&plan.c.exprs[idx], &args, &plan.c.keys[idx])
             } else {
                 Err(RuntimeError::TaskFailed {
-                    key: plan.keys[idx].clone(),
-                    op: plan.exprs[idx].label(),
+                    key: plan.c.keys[idx].clone(),
+                    op: plan.c.exprs[idx].label(),
                     message: "an input was released before use (scheduler bug)".into(),
                 })
             };
@@ -430,7 +381,7 @@ impl<V: Send + Sync + 'static> State<V> {
                     } else {
                         g.held_bytes -= nb;
                     }
-                    for &i in &plan.distinct_inputs[idx] {
+                    for &i in &plan.c.distinct_inputs[idx] {
                         let i = i as usize;
                         g.readers_left[i] -= 1;
                         if g.readers_left[i] == 0 {
@@ -439,7 +390,7 @@ impl<V: Send + Sync + 'static> State<V> {
                         }
                     }
                     let mut newly_ready = 0;
-                    for &d in &plan.dependents[idx] {
+                    for &d in &plan.c.dependents[idx] {
                         let du = d as usize;
                         g.waiting[du] -= 1;
                         if g.waiting[du] == 0 {
