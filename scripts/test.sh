@@ -20,14 +20,29 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 cargo nextest --version | head -1
 
+step "python venv for the Zarr fixture tests (zarr-python round trips)"
+bash crates/gridflow-store/tests/fixtures/setup-venv.sh
+
 step "format"
 cargo fmt --all -- --check
 
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -j "$jobs" -- -D warnings
 
+step "test servers for the remote store tests (npm http-server + s3rver on 127.0.0.1)"
+# installs the pinned npm packages into target/test-servers, starts the servers, uploads the
+# fixture stores to s3rver; the trap stops them however this script ends
+trap 'scripts/test-servers.sh stop' EXIT
+scripts/test-servers.sh start
+# shellcheck source=/dev/null
+source target/test-servers/env
+env | grep '^GRIDFLOW_TEST_' | sort
+
 step "tests"
 cargo nextest run --workspace -j "$jobs" --build-jobs "$jobs" --no-fail-fast
+
+step "stop test servers"
+scripts/test-servers.sh stop
 
 step "doc tests"
 cargo test --workspace --doc -j "$jobs"

@@ -470,17 +470,20 @@ impl ChunkedArray {
 
     /// The full task graph that computes this array (all layers merged).
     pub fn graph(&self) -> Graph<ArrayOp> {
-        let mut g = Graph::new();
-        let mut seen: FxHashSet<Arc<str>> = FxHashSet::default();
+        let mut seen: FxHashSet<&str> = FxHashSet::default();
+        let mut layers: Vec<&Arc<Layer>> = Vec::new();
         let mut stack: Vec<&Arc<Layer>> = vec![&self.layer];
         while let Some(l) = stack.pop() {
-            if !seen.insert(l.name.clone()) {
-                continue;
+            if seen.insert(&l.name) {
+                layers.push(l);
+                stack.extend(l.deps.iter());
             }
+        }
+        let mut g = Graph::with_capacity(layers.iter().map(|l| l.tasks.len()).sum());
+        for l in layers {
             for (k, t) in &l.tasks {
                 g.insert(k.clone(), t.clone());
             }
-            stack.extend(l.deps.iter());
         }
         g
     }
@@ -624,6 +627,8 @@ fn empty_report() -> RunReport {
         peak_held_bytes: 0,
         threads: 0,
         elapsed: std::time::Duration::ZERO,
+        optimize_time: std::time::Duration::ZERO,
+        execute_time: std::time::Duration::ZERO,
     }
 }
 

@@ -111,7 +111,7 @@ pub enum ArrayOp {
         /// The reduction.
         spec: ReduceSpec,
         /// Global position, for argmin/argmax.
-        ctx: Option<ArgContext>,
+        ctx: Option<Box<ArgContext>>,
     },
     /// Merges partials.
     ReduceCombine {
@@ -171,7 +171,9 @@ impl Operation for ArrayOp {
             ArrayOp::Unary(op) => op.name().into(),
             ArrayOp::AsType(d) => format!("astype({d})"),
             ArrayOp::Binary(op) => op.name().into(),
-            ArrayOp::BinaryScalar { op, scalar, .. } => format!("{}({scalar})", op.name()),
+            ArrayOp::BinaryScalar { op, scalar, .. } => {
+                format!("{}({})", op.name(), compact(*scalar))
+            }
             ArrayOp::Where => "where".into(),
             ArrayOp::ReduceBlock { spec, .. } => format!("{}-chunk", spec.op.name()),
             ArrayOp::ReduceCombine { spec } => format!("{}-combine", spec.op.name()),
@@ -206,6 +208,28 @@ impl Operation for ArrayOp {
                 | ArrayOp::Literal(_)
                 | ArrayOp::Read { .. }
         )
+    }
+}
+
+/// A scalar for labels: at most 4 significant digits (`0.01745`, `273.1`, `1e+06`).
+fn compact(s: Scalar) -> String {
+    match s {
+        Scalar::Float(v) if v != 0.0 && v.is_finite() && (v.abs() >= 1e5 || v.abs() < 1e-3) => {
+            format!("{v:.3e}")
+        }
+        Scalar::Float(v) if v.is_finite() => {
+            let t = format!(
+                "{:.*}",
+                (3 - v.abs().log10().floor().clamp(-4.0, 3.0) as i32).max(0) as usize,
+                v
+            );
+            if t.contains('.') {
+                t.trim_end_matches('0').trim_end_matches('.').to_owned()
+            } else {
+                t
+            }
+        }
+        other => other.to_string(),
     }
 }
 
@@ -296,7 +320,7 @@ impl ArrayOp {
             }
             ArrayOp::ReduceBlock { spec, ctx } => {
                 arity(&label, inputs, 1)?;
-                let p = kernels::reduce_block(spec, chunk(0)?, ctx.as_ref())?;
+                let p = kernels::reduce_block(spec, chunk(0)?, ctx.as_deref())?;
                 return Ok(Value::Partial(Box::new(p)));
             }
             ArrayOp::ReduceCombine { spec } => {
@@ -384,6 +408,49 @@ impl Execute for ArrayOp {
 
     fn execute(&self, inputs: &[&Value]) -> Result<Value> {
         self.run(inputs)
+    }
+
+    fn execute_owned(&self, mut inputs: Vec<Arc<Value>>) -> Result<Value> {
+        // Reuse the first input's buffer when this call is its only holder (inside a fused
+        // task): `sqrt(2 * x + 1)` then runs in one block-sized buffer.
+        let owned_first = match self {
+            ArrayOp::Unary(_) | ArrayOp::BinaryScalar { .. } if inputs.len() == 1 => inputs.pop(),
+            ArrayOp::Binary(_) if inputs.len() == 2 => Some(inputs.remove(0)),
+            _ => None,
+        };
+        let Some(first) = owned_first else {
+            let refs: Vec<&Value> = inputs.iter().map(|v| &**v).collect();
+            return self.run(&refs);
+        };
+        let first = match Arc::try_unwrap(first) {
+            Ok(Value::Chunk(c)) => c,
+            Ok(other) => {
+                let mut refs: Vec<&Value> = vec![&other];
+                refs.extend(inputs.iter().map(|v| &**v));
+                return self.run(&refs);
+            }
+            Err(shared) => {
+                let mut refs: Vec<&Value> = vec![&*shared];
+                refs.extend(inputs.iter().map(|v| &**v));
+                return self.run(&refs);
+            }
+        };
+        let label = self.label();
+        Ok(Value::Chunk(match self {
+            ArrayOp::Unary(op) => kernels::unary_owned(*op, first)?,
+            ArrayOp::BinaryScalar {
+                op,
+                scalar,
+                scalar_on_left,
+            } => kernels::binary_scalar_owned(*op, first, *scalar, *scalar_on_left)?,
+            ArrayOp::Binary(op) => kernels::binary_owned(*op, first, inputs[0].chunk(&label)?)?,
+            _ => {
+                return Err(ArrayError::Kernel {
+                    op: label,
+                    detail: "internal: no owned path".into(),
+                });
+            }
+        }))
     }
 
     fn nbytes(value: &Value) -> usize {

@@ -187,13 +187,15 @@ impl ChunkedArray {
             self.dtype,
             vec![self.layer.clone()],
             |idx| {
-                let ctx = is_arg.then(|| ArgContext {
-                    block_offset: idx
-                        .iter()
-                        .enumerate()
-                        .map(|(a, &i)| block_offsets[a][i])
-                        .collect(),
-                    array_shape: shape.clone(),
+                let ctx = is_arg.then(|| {
+                    Box::new(ArgContext {
+                        block_offset: idx
+                            .iter()
+                            .enumerate()
+                            .map(|(a, &i)| block_offsets[a][i])
+                            .collect(),
+                        array_shape: shape.clone(),
+                    })
                 });
                 Ok(Task::new(
                     ArrayOp::ReduceBlock {

@@ -27,17 +27,10 @@ pub struct Compiled<O> {
     pub tasks_before: usize,
 }
 
-/// A task whose inputs are ids.
+/// A task whose inputs are ids, each listed once (see [`Node::deduplicated`]).
 struct Node<O> {
     expr: Expr<O>,
     inputs: Vec<u32>,
-}
-
-fn distinct_ids(ids: &[u32]) -> Vec<u32> {
-    let mut d = ids.to_vec();
-    d.sort_unstable();
-    d.dedup();
-    d
 }
 
 impl<O: Operation> Node<O> {
@@ -105,39 +98,42 @@ impl<O: Operation> Graph<O> {
         // 1. Index the tasks the outputs need (cull), hashing each key once.
         let mut ids: FxHashMap<&Key, u32> = FxHashMap::default();
         let mut keys: Vec<&Key> = Vec::new();
-        let mut stack: Vec<&Key> = Vec::new();
+        // Breadth-first from the outputs; each task is looked up once, and a missing input
+        // is reported with the task that reads it.
+        let mut reader: Vec<u32> = Vec::new();
         for o in outputs {
             if !self.contains(o) {
                 return Err(GraphError::MissingOutput(o.clone()));
             }
             if !ids.contains_key(o) {
                 ids.insert(o, keys.len() as u32);
+                reader.push(keys.len() as u32);
                 keys.push(o);
-                stack.push(o);
             }
         }
-        while let Some(k) = stack.pop() {
-            let Some(t) = self.get(k) else { continue };
+        let mut tasks: Vec<&Task<O>> = Vec::new();
+        while tasks.len() < keys.len() {
+            let at = tasks.len();
+            let Some(t) = self.get(keys[at]) else {
+                let task = keys[reader[at] as usize].clone();
+                return Err(GraphError::MissingDependency {
+                    task,
+                    missing: keys[at].clone(),
+                });
+            };
+            tasks.push(t);
             for i in &t.inputs {
-                if ids.contains_key(i) {
-                    continue;
+                if !ids.contains_key(i) {
+                    ids.insert(i, keys.len() as u32);
+                    reader.push(at as u32);
+                    keys.push(i);
                 }
-                if !self.contains(i) {
-                    return Err(GraphError::MissingDependency {
-                        task: k.clone(),
-                        missing: i.clone(),
-                    });
-                }
-                ids.insert(i, keys.len() as u32);
-                keys.push(i);
-                stack.push(i);
             }
         }
         let n = keys.len();
-        let mut nodes: Vec<Option<Node<O>>> = keys
+        let mut nodes: Vec<Option<Node<O>>> = tasks
             .iter()
-            .map(|k| {
-                let t = self.get(k)?;
+            .map(|t| {
                 let raw: Vec<u32> = t
                     .inputs
                     .iter()
@@ -194,10 +190,7 @@ impl<O: Operation> Graph<O> {
         let mut size = vec![0u64; n];
         for &t in &topo {
             if let Some(node) = &nodes[t as usize] {
-                let s: u64 = distinct_ids(&node.inputs)
-                    .iter()
-                    .map(|&i| size[i as usize])
-                    .sum();
+                let s: u64 = node.inputs.iter().map(|&i| size[i as usize]).sum();
                 size[t as usize] = (1 + s).min(u64::MAX / 4);
             }
         }
@@ -221,8 +214,10 @@ impl<O: Operation> Graph<O> {
                 }
                 stack.push((k, true));
                 let Some(node) = &nodes[ku] else { continue };
-                let mut ins: Vec<u32> = distinct_ids(&node.inputs)
-                    .into_iter()
+                let mut ins: Vec<u32> = node
+                    .inputs
+                    .iter()
+                    .copied()
                     .filter(|&i| live(i) && position[i as usize] == u32::MAX)
                     .collect();
                 ins.sort_by(|&a, &b| {
@@ -249,7 +244,7 @@ impl<O: Operation> Graph<O> {
                 continue;
             };
             let inputs: Vec<u32> = node.inputs.iter().map(|&i| position[i as usize]).collect();
-            let distinct = distinct_ids(&inputs);
+            let distinct = inputs.clone();
             for &i in &distinct {
                 out.dependents[i as usize].push(new_id as u32);
             }
@@ -266,7 +261,7 @@ fn dependents_of<O>(nodes: &[Option<Node<O>>], n: usize) -> Vec<Vec<u32>> {
     let mut dependents = vec![Vec::new(); n];
     for (id, node) in nodes.iter().enumerate() {
         if let Some(node) = node {
-            for i in distinct_ids(&node.inputs) {
+            for &i in &node.inputs {
                 dependents[i as usize].push(id as u32);
             }
         }
@@ -282,7 +277,7 @@ fn topological<O>(
     let n = nodes.len();
     let mut waiting: Vec<usize> = nodes
         .iter()
-        .map(|nd| nd.as_ref().map_or(0, |nd| distinct_ids(&nd.inputs).len()))
+        .map(|nd| nd.as_ref().map_or(0, |nd| nd.inputs.len()))
         .collect();
     let mut ready: Vec<u32> = (0..n as u32)
         .filter(|&i| waiting[i as usize] == 0)

@@ -103,31 +103,73 @@ impl<O: Operation> Graph<O> {
                 pos.insert(k, i as f64);
             }
         }
-        let labels: FxHashMap<&Key, String> = self
+        // A node's text: its operations one per line (fused chains are long), then its
+        // block index; at most MAX_LINES lines of at most MAX_CHARS characters.
+        const MAX_LINES: usize = 6;
+        const MAX_CHARS: usize = 30;
+        let lines_of = |k: &Key, label: &str| -> Vec<String> {
+            let ops: Vec<&str> = label.split('+').collect();
+            let mut lines: Vec<String> = if ops.len() > MAX_LINES - 1 {
+                let mut v: Vec<String> = ops[..2].iter().map(|o| (*o).to_owned()).collect();
+                v.push(format!("… {} more …", ops.len() - 4));
+                v.extend(ops[ops.len() - 2..].iter().map(|o| (*o).to_owned()));
+                v
+            } else {
+                ops.iter().map(|o| (*o).to_owned()).collect()
+            };
+            let idx: Vec<String> = k.index().iter().map(u32::to_string).collect();
+            if !idx.is_empty() {
+                lines.push(format!("({})", idx.join(", ")));
+            }
+            lines
+                .into_iter()
+                .map(|l| {
+                    if l.chars().count() > MAX_CHARS {
+                        l.chars()
+                            .take(MAX_CHARS - 1)
+                            .chain(std::iter::once('…'))
+                            .collect()
+                    } else {
+                        l
+                    }
+                })
+                .collect()
+        };
+        let texts: FxHashMap<&Key, (String, Vec<String>)> = self
             .iter()
-            .map(|(k, t)| (k, node_label(k, &t.label())))
+            .map(|(k, t)| {
+                let label = t.label();
+                let lines = lines_of(k, &label);
+                (k, (label, lines))
+            })
             .collect();
-        let char_w = 6.6;
-        let box_w = labels
+        let (char_w, line_h) = (6.4, 13.0);
+        let longest = texts
             .values()
-            .map(|l| l.chars().count())
+            .flat_map(|(_, l)| l.iter().map(|x| x.chars().count()))
             .max()
-            .unwrap_or(4)
-            .clamp(4, 48) as f64
-            * char_w
-            + 16.0;
-        let (box_h, gap_x, gap_y, margin) = (26.0, 14.0, 46.0, 20.0);
+            .unwrap_or(4);
+        let box_w = longest.max(4) as f64 * char_w + 16.0;
+        let box_h = |k: &Key| texts.get(k).map_or(1, |(_, l)| l.len()) as f64 * line_h + 10.0;
+        let (gap_x, gap_y, margin) = (14.0, 40.0, 20.0);
+        let layer_h: Vec<f64> = layers
+            .iter()
+            .map(|l| l.iter().map(|k| box_h(k)).fold(0.0, f64::max))
+            .collect();
         let widest = layers.iter().map(Vec::len).max().unwrap_or(1).max(1) as f64;
         let width = margin * 2.0 + widest * box_w + (widest - 1.0) * gap_x;
-        let height = margin * 2.0 + (max_depth as f64 + 1.0) * box_h + max_depth as f64 * gap_y;
+        let height = margin * 2.0 + layer_h.iter().sum::<f64>() + max_depth as f64 * gap_y;
+        // Centre of each node; inputs at the bottom, outputs at the top.
         let mut centre: FxHashMap<&Key, (f64, f64)> = FxHashMap::default();
+        let mut bottom = height - margin;
         for (d, layer) in layers.iter().enumerate() {
             let row_w = layer.len() as f64 * box_w + (layer.len().max(1) as f64 - 1.0) * gap_x;
             let x0 = (width - row_w) / 2.0;
-            let y = height - margin - box_h / 2.0 - d as f64 * (box_h + gap_y);
+            let y = bottom - layer_h[d] / 2.0;
             for (i, k) in layer.iter().enumerate() {
                 centre.insert(k, (x0 + i as f64 * (box_w + gap_x) + box_w / 2.0, y));
             }
+            bottom -= layer_h[d] + gap_y;
         }
         let mut s = String::new();
         let _ = write!(
@@ -144,7 +186,7 @@ impl<O: Operation> Graph<O> {
             };
             for i in &t.inputs {
                 if let Some(&(x1, y1)) = centre.get(i) {
-                    let (ya, yb) = (y1 - box_h / 2.0, y2 + box_h / 2.0);
+                    let (ya, yb) = (y1 - box_h(i) / 2.0, y2 + box_h(k) / 2.0);
                     let my = (ya + yb) / 2.0;
                     let _ = writeln!(
                         s,
@@ -158,26 +200,33 @@ impl<O: Operation> Graph<O> {
             let Some(&(x, y)) = centre.get(k) else {
                 continue;
             };
-            let label = labels.get(k).map(String::as_str).unwrap_or("");
-            let shown: String = if label.chars().count() > 48 {
-                label.chars().take(47).chain(std::iter::once('…')).collect()
-            } else {
-                label.to_owned()
+            let Some((label, lines)) = texts.get(k) else {
+                continue;
             };
             let fill = match self.get(k) {
                 Some(t) if t.inputs.is_empty() => "#dbeafe",
                 Some(t) if t.expr.calls() > 1 => "#fde68a",
                 _ => "#e5e7eb",
             };
-            let _ = writeln!(
+            let h = box_h(k);
+            let _ = write!(
                 s,
-                "<g><title>{}</title><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{box_w:.1}\" height=\"{box_h:.1}\" rx=\"6\" fill=\"{fill}\" stroke=\"#374151\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text></g>",
+                "<g><title>{}: {}</title><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{box_w:.1}\" height=\"{h:.1}\" rx=\"6\" fill=\"{fill}\" stroke=\"#374151\"/><text x=\"{x:.1}\" text-anchor=\"middle\">",
                 escape_xml(&k.to_string()),
+                escape_xml(label),
                 x - box_w / 2.0,
-                y - box_h / 2.0,
-                y + 4.0,
-                escape_xml(&shown)
+                y - h / 2.0,
             );
+            let first = y - h / 2.0 + 5.0 + line_h - 3.0;
+            for (n, line) in lines.iter().enumerate() {
+                let _ = write!(
+                    s,
+                    "<tspan x=\"{x:.1}\" y=\"{:.1}\">{}</tspan>",
+                    first + n as f64 * line_h,
+                    escape_xml(line)
+                );
+            }
+            s.push_str("</text></g>\n");
         }
         s.push_str("</svg>\n");
         Ok(s)

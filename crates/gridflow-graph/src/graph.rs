@@ -67,6 +67,13 @@ impl<O: Operation> Graph<O> {
         Graph::default()
     }
 
+    /// An empty graph with room for `n` tasks.
+    pub fn with_capacity(n: usize) -> Graph<O> {
+        let mut tasks = FxHashMap::default();
+        tasks.reserve(n);
+        Graph { tasks }
+    }
+
     /// Number of tasks.
     pub fn len(&self) -> usize {
         self.tasks.len()

@@ -1,18 +1,28 @@
 //! Task keys and deterministic tokens.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// The name of a task's output: a layer name plus a block index, like Dask's
 /// `("sum-9f2c...", 0, 3)`.
 ///
 /// Layer names are built with [`tokenize`] from an operation and its inputs, so the same
-/// computation on the same inputs always gets the same key and is computed once.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// computation on the same inputs always gets the same key and is computed once. A key
+/// carries a hash of its name, so hashing and comparing keys does not walk the string, and
+/// block indices of up to four dimensions are stored inline (no allocation).
+#[derive(Clone)]
 pub struct Key {
     name: Arc<str>,
-    index: Box<[u32]>,
+    name_hash: u64,
+    index: SmallVec<[u32; 4]>,
+}
+
+fn hash_name(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
 }
 
 impl Key {
@@ -24,17 +34,29 @@ impl Key {
     /// assert_eq!(k.to_string(), "('ones-1a2b', 0, 3)");
     /// ```
     pub fn new(name: impl Into<Arc<str>>, index: &[u32]) -> Key {
+        let name: Arc<str> = name.into();
         Key {
-            name: name.into(),
-            index: index.into(),
+            name_hash: hash_name(&name),
+            name,
+            index: SmallVec::from_slice(index),
         }
     }
 
-    /// A key sharing an already-allocated layer name (cheap: no string copy).
+    /// A key sharing an already-allocated layer name (no string copy).
     pub fn with_shared_name(name: &Arc<str>, index: &[u32]) -> Key {
         Key {
+            name_hash: hash_name(name),
             name: Arc::clone(name),
-            index: index.into(),
+            index: SmallVec::from_slice(index),
+        }
+    }
+
+    /// Another block of the same layer (reuses the name and its hash).
+    pub fn sibling(&self, index: &[u32]) -> Key {
+        Key {
+            name: Arc::clone(&self.name),
+            name_hash: self.name_hash,
+            index: SmallVec::from_slice(index),
         }
     }
 
@@ -59,6 +81,53 @@ impl Key {
             Some(i) if i > 0 => &self.name[..i],
             _ => &self.name,
         }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.name_hash == other.name_hash
+            && self.index == other.index
+            && (Arc::ptr_eq(&self.name, &other.name) || self.name == other.name)
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.name_hash);
+        for i in &self.index {
+            state.write_u32(*i);
+        }
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> Ordering {
+        self.name
+            .cmp(&other.name)
+            .then_with(|| self.index.cmp(&other.index))
+    }
+}
+
+// On the wire a key is (name, index); the hash is recomputed on arrival.
+impl Serialize for Key {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&*self.name, &self.index[..]).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        let (name, index): (String, Vec<u32>) = Deserialize::deserialize(d)?;
+        Ok(Key::new(name, &index))
     }
 }
 

@@ -163,7 +163,8 @@ fn drawings_name_every_task() {
     let svg = f.to_svg().unwrap();
     assert!(svg.starts_with("<svg"));
     assert_eq!(svg.matches("<rect x=").count(), f.len());
-    assert!(svg.contains("read+decode+scale+mask (2)"));
+    assert!(svg.contains("read+decode+scale+mask</title>"));
+    assert!(svg.contains(">scale</tspan>"));
     assert_eq!(svg.matches("marker-end=").count(), f.stats().edges);
 }
 

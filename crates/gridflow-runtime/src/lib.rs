@@ -23,6 +23,17 @@ pub trait Execute: Operation {
     /// Computes the output from the inputs, in the task's input order.
     fn execute(&self, inputs: &[&Self::Value]) -> std::result::Result<Self::Value, Self::Error>;
 
+    /// Like [`Execute::execute`], but owning the inputs: inside a fused task, intermediate
+    /// values are held only by this call, so an operation may reuse their buffers instead of
+    /// allocating (`Arc::try_unwrap` succeeds exactly then). The default borrows.
+    fn execute_owned(
+        &self,
+        inputs: Vec<std::sync::Arc<Self::Value>>,
+    ) -> std::result::Result<Self::Value, Self::Error> {
+        let refs: Vec<&Self::Value> = inputs.iter().map(|v| &**v).collect();
+        self.execute(&refs)
+    }
+
     /// Bytes a value holds in memory (for the memory budget and reports).
     fn nbytes(value: &Self::Value) -> usize;
 }

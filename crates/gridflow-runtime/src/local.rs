@@ -72,8 +72,12 @@ pub struct RunReport {
     pub peak_held_bytes: usize,
     /// Threads used.
     pub threads: usize,
-    /// Wall time.
+    /// Wall time, all included.
     pub elapsed: Duration,
+    /// Of which: culling, fusion and ordering.
+    pub optimize_time: Duration,
+    /// Of which: running the tasks.
+    pub execute_time: Duration,
 }
 
 fn default_threads() -> usize {
@@ -153,6 +157,7 @@ impl Scheduler {
     ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
         let start = Instant::now();
         let plan = Plan::new(graph.compile(outputs, true)?);
+        let optimize_time = start.elapsed();
         let threads = self.thread_count().max(1).min(plan.len().max(1));
         let progress = match self {
             Scheduler::Threads { progress, .. } => progress.clone(),
@@ -186,6 +191,8 @@ impl Scheduler {
             peak_held_bytes: inner.peak_bytes,
             threads,
             elapsed: start.elapsed(),
+            optimize_time,
+            execute_time: start.elapsed().saturating_sub(optimize_time),
         };
         Ok((values, report))
     }
@@ -444,8 +451,7 @@ fn run_expr<O: Execute>(
                 .iter()
                 .map(|e| run_expr(e, args, key))
                 .collect::<Result<_>>()?;
-            let refs: Vec<&O::Value> = vals.iter().map(|v| &**v).collect();
-            match catch_unwind(AssertUnwindSafe(|| op.execute(&refs))) {
+            match catch_unwind(AssertUnwindSafe(move || op.execute_owned(vals))) {
                 Ok(Ok(v)) => Ok(Arc::new(v)),
                 Ok(Err(e)) => Err(RuntimeError::TaskFailed {
                     key: key.clone(),

@@ -512,6 +512,91 @@ impl<T: Copy> Rhs<'_, T> {
     }
 }
 
+/// Replaces every element `v` of `a` by `f(v)`: one flat slice loop (vectorisable) for a
+/// standard-layout array.
+#[inline]
+fn map1_inplace<T: Copy>(a: &mut ArrayD<T>, f: impl Fn(T) -> T) {
+    if let Some(s) = a.as_slice_mut() {
+        for v in s {
+            *v = f(*v);
+        }
+    } else {
+        a.mapv_inplace(f);
+    }
+}
+
+/// Replaces every element `p` of `a` by `f(p, q)`, `q` being the matching element of `b`
+/// broadcast to `a`'s shape (an error when `b` does not broadcast to exactly that shape).
+///
+/// Same-shape contiguous operands run as one slice loop; a one-element `b` as a scalar;
+/// otherwise a standard-layout `a` runs row by row, each row a slice loop against a
+/// contiguous row of `b` or a single repeated element of `b`.
+#[inline]
+fn zip2_inplace<T: Copy>(
+    op: &str,
+    a: &mut ArrayD<T>,
+    b: &ArrayD<T>,
+    f: impl Fn(T, T) -> T,
+) -> Result<()> {
+    if a.shape() == b.shape() {
+        if let (Some(x), Some(y)) = (a.as_slice_mut(), b.as_slice()) {
+            for (p, &q) in x.iter_mut().zip(y) {
+                *p = f(*p, q);
+            }
+        } else {
+            Zip::from(a).and(b).for_each(|p, &q| *p = f(*p, q));
+        }
+        return Ok(());
+    }
+    let shape = a.shape().to_vec();
+    let bv = bview(op, b, &shape)?;
+    if let (1, Some(&q)) = (b.len(), b.first()) {
+        map1_inplace(a, |p| f(p, q));
+        return Ok(());
+    }
+    if a.ndim() == 0 || !a.is_standard_layout() {
+        Zip::from(a).and(&bv).for_each(|p, &q| *p = f(*p, q));
+        return Ok(());
+    }
+    Zip::from(a.rows_mut())
+        .and(bv.rows())
+        .for_each(|mut ra, rb| {
+            let repeated = match (rb.strides(), rb.first()) {
+                ([0], Some(&q)) => Some(q),
+                _ => None,
+            };
+            if let Some(x) = ra.as_slice_mut() {
+                if let Some(y) = rb.as_slice() {
+                    for (p, &q) in x.iter_mut().zip(y) {
+                        *p = f(*p, q);
+                    }
+                    return;
+                }
+                if let Some(q) = repeated {
+                    for p in x {
+                        *p = f(*p, q);
+                    }
+                    return;
+                }
+            }
+            Zip::from(&mut ra).and(&rb).for_each(|p, &q| *p = f(*p, q));
+        });
+    Ok(())
+}
+
+impl<T: Copy> Rhs<'_, T> {
+    /// `a = f(a, rhs)` elementwise in `a`'s buffer (`f(scalar, a)` for a scalar on the left).
+    #[inline]
+    fn apply_inplace(&self, op: &str, a: &mut ArrayD<T>, f: impl Fn(T, T) -> T) -> Result<()> {
+        match *self {
+            Rhs::Array(b) => zip2_inplace(op, a, b, f)?,
+            Rhs::Scalar { value, left: false } => map1_inplace(a, |v| f(v, value)),
+            Rhs::Scalar { value, left: true } => map1_inplace(a, |v| f(value, v)),
+        }
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Per-type scalar operations
 // ---------------------------------------------------------------------------------------
@@ -1063,6 +1148,28 @@ pub fn unary(op: UnaryOp, x: &Chunk) -> Result<Chunk> {
 // Binary
 // ---------------------------------------------------------------------------------------
 
+/// Rejects negative exponents of a signed integer `power` (NumPy's `ValueError`); the
+/// exponents are `rhs` (or `a` when a scalar base is on the left).
+fn check_pow_exponents<T: Num>(n: &str, a: &ArrayD<T>, rhs: &Rhs<'_, T>) -> Result<()> {
+    if T::SIGNED_INT {
+        let negative = match rhs {
+            Rhs::Array(b) => b.iter().any(|v| v.k_is_negative()),
+            Rhs::Scalar { value, left: false } => value.k_is_negative(),
+            Rhs::Scalar { left: true, .. } => a.iter().any(|v| v.k_is_negative()),
+        };
+        if negative {
+            return Err(kernel_err(
+                n,
+                format!(
+                    "integers to negative integer powers are not allowed ({})",
+                    T::DTYPE
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Arithmetic and comparison ops on one element type.
 fn binary_num<T: Num>(op: BinaryOp, a: &ArrayD<T>, rhs: Rhs<'_, T>) -> Result<Chunk> {
     use BinaryOp::*;
@@ -1074,22 +1181,7 @@ fn binary_num<T: Num>(op: BinaryOp, a: &ArrayD<T>, rhs: Rhs<'_, T>) -> Result<Ch
         FloorDiv => T::wrap(rhs.apply(n, a, T::k_floordiv)?),
         Mod => T::wrap(rhs.apply(n, a, T::k_mod)?),
         Pow => {
-            if T::SIGNED_INT {
-                let negative = match &rhs {
-                    Rhs::Array(b) => b.iter().any(|v| v.k_is_negative()),
-                    Rhs::Scalar { value, left: false } => value.k_is_negative(),
-                    Rhs::Scalar { left: true, .. } => a.iter().any(|v| v.k_is_negative()),
-                };
-                if negative {
-                    return Err(kernel_err(
-                        n,
-                        format!(
-                            "integers to negative integer powers are not allowed ({})",
-                            T::DTYPE
-                        ),
-                    ));
-                }
-            }
+            check_pow_exponents(n, a, &rhs)?;
             T::wrap(rhs.apply(n, a, T::k_pow)?)
         }
         Minimum => T::wrap(rhs.apply(n, a, T::k_minimum)?),
@@ -1306,6 +1398,296 @@ pub fn binary_scalar(op: BinaryOp, a: &Chunk, s: Scalar, scalar_on_left: bool) -
             value: Element::from_scalar(s), left,
         })),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Owned (in-place) variants
+// ---------------------------------------------------------------------------------------
+
+/// True when the chunk's array is in standard (C-contiguous) layout.
+fn is_standard(x: &Chunk) -> bool {
+    crate::with_chunk!(x, a => a.is_standard_layout())
+}
+
+/// Maps a bool chunk in place (the predicates on a bool input).
+fn bool_map_inplace(op: UnaryOp, x: &mut Chunk, f: impl Fn(bool) -> bool) -> Result<()> {
+    match x {
+        Chunk::Bool(a) => {
+            map1_inplace(a, f);
+            Ok(())
+        }
+        other => Err(kernel_err(
+            op.name(),
+            format!("internal: in-place predicate on {}", other.dtype()),
+        )),
+    }
+}
+
+/// [`unary`] on an owned block, computed in the block's buffer when the result has the
+/// input's dtype and the block is in standard layout (otherwise it is [`unary`]).
+///
+/// The result (dtype, values, errors) is exactly that of [`unary`]: float math keeps the
+/// buffer of a float32/float64 block, `floor`/`ceil`/`round`/`trunc` of an integer block
+/// return it unchanged, the predicates keep it only for a bool block.
+///
+/// ```
+/// use gridflow_array::{Chunk, DType};
+/// use gridflow_array::kernels::{UnaryOp, unary_owned};
+/// let x = Chunk::from_f64_vec(&[3], vec![1.0, 4.0, 9.0], DType::F32).unwrap();
+/// assert_eq!(unary_owned(UnaryOp::Sqrt, x).unwrap().to_f64_vec(), vec![1.0, 2.0, 3.0]);
+/// ```
+pub fn unary_owned(op: UnaryOp, x: Chunk) -> Result<Chunk> {
+    use UnaryOp::*;
+    let out = unary_result_dtype(op, x.dtype())?;
+    if out != x.dtype() || !is_standard(&x) {
+        return unary(op, &x);
+    }
+    let mut x = x;
+    let internal = |d: DType| {
+        kernel_err(
+            op.name(),
+            format!("internal: no in-place {} for {d}", op.name()),
+        )
+    };
+    if op.is_float_math() {
+        match &mut x {
+            Chunk::F32(a) => {
+                with_float_fn!(op, f32, f => map1_inplace(a, f), return Err(internal(out)))
+            }
+            Chunk::F64(a) => {
+                with_float_fn!(op, f64, f => map1_inplace(a, f), return Err(internal(out)))
+            }
+            _ => return Err(internal(out)),
+        }
+        return Ok(x);
+    }
+    match op {
+        Floor | Ceil | Round | Trunc if !out.is_float() => {}
+        IsNan | IsNull => bool_map_inplace(op, &mut x, Element::is_nan)?,
+        NotNull => bool_map_inplace(op, &mut x, |v| !v.is_nan())?,
+        IsFinite => bool_map_inplace(op, &mut x, Num::k_is_finite)?,
+        IsInf => bool_map_inplace(op, &mut x, Num::k_is_inf)?,
+        LogicalNot => bool_map_inplace(op, &mut x, is_zero)?,
+        Neg => crate::with_chunk!(&mut x, a => map1_inplace(a, Num::k_neg)),
+        Abs => crate::with_chunk!(&mut x, a => map1_inplace(a, Num::k_abs)),
+        Square => crate::with_chunk!(&mut x, a => map1_inplace(a, Num::k_square)),
+        Sign => crate::with_chunk!(&mut x, a => map1_inplace(a, Num::k_sign)),
+        Floor => crate::with_chunk!(&mut x, a => map1_inplace(a, Num::k_floor)),
+        Ceil => crate::with_chunk!(&mut x, a => map1_inplace(a, Num::k_ceil)),
+        Round => crate::with_chunk!(&mut x, a => map1_inplace(a, Num::k_round)),
+        Trunc => crate::with_chunk!(&mut x, a => map1_inplace(a, Num::k_trunc)),
+        _ => return Err(internal(out)),
+    }
+    Ok(x)
+}
+
+/// The in-place form of [`binary_num`]: the ops whose result has the operand dtype.
+fn binary_num_inplace<T: Num>(op: BinaryOp, a: &mut ArrayD<T>, rhs: &Rhs<'_, T>) -> Result<()> {
+    use BinaryOp::*;
+    let n = op.name();
+    match op {
+        Add => rhs.apply_inplace(n, a, T::k_add),
+        Sub => rhs.apply_inplace(n, a, T::k_sub),
+        Mul => rhs.apply_inplace(n, a, T::k_mul),
+        FloorDiv => rhs.apply_inplace(n, a, T::k_floordiv),
+        Mod => rhs.apply_inplace(n, a, T::k_mod),
+        Pow => {
+            check_pow_exponents(n, a, rhs)?;
+            rhs.apply_inplace(n, a, T::k_pow)
+        }
+        Minimum => rhs.apply_inplace(n, a, T::k_minimum),
+        Maximum => rhs.apply_inplace(n, a, T::k_maximum),
+        Fmin => rhs.apply_inplace(n, a, T::k_fmin),
+        Fmax => rhs.apply_inplace(n, a, T::k_fmax),
+        Eq | Ne | Lt | Le | Gt | Ge | Div | Atan2 | Hypot | And | Or | Xor => Err(kernel_err(
+            n,
+            format!("internal: no in-place {n} on {}", T::DTYPE),
+        )),
+    }
+}
+
+/// The in-place form of [`binary_float`].
+fn binary_float_inplace<T: FloatK>(
+    op: BinaryOp,
+    a: &mut ArrayD<T>,
+    rhs: &Rhs<'_, T>,
+) -> Result<()> {
+    use BinaryOp::*;
+    let n = op.name();
+    match op {
+        Div => rhs.apply_inplace(n, a, T::k_div),
+        Atan2 => rhs.apply_inplace(n, a, T::k_atan2),
+        Hypot => rhs.apply_inplace(n, a, T::k_hypot),
+        _ => binary_num_inplace(op, a, rhs),
+    }
+}
+
+/// The in-place form of [`binary_bits`].
+fn binary_bits_inplace<T: Bits>(op: BinaryOp, a: &mut ArrayD<T>, rhs: &Rhs<'_, T>) -> Result<()> {
+    use BinaryOp::*;
+    let n = op.name();
+    match op {
+        And => rhs.apply_inplace(n, a, T::k_and),
+        Or => rhs.apply_inplace(n, a, T::k_or),
+        Xor => rhs.apply_inplace(n, a, T::k_xor),
+        _ => Err(kernel_err(
+            n,
+            format!("internal: not a bitwise op on {}", T::DTYPE),
+        )),
+    }
+}
+
+/// The comparisons of bool operands in place (the only comparisons whose result dtype is
+/// the operand dtype).
+fn compare_bool_inplace(op: BinaryOp, a: &mut ArrayD<bool>, rhs: &Rhs<'_, bool>) -> Result<()> {
+    use BinaryOp::*;
+    let n = op.name();
+    match op {
+        Eq => rhs.apply_inplace(n, a, |p, q| p == q),
+        Ne => rhs.apply_inplace(n, a, |p, q| p != q),
+        Lt => rhs.apply_inplace(n, a, |p, q| !p & q),
+        Le => rhs.apply_inplace(n, a, |p, q| p <= q),
+        Gt => rhs.apply_inplace(n, a, |p, q| p & !q),
+        Ge => rhs.apply_inplace(n, a, |p, q| p >= q),
+        _ => Err(kernel_err(n, "internal: not a comparison")),
+    }
+}
+
+/// A bitwise op in place between a typed array and a chunk of the same dtype.
+fn bits_arrays_inplace<T: Bits>(op: BinaryOp, a: &mut ArrayD<T>, b: &Chunk) -> Result<()> {
+    let b = T::view(b).ok_or_else(|| {
+        kernel_err(
+            op.name(),
+            format!("internal dtype mismatch: {} vs {}", T::DTYPE, b.dtype()),
+        )
+    })?;
+    binary_bits_inplace(op, a, &Rhs::Array(b))
+}
+
+/// [`binary`] on an owned left operand, computed in `a`'s buffer when the result has `a`'s
+/// dtype and shape (`b` broadcasts to `a`), `b` needs no more than a dtype conversion to
+/// `a`'s dtype and `a` is in standard layout; otherwise it is [`binary`].
+///
+/// The result (dtype, values, errors) is exactly that of [`binary`].
+///
+/// ```
+/// use gridflow_array::{Chunk, DType};
+/// use gridflow_array::kernels::{BinaryOp, binary_owned};
+/// let a = Chunk::from_f64_vec(&[2, 2], vec![1.0, 2.0, 3.0, 4.0], DType::F64).unwrap();
+/// let b = Chunk::from_f64_vec(&[2], vec![10.0, 20.0], DType::I32).unwrap();
+/// let c = binary_owned(BinaryOp::Add, a, &b).unwrap();
+/// assert_eq!(c.dtype(), DType::F64);
+/// assert_eq!(c.to_f64_vec(), vec![11.0, 22.0, 13.0, 24.0]);
+/// ```
+pub fn binary_owned(op: BinaryOp, a: Chunk, b: &Chunk) -> Result<Chunk> {
+    use BinaryOp::*;
+    let n = op.name();
+    let plan = plan_for(op, promote(a.dtype(), b.dtype()), a.dtype(), b.dtype())?;
+    let keeps_shape = a.shape() == b.shape()
+        || broadcast_shapes(n, &[a.shape(), b.shape()])?.as_slice() == a.shape();
+    if !keeps_shape || plan.operand != a.dtype() || plan.result != a.dtype() || !is_standard(&a) {
+        return binary(op, &a, b);
+    }
+    let cb = cast_cow(b, plan.operand);
+    let mut a = a;
+    match (op, &mut a, cb.as_ref()) {
+        (Div | Atan2 | Hypot, Chunk::F32(x), Chunk::F32(y)) => {
+            binary_float_inplace(op, x, &Rhs::Array(y))
+        }
+        (Div | Atan2 | Hypot, Chunk::F64(x), Chunk::F64(y)) => {
+            binary_float_inplace(op, x, &Rhs::Array(y))
+        }
+        (Div | Atan2 | Hypot, x, y) => Err(kernel_err(
+            n,
+            format!("internal: {} and {} are not floats", x.dtype(), y.dtype()),
+        )),
+        (And | Or | Xor, x, y) => bits_match!(op, x, x => bits_arrays_inplace(op, x, y)),
+        (Eq | Ne | Lt | Le | Gt | Ge, Chunk::Bool(x), Chunk::Bool(y)) => {
+            compare_bool_inplace(op, x, &Rhs::Array(y))
+        }
+        (Eq | Ne | Lt | Le | Gt | Ge, x, _) => Err(kernel_err(
+            n,
+            format!("internal: in-place comparison on {}", x.dtype()),
+        )),
+        (_, x, y) => same_typed!(n, x, y, x, y => binary_num_inplace(op, x, &Rhs::Array(y))),
+    }?;
+    Ok(a)
+}
+
+/// [`binary_scalar`] on an owned block, computed in the block's buffer when the result has
+/// the block's dtype (so the scalar is converted to it, NEP 50), the scalar fits that dtype
+/// and the block is in standard layout; otherwise it is [`binary_scalar`].
+///
+/// The result (dtype, values, errors) is exactly that of [`binary_scalar`].
+///
+/// ```
+/// use gridflow_array::{Chunk, DType, Scalar};
+/// use gridflow_array::kernels::{BinaryOp, binary_scalar_owned};
+/// let x = Chunk::from_f64_vec(&[2], vec![1.0, 5.0], DType::F32).unwrap();
+/// let y = binary_scalar_owned(BinaryOp::Mul, x, Scalar::Int(2), false).unwrap();
+/// let y = binary_scalar_owned(BinaryOp::Add, y, Scalar::Float(1.0), false).unwrap();
+/// assert_eq!(y.dtype(), DType::F32);
+/// assert_eq!(y.to_f64_vec(), vec![3.0, 11.0]);
+/// ```
+pub fn binary_scalar_owned(
+    op: BinaryOp,
+    a: Chunk,
+    s: Scalar,
+    scalar_on_left: bool,
+) -> Result<Chunk> {
+    use BinaryOp::*;
+    let n = op.name();
+    let plan = plan_for(op, s.promote_with(a.dtype()), a.dtype(), s.natural_dtype())?;
+    if !scalar_fits(s, plan.operand)
+        || plan.operand != a.dtype()
+        || plan.result != a.dtype()
+        || !is_standard(&a)
+    {
+        return binary_scalar(op, &a, s, scalar_on_left);
+    }
+    let left = scalar_on_left;
+    let mut a = a;
+    match (op, &mut a) {
+        (Div | Atan2 | Hypot, Chunk::F32(x)) => binary_float_inplace(
+            op,
+            x,
+            &Rhs::Scalar {
+                value: f32::from_scalar(s),
+                left,
+            },
+        ),
+        (Div | Atan2 | Hypot, Chunk::F64(x)) => binary_float_inplace(
+            op,
+            x,
+            &Rhs::Scalar {
+                value: f64::from_scalar(s),
+                left,
+            },
+        ),
+        (Div | Atan2 | Hypot, x) => Err(kernel_err(
+            n,
+            format!("internal: {} is not a float", x.dtype()),
+        )),
+        (And | Or | Xor, x) => bits_match!(op, x, x => binary_bits_inplace(op, x, &Rhs::Scalar {
+            value: Element::from_scalar(s), left,
+        })),
+        (Eq | Ne | Lt | Le | Gt | Ge, Chunk::Bool(x)) => compare_bool_inplace(
+            op,
+            x,
+            &Rhs::Scalar {
+                value: bool::from_scalar(s),
+                left,
+            },
+        ),
+        (Eq | Ne | Lt | Le | Gt | Ge, x) => Err(kernel_err(
+            n,
+            format!("internal: in-place comparison on {}", x.dtype()),
+        )),
+        (_, x) => crate::with_chunk!(x, x => binary_num_inplace(op, x, &Rhs::Scalar {
+            value: Element::from_scalar(s), left,
+        })),
+    }?;
+    Ok(a)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1782,6 +2164,224 @@ mod tests {
         assert_eq!(r.shape(), &[2, 3]);
         assert_eq!(r.to_f64_vec(), vec![-1.0, -1.0, -1.0, 1.0, 2.0, 3.0]);
         assert_eq!(where_result_dtype(DType::F32, DType::I64), DType::F64);
+    }
+
+    /// Asserts that an owned-variant result equals the borrowed one: same error (variant
+    /// and message), or same dtype, shape and values (floats bit for bit, NaN positions).
+    fn assert_same_result(owned: &Result<Chunk>, borrowed: &Result<Chunk>, ctx: &str) {
+        match (owned, borrowed) {
+            (Ok(o), Ok(b)) => {
+                assert_eq!(o.dtype(), b.dtype(), "{ctx}: dtype");
+                assert_eq!(o.shape(), b.shape(), "{ctx}: shape");
+                if o != b {
+                    assert!(
+                        same(&o.to_f64_vec(), &b.to_f64_vec()),
+                        "{ctx}: {o:?} vs {b:?}"
+                    );
+                }
+                let bits = |c: &Chunk| -> Vec<u64> {
+                    match c {
+                        Chunk::F32(a) => a.iter().map(|v| u64::from(v.to_bits())).collect(),
+                        Chunk::F64(a) => a.iter().map(|v| v.to_bits()).collect(),
+                        _ => Vec::new(),
+                    }
+                };
+                assert_eq!(bits(o), bits(b), "{ctx}: float bits");
+            }
+            (Err(o), Err(b)) => assert_eq!(format!("{o:?}"), format!("{b:?}"), "{ctx}: error"),
+            (o, b) => panic!("{ctx}: owned {o:?} vs borrowed {b:?}"),
+        }
+    }
+
+    /// `len` test values cycling through signs, fractions, zeros, large values and (for
+    /// floats) NaN and infinities; `nonneg` keeps them non-negative and small (for powers).
+    fn test_values(len: usize, offset: usize, nonneg: bool) -> Vec<f64> {
+        const MIXED: [f64; 13] = [
+            -3.0,
+            1.5,
+            0.0,
+            7.0,
+            -0.0,
+            f64::NAN,
+            2.0,
+            -128.5,
+            300.0,
+            f64::INFINITY,
+            0.5,
+            -1.0,
+            f64::NEG_INFINITY,
+        ];
+        const SMALL: [f64; 5] = [0.0, 1.0, 2.0, 3.0, 0.5];
+        (0..len)
+            .map(|i| {
+                if nonneg {
+                    SMALL[(i + offset) % SMALL.len()]
+                } else {
+                    MIXED[(i + offset) % MIXED.len()]
+                }
+            })
+            .collect()
+    }
+
+    fn test_chunk(shape: &[usize], dt: DType, offset: usize, nonneg: bool) -> Chunk {
+        let n = shape.iter().product();
+        c(shape, &test_values(n, offset, nonneg), dt)
+    }
+
+    /// A (3,4) block of `dt` in transposed (F-order) memory layout.
+    fn transposed(dt: DType, offset: usize) -> Chunk {
+        let t = test_chunk(&[4, 3], dt, offset, false);
+        crate::map_chunk!(&t, a => a.t().to_owned())
+    }
+
+    const OWNED_DTYPES: [DType; 5] = [DType::F32, DType::F64, DType::I32, DType::U8, DType::Bool];
+
+    #[test]
+    fn unary_owned_matches_unary() {
+        for op in UnaryOp::ALL {
+            for dt in ALL_DTYPES {
+                let mut inputs: Vec<Chunk> = [&[3, 4][..], &[], &[0, 3], &[13]]
+                    .iter()
+                    .map(|s| test_chunk(s, dt, 0, false))
+                    .collect();
+                inputs.push(transposed(dt, 5));
+                for x in inputs {
+                    let ctx = format!("{op:?} {dt} {:?}", x.shape());
+                    assert_same_result(&unary_owned(op, x.clone()), &unary(op, &x), &ctx);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn binary_scalar_owned_matches_binary_scalar() {
+        let scalars = [
+            Scalar::Int(2),
+            Scalar::Int(-3),
+            Scalar::Int(0),
+            Scalar::Int(300),
+            Scalar::UInt(u64::MAX),
+            Scalar::Float(2.5),
+            Scalar::Float(-0.5),
+            Scalar::Float(f64::NAN),
+            Scalar::Bool(true),
+            Scalar::Bool(false),
+        ];
+        for op in BinaryOp::ALL {
+            for dt in OWNED_DTYPES {
+                let mut inputs: Vec<Chunk> = vec![
+                    test_chunk(&[3, 4], dt, 0, false),
+                    test_chunk(&[3, 4], dt, 0, true),
+                    test_chunk(&[], dt, 3, false),
+                    test_chunk(&[0, 2], dt, 0, false),
+                ];
+                inputs.push(transposed(dt, 1));
+                for x in &inputs {
+                    for s in scalars {
+                        for left in [false, true] {
+                            let ctx = format!("{op:?} {dt} {:?} {s:?} left={left}", x.shape());
+                            assert_same_result(
+                                &binary_scalar_owned(op, x.clone(), s, left),
+                                &binary_scalar(op, x, s, left),
+                                &ctx,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn binary_owned_matches_binary() {
+        let shapes: [(&[usize], &[usize]); 14] = [
+            (&[3, 4], &[3, 4]),
+            (&[3, 4], &[1, 4]),
+            (&[3, 4], &[4]),
+            (&[3, 4], &[3, 1]),
+            (&[3, 4], &[]),
+            (&[3, 4], &[1, 1]),
+            (&[2, 3, 4], &[3, 1]),
+            (&[2, 3, 4], &[2, 1, 4]),
+            (&[1, 4], &[3, 4]), // b larger: new shape
+            (&[4], &[3, 4]),
+            (&[3, 1], &[1, 4]),
+            (&[3, 4], &[5]), // does not broadcast
+            (&[0, 4], &[1, 4]),
+            (&[], &[]),
+        ];
+        for op in BinaryOp::ALL {
+            for da in OWNED_DTYPES {
+                for db in OWNED_DTYPES {
+                    for (sa, sb) in shapes {
+                        for nonneg in [false, true] {
+                            let a = test_chunk(sa, da, 0, false);
+                            let b = test_chunk(sb, db, 2, nonneg);
+                            let ctx = format!("{op:?} {da}{sa:?} {db}{sb:?} nonneg={nonneg}");
+                            assert_same_result(
+                                &binary_owned(op, a.clone(), &b),
+                                &binary(op, &a, &b),
+                                &ctx,
+                            );
+                        }
+                    }
+                    // Non-standard layouts, on either side.
+                    let (t, s) = (transposed(da, 1), test_chunk(&[3, 4], db, 4, false));
+                    let ctx = format!("{op:?} {da} transposed, {db}");
+                    assert_same_result(&binary_owned(op, t.clone(), &s), &binary(op, &t, &s), &ctx);
+                    let (s, t) = (test_chunk(&[3, 4], da, 4, false), transposed(db, 1));
+                    let ctx = format!("{op:?} {da}, {db} transposed");
+                    assert_same_result(&binary_owned(op, s.clone(), &t), &binary(op, &s, &t), &ctx);
+                    let row = crate::map_chunk!(&transposed(db, 2), a => a.slice(ndarray::s![0..1, ..]).to_owned().into_dyn());
+                    assert_same_result(
+                        &binary_owned(op, s.clone(), &row),
+                        &binary(op, &s, &row),
+                        &ctx,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The data pointer of a chunk's buffer.
+    fn data_ptr(x: &Chunk) -> usize {
+        crate::with_chunk!(x, a => a.as_ptr() as usize)
+    }
+
+    #[test]
+    fn owned_variants_reuse_the_buffer() {
+        // sqrt(2 * x + 1) on float32 runs in one buffer.
+        let x = test_chunk(&[3, 4], DType::F32, 0, true);
+        let p = data_ptr(&x);
+        let y = binary_scalar_owned(Mul, x, Scalar::Int(2), true).unwrap();
+        let y = binary_scalar_owned(Add, y, Scalar::Float(1.0), false).unwrap();
+        let y = unary_owned(UnaryOp::Sqrt, y).unwrap();
+        assert_eq!((data_ptr(&y), y.dtype()), (p, DType::F32));
+
+        for (sb, db) in [
+            (&[3, 4][..], DType::F64),
+            (&[1, 4], DType::F64),
+            (&[3, 1], DType::F64),
+            (&[4], DType::I32), // converted, then broadcast
+            (&[], DType::F32),
+        ] {
+            let a = test_chunk(&[3, 4], DType::F64, 0, false);
+            let b = test_chunk(sb, db, 1, false);
+            let p = data_ptr(&a);
+            let r = binary_owned(Hypot, a, &b).unwrap();
+            assert_eq!(data_ptr(&r), p, "{sb:?} {db}");
+        }
+        let t = test_chunk(&[5], DType::Bool, 0, false);
+        let p = data_ptr(&t);
+        let r = binary_owned(Lt, t, &test_chunk(&[5], DType::Bool, 1, false)).unwrap();
+        let r = unary_owned(UnaryOp::LogicalNot, r).unwrap();
+        let r = binary_scalar_owned(Xor, r, Scalar::Bool(true), false).unwrap();
+        assert_eq!(data_ptr(&r), p);
+        let i = test_chunk(&[3, 4], DType::I32, 0, false);
+        let p = data_ptr(&i);
+        let r = unary_owned(UnaryOp::Floor, i).unwrap();
+        let r = binary_scalar_owned(FloorDiv, r, Scalar::Int(-3), true).unwrap();
+        assert_eq!(data_ptr(&r), p);
     }
 
     #[test]

@@ -6,15 +6,17 @@
 //!
 //! Every kernel takes borrowed [`Chunk`](crate::Chunk)s and returns a new chunk or an
 //! [`ArrayError`](crate::ArrayError) naming the operation and the offending
-//! shapes, axes or dtypes; kernels never panic on bad input.
+//! shapes, axes or dtypes; kernels never panic on bad input. The `*_owned` elementwise
+//! variants take their first operand by value and compute in its buffer when they can.
 
 pub mod elementwise;
 pub mod reduce;
 pub mod shape;
 
 pub use elementwise::{
-    BinaryOp, UnaryOp, binary, binary_result_dtype, binary_scalar, binary_scalar_result_dtype,
-    broadcast_shapes, unary, unary_result_dtype, where_, where_result_dtype,
+    BinaryOp, UnaryOp, binary, binary_owned, binary_result_dtype, binary_scalar,
+    binary_scalar_owned, binary_scalar_result_dtype, broadcast_shapes, unary, unary_owned,
+    unary_result_dtype, where_, where_result_dtype,
 };
 pub use reduce::{
     ArgContext, Partial, ReduceOp, ReduceSpec, combine_partials, finalize, reduce_block,

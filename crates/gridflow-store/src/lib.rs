@@ -1,0 +1,28 @@
+//! Zarr v2 and v3 stores for gridflow, on local disk, HTTP and S3.
+//!
+//! * [`ZarrStore::open`] a path, `file://`, `http(s)://` or `s3://bucket/prefix` URL;
+//! * [`ZarrStore::open_group`] reads consolidated metadata when present (one request);
+//! * [`ZarrArray::to_chunked`] gives a lazy [`gridflow_array::ChunkedArray`] whose read
+//!   tasks fetch and decode store chunks on the executor's threads;
+//! * [`ZarrArray::read_region`] reads only the inner chunks of sharded arrays it needs;
+//! * [`to_zarr`] writes a chunked array (v2 with consolidated metadata, or v3) in parallel.
+//!
+//! Call [`register`] once per process that runs read tasks (the `"zarr"` source kind).
+
+pub mod array;
+pub mod error;
+pub mod metadata;
+pub mod storage;
+pub mod write;
+
+pub use array::{Dim, ZarrArray, ZarrGroup, ZarrSource, ZarrStore};
+pub use error::{Result, StoreError};
+pub use metadata::ZarrFormat;
+pub use storage::{StoreOptions, StoreUrl};
+pub use write::{Compression, WriteMode, WriteOptions, consolidate_metadata, to_zarr};
+
+/// Registers the `"zarr"` chunk-source kind, so read tasks can be rebuilt from their spec
+/// (call it in every process that deserializes or runs read tasks; idempotent).
+pub fn register() {
+    gridflow_array::register_source_kind("zarr", |spec| Ok(array::source_from_spec(spec)?));
+}

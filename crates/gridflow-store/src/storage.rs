@@ -1,0 +1,582 @@
+//! Store URLs, store options, the shared tokio runtime and the synchronous storage adapter
+//! zarrs reads and writes through (local disk via zarrs' filesystem store, HTTP and S3 via
+//! `object_store`), counting requests and bytes read.
+
+use crate::error::{Result, StoreError};
+use object_store::aws::AmazonS3Builder;
+use object_store::http::HttpBuilder;
+use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig,
+};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use zarrs::filesystem::FilesystemStore;
+use zarrs::storage::byte_range::{ByteRange, ByteRangeIterator};
+use zarrs::storage::{
+    Bytes, MaybeBytes, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits,
+    StorageError, StoreKey, StorePrefix, WritableStorageTraits,
+};
+
+/// Where a store lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoreUrl {
+    /// A directory on local disk (absolute).
+    Local(PathBuf),
+    /// An `http://` or `https://` base URL; keys are appended to it.
+    Http(String),
+    /// An S3 bucket and a key prefix (possibly empty).
+    S3 {
+        /// The bucket name.
+        bucket: String,
+        /// The key prefix inside the bucket, without leading or trailing `/`.
+        prefix: String,
+    },
+}
+
+impl StoreUrl {
+    /// Parses a path, `file://` URL, `http(s)://` URL or `s3://bucket/prefix`.
+    /// Relative paths are made absolute (so specs can be sent to other processes).
+    pub fn parse(url: &str) -> Result<StoreUrl> {
+        let bad = |detail: &str| StoreError::Url {
+            url: url.to_owned(),
+            detail: detail.to_owned(),
+        };
+        if url.is_empty() {
+            return Err(bad("empty URL"));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let rest = rest.trim_end_matches('/');
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket name after s3://"));
+            }
+            return Ok(StoreUrl::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            });
+        }
+        if url.starts_with("http://") || url.starts_with("https://") {
+            return Ok(StoreUrl::Http(url.trim_end_matches('/').to_owned()));
+        }
+        let path = if let Some(p) = url.strip_prefix("file://") {
+            if !p.starts_with('/') {
+                return Err(bad("file:// URLs must hold an absolute path (file:///...)"));
+            }
+            PathBuf::from(p)
+        } else if url.contains("://") {
+            return Err(bad(
+                "unsupported scheme (use a path, file://, http://, https:// or s3://)",
+            ));
+        } else {
+            PathBuf::from(url)
+        };
+        let abs = std::path::absolute(&path).map_err(|e| bad(&e.to_string()))?;
+        Ok(StoreUrl::Local(abs))
+    }
+
+    /// True for stores reached over the network.
+    pub fn is_remote(&self) -> bool {
+        !matches!(self, StoreUrl::Local(_))
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUrl::Local(p) => write!(f, "{}", p.display()),
+            StoreUrl::Http(u) => f.write_str(u),
+            StoreUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            StoreUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// How to reach a store. Serializable: it travels in read-task specs (credentials never do;
+/// they come from the `AWS_*` environment of each process).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreOptions {
+    /// S3 endpoint (e.g. `http://127.0.0.1:4568` for a local server); default: AWS (or
+    /// `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// S3 region; default: `AWS_REGION` or `us-east-1`.
+    pub region: Option<String>,
+    /// Unsigned requests (public buckets), i.e. skip the signature.
+    pub anonymous: bool,
+    /// Allow plain `http://` endpoints.
+    pub allow_http: bool,
+    /// Virtual-hosted-style S3 requests (`bucket.host`); default path style.
+    pub virtual_hosted_style: bool,
+    /// Refuse every write.
+    pub read_only: bool,
+    /// Whole-request time-out in seconds.
+    pub timeout_secs: u64,
+    /// Connection time-out in seconds.
+    pub connect_timeout_secs: u64,
+    /// Retries of transient failures (5xx, connection resets, time-outs).
+    pub max_retries: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            endpoint: None,
+            region: None,
+            anonymous: false,
+            allow_http: false,
+            virtual_hosted_style: false,
+            read_only: false,
+            timeout_secs: 60,
+            connect_timeout_secs: 5,
+            max_retries: 3,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Read-only options (what opening a store for reading uses by default).
+    pub fn read_only() -> StoreOptions {
+        StoreOptions {
+            read_only: true,
+            ..StoreOptions::default()
+        }
+    }
+}
+
+/// The process-wide tokio runtime for remote I/O: created on first use, 2 worker threads.
+fn runtime() -> std::result::Result<&'static tokio::runtime::Runtime, String> {
+    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("gridflow-store-io")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the I/O runtime: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// Runs `fut` to completion from synchronous code. Never calls `block_on` on a tokio thread:
+/// from inside a runtime, the future is driven from a short-lived plain thread instead.
+fn block_on<F>(fut: F) -> std::result::Result<F::Output, StorageError>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let handle = runtime().map_err(StorageError::Other)?.handle().clone();
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| {
+            s.spawn(move || handle.block_on(fut))
+                .join()
+                .map_err(|_| StorageError::Other("the I/O thread panicked".into()))
+        })
+    } else {
+        Ok(handle.block_on(fut))
+    }
+}
+
+enum Backend {
+    Fs {
+        root: PathBuf,
+        store: FilesystemStore,
+    },
+    Object(Arc<dyn ObjectStore>),
+}
+
+/// The synchronous storage zarrs uses: a local directory or an object store, with request
+/// and byte counters, refusing writes when read-only.
+pub struct Storage {
+    url: String,
+    read_only: bool,
+    backend: Backend,
+    bytes_read: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage")
+            .field("url", &self.url)
+            .field("read_only", &self.read_only)
+            .finish()
+    }
+}
+
+fn client_options(o: &StoreOptions) -> ClientOptions {
+    ClientOptions::new()
+        .with_allow_http(o.allow_http)
+        .with_timeout(Duration::from_secs(o.timeout_secs.max(1)))
+        .with_connect_timeout(Duration::from_secs(o.connect_timeout_secs.max(1)))
+        .with_pool_max_idle_per_host(16)
+}
+
+fn retry_config(o: &StoreOptions) -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
+        max_retries: o.max_retries,
+        retry_timeout: Duration::from_secs(o.timeout_secs.max(1) * 2),
+    }
+}
+
+impl Storage {
+    /// Creates the storage for `url`.
+    pub fn new(url: &StoreUrl, options: &StoreOptions) -> Result<Storage> {
+        let name = url.to_string();
+        let open_err = |detail: String| StoreError::Open {
+            url: name.clone(),
+            detail,
+        };
+        let backend = match url {
+            StoreUrl::Local(root) => Backend::Fs {
+                root: root.clone(),
+                store: FilesystemStore::new(root).map_err(|e| open_err(e.to_string()))?,
+            },
+            StoreUrl::Http(base) => {
+                // an explicit http:// URL is consent to plain HTTP
+                let mut o = options.clone();
+                o.allow_http |= base.starts_with("http://");
+                let http = HttpBuilder::new()
+                    .with_url(base.clone())
+                    .with_client_options(client_options(&o))
+                    .with_retry(retry_config(options))
+                    .build()
+                    .map_err(|e| open_err(e.to_string()))?;
+                Backend::Object(Arc::new(http))
+            }
+            StoreUrl::S3 { bucket, prefix } => {
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket.clone())
+                    .with_virtual_hosted_style_request(options.virtual_hosted_style)
+                    .with_allow_http(options.allow_http)
+                    .with_client_options(client_options(options))
+                    .with_retry(retry_config(options));
+                if let Some(e) = &options.endpoint {
+                    b = b.with_endpoint(e.clone());
+                }
+                if let Some(r) = &options.region {
+                    b = b.with_region(r.clone());
+                }
+                if options.anonymous {
+                    b = b.with_skip_signature(true);
+                }
+                let s3 = b.build().map_err(|e| open_err(e.to_string()))?;
+                if prefix.is_empty() {
+                    Backend::Object(Arc::new(s3))
+                } else {
+                    Backend::Object(Arc::new(PrefixStore::new(s3, prefix.as_str())))
+                }
+            }
+        };
+        Ok(Storage {
+            url: name,
+            read_only: options.read_only,
+            backend,
+            bytes_read: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// The store URL (for messages).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// True if writes are refused.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Bytes returned by reads so far (values and byte ranges; listings not counted).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// Read requests so far (GET, ranged GET, HEAD; for local stores: file reads).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Resets both counters to zero.
+    pub fn reset_counters(&self) {
+        self.bytes_read.store(0, Ordering::Relaxed);
+        self.requests.store(0, Ordering::Relaxed);
+    }
+
+    fn count(&self, bytes: usize) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes_read.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn os_err(&self, op: &str, key: &str, e: &object_store::Error) -> StorageError {
+        StorageError::Other(format!("{op} {}/{key}: {e}", self.url))
+    }
+
+    fn check_writable(&self) -> std::result::Result<(), StorageError> {
+        if self.read_only {
+            Err(StorageError::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Lists one level under `prefix` (`""` or `"a/b/"`): (keys, child prefixes ending in `/`).
+    pub fn list_dir(
+        &self,
+        prefix: &str,
+    ) -> std::result::Result<(Vec<String>, Vec<String>), StorageError> {
+        match &self.backend {
+            Backend::Fs { root, .. } => {
+                let dir = root.join(prefix);
+                let mut keys = Vec::new();
+                let mut dirs = Vec::new();
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok((keys, dirs));
+                    }
+                    Err(e) => return Err(StorageError::IOError(Arc::new(e))),
+                };
+                for entry in entries {
+                    let entry = entry.map_err(|e| StorageError::IOError(Arc::new(e)))?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let ft = entry
+                        .file_type()
+                        .map_err(|e| StorageError::IOError(Arc::new(e)))?;
+                    if ft.is_dir() {
+                        dirs.push(format!("{prefix}{name}/"));
+                    } else {
+                        keys.push(format!("{prefix}{name}"));
+                    }
+                }
+                keys.sort();
+                dirs.sort();
+                Ok((keys, dirs))
+            }
+            Backend::Object(store) => {
+                let p = prefix.trim_end_matches('/');
+                let path = (!p.is_empty()).then(|| ObjectPath::from(p));
+                let res = block_on(store.list_with_delimiter(path.as_ref()))?
+                    .map_err(|e| self.os_err("LIST", prefix, &e))?;
+                let mut keys: Vec<String> = res
+                    .objects
+                    .iter()
+                    .map(|o| o.location.as_ref().to_owned())
+                    .collect();
+                let mut dirs: Vec<String> = res
+                    .common_prefixes
+                    .iter()
+                    .map(|p| format!("{}/", p.as_ref()))
+                    .collect();
+                keys.sort();
+                dirs.sort();
+                Ok((keys, dirs))
+            }
+        }
+    }
+
+    /// Every key under `prefix`, recursively.
+    pub fn list_recursive(&self, prefix: &str) -> std::result::Result<Vec<String>, StorageError> {
+        let mut out = Vec::new();
+        let mut stack = vec![prefix.to_owned()];
+        while let Some(p) = stack.pop() {
+            let (keys, dirs) = self.list_dir(&p)?;
+            out.extend(keys);
+            stack.extend(dirs);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn os_get(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        key: &str,
+        range: Option<GetRange>,
+    ) -> std::result::Result<MaybeBytes, StorageError> {
+        let path = ObjectPath::from(key);
+        let opts = GetOptions {
+            range,
+            ..Default::default()
+        };
+        match store.get_opts(&path, opts).await {
+            Ok(r) => {
+                let b = r.bytes().await.map_err(|e| self.os_err("GET", key, &e))?;
+                self.count(b.len());
+                Ok(Some(b))
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                self.count(0);
+                Ok(None)
+            }
+            Err(e) => Err(self.os_err("GET", key, &e)),
+        }
+    }
+
+    async fn os_head(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        key: &str,
+    ) -> std::result::Result<Option<u64>, StorageError> {
+        self.count(0);
+        match store.head(&ObjectPath::from(key)).await {
+            Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.os_err("HEAD", key, &e)),
+        }
+    }
+}
+
+impl ReadableStorageTraits for Storage {
+    fn get(&self, key: &StoreKey) -> std::result::Result<MaybeBytes, StorageError> {
+        match &self.backend {
+            Backend::Fs { store, .. } => {
+                let v = store.get(key)?;
+                self.count(v.as_ref().map_or(0, Bytes::len));
+                Ok(v)
+            }
+            Backend::Object(store) => block_on(self.os_get(store, key.as_str(), None))?,
+        }
+    }
+
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> std::result::Result<MaybeBytesIterator<'a>, StorageError> {
+        let ranges: Vec<ByteRange> = byte_ranges.collect();
+        let out: Option<Vec<Bytes>> = match &self.backend {
+            Backend::Fs { store, .. } => {
+                match store.get_partial_many(key, Box::new(ranges.into_iter()))? {
+                    None => None,
+                    Some(it) => {
+                        let v = it.collect::<std::result::Result<Vec<Bytes>, _>>()?;
+                        for b in &v {
+                            self.count(b.len());
+                        }
+                        Some(v)
+                    }
+                }
+            }
+            Backend::Object(store) => block_on(async {
+                let k = key.as_str();
+                let mut size = None;
+                let mut out = Vec::with_capacity(ranges.len());
+                for r in ranges {
+                    let range = match r {
+                        ByteRange::FromStart(0, None) => None,
+                        ByteRange::FromStart(o, None) => Some(GetRange::Offset(o)),
+                        ByteRange::FromStart(o, Some(l)) => Some(GetRange::Bounded(o..o + l)),
+                        ByteRange::Suffix(l) => {
+                            // HEAD + bounded: some servers mishandle `bytes=-N`.
+                            let s = match size {
+                                Some(s) => s,
+                                None => match self.os_head(store, k).await? {
+                                    Some(s) => {
+                                        size = Some(s);
+                                        s
+                                    }
+                                    None => return Ok(None),
+                                },
+                            };
+                            Some(GetRange::Bounded(s.saturating_sub(l)..s))
+                        }
+                    };
+                    match self.os_get(store, k, range).await? {
+                        Some(b) => out.push(b),
+                        None => return Ok(None),
+                    }
+                }
+                Ok::<Option<Vec<Bytes>>, StorageError>(Some(out))
+            })??,
+        };
+        Ok(out.map(|v| {
+            Box::new(v.into_iter().map(Ok))
+                as Box<dyn Iterator<Item = std::result::Result<Bytes, StorageError>>>
+        }))
+    }
+
+    fn size_key(&self, key: &StoreKey) -> std::result::Result<Option<u64>, StorageError> {
+        match &self.backend {
+            Backend::Fs { store, .. } => store.size_key(key),
+            Backend::Object(store) => block_on(self.os_head(store, key.as_str()))?,
+        }
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        true
+    }
+}
+
+impl WritableStorageTraits for Storage {
+    fn set(&self, key: &StoreKey, value: Bytes) -> std::result::Result<(), StorageError> {
+        self.check_writable()?;
+        match &self.backend {
+            Backend::Fs { store, .. } => store.set(key, value),
+            Backend::Object(store) => block_on(async {
+                store
+                    .put(&ObjectPath::from(key.as_str()), PutPayload::from(value))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.os_err("PUT", key.as_str(), &e))
+            })?,
+        }
+    }
+
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        offset_values: OffsetBytesIterator,
+    ) -> std::result::Result<(), StorageError> {
+        self.check_writable()?;
+        match &self.backend {
+            Backend::Fs { store, .. } => store.set_partial_many(key, offset_values),
+            Backend::Object(_) => Err(StorageError::Unsupported(
+                "partial writes to object stores".into(),
+            )),
+        }
+    }
+
+    fn erase(&self, key: &StoreKey) -> std::result::Result<(), StorageError> {
+        self.check_writable()?;
+        match &self.backend {
+            Backend::Fs { store, .. } => store.erase(key),
+            Backend::Object(store) => block_on(async {
+                match store.delete(&ObjectPath::from(key.as_str())).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(self.os_err("DELETE", key.as_str(), &e)),
+                }
+            })?,
+        }
+    }
+
+    fn erase_prefix(&self, prefix: &StorePrefix) -> std::result::Result<(), StorageError> {
+        self.check_writable()?;
+        match &self.backend {
+            Backend::Fs { store, .. } => store.erase_prefix(prefix),
+            Backend::Object(_) => {
+                for k in self.list_recursive(prefix.as_str())? {
+                    self.erase(&StoreKey::new(k)?)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn supports_set_partial(&self) -> bool {
+        matches!(self.backend, Backend::Fs { .. })
+    }
+}

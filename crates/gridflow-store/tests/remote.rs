@@ -1,0 +1,650 @@
+//! Reads over real HTTP and S3 servers equal local reads; remote failures (404, 401/403,
+//! time-outs) give clear errors naming the URL, the array and the key, and never hang.
+//!
+//! The servers are started by `scripts/test-servers.sh start` (which `scripts/test.sh` runs):
+//! npm `http-server` serving `tests/fixtures` and npm `s3rver` holding the same stores. It
+//! writes `target/test-servers/env` with `GRIDFLOW_TEST_HTTP_URL`,
+//! `GRIDFLOW_TEST_HTTP_AUTH_URL`, `GRIDFLOW_TEST_S3_ENDPOINT` and `GRIDFLOW_TEST_S3_BUCKET`.
+//! Without those variables (plain `cargo test`) each test prints a notice and returns.
+//!
+//! Failures real servers cannot be made to produce on demand (a 403 or a hang on chunk keys
+//! only, after the metadata was served) come from a small local TCP server in this file.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use gridflow_array::{ChunkedArray, DType, Scheduler};
+use gridflow_store::{StoreError, StoreOptions, WriteOptions, ZarrArray, ZarrStore, to_zarr};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// The stores with consolidated metadata (openable as a group over plain HTTP, which cannot
+/// list directories).
+const CONSOLIDATED: [&str; 3] = [
+    "v2_consolidated.zarr",
+    "v3_consolidated.zarr",
+    "cmip6_mini.zarr",
+];
+/// Stores without consolidated metadata (their arrays are opened one by one over HTTP).
+const PLAIN: [&str; 2] = ["v2_plain.zarr", "v3_plain.zarr"];
+
+struct Remote {
+    http: String,
+    http_auth: Option<String>,
+    s3_endpoint: String,
+    bucket: String,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The server addresses, or `None` (with a notice) when the test servers are not running.
+fn remote(test: &str) -> Option<Remote> {
+    match (
+        var("GRIDFLOW_TEST_HTTP_URL"),
+        var("GRIDFLOW_TEST_S3_ENDPOINT"),
+        var("GRIDFLOW_TEST_S3_BUCKET"),
+    ) {
+        (Some(http), Some(s3_endpoint), Some(bucket)) => Some(Remote {
+            http: http.trim_end_matches('/').to_owned(),
+            http_auth: var("GRIDFLOW_TEST_HTTP_AUTH_URL"),
+            s3_endpoint,
+            bucket,
+        }),
+        _ => {
+            println!(
+                "NOTICE: {test} skipped: GRIDFLOW_TEST_HTTP_URL / GRIDFLOW_TEST_S3_ENDPOINT / \
+                 GRIDFLOW_TEST_S3_BUCKET are not set. Run scripts/test.sh, or \
+                 `scripts/test-servers.sh start && source target/test-servers/env` first."
+            );
+            None
+        }
+    }
+}
+
+impl Remote {
+    fn http_url(&self, store: &str) -> String {
+        format!("{}/{store}", self.http)
+    }
+
+    fn s3_url(&self, store: &str) -> String {
+        format!("s3://{}/{store}", self.bucket)
+    }
+
+    /// Anonymous, path-style, plain-HTTP options for the local s3rver.
+    fn s3_options(&self, read_only: bool) -> StoreOptions {
+        StoreOptions {
+            endpoint: Some(self.s3_endpoint.clone()),
+            region: Some("us-east-1".into()),
+            anonymous: true,
+            allow_http: true,
+            virtual_hosted_style: false,
+            read_only,
+            timeout_secs: 20,
+            ..StoreOptions::default()
+        }
+    }
+
+    fn http_store(&self, store: &str) -> ZarrStore {
+        ZarrStore::open(&self.http_url(store), StoreOptions::read_only()).unwrap()
+    }
+
+    fn s3_store(&self, store: &str) -> ZarrStore {
+        ZarrStore::open(&self.s3_url(store), self.s3_options(true)).unwrap()
+    }
+
+    /// Every key in the bucket, listed straight through the S3 API.
+    fn s3_keys(&self) -> Vec<String> {
+        use object_store::ObjectStore;
+        let s3 = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(self.s3_endpoint.clone())
+            .with_bucket_name(self.bucket.clone())
+            .with_region("us-east-1")
+            .with_skip_signature(true)
+            .with_allow_http(true)
+            .build()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut out = Vec::new();
+            let mut dirs = vec![None];
+            while let Some(dir) = dirs.pop() {
+                let res = s3.list_with_delimiter(dir.as_ref()).await.unwrap();
+                out.extend(res.objects.into_iter().map(|o| o.location.to_string()));
+                dirs.extend(res.common_prefixes.into_iter().map(Some));
+            }
+            out.sort();
+            out
+        })
+    }
+}
+
+/// Every value of `a` through the lazy path (one read task per store chunk, 2 threads).
+fn read_all(a: &ZarrArray) -> gridflow_array::Chunk {
+    a.to_chunked(None)
+        .unwrap()
+        .compute_with(&Scheduler::threads(2))
+        .unwrap()
+}
+
+/// `remote` (an array opened over HTTP or S3) equals `local` in metadata and every value.
+fn assert_same_array(what: &str, local: &ZarrArray, remote: &ZarrArray) {
+    assert_eq!(remote.shape(), local.shape(), "{what}: shape");
+    assert_eq!(remote.chunk_shape(), local.chunk_shape(), "{what}: chunks");
+    assert_eq!(remote.dtype(), local.dtype(), "{what}: dtype");
+    assert_eq!(remote.dims(), local.dims(), "{what}: dims");
+    assert_eq!(remote.attrs(), local.attrs(), "{what}: attrs");
+    let (l, r) = (read_all(local), read_all(remote));
+    assert_eq!(r.shape(), l.shape(), "{what}: computed shape");
+    assert_eq!(r.dtype(), l.dtype(), "{what}: computed dtype");
+    assert_values_eq(what, &values(&r), &values(&l));
+}
+
+/// Opens `name` as a group remotely and locally and compares every array.
+fn compare_group(what: &str, name: &str, remote: &ZarrStore) -> usize {
+    let local = ZarrStore::open(
+        fixtures().join(name).to_str().unwrap(),
+        StoreOptions::read_only(),
+    )
+    .unwrap()
+    .open_group("")
+    .unwrap();
+    let g = remote.open_group("").unwrap();
+    assert_eq!(g.zarr_format(), local.zarr_format(), "{what}");
+    assert_eq!(g.is_consolidated(), local.is_consolidated(), "{what}");
+    assert_eq!(g.attrs(), local.attrs(), "{what}: group attrs");
+    assert_eq!(g.array_paths(), local.array_paths(), "{what}: array paths");
+    for p in local.array_paths() {
+        let w = format!("{what}/{p}");
+        assert_same_array(&w, &local.array(&p).unwrap(), &g.array(&p).unwrap());
+    }
+    local.array_paths().len()
+}
+
+/// The array paths zarr-python found in a fixture store.
+fn expected_paths(name: &str) -> Vec<String> {
+    let exp = expected();
+    exp[name]["arrays"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn http_consolidated_stores_equal_local_reads() {
+    let Some(r) = remote("http_consolidated_stores_equal_local_reads") else {
+        return;
+    };
+    for name in CONSOLIDATED {
+        let store = r.http_store(name);
+        let n = compare_group(&format!("http {name}"), name, &store);
+        println!(
+            "http {name}: {n} arrays, {} requests, {} bytes",
+            store.requests(),
+            store.bytes_read()
+        );
+        assert!(n > 0);
+    }
+}
+
+#[test]
+fn http_plain_store_arrays_equal_local_reads() {
+    let Some(r) = remote("http_plain_store_arrays_equal_local_reads") else {
+        return;
+    };
+    for name in PLAIN {
+        let local = ZarrStore::open(
+            fixtures().join(name).to_str().unwrap(),
+            StoreOptions::read_only(),
+        )
+        .unwrap();
+        let store = r.http_store(name);
+        for p in expected_paths(name) {
+            let w = format!("http {name}/{p}");
+            assert_same_array(
+                &w,
+                &local.open_array(&p).unwrap(),
+                &store.open_array(&p).unwrap(),
+            );
+        }
+    }
+}
+
+#[test]
+fn s3_stores_equal_local_reads() {
+    let Some(r) = remote("s3_stores_equal_local_reads") else {
+        return;
+    };
+    // S3 can list, so the plain stores open as groups too
+    for name in CONSOLIDATED.iter().chain(&PLAIN) {
+        let store = r.s3_store(name);
+        let n = compare_group(&format!("s3 {name}"), name, &store);
+        println!(
+            "s3 {name}: {n} arrays, {} requests, {} bytes",
+            store.requests(),
+            store.bytes_read()
+        );
+        assert_eq!(n, expected_paths(name).len(), "{name}");
+    }
+}
+
+#[test]
+fn s3_store_url_forms_and_whole_bucket_root() {
+    let Some(r) = remote("s3_store_url_forms_and_whole_bucket_root") else {
+        return;
+    };
+    // a trailing slash is the same store; the bucket root opens arrays by their full path
+    let a = ZarrStore::open(
+        &format!("s3://{}/cmip6_mini.zarr/", r.bucket),
+        r.s3_options(true),
+    )
+    .unwrap()
+    .open_group("")
+    .unwrap()
+    .array("tas")
+    .unwrap();
+    let root = ZarrStore::open(&format!("s3://{}", r.bucket), r.s3_options(true)).unwrap();
+    let b = root
+        .open_group("cmip6_mini.zarr")
+        .unwrap()
+        .array("tas")
+        .unwrap();
+    assert_same_array("s3 url forms", &a, &b);
+}
+
+fn shard_bytes(name: &str, keys: &[&str]) -> u64 {
+    keys.iter()
+        .map(|k| {
+            std::fs::metadata(fixtures().join(name).join(k))
+                .unwrap()
+                .len()
+        })
+        .sum()
+}
+
+/// A point's time series from a sharded v3 array reads the shard indexes and only the inner
+/// chunks holding the point.
+fn sharded_point_series(what: &str, store: &ZarrStore) {
+    let a = store.open_array("sharded").unwrap();
+    assert_eq!(a.inner_chunk_shape().unwrap(), vec![8, 1, 1]);
+    let shards = shard_bytes("v3_plain.zarr", &["sharded/c/0/0/0", "sharded/c/1/0/0"]);
+    store.reset_counters();
+    let ts = a.read_region(&[0..64, 1..2, 2..3]).unwrap();
+    let (bytes, requests) = (store.bytes_read(), store.requests());
+    let want: Vec<f64> = (0..64).map(|t| f64::from(t * 12 + 4 + 2) * 0.5).collect();
+    assert_eq!(ts.to_f64_vec(), want, "{what}");
+    // 2 shard indexes (48 inner chunks x 16 bytes + crc32c) and 8 small inner chunks
+    let index = 2 * (48 * 16 + 4);
+    println!("{what}: point series {bytes} bytes in {requests} requests; shards hold {shards}");
+    assert!(bytes >= index, "{what}: {bytes}");
+    assert!(
+        bytes < shards / 2,
+        "{what}: read {bytes} bytes of {shards} in the shards"
+    );
+    // HEAD + ranged GET per shard index, one ranged GET per inner chunk
+    assert!(requests <= 2 * 2 + 8, "{what}: {requests} requests");
+    // again: the cached shard indexes are not fetched again
+    store.reset_counters();
+    a.read_region(&[0..64, 1..2, 2..3]).unwrap();
+    assert!(store.bytes_read() <= bytes - index, "{what}");
+    assert!(store.requests() <= 8, "{what}: {}", store.requests());
+}
+
+#[test]
+fn http_sharded_point_series_reads_only_needed_inner_chunks() {
+    let Some(r) = remote("http_sharded_point_series_reads_only_needed_inner_chunks") else {
+        return;
+    };
+    sharded_point_series("http", &r.http_store("v3_plain.zarr"));
+}
+
+#[test]
+fn s3_sharded_point_series_reads_only_needed_inner_chunks() {
+    let Some(r) = remote("s3_sharded_point_series_reads_only_needed_inner_chunks") else {
+        return;
+    };
+    sharded_point_series("s3", &r.s3_store("v3_plain.zarr"));
+}
+
+#[test]
+fn missing_store_is_a_clear_404() {
+    let Some(r) = remote("missing_store_is_a_clear_404") else {
+        return;
+    };
+    for (url, store) in [
+        (r.http_url("nope.zarr"), r.http_store("nope.zarr")),
+        (r.s3_url("nope.zarr"), r.s3_store("nope.zarr")),
+    ] {
+        let e = store.open_group("").unwrap_err();
+        assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
+        let msg = e.to_string();
+        println!("{msg}");
+        assert!(msg.contains(&url) && msg.contains("no group"), "{msg}");
+        let e = store.open_array("tas").unwrap_err().to_string();
+        assert!(e.contains(&url) && e.contains("no array at \"tas\""), "{e}");
+    }
+    // a missing array in a store that exists
+    let e = r
+        .http_store("cmip6_mini.zarr")
+        .open_group("")
+        .unwrap()
+        .array("nope")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope") && e.contains("cmip6_mini.zarr"), "{e}");
+}
+
+#[test]
+fn missing_bucket_is_a_clear_error() {
+    let Some(r) = remote("missing_bucket_is_a_clear_error") else {
+        return;
+    };
+    let url = "s3://gridflow-no-such-bucket/cmip6_mini.zarr";
+    let e = ZarrStore::open(url, r.s3_options(true))
+        .unwrap()
+        .open_group("")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    println!("{e}");
+    assert!(e.contains(url), "{e}");
+}
+
+#[test]
+fn http_auth_failure_names_the_url_and_key() {
+    let Some(r) = remote("http_auth_failure_names_the_url_and_key") else {
+        return;
+    };
+    let Some(auth) = &r.http_auth else {
+        println!("NOTICE: GRIDFLOW_TEST_HTTP_AUTH_URL not set; auth failure test skipped");
+        return;
+    };
+    // http-server with basic auth answers every request with 401
+    let url = format!("{auth}/cmip6_mini.zarr");
+    let store = ZarrStore::open(&url, StoreOptions::read_only()).unwrap();
+    let t = Instant::now();
+    let e = store.open_group("").unwrap_err().to_string();
+    println!("{e}");
+    assert!(e.contains(&url) && e.contains(".zmetadata"), "{e}");
+    assert!(e.contains("401") || e.contains("Unauthorized"), "{e}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "not retried for long"
+    );
+}
+
+/// Spawns this test binary again to run `child` with extra environment variables
+/// (`std::env::set_var` is unsafe, and the AWS variables must not leak into other tests).
+fn run_child(child: &str, envs: &[(&str, &str)]) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([child, "--exact", "--nocapture", "--test-threads", "1"])
+        .env("GRIDFLOW_TEST_CHILD", child)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "{child} failed:\n{text}");
+    assert!(text.contains("1 passed"), "{child} did not run:\n{text}");
+}
+
+#[test]
+fn s3_wrong_credentials_give_a_clear_403() {
+    if remote("s3_wrong_credentials_give_a_clear_403").is_none() {
+        return;
+    }
+    run_child(
+        "s3_wrong_credentials_child",
+        &[
+            ("AWS_ACCESS_KEY_ID", "GRIDFLOWWRONGKEY"),
+            ("AWS_SECRET_ACCESS_KEY", "gridflow-wrong-secret"),
+        ],
+    );
+}
+
+/// Runs only inside [`s3_wrong_credentials_give_a_clear_403`]'s child process.
+#[test]
+fn s3_wrong_credentials_child() {
+    if var("GRIDFLOW_TEST_CHILD").as_deref() != Some("s3_wrong_credentials_child") {
+        return;
+    }
+    let r = remote("s3_wrong_credentials_child").unwrap();
+    let url = r.s3_url("cmip6_mini.zarr");
+    let opts = StoreOptions {
+        anonymous: false, // signed with the (wrong) AWS_* credentials from the environment
+        ..r.s3_options(true)
+    };
+    let t = Instant::now();
+    let e = ZarrStore::open(&url, opts)
+        .unwrap()
+        .open_group("")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    println!("{e}");
+    assert!(e.contains(&url) && e.contains(".zmetadata"), "{e}");
+    assert!(
+        e.contains("403") || e.contains("InvalidAccessKeyId") || e.contains("Forbidden"),
+        "{e}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "not retried for long"
+    );
+}
+
+/// How the local fault server answers requests for chunk keys (metadata is always served).
+#[derive(Clone, Copy)]
+enum Fault {
+    /// `403 Forbidden`.
+    Forbidden,
+    /// Accept, read the request, never answer.
+    Hang,
+}
+
+fn is_metadata(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    matches!(
+        name,
+        ".zmetadata" | ".zarray" | ".zattrs" | ".zgroup" | "zarr.json"
+    )
+}
+
+/// A local HTTP server over `tests/fixtures` that serves metadata files and answers every
+/// other key with `fault`. Returns its base URL. Threads are detached; they end with the
+/// test process.
+fn fault_server(fault: Fault) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || serve(stream, fault));
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn serve(mut s: TcpStream, fault: Fault) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut parts = head.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let key = parts
+        .next()
+        .unwrap_or("/")
+        .trim_start_matches('/')
+        .to_owned();
+    let reply = |s: &mut TcpStream, status: &str, body: &[u8]| {
+        let body_out = if method == "HEAD" { &[][..] } else { body };
+        let _ = write!(
+            s,
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = s.write_all(body_out);
+    };
+    if is_metadata(&key) {
+        match std::fs::read(fixtures().join(&key)) {
+            Ok(b) => reply(&mut s, "200 OK", &b),
+            Err(_) => reply(&mut s, "404 Not Found", b"not found"),
+        }
+        return;
+    }
+    match fault {
+        Fault::Forbidden => reply(&mut s, "403 Forbidden", b"forbidden"),
+        Fault::Hang => std::thread::sleep(Duration::from_secs(600)),
+    }
+}
+
+/// Options that give up quickly: 1 s per request, no retries.
+fn impatient() -> StoreOptions {
+    StoreOptions {
+        timeout_secs: 1,
+        connect_timeout_secs: 1,
+        max_retries: 0,
+        ..StoreOptions::read_only()
+    }
+}
+
+fn chunk_failure(fault: Fault, options: StoreOptions) -> (String, Duration) {
+    let base = fault_server(fault);
+    let url = format!("{base}/cmip6_mini.zarr");
+    let store = ZarrStore::open(&url, options).unwrap();
+    let tas = store.open_group("").unwrap().array("tas").unwrap();
+    let t = Instant::now();
+    let e = tas.read_chunk(&[1, 0, 0]).unwrap_err();
+    let took = t.elapsed();
+    assert!(matches!(e, StoreError::Chunk { .. }), "{e:?}");
+    let msg = e.to_string();
+    println!("{msg} (after {took:?})");
+    assert!(
+        msg.contains(&url) && msg.contains("\"tas\"") && msg.contains("tas/1.0.0"),
+        "{msg}"
+    );
+    // through the lazy array and the executor, the message survives
+    let lazy = tas
+        .to_chunked(None)
+        .unwrap()
+        .compute_with(&Scheduler::threads(2))
+        .unwrap_err()
+        .to_string();
+    assert!(lazy.contains(&url) && lazy.contains("tas/"), "{lazy}");
+    (msg, took)
+}
+
+#[test]
+fn forbidden_chunk_names_url_array_and_key() {
+    let (msg, took) = chunk_failure(Fault::Forbidden, StoreOptions::read_only());
+    assert!(msg.contains("403") || msg.contains("Forbidden"), "{msg}");
+    assert!(
+        took < Duration::from_secs(10),
+        "4xx is not retried: {took:?}"
+    );
+}
+
+#[test]
+fn chunk_time_out_names_url_array_and_key_and_does_not_hang() {
+    let (msg, took) = chunk_failure(Fault::Hang, impatient());
+    // object_store's message says "error sending request" after the 1 s time-out; reqwest's
+    // "operation timed out" is only in the error's source chain, which its Display omits.
+    assert!(msg.contains("GET") && msg.contains(" in 1."), "{msg}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn chunk_time_out_with_retries_still_ends() {
+    // two retries of a 1 s time-out: bounded by the retry budget, not by the server
+    let opts = StoreOptions {
+        max_retries: 2,
+        ..impatient()
+    };
+    let (_, took) = chunk_failure(Fault::Hang, opts);
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+#[test]
+fn server_that_never_answers_fails_the_open_with_the_url() {
+    // accepts connections and never answers, not even to metadata requests
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/store.zarr", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let store = ZarrStore::open(&url, impatient()).unwrap();
+    let t = Instant::now();
+    let e = store.open_group("").map(|_| ()).unwrap_err().to_string();
+    println!("{e} (after {:?})", t.elapsed());
+    assert!(e.contains(&url) && e.contains(".zmetadata"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[test]
+fn writing_to_read_only_remote_stores_fails_and_writes_nothing() {
+    let Some(r) = remote("writing_to_read_only_remote_stores_fails_and_writes_nothing") else {
+        return;
+    };
+    let before = r.s3_keys();
+    let x = ChunkedArray::ones(&[4, 4], [2, 2], DType::F32).unwrap();
+    let target = format!("readonly-{}.zarr", std::process::id());
+    for store in [
+        ZarrStore::open(&r.s3_url(&target), r.s3_options(true)).unwrap(),
+        ZarrStore::open(&r.s3_url("cmip6_mini.zarr"), r.s3_options(true)).unwrap(),
+        r.http_store(&target),
+    ] {
+        assert!(store.is_read_only());
+        let e = to_zarr(&x, &store, "x", &WriteOptions::default()).unwrap_err();
+        assert!(matches!(e, StoreError::ReadOnly { .. }), "{e:?}");
+        assert!(e.to_string().contains("read-only"), "{e}");
+    }
+    assert_eq!(r.s3_keys(), before, "the bucket is unchanged");
+    assert!(r.http_store(&target).open_group("").is_err());
+}
+
+#[test]
+fn s3_write_then_read_back() {
+    let Some(r) = remote("s3_write_then_read_back") else {
+        return;
+    };
+    let target = format!("written-{}.zarr", std::process::id());
+    let v: Vec<f64> = (0..42).map(|i| f64::from(i) * 0.25).collect();
+    let c = gridflow_array::Chunk::from_f64_vec(&[6, 7], v, DType::F32).unwrap();
+    let x = ChunkedArray::from_chunk(c, [4, 3]).unwrap();
+    let store = ZarrStore::open(&r.s3_url(&target), r.s3_options(false)).unwrap();
+    to_zarr(&x, &store, "tas", &WriteOptions::default()).unwrap();
+    let keys = r.s3_keys();
+    assert!(keys.contains(&format!("{target}/.zmetadata")), "{keys:?}");
+    let back = r
+        .s3_store(&target)
+        .open_group("")
+        .unwrap()
+        .array("tas")
+        .unwrap();
+    let got = read_all(&back);
+    assert_values_eq("s3 write", &values(&got), &values(&x.compute().unwrap()));
+    // and a second create-mode write refuses to overwrite
+    let e = to_zarr(&x, &store, "tas", &WriteOptions::default()).unwrap_err();
+    assert!(matches!(e, StoreError::Exists { .. }), "{e}");
+}
