@@ -49,3 +49,6 @@ cargo test --workspace --doc -j "$jobs"
 
 step "benchmark harness smoke run (tiny sizes; timings are not checked)"
 cargo run -q -p gridflow-bench -j "$jobs" -- --quick all
+
+step "store benchmark smoke run (tiny stores; gridflow vs zarr-python + dask; timings are not checked)"
+bash bench/store/run.sh --quick

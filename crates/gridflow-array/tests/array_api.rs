@@ -396,3 +396,43 @@ fn lazy_reads_from_a_source_and_graphs_serialize() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[test]
+fn long_elementwise_chains_stream_through_tiles_exactly() {
+    // Blocks larger than the streaming tile, with a dtype change inside the chain.
+    let x = ChunkedArray::random(&[50_000, 3], [20_000, 3], 5).unwrap();
+    let y = x
+        .mul(2.0)
+        .unwrap()
+        .add(1.0)
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .astype(DType::F32)
+        .unwrap()
+        .neg()
+        .unwrap();
+    let got = y.compute_with(&Scheduler::threads(2)).unwrap();
+    assert_eq!(got.dtype(), DType::F32);
+    assert_eq!(got.shape(), &[50_000, 3]);
+    let xs = x.compute().unwrap().to_f64_vec();
+    for (g, v) in got.to_f64_vec().iter().zip(&xs) {
+        assert_eq!(*g, f64::from(-((2.0 * v + 1.0).sqrt() as f32)));
+    }
+    // The same chain over a persisted (literal) array, feeding a reduction.
+    let p = x.persist().unwrap();
+    let s = p
+        .mul(2.0)
+        .unwrap()
+        .add(1.0)
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .sum(None)
+        .unwrap()
+        .compute_scalar()
+        .unwrap()
+        .as_f64();
+    let want: f64 = xs.iter().map(|v| (2.0 * v + 1.0).sqrt()).sum();
+    assert!((s - want).abs() < 1e-9 * want, "{s} vs {want}");
+}

@@ -34,6 +34,16 @@ pub trait Execute: Operation {
         self.execute(&refs)
     }
 
+    /// Optionally evaluates a whole (fused) expression at once, given the task's input
+    /// values, e.g. to stream a chain of elementwise operations through a cache-sized
+    /// buffer instead of one full pass per operation. `None` means: evaluate it node by node.
+    fn execute_fused(
+        _expr: &gridflow_graph::Expr<Self>,
+        _inputs: &[std::sync::Arc<Self::Value>],
+    ) -> Option<std::result::Result<Self::Value, Self::Error>> {
+        None
+    }
+
     /// Bytes a value holds in memory (for the memory budget and reports).
     fn nbytes(value: &Self::Value) -> usize;
 }

@@ -447,6 +447,13 @@ fn run_expr<O: Execute>(
                 message: format!("input {i} missing"),
             }),
         Expr::Call { op, args: sub } => {
+            if let Some(r) = O::execute_fused(expr, args) {
+                return r.map(Arc::new).map_err(|e| RuntimeError::TaskFailed {
+                    key: key.clone(),
+                    op: expr.label(),
+                    message: e.to_string(),
+                });
+            }
             let vals: Vec<Arc<O::Value>> = sub
                 .iter()
                 .map(|e| run_expr(e, args, key))
