@@ -410,6 +410,57 @@ const TILE: usize = 65_536;
 /// through a tile-sized buffer: one read of the input and one write of the result instead of
 /// one full pass per operation. Returns `None` for anything else (evaluated node by node).
 fn fused_elementwise(expr: &Expr<ArrayOp>, inputs: &[Arc<Value>]) -> Option<Result<Value>> {
+    // A reduction over every axis of a chain: reduce each tile as it leaves the chain.
+    if let Expr::Call {
+        op: ArrayOp::ReduceBlock { spec, ctx: None },
+        args,
+    } = expr
+    {
+        if args.len() != 1 || spec.op.is_arg() {
+            return None;
+        }
+        let (chain, leaf_node) = chain_of(&args[0]);
+        if chain.is_empty() {
+            return None;
+        }
+        return with_leaf(leaf_node, inputs, |leaf| {
+            if spec.axes.len() != leaf.ndim() || leaf.len() <= TILE {
+                return None;
+            }
+            let tiles = tiles_of(leaf, true)?;
+            let run = |tile: Chunk| -> Result<kernels::Partial> {
+                // Tiles are (1, ..., 1, n) blocks, so their partials have the block's keepdims
+                // shape and combine like the partials of blocks do.
+                let out = chain.iter().try_fold(tile, |c, op| apply_owned(op, c))?;
+                kernels::reduce_block(spec, &out, None)
+            };
+            let mut acc: Option<kernels::Partial> = None;
+            for tile in tiles {
+                let p = match run(tile) {
+                    Ok(p) => p,
+                    Err(e) => return Some(Err(e)),
+                };
+                acc = Some(match acc {
+                    None => p,
+                    Some(a) => match kernels::combine_partials(spec, &[&a, &p]) {
+                        Ok(c) => c,
+                        Err(e) => return Some(Err(e)),
+                    },
+                });
+            }
+            acc.map(|p| Ok(Value::Partial(Box::new(p))))
+        });
+    }
+    let (chain, leaf_node) = chain_of(expr);
+    if chain.len() < 2 {
+        return None;
+    }
+    with_leaf(leaf_node, inputs, |leaf| Some(stream_chain(&chain, leaf)))
+}
+
+/// The single-input elementwise operations from the top of `expr` down, returned in the
+/// order they apply, and the node below them.
+fn chain_of(expr: &Expr<ArrayOp>) -> (Vec<&ArrayOp>, &Expr<ArrayOp>) {
     let mut chain: Vec<&ArrayOp> = Vec::new();
     let mut node = expr;
     while let Expr::Call { op, args } = node {
@@ -423,21 +474,26 @@ fn fused_elementwise(expr: &Expr<ArrayOp>, inputs: &[Arc<Value>]) -> Option<Resu
         chain.push(op);
         node = &args[0];
     }
-    if chain.len() < 2 {
-        return None;
-    }
     chain.reverse();
-    // The leaf: a task input, or an operation whose arguments are all task inputs.
-    let leaf_value;
-    let leaf: &Chunk = match node {
+    (chain, node)
+}
+
+/// Calls `f` with the chain's input block: a task input, a literal (borrowed, not copied), or
+/// an operation whose arguments are all task inputs.
+fn with_leaf(
+    node: &Expr<ArrayOp>,
+    inputs: &[Arc<Value>],
+    f: impl FnOnce(&Chunk) -> Option<Result<Value>>,
+) -> Option<Result<Value>> {
+    match node {
         Expr::Input(i) => match inputs.get(*i).map(|v| &**v) {
-            Some(Value::Chunk(c)) => c,
-            _ => return None,
+            Some(Value::Chunk(c)) => f(c),
+            _ => None,
         },
         Expr::Call {
             op: ArrayOp::Literal(c),
             ..
-        } => c,
+        } => f(c),
         Expr::Call { op, args } => {
             let mut refs = Vec::with_capacity(args.len());
             for a in args {
@@ -446,15 +502,30 @@ fn fused_elementwise(expr: &Expr<ArrayOp>, inputs: &[Arc<Value>]) -> Option<Resu
                     Expr::Call { .. } => return None,
                 }
             }
-            leaf_value = match op.run(&refs) {
-                Ok(Value::Chunk(c)) => c,
-                Ok(Value::Partial(_)) => return None,
-                Err(e) => return Some(Err(e)),
-            };
-            &leaf_value
+            match op.run(&refs) {
+                Ok(Value::Chunk(c)) => f(&c),
+                Ok(Value::Partial(_)) => None,
+                Err(e) => Some(Err(e)),
+            }
         }
+    }
+}
+
+/// The block's elements cut into 1-d tiles of at most `TILE`, if its data is contiguous.
+/// With `keep_ndim`, each tile has shape `(1, ..., 1, n)` of the block's rank, else `(n,)`.
+fn tiles_of(input: &Chunk, keep_ndim: bool) -> Option<Vec<Chunk>> {
+    let shape_of = |n: usize| {
+        let mut s = vec![1; if keep_ndim { input.ndim().max(1) } else { 1 }];
+        if let Some(last) = s.last_mut() {
+            *last = n;
+        }
+        s
     };
-    Some(stream_chain(&chain, leaf))
+    crate::with_chunk!(input, a => a.as_slice().map(|s| {
+        s.chunks(TILE)
+            .map(|t| Element::wrap(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape_of(t.len())), t.to_vec()).unwrap_or_default()))
+            .collect()
+    }))
 }
 
 fn apply_owned(op: &ArrayOp, c: Chunk) -> Result<Chunk> {
@@ -477,11 +548,7 @@ fn stream_chain(chain: &[&ArrayOp], input: &Chunk) -> Result<Value> {
     let run = |tile: Chunk| chain.iter().try_fold(tile, |c, op| apply_owned(op, c));
     let n = input.len();
     // Tiles are copied out of the input's contiguous data; other layouts take the plain path.
-    let tiles: Option<Vec<Chunk>> = crate::with_chunk!(input, a => a.as_slice().map(|s| {
-        s.chunks(TILE)
-            .map(|t| Element::wrap(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[t.len()]), t.to_vec()).unwrap_or_default()))
-            .collect()
-    }));
+    let tiles = tiles_of(input, false);
     let Some(tiles) = tiles.filter(|_| n > TILE) else {
         return run(input.clone()).map(Value::Chunk);
     };
