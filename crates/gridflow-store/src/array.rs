@@ -10,10 +10,85 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
+use zarrs::array::codec::api::{BytesPartialDecoderTraits, CodecError, CodecMetadataOptions};
 use zarrs::array::{
     Array, ArrayMetadata, ArrayMetadataV2, ArrayMetadataV3, ArrayShardedExt,
-    ArrayShardedReadableExt, ArrayShardedReadableExtCache, ArraySubset, CodecOptions,
+    ArrayShardedReadableExt, ArrayShardedReadableExtCache, ArraySubset, BytesRepresentation,
+    CodecOptions,
 };
+use zarrs::storage::StorageError;
+use zarrs::storage::byte_range::{ByteRange, ByteRangeIterator};
+
+/// Decoded bytes per slab when a blosc chunk is decoded slab by slab (below glibc's mmap
+/// threshold, so the slab buffers are reused instead of mapped and unmapped each time).
+const BLOSC_SLAB_BYTES: usize = 4 << 20;
+
+/// Whether the array's codecs are exactly `bytes` (little-endian or no endianness) then
+/// `blosc`, with no array-to-array codec: what [`ZarrArray::read_blosc_chunk`] decodes.
+fn blosc_le_chain(array: &Array<Storage>) -> bool {
+    let codecs = array.codecs();
+    if !codecs.array_to_array_codecs().is_empty() || codecs.bytes_to_bytes_codecs().len() != 1 {
+        return false;
+    }
+    let metas = codecs.create_metadatas(&CodecMetadataOptions::default());
+    let Ok(Value::Array(metas)) = serde_json::to_value(&metas) else {
+        return false;
+    };
+    let name = |m: &Value| {
+        m.as_str()
+            .or_else(|| m.get("name").and_then(Value::as_str))
+            .map(str::to_string)
+    };
+    match metas.as_slice() {
+        [bytes, blosc] => {
+            let endian = bytes.get("configuration").and_then(|c| c.get("endian"));
+            name(bytes).as_deref() == Some("bytes")
+                && name(blosc).as_deref() == Some("blosc")
+                && matches!(endian.and_then(Value::as_str), None | Some("little"))
+                && cfg!(target_endian = "little")
+        }
+        _ => false,
+    }
+}
+
+/// An encoded chunk in memory, handed to a codec's partial decoder without copying it.
+struct EncodedChunk(Vec<u8>);
+
+impl BytesPartialDecoderTraits for EncodedChunk {
+    fn exists(&self) -> std::result::Result<bool, StorageError> {
+        Ok(true)
+    }
+
+    fn size_held(&self) -> usize {
+        self.0.len()
+    }
+
+    fn partial_decode_many(
+        &self,
+        decoded_regions: ByteRangeIterator,
+        _options: &CodecOptions,
+    ) -> std::result::Result<Option<Vec<std::borrow::Cow<'_, [u8]>>>, CodecError> {
+        let n = self.0.len() as u64;
+        decoded_regions
+            .map(|r| {
+                let (start, end) = (r.start(n), r.end(n));
+                if start > end || end > n {
+                    return Err(CodecError::from(format!(
+                        "byte range {start}..{end} outside an encoded chunk of {n} bytes"
+                    )));
+                }
+                Ok(std::borrow::Cow::Borrowed(
+                    &self.0[start as usize..end as usize],
+                ))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    fn supports_partial_decode(&self) -> bool {
+        true
+    }
+}
 
 /// An open store: a URL, its options and the storage adapter (with its read counters).
 /// Cheap to clone.
@@ -201,6 +276,8 @@ pub struct ZarrArray {
     attrs: Map<String, Value>,
     dims: Option<Vec<String>>,
     shard_cache: Arc<OnceLock<ArrayShardedReadableExtCache>>,
+    /// Whether the codecs are `bytes` + `blosc` (see [`blosc_le_chain`]), worked out once.
+    blosc_le: Arc<OnceLock<bool>>,
 }
 
 impl std::fmt::Debug for ZarrArray {
@@ -380,6 +457,7 @@ impl ZarrArray {
             attrs,
             dims,
             shard_cache: Arc::new(OnceLock::new()),
+            blosc_le: Arc::new(OnceLock::new()),
         })
     }
 
@@ -485,16 +563,27 @@ impl ZarrArray {
             )));
         }
         macro_rules! rd {
-            ($t:ty, $v:ident) => {
-                Chunk::$v(
-                    self.array
+            ($t:ty, $v:ident) => {{
+                let streamed = if *self.blosc_le.get_or_init(|| blosc_le_chain(&self.array)) {
+                    self.read_blosc_chunk(idx, <$t>::from_le_bytes)?
+                } else {
+                    None
+                };
+                Chunk::$v(match streamed {
+                    Some(a) => a,
+                    None => self
+                        .array
                         .retrieve_chunk::<ndarray::ArrayD<$t>>(idx)
                         .map_err(|e| self.chunk_err(idx, e))?,
-                )
-            };
+                })
+            }};
         }
         let full = match self.dtype {
-            DType::Bool => rd!(bool, Bool),
+            DType::Bool => Chunk::Bool(
+                self.array
+                    .retrieve_chunk::<ndarray::ArrayD<bool>>(idx)
+                    .map_err(|e| self.chunk_err(idx, e))?,
+            ),
             DType::I8 => rd!(i8, I8),
             DType::I16 => rd!(i16, I16),
             DType::I32 => rd!(i32, I32),
@@ -517,6 +606,64 @@ impl ZarrArray {
             })
             .collect();
         self.trim(full, &ranges, idx)
+    }
+
+    /// Reads store chunk `idx` of a `bytes` (little-endian) + `blosc` array by decoding it
+    /// slab by slab straight into the chunk's element vector. zarrs' whole-chunk decode
+    /// returns a byte buffer that then has to be copied into a `Vec<T>` (a fresh, page-faulted
+    /// allocation of the full chunk size); the slabs are small enough to be reused from the
+    /// heap. `None` if the chunk is missing (the caller falls back to the fill value).
+    fn read_blosc_chunk<T, const N: usize>(
+        &self,
+        idx: &[u64],
+        from_le: fn([u8; N]) -> T,
+    ) -> Result<Option<ndarray::ArrayD<T>>> {
+        let codecs = self.array.codecs();
+        let Some(codec) = codecs.bytes_to_bytes_codecs().first().cloned() else {
+            return Ok(None);
+        };
+        let Some(encoded) = self
+            .array
+            .retrieve_encoded_chunk(idx)
+            .map_err(|e| self.chunk_err(idx, e))?
+        else {
+            return Ok(None);
+        };
+        let n: usize = self.chunk_shape.iter().product();
+        let nbytes = n * N;
+        let opts = CodecOptions::default();
+        let decoder = codec
+            .partial_decoder(
+                Arc::new(EncodedChunk(encoded)),
+                &BytesRepresentation::FixedSize(nbytes as u64),
+                &opts,
+            )
+            .map_err(|e| self.chunk_err(idx, e))?;
+        let mut out: Vec<T> = Vec::with_capacity(n);
+        let slab = (BLOSC_SLAB_BYTES / N).max(1) * N;
+        let mut start = 0;
+        while start < nbytes {
+            let len = slab.min(nbytes - start);
+            let bytes = decoder
+                .partial_decode(ByteRange::FromStart(start as u64, Some(len as u64)), &opts)
+                .map_err(|e| self.chunk_err(idx, e))?
+                .ok_or_else(|| self.chunk_err(idx, "the encoded chunk vanished"))?;
+            if bytes.len() != len {
+                return Err(self.chunk_err(
+                    idx,
+                    format!("decoded {} bytes where {len} were expected", bytes.len()),
+                ));
+            }
+            out.extend(bytes.chunks_exact(N).map(|b| {
+                let mut a = [0u8; N];
+                a.copy_from_slice(b);
+                from_le(a)
+            }));
+            start += len;
+        }
+        ndarray::ArrayD::from_shape_vec(self.chunk_shape.clone(), out)
+            .map(Some)
+            .map_err(|e| self.chunk_err(idx, e))
     }
 
     fn trim(&self, c: Chunk, ranges: &[Range<usize>], idx: &[u64]) -> Result<Chunk> {
