@@ -108,6 +108,21 @@ fn v2_dtype(d: DType) -> &'static str {
     }
 }
 
+/// Writes array metadata as ordered JSON under `key` and returns it as a JSON object.
+fn put_metadata(
+    store: &ZarrStore,
+    path: &str,
+    key: &str,
+    pairs: &[(&str, Value)],
+) -> Result<Value> {
+    put(store, path, key, ordered_json(pairs).into_bytes())?;
+    Ok(pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect::<Map<_, _>>()
+        .into())
+}
+
 fn put(store: &ZarrStore, path: &str, key: &str, bytes: Vec<u8>) -> Result<()> {
     let werr = |detail: String| StoreError::Write {
         url: store.url_string(),
@@ -307,17 +322,7 @@ pub fn to_zarr(
                     .unwrap_or_default()
                     .into_bytes(),
             )?;
-            put(
-                store,
-                &path,
-                &format!("{path}/.zarray"),
-                ordered_json(&pairs).into_bytes(),
-            )?;
-            let meta: Value = pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect::<Map<_, _>>()
-                .into();
+            let meta = put_metadata(store, &path, &format!("{path}/.zarray"), &pairs)?;
             ArrayEntry {
                 format: ZarrFormat::V2,
                 meta,
@@ -362,17 +367,7 @@ pub fn to_zarr(
             if let Some(d) = &options.dims {
                 pairs.push(("dimension_names", json!(d)));
             }
-            put(
-                store,
-                &path,
-                &format!("{path}/zarr.json"),
-                ordered_json(&pairs).into_bytes(),
-            )?;
-            let meta: Value = pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect::<Map<_, _>>()
-                .into();
+            let meta = put_metadata(store, &path, &format!("{path}/zarr.json"), &pairs)?;
             ArrayEntry {
                 format: ZarrFormat::V3,
                 meta,
