@@ -11,6 +11,7 @@
 
 pub mod array;
 pub mod error;
+pub mod fetch;
 pub mod metadata;
 pub mod storage;
 pub mod write;
@@ -19,7 +20,9 @@ pub use array::{Dim, ZarrArray, ZarrGroup, ZarrSource, ZarrStore};
 pub use error::{Result, StoreError};
 pub use metadata::ZarrFormat;
 pub use storage::{StoreOptions, StoreUrl};
-pub use write::{Compression, WriteMode, WriteOptions, consolidate_metadata, to_zarr};
+pub use write::{
+    Compression, WriteMode, WriteOptions, consolidate_metadata, to_zarr, write_group_attrs,
+};
 
 /// Registers the `"zarr"` chunk-source kind, so read tasks can be rebuilt from their spec
 /// (call it in every process that deserializes or runs read tasks; idempotent).

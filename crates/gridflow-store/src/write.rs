@@ -152,6 +152,45 @@ fn exists(store: &ZarrStore, key: &str) -> Result<bool> {
         })
 }
 
+/// Writes the attributes of the group at `path` (creating the group's metadata), e.g. a
+/// dataset's global attributes. v2: `.zgroup` + `.zattrs`; v3: the group's `zarr.json`.
+pub fn write_group_attrs(
+    store: &ZarrStore,
+    path: &str,
+    format: ZarrFormat,
+    attrs: &Map<String, Value>,
+) -> Result<()> {
+    if store.is_read_only() {
+        return Err(StoreError::ReadOnly {
+            url: store.url_string(),
+        });
+    }
+    let path = path.trim_matches('/');
+    let body = |v: &Value| serde_json::to_vec_pretty(v).unwrap_or_default();
+    match format {
+        ZarrFormat::V2 => {
+            put(
+                store,
+                path,
+                &metadata::join(path, ".zgroup"),
+                body(&json!({"zarr_format": 2})),
+            )?;
+            put(
+                store,
+                path,
+                &metadata::join(path, ".zattrs"),
+                body(&Value::Object(attrs.clone())),
+            )
+        }
+        ZarrFormat::V3 => put(
+            store,
+            path,
+            &metadata::join(path, "zarr.json"),
+            body(&json!({"zarr_format": 3, "node_type": "group", "attributes": attrs})),
+        ),
+    }
+}
+
 /// Writes `array` to `path` in `store` and returns the written array opened for reading.
 ///
 /// Metadata first (root and intermediate groups if absent, then the array), then every block

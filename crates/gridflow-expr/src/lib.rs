@@ -1,0 +1,44 @@
+//! The expression language of `gridflow eval`: a parser for a subset of Python expressions.
+//!
+//! [`parse`] turns source text into an [`Expr`] tree whose nodes carry byte [`Span`]s, with
+//! Python 3's grammar, precedence and associativity for what is supported:
+//!
+//! - names, attribute access `ds.tas`, calls `f(a, b=1)`, subscripts `x["tas"]`, `x[0]`,
+//!   slices `x[1:3]`, `x[::2]` and tuple indexes `x[0, :, ::2]`;
+//! - literals: integers (`1_000`, `0x10`, `0o7`, `0b1`), floats (`.5`, `5.`, `1e-3`),
+//!   strings (single, double and triple quotes, escapes, raw `r"..."`, adjacent literals
+//!   joined), `True`, `False`, `None`, lists `[a, b]` and tuples `(a, b)`, `(a,)`, `()`;
+//! - operators `not`/`-`/`+`/`~`, `**`, `* / // %`, `+ -`, `<< >>`, `&`, `^`, `|`,
+//!   comparisons (chained as in Python), `and`, `or` and `a if c else b`.
+//!
+//! No evaluation happens here; a later stage binds names to datasets. Everything else Python
+//! allows (lambdas, comprehensions, f-strings, `*args`, `:=`, dicts, `@`, statements...) is
+//! rejected with a [`ParseError`] that says so and points at it; see [`ParseError::render`].
+//!
+//! ```
+//! use gridflow_expr::{parse, BinaryOp, ExprKind};
+//!
+//! let e = parse("(ds.tas - 273.15).where(ds.tas > 280)")?;
+//! let ExprKind::Call { func, args, .. } = &e.kind else { panic!("a call") };
+//! assert_eq!(func.to_string(), "(ds.tas - 273.15).where");
+//! assert_eq!(args[0].to_string(), "ds.tas > 280");
+//!
+//! let e = parse("-2 ** 2")?; // -(2 ** 2), as in Python
+//! let ExprKind::Unary { operand, .. } = &e.kind else { panic!("a unary minus") };
+//! assert!(matches!(operand.kind, ExprKind::Binary { op: BinaryOp::Pow, .. }));
+//! # Ok::<(), gridflow_expr::ParseError>(())
+//! ```
+
+mod ast;
+mod display;
+mod error;
+mod lexer;
+mod parser;
+mod prec;
+mod span;
+
+pub use ast::{BinaryOp, BoolOpKind, CompareOp, Expr, ExprKind, Keyword, MAX_DEPTH, UnaryOp};
+pub use error::{ParseError, Result, render_error};
+pub use lexer::is_keyword;
+pub use parser::parse;
+pub use span::Span;

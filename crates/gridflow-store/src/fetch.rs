@@ -1,0 +1,125 @@
+//! Whole-file reads (catalog JSON, CSV) from the places stores live: local paths, `file://`,
+//! `http(s)://`, `s3://` and public `gs://` buckets.
+
+use crate::error::{Result, StoreError};
+use crate::storage::{Storage, StoreOptions, StoreUrl};
+use zarrs::storage::{ReadableStorageTraits, StoreKey};
+
+/// Reads a whole file into memory.
+///
+/// * a plain path (relative to the working directory) or a `file:///abs/path` URL: read from
+///   disk;
+/// * `http://` / `https://`: one GET (with the retries and time-outs of `options`);
+/// * `s3://bucket/key`: one GET through the S3 API (`options` gives endpoint, region,
+///   anonymous access...);
+/// * `gs://bucket/key`: read anonymously from `https://storage.googleapis.com/bucket/key`
+///   (public Google Cloud Storage buckets, such as Pangeo's CMIP6 one).
+///
+/// URLs with a query string are not supported. A missing file is a
+/// [`StoreError::NotFound`] naming the directory URL and the file name.
+///
+/// ```no_run
+/// use gridflow_store::{fetch::read_bytes, StoreOptions};
+/// let json = read_bytes("https://storage.googleapis.com/cmip6/pangeo-cmip6.json",
+///                       &StoreOptions::read_only())?;
+/// # Ok::<(), gridflow_store::StoreError>(())
+/// ```
+pub fn read_bytes(url: &str, options: &StoreOptions) -> Result<Vec<u8>> {
+    if let Some(rest) = url.strip_prefix("gs://") {
+        return read_bytes(&format!("https://storage.googleapis.com/{rest}"), options);
+    }
+    let remote =
+        url.starts_with("http://") || url.starts_with("https://") || url.starts_with("s3://");
+    if !remote {
+        return read_local(url);
+    }
+    let bad = |detail: &str| StoreError::Url {
+        url: url.to_owned(),
+        detail: detail.to_owned(),
+    };
+    if url.contains('?') {
+        return Err(bad("query strings are not supported"));
+    }
+    let (dir, name) = url
+        .rsplit_once('/')
+        .filter(|(d, n)| !n.is_empty() && !d.ends_with('/'))
+        .ok_or_else(|| bad("the URL names no file"))?;
+    let dir_url = StoreUrl::parse(dir)?;
+    let storage = Storage::new(&dir_url, options)?;
+    let key = StoreKey::new(name).map_err(|e| bad(&e.to_string()))?;
+    match storage.get(&key) {
+        Ok(Some(bytes)) => Ok(bytes.to_vec()),
+        Ok(None) => Err(StoreError::NotFound {
+            url: dir_url.to_string(),
+            what: "file",
+            path: name.to_owned(),
+        }),
+        Err(e) => Err(StoreError::Storage {
+            url: url.to_owned(),
+            detail: e.to_string(),
+        }),
+    }
+}
+
+fn read_local(url: &str) -> Result<Vec<u8>> {
+    let path = match url.strip_prefix("file://") {
+        Some(p) if p.starts_with('/') => p,
+        Some(_) => {
+            return Err(StoreError::Url {
+                url: url.to_owned(),
+                detail: "file:// URLs must hold an absolute path (file:///...)".to_owned(),
+            });
+        }
+        None if url.contains("://") => {
+            return Err(StoreError::Url {
+                url: url.to_owned(),
+                detail: "unsupported scheme (use a path, file://, http(s)://, s3:// or gs://)"
+                    .to_owned(),
+            });
+        }
+        None => url,
+    };
+    std::fs::read(path).map_err(|e| {
+        let shown = std::path::absolute(path)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| path.to_owned());
+        if e.kind() == std::io::ErrorKind::NotFound {
+            StoreError::NotFound {
+                url: shown,
+                what: "file",
+                path: String::new(),
+            }
+        } else {
+            StoreError::Storage {
+                url: shown,
+                detail: e.to_string(),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_local_files_and_names_missing_ones() {
+        let dir = std::env::temp_dir().join(format!("gridflow-fetch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("a.json");
+        std::fs::write(&file, b"{}").unwrap();
+        let opts = StoreOptions::read_only();
+        assert_eq!(read_bytes(file.to_str().unwrap(), &opts).unwrap(), b"{}");
+        let url = format!("file://{}", file.display());
+        assert_eq!(read_bytes(&url, &opts).unwrap(), b"{}");
+        let missing = dir.join("missing.json");
+        let err = read_bytes(missing.to_str().unwrap(), &opts).unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+        assert!(err.to_string().contains("missing.json"), "{err}");
+        let err = read_bytes("ftp://host/x.json", &opts).unwrap_err();
+        assert!(err.to_string().contains("unsupported scheme"), "{err}");
+        let err = read_bytes("https://host/dir/", &opts).unwrap_err();
+        assert!(err.to_string().contains("names no file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
