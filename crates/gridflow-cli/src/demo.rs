@@ -1,110 +1,28 @@
-//! `gridflow demo`: the engine's tour on a CMIP6-shaped synthetic field.
+//! `gridflow demo`: the tutorial, end to end, on the embedded CMIP6-like sample.
 
+use crate::common::{Executor, human};
+use crate::sample;
 use anyhow::{Context, Result, bail};
-use gridflow_array::{ChunkedArray, DType, Indexer, Scheduler};
-use gridflow_runtime::Progress;
-use std::f64::consts::PI;
-use std::io::Write;
+use gridflow_dataset::{
+    DataArray, Label, Method, OpenOptions, Reduction, SelOptions, Selector,
+};
 use std::path::PathBuf;
 use std::time::Instant;
 
 /// Demo settings.
 pub struct Options {
+    /// Years of 3-hourly data in the sample.
     pub years: usize,
-    pub threads: Option<usize>,
-    pub memory_limit_mib: usize,
+    /// Where the sample store and catalog live (created if absent).
+    pub data: PathBuf,
+    /// Where the figures and the graph drawing go.
     pub out: PathBuf,
+    /// The local executor.
+    pub exec: Executor,
 }
 
-/// The N96 grid of KACE-1-0-G: 144 latitudes, 192 longitudes.
-const NLAT: usize = 144;
-const NLON: usize = 192;
-/// 3-hourly steps in a 360-day year.
-const STEPS_PER_YEAR: usize = 360 * 8;
-/// Time steps per chunk, as in the Pangeo CMIP6 store.
-const TIME_CHUNK: usize = 600;
-
-fn lat_values() -> Vec<f64> {
-    (0..NLAT).map(|i| -89.375 + 1.25 * i as f64).collect()
-}
-
-fn lon_values() -> Vec<f64> {
-    (0..NLON).map(|j| 0.9375 + 1.875 * j as f64).collect()
-}
-
-fn nearest(values: &[f64], target: f64) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .min_by(|a, b| (a.1 - target).abs().total_cmp(&(b.1 - target).abs()))
-        .map_or(0, |(i, _)| i)
-}
-
-/// A lazy near-surface air temperature field (K): a latitude gradient, a seasonal cycle
-/// that flips between hemispheres, a diurnal cycle that follows local solar time, and
-/// weather-like noise. Built from broadcasting elementwise operations only.
-fn synthetic_tas(years: usize) -> Result<ChunkedArray> {
-    let nt = years * STEPS_PER_YEAR;
-    let days = ChunkedArray::arange(0.0, nt as f64 * 0.125, 0.125, TIME_CHUNK, DType::F64)?
-        .reshape_for_time()?;
-    let lat = ChunkedArray::from_ndarray(ndarray::Array1::from(lat_values()).into_dyn(), [0])?
-        .expand_dims(1)?;
-    let lon = ChunkedArray::from_ndarray(ndarray::Array1::from(lon_values()).into_dyn(), [0])?;
-    let coslat = lat.deg2rad()?.cos()?;
-    let sinlat = lat.deg2rad()?.sin()?;
-    let base = coslat.mul(45.0)?.add(240.0)?; // ~240 K at the poles, ~285 K at the equator
-    let season = days
-        .mul(2.0 * PI / 360.0)?
-        .sub(PI / 2.0)?
-        .sin()?
-        .mul(&sinlat.mul(12.0)?)?;
-    let local_hour = days.rem(1.0)?.mul(24.0)?.add(&lon.div(15.0)?)?;
-    let diurnal = local_hour
-        .sub(9.0)?
-        .mul(2.0 * PI / 24.0)?
-        .sin()?
-        .mul(&coslat.mul(4.0)?)?;
-    let noise = ChunkedArray::random(&[nt, NLAT, NLON], [TIME_CHUNK, NLAT, NLON], 1850)?
-        .sub(0.5)?
-        .mul(3.0)?;
-    let tas = base
-        .add(&season)?
-        .add(&diurnal)?
-        .add(&noise)?
-        .astype(DType::F32)?;
-    Ok(tas)
-}
-
-trait TimeAxis {
-    fn reshape_for_time(self) -> Result<ChunkedArray>;
-}
-
-impl TimeAxis for ChunkedArray {
-    /// (time,) -> (time, 1, 1), so it broadcasts against (time, lat, lon).
-    fn reshape_for_time(self) -> Result<ChunkedArray> {
-        Ok(self.expand_dims(1)?.expand_dims(2)?)
-    }
-}
-
-fn progress_bar(label: &'static str) -> impl Fn(Progress) + Send + Sync + 'static {
-    move |p: Progress| {
-        let width = 30;
-        let filled = (p.done * width).checked_div(p.total).unwrap_or(width);
-        if p.done == p.total || p.done.is_multiple_of(16) {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r  {label} [{}{}] {}/{} tasks",
-                "#".repeat(filled),
-                ".".repeat(width - filled),
-                p.done,
-                p.total
-            );
-            if p.done == p.total {
-                let _ = writeln!(err);
-            }
-        }
-    }
+fn step(n: usize, text: &str) {
+    println!("\n{n}. {text}");
 }
 
 /// Runs the tour.
@@ -113,116 +31,148 @@ pub fn run(o: &Options) -> Result<()> {
         bail!("--years must be at least 1");
     }
     let start = Instant::now();
-    let threads = o
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let budget = o.memory_limit_mib << 20;
-    let scheduler = |label: &'static str| {
-        Scheduler::threads(threads)
-            .with_memory_limit(budget)
-            .with_progress(progress_bar(label))
-    };
+    let mut timings: Vec<(&str, f64)> = Vec::new();
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
-
+    println!("gridflow demo: a CMIP6 analysis session, end to end");
     println!(
-        "gridflow demo — the local executor: {threads} thread(s), a memory budget of {} MiB",
-        o.memory_limit_mib
-    );
-    println!("\n1. Build a lazy CMIP6-like tas field (3-hourly, 360-day calendar, N96 grid)");
-    let tas = synthetic_tas(o.years)?;
-    println!(
-        "   tas: shape (time: {}, lat: {}, lon: {}), {}, chunks of {} time steps, {} blocks, {:.0} MiB if loaded",
-        tas.shape()[0],
-        tas.shape()[1],
-        tas.shape()[2],
-        tas.dtype(),
-        TIME_CHUNK,
-        tas.npartitions(),
-        tas.nbytes() as f64 / (1 << 20) as f64
+        "Running on the local executor: {} worker thread(s), a memory budget of {}.",
+        o.exec.threads,
+        human(o.exec.memory_limit)
     );
 
-    println!("\n2. Select the grid point nearest 45.5°N 9.4°E (Milan)");
-    let (lats, lons) = (lat_values(), lon_values());
-    let (i, j) = (nearest(&lats, 45.5), nearest(&lons, 9.4));
+    step(1, "Prepare the sample data (a Zarr store shaped like the Pangeo CMIP6 one, and its catalog)");
+    let t = Instant::now();
+    let s = sample::ensure_sample(&o.data, o.years)?;
+    if s.written {
+        println!(
+            "   wrote {} years of 3-hourly tas to {} in {:.1} s",
+            o.years,
+            s.store.display(),
+            t.elapsed().as_secs_f64()
+        );
+    } else {
+        println!("   reusing the sample in {}", o.data.display());
+    }
+    println!("   catalog: {}", s.catalog.display());
+    timings.push(("prepare the sample", t.elapsed().as_secs_f64()));
+
+    step(2, "Search the catalog for KACE-1-0-G historical 3-hourly tas, member r1i1p1f1");
+    let t = Instant::now();
+    let query = [
+        ("experiment_id", "historical"),
+        ("institution_id", "NIMS-KMA"),
+        ("table_id", "3hr"),
+        ("variable_id", "tas"),
+        ("member_id", "r1i1p1f1"),
+    ];
+    let found = crate::catalog_cmd::search_and_open(&s.catalog, &query, &OpenOptions::default())?;
+    println!("   {} matching row(s); dataset key: {}", found.rows, found.key);
+    timings.push(("search the catalog and open the dataset", t.elapsed().as_secs_f64()));
+
+    step(3, "Open the dataset lazily (only metadata and coordinates are read)");
+    let ds = found.dataset;
+    println!("{}", indent(&ds.to_string()));
+    // one member and no initialisation year: drop those length-1 dimensions
+    let tas = ds.get("tas")?.squeeze(None)?;
+    println!("   tas{}", tas.dims().iter().zip(tas.shape()).map(|(d, n)| format!(" {d}: {n}")).collect::<Vec<_>>().join(","));
+
+    step(4, "Select the grid point nearest 45.5°N 9.4°E (Milan)");
+    let point = tas.sel(
+        &[
+            ("lat", Selector::Label(Label::Float(45.5))),
+            ("lon", Selector::Label(Label::Float(9.4))),
+        ],
+        &SelOptions {
+            method: Method::Nearest,
+            tolerance: None,
+        },
+    )?;
+    let lat = point.coord("lat")?.to_f64_vec()?;
+    let lon = point.coord("lon")?.to_f64_vec()?;
     println!(
-        "   nearest point: lat {:.3}, lon {:.4} (index {i}, {j})",
-        lats[i], lons[j]
+        "   nearest grid point: lat {:.3}°N, lon {:.4}°E — a series of {} time steps",
+        lat.first().copied().unwrap_or(f64::NAN),
+        lon.first().copied().unwrap_or(f64::NAN),
+        point.shape()[0]
     );
-    let point = tas.index(&[
-        Indexer::Full,
-        Indexer::Index(i as isize),
-        Indexer::Index(j as isize),
-    ])?;
-    let before = point.graph().len();
-    let optimized = point.optimized_graph()?;
+    let before = point.data().graph().len();
+    let optimized = point.data().optimized_graph()?;
     println!(
-        "   task graph: {before} tasks, {} after culling and fusion",
+        "   task graph: {before} tasks as built, {} after culling the unneeded reads and fusing chains",
         optimized.len()
     );
-    let svg_path = o.out.join("point-graph.svg");
-    std::fs::write(&svg_path, optimized.to_svg()?)
-        .with_context(|| format!("writing {}", svg_path.display()))?;
-    println!("   drew the optimized graph to {}", svg_path.display());
+    let svg = o.out.join("point-graph.svg");
+    std::fs::write(&svg, optimized.to_svg()?).with_context(|| format!("writing {}", svg.display()))?;
+    println!("   drew the optimized task graph to {}", svg.display());
 
-    println!("\n3. Compute the point's time series");
+    step(5, "Compute the point's time series in parallel and plot it");
     let t = Instant::now();
-    let (series, report) = point.compute_with_report(&scheduler("point"))?;
-    let series = series.to_f64_vec();
-    let mean = series.iter().sum::<f64>() / series.len() as f64;
-    let (lo, hi) = series
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
+    let series = compute(&point, &o.exec, "point series")?;
+    let vals = series.to_f64_vec()?;
+    let mean = vals.iter().sum::<f64>() / vals.len().max(1) as f64;
     println!(
-        "   {} values in {:.2} s: mean {:.2} K ({:.2} °C), min {:.2} K, max {:.2} K; peak held {:.1} MiB",
-        series.len(),
+        "   {} values in {:.2} s: mean {:.2} K ({:.2} °C)",
+        vals.len(),
         t.elapsed().as_secs_f64(),
         mean,
-        mean - 273.15,
-        lo,
-        hi,
-        report.peak_held_bytes as f64 / (1 << 20) as f64
+        mean - 273.15
     );
-    let csv_path = o.out.join("point-series.csv");
-    let mut csv = String::from("step,days_since_1850_01_01,tas_K\n");
-    for (n, v) in series.iter().enumerate() {
-        csv.push_str(&format!("{n},{:.3},{v:.3}\n", n as f64 * 0.125));
-    }
-    std::fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))?;
-    println!("   wrote {}", csv_path.display());
+    timings.push(("compute the point series", t.elapsed().as_secs_f64()));
+    let png = o.out.join("point-series.png");
+    crate::common::plot(
+        &series,
+        &format!("Near-surface air temperature at {:.2}°N {:.2}°E, KACE-1-0-G historical r1i1p1f1", lat[0], lon[0]),
+        Some(&tas),
+        &png,
+    )?;
+    println!("   plotted {}", png.display());
 
-    println!("\n4. Compute the time-mean map");
+    step(6, "Compute the time-mean map in parallel and plot it");
     let t = Instant::now();
-    let time_mean = tas.mean(Some(&[0]))?;
+    let time_mean = tas.reduce(Reduction::Mean, Some(&["time"]), None)?;
     println!(
-        "   task graph: {} tasks, {} after fusion",
-        time_mean.graph().len(),
-        time_mean.optimized_graph()?.len()
+        "   task graph: {} tasks, {} after optimization",
+        time_mean.data().graph().len(),
+        time_mean.data().optimized_graph()?.len()
     );
-    let (map, report) = time_mean.compute_with_report(&scheduler("time mean"))?;
-    let map = map.to_f64_vec();
-    let global = map.iter().sum::<f64>() / map.len() as f64;
-    let equator = map[(NLAT / 2) * NLON..(NLAT / 2 + 1) * NLON]
-        .iter()
-        .sum::<f64>()
-        / NLON as f64;
-    let pole = map[..NLON].iter().sum::<f64>() / NLON as f64;
+    let map = compute(&time_mean, &o.exec, "time mean")?;
+    let mv = map.to_f64_vec()?;
+    let global = mv.iter().sum::<f64>() / mv.len().max(1) as f64;
     println!(
-        "   {}x{} map in {:.2} s: unweighted mean {:.2} K, equator {:.2} K, south pole row {:.2} K; peak held {:.1} MiB",
-        NLAT,
-        NLON,
+        "   {}×{} map in {:.2} s (unweighted mean {:.2} K)",
+        map.shape()[0],
+        map.shape()[1],
         t.elapsed().as_secs_f64(),
-        global,
-        equator,
-        pole,
-        report.peak_held_bytes as f64 / (1 << 20) as f64
+        global
     );
+    timings.push(("compute the time-mean map", t.elapsed().as_secs_f64()));
+    let png = o.out.join("time-mean-map.png");
+    crate::common::plot(
+        &map,
+        &format!(
+            "Time-mean near-surface air temperature, {} year{}, KACE-1-0-G historical",
+            o.years,
+            if o.years == 1 { "" } else { "s" }
+        ),
+        Some(&tas),
+        &png,
+    )?;
+    println!("   plotted {}", png.display());
 
-    println!(
-        "\nDone in {:.2} s. Outputs are in {}.",
-        start.elapsed().as_secs_f64(),
-        o.out.display()
-    );
+    step(7, "Timings");
+    for (what, secs) in &timings {
+        println!("   {what:<42} {secs:>7.2} s");
+    }
+    println!("   {:<42} {:>7.2} s", "total", start.elapsed().as_secs_f64());
+    println!("\nDone: the executor has shut down. Outputs are in {}.", o.out.display());
     Ok(())
+}
+
+fn compute(da: &DataArray, exec: &Executor, label: &'static str) -> Result<DataArray> {
+    exec.check_fits(da, label)?;
+    Ok(da.compute_with(&exec.scheduler(label))?)
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("   {l}")).collect::<Vec<_>>().join("\n")
 }

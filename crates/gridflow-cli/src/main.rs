@@ -1,14 +1,20 @@
 //! The `gridflow` command-line tool.
 
+mod catalog_cmd;
+mod common;
 mod demo;
+mod eval;
+mod eval_cmd;
+mod sample;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Parallel, out-of-core analysis of chunked, labeled N-dimensional data.
+/// Parallel, out-of-core analysis of chunked, labeled N-dimensional data (CMIP6-style Zarr
+/// stores, intake-esm catalogs), in one binary.
 #[derive(Parser)]
-#[command(name = "gridflow", version, about)]
+#[command(name = "gridflow", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,37 +22,132 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the tutorial: a CMIP6-like 3-hourly temperature field, a point time series and a
-    /// time-mean map, computed in parallel on the local executor.
+    /// Run the tutorial end to end: write the sample CMIP6-like store and catalog (once),
+    /// search the catalog, open the dataset, select the point nearest Milan, draw its task
+    /// graph, compute and plot its time series and the time-mean map in parallel.
     Demo {
-        /// Years of 3-hourly data on the 360-day calendar (2880 steps per year).
-        #[arg(long, default_value_t = 2)]
+        /// Years of 3-hourly data in the sample (2880 steps and ~318 MB of float32 per year).
+        #[arg(long, default_value_t = 1)]
         years: usize,
+        /// Directory of the sample store and catalog (written if absent).
+        #[arg(long, default_value = "gridflow-data")]
+        data: PathBuf,
+        /// Directory for the figures and the task-graph drawing.
+        #[arg(long, default_value = "gridflow-demo")]
+        out: PathBuf,
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
-        /// Memory budget for held results, in MiB.
-        #[arg(long, default_value_t = 1024)]
-        memory_limit_mib: usize,
-        /// Where to write the task-graph drawing and results.
-        #[arg(long, default_value = "gridflow-demo")]
-        out: PathBuf,
+        /// Memory budget of the local executor, e.g. 2GB (default: half the RAM).
+        #[arg(long)]
+        memory_limit: Option<String>,
+    },
+    /// Search an intake-esm catalog.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Write the embedded sample: a CMIP6-like 3-hourly tas Zarr store and an intake-esm
+    /// catalog listing it.
+    Sample {
+        /// Years of 3-hourly data on the 360-day calendar (2880 steps, ~318 MB per year).
+        #[arg(long, default_value_t = 1)]
+        years: usize,
+        /// Directory for the store and the catalog.
+        #[arg(long, default_value = "gridflow-data")]
+        data: PathBuf,
+    },
+    /// Print the dataset repr of a Zarr store (local path, http(s)://, s3://).
+    Info {
+        /// The store.
+        url: String,
+        /// Print the structure as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate an xarray-style expression against a dataset and print, write or plot the
+    /// result.
+    ///
+    /// The dataset is bound to `ds`; `np` holds NumPy-named functions (cos, sin, deg2rad,
+    /// sqrt, abs, log, exp, where, isnan, maximum, ...); `da` holds Dask-array constructors
+    /// (ones, zeros, full, arange, linspace, random.random) taking chunks=.
+    ///
+    /// Examples:
+    ///   gridflow eval --store S 'ds.tas.sel(lat=45.5, lon=9.4, method="nearest").mean("time")'
+    ///   gridflow eval --store S 'ds["tas"].groupby("time.month").mean()'
+    ///   gridflow eval --store S '(ds.tas - 273.15).where(ds.tas > 280).mean()'
+    ///   gridflow eval --store S 'ds.tas.weighted(np.cos(np.deg2rad(ds.lat))).mean(["lat", "lon"])'
+    ///   gridflow eval --store S 'ds.tas.resample(time="1D").max()' -o daily_max.zarr
+    ///   gridflow eval --store S 'ds.tas.sel(time=slice("1850-02", "1850-03")).isel(lat=0)'
+    ///   gridflow eval 'da.ones((20000, 20000), chunks=(200, 200)).sum()'
+    #[command(verbatim_doc_comment)]
+    Eval(eval_cmd::EvalArgs),
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Print the dataset keys (and row counts) matching `col=value` terms; `col=v1,v2`
+    /// matches any of several values, and values may be regular expressions as in
+    /// intake-esm (`member_id=^r1.*`).
+    Search {
+        /// The catalog JSON (path, file://, http(s)://, s3://).
+        catalog: String,
+        /// Search terms, `col=value` or `col=v1,v2`.
+        terms: Vec<String>,
+        /// Also print the unique values of every column.
+        #[arg(long)]
+        unique: bool,
+        /// Print `{"rows": N, "keys": [...]}` (and `"unique"` with --unique).
+        #[arg(long)]
+        json: bool,
     },
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let text = format!("{e:#}");
+            if text.starts_with("error") {
+                eprintln!("{text}");
+            } else {
+                eprintln!("error: {text}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo {
             years,
-            threads,
-            memory_limit_mib,
+            data,
             out,
+            threads,
+            memory_limit,
         } => demo::run(&demo::Options {
             years,
-            threads,
-            memory_limit_mib,
+            data,
             out,
+            exec: common::Executor::new(threads, memory_limit.as_deref())?,
         }),
+        Command::Catalog {
+            command: CatalogCommand::Search {
+                catalog,
+                terms,
+                unique,
+                json,
+            },
+        } => catalog_cmd::search(std::path::Path::new(&catalog), &terms, unique, json),
+        Command::Sample { years, data } => {
+            let s = sample::ensure_sample(&data, years)?;
+            println!("store:   {}", s.store.display());
+            println!("catalog: {}", s.catalog.display());
+            Ok(())
+        }
+        Command::Info { url, json } => eval_cmd::info(&url, json),
+        Command::Eval(args) => eval_cmd::run(&args),
     }
 }

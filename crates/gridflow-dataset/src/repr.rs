@@ -95,9 +95,16 @@ fn preview(v: &Variable, index: Option<&Index>, width: usize) -> String {
         return preview_labels(ix, width);
     }
     let data = v.data();
-    let in_memory = data.npartitions() <= 1 && data.len() <= 10_000;
-    if in_memory && let Ok(chunk) = data.compute() {
-        let vals = chunk.to_f64_vec();
+    let small = data.npartitions() <= 1 && data.len() <= 10_000;
+    if (small || is_in_memory(data)) && let Ok(chunk) = data.compute() {
+        let mut vals = chunk.to_f64_vec();
+        let truncated = vals.len() > 12;
+        if truncated {
+            // only the ends are shown
+            let tail = vals.split_off(vals.len() - 6);
+            vals.truncate(6);
+            vals.extend(tail);
+        }
         let items: Vec<String> = match v.kind() {
             ValueKind::Time(cal) => vals
                 .iter()
@@ -128,7 +135,7 @@ fn preview(v: &Variable, index: Option<&Index>, width: usize) -> String {
                 .collect(),
             ValueKind::Numeric => vals.iter().map(|&x| format!("{x}")).collect(),
         };
-        return fit(&items, width);
+        return if truncated { ends(&items, width) } else { fit(&items, width) };
     }
     let cs: Vec<String> = data
         .chunks()
@@ -141,6 +148,14 @@ fn preview(v: &Variable, index: Option<&Index>, width: usize) -> String {
         cs.join(", "),
         data.npartitions()
     )
+}
+
+/// True when every block is already in memory (a computed or persisted array), so a
+/// preview reads nothing.
+fn is_in_memory(data: &gridflow_array::ChunkedArray) -> bool {
+    data.graph()
+        .iter()
+        .all(|(_, t)| t.inputs.is_empty() && matches!(t.expr, gridflow_graph::Expr::Call { op: gridflow_array::ArrayOp::Literal(_), .. }))
 }
 
 fn preview_labels(ix: &Index, width: usize) -> String {
@@ -170,6 +185,18 @@ fn preview_labels(ix: &Index, width: usize) -> String {
             }
             k -= 1;
         }
+    }
+}
+
+/// The first and last few of 12 items, joined by "...".
+fn ends(items: &[String], width: usize) -> String {
+    let mut k = items.len() / 2;
+    loop {
+        let s = format!("{} ... {}", items[..k].join(" "), items[items.len() - k..].join(" "));
+        if s.chars().count() <= width || k <= 1 {
+            return s;
+        }
+        k -= 1;
     }
 }
 
@@ -319,7 +346,7 @@ impl fmt::Display for DataArray {
         let _ = writeln!(
             out,
             "{}",
-            if data.npartitions() <= 1 && data.len() <= 10_000 {
+            if (data.npartitions() <= 1 && data.len() <= 10_000) || is_in_memory(data) {
                 preview(self.variable(), None, 100)
             } else {
                 format!(

@@ -1,0 +1,430 @@
+//! Searching a catalog, as intake-esm 2025.12.12's `search` does.
+//!
+//! For each queried column a row matches when its cell matches any of the column's values;
+//! a row is kept when it matches every queried column. A value matches:
+//!
+//! * in a list column: when it equals one of the cell's items (no patterns);
+//! * when it is a *pattern* — it contains `*`, `?`, `$` or `^` not preceded by `\` — as a
+//!   regular expression **searched** anywhere in the cell text, case-sensitively (`(?i)`
+//!   turns that off). Note `*` is a regex quantifier, not a glob: `r1*` matches every cell
+//!   holding an `r`. A value such as `ta.` has no pattern character and is compared exactly;
+//! * [`QueryValue::Missing`]: when the cell is missing;
+//! * otherwise: when the cell text equals it exactly.
+//!
+//! A query with no column returns no rows (as intake-esm). `require_all_on` then keeps only
+//! the groups of rows (grouped by those columns) that hold every combination of the queried
+//! values of the other columns, compared literally; the result lists the kept groups in
+//! sorted order of their values.
+
+use crate::catalog::EsmCatalog;
+use crate::error::{CatalogError, Result};
+use crate::table::{Column, ColumnKind, NULL};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::Value;
+
+/// One value to look for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum QueryValue {
+    /// A text value or pattern.
+    Text(String),
+    /// A missing cell (Python `None` / NaN in an intake-esm query).
+    Missing,
+}
+
+impl From<&str> for QueryValue {
+    fn from(s: &str) -> Self {
+        QueryValue::Text(s.to_owned())
+    }
+}
+
+impl From<String> for QueryValue {
+    fn from(s: String) -> Self {
+        QueryValue::Text(s)
+    }
+}
+
+impl From<&String> for QueryValue {
+    fn from(s: &String) -> Self {
+        QueryValue::Text(s.clone())
+    }
+}
+
+impl From<Option<&str>> for QueryValue {
+    fn from(s: Option<&str>) -> Self {
+        s.map_or(QueryValue::Missing, QueryValue::from)
+    }
+}
+
+/// A search: for each column, the values any of which a row must match, and optionally the
+/// columns across which all combinations must be present (`require_all_on`).
+///
+/// ```
+/// use gridflow_catalog::Query;
+/// let q = Query::new()
+///     .with("table_id", "Amon")
+///     .with_any("variable_id", ["tas", "pr"])
+///     .with("member_id", "^r1i1p1f[0-9]$")   // a pattern: contains ^ or $, * or ?
+///     .require_all_on(["source_id"]);
+/// assert_eq!(q.columns().count(), 3);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Query {
+    terms: Vec<(String, Vec<QueryValue>)>,
+    require_all_on: Vec<String>,
+}
+
+impl Query {
+    /// An empty query (which matches no row, as in intake-esm).
+    pub fn new() -> Query {
+        Query::default()
+    }
+
+    /// Looks for one value in `column` (replacing what the query had for it).
+    pub fn with(self, column: &str, value: impl Into<QueryValue>) -> Query {
+        self.with_any(column, [value])
+    }
+
+    /// Looks for any of `values` in `column` (replacing what the query had for it).
+    pub fn with_any<I, V>(mut self, column: &str, values: I) -> Query
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<QueryValue>,
+    {
+        let values: Vec<QueryValue> = values.into_iter().map(Into::into).collect();
+        match self.terms.iter_mut().find(|(c, _)| c == column) {
+            Some(t) => t.1 = values,
+            None => self.terms.push((column.to_owned(), values)),
+        }
+        self
+    }
+
+    /// Sets the columns across which every combination of the other queried values must be
+    /// present for a group to be kept.
+    pub fn require_all_on<I, S>(mut self, columns: I) -> Query
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.require_all_on = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Reads a query from a JSON object mapping columns to a value or a list of values
+    /// (`null` is [`QueryValue::Missing`]; numbers and booleans are compared as Python
+    /// prints them).
+    ///
+    /// ```
+    /// use gridflow_catalog::{Query, QueryValue};
+    /// let q = Query::from_json(&serde_json::json!({"variable_id": ["tas", "pr"], "dcpp_init_year": null}))?;
+    /// assert_eq!(q.values("dcpp_init_year"), Some(&[QueryValue::Missing][..]));
+    /// # Ok::<(), gridflow_catalog::CatalogError>(())
+    /// ```
+    pub fn from_json(value: &Value) -> Result<Query> {
+        let bad = |detail: String| CatalogError::Query {
+            catalog: "(query)".to_owned(),
+            column: String::new(),
+            value: value.to_string(),
+            detail,
+        };
+        let Value::Object(obj) = value else {
+            return Err(bad(
+                "a query must be a JSON object of column: value(s)".to_owned()
+            ));
+        };
+        let mut q = Query::new();
+        for (column, v) in obj {
+            let one = |v: &Value| match v {
+                Value::Null => Ok(QueryValue::Missing),
+                Value::Array(_) | Value::Object(_) => Err(bad(format!(
+                    "column {column:?}: values must be text, numbers or null"
+                ))),
+                other => Ok(QueryValue::Text(crate::table::scalar_text(other))),
+            };
+            let values = match v {
+                Value::Array(items) => items.iter().map(one).collect::<Result<Vec<_>>>()?,
+                other => vec![one(other)?],
+            };
+            q = q.with_any(column, values);
+        }
+        Ok(q)
+    }
+
+    /// The queried columns, in the order they were added.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.terms.iter().map(|(c, _)| c.as_str())
+    }
+
+    /// The values queried for `column`.
+    pub fn values(&self, column: &str) -> Option<&[QueryValue]> {
+        self.terms
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The `require_all_on` columns.
+    pub fn required_columns(&self) -> &[String] {
+        &self.require_all_on
+    }
+}
+
+/// intake-esm's `is_pattern`: a `*`, `?`, `$` or `^` that is not escaped with `\`.
+pub fn is_pattern(value: &str) -> bool {
+    let mut v = value.to_owned();
+    for c in ['*', '?', '$', '^'] {
+        v = v.replace(&format!("\\{c}"), "");
+    }
+    v.contains(['*', '?', '$', '^'])
+}
+
+impl EsmCatalog {
+    /// A catalog holding the rows that match `query` (see the [module docs](crate::query)).
+    ///
+    /// Errors: a column (or `require_all_on` column) the catalog does not have — the message
+    /// lists the columns —, a pattern that is not a valid regular expression, and a
+    /// `require_all_on` that covers every queried column (intake-esm fails on it too).
+    pub fn search(&self, query: &Query) -> Result<EsmCatalog> {
+        let columns = self.columns();
+        for c in query
+            .columns()
+            .chain(query.require_all_on.iter().map(String::as_str))
+        {
+            if self.column(c).is_none() {
+                return Err(CatalogError::UnknownColumn {
+                    catalog: self.name.clone(),
+                    column: c.to_owned(),
+                    columns,
+                });
+            }
+        }
+        let requested = self.requested_for(query);
+        if query.terms.is_empty() {
+            return Ok(self.subset(&[], requested));
+        }
+        let mut keep = vec![true; self.len()];
+        for (column, values) in &query.terms {
+            let Some(col) = self.column(column) else {
+                continue;
+            };
+            let (hits, null_hit) = self.matching_codes(col, values)?;
+            for (k, &code) in keep.iter_mut().zip(&col.codes) {
+                if *k {
+                    *k = if code == NULL {
+                        null_hit
+                    } else {
+                        hits[code as usize]
+                    };
+                }
+            }
+        }
+        let mut rows: Vec<usize> = (0..self.len()).filter(|&r| keep[r]).collect();
+        if !query.require_all_on.is_empty() && !rows.is_empty() {
+            rows = self.apply_require_all_on(query, &rows)?;
+        }
+        Ok(self.subset(&rows, requested))
+    }
+
+    /// For each distinct cell of `col`, whether it matches any of `values`; and whether a
+    /// missing cell does.
+    fn matching_codes(&self, col: &Column, values: &[QueryValue]) -> Result<(Vec<bool>, bool)> {
+        let n = col.dict.texts.len();
+        let mut hits = vec![false; n];
+        let mut null_hit = false;
+        for v in values {
+            let text = match v {
+                QueryValue::Missing => {
+                    null_hit = true;
+                    continue;
+                }
+                QueryValue::Text(t) => t,
+            };
+            if col.kind == ColumnKind::List {
+                for (h, items) in hits.iter_mut().zip(&col.dict.items) {
+                    *h = *h || items.iter().any(|i| **i == **text);
+                }
+            } else if is_pattern(text) {
+                let re = regex::Regex::new(text).map_err(|e| CatalogError::Query {
+                    catalog: self.name.clone(),
+                    column: col.name.clone(),
+                    value: text.clone(),
+                    detail: format!("invalid regular expression: {e}"),
+                })?;
+                for (h, t) in hits.iter_mut().zip(&col.dict.texts) {
+                    *h = *h || re.is_match(t);
+                }
+            } else {
+                for (h, t) in hits.iter_mut().zip(&col.dict.texts) {
+                    *h = *h || **t == **text;
+                }
+            }
+        }
+        Ok((hits, null_hit))
+    }
+
+    /// intake-esm's `_requested_variables`: the queried values of the variable column when
+    /// that column holds lists, else none.
+    fn requested_for(&self, query: &Query) -> Vec<String> {
+        let Some(ac) = &self.spec.aggregation_control else {
+            return Vec::new();
+        };
+        if self.column_kind(&ac.variable_column_name) != Some(ColumnKind::List) {
+            return Vec::new();
+        }
+        let mut out: Vec<String> = query
+            .values(&ac.variable_column_name)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| match v {
+                QueryValue::Text(t) => Some(t.clone()),
+                QueryValue::Missing => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn apply_require_all_on(&self, query: &Query, rows: &[usize]) -> Result<Vec<usize>> {
+        let group_cols: Vec<&Column> = query
+            .require_all_on
+            .iter()
+            .filter_map(|c| self.column(c))
+            .collect();
+        let rest: Vec<(&Column, &[QueryValue])> = query
+            .terms
+            .iter()
+            .filter(|(c, _)| !query.require_all_on.contains(c))
+            .filter_map(|(c, v)| self.column(c).map(|col| (col, v.as_slice())))
+            .collect();
+        if rest.is_empty() {
+            let (column, value) = query
+                .terms
+                .first()
+                .map(|(c, v)| (c.clone(), format!("{v:?}")))
+                .unwrap_or_default();
+            return Err(CatalogError::Query {
+                catalog: self.name.clone(),
+                column,
+                value,
+                detail: format!(
+                    "require_all_on {:?} covers every queried column, so nothing is left to require (intake-esm 2025.12.12 fails here too)",
+                    query.require_all_on
+                ),
+            });
+        }
+        // every combination of the queried values (compared literally, as intake-esm does)
+        let mut condition: Vec<Vec<Option<&str>>> = vec![Vec::new()];
+        for (_, values) in &rest {
+            let mut next = Vec::with_capacity(condition.len() * values.len());
+            for prefix in &condition {
+                for v in *values {
+                    let mut t = prefix.clone();
+                    t.push(match v {
+                        QueryValue::Text(s) => Some(s.as_str()),
+                        QueryValue::Missing => None,
+                    });
+                    next.push(t);
+                }
+            }
+            condition = next;
+        }
+        condition.sort();
+        condition.dedup();
+        // groups by the require_all_on values (rows with a missing one are dropped, as pandas)
+        let mut index: FxHashMap<Vec<u32>, usize> = FxHashMap::default();
+        let mut groups: Vec<(Vec<u32>, Vec<usize>)> = Vec::new();
+        for &r in rows {
+            let key: Vec<u32> = group_cols.iter().map(|c| c.codes[r]).collect();
+            if key.contains(&NULL) {
+                continue;
+            }
+            match index.get(&key) {
+                Some(&g) => groups[g].1.push(r),
+                None => {
+                    index.insert(key.clone(), groups.len());
+                    groups.push((key, vec![r]));
+                }
+            }
+        }
+        let ranks: Vec<Vec<u32>> = group_cols.iter().map(|c| c.ranks()).collect();
+        groups.sort_by_cached_key(|(codes, _)| {
+            codes
+                .iter()
+                .zip(&ranks)
+                .map(|(&c, r)| r[c as usize])
+                .collect::<Vec<u32>>()
+        });
+        let mut out = Vec::new();
+        for (_, group_rows) in groups {
+            let mut present: FxHashSet<Vec<Option<&str>>> = FxHashSet::default();
+            for &r in &group_rows {
+                // list cells are unpacked: each item makes its own combination
+                let mut combos: Vec<Vec<Option<&str>>> = vec![Vec::new()];
+                for (col, _) in &rest {
+                    let code = col.codes[r];
+                    let options: Vec<Option<&str>> = if code == NULL {
+                        vec![None]
+                    } else if col.kind == ColumnKind::List {
+                        col.dict.items[code as usize]
+                            .iter()
+                            .map(|s| Some(&**s))
+                            .collect()
+                    } else {
+                        vec![Some(&*col.dict.texts[code as usize])]
+                    };
+                    combos = combos
+                        .iter()
+                        .flat_map(|p| {
+                            options.iter().map(move |o| {
+                                let mut t = p.clone();
+                                t.push(*o);
+                                t
+                            })
+                        })
+                        .collect();
+                }
+                present.extend(combos);
+            }
+            if condition.iter().all(|c| present.contains(c)) {
+                out.extend(group_rows);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_are_detected_as_intake_esm_does() {
+        assert!(is_pattern("r1*"));
+        assert!(is_pattern("^tas"));
+        assert!(is_pattern("tas$"));
+        assert!(is_pattern("ta?s"));
+        assert!(!is_pattern("ta.s"));
+        assert!(!is_pattern("tas"));
+        assert!(!is_pattern(r"a\*b"));
+        assert!(is_pattern(r"a\*b*"));
+    }
+
+    #[test]
+    fn builder_replaces_and_reads_json() {
+        let q = Query::new()
+            .with("a", "x")
+            .with_any("a", ["y", "z"])
+            .with("b", None::<&str>);
+        assert_eq!(
+            q.values("a"),
+            Some(&[QueryValue::from("y"), QueryValue::from("z")][..])
+        );
+        assert_eq!(q.values("b"), Some(&[QueryValue::Missing][..]));
+        let j =
+            Query::from_json(&serde_json::json!({"a": ["y", "z"], "b": null, "n": 1960})).unwrap();
+        assert_eq!(j.values("a"), q.values("a"));
+        assert_eq!(j.values("n"), Some(&[QueryValue::from("1960")][..]));
+        assert!(Query::from_json(&serde_json::json!(["a"])).is_err());
+        assert!(Query::from_json(&serde_json::json!({"a": [["x"]]})).is_err());
+    }
+}

@@ -1,0 +1,295 @@
+//! What the subcommands share: the local executor settings, progress bars, JSON output,
+//! plots and memory checks.
+
+use anyhow::{Context, Result, bail};
+use gridflow_array::Scheduler;
+use gridflow_dataset::{DataArray, IndexValues, ValueKind};
+use gridflow_plot::{DateParts, LinePlot, MapPlot};
+use gridflow_runtime::Progress;
+use serde_json::{Value, json};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+/// Parses a memory size: `"2GB"`, `"512MiB"`, `"1.5 GiB"`, `"800M"`, or bytes.
+pub fn parse_size(s: &str) -> Result<usize> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("memory size {s:?}: {num:?} is not a number"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" => 1e12,
+        "tib" => 1024f64.powi(4),
+        other => bail!("memory size {s:?}: unknown unit {other:?} (use B, kB, MB, GB, MiB, GiB)"),
+    };
+    Ok((n * mult) as usize)
+}
+
+/// The machine's total memory in bytes (from /proc/meminfo; 8 GiB when unknown).
+pub fn total_memory() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<usize>().ok())
+        })
+        .map_or(8 << 30, |kb| kb * 1024)
+}
+
+/// The local executor: `threads` (default: the cores), a memory budget (default: half the
+/// machine's memory), and a progress bar on stderr when it is a terminal.
+pub struct Executor {
+    /// Worker threads.
+    pub threads: usize,
+    /// Memory budget for held results, bytes.
+    pub memory_limit: usize,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl Executor {
+    /// From command-line options.
+    pub fn new(threads: Option<usize>, memory_limit: Option<&str>) -> Result<Executor> {
+        let threads = threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+            .max(1);
+        let memory_limit = match memory_limit {
+            Some(s) => parse_size(s)?,
+            None => total_memory() / 2,
+        };
+        Ok(Executor {
+            threads,
+            memory_limit,
+            progress: std::io::stderr().is_terminal(),
+        })
+    }
+
+    /// A scheduler whose progress bar is labelled `label`.
+    pub fn scheduler(&self, label: &'static str) -> Scheduler {
+        let s = Scheduler::threads(self.threads).with_memory_limit(self.memory_limit);
+        if self.progress {
+            s.with_progress(progress_bar(label))
+        } else {
+            s
+        }
+    }
+
+    /// Refuses results that would not fit in memory, saying so.
+    pub fn check_fits(&self, da: &DataArray, what: &str) -> Result<()> {
+        let data = da.data();
+        let total = data.nbytes();
+        let chunk = data.max_chunk_nbytes();
+        if chunk > self.memory_limit {
+            bail!(
+                "{what}: one chunk of the result holds {}, more than the memory limit of {}; rechunk it smaller (.chunk(...)) or reduce it first",
+                human(chunk),
+                human(self.memory_limit)
+            );
+        }
+        if total > self.memory_limit {
+            bail!(
+                "{what}: the result holds {} ({:?} {}), more than the memory limit of {}; reduce it first (e.g. .mean(\"time\")) or write it to a store with -o OUT.zarr",
+                human(total),
+                data.shape(),
+                data.dtype(),
+                human(self.memory_limit)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Bytes as `1.2 GiB`.
+pub fn human(n: usize) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
+}
+
+/// A progress bar on stderr.
+pub fn progress_bar(label: &'static str) -> impl Fn(Progress) + Send + Sync + 'static {
+    move |p: Progress| {
+        let width = 30;
+        let filled = (p.done * width).checked_div(p.total).unwrap_or(width);
+        if p.done == p.total || p.done.is_multiple_of(8) {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(
+                err,
+                "\r  {label} [{}{}] {}/{} tasks",
+                "#".repeat(filled),
+                ".".repeat(width - filled),
+                p.done,
+                p.total
+            );
+            if p.done == p.total {
+                let _ = writeln!(err);
+            }
+        }
+    }
+}
+
+fn json_number(v: f64) -> Value {
+    if v.is_finite() { json!(v) } else { Value::Null }
+}
+
+/// Values of a computed array as JSON: numbers (NaN as null), booleans, ISO datetimes or
+/// strings.
+fn json_values(da: &DataArray) -> Result<Vec<Value>> {
+    let vals = da.to_f64_vec()?;
+    Ok(match da.variable().kind() {
+        ValueKind::Time(cal) => vals
+            .iter()
+            .map(|&t| {
+                if t as i64 == gridflow_dataset::NAT {
+                    Value::Null
+                } else {
+                    json!(cal.format_iso(t as i64))
+                }
+            })
+            .collect(),
+        ValueKind::Strings(table) => vals
+            .iter()
+            .map(|&c| json!(table.get(c as usize).cloned().unwrap_or_default()))
+            .collect(),
+        ValueKind::Numeric if da.dtype() == gridflow_array::DType::Bool => {
+            vals.iter().map(|&v| json!(v != 0.0)).collect()
+        }
+        ValueKind::Numeric if da.dtype().is_int() => {
+            let c = da.data().compute()?.astype(gridflow_array::DType::I64);
+            match c {
+                gridflow_array::Chunk::I64(a) => a.iter().map(|&v| json!(v)).collect(),
+                _ => vals.iter().map(|&v| json_number(v)).collect(),
+            }
+        }
+        ValueKind::Numeric => vals.iter().map(|&v| json_number(v)).collect(),
+    })
+}
+
+fn dtype_name(da: &DataArray) -> String {
+    match da.variable().kind() {
+        ValueKind::Time(cal) => format!("datetime ({})", cal.name()),
+        ValueKind::Strings(_) => "str".into(),
+        ValueKind::Numeric => da.dtype().name().to_owned(),
+    }
+}
+
+/// A computed data array as the JSON document `gridflow eval --json` prints.
+pub fn to_json(da: &DataArray) -> Result<Value> {
+    let mut coords = serde_json::Map::new();
+    for name in da.coords().keys() {
+        let c = da.coord(name)?;
+        coords.insert(
+            name.clone(),
+            json!({"dims": c.dims(), "dtype": dtype_name(&c), "values": json_values(&c)?}),
+        );
+    }
+    Ok(json!({
+        "name": da.name(),
+        "dims": da.dims(),
+        "shape": da.shape(),
+        "dtype": dtype_name(da),
+        "coords": coords,
+        "attrs": da.attrs(),
+        "values": json_values(da)?,
+    }))
+}
+
+fn date_parts(cal: gridflow_dataset::cftime::Calendar, t: i64) -> DateParts {
+    let d = cal.from_ticks(t);
+    DateParts {
+        year: d.year(),
+        month: d.month(),
+        day: d.day(),
+        hour: d.hour(),
+        minute: d.minute(),
+    }
+}
+
+fn label_with_units(da: &DataArray) -> String {
+    let name = da.name().unwrap_or("value");
+    match da.attrs().get("units").and_then(Value::as_str) {
+        Some(u) => format!("{name} [{u}]"),
+        None => name.to_owned(),
+    }
+}
+
+/// Plots a computed 1-d (line, datetime axis in its calendar) or 2-d lat/lon (map) array.
+pub fn plot(da: &DataArray, title: &str, units_from: Option<&DataArray>, path: &Path) -> Result<()> {
+    let label_src = units_from.unwrap_or(da);
+    let y_label = {
+        let mut d = label_src.clone();
+        if let Some(n) = da.name() {
+            d = d.rename(n);
+        }
+        label_with_units(&d)
+    };
+    match da.dims() {
+        [dim] => {
+            let y = da.to_f64_vec()?;
+            let mut plot;
+            match da.indexes().get(dim).map(|i| i.values().clone()) {
+                Some(IndexValues::Time { ticks, calendar }) => {
+                    let t0 = ticks.first().copied().unwrap_or(0);
+                    let x: Vec<f64> = ticks.iter().map(|&t| (t - t0) as f64 / 86_400e6).collect();
+                    plot = LinePlot::new(title, x, y)
+                        .with_time_axis(ticks.iter().map(|&t| date_parts(calendar, t)).collect());
+                    plot = plot.with_x_label(&format!("{dim} ({} calendar)", calendar.name()));
+                }
+                Some(IndexValues::Float(v)) => {
+                    plot = LinePlot::new(title, v.to_vec(), y).with_x_label(dim);
+                }
+                Some(IndexValues::Int(v)) => {
+                    plot = LinePlot::new(title, v.iter().map(|&i| i as f64).collect(), y).with_x_label(dim);
+                }
+                _ => {
+                    let x = (0..y.len()).map(|i| i as f64).collect();
+                    plot = LinePlot::new(title, x, y).with_x_label(dim);
+                }
+            }
+            plot.with_y_label(&y_label).save(path)?;
+        }
+        [a, b] => {
+            let (latd, lond) = if is_lat(a) && is_lon(b) {
+                (a.clone(), b.clone())
+            } else if is_lon(a) && is_lat(b) {
+                (b.clone(), a.clone())
+            } else {
+                bail!("can plot 2-d results with lat/lon dimensions only, not ({a}, {b})");
+            };
+            let ordered = da.transpose(&[latd.as_str(), lond.as_str()])?;
+            let lat = da.coord(&latd).and_then(|c| c.to_f64_vec()).with_context(|| format!("no {latd} coordinate to plot"))?;
+            let lon = da.coord(&lond).and_then(|c| c.to_f64_vec()).with_context(|| format!("no {lond} coordinate to plot"))?;
+            let values = ordered.to_f64_vec()?;
+            MapPlot::new(title, lat, lon, values).with_colorbar_label(&y_label).save(path)?;
+        }
+        dims => bail!(
+            "can plot 1-d (line) or 2-d lat/lon (map) results; this one has dims {dims:?} — select or reduce first"
+        ),
+    }
+    Ok(())
+}
+
+fn is_lat(d: &str) -> bool {
+    matches!(d, "lat" | "latitude" | "y" | "rlat" | "nav_lat")
+}
+
+fn is_lon(d: &str) -> bool {
+    matches!(d, "lon" | "longitude" | "x" | "rlon" | "nav_lon")
+}

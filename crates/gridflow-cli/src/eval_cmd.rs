@@ -1,0 +1,227 @@
+//! `gridflow eval` and `gridflow info`.
+
+use crate::common::{Executor, plot, to_json};
+use crate::eval::{Env, Val, eval};
+use anyhow::{Context, Result, anyhow, bail};
+use gridflow_dataset::{DataArray, Dataset, OpenOptions, ToZarrOptions, open_zarr};
+use gridflow_store::WriteMode;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Options of `gridflow eval`.
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// The expression, e.g. 'ds.tas.mean("time")'.
+    pub expr: String,
+    /// A Zarr store to bind to `ds` (local path, http(s)://, s3://).
+    #[arg(long, conflicts_with = "catalog")]
+    pub store: Option<String>,
+    /// An intake-esm catalog (JSON) whose search leaves the dataset bound to `ds`.
+    #[arg(long)]
+    pub catalog: Option<String>,
+    /// A catalog search, one column each: `--search variable_id=tas --search
+    /// member_id=r1i1p1f1,r2i1p1f1` (comma: any of several values).
+    #[arg(long, value_name = "COL=VALUE")]
+    pub search: Vec<String>,
+    /// Which dataset of the search result (when it leaves several).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Print the result as JSON: name, dims, shape, dtype, coords, attrs, values.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the result to a Zarr store (lazily and in parallel, any size).
+    #[arg(short = 'o', long = "output", value_name = "OUT.zarr")]
+    pub output: Option<PathBuf>,
+    /// Replace the output store if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Plot a 1-d (line) or 2-d lat/lon (map) result to a PNG or SVG file.
+    #[arg(long, value_name = "OUT.png")]
+    pub plot: Option<PathBuf>,
+    /// Draw the optimized task graph to an SVG file, without computing.
+    #[arg(long, value_name = "OUT.svg")]
+    pub graph: Option<PathBuf>,
+    /// Worker threads of the local executor (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Memory budget of the local executor, e.g. 4GB or 512MiB (default: half the RAM).
+    #[arg(long)]
+    pub memory_limit: Option<String>,
+}
+
+/// Opens the dataset named by `--store` or `--catalog/--search/--key`.
+fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
+    if let Some(url) = &args.store {
+        return Ok(Some(
+            open_zarr(url, &OpenOptions::default()).with_context(|| format!("opening {url}"))?,
+        ));
+    }
+    if let Some(cat) = &args.catalog {
+        let query: Vec<(String, String)> = args
+            .search
+            .iter()
+            .map(|s| {
+                s.split_once('=')
+                    .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
+                    .ok_or_else(|| anyhow!("--search {s:?}: expected COLUMN=VALUE"))
+            })
+            .collect::<Result<_>>()?;
+        let q: Vec<(&str, &str)> = query.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let found = crate::catalog_cmd::search_and_open_key(
+            std::path::Path::new(cat),
+            &q,
+            args.key.as_deref(),
+            &OpenOptions::default(),
+        )?;
+        eprintln!("dataset {} ({} catalog rows)", found.key, found.rows);
+        return Ok(Some(found.dataset));
+    }
+    if !args.search.is_empty() || args.key.is_some() {
+        bail!("--search and --key need --catalog");
+    }
+    Ok(None)
+}
+
+/// Runs `gridflow eval`.
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let expr = gridflow_expr::parse(&args.expr).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;
+    let ds = open_source(args)?;
+    let value = eval(&expr, &Env { ds }).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;
+    let exec = Executor::new(args.threads, args.memory_limit.as_deref())?;
+    let result = match value {
+        Val::Array(a) => Result_::Array(a),
+        Val::Dataset(d) => Result_::Dataset(d),
+        Val::Num(x) => return print_scalar(json!(x), args.json),
+        Val::Int(i) => return print_scalar(json!(i), args.json),
+        Val::Bool(b) => return print_scalar(json!(b), args.json),
+        Val::Str(s) => return print_scalar(json!(s), args.json),
+        Val::Groups(_) | Val::DatasetGroups(..) => {
+            bail!("the result is a GroupBy: finish it with a reduction such as .mean()")
+        }
+        Val::Weighted(_) => bail!("the result is a Weighted: finish it with .mean(dims) or .sum(dims)"),
+        Val::Rolling(_) => bail!("the result is a Rolling: finish it with .mean() or .sum()"),
+        other => bail!("the result is {}, not an array", kind_name(&other)),
+    };
+    if let Some(path) = &args.graph {
+        let svg = match &result {
+            Result_::Array(a) => a.data().to_svg()?,
+            Result_::Dataset(d) => {
+                let first = d.data_vars().keys().next().cloned().ok_or_else(|| anyhow!("the dataset has no data variables"))?;
+                d.get(&first)?.data().to_svg()?
+            }
+        };
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("drew the optimized task graph to {}", path.display());
+        if args.output.is_none() && args.plot.is_none() && !args.json {
+            return Ok(());
+        }
+    }
+    if let Some(out) = &args.output {
+        let ds = match &result {
+            Result_::Array(a) => Dataset::from_dataarray(a)?,
+            Result_::Dataset(d) => d.clone(),
+        };
+        let url = out.to_str().ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
+        let t = std::time::Instant::now();
+        ds.to_zarr(
+            url,
+            &ToZarrOptions {
+                mode: if args.overwrite { WriteMode::Overwrite } else { WriteMode::Create },
+                ..ToZarrOptions::default()
+            },
+        )
+        .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {} in {:.2} s", out.display(), t.elapsed().as_secs_f64());
+        if args.plot.is_none() && !args.json {
+            return Ok(());
+        }
+    }
+    match result {
+        Result_::Array(a) => {
+            exec.check_fits(&a, "eval")?;
+            let c = a.compute_with(&exec.scheduler("compute"))?;
+            if let Some(p) = &args.plot {
+                let title = format!("{}", args.expr);
+                plot(&c, &title, None, p)?;
+                eprintln!("plotted {}", p.display());
+            }
+            if args.json {
+                println!("{}", serde_json::to_string(&to_json(&c)?)?);
+            } else if args.plot.is_none() || args.output.is_some() {
+                println!("{c}");
+            }
+        }
+        Result_::Dataset(d) => {
+            for v in d.data_vars().keys() {
+                exec.check_fits(&d.get(v)?, v)?;
+            }
+            let c = d.compute_with(&exec.scheduler("compute"))?;
+            if args.plot.is_some() {
+                bail!("--plot needs a DataArray result; select a variable, e.g. ds.tas...");
+            }
+            if args.json {
+                let mut vars = serde_json::Map::new();
+                for v in c.data_vars().keys() {
+                    vars.insert(v.clone(), to_json(&c.get(v)?)?);
+                }
+                println!("{}", serde_json::to_string(&json!({"data_vars": vars, "attrs": c.attrs}))?);
+            } else {
+                println!("{c}");
+            }
+        }
+    }
+    Ok(())
+}
+
+enum Result_ {
+    Array(DataArray),
+    Dataset(Dataset),
+}
+
+fn kind_name(v: &Val) -> &'static str {
+    match v {
+        Val::Module(_) => "a module",
+        Val::Func(..) | Val::Method(..) => "a function (call it with ())",
+        Val::List(_) => "a list",
+        Val::Tuple(_) => "a tuple",
+        Val::Slice(..) => "a slice",
+        Val::None => "None",
+        _ => "a value",
+    }
+}
+
+fn print_scalar(v: serde_json::Value, as_json: bool) -> Result<()> {
+    if as_json {
+        println!("{}", json!({"value": v}));
+    } else {
+        println!("{v}");
+    }
+    Ok(())
+}
+
+/// Runs `gridflow info`.
+pub fn info(url: &str, as_json: bool) -> Result<()> {
+    let ds = open_zarr(url, &OpenOptions::default()).with_context(|| format!("opening {url}"))?;
+    if as_json {
+        let vars: serde_json::Map<String, serde_json::Value> = ds
+            .data_vars()
+            .iter()
+            .chain(ds.coords().iter())
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    json!({"dims": v.dims(), "shape": v.shape(), "dtype": v.dtype().name(),
+                           "chunks": v.data().chunks().iter().map(|c| c.first().copied().unwrap_or(0)).collect::<Vec<_>>(),
+                           "attrs": v.attrs}),
+                )
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"dims": ds.dims().into_iter().map(|(k, n)| (k, json!(n))).collect::<serde_json::Map<String, serde_json::Value>>(), "variables": vars, "attrs": ds.attrs}))?
+        );
+    } else {
+        println!("{ds}");
+    }
+    Ok(())
+}
