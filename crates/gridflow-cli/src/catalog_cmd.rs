@@ -21,19 +21,32 @@ pub struct Found {
 fn query(pairs: &[(&str, &str)]) -> Query {
     let mut q = Query::new();
     for (col, val) in pairs {
-        let vals: Vec<&str> = val.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
-        q = if vals.len() == 1 { q.with(col, vals[0]) } else { q.with_any(col, vals) };
+        let vals: Vec<&str> = val
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        q = if vals.len() == 1 {
+            q.with(col, vals[0])
+        } else {
+            q.with_any(col, vals)
+        };
     }
     q
 }
 
 fn open_catalog(path: &Path) -> Result<EsmCatalog> {
     let p = path.to_str().context("the catalog path is not UTF-8")?;
-    EsmCatalog::open(p, &StoreOptions::default()).with_context(|| format!("opening the catalog {p}"))
+    EsmCatalog::open(p, &StoreOptions::default())
+        .with_context(|| format!("opening the catalog {p}"))
 }
 
 /// Searches `catalog` and opens the one dataset the search leaves.
-pub fn search_and_open(catalog: &Path, pairs: &[(&str, &str)], open: &OpenOptions) -> Result<Found> {
+pub fn search_and_open(
+    catalog: &Path,
+    pairs: &[(&str, &str)],
+    open: &OpenOptions,
+) -> Result<Found> {
     search_and_open_key(catalog, pairs, None, open)
 }
 
@@ -49,7 +62,10 @@ pub fn search_and_open_key(
     let keys = found.keys()?;
     let key = match (key, keys.as_slice()) {
         (Some(k), _) if keys.iter().any(|x| x == k) => k.to_owned(),
-        (Some(k), _) => bail!("the search leaves no dataset {k:?} (it leaves: {})", keys.join(", ")),
+        (Some(k), _) => bail!(
+            "the search leaves no dataset {k:?} (it leaves: {})",
+            keys.join(", ")
+        ),
         (None, [one]) => one.clone(),
         (None, []) => bail!("the search matched no dataset in {}", catalog.display()),
         (None, many) => bail!(
@@ -59,7 +75,10 @@ pub fn search_and_open_key(
         ),
     };
     let rows = found.key_rows(&key)?.len();
-    let mut dict = found.to_dataset_dict(&DatasetDictOptions { open: open.clone(), ..DatasetDictOptions::default() })?;
+    let mut dict = found.to_dataset_dict(&DatasetDictOptions {
+        open: open.clone(),
+        ..DatasetDictOptions::default()
+    })?;
     if let Some(e) = dict.errors.remove(&key) {
         bail!("{e}");
     }
@@ -80,7 +99,10 @@ pub fn search(catalog: &Path, terms: &[String], unique: bool, as_json: bool) -> 
                 .with_context(|| format!("search term {t:?}: expected COLUMN=VALUE"))
         })
         .collect::<Result<_>>()?;
-    let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let cat = open_catalog(catalog)?;
     let found = cat.search(&query(&refs))?;
     let keys = found.keys()?;

@@ -120,7 +120,11 @@ pub fn human(n: usize) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
 }
 
 /// A progress bar on stderr.
@@ -231,7 +235,12 @@ fn label_with_units(da: &DataArray) -> String {
 }
 
 /// Plots a computed 1-d (line, datetime axis in its calendar) or 2-d lat/lon (map) array.
-pub fn plot(da: &DataArray, title: &str, units_from: Option<&DataArray>, path: &Path) -> Result<()> {
+pub fn plot(
+    da: &DataArray,
+    title: &str,
+    units_from: Option<&DataArray>,
+    path: &Path,
+) -> Result<()> {
     let label_src = units_from.unwrap_or(da);
     let y_label = {
         let mut d = label_src.clone();
@@ -256,7 +265,8 @@ pub fn plot(da: &DataArray, title: &str, units_from: Option<&DataArray>, path: &
                     plot = LinePlot::new(title, v.to_vec(), y).with_x_label(dim);
                 }
                 Some(IndexValues::Int(v)) => {
-                    plot = LinePlot::new(title, v.iter().map(|&i| i as f64).collect(), y).with_x_label(dim);
+                    plot = LinePlot::new(title, v.iter().map(|&i| i as f64).collect(), y)
+                        .with_x_label(dim);
                 }
                 _ => {
                     let x = (0..y.len()).map(|i| i as f64).collect();
@@ -274,10 +284,18 @@ pub fn plot(da: &DataArray, title: &str, units_from: Option<&DataArray>, path: &
                 bail!("can plot 2-d results with lat/lon dimensions only, not ({a}, {b})");
             };
             let ordered = da.transpose(&[latd.as_str(), lond.as_str()])?;
-            let lat = da.coord(&latd).and_then(|c| c.to_f64_vec()).with_context(|| format!("no {latd} coordinate to plot"))?;
-            let lon = da.coord(&lond).and_then(|c| c.to_f64_vec()).with_context(|| format!("no {lond} coordinate to plot"))?;
+            let lat = da
+                .coord(&latd)
+                .and_then(|c| c.to_f64_vec())
+                .with_context(|| format!("no {latd} coordinate to plot"))?;
+            let lon = da
+                .coord(&lond)
+                .and_then(|c| c.to_f64_vec())
+                .with_context(|| format!("no {lond} coordinate to plot"))?;
             let values = ordered.to_f64_vec()?;
-            MapPlot::new(title, lat, lon, values).with_colorbar_label(&y_label).save(path)?;
+            MapPlot::new(title, lat, lon, values)
+                .with_colorbar_label(&y_label)
+                .save(path)?;
         }
         dims => bail!(
             "can plot 1-d (line) or 2-d lat/lon (map) results; this one has dims {dims:?} — select or reduce first"

@@ -3,16 +3,14 @@
 use crate::common::{Executor, human};
 use crate::sample;
 use anyhow::{Context, Result, bail};
-use gridflow_dataset::{
-    DataArray, Label, Method, OpenOptions, Reduction, SelOptions, Selector,
-};
+use gridflow_dataset::{DataArray, Label, Method, OpenOptions, Reduction, SelOptions, Selector};
 use std::path::PathBuf;
 use std::time::Instant;
 
 /// Demo settings.
 pub struct Options {
-    /// Years of 3-hourly data in the sample.
-    pub years: usize,
+    /// 3-hourly time steps in the sample (2880 per year).
+    pub steps: usize,
     /// Where the sample store and catalog live (created if absent).
     pub data: PathBuf,
     /// Where the figures and the graph drawing go.
@@ -27,9 +25,10 @@ fn step(n: usize, text: &str) {
 
 /// Runs the tour.
 pub fn run(o: &Options) -> Result<()> {
-    if o.years == 0 {
-        bail!("--years must be at least 1");
+    if o.steps == 0 {
+        bail!("the sample needs at least one time step (--years 1 or more)");
     }
+    let years = o.steps as f64 / sample::STEPS_PER_YEAR as f64;
     let start = Instant::now();
     let mut timings: Vec<(&str, f64)> = Vec::new();
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
@@ -40,13 +39,16 @@ pub fn run(o: &Options) -> Result<()> {
         human(o.exec.memory_limit)
     );
 
-    step(1, "Prepare the sample data (a Zarr store shaped like the Pangeo CMIP6 one, and its catalog)");
+    step(
+        1,
+        "Prepare the sample data (a Zarr store shaped like the Pangeo CMIP6 one, and its catalog)",
+    );
     let t = Instant::now();
-    let s = sample::ensure_sample(&o.data, o.years)?;
+    let s = sample::ensure_sample(&o.data, o.steps)?;
     if s.written {
         println!(
-            "   wrote {} years of 3-hourly tas to {} in {:.1} s",
-            o.years,
+            "   wrote {} 3-hourly steps ({years:.2} years) of tas to {} in {:.1} s",
+            o.steps,
             s.store.display(),
             t.elapsed().as_secs_f64()
         );
@@ -56,7 +58,10 @@ pub fn run(o: &Options) -> Result<()> {
     println!("   catalog: {}", s.catalog.display());
     timings.push(("prepare the sample", t.elapsed().as_secs_f64()));
 
-    step(2, "Search the catalog for KACE-1-0-G historical 3-hourly tas, member r1i1p1f1");
+    step(
+        2,
+        "Search the catalog for KACE-1-0-G historical 3-hourly tas, member r1i1p1f1",
+    );
     let t = Instant::now();
     let query = [
         ("experiment_id", "historical"),
@@ -66,15 +71,32 @@ pub fn run(o: &Options) -> Result<()> {
         ("member_id", "r1i1p1f1"),
     ];
     let found = crate::catalog_cmd::search_and_open(&s.catalog, &query, &OpenOptions::default())?;
-    println!("   {} matching row(s); dataset key: {}", found.rows, found.key);
-    timings.push(("search the catalog and open the dataset", t.elapsed().as_secs_f64()));
+    println!(
+        "   {} matching row(s); dataset key: {}",
+        found.rows, found.key
+    );
+    timings.push((
+        "search the catalog and open the dataset",
+        t.elapsed().as_secs_f64(),
+    ));
 
-    step(3, "Open the dataset lazily (only metadata and coordinates are read)");
+    step(
+        3,
+        "Open the dataset lazily (only metadata and coordinates are read)",
+    );
     let ds = found.dataset;
     println!("{}", indent(&ds.to_string()));
     // one member and no initialisation year: drop those length-1 dimensions
     let tas = ds.get("tas")?.squeeze(None)?;
-    println!("   tas{}", tas.dims().iter().zip(tas.shape()).map(|(d, n)| format!(" {d}: {n}")).collect::<Vec<_>>().join(","));
+    println!(
+        "   tas{}",
+        tas.dims()
+            .iter()
+            .zip(tas.shape())
+            .map(|(d, n)| format!(" {d}: {n}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
 
     step(4, "Select the grid point nearest 45.5°N 9.4°E (Milan)");
     let point = tas.sel(
@@ -102,7 +124,8 @@ pub fn run(o: &Options) -> Result<()> {
         optimized.len()
     );
     let svg = o.out.join("point-graph.svg");
-    std::fs::write(&svg, optimized.to_svg()?).with_context(|| format!("writing {}", svg.display()))?;
+    std::fs::write(&svg, optimized.to_svg()?)
+        .with_context(|| format!("writing {}", svg.display()))?;
     println!("   drew the optimized task graph to {}", svg.display());
 
     step(5, "Compute the point's time series in parallel and plot it");
@@ -121,7 +144,10 @@ pub fn run(o: &Options) -> Result<()> {
     let png = o.out.join("point-series.png");
     crate::common::plot(
         &series,
-        &format!("Near-surface air temperature at {:.2}°N {:.2}°E, KACE-1-0-G historical r1i1p1f1", lat[0], lon[0]),
+        &format!(
+            "Near-surface air temperature at {:.2}°N {:.2}°E, KACE-1-0-G historical r1i1p1f1",
+            lat[0], lon[0]
+        ),
         Some(&tas),
         &png,
     )?;
@@ -150,9 +176,9 @@ pub fn run(o: &Options) -> Result<()> {
     crate::common::plot(
         &map,
         &format!(
-            "Time-mean near-surface air temperature, {} year{}, KACE-1-0-G historical",
-            o.years,
-            if o.years == 1 { "" } else { "s" }
+            "Time-mean near-surface air temperature, {:.3} year{}, KACE-1-0-G historical",
+            years,
+            if years == 1.0 { "" } else { "s" }
         ),
         Some(&tas),
         &png,
@@ -163,8 +189,15 @@ pub fn run(o: &Options) -> Result<()> {
     for (what, secs) in &timings {
         println!("   {what:<42} {secs:>7.2} s");
     }
-    println!("   {:<42} {:>7.2} s", "total", start.elapsed().as_secs_f64());
-    println!("\nDone: the executor has shut down. Outputs are in {}.", o.out.display());
+    println!(
+        "   {:<42} {:>7.2} s",
+        "total",
+        start.elapsed().as_secs_f64()
+    );
+    println!(
+        "\nDone: the executor has shut down. Outputs are in {}.",
+        o.out.display()
+    );
     Ok(())
 }
 
@@ -174,5 +207,8 @@ fn compute(da: &DataArray, exec: &Executor, label: &'static str) -> Result<DataA
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("   {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("   {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

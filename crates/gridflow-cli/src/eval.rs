@@ -8,8 +8,8 @@
 use gridflow_array::kernels::{BinaryOp as Op, UnaryOp as Un};
 use gridflow_array::{ChunkedArray, DType, Scalar};
 use gridflow_dataset::{
-    DataArray, Dataset, GroupBy, IndexSel, Label, Method, Reduction, Rolling, SelOptions,
-    Selector, Tolerance, Variable, Weighted,
+    DataArray, Dataset, GroupBy, IndexSel, Label, Method, Reduction, Rolling, SelOptions, Selector,
+    Tolerance, Variable, Weighted,
 };
 use gridflow_expr::{BinaryOp, BoolOpKind, CompareOp, Expr, ExprKind, Span, UnaryOp};
 
@@ -175,24 +175,31 @@ pub fn eval(expr: &Expr, env: &Env) -> R<Val> {
     let sp = expr.span;
     match &expr.kind {
         ExprKind::Name(n) => match n.as_str() {
-            "ds" => env
-                .ds
-                .clone()
-                .map(Val::Dataset)
-                .ok_or(())
-                .or_else(|_| err(sp, "`ds` is not bound: give a dataset with --store or --catalog")),
+            "ds" => env.ds.clone().map(Val::Dataset).ok_or(()).or_else(|_| {
+                err(
+                    sp,
+                    "`ds` is not bound: give a dataset with --store or --catalog",
+                )
+            }),
             "np" | "numpy" => Ok(Val::Module("np")),
             "da" => Ok(Val::Module("da")),
             "slice" => Ok(Val::Func("builtins", "slice".into())),
-            other => err(sp, format!("name {other:?} is not defined (known: ds, np, da, slice)")),
+            other => err(
+                sp,
+                format!("name {other:?} is not defined (known: ds, np, da, slice)"),
+            ),
         },
         ExprKind::Int(i) => Ok(Val::Int(*i)),
         ExprKind::Float(f) => Ok(Val::Num(*f)),
         ExprKind::Str(s) => Ok(Val::Str(s.clone())),
         ExprKind::Bool(b) => Ok(Val::Bool(*b)),
         ExprKind::None => Ok(Val::None),
-        ExprKind::List(items) => Ok(Val::List(items.iter().map(|e| eval(e, env)).collect::<R<_>>()?)),
-        ExprKind::Tuple(items) => Ok(Val::Tuple(items.iter().map(|e| eval(e, env)).collect::<R<_>>()?)),
+        ExprKind::List(items) => Ok(Val::List(
+            items.iter().map(|e| eval(e, env)).collect::<R<_>>()?,
+        )),
+        ExprKind::Tuple(items) => Ok(Val::Tuple(
+            items.iter().map(|e| eval(e, env)).collect::<R<_>>()?,
+        )),
         ExprKind::Slice { start, stop, step } => {
             let f = |x: &Option<Box<Expr>>| -> R<Box<Val>> {
                 Ok(Box::new(match x {
@@ -202,7 +209,11 @@ pub fn eval(expr: &Expr, env: &Env) -> R<Val> {
             };
             Ok(Val::Slice(f(start)?, f(stop)?, f(step)?))
         }
-        ExprKind::Attribute { value, attr, attr_span } => {
+        ExprKind::Attribute {
+            value,
+            attr,
+            attr_span,
+        } => {
             let v = eval(value, env)?;
             attribute(v, attr, *attr_span)
         }
@@ -221,7 +232,14 @@ pub fn eval(expr: &Expr, env: &Env) -> R<Val> {
                 .iter()
                 .map(|kw| Ok((kw.name.clone(), eval(&kw.value, env)?, kw.name_span)))
                 .collect::<R<_>>()?;
-            call(f, Args { pos: a, kw: k, span: sp })
+            call(
+                f,
+                Args {
+                    pos: a,
+                    kw: k,
+                    span: sp,
+                },
+            )
         }
         ExprKind::Unary { op, operand } => {
             let v = eval(operand, env)?;
@@ -257,7 +275,12 @@ pub fn eval(expr: &Expr, env: &Env) -> R<Val> {
                     CompareOp::Le => Op::Le,
                     CompareOp::Gt => Op::Gt,
                     CompareOp::Ge => Op::Ge,
-                    other => return err(sp, format!("comparison `{}` is not supported", other.symbol())),
+                    other => {
+                        return err(
+                            sp,
+                            format!("comparison `{}` is not supported", other.symbol()),
+                        );
+                    }
                 };
                 let c = binary(op, l, r.clone(), sp)?;
                 acc = Some(match acc {
@@ -278,7 +301,10 @@ pub fn eval(expr: &Expr, env: &Env) -> R<Val> {
                 }
             ),
         ),
-        ExprKind::IfElse { .. } => err(sp, "conditional expressions are not supported; use np.where(cond, a, b)"),
+        ExprKind::IfElse { .. } => err(
+            sp,
+            "conditional expressions are not supported; use np.where(cond, a, b)",
+        ),
     }
 }
 
@@ -306,7 +332,12 @@ fn attribute(v: Val, attr: &str, sp: Span) -> R<Val> {
             if matches!(attr, "ones" | "zeros" | "full" | "arange" | "linspace") {
                 return Ok(Val::Func("da", attr.to_owned()));
             }
-            return err(sp, format!("da.{attr} is not available (ones, zeros, full, arange, linspace, random.random)"));
+            return err(
+                sp,
+                format!(
+                    "da.{attr} is not available (ones, zeros, full, arange, linspace, random.random)"
+                ),
+            );
         }
         Val::Module("da.random") => {
             if matches!(attr, "random" | "uniform") {
@@ -317,19 +348,29 @@ fn attribute(v: Val, attr: &str, sp: Span) -> R<Val> {
         _ => {}
     }
     match (&v, attr) {
-        (Val::Dataset(ds), _) if ds.data_vars().contains_key(attr) || ds.coords().contains_key(attr) => {
+        (Val::Dataset(ds), _)
+            if ds.data_vars().contains_key(attr) || ds.coords().contains_key(attr) =>
+        {
             return ds.get(attr).map(Val::Array).at(sp);
         }
-        (Val::Array(a), _) if a.coords().contains_key(attr) => return a.coord(attr).map(Val::Array).at(sp),
+        (Val::Array(a), _) if a.coords().contains_key(attr) => {
+            return a.coord(attr).map(Val::Array).at(sp);
+        }
         (Val::Array(a), "dims") => {
-            return Ok(Val::Tuple(a.dims().iter().map(|d| Val::Str(d.clone())).collect()));
+            return Ok(Val::Tuple(
+                a.dims().iter().map(|d| Val::Str(d.clone())).collect(),
+            ));
         }
         (Val::Array(a), "shape") => {
-            return Ok(Val::Tuple(a.shape().iter().map(|&n| Val::Int(n as i64)).collect()));
+            return Ok(Val::Tuple(
+                a.shape().iter().map(|&n| Val::Int(n as i64)).collect(),
+            ));
         }
         (Val::Array(a), "size") => return Ok(Val::Int(a.shape().iter().product::<usize>() as i64)),
         (Val::Array(a), "ndim") => return Ok(Val::Int(a.dims().len() as i64)),
-        (Val::Array(a), "name") => return Ok(a.name().map_or(Val::None, |n| Val::Str(n.to_owned()))),
+        (Val::Array(a), "name") => {
+            return Ok(a.name().map_or(Val::None, |n| Val::Str(n.to_owned())));
+        }
         (Val::Array(a), "T") => {
             let rev: Vec<&str> = a.dims().iter().rev().map(String::as_str).collect();
             return a.transpose(&rev).map(Val::Array).at(sp);
@@ -338,15 +379,64 @@ fn attribute(v: Val, attr: &str, sp: Span) -> R<Val> {
     }
     let methods: &[&str] = match &v {
         Val::Dataset(_) => &[
-            "sel", "isel", "mean", "sum", "min", "max", "std", "var", "count", "median", "prod", "any",
-            "all", "groupby", "resample", "rename", "chunk", "compute", "persist", "squeeze",
-            "set_coords", "assign_coords", "get",
+            "sel",
+            "isel",
+            "mean",
+            "sum",
+            "min",
+            "max",
+            "std",
+            "var",
+            "count",
+            "median",
+            "prod",
+            "any",
+            "all",
+            "groupby",
+            "resample",
+            "rename",
+            "chunk",
+            "compute",
+            "persist",
+            "squeeze",
+            "set_coords",
+            "assign_coords",
+            "get",
         ],
         Val::Array(_) => &[
-            "sel", "isel", "mean", "sum", "min", "max", "std", "var", "count", "median", "prod", "any",
-            "all", "groupby", "resample", "weighted", "rolling", "where", "isnull", "notnull", "astype",
-            "rename", "transpose", "squeeze", "expand_dims", "chunk", "compute", "persist",
-            "assign_coords", "to_dataset", "fillna", "clip", "round",
+            "sel",
+            "isel",
+            "mean",
+            "sum",
+            "min",
+            "max",
+            "std",
+            "var",
+            "count",
+            "median",
+            "prod",
+            "any",
+            "all",
+            "groupby",
+            "resample",
+            "weighted",
+            "rolling",
+            "where",
+            "isnull",
+            "notnull",
+            "astype",
+            "rename",
+            "transpose",
+            "squeeze",
+            "expand_dims",
+            "chunk",
+            "compute",
+            "persist",
+            "assign_coords",
+            "to_dataset",
+            "fillna",
+            "clip",
+            "round",
         ],
         Val::Groups(_) | Val::DatasetGroups(..) => &[
             "mean", "sum", "min", "max", "std", "var", "count", "median", "any", "all",
@@ -361,7 +451,12 @@ fn attribute(v: Val, attr: &str, sp: Span) -> R<Val> {
     let extra = match &v {
         Val::Dataset(ds) => format!(
             " (variables: {})",
-            ds.data_vars().keys().chain(ds.coords().keys()).cloned().collect::<Vec<_>>().join(", ")
+            ds.data_vars()
+                .keys()
+                .chain(ds.coords().keys())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Val::Array(a) => format!(
             " (coordinates: {})",
@@ -369,7 +464,10 @@ fn attribute(v: Val, attr: &str, sp: Span) -> R<Val> {
         ),
         _ => String::new(),
     };
-    err(sp, format!("{} has no attribute or method {attr:?}{extra}", v.kind()))
+    err(
+        sp,
+        format!("{} has no attribute or method {attr:?}{extra}", v.kind()),
+    )
 }
 
 fn subscript(v: Val, i: Val, sp: Span) -> R<Val> {
@@ -382,7 +480,10 @@ fn subscript(v: Val, i: Val, sp: Span) -> R<Val> {
                 other => vec![other],
             };
             if items.len() > a.dims().len() {
-                return err(sp, format!("{} indices for {} dimensions", items.len(), a.dims().len()));
+                return err(
+                    sp,
+                    format!("{} indices for {} dimensions", items.len(), a.dims().len()),
+                );
             }
             let dims: Vec<String> = a.dims().to_vec();
             let mut sel = Vec::new();
@@ -394,7 +495,10 @@ fn subscript(v: Val, i: Val, sp: Span) -> R<Val> {
         (Val::Tuple(t) | Val::List(t), Val::Int(i)) => {
             let n = t.len() as i64;
             let j = if i < 0 { i + n } else { i };
-            t.get(j as usize).cloned().ok_or(()).or_else(|_| err(sp, format!("index {i} out of range")))
+            t.get(j as usize)
+                .cloned()
+                .ok_or(())
+                .or_else(|_| err(sp, format!("index {i} out of range")))
         }
         (v, i) => err(sp, format!("cannot index {} with {}", v.kind(), i.kind())),
     }
@@ -423,7 +527,10 @@ impl Args {
     fn no_more(&self, what: &str, allowed_pos: usize) -> R<()> {
         if self.pos.len() > allowed_pos {
             let (_, s) = &self.pos[allowed_pos];
-            return err(*s, format!("{what}: too many positional arguments (takes {allowed_pos})"));
+            return err(
+                *s,
+                format!("{what}: too many positional arguments (takes {allowed_pos})"),
+            );
         }
         if let Some((k, _, s)) = self.kw.first() {
             return err(*s, format!("{what}: unexpected keyword argument {k:?}"));
@@ -437,21 +544,33 @@ fn as_f64(v: &Val, sp: Span, what: &str) -> R<f64> {
         Val::Num(x) => Ok(*x),
         Val::Int(i) => Ok(*i as f64),
         Val::Bool(b) => Ok(f64::from(u8::from(*b))),
-        other => err(sp, format!("{what}: expected a number, got {}", other.kind())),
+        other => err(
+            sp,
+            format!("{what}: expected a number, got {}", other.kind()),
+        ),
     }
 }
 
 fn as_usize(v: &Val, sp: Span, what: &str) -> R<usize> {
     match v {
         Val::Int(i) if *i >= 0 => Ok(*i as usize),
-        other => err(sp, format!("{what}: expected a non-negative integer, got {}", other.kind())),
+        other => err(
+            sp,
+            format!(
+                "{what}: expected a non-negative integer, got {}",
+                other.kind()
+            ),
+        ),
     }
 }
 
 fn as_str<'a>(v: &'a Val, sp: Span, what: &str) -> R<&'a str> {
     match v {
         Val::Str(s) => Ok(s),
-        other => err(sp, format!("{what}: expected a string, got {}", other.kind())),
+        other => err(
+            sp,
+            format!("{what}: expected a string, got {}", other.kind()),
+        ),
     }
 }
 
@@ -468,9 +587,17 @@ fn dims_arg(v: Option<&(Val, Span)>, what: &str) -> R<Option<Vec<String>>> {
         None | Some((Val::None, _)) => Ok(None),
         Some((Val::Str(s), _)) => Ok(Some(vec![s.clone()])),
         Some((Val::List(l) | Val::Tuple(l), sp)) => Ok(Some(
-            l.iter().map(|x| as_str(x, *sp, what).map(str::to_owned)).collect::<R<_>>()?,
+            l.iter()
+                .map(|x| as_str(x, *sp, what).map(str::to_owned))
+                .collect::<R<_>>()?,
         )),
-        Some((other, sp)) => err(*sp, format!("{what}: dim must be a name or a list of names, got {}", other.kind())),
+        Some((other, sp)) => err(
+            *sp,
+            format!(
+                "{what}: dim must be a name or a list of names, got {}",
+                other.kind()
+            ),
+        ),
     }
 }
 
@@ -479,7 +606,13 @@ fn label_of(v: &Val, sp: Span, what: &str) -> R<Label> {
         Val::Num(x) => Ok(Label::Float(*x)),
         Val::Int(i) => Ok(Label::Int(*i)),
         Val::Str(s) => Ok(Label::Str(s.clone())),
-        other => err(sp, format!("{what}: a label must be a number or a string, got {}", other.kind())),
+        other => err(
+            sp,
+            format!(
+                "{what}: a label must be a number or a string, got {}",
+                other.kind()
+            ),
+        ),
     }
 }
 
@@ -496,11 +629,25 @@ fn to_selector(v: Val, sp: Span, dim: &str) -> R<Selector> {
             let step = match *c {
                 Val::None => None,
                 Val::Int(i) => Some(i as isize),
-                other => return err(sp, format!("{what}: the slice step must be an integer, got {}", other.kind())),
+                other => {
+                    return err(
+                        sp,
+                        format!(
+                            "{what}: the slice step must be an integer, got {}",
+                            other.kind()
+                        ),
+                    );
+                }
             };
-            Ok(Selector::Slice { start: opt(&a)?, stop: opt(&b)?, step })
+            Ok(Selector::Slice {
+                start: opt(&a)?,
+                stop: opt(&b)?,
+                step,
+            })
         }
-        Val::List(l) | Val::Tuple(l) => Ok(Selector::List(l.iter().map(|x| label_of(x, sp, &what)).collect::<R<_>>()?)),
+        Val::List(l) | Val::Tuple(l) => Ok(Selector::List(
+            l.iter().map(|x| label_of(x, sp, &what)).collect::<R<_>>()?,
+        )),
         other => Ok(Selector::Label(label_of(&other, sp, &what)?)),
     }
 }
@@ -511,16 +658,31 @@ fn to_isel(v: Val, sp: Span, dim: &str) -> R<IndexSel> {
         match x {
             Val::None => Ok(None),
             Val::Int(i) => Ok(Some(*i as isize)),
-            other => err(sp, format!("{what}: positions must be integers, got {}", other.kind())),
+            other => err(
+                sp,
+                format!("{what}: positions must be integers, got {}", other.kind()),
+            ),
         }
     };
     match v {
         Val::Int(i) => Ok(IndexSel::Int(i as isize)),
-        Val::Slice(a, b, c) => Ok(IndexSel::Slice { start: int(&a)?, stop: int(&b)?, step: int(&c)? }),
+        Val::Slice(a, b, c) => Ok(IndexSel::Slice {
+            start: int(&a)?,
+            stop: int(&b)?,
+            step: int(&c)?,
+        }),
         Val::List(l) | Val::Tuple(l) => Ok(IndexSel::List(
-            l.iter().map(|x| int(x).map(|o| o.unwrap_or(0))).collect::<R<_>>()?,
+            l.iter()
+                .map(|x| int(x).map(|o| o.unwrap_or(0)))
+                .collect::<R<_>>()?,
         )),
-        other => err(sp, format!("{what}: expected an integer, a slice or a list, got {}", other.kind())),
+        other => err(
+            sp,
+            format!(
+                "{what}: expected an integer, a slice or a list, got {}",
+                other.kind()
+            ),
+        ),
     }
 }
 
@@ -528,7 +690,12 @@ fn sel_options(args: &mut Args, what: &str) -> R<SelOptions> {
     let method = match args.take_kw("method") {
         None | Some((Val::None, _)) => Method::Exact,
         Some((Val::Str(m), sp)) => m.parse().at(sp)?,
-        Some((other, sp)) => return err(sp, format!("{what}: method must be a string, got {}", other.kind())),
+        Some((other, sp)) => {
+            return err(
+                sp,
+                format!("{what}: method must be a string, got {}", other.kind()),
+            );
+        }
     };
     let tolerance = match args.take_kw("tolerance") {
         None | Some((Val::None, _)) => None,
@@ -539,12 +706,19 @@ fn sel_options(args: &mut Args, what: &str) -> R<SelOptions> {
 }
 
 fn reduction_of(name: &str, args: &mut Args) -> R<(Reduction, Option<Vec<String>>, Option<bool>)> {
-    let mut r = Reduction::parse(name).ok_or(()).or_else(|_| err(args.span, format!("unknown reduction {name}")))?;
+    let mut r = Reduction::parse(name)
+        .ok_or(())
+        .or_else(|_| err(args.span, format!("unknown reduction {name}")))?;
     let dims = dims_arg(args.pos_or_kw(0, "dim").as_ref(), name)?;
     let skipna = match args.take_kw("skipna") {
         None | Some((Val::None, _)) => None,
         Some((Val::Bool(b), _)) => Some(b),
-        Some((other, sp)) => return err(sp, format!("{name}: skipna must be True or False, got {}", other.kind())),
+        Some((other, sp)) => {
+            return err(
+                sp,
+                format!("{name}: skipna must be True or False, got {}", other.kind()),
+            );
+        }
     };
     if let Some((v, sp)) = args.take_kw("ddof") {
         let d = as_usize(&v, sp, name)?;
@@ -566,7 +740,10 @@ fn dim_refs(d: &Option<Vec<String>>) -> Option<Vec<&str>> {
 fn to_array(v: &Val, sp: Span, what: &str) -> R<DataArray> {
     match v {
         Val::Array(a) => Ok(a.clone()),
-        other => err(sp, format!("{what}: expected a DataArray, got {}", other.kind())),
+        other => err(
+            sp,
+            format!("{what}: expected a DataArray, got {}", other.kind()),
+        ),
     }
 }
 
@@ -585,8 +762,16 @@ fn call(f: Val, args: Args) -> R<Val> {
         Val::Func("builtins", _) => {
             let get = |i: usize| args.pos.get(i).map_or(Val::None, |(v, _)| v.clone());
             match args.pos.len() {
-                1 => Ok(Val::Slice(Box::new(Val::None), Box::new(get(0)), Box::new(Val::None))),
-                2 | 3 => Ok(Val::Slice(Box::new(get(0)), Box::new(get(1)), Box::new(get(2)))),
+                1 => Ok(Val::Slice(
+                    Box::new(Val::None),
+                    Box::new(get(0)),
+                    Box::new(Val::None),
+                )),
+                2 | 3 => Ok(Val::Slice(
+                    Box::new(get(0)),
+                    Box::new(get(1)),
+                    Box::new(get(2)),
+                )),
                 n => err(sp, format!("slice takes 1 to 3 arguments, got {n}")),
             }
         }
@@ -602,7 +787,12 @@ fn call_np(name: &str, args: Args) -> R<Val> {
     let what = format!("np.{name}");
     if let Some((_, op)) = NP_UNARY.iter().find(|(n, _)| *n == name) {
         args.no_more(&what, 1)?;
-        let (v, vs) = args.pos.first().cloned().ok_or(()).or_else(|_| err(sp, format!("{what} takes one argument")))?;
+        let (v, vs) = args
+            .pos
+            .first()
+            .cloned()
+            .ok_or(())
+            .or_else(|_| err(sp, format!("{what} takes one argument")))?;
         return match v {
             Val::Array(a) => a.unary(*op).map(Val::Array).at(vs),
             other => {
@@ -611,7 +801,9 @@ fn call_np(name: &str, args: Args) -> R<Val> {
                     .and_then(|c| c.unary(*op))
                     .and_then(|c| c.compute())
                     .at(vs)?;
-                Ok(Val::Num(c.to_f64_vec().first().copied().unwrap_or(f64::NAN)))
+                Ok(Val::Num(
+                    c.to_f64_vec().first().copied().unwrap_or(f64::NAN),
+                ))
             }
         };
     }
@@ -625,8 +817,16 @@ fn call_np(name: &str, args: Args) -> R<Val> {
     match name {
         "isnull" | "notnull" => {
             args.no_more(&what, 1)?;
-            let a = to_array(&args.pos.first().map_or(Val::None, |x| x.0.clone()), sp, &what)?;
-            let r = if name == "isnull" { a.isnull() } else { a.notnull() };
+            let a = to_array(
+                &args.pos.first().map_or(Val::None, |x| x.0.clone()),
+                sp,
+                &what,
+            )?;
+            let r = if name == "isnull" {
+                a.isnull()
+            } else {
+                a.notnull()
+            };
             r.map(Val::Array).at(sp)
         }
         "where" => {
@@ -646,20 +846,35 @@ fn call_np(name: &str, args: Args) -> R<Val> {
                     }
                     let ya = to_array(&yv, ys, "np.where")?;
                     let keep = xa.where_(&cond, Some(Scalar::Float(0.0))).at(xs)?;
-                    let other = ya.where_(&cond.unary(Un::LogicalNot).at(cs)?, Some(Scalar::Float(0.0))).at(ys)?;
+                    let other = ya
+                        .where_(
+                            &cond.unary(Un::LogicalNot).at(cs)?,
+                            Some(Scalar::Float(0.0)),
+                        )
+                        .at(ys)?;
                     keep.binary(Op::Add, &other).map(Val::Array).at(sp)
                 }
                 (xv, Val::Array(ya)) => {
-                    let s = scalar_of(&xv).ok_or(()).or_else(|_| err(xs, "np.where: x must be a DataArray or a number"))?;
-                    ya.where_(&cond.unary(Un::LogicalNot).at(cs)?, Some(s)).map(Val::Array).at(ys)
+                    let s = scalar_of(&xv)
+                        .ok_or(())
+                        .or_else(|_| err(xs, "np.where: x must be a DataArray or a number"))?;
+                    ya.where_(&cond.unary(Un::LogicalNot).at(cs)?, Some(s))
+                        .map(Val::Array)
+                        .at(ys)
                 }
                 (xv, yv) => {
                     let (Some(a), Some(b)) = (scalar_of(&xv), scalar_of(&yv)) else {
                         return err(sp, "np.where: x and y must be DataArrays or numbers");
                     };
-                    let ones = cond.astype(DType::F64).at(cs)?.binary_scalar(Op::Mul, Scalar::Float(0.0), false).at(cs)?;
+                    let ones = cond
+                        .astype(DType::F64)
+                        .at(cs)?
+                        .binary_scalar(Op::Mul, Scalar::Float(0.0), false)
+                        .at(cs)?;
                     let base = ones.binary_scalar(Op::Add, b, false).at(sp)?;
-                    base.where_(&cond.unary(Un::LogicalNot).at(cs)?, Some(a)).map(Val::Array).at(sp)
+                    base.where_(&cond.unary(Un::LogicalNot).at(cs)?, Some(a))
+                        .map(Val::Array)
+                        .at(sp)
                 }
             }
         }
@@ -670,13 +885,22 @@ fn call_np(name: &str, args: Args) -> R<Val> {
 fn chunks_arg(args: &mut Args, shape: &[usize], what: &str) -> R<Vec<usize>> {
     match args.take_kw("chunks") {
         None | Some((Val::None, _)) => Ok(shape.iter().map(|&s| s.clamp(1, 4096)).collect()),
-        Some((Val::Str(s), _)) if s == "auto" => Ok(shape.iter().map(|&s| s.clamp(1, 4096)).collect()),
+        Some((Val::Str(s), _)) if s == "auto" => {
+            Ok(shape.iter().map(|&s| s.clamp(1, 4096)).collect())
+        }
         Some((v, s)) => {
             let c = as_usizes(&v, s, what)?;
             if c.len() == 1 && shape.len() > 1 {
                 Ok(vec![c[0]; shape.len()])
             } else if c.len() != shape.len() {
-                err(s, format!("{what}: {} chunk sizes for {} dimensions", c.len(), shape.len()))
+                err(
+                    s,
+                    format!(
+                        "{what}: {} chunk sizes for {} dimensions",
+                        c.len(),
+                        shape.len()
+                    ),
+                )
             } else {
                 Ok(c)
             }
@@ -687,7 +911,9 @@ fn chunks_arg(args: &mut Args, shape: &[usize], what: &str) -> R<Vec<usize>> {
 fn unnamed(a: ChunkedArray, sp: Span) -> R<Val> {
     let dims: Vec<String> = (0..a.ndim()).map(|i| format!("dim_{i}")).collect();
     let v = Variable::new(dims, a).at(sp)?;
-    DataArray::new(v, Default::default(), None).map(Val::Array).at(sp)
+    DataArray::new(v, Default::default(), None)
+        .map(Val::Array)
+        .at(sp)
 }
 
 fn call_da(module: &str, name: &str, mut args: Args) -> R<Val> {
@@ -697,13 +923,22 @@ fn call_da(module: &str, name: &str, mut args: Args) -> R<Val> {
         None => DType::F64,
         Some((v, s)) => {
             let n = as_str(&v, s, &what)?;
-            DType::parse(n).ok_or(()).or_else(|_| err(s, format!("{what}: unknown dtype {n:?}")))?
+            DType::parse(n)
+                .ok_or(())
+                .or_else(|_| err(s, format!("{what}: unknown dtype {n:?}")))?
         }
     };
     match (module, name) {
         ("da", "ones" | "zeros" | "full") | ("da.random", "random" | "uniform") => {
             let (sv, ss) = args
-                .pos_or_kw(0, if module == "da.random" { "size" } else { "shape" })
+                .pos_or_kw(
+                    0,
+                    if module == "da.random" {
+                        "size"
+                    } else {
+                        "shape"
+                    },
+                )
                 .ok_or(())
                 .or_else(|_| err(sp, format!("{what}: missing the shape")))?;
             let shape = as_usizes(&sv, ss, &what)?;
@@ -712,8 +947,16 @@ fn call_da(module: &str, name: &str, mut args: Args) -> R<Val> {
                 "ones" => ChunkedArray::ones(&shape, chunks, dtype),
                 "zeros" => ChunkedArray::zeros(&shape, chunks, dtype),
                 "full" => {
-                    let (fv, fs) = args.pos_or_kw(1, "fill_value").ok_or(()).or_else(|_| err(sp, "da.full: missing fill_value"))?;
-                    ChunkedArray::full(&shape, Scalar::Float(as_f64(&fv, fs, &what)?), chunks, dtype)
+                    let (fv, fs) = args
+                        .pos_or_kw(1, "fill_value")
+                        .ok_or(())
+                        .or_else(|_| err(sp, "da.full: missing fill_value"))?;
+                    ChunkedArray::full(
+                        &shape,
+                        Scalar::Float(as_f64(&fv, fs, &what)?),
+                        chunks,
+                        dtype,
+                    )
                 }
                 _ => {
                     let seed = match args.take_kw("seed") {
@@ -728,7 +971,11 @@ fn call_da(module: &str, name: &str, mut args: Args) -> R<Val> {
             unnamed(a, sp)
         }
         ("da", "arange") => {
-            let nums: Vec<f64> = args.pos.iter().map(|(v, s)| as_f64(v, *s, &what)).collect::<R<_>>()?;
+            let nums: Vec<f64> = args
+                .pos
+                .iter()
+                .map(|(v, s)| as_f64(v, *s, &what))
+                .collect::<R<_>>()?;
             let (start, stop, step) = match nums.as_slice() {
                 [b] => (0.0, *b, 1.0),
                 [a, b] => (*a, *b, 1.0),
@@ -742,8 +989,16 @@ fn call_da(module: &str, name: &str, mut args: Args) -> R<Val> {
             unnamed(a, sp)
         }
         ("da", "linspace") => {
-            let nums: Vec<f64> = args.pos.iter().take(2).map(|(v, s)| as_f64(v, *s, &what)).collect::<R<_>>()?;
-            let (nv, ns) = args.pos_or_kw(2, "num").ok_or(()).or_else(|_| err(sp, "da.linspace: missing num"))?;
+            let nums: Vec<f64> = args
+                .pos
+                .iter()
+                .take(2)
+                .map(|(v, s)| as_f64(v, *s, &what))
+                .collect::<R<_>>()?;
+            let (nv, ns) = args
+                .pos_or_kw(2, "num")
+                .ok_or(())
+                .or_else(|_| err(sp, "da.linspace: missing num"))?;
             let n = as_usize(&nv, ns, &what)?;
             if nums.len() != 2 {
                 return err(sp, "da.linspace(start, stop, num, chunks=...)");
@@ -762,7 +1017,10 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
     let what = format!(".{name}()");
     match (recv, name) {
         (Val::Dataset(ds), "get") => {
-            let (v, s) = args.pos_or_kw(0, "name").ok_or(()).or_else(|_| err(sp, ".get(name)"))?;
+            let (v, s) = args
+                .pos_or_kw(0, "name")
+                .ok_or(())
+                .or_else(|_| err(sp, ".get(name)"))?;
             ds.get(as_str(&v, s, &what)?).map(Val::Array).at(s)
         }
         (recv @ (Val::Dataset(_) | Val::Array(_)), "sel") => {
@@ -772,7 +1030,10 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
                 sels.push((k.clone(), to_selector(v, s, &k)?, s));
             }
             if let Some((_, s)) = args.pos.first() {
-                return err(*s, "sel takes dimension=label keyword arguments (and method=, tolerance=)");
+                return err(
+                    *s,
+                    "sel takes dimension=label keyword arguments (and method=, tolerance=)",
+                );
             }
             let dims: Vec<String> = match &recv {
                 Val::Dataset(ds) => ds.dims().keys().cloned().collect(),
@@ -782,7 +1043,10 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
             if let Some((k, _, ks)) = sels.iter().find(|(k, _, _)| !dims.contains(k)) {
                 return err(
                     *ks,
-                    format!("sel: no dimension {k:?} (dimensions: {}; options: method, tolerance)", dims.join(", ")),
+                    format!(
+                        "sel: no dimension {k:?} (dimensions: {}; options: method, tolerance)",
+                        dims.join(", ")
+                    ),
                 );
             }
             // one dimension at a time, so that an error points at its argument
@@ -805,7 +1069,8 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
             for (k, v, s) in std::mem::take(&mut args.kw) {
                 sels.push((k.clone(), to_isel(v, s, &k)?));
             }
-            let refs: Vec<(&str, IndexSel)> = sels.iter().map(|(k, s)| (k.as_str(), s.clone())).collect();
+            let refs: Vec<(&str, IndexSel)> =
+                sels.iter().map(|(k, s)| (k.as_str(), s.clone())).collect();
             match recv {
                 Val::Dataset(ds) => ds.isel(&refs).map(Val::Dataset).at(sp),
                 Val::Array(a) => a.isel(&refs).map(Val::Array).at(sp),
@@ -814,16 +1079,23 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
         }
         (Val::Array(a), r) if REDUCTIONS.contains(&r) => {
             let (red, dims, skipna) = reduction_of(r, &mut args)?;
-            a.reduce(red, dim_refs(&dims).as_deref(), skipna).map(Val::Array).at(sp)
+            a.reduce(red, dim_refs(&dims).as_deref(), skipna)
+                .map(Val::Array)
+                .at(sp)
         }
         (Val::Dataset(ds), r) if REDUCTIONS.contains(&r) => {
             let (red, dims, skipna) = reduction_of(r, &mut args)?;
-            ds.reduce(red, dim_refs(&dims).as_deref(), skipna).map(Val::Dataset).at(sp)
+            ds.reduce(red, dim_refs(&dims).as_deref(), skipna)
+                .map(Val::Dataset)
+                .at(sp)
         }
         (Val::Groups(g), r) if REDUCTIONS.contains(&r) => {
             let (red, dims, skipna) = reduction_of(r, &mut args)?;
             if let Some(d) = dims.filter(|d| d.iter().any(|x| x != g.dim())) {
-                return err(sp, format!("{what}: groups reduce over {:?} only, not {d:?}", g.dim()));
+                return err(
+                    sp,
+                    format!("{what}: groups reduce over {:?} only, not {d:?}", g.dim()),
+                );
             }
             g.reduce(red, skipna).map(Val::Array).at(sp)
         }
@@ -844,24 +1116,44 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
             .at(sp)
         }
         (Val::Array(a), "groupby") => {
-            let (k, ks) = args.pos_or_kw(0, "group").ok_or(()).or_else(|_| err(sp, "groupby: which coordinate? e.g. groupby(\"time.month\")"))?;
+            let (k, ks) = args.pos_or_kw(0, "group").ok_or(()).or_else(|_| {
+                err(
+                    sp,
+                    "groupby: which coordinate? e.g. groupby(\"time.month\")",
+                )
+            })?;
             let _ = args.take_kw("squeeze");
             args.no_more("groupby", 1)?;
-            a.groupby(as_str(&k, ks, "groupby")?).map(Val::Groups).at(ks)
+            a.groupby(as_str(&k, ks, "groupby")?)
+                .map(Val::Groups)
+                .at(ks)
         }
         (Val::Dataset(ds), "groupby") => {
-            let (k, ks) = args.pos_or_kw(0, "group").ok_or(()).or_else(|_| err(sp, "groupby: which coordinate?"))?;
+            let (k, ks) = args
+                .pos_or_kw(0, "group")
+                .ok_or(())
+                .or_else(|_| err(sp, "groupby: which coordinate?"))?;
             args.no_more("groupby", 1)?;
-            Ok(Val::DatasetGroups(ds, as_str(&k, ks, "groupby")?.to_owned(), None))
+            Ok(Val::DatasetGroups(
+                ds,
+                as_str(&k, ks, "groupby")?.to_owned(),
+                None,
+            ))
         }
         (recv @ (Val::Array(_) | Val::Dataset(_)), "resample") => {
             let _ = args.take_kw("closed");
             let _ = args.take_kw("label");
             if args.kw.len() > 1 {
-                return err(args.kw[1].2, "resample takes one dim=frequency argument, e.g. resample(time=\"1D\")");
+                return err(
+                    args.kw[1].2,
+                    "resample takes one dim=frequency argument, e.g. resample(time=\"1D\")",
+                );
             }
             let Some((dim, v, s)) = args.kw.pop() else {
-                return err(sp, "resample needs dim=frequency, e.g. resample(time=\"1D\")");
+                return err(
+                    sp,
+                    "resample needs dim=frequency, e.g. resample(time=\"1D\")",
+                );
             };
             args.no_more("resample", 0)?;
             let freq = as_str(&v, s, "resample")?.to_owned();
@@ -872,9 +1164,14 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
             }
         }
         (Val::Array(a), "weighted") => {
-            let (w, ws) = args.pos_or_kw(0, "weights").ok_or(()).or_else(|_| err(sp, "weighted(weights)"))?;
+            let (w, ws) = args
+                .pos_or_kw(0, "weights")
+                .ok_or(())
+                .or_else(|_| err(sp, "weighted(weights)"))?;
             args.no_more("weighted", 1)?;
-            a.weighted(&to_array(&w, ws, "weighted")?).map(Val::Weighted).at(ws)
+            a.weighted(&to_array(&w, ws, "weighted")?)
+                .map(Val::Weighted)
+                .at(ws)
         }
         (Val::Weighted(w), m @ ("mean" | "sum" | "sum_of_weights")) => {
             let dims = dims_arg(args.pos_or_kw(0, "dim").as_ref(), m)?;
@@ -899,7 +1196,10 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
                 Some((v, s)) => Some(as_usize(&v, s, "rolling")?),
             };
             if args.kw.len() > 1 {
-                return err(args.kw[1].2, "rolling takes one dim=window argument, e.g. rolling(time=24)");
+                return err(
+                    args.kw[1].2,
+                    "rolling takes one dim=window argument, e.g. rolling(time=24)",
+                );
             }
             let Some((dim, v, s)) = args.kw.pop() else {
                 return err(sp, "rolling needs dim=window, e.g. rolling(time=24)");
@@ -923,20 +1223,34 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
             .at(sp)
         }
         (Val::Array(a), "where") => {
-            let (c, cs) = args.pos_or_kw(0, "cond").ok_or(()).or_else(|_| err(sp, "where(cond[, other])"))?;
+            let (c, cs) = args
+                .pos_or_kw(0, "cond")
+                .ok_or(())
+                .or_else(|_| err(sp, "where(cond[, other])"))?;
             let cond = to_array(&c, cs, "where")?;
             let other = match args.pos_or_kw(1, "other") {
                 None | Some((Val::None, _)) => None,
-                Some((v, s)) => Some(scalar_of(&v).ok_or(()).or_else(|_| err(s, "where: other must be a number"))?),
+                Some((v, s)) => Some(
+                    scalar_of(&v)
+                        .ok_or(())
+                        .or_else(|_| err(s, "where: other must be a number"))?,
+                ),
             };
             args.no_more("where", 2)?;
             a.where_(&cond, other).map(Val::Array).at(sp)
         }
         (Val::Array(a), "fillna") => {
-            let (v, vs) = args.pos_or_kw(0, "value").ok_or(()).or_else(|_| err(sp, "fillna(value)"))?;
-            let s = scalar_of(&v).ok_or(()).or_else(|_| err(vs, "fillna: value must be a number"))?;
+            let (v, vs) = args
+                .pos_or_kw(0, "value")
+                .ok_or(())
+                .or_else(|_| err(sp, "fillna(value)"))?;
+            let s = scalar_of(&v)
+                .ok_or(())
+                .or_else(|_| err(vs, "fillna: value must be a number"))?;
             args.no_more("fillna", 1)?;
-            a.where_(&a.notnull().at(sp)?, Some(s)).map(Val::Array).at(sp)
+            a.where_(&a.notnull().at(sp)?, Some(s))
+                .map(Val::Array)
+                .at(sp)
         }
         (Val::Array(a), "clip") => {
             let lo = args.pos_or_kw(0, "min");
@@ -944,10 +1258,14 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
             args.no_more("clip", 2)?;
             let mut out = a;
             if let Some((v, s)) = lo.filter(|(v, _)| !matches!(v, Val::None)) {
-                out = out.binary_scalar(Op::Fmax, Scalar::Float(as_f64(&v, s, "clip")?), false).at(s)?;
+                out = out
+                    .binary_scalar(Op::Fmax, Scalar::Float(as_f64(&v, s, "clip")?), false)
+                    .at(s)?;
             }
             if let Some((v, s)) = hi.filter(|(v, _)| !matches!(v, Val::None)) {
-                out = out.binary_scalar(Op::Fmin, Scalar::Float(as_f64(&v, s, "clip")?), false).at(s)?;
+                out = out
+                    .binary_scalar(Op::Fmin, Scalar::Float(as_f64(&v, s, "clip")?), false)
+                    .at(s)?;
             }
             Ok(Val::Array(out))
         }
@@ -957,13 +1275,24 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
         }
         (Val::Array(a), m @ ("isnull" | "notnull")) => {
             args.no_more(m, 0)?;
-            if m == "isnull" { a.isnull() } else { a.notnull() }.map(Val::Array).at(sp)
+            if m == "isnull" {
+                a.isnull()
+            } else {
+                a.notnull()
+            }
+            .map(Val::Array)
+            .at(sp)
         }
         (Val::Array(a), "astype") => {
-            let (v, s) = args.pos_or_kw(0, "dtype").ok_or(()).or_else(|_| err(sp, "astype(dtype)"))?;
+            let (v, s) = args
+                .pos_or_kw(0, "dtype")
+                .ok_or(())
+                .or_else(|_| err(sp, "astype(dtype)"))?;
             args.no_more("astype", 1)?;
             let n = as_str(&v, s, "astype")?;
-            let dt = DType::parse(n).ok_or(()).or_else(|_| err(s, format!("astype: unknown dtype {n:?}")))?;
+            let dt = DType::parse(n)
+                .ok_or(())
+                .or_else(|_| err(s, format!("astype: unknown dtype {n:?}")))?;
             a.astype(dt).map(Val::Array).at(sp)
         }
         (Val::Array(a), "rename") => {
@@ -975,7 +1304,10 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
                 .into_iter()
                 .map(|(k, v, s)| Ok((k, as_str(&v, s, "rename")?.to_owned())))
                 .collect::<R<_>>()?;
-            let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let refs: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
             a.rename_dims(&refs).map(Val::Array).at(sp)
         }
         (Val::Dataset(ds), "rename") => {
@@ -984,13 +1316,24 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
                 .map(|(k, v, s)| Ok((k, as_str(&v, s, "rename")?.to_owned())))
                 .collect::<R<_>>()?;
             args.no_more("rename", 0)?;
-            let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let refs: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
             ds.rename(&refs).map(Val::Dataset).at(sp)
         }
         (Val::Array(a), "transpose") => {
-            let dims: Vec<String> = args.pos.iter().map(|(v, s)| as_str(v, *s, "transpose").map(str::to_owned)).collect::<R<_>>()?;
+            let dims: Vec<String> = args
+                .pos
+                .iter()
+                .map(|(v, s)| as_str(v, *s, "transpose").map(str::to_owned))
+                .collect::<R<_>>()?;
             args.no_more("transpose", dims.len())?;
-            let d: Vec<&str> = if dims.is_empty() { a.dims().iter().rev().map(String::as_str).collect() } else { dims.iter().map(String::as_str).collect() };
+            let d: Vec<&str> = if dims.is_empty() {
+                a.dims().iter().rev().map(String::as_str).collect()
+            } else {
+                dims.iter().map(String::as_str).collect()
+            };
             a.transpose(&d).map(Val::Array).at(sp)
         }
         (recv @ (Val::Array(_) | Val::Dataset(_)), "squeeze") => {
@@ -1007,18 +1350,30 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
                     let sizes = ds.dims();
                     let targets: Vec<String> = match d {
                         Some(v) => v,
-                        None => sizes.iter().filter(|(_, n)| **n == 1).map(|(k, _)| k.clone()).collect(),
+                        None => sizes
+                            .iter()
+                            .filter(|(_, n)| **n == 1)
+                            .map(|(k, _)| k.clone())
+                            .collect(),
                     };
-                    let sel: Vec<(&str, IndexSel)> = targets.iter().map(|t| (t.as_str(), IndexSel::Int(0))).collect();
+                    let sel: Vec<(&str, IndexSel)> = targets
+                        .iter()
+                        .map(|t| (t.as_str(), IndexSel::Int(0)))
+                        .collect();
                     ds.isel(&sel).map(Val::Dataset).at(sp)
                 }
                 _ => err(sp, "squeeze"),
             }
         }
         (Val::Array(a), "expand_dims") => {
-            let (v, s) = args.pos_or_kw(0, "dim").ok_or(()).or_else(|_| err(sp, "expand_dims(dim)"))?;
+            let (v, s) = args
+                .pos_or_kw(0, "dim")
+                .ok_or(())
+                .or_else(|_| err(sp, "expand_dims(dim)"))?;
             args.no_more("expand_dims", 1)?;
-            a.expand_dims(as_str(&v, s, "expand_dims")?).map(Val::Array).at(sp)
+            a.expand_dims(as_str(&v, s, "expand_dims")?)
+                .map(Val::Array)
+                .at(sp)
         }
         (recv @ (Val::Array(_) | Val::Dataset(_)), "chunk") => {
             let pairs: Vec<(String, usize)> = std::mem::take(&mut args.kw)
@@ -1046,7 +1401,8 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
             Dataset::from_dataarray(&a).map(Val::Dataset).at(sp)
         }
         (Val::Dataset(ds), "set_coords") => {
-            let names = dims_arg(args.pos_or_kw(0, "names").as_ref(), "set_coords")?.unwrap_or_default();
+            let names =
+                dims_arg(args.pos_or_kw(0, "names").as_ref(), "set_coords")?.unwrap_or_default();
             args.no_more("set_coords", 1)?;
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             ds.set_coords(&refs).map(Val::Dataset).at(sp)
@@ -1058,7 +1414,8 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
                 new.push((k, a.variable().clone()));
             }
             args.no_more("assign_coords", 0)?;
-            let refs: Vec<(&str, Variable)> = new.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            let refs: Vec<(&str, Variable)> =
+                new.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
             match recv {
                 Val::Array(a) => a.assign_coords(&refs).map(Val::Array).at(sp),
                 Val::Dataset(ds) => ds.assign_coords(&refs).map(Val::Dataset).at(sp),
@@ -1083,30 +1440,42 @@ fn unary(op: UnaryOp, v: Val, sp: Span) -> R<Val> {
                 err(sp, "`~` works on boolean arrays (comparisons, isnull)")
             }
         }
-        (UnaryOp::Not, Val::Array(_)) => err(sp, "`not` needs a single truth value; use `~` for an elementwise not"),
-        (op, v) => err(sp, format!("unary `{}` does not apply to {}", op.symbol(), v.kind())),
+        (UnaryOp::Not, Val::Array(_)) => err(
+            sp,
+            "`not` needs a single truth value; use `~` for an elementwise not",
+        ),
+        (op, v) => err(
+            sp,
+            format!("unary `{}` does not apply to {}", op.symbol(), v.kind()),
+        ),
     }
 }
 
 fn binary(op: Op, l: Val, r: Val, sp: Span) -> R<Val> {
     match (l, r) {
         (Val::Array(a), Val::Array(b)) => a.binary(op, &b).map(Val::Array).at(sp),
-        (Val::Array(a), s) if scalar_of(&s).is_some() => {
-            a.binary_scalar(op, scalar_of(&s).unwrap_or(Scalar::Float(f64::NAN)), false).map(Val::Array).at(sp)
-        }
-        (s, Val::Array(a)) if scalar_of(&s).is_some() => {
-            a.binary_scalar(op, scalar_of(&s).unwrap_or(Scalar::Float(f64::NAN)), true).map(Val::Array).at(sp)
-        }
+        (Val::Array(a), s) if scalar_of(&s).is_some() => a
+            .binary_scalar(op, scalar_of(&s).unwrap_or(Scalar::Float(f64::NAN)), false)
+            .map(Val::Array)
+            .at(sp),
+        (s, Val::Array(a)) if scalar_of(&s).is_some() => a
+            .binary_scalar(op, scalar_of(&s).unwrap_or(Scalar::Float(f64::NAN)), true)
+            .map(Val::Array)
+            .at(sp),
         (Val::Groups(g), Val::Array(b)) => g.binary(op, &b).map(Val::Array).at(sp),
         (Val::Dataset(ds), s) if scalar_of(&s).is_some() => {
             let sc = scalar_of(&s).unwrap_or(Scalar::Float(f64::NAN));
-            ds.map_over(None, |da| da.binary_scalar(op, sc, false)).map(Val::Dataset).at(sp)
+            ds.map_over(None, |da| da.binary_scalar(op, sc, false))
+                .map(Val::Dataset)
+                .at(sp)
         }
-        (Val::Int(a), Val::Int(b)) if matches!(op, Op::Add | Op::Sub | Op::Mul) => Ok(Val::Int(match op {
-            Op::Add => a + b,
-            Op::Sub => a - b,
-            _ => a * b,
-        })),
+        (Val::Int(a), Val::Int(b)) if matches!(op, Op::Add | Op::Sub | Op::Mul) => {
+            Ok(Val::Int(match op {
+                Op::Add => a + b,
+                Op::Sub => a - b,
+                _ => a * b,
+            }))
+        }
         (l, r) if scalar_of(&l).is_some() && scalar_of(&r).is_some() => {
             let (x, y) = (as_f64(&l, sp, "")?, as_f64(&r, sp, "")?);
             Ok(match op {
@@ -1126,6 +1495,14 @@ fn binary(op: Op, l: Val, r: Val, sp: Span) -> R<Val> {
                 _ => return err(sp, format!("{} does not apply to numbers", op.name())),
             })
         }
-        (l, r) => err(sp, format!("cannot apply {} to {} and {}", op.name(), l.kind(), r.kind())),
+        (l, r) => err(
+            sp,
+            format!(
+                "cannot apply {} to {} and {}",
+                op.name(),
+                l.kind(),
+                r.kind()
+            ),
+        ),
     }
 }

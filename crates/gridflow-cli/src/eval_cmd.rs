@@ -66,7 +66,10 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
                     .ok_or_else(|| anyhow!("--search {s:?}: expected COLUMN=VALUE"))
             })
             .collect::<Result<_>>()?;
-        let q: Vec<(&str, &str)> = query.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let q: Vec<(&str, &str)> = query
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         let found = crate::catalog_cmd::search_and_open_key(
             std::path::Path::new(cat),
             &q,
@@ -98,7 +101,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         Val::Groups(_) | Val::DatasetGroups(..) => {
             bail!("the result is a GroupBy: finish it with a reduction such as .mean()")
         }
-        Val::Weighted(_) => bail!("the result is a Weighted: finish it with .mean(dims) or .sum(dims)"),
+        Val::Weighted(_) => {
+            bail!("the result is a Weighted: finish it with .mean(dims) or .sum(dims)")
+        }
         Val::Rolling(_) => bail!("the result is a Rolling: finish it with .mean() or .sum()"),
         other => bail!("the result is {}, not an array", kind_name(&other)),
     };
@@ -106,7 +111,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let svg = match &result {
             Result_::Array(a) => a.data().to_svg()?,
             Result_::Dataset(d) => {
-                let first = d.data_vars().keys().next().cloned().ok_or_else(|| anyhow!("the dataset has no data variables"))?;
+                let first = d
+                    .data_vars()
+                    .keys()
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| anyhow!("the dataset has no data variables"))?;
                 d.get(&first)?.data().to_svg()?
             }
         };
@@ -121,17 +131,27 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             Result_::Array(a) => Dataset::from_dataarray(a)?,
             Result_::Dataset(d) => d.clone(),
         };
-        let url = out.to_str().ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
+        let url = out
+            .to_str()
+            .ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
         let t = std::time::Instant::now();
         ds.to_zarr(
             url,
             &ToZarrOptions {
-                mode: if args.overwrite { WriteMode::Overwrite } else { WriteMode::Create },
+                mode: if args.overwrite {
+                    WriteMode::Overwrite
+                } else {
+                    WriteMode::Create
+                },
                 ..ToZarrOptions::default()
             },
         )
         .with_context(|| format!("writing {}", out.display()))?;
-        eprintln!("wrote {} in {:.2} s", out.display(), t.elapsed().as_secs_f64());
+        eprintln!(
+            "wrote {} in {:.2} s",
+            out.display(),
+            t.elapsed().as_secs_f64()
+        );
         if args.plot.is_none() && !args.json {
             return Ok(());
         }
@@ -164,7 +184,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 for v in c.data_vars().keys() {
                     vars.insert(v.clone(), to_json(&c.get(v)?)?);
                 }
-                println!("{}", serde_json::to_string(&json!({"data_vars": vars, "attrs": c.attrs}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&json!({"data_vars": vars, "attrs": c.attrs}))?
+                );
             } else {
                 println!("{c}");
             }
@@ -218,7 +241,9 @@ pub fn info(url: &str, as_json: bool) -> Result<()> {
             .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"dims": ds.dims().into_iter().map(|(k, n)| (k, json!(n))).collect::<serde_json::Map<String, serde_json::Value>>(), "variables": vars, "attrs": ds.attrs}))?
+            serde_json::to_string_pretty(
+                &json!({"dims": ds.dims().into_iter().map(|(k, n)| (k, json!(n))).collect::<serde_json::Map<String, serde_json::Value>>(), "variables": vars, "attrs": ds.attrs})
+            )?
         );
     } else {
         println!("{ds}");

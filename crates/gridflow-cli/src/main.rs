@@ -29,6 +29,9 @@ enum Command {
         /// Years of 3-hourly data in the sample (2880 steps and ~318 MB of float32 per year).
         #[arg(long, default_value_t = 1)]
         years: usize,
+        /// Time steps instead of years (quick runs: e.g. --steps 240 is 30 days).
+        #[arg(long)]
+        steps: Option<usize>,
         /// Directory of the sample store and catalog (written if absent).
         #[arg(long, default_value = "gridflow-data")]
         data: PathBuf,
@@ -53,6 +56,9 @@ enum Command {
         /// Years of 3-hourly data on the 360-day calendar (2880 steps, ~318 MB per year).
         #[arg(long, default_value_t = 1)]
         years: usize,
+        /// Time steps instead of years (e.g. --steps 240 is 30 days).
+        #[arg(long)]
+        steps: Option<usize>,
         /// Directory for the store and the catalog.
         #[arg(long, default_value = "gridflow-data")]
         data: PathBuf,
@@ -123,26 +129,28 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo {
             years,
+            steps,
             data,
             out,
             threads,
             memory_limit,
         } => demo::run(&demo::Options {
-            years,
+            steps: steps.unwrap_or(years * sample::STEPS_PER_YEAR),
             data,
             out,
             exec: common::Executor::new(threads, memory_limit.as_deref())?,
         }),
         Command::Catalog {
-            command: CatalogCommand::Search {
-                catalog,
-                terms,
-                unique,
-                json,
-            },
+            command:
+                CatalogCommand::Search {
+                    catalog,
+                    terms,
+                    unique,
+                    json,
+                },
         } => catalog_cmd::search(std::path::Path::new(&catalog), &terms, unique, json),
-        Command::Sample { years, data } => {
-            let s = sample::ensure_sample(&data, years)?;
+        Command::Sample { years, steps, data } => {
+            let s = sample::ensure_sample(&data, steps.unwrap_or(years * sample::STEPS_PER_YEAR))?;
             println!("store:   {}", s.store.display());
             println!("catalog: {}", s.catalog.display());
             Ok(())

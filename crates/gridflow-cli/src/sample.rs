@@ -27,7 +27,8 @@ pub const TIME_CHUNK: usize = 600;
 
 /// The catalog path of the main store, relative to the sample directory (the Pangeo bucket
 /// layout).
-pub const STORE_PATH: &str = "CMIP6/CMIP/NIMS-KMA/KACE-1-0-G/historical/r1i1p1f1/3hr/tas/gr/v20191125";
+pub const STORE_PATH: &str =
+    "CMIP6/CMIP/NIMS-KMA/KACE-1-0-G/historical/r1i1p1f1/3hr/tas/gr/v20191125";
 
 /// Latitudes of cell centres (south to north).
 pub fn lat_values() -> Vec<f64> {
@@ -42,9 +43,15 @@ pub fn lon_values() -> Vec<f64> {
 /// A lazy near-surface air temperature field (K) of `nt` 3-hourly steps from
 /// 1850-01-01T03:00, built from broadcasting elementwise operations only.
 pub fn synthetic_tas(nt: usize, time_chunk: usize, seed: u64) -> Result<ChunkedArray> {
-    let days = ChunkedArray::arange(0.125, (nt as f64 + 1.0) * 0.125 - 1e-9, 0.125, time_chunk, DType::F64)?
-        .expand_dims(1)?
-        .expand_dims(2)?;
+    let days = ChunkedArray::arange(
+        0.125,
+        (nt as f64 + 1.0) * 0.125 - 1e-9,
+        0.125,
+        time_chunk,
+        DType::F64,
+    )?
+    .expand_dims(1)?
+    .expand_dims(2)?;
     let lat = ChunkedArray::from_ndarray(ndarray::Array1::from(lat_values()).into_dyn(), [0])?
         .expand_dims(1)?;
     let lon = ChunkedArray::from_ndarray(ndarray::Array1::from(lon_values()).into_dyn(), [0])?;
@@ -56,7 +63,13 @@ pub fn synthetic_tas(nt: usize, time_chunk: usize, seed: u64) -> Result<ChunkedA
         .mul(2.0)?
         .cos()?
         .mul(&coslat.mul(&coslat)?.mul(4.0)?)?
-        .add(&lon.deg2rad()?.mul(3.0)?.add(1.0)?.sin()?.mul(&sinlat.mul(&coslat)?.mul(5.0)?)?)?;
+        .add(
+            &lon.deg2rad()?
+                .mul(3.0)?
+                .add(1.0)?
+                .sin()?
+                .mul(&sinlat.mul(&coslat)?.mul(5.0)?)?,
+        )?;
     let base = coslat.mul(45.0)?.add(240.0)?.add(&waves)?;
     let season = days
         .mul(2.0 * PI / 360.0)?
@@ -80,7 +93,10 @@ pub fn synthetic_tas(nt: usize, time_chunk: usize, seed: u64) -> Result<ChunkedA
 }
 
 fn obj(pairs: &[(&str, Value)]) -> Attrs {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 fn coord_f64(dim: &str, values: Vec<f64>, attrs: Attrs) -> Result<Variable> {
@@ -91,7 +107,10 @@ fn bounds(centres: &[f64], half: f64) -> Result<Variable> {
     let n = centres.len();
     let v: Vec<f64> = centres.iter().flat_map(|c| [c - half, c + half]).collect();
     let chunk = gridflow_array::Chunk::from_f64_vec(&[n, 2], v, DType::F64)?;
-    Ok(Variable::new(["x", "bnds"], ChunkedArray::from_chunk(chunk, [n, 2])?)?)
+    Ok(Variable::new(
+        ["x", "bnds"],
+        ChunkedArray::from_chunk(chunk, [n, 2])?,
+    )?)
 }
 
 fn rename_first_dim(v: Variable, dim: &str) -> Result<Variable> {
@@ -99,9 +118,8 @@ fn rename_first_dim(v: Variable, dim: &str) -> Result<Variable> {
     Ok(Variable::new(dims, v.data().clone())?.with_attrs(v.attrs.clone()))
 }
 
-/// The sample dataset, lazily: `years` of 3-hourly tas.
-pub fn sample_dataset(years: usize, time_chunk: usize) -> Result<Dataset> {
-    let nt = years * STEPS_PER_YEAR;
+/// The sample dataset, lazily: `nt` 3-hourly steps of tas (2880 per 360-day year).
+pub fn sample_dataset(nt: usize, time_chunk: usize) -> Result<Dataset> {
     let time_values: Vec<f64> = (1..=nt).map(|k| k as f64 * 0.125).collect();
     let mut time = coord_f64(
         "time",
@@ -114,7 +132,8 @@ pub fn sample_dataset(years: usize, time_chunk: usize) -> Result<Dataset> {
             ("calendar", json!("360_day")),
         ]),
     )?;
-    time = Variable::new(["time"], time.data().rechunk([nt.max(1)])?)?.with_attrs(time.attrs.clone());
+    time =
+        Variable::new(["time"], time.data().rechunk([nt.max(1)])?)?.with_attrs(time.attrs.clone());
     let lat = coord_f64(
         "lat",
         lat_values(),
@@ -137,19 +156,26 @@ pub fn sample_dataset(years: usize, time_chunk: usize) -> Result<Dataset> {
             ("units", json!("degrees_east")),
         ]),
     )?;
-    let tas = Variable::new(["time", "lat", "lon"], synthetic_tas(nt, time_chunk, 1850)?)?.with_attrs(obj(&[
-        ("cell_measures", json!("area: areacella")),
-        ("cell_methods", json!("area: mean time: point")),
-        ("comment", json!("near-surface (usually, 2 meter) air temperature")),
-        ("coordinates", json!("height")),
-        ("history", json!("synthetic sample written by gridflow")),
-        ("long_name", json!("Near-Surface Air Temperature")),
-        ("standard_name", json!("air_temperature")),
-        ("units", json!("K")),
-    ]));
+    let tas = Variable::new(["time", "lat", "lon"], synthetic_tas(nt, time_chunk, 1850)?)?
+        .with_attrs(obj(&[
+            ("cell_measures", json!("area: areacella")),
+            ("cell_methods", json!("area: mean time: point")),
+            (
+                "comment",
+                json!("near-surface (usually, 2 meter) air temperature"),
+            ),
+            ("coordinates", json!("height")),
+            ("history", json!("synthetic sample written by gridflow")),
+            ("long_name", json!("Near-Surface Air Temperature")),
+            ("standard_name", json!("air_temperature")),
+            ("units", json!("K")),
+        ]));
     let height = Variable::new(
         Vec::<String>::new(),
-        ChunkedArray::from_chunk(gridflow_array::Chunk::from_f64_vec(&[], vec![2.0], DType::F64)?, Vec::<usize>::new())?,
+        ChunkedArray::from_chunk(
+            gridflow_array::Chunk::from_f64_vec(&[], vec![2.0], DType::F64)?,
+            Vec::<usize>::new(),
+        )?,
     )?
     .with_attrs(obj(&[
         ("axis", json!("Z")),
@@ -159,8 +185,14 @@ pub fn sample_dataset(years: usize, time_chunk: usize) -> Result<Dataset> {
         ("units", json!("m")),
     ]));
     let mut vars = IndexMap::new();
-    vars.insert("lat_bnds".to_owned(), rename_first_dim(bounds(&lat_values(), 0.625)?, "lat")?);
-    vars.insert("lon_bnds".to_owned(), rename_first_dim(bounds(&lon_values(), 0.9375)?, "lon")?);
+    vars.insert(
+        "lat_bnds".to_owned(),
+        rename_first_dim(bounds(&lat_values(), 0.625)?, "lat")?,
+    );
+    vars.insert(
+        "lon_bnds".to_owned(),
+        rename_first_dim(bounds(&lon_values(), 0.9375)?, "lon")?,
+    );
     vars.insert("tas".to_owned(), tas);
     let mut coords = Coords::new();
     coords.insert("height".into(), height);
@@ -170,12 +202,23 @@ pub fn sample_dataset(years: usize, time_chunk: usize) -> Result<Dataset> {
     let attrs = obj(&[
         ("Conventions", json!("CF-1.7 CMIP-6.2")),
         ("activity_id", json!("CMIP")),
-        ("experiment", json!("all-forcing simulation of the recent past")),
+        (
+            "experiment",
+            json!("all-forcing simulation of the recent past"),
+        ),
         ("experiment_id", json!("historical")),
         ("frequency", json!("3hr")),
-        ("grid", json!("native atmosphere N96 grid (144x192 latxlon)")),
+        (
+            "grid",
+            json!("native atmosphere N96 grid (144x192 latxlon)"),
+        ),
         ("grid_label", json!("gr")),
-        ("institution", json!("National Institute of Meteorological Sciences/Korea Meteorological Administration")),
+        (
+            "institution",
+            json!(
+                "National Institute of Meteorological Sciences/Korea Meteorological Administration"
+            ),
+        ),
         ("institution_id", json!("NIMS-KMA")),
         ("mip_era", json!("CMIP6")),
         ("nominal_resolution", json!("250 km")),
@@ -183,7 +226,10 @@ pub fn sample_dataset(years: usize, time_chunk: usize) -> Result<Dataset> {
         ("source_id", json!("KACE-1-0-G")),
         ("source_type", json!("AOGCM")),
         ("table_id", json!("3hr")),
-        ("title", json!("KACE-1-0-G output prepared for CMIP6 (synthetic gridflow sample)")),
+        (
+            "title",
+            json!("KACE-1-0-G output prepared for CMIP6 (synthetic gridflow sample)"),
+        ),
         ("variable_id", json!("tas")),
         ("variant_label", json!("r1i1p1f1")),
         ("member_id", json!("r1i1p1f1")),
@@ -203,22 +249,28 @@ pub struct Sample {
     pub written: bool,
 }
 
-const CATALOG_COLUMNS: &str =
-    "activity_id,institution_id,source_id,experiment_id,member_id,table_id,variable_id,grid_label,zstore,dcpp_init_year,version";
+const CATALOG_COLUMNS: &str = "activity_id,institution_id,source_id,experiment_id,member_id,table_id,variable_id,grid_label,zstore,dcpp_init_year,version";
 
 /// Writes the sample (store + catalog) under `dir` unless a sample of the same size is
 /// already there. Writing is lazy and parallel, block by block.
-pub fn ensure_sample(dir: &Path, years: usize) -> Result<Sample> {
+pub fn ensure_sample(dir: &Path, steps: usize) -> Result<Sample> {
     let store = dir.join(STORE_PATH);
     let catalog = dir.join("pangeo-cmip6.json");
     let stamp = dir.join(".gridflow-sample");
-    let want = format!("years={years} chunk={TIME_CHUNK} format=2");
+    let want = format!("steps={steps} chunk={TIME_CHUNK} format=2");
     let have = std::fs::read_to_string(&stamp).unwrap_or_default();
     if have.trim() == want && store.join(".zmetadata").exists() && catalog.exists() {
-        return Ok(Sample { store, catalog, written: false });
+        return Ok(Sample {
+            store,
+            catalog,
+            written: false,
+        });
     }
     std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
-    let ds = sample_dataset(years, TIME_CHUNK)?;
+    if steps == 0 {
+        anyhow::bail!("the sample needs at least one time step");
+    }
+    let ds = sample_dataset(steps, TIME_CHUNK)?;
     let url = store.to_str().context("the sample path is not UTF-8")?;
     ds.to_zarr(
         url,
@@ -233,14 +285,19 @@ pub fn ensure_sample(dir: &Path, years: usize) -> Result<Sample> {
     .with_context(|| format!("writing the sample store {}", store.display()))?;
     write_catalog(dir)?;
     std::fs::write(&stamp, want).with_context(|| format!("writing {}", stamp.display()))?;
-    Ok(Sample { store, catalog, written: true })
+    Ok(Sample {
+        store,
+        catalog,
+        written: true,
+    })
 }
 
 /// The intake-esm catalog: the Pangeo CMIP6 collection spec and a CSV listing the sample
 /// store and a few other entries (other members and variables that are not present
 /// locally, as in any real catalog subset).
 fn write_catalog(dir: &Path) -> Result<()> {
-    let dir = &std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let dir =
+        &std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
     let spec = json!({
         "esmcat_version": "0.1.0",
         "id": "glade-cmip6",
@@ -272,17 +329,74 @@ fn write_catalog(dir: &Path) -> Result<()> {
     let mut csv = String::from(CATALOG_COLUMNS);
     csv.push('\n');
     let rows = [
-        ("CMIP", "NIMS-KMA", "KACE-1-0-G", "historical", "r1i1p1f1", "3hr", "tas", "gr", STORE_PATH, "20191125"),
-        ("CMIP", "NIMS-KMA", "KACE-1-0-G", "historical", "r2i1p1f1", "3hr", "tas", "gr", "CMIP6/CMIP/NIMS-KMA/KACE-1-0-G/historical/r2i1p1f1/3hr/tas/gr/v20191125", "20191125"),
-        ("CMIP", "NIMS-KMA", "KACE-1-0-G", "historical", "r1i1p1f1", "3hr", "pr", "gr", "CMIP6/CMIP/NIMS-KMA/KACE-1-0-G/historical/r1i1p1f1/3hr/pr/gr/v20191125", "20191125"),
-        ("ScenarioMIP", "NIMS-KMA", "KACE-1-0-G", "ssp585", "r1i1p1f1", "3hr", "tas", "gr", "CMIP6/ScenarioMIP/NIMS-KMA/KACE-1-0-G/ssp585/r1i1p1f1/3hr/tas/gr/v20191125", "20191125"),
-        ("CMIP", "NCAR", "CESM2", "historical", "r1i1p1f1", "Amon", "tas", "gn", "CMIP6/CMIP/NCAR/CESM2/historical/r1i1p1f1/Amon/tas/gn/v20190308", "20190308"),
+        (
+            "CMIP",
+            "NIMS-KMA",
+            "KACE-1-0-G",
+            "historical",
+            "r1i1p1f1",
+            "3hr",
+            "tas",
+            "gr",
+            STORE_PATH,
+            "20191125",
+        ),
+        (
+            "CMIP",
+            "NIMS-KMA",
+            "KACE-1-0-G",
+            "historical",
+            "r2i1p1f1",
+            "3hr",
+            "tas",
+            "gr",
+            "CMIP6/CMIP/NIMS-KMA/KACE-1-0-G/historical/r2i1p1f1/3hr/tas/gr/v20191125",
+            "20191125",
+        ),
+        (
+            "CMIP",
+            "NIMS-KMA",
+            "KACE-1-0-G",
+            "historical",
+            "r1i1p1f1",
+            "3hr",
+            "pr",
+            "gr",
+            "CMIP6/CMIP/NIMS-KMA/KACE-1-0-G/historical/r1i1p1f1/3hr/pr/gr/v20191125",
+            "20191125",
+        ),
+        (
+            "ScenarioMIP",
+            "NIMS-KMA",
+            "KACE-1-0-G",
+            "ssp585",
+            "r1i1p1f1",
+            "3hr",
+            "tas",
+            "gr",
+            "CMIP6/ScenarioMIP/NIMS-KMA/KACE-1-0-G/ssp585/r1i1p1f1/3hr/tas/gr/v20191125",
+            "20191125",
+        ),
+        (
+            "CMIP",
+            "NCAR",
+            "CESM2",
+            "historical",
+            "r1i1p1f1",
+            "Amon",
+            "tas",
+            "gn",
+            "CMIP6/CMIP/NCAR/CESM2/historical/r1i1p1f1/Amon/tas/gn/v20190308",
+            "20190308",
+        ),
     ];
     for (a, i, s, e, m, t, v, g, z, ver) in rows {
         // assets are absolute paths so the catalog works from any directory
         let path = dir.join(z);
         let zstore = path.to_string_lossy();
-        csv.push_str(&format!("{a},{i},{s},{e},{m},{t},{v},{g},{zstore},,{ver}\n"));
+        csv.push_str(&format!(
+            "{a},{i},{s},{e},{m},{t},{v},{g},{zstore},,{ver}\n"
+        ));
     }
     let json_path = dir.join("pangeo-cmip6.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&spec)?)

@@ -96,7 +96,9 @@ fn preview(v: &Variable, index: Option<&Index>, width: usize) -> String {
     }
     let data = v.data();
     let small = data.npartitions() <= 1 && data.len() <= 10_000;
-    if (small || is_in_memory(data)) && let Ok(chunk) = data.compute() {
+    if (small || is_in_memory(data))
+        && let Ok(chunk) = data.compute()
+    {
         let mut vals = chunk.to_f64_vec();
         let truncated = vals.len() > 12;
         if truncated {
@@ -135,7 +137,11 @@ fn preview(v: &Variable, index: Option<&Index>, width: usize) -> String {
                 .collect(),
             ValueKind::Numeric => vals.iter().map(|&x| format!("{x}")).collect(),
         };
-        return if truncated { ends(&items, width) } else { fit(&items, width) };
+        return if truncated {
+            ends(&items, width)
+        } else {
+            fit(&items, width)
+        };
     }
     let cs: Vec<String> = data
         .chunks()
@@ -153,9 +159,16 @@ fn preview(v: &Variable, index: Option<&Index>, width: usize) -> String {
 /// True when every block is already in memory (a computed or persisted array), so a
 /// preview reads nothing.
 fn is_in_memory(data: &gridflow_array::ChunkedArray) -> bool {
-    data.graph()
-        .iter()
-        .all(|(_, t)| t.inputs.is_empty() && matches!(t.expr, gridflow_graph::Expr::Call { op: gridflow_array::ArrayOp::Literal(_), .. }))
+    data.graph().iter().all(|(_, t)| {
+        t.inputs.is_empty()
+            && matches!(
+                t.expr,
+                gridflow_graph::Expr::Call {
+                    op: gridflow_array::ArrayOp::Literal(_),
+                    ..
+                }
+            )
+    })
 }
 
 fn preview_labels(ix: &Index, width: usize) -> String {
@@ -192,7 +205,11 @@ fn preview_labels(ix: &Index, width: usize) -> String {
 fn ends(items: &[String], width: usize) -> String {
     let mut k = items.len() / 2;
     loop {
-        let s = format!("{} ... {}", items[..k].join(" "), items[items.len() - k..].join(" "));
+        let s = format!(
+            "{} ... {}",
+            items[..k].join(" "),
+            items[items.len() - k..].join(" ")
+        );
         if s.chars().count() <= width || k <= 1 {
             return s;
         }
