@@ -169,7 +169,7 @@ impl EsmCatalog {
                     catalog: url_or_path.to_owned(),
                     what: "the catalog JSON",
                     url: url_or_path.to_owned(),
-                    source: e,
+                    source: Box::new(e),
                 }
             })?;
         let text = String::from_utf8(bytes).map_err(|e| CatalogError::Json {
@@ -682,7 +682,7 @@ fn read_catalog_file(
             catalog: name.to_owned(),
             what: "the catalog file",
             url: resolved.clone(),
-            source: e,
+            source: Box::new(e),
         }
     })?;
     let src = CsvSource {

@@ -16,7 +16,7 @@ pub enum CatalogError {
         /// The resolved path or URL that was read.
         url: String,
         /// The store-layer error.
-        source: gridflow_store::StoreError,
+        source: Box<gridflow_store::StoreError>,
     },
     /// The catalog JSON is not valid JSON.
     #[error("catalog {catalog}: invalid JSON at line {line}, column {column}: {detail}")]

@@ -516,15 +516,13 @@ pub(crate) fn read_dict(catalog: &str, rows: &[Value]) -> Result<Table> {
 fn dict_column(catalog: &str, name: &str, cells: &[&Value]) -> Result<Column> {
     let non_null = || cells.iter().filter(|v| !v.is_null());
     let any_list = non_null().any(|v| v.is_array());
-    if any_list {
-        if let Some(row) = cells.iter().position(|v| !v.is_null() && !v.is_array()) {
-            return Err(CatalogError::Cell {
-                catalog: catalog.to_owned(),
-                row,
-                column: name.to_owned(),
-                detail: "this column holds lists in other rows but a single value here".to_owned(),
-            });
-        }
+    if any_list && let Some(row) = cells.iter().position(|v| !v.is_null() && !v.is_array()) {
+        return Err(CatalogError::Cell {
+            catalog: catalog.to_owned(),
+            row,
+            column: name.to_owned(),
+            detail: "this column holds lists in other rows but a single value here".to_owned(),
+        });
     }
     let all_numbers = non_null().count() > 0 && non_null().all(|v| v.is_number());
     let integers = all_numbers && non_null().all(|v| v.is_i64() || v.is_u64());

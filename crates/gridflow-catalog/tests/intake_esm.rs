@@ -256,15 +256,13 @@ fn searches_match_intake_esm() {
             .map(|(k, v)| (k.clone(), strings(v)))
             .collect();
         assert_eq!(sub.unique(), unique, "{what}");
-        if sub.len() > 0 {
-            let nunique: BTreeMap<String, usize> = entry["nunique"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap() as usize))
-                .collect();
-            assert_eq!(sub.nunique(), nunique, "{what}");
-        }
+        let nunique: BTreeMap<String, usize> = entry["nunique"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap() as usize))
+            .collect();
+        assert_eq!(sub.nunique(), nunique, "{what}");
         assert_eq!(
             sub.requested_variables(),
             strings(&entry["requested_variables"]).as_slice(),
@@ -424,6 +422,13 @@ fn dataset_plans_match_to_dataset_dict() {
                 .collect();
             led.sort();
             assert_eq!(union_vars, led, "{what}");
+            // and in xarray's order: union groups in order of first appearance
+            let in_order: Vec<String> = variables.iter().flatten().cloned().collect();
+            let xr_order: Vec<String> = strings(&exp["data_var_order"])
+                .into_iter()
+                .filter(|v| led.contains(v))
+                .collect();
+            assert_eq!(in_order, xr_order, "{what}");
             // time pieces: the plan's join_existing pieces are the assets xarray put in time order
             if let Some(pieces) = order.get(&plan.key).filter(|_| name == "timesplit.json") {
                 let mut in_order = strings(pieces);
