@@ -166,8 +166,9 @@ const NP_BINARY: &[(&str, Op)] = &[
     ("divide", Op::Div),
 ];
 
+/// Reductions of arrays and datasets (groups have all but `prod`, which is last).
 const REDUCTIONS: &[&str] = &[
-    "mean", "sum", "min", "max", "std", "var", "count", "median", "prod", "any", "all",
+    "mean", "sum", "min", "max", "std", "var", "count", "median", "any", "all", "prod",
 ];
 
 /// Evaluates `expr` in `env`.
@@ -377,75 +378,58 @@ fn attribute(v: Val, attr: &str, sp: Span) -> R<Val> {
         }
         _ => {}
     }
-    let methods: &[&str] = match &v {
-        Val::Dataset(_) => &[
-            "sel",
-            "isel",
-            "mean",
-            "sum",
-            "min",
-            "max",
-            "std",
-            "var",
-            "count",
-            "median",
-            "prod",
-            "any",
-            "all",
-            "groupby",
-            "resample",
-            "rename",
-            "chunk",
-            "compute",
-            "persist",
-            "squeeze",
-            "set_coords",
-            "assign_coords",
-            "get",
-        ],
-        Val::Array(_) => &[
-            "sel",
-            "isel",
-            "mean",
-            "sum",
-            "min",
-            "max",
-            "std",
-            "var",
-            "count",
-            "median",
-            "prod",
-            "any",
-            "all",
-            "groupby",
-            "resample",
-            "weighted",
-            "rolling",
-            "where",
-            "isnull",
-            "notnull",
-            "astype",
-            "rename",
-            "transpose",
-            "squeeze",
-            "expand_dims",
-            "chunk",
-            "compute",
-            "persist",
-            "assign_coords",
-            "to_dataset",
-            "fillna",
-            "clip",
-            "round",
-        ],
-        Val::Groups(_) | Val::DatasetGroups(..) => &[
-            "mean", "sum", "min", "max", "std", "var", "count", "median", "any", "all",
-        ],
-        Val::Weighted(_) => &["mean", "sum", "sum_of_weights"],
-        Val::Rolling(_) => &["mean", "sum", "min", "max"],
-        _ => &[],
+    // (reductions, other methods) of each receiver
+    let (reductions, others): (&[&str], &[&str]) = match &v {
+        Val::Dataset(_) => (
+            REDUCTIONS,
+            &[
+                "sel",
+                "isel",
+                "groupby",
+                "resample",
+                "rename",
+                "chunk",
+                "compute",
+                "persist",
+                "squeeze",
+                "set_coords",
+                "assign_coords",
+                "get",
+            ],
+        ),
+        Val::Array(_) => (
+            REDUCTIONS,
+            &[
+                "sel",
+                "isel",
+                "groupby",
+                "resample",
+                "weighted",
+                "rolling",
+                "where",
+                "isnull",
+                "notnull",
+                "astype",
+                "rename",
+                "transpose",
+                "squeeze",
+                "expand_dims",
+                "chunk",
+                "compute",
+                "persist",
+                "assign_coords",
+                "to_dataset",
+                "fillna",
+                "clip",
+                "round",
+            ],
+        ),
+        Val::Groups(_) | Val::DatasetGroups(..) => (&REDUCTIONS[..REDUCTIONS.len() - 1], &[]),
+        Val::Weighted(_) => (&[], &["mean", "sum", "sum_of_weights"]),
+        Val::Rolling(_) => (&[], &["mean", "sum", "min", "max"]),
+        _ => (&[], &[]),
     };
-    if methods.contains(&attr) {
+    if reductions.contains(&attr) || others.contains(&attr) {
         return Ok(Val::Method(Box::new(v), attr.to_owned()));
     }
     let extra = match &v {

@@ -14,7 +14,12 @@ use std::path::PathBuf;
 /// Parallel, out-of-core analysis of chunked, labeled N-dimensional data (CMIP6-style Zarr
 /// stores, intake-esm catalogs), in one binary.
 #[derive(Parser)]
-#[command(name = "gridflow", version, about, long_about = None)]
+#[command(
+    name = "gridflow",
+    version,
+    about = "Parallel, out-of-core analysis of chunked, labeled N-d data (CMIP6-style Zarr stores, intake-esm catalogs)",
+    after_help = "Start with `gridflow demo`: it writes a sample CMIP6-like store and catalog and runs the tutorial.\nThen try `gridflow eval --help` for xarray-style expressions on your own stores."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,8 +76,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Evaluate an xarray-style expression against a dataset and print, write or plot the
-    /// result.
+    /// Evaluate an xarray-style expression on a dataset; print, write or plot the result.
     ///
     /// The dataset is bound to `ds`; `np` holds NumPy-named functions (cos, sin, deg2rad,
     /// sqrt, abs, log, exp, where, isnan, maximum, ...); `da` holds Dask-array constructors
