@@ -180,11 +180,13 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     Some((n * us).round() as i64)
 }
 
-/// Where a lookup landed: positions and whether the dimension goes away.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Located {
-    /// The positional selection.
-    pub sel: IndexSel,
+/// A label in hashable form, for joins.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum LabelKey {
+    Int(i64),
+    Float(u64),
+    Time(i64),
+    Str(String),
 }
 
 fn order_of<T: PartialOrd>(v: &[T]) -> Order {
@@ -608,16 +610,20 @@ impl Index {
     }
 
     /// Positions in `self` and `other` of their common labels, in `self`'s order (an inner
-    /// join), or `None` when both hold the same labels.
+    /// join), or `None` when both hold the same labels. Hashes the labels: linear time.
     pub fn inner_join(&self, other: &Index) -> Option<(Vec<usize>, Vec<usize>)> {
         if self.values == other.values {
             return None;
         }
+        let (mine, theirs) = (self.keys(), other.keys());
+        let mut first: std::collections::HashMap<&LabelKey, usize> =
+            std::collections::HashMap::with_capacity(theirs.len());
+        for (j, k) in theirs.iter().enumerate() {
+            first.entry(k).or_insert(j);
+        }
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        let n = other.len();
-        for i in 0..self.len() {
-            let hit = (0..n).find(|&j| self.same_label(i, other, j));
-            if let Some(j) = hit {
+        for (i, k) in mine.iter().enumerate() {
+            if let Some(&j) = first.get(k) {
                 a.push(i);
                 b.push(j);
             }
@@ -625,17 +631,20 @@ impl Index {
         Some((a, b))
     }
 
-    fn same_label(&self, i: usize, other: &Index, j: usize) -> bool {
-        match (&self.values, &other.values) {
-            (IndexValues::Float(x), IndexValues::Float(y)) => x[i] == y[j],
-            (IndexValues::Int(x), IndexValues::Int(y)) => x[i] == y[j],
-            (IndexValues::Float(x), IndexValues::Int(y)) => x[i] == y[j] as f64,
-            (IndexValues::Int(x), IndexValues::Float(y)) => x[i] as f64 == y[j],
-            (IndexValues::Time { ticks: x, .. }, IndexValues::Time { ticks: y, .. }) => {
-                x[i] == y[j]
+    /// Hashable labels (integer-valued floats equal to the same integers).
+    fn keys(&self) -> Vec<LabelKey> {
+        let num = |v: f64| {
+            if v == v.trunc() && v.abs() < 9.0e15 {
+                LabelKey::Int(v as i64)
+            } else {
+                LabelKey::Float(v.to_bits())
             }
-            (IndexValues::Str(x), IndexValues::Str(y)) => x[i] == y[j],
-            _ => false,
+        };
+        match &self.values {
+            IndexValues::Float(v) => v.iter().map(|&x| num(x)).collect(),
+            IndexValues::Int(v) => v.iter().map(|&x| LabelKey::Int(x)).collect(),
+            IndexValues::Time { ticks, .. } => ticks.iter().map(|&x| LabelKey::Time(x)).collect(),
+            IndexValues::Str(v) => v.iter().map(|x| LabelKey::Str(x.clone())).collect(),
         }
     }
 
