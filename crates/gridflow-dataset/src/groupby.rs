@@ -478,21 +478,46 @@ impl Weighted {
         }
     }
 
+    /// Reduced dims the weights do not vary along: reduced first, before the (wider)
+    /// product with the weights is formed — `sum(x * w(lat), (lat, lon))` is
+    /// `sum(w(lat) * sum(x, lon), lat)` — so no weighted copy of the data is ever built.
+    fn split_dims(&self, dims: &[String]) -> (Vec<String>, Vec<String>) {
+        dims.iter().cloned().partition(|d| {
+            self.weights.variable().axis(d).is_none() && self.obj.variable().axis(d).is_some()
+        })
+    }
+
     /// The sum of the weights where the data are valid.
     pub fn sum_of_weights(&self, dims: Option<&[&str]>) -> Result<DataArray> {
         let dims = self.dims_or_all(dims);
-        let d: Vec<&str> = dims.iter().map(String::as_str).collect();
-        let mask = self.obj.notnull()?.astype(self.weights.dtype())?;
-        mask.binary(BinaryOp::Mul, &self.weights)?
-            .reduce(Reduction::Sum, Some(&d), None)
+        let (pre, rest) = self.split_dims(&dims);
+        let p: Vec<&str> = pre.iter().map(String::as_str).collect();
+        let r: Vec<&str> = rest.iter().map(String::as_str).collect();
+        // valid values per remaining cell, then weighted
+        let count = if p.is_empty() {
+            self.obj.notnull()?
+        } else {
+            self.obj.reduce(Reduction::Count, Some(&p), None)?
+        };
+        let count = count.astype(self.weights.dtype().mean_dtype())?;
+        count
+            .binary(BinaryOp::Mul, &self.weights)?
+            .reduce(Reduction::Sum, Some(&r), None)
     }
 
     /// The weighted sum (missing values count as 0).
     pub fn sum(&self, dims: Option<&[&str]>) -> Result<DataArray> {
         let dims = self.dims_or_all(dims);
-        let d: Vec<&str> = dims.iter().map(String::as_str).collect();
-        let prod = self.obj.binary(BinaryOp::Mul, &self.weights)?;
-        let mut out = prod.reduce(Reduction::Sum, Some(&d), Some(true))?;
+        let (pre, rest) = self.split_dims(&dims);
+        let p: Vec<&str> = pre.iter().map(String::as_str).collect();
+        let r: Vec<&str> = rest.iter().map(String::as_str).collect();
+        let partial = if p.is_empty() {
+            self.obj.clone()
+        } else {
+            self.obj.reduce(Reduction::Sum, Some(&p), Some(true))?
+        };
+        let prod = partial.binary(BinaryOp::Mul, &self.weights)?;
+        let mut out = prod.reduce(Reduction::Sum, Some(&r), Some(true))?;
         out.name = self.obj.name.clone();
         Ok(out)
     }
