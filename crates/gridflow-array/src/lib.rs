@@ -21,6 +21,7 @@ pub mod chunk;
 pub mod dtype;
 pub mod elementwise;
 pub mod error;
+pub mod groupby;
 pub mod indexing;
 pub mod kernels;
 pub mod ops;
