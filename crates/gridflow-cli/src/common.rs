@@ -259,7 +259,7 @@ pub fn plot(
                     let x: Vec<f64> = ticks.iter().map(|&t| (t - t0) as f64 / 86_400e6).collect();
                     plot = LinePlot::new(title, x, y)
                         .with_time_axis(ticks.iter().map(|&t| date_parts(calendar, t)).collect());
-                    plot = plot.with_x_label(&format!("{dim} ({} calendar)", calendar.name()));
+                    plot = plot.with_x_label(format!("{dim} ({} calendar)", calendar.name()));
                 }
                 Some(IndexValues::Float(v)) => {
                     plot = LinePlot::new(title, v.to_vec(), y).with_x_label(dim);

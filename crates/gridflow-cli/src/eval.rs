@@ -1085,10 +1085,7 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
         }
         (Val::DatasetGroups(ds, key, freq), r) if REDUCTIONS.contains(&r) => {
             let (red, _, skipna) = reduction_of(r, &mut args)?;
-            let dim = match &freq {
-                Some(_) => Some(key.clone()),
-                None => None,
-            };
+            let dim = freq.as_ref().map(|_| key.clone());
             ds.map_over(dim.as_deref(), |da| {
                 let g = match &freq {
                     Some(f) => da.resample(&key, f)?,

@@ -161,7 +161,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             exec.check_fits(&a, "eval")?;
             let c = a.compute_with(&exec.scheduler("compute"))?;
             if let Some(p) = &args.plot {
-                let title = format!("{}", args.expr);
+                let title = args.expr.clone();
                 plot(&c, &title, None, p)?;
                 eprintln!("plotted {}", p.display());
             }
