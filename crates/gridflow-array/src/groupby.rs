@@ -1049,6 +1049,29 @@ impl ChunkedArray {
         for &a in &ax {
             rc[a] = vec![self.shape[a]];
         }
+        // whole reduced axes make bigger blocks: split the kept axes until a block is no
+        // bigger than the largest input block (at least 64 MiB), so memory stays bounded
+        let limit = self.max_chunk_nbytes().max(64 << 20);
+        let item = self.dtype.size().max(1);
+        loop {
+            let block: usize = rc
+                .iter()
+                .map(|c| c.iter().copied().max().unwrap_or(1))
+                .product::<usize>()
+                * item;
+            let widest = (0..ndim)
+                .filter(|a| !ax.contains(a))
+                .max_by_key(|&a| rc[a].iter().copied().max().unwrap_or(1));
+            match widest {
+                Some(a) if block > limit && rc[a].iter().copied().max().unwrap_or(1) > 1 => {
+                    let cur = rc[a].iter().copied().max().unwrap_or(1);
+                    let size = cur.div_ceil(2);
+                    let len = self.shape[a];
+                    rc[a] = (0..len).step_by(size).map(|s| size.min(len - s)).collect();
+                }
+                _ => break,
+            }
+        }
         let x = self.rechunk(rc)?;
         let keep: Vec<usize> = (0..ndim).filter(|a| !ax.contains(a)).collect();
         let shape: Vec<usize> = keep.iter().map(|&a| x.shape[a]).collect();
@@ -1210,6 +1233,16 @@ mod tests {
                 .contains("2 group codes for an axis of length 4"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn median_keeps_blocks_small() {
+        // 40 x 4 MiB blocks along axis 0 would make one 160 MiB block: the kept axis splits
+        let x = ChunkedArray::zeros(&[40, 1 << 19], [1, 1 << 19], DType::F64).unwrap();
+        let m = x.median(Some(&[0]), true).unwrap();
+        assert_eq!(m.shape(), &[1 << 19]);
+        assert!(m.chunks()[0].len() >= 2, "{:?}", m.chunks()[0].len());
+        assert!(m.chunks()[0].iter().all(|&c| c * 40 * 8 <= 64 << 20));
     }
 
     #[test]
