@@ -1,5 +1,6 @@
 //! [`ArrayOp`]: the operations of array tasks, as plain serializable data.
 
+use crate::kernels::fused::{self, ChainOp};
 use crate::kernels::{self, ArgContext, BinaryOp, Partial, ReduceSpec, SliceSpec, UnaryOp};
 use crate::registry::{self, SourceRef};
 use crate::{ArrayError, Chunk, DType, Element, Result, Scalar};
@@ -402,13 +403,16 @@ impl ArrayOp {
     }
 }
 
-/// Elements per tile when streaming a fused elementwise chain (512 KiB of float64: the
-/// tile stays in L2 while every operation of the chain runs over it).
+/// Elements per tile when streaming a fused elementwise chain that the float fast path
+/// ([`kernels::fused`]) does not handle (512 KiB of float64: the tile stays in L2 while every
+/// operation of the chain runs over it).
 const TILE: usize = 65_536;
 
-/// Streams a chain of two or more single-input elementwise operations (`sqrt(2 * x + 1)`)
-/// through a tile-sized buffer: one read of the input and one write of the result instead of
-/// one full pass per operation. Returns `None` for anything else (evaluated node by node).
+/// Streams a chain of two or more single-input elementwise operations (`sqrt(2 * x + 1)`),
+/// or any such chain under a reduction over every axis, without block-sized temporaries.
+/// Float chains that keep their dtype run through [`kernels::fused`] (one read of the input,
+/// L1-sized sub-tiles, the sum folded into the last step); other chains stream through
+/// `TILE`-sized tiles op by op. Returns `None` for anything else (evaluated node by node).
 fn fused_elementwise(expr: &Expr<ArrayOp>, inputs: &[Arc<Value>]) -> Option<Result<Value>> {
     // A reduction over every axis of a chain: reduce each tile as it leaves the chain.
     if let Expr::Call {
@@ -424,7 +428,13 @@ fn fused_elementwise(expr: &Expr<ArrayOp>, inputs: &[Arc<Value>]) -> Option<Resu
             return None;
         }
         return with_leaf(leaf_node, inputs, |leaf| {
-            if spec.axes.len() != leaf.ndim() || leaf.len() <= TILE {
+            if spec.axes.len() != leaf.ndim() {
+                return None;
+            }
+            if let Some(p) = fast_reduce(&chain, spec, leaf) {
+                return Some(Ok(Value::Partial(Box::new(p))));
+            }
+            if leaf.len() <= TILE {
                 return None;
             }
             let tiles = tiles_of(leaf, true)?;
@@ -478,6 +488,53 @@ fn chain_of(expr: &Expr<ArrayOp>) -> (Vec<&ArrayOp>, &Expr<ArrayOp>) {
     (chain, node)
 }
 
+/// The chain compiled for the float fast path, if it is a float chain that keeps the
+/// block's dtype.
+fn compile_chain(chain: &[&ArrayOp], input: DType) -> Option<fused::Program> {
+    let ops: Vec<ChainOp> = chain
+        .iter()
+        .map(|op| match op {
+            ArrayOp::Unary(u) => Some(ChainOp::Unary(*u)),
+            ArrayOp::BinaryScalar {
+                op,
+                scalar,
+                scalar_on_left,
+            } => Some(ChainOp::Scalar {
+                op: *op,
+                scalar: *scalar,
+                left: *scalar_on_left,
+            }),
+            ArrayOp::AsType(d) => Some(ChainOp::AsType(*d)),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    fused::Program::compile(&ops, input)
+}
+
+/// The partial of a sum or mean over every axis of `chain(leaf)`, computed in one pass by
+/// the float fast path; `None` when it does not apply.
+fn fast_reduce(chain: &[&ArrayOp], spec: &kernels::ReduceSpec, leaf: &Chunk) -> Option<Partial> {
+    let count = match spec.op {
+        kernels::ReduceOp::Sum => false,
+        kernels::ReduceOp::Mean => true,
+        _ => return None,
+    };
+    // Exactly the axes `reduce_block` would accept as "all of them".
+    if !spec.axes.iter().copied().eq(0..leaf.ndim()) {
+        return None;
+    }
+    let r = compile_chain(chain, leaf.dtype())?.sum(leaf, spec.skipna, count)?;
+    let keepdims = ndarray::IxDyn(&vec![1; leaf.ndim()]);
+    Some(if count {
+        Partial::Mean {
+            sum: ndarray::ArrayD::from_elem(keepdims.clone(), r.sum),
+            count: ndarray::ArrayD::from_elem(keepdims, i64::try_from(r.count).ok()?),
+        }
+    } else {
+        Partial::Sum(Chunk::F64(ndarray::ArrayD::from_elem(keepdims, r.sum)))
+    })
+}
+
 /// Calls `f` with the chain's input block: a task input, a literal (borrowed, not copied), or
 /// an operation whose arguments are all task inputs.
 fn with_leaf(
@@ -511,20 +568,22 @@ fn with_leaf(
     }
 }
 
-/// The block's elements cut into 1-d tiles of at most `TILE`, if its data is contiguous.
-/// With `keep_ndim`, each tile has shape `(1, ..., 1, n)` of the block's rank, else `(n,)`.
-fn tiles_of(input: &Chunk, keep_ndim: bool) -> Option<Vec<Chunk>> {
-    let shape_of = |n: usize| {
-        let mut s = vec![1; if keep_ndim { input.ndim().max(1) } else { 1 }];
+/// The block's elements cut into 1-d tiles of at most `TILE`, copied lazily one tile at a
+/// time, if its data is contiguous. With `keep_ndim`, each tile has shape `(1, ..., 1, n)` of
+/// the block's rank, else `(n,)`.
+fn tiles_of(input: &Chunk, keep_ndim: bool) -> Option<Box<dyn Iterator<Item = Chunk> + '_>> {
+    let ndim = if keep_ndim { input.ndim().max(1) } else { 1 };
+    let shape_of = move |n: usize| {
+        let mut s = vec![1; ndim];
         if let Some(last) = s.last_mut() {
             *last = n;
         }
         s
     };
     crate::with_chunk!(input, a => a.as_slice().map(|s| {
-        s.chunks(TILE)
-            .map(|t| Element::wrap(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape_of(t.len())), t.to_vec()).unwrap_or_default()))
-            .collect()
+        Box::new(s.chunks(TILE).map(move |t| {
+            Element::wrap(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape_of(t.len())), t.to_vec()).unwrap_or_default())
+        })) as Box<dyn Iterator<Item = Chunk> + '_>
     }))
 }
 
@@ -545,14 +604,16 @@ fn apply_owned(op: &ArrayOp, c: Chunk) -> Result<Chunk> {
 }
 
 fn stream_chain(chain: &[&ArrayOp], input: &Chunk) -> Result<Value> {
+    if let Some(out) = compile_chain(chain, input.dtype()).and_then(|p| p.map(input)) {
+        return out.map(Value::Chunk);
+    }
     let run = |tile: Chunk| chain.iter().try_fold(tile, |c, op| apply_owned(op, c));
     let n = input.len();
     // Tiles are copied out of the input's contiguous data; other layouts take the plain path.
     let tiles = tiles_of(input, false);
-    let Some(tiles) = tiles.filter(|_| n > TILE) else {
+    let Some(mut tiles) = tiles.filter(|_| n > TILE) else {
         return run(input.clone()).map(Value::Chunk);
     };
-    let mut tiles = tiles.into_iter();
     let Some(first) = tiles.next() else {
         return run(input.clone()).map(Value::Chunk);
     };
@@ -634,5 +695,136 @@ impl Execute for ArrayOp {
 
     fn nbytes(value: &Value) -> usize {
         value.nbytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{ReduceOp, finalize};
+
+    fn literal(shape: &[usize], dt: DType) -> Expr<ArrayOp> {
+        let n: usize = shape.iter().product();
+        // Some negative values (NaN after sqrt), a NaN and an infinity.
+        let v: Vec<f64> = (0..n)
+            .map(|i| match i % 1013 {
+                5 => f64::NAN,
+                17 => f64::INFINITY,
+                k => (k as f64 - 40.0) / 7.0,
+            })
+            .collect();
+        let c = Chunk::from_f64_vec(shape, v, dt).unwrap();
+        Expr::Call {
+            op: ArrayOp::Literal(Arc::new(c)),
+            args: vec![],
+        }
+    }
+
+    fn call(op: ArrayOp, arg: Expr<ArrayOp>) -> Expr<ArrayOp> {
+        Expr::Call {
+            op,
+            args: vec![arg],
+        }
+    }
+
+    fn scalar(op: BinaryOp, v: f64) -> ArrayOp {
+        ArrayOp::BinaryScalar {
+            op,
+            scalar: Scalar::Float(v),
+            scalar_on_left: false,
+        }
+    }
+
+    /// `sqrt(2x + 1)`, optionally with a dtype change in the middle.
+    fn chain(leaf: Expr<ArrayOp>, cast: Option<DType>) -> Expr<ArrayOp> {
+        let mut e = call(scalar(BinaryOp::Mul, 2.0), leaf);
+        if let Some(d) = cast {
+            e = call(ArrayOp::AsType(d), e);
+        }
+        e = call(scalar(BinaryOp::Add, 1.0), e);
+        call(ArrayOp::Unary(UnaryOp::Sqrt), e)
+    }
+
+    /// Evaluates `expr` node by node, without the fused paths.
+    fn plain(expr: &Expr<ArrayOp>) -> Value {
+        match expr {
+            Expr::Input(_) => unreachable!("no inputs in these tests"),
+            Expr::Call { op, args } => {
+                let vals: Vec<Value> = args.iter().map(plain).collect();
+                let refs: Vec<&Value> = vals.iter().collect();
+                op.run(&refs).unwrap()
+            }
+        }
+    }
+
+    #[test]
+    fn fused_reductions_equal_node_by_node() {
+        for shape in [vec![3, 37], vec![300, 250]] {
+            for dt in [DType::F64, DType::F32] {
+                for cast in [None, Some(DType::F64), Some(DType::F32)] {
+                    for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+                        for skipna in [true, false] {
+                            let mut spec = ReduceSpec::new(op, vec![0, 1]);
+                            spec.skipna = skipna;
+                            let expr = call(
+                                ArrayOp::ReduceBlock {
+                                    spec: spec.clone(),
+                                    ctx: None,
+                                },
+                                chain(literal(&shape, dt), cast),
+                            );
+                            let want = plain(&expr);
+                            let got = match fused_elementwise(&expr, &[]) {
+                                Some(r) => r.unwrap(),
+                                None => {
+                                    // Only small blocks off the fast path are left alone.
+                                    assert!(
+                                        shape[0] < 10 && (cast.is_some() || op == ReduceOp::Max)
+                                    );
+                                    continue;
+                                }
+                            };
+                            let out_dtype = cast.unwrap_or(dt);
+                            let (Value::Partial(g), Value::Partial(w)) = (&got, &want) else {
+                                panic!("expected partials");
+                            };
+                            let g = finalize(&spec, g, out_dtype).unwrap().to_f64_vec()[0];
+                            let w = finalize(&spec, w, out_dtype).unwrap().to_f64_vec()[0];
+                            let case = format!("{shape:?} {dt} {cast:?} {op:?} skipna={skipna}");
+                            assert!(
+                                g.to_bits() == w.to_bits()
+                                    || (g.is_nan() && w.is_nan())
+                                    || (g - w).abs() <= 1e-12 * w.abs(),
+                                "{case}: {g} vs {w}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_chains_equal_node_by_node_bit_for_bit() {
+        for shape in [vec![5, 7], vec![300, 250]] {
+            for dt in [DType::F64, DType::F32] {
+                for cast in [None, Some(DType::F32)] {
+                    let expr = chain(literal(&shape, dt), cast);
+                    let Some(got) = fused_elementwise(&expr, &[]) else {
+                        panic!("a chain of three is streamed");
+                    };
+                    let (Value::Chunk(g), Value::Chunk(w)) = (got.unwrap(), plain(&expr)) else {
+                        panic!("expected blocks");
+                    };
+                    assert_eq!((g.dtype(), g.shape()), (w.dtype(), w.shape()));
+                    let same = g
+                        .to_f64_vec()
+                        .iter()
+                        .zip(w.to_f64_vec())
+                        .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+                    assert!(same, "{shape:?} {dt} {cast:?}");
+                }
+            }
+        }
     }
 }

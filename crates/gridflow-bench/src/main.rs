@@ -5,6 +5,8 @@
 //! `--quick` shrinks every size so that CI can check the harness runs; its timings mean
 //! nothing. Times are reported, never asserted.
 
+mod suite;
+
 use anyhow::{Context, Result, bail};
 use gridflow_array::{Chunk, ChunkedArray, DType, Scheduler};
 use std::process::Command;
@@ -39,6 +41,42 @@ fn median_secs(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+/// Minimum and median of a series of timings, in seconds.
+struct Timing {
+    min: f64,
+    median: f64,
+}
+
+impl Timing {
+    fn of(mut times: Vec<f64>) -> Timing {
+        times.sort_by(f64::total_cmp);
+        Timing {
+            min: times.first().copied().unwrap_or(f64::NAN),
+            median: times.get(times.len() / 2).copied().unwrap_or(f64::NAN),
+        }
+    }
+}
+
+/// `reps` timed runs of `a` and of `b`, alternating (after one warm-up of each).
+fn interleaved(
+    reps: usize,
+    a: &mut dyn FnMut() -> Result<()>,
+    b: &mut dyn FnMut() -> Result<()>,
+) -> Result<(Timing, Timing)> {
+    a()?;
+    b()?;
+    let (mut ta, mut tb) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
+    for _ in 0..reps {
+        let t = Instant::now();
+        a()?;
+        ta.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        b()?;
+        tb.push(t.elapsed().as_secs_f64());
+    }
+    Ok((Timing::of(ta), Timing::of(tb)))
 }
 
 fn row(bench: &str, what: &str, secs: f64, extra: &str) {
@@ -88,24 +126,59 @@ fn overhead(quick: bool) -> Result<()> {
 }
 
 /// W5: ones((20000, 20000), chunks=(200, 200)).sum(), build + optimize + run.
+///
+/// Besides the median of the whole, prints the minimum and median of each phase: building
+/// the lazy array, preparing the run (indexing, culling, fusing and ordering the graph),
+/// executing it, and dropping the array.
 fn w5(quick: bool) -> Result<()> {
     let (n, c) = if quick { (2_000, 200) } else { (20_000, 200) };
     let sched = Scheduler::threads(threads());
     let mut tasks = (0, 0);
-    let secs = median_secs(if quick { 1 } else { 5 }, || {
+    let reps = if quick { 1 } else { 9 };
+    let mut phases: [Vec<f64>; 5] = Default::default();
+    let mut run = |phases: Option<&mut [Vec<f64>; 5]>| -> Result<()> {
+        let t0 = Instant::now();
         let x = ChunkedArray::ones(&[n, n], [c, c], DType::F64)?.sum(None)?;
+        let t1 = Instant::now();
         let (v, report) = x.compute_with_report(&sched)?;
+        let t2 = Instant::now();
+        drop(x);
+        let t3 = Instant::now();
         if v.scalar().map(|s| s.as_f64()) != Some((n * n) as f64) {
             bail!("wrong sum");
         }
         tasks = (report.tasks_before, report.tasks_after);
+        if let Some(p) = phases {
+            let compute = (t2 - t1).as_secs_f64();
+            let execute = report.execute_time.as_secs_f64();
+            p[0].push((t3 - t0).as_secs_f64());
+            p[1].push((t1 - t0).as_secs_f64());
+            p[2].push(compute - execute);
+            p[3].push(execute);
+            p[4].push((t3 - t2).as_secs_f64());
+        }
         Ok(())
-    })?;
+    };
+    run(None)?;
+    for _ in 0..reps {
+        run(Some(&mut phases))?;
+    }
+    let [total, build, prepare, execute, drop_time] = phases.map(Timing::of);
+    let ms = |t: &Timing| format!("{:.1}/{:.1} ms", t.min * 1e3, t.median * 1e3);
     row(
         "w5",
         &format!("ones(({n}, {n}), chunks=({c}, {c})).sum()"),
-        secs,
-        &format!("{} tasks, {} after fusion", tasks.0, tasks.1),
+        total.median,
+        &format!(
+            "{} tasks, {} after fusion; min/median: total {}, build {}, prepare {}, execute {}, drop {}",
+            tasks.0,
+            tasks.1,
+            ms(&total),
+            ms(&build),
+            ms(&prepare),
+            ms(&execute),
+            ms(&drop_time)
+        ),
     );
     Ok(())
 }
@@ -119,21 +192,21 @@ fn elementwise(quick: bool) -> Result<()> {
     let x = ChunkedArray::random(&[n], [block], 3)?.persist_with(&Scheduler::threads(t))?;
     let expr = x.mul(2.0)?.add(1.0)?.sqrt()?.sum(None)?;
     let sched = Scheduler::threads(t);
-    let mut engine_value = 0.0;
-    let engine = median_secs(if quick { 1 } else { 5 }, || {
-        engine_value = expr
-            .compute_with(&sched)?
-            .scalar()
-            .map_or(f64::NAN, |s| s.as_f64());
-        Ok(())
-    })?;
     // The same numbers as one contiguous ndarray, summed by a hand-written loop on t threads.
     let data = match x.compute_with(&sched)? {
         Chunk::F64(a) => a.into_raw_vec_and_offset().0,
         _ => bail!("expected float64"),
     };
+    let mut engine_value = 0.0;
+    let mut engine_run = || -> Result<()> {
+        engine_value = expr
+            .compute_with(&sched)?
+            .scalar()
+            .map_or(f64::NAN, |s| s.as_f64());
+        Ok(())
+    };
     let mut hand_value = 0.0;
-    let hand = median_secs(if quick { 1 } else { 5 }, || {
+    let mut hand_run = || -> Result<()> {
         let parts: Vec<f64> = std::thread::scope(|s| {
             let handles: Vec<_> = data
                 .chunks(n.div_ceil(t))
@@ -146,7 +219,9 @@ fn elementwise(quick: bool) -> Result<()> {
         });
         hand_value = parts.iter().sum();
         Ok(())
-    })?;
+    };
+    // Engine and hand loop alternate, so that both see the same load on a shared machine.
+    let (engine, hand) = interleaved(if quick { 1 } else { 7 }, &mut engine_run, &mut hand_run)?;
     if ((engine_value - hand_value) / hand_value).abs() > 1e-9 {
         bail!("engine {engine_value} and hand loop {hand_value} disagree");
     }
@@ -157,8 +232,15 @@ fn elementwise(quick: bool) -> Result<()> {
             (n * 8) >> 20,
             (block * 8) >> 20
         ),
-        engine,
-        &format!("hand-written loop {hand:.4} s; ratio {:.2}", engine / hand),
+        engine.median,
+        &format!(
+            "hand-written loop {:.4} s; ratio {:.2} (medians), {:.2} (minima: {:.4} s vs {:.4} s)",
+            hand.median,
+            engine.median / hand.median,
+            engine.min / hand.min,
+            engine.min,
+            hand.min
+        ),
     );
     Ok(())
 }
@@ -219,6 +301,9 @@ fn main() -> Result<()> {
         .filter(|a| !a.starts_with("--"))
         .map(String::as_str)
         .collect();
+    if args.first().map(String::as_str) == Some("workload") {
+        return suite::run(&args[1..]); // one workload of the suite (bench/suite)
+    }
     let which = names.first().copied().unwrap_or("all");
     match which {
         "all" => {

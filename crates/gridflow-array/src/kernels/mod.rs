@@ -10,6 +10,7 @@
 //! variants take their first operand by value and compute in its buffer when they can.
 
 pub mod elementwise;
+pub(crate) mod fused;
 pub mod reduce;
 pub mod shape;
 
