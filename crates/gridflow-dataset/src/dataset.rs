@@ -21,6 +21,9 @@ pub struct Dataset {
     pub attrs: Attrs,
     /// How the dataset was stored (e.g. `source`, `zarr_format`).
     pub encoding: Attrs,
+    /// xarray's order of all variables (data variables and coordinates interleaved), which
+    /// fixes the order of the dimensions; names not listed follow, data variables first.
+    pub(crate) order: Vec<String>,
 }
 
 impl Dataset {
@@ -37,15 +40,45 @@ impl Dataset {
             indexes: IndexMap::new(),
             attrs,
             encoding: Attrs::new(),
+            order: Vec::new(),
         };
         ds.dims_checked()?;
         let indexes = build_indexes(&ds.coords, &IndexMap::new())?;
         Ok(Dataset { indexes, ..ds })
     }
 
-    fn dims_checked(&self) -> Result<IndexMap<String, usize>> {
+    /// Every variable (data variables and coordinates) in xarray's order.
+    pub(crate) fn ordered_variables(&self) -> Vec<(&String, &Variable)> {
+        if self.order.is_empty() {
+            return self.data_vars.iter().chain(self.coords.iter()).collect();
+        }
+        let listed: std::collections::HashSet<&str> =
+            self.order.iter().map(String::as_str).collect();
+        let known = self.order.iter().filter_map(|n| {
+            self.data_vars
+                .get_key_value(n)
+                .or_else(|| self.coords.get_key_value(n))
+        });
+        let rest = self
+            .data_vars
+            .iter()
+            .chain(self.coords.iter())
+            .filter(|(k, _)| !listed.contains(k.as_str()));
+        known.chain(rest).collect()
+    }
+
+    /// The names of all variables (data variables and coordinates) in xarray's order, the
+    /// order that fixes the order of [`Dataset::dims`].
+    pub fn variable_order(&self) -> Vec<String> {
+        self.ordered_variables()
+            .into_iter()
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub(crate) fn dims_checked(&self) -> Result<IndexMap<String, usize>> {
         let mut dims: IndexMap<String, usize> = IndexMap::new();
-        for (name, v) in self.data_vars.iter().chain(self.coords.iter()) {
+        for (name, v) in self.ordered_variables() {
             for (d, n) in v.sizes() {
                 match dims.get(&d) {
                     Some(&m) if m != n => {
@@ -181,6 +214,7 @@ impl Dataset {
             indexes,
             attrs: self.attrs.clone(),
             encoding: self.encoding.clone(),
+            order: self.order.clone(),
         })
     }
 
@@ -244,6 +278,7 @@ impl Dataset {
             indexes,
             attrs: Attrs::new(),
             encoding: Attrs::new(),
+            order: Vec::new(),
         })
     }
 
@@ -274,6 +309,7 @@ impl Dataset {
             indexes: IndexMap::new(),
             attrs: Attrs::new(),
             encoding: Attrs::new(),
+            order: Vec::new(),
         });
         for (k, da) in untouched {
             out = Dataset::merge(&[out, Dataset::from_dataarray(&da.rename(&k))?])?;
@@ -334,6 +370,7 @@ impl Dataset {
             indexes,
             attrs,
             encoding: Attrs::new(),
+            order: Vec::new(),
         };
         ds.dims_checked()?;
         Ok(ds)
@@ -447,6 +484,7 @@ impl Dataset {
             indexes,
             attrs: self.attrs.clone(),
             encoding: self.encoding.clone(),
+            order: self.order.iter().map(map).collect(),
         };
         ds.dims_checked()?;
         Ok(ds)
@@ -472,6 +510,8 @@ impl Dataset {
     /// Turns data variables into coordinates.
     pub fn set_coords(&self, names: &[&str]) -> Result<Dataset> {
         let mut out = self.clone();
+        // as in xarray, the variables (and so the dimensions) keep their order
+        out.order = self.variable_order();
         for n in names {
             let v = out
                 .data_vars

@@ -29,7 +29,9 @@
 //! # let _ = data;
 //! ```
 
+pub mod align;
 pub mod cf;
+pub mod combine;
 pub mod dataarray;
 pub mod dataset;
 pub mod error;
@@ -38,7 +40,9 @@ pub mod index;
 pub mod repr;
 pub mod variable;
 
+pub use align::{Join, align};
 pub use cf::{DecodeOptions, OpenOptions, ToZarrOptions, decode_cf, open_zarr};
+pub use combine::{CombineAttrs, CombineOptions, combine_by_coords};
 pub use dataarray::{Coords, DataArray, Reduction};
 pub use dataset::Dataset;
 pub use error::{DatasetError, Result};
