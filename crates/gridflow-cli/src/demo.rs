@@ -176,9 +176,8 @@ pub fn run(o: &Options) -> Result<()> {
     crate::common::plot(
         &map,
         &format!(
-            "Time-mean near-surface air temperature, {:.3} year{}, KACE-1-0-G historical",
-            years,
-            if years == 1.0 { "" } else { "s" }
+            "Time-mean near-surface air temperature, {}, KACE-1-0-G historical",
+            span(o.steps)
         ),
         Some(&tas),
         &png,
@@ -204,6 +203,17 @@ pub fn run(o: &Options) -> Result<()> {
 fn compute(da: &DataArray, exec: &Executor, label: &'static str) -> Result<DataArray> {
     exec.check_fits(da, label)?;
     Ok(da.compute_with(&exec.scheduler(label))?)
+}
+
+/// `1 year`, `5 years`, `30 days`: the sample's length in words.
+fn span(steps: usize) -> String {
+    let per_year = sample::STEPS_PER_YEAR;
+    match (steps / per_year, steps % per_year) {
+        (1, 0) => "1 year".into(),
+        (y, 0) => format!("{y} years"),
+        _ if steps % 8 == 0 => format!("{} days", steps / 8),
+        _ => format!("{steps} 3-hourly steps"),
+    }
 }
 
 fn indent(s: &str) -> String {
