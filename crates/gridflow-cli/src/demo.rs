@@ -211,7 +211,7 @@ fn span(steps: usize) -> String {
     match (steps / per_year, steps % per_year) {
         (1, 0) => "1 year".into(),
         (y, 0) => format!("{y} years"),
-        _ if steps % 8 == 0 => format!("{} days", steps / 8),
+        _ if steps.is_multiple_of(8) => format!("{} days", steps / 8),
         _ => format!("{steps} 3-hourly steps"),
     }
 }
