@@ -52,3 +52,6 @@ cargo run -q -p gridflow-bench -j "$jobs" -- --quick all
 
 step "store benchmark smoke run (tiny stores; gridflow vs zarr-python + dask; timings are not checked)"
 bash bench/store/run.sh --quick
+
+step "workload suite smoke run (tiny store; gridflow vs Dask + Xarray; checksums checked, timings not)"
+bash bench/suite/run.sh --quick

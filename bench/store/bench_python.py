@@ -76,6 +76,24 @@ def chunk_files(store):
     return sorted(os.path.join(d, f) for f in os.listdir(d) if not f.startswith("."))
 
 
+def floor_pass(files, threads, sum_too):
+    """One pass of the floor: read each chunk file and blosc-decode it with numcodecs on a
+    ThreadPoolExecutor(threads); with ``sum_too`` also a float64 sum of each decoded chunk.
+    Returns the sum (or the decoded bytes). Also the floor of bench/suite."""
+    blosc = numcodecs.Blosc()
+
+    def one(path):
+        with open(path, "rb") as f:
+            buf = f.read()
+        out = blosc.decode(buf)
+        if sum_too:
+            return float(np.frombuffer(out, dtype="<f4").sum(dtype=np.float64))
+        return len(out)
+
+    with ThreadPoolExecutor(threads) as ex:
+        return sum(ex.map(one, files))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("data")
@@ -86,7 +104,6 @@ def main():
     v2 = os.path.join(args.data, "tas_v2.zarr")
     v3 = os.path.join(args.data, "tas_v3_sharded.zarr")
     files = chunk_files(v2)
-    blosc = numcodecs.Blosc()
     nt = args.threads
 
     def emit(workload, times, **extra):
@@ -95,18 +112,7 @@ def main():
               flush=True)
 
     def floor(sum_too):
-        def one(path):
-            with open(path, "rb") as f:
-                buf = f.read()
-            out = blosc.decode(buf)
-            if sum_too:
-                return float(np.frombuffer(out, dtype="<f4").sum(dtype=np.float64))
-            return len(out)
-
-        def run():
-            with ThreadPoolExecutor(nt) as ex:
-                return sum(ex.map(one, files))
-        return run
+        return lambda: floor_pass(files, nt, sum_too)
 
     times, n = timed(floor(False), args.repeat)
     emit("floor_decode", times, chunks=len(files), decoded_bytes=n)
