@@ -424,6 +424,19 @@ fn fused_elementwise(expr: &Expr<ArrayOp>, inputs: &[Arc<Value>]) -> Option<Resu
             return None;
         }
         let (chain, leaf_node) = chain_of(&args[0]);
+        if let Expr::Call {
+            op:
+                ArrayOp::Full {
+                    shape,
+                    value,
+                    dtype,
+                },
+            ..
+        } = leaf_node
+            && let Some(p) = constant_reduce(&chain, spec, shape, *value, *dtype)
+        {
+            return Some(p.map(|p| Value::Partial(Box::new(p))));
+        }
         if chain.is_empty() {
             return None;
         }
@@ -466,6 +479,75 @@ fn fused_elementwise(expr: &Expr<ArrayOp>, inputs: &[Arc<Value>]) -> Option<Resu
         return None;
     }
     with_leaf(leaf_node, inputs, |leaf| Some(stream_chain(&chain, leaf)))
+}
+
+/// The partial of `spec` over `chain(full(shape, value))` without filling the block: every
+/// element is the same, so the reduction of a block whose reduced axes have length 1 (the
+/// partial's own shape) scaled by the number of reduced elements is the answer. Like Dask's
+/// zero-stride `ones` blocks, `ones((20000, 20000)).sum()` then costs nothing per element.
+/// Sums come out as `value × n`, the correctly rounded sum (cascade summation of `n` equal
+/// values may differ in the last bit). `None` (evaluate normally) for products, arg
+/// reductions and empty blocks.
+fn constant_reduce(
+    chain: &[&ArrayOp],
+    spec: &ReduceSpec,
+    shape: &[usize],
+    value: Scalar,
+    dtype: DType,
+) -> Option<Result<Partial>> {
+    use kernels::ReduceOp;
+    if matches!(
+        spec.op,
+        ReduceOp::Prod | ReduceOp::ArgMin | ReduceOp::ArgMax
+    ) {
+        return None;
+    }
+    let mut small = shape.to_vec();
+    let mut n: usize = 1;
+    for &a in &spec.axes {
+        let len = small.get_mut(a)?;
+        n = n.checked_mul(*len)?;
+        *len = 1;
+    }
+    if n == 0 {
+        return None;
+    }
+    let run = || -> Result<Partial> {
+        let block = chain
+            .iter()
+            .try_fold(Chunk::full(&small, value, dtype), |c, op| {
+                apply_owned(op, c)
+            })?;
+        Ok(scale_partial(kernels::reduce_block(spec, &block, None)?, n))
+    };
+    Some(run())
+}
+
+/// A partial over one element per slot turned into the partial over `n` copies of it.
+fn scale_partial(p: Partial, n: usize) -> Partial {
+    // Integer sums wrap like `n` wrapping additions would; counts fit (n is a block size).
+    let n_i64 = i64::try_from(n).unwrap_or(i64::MAX);
+    let scale_sum = |c: Chunk| match c {
+        Chunk::F64(a) => Chunk::F64(a.mapv(|v| v * n as f64)),
+        Chunk::I64(a) => Chunk::I64(a.mapv(|v| v.wrapping_mul(n_i64))),
+        Chunk::U64(a) => Chunk::U64(a.mapv(|v| v.wrapping_mul(n as u64))),
+        other => other,
+    };
+    match p {
+        Partial::Sum(c) => Partial::Sum(scale_sum(c)),
+        Partial::Mean { sum, count } => Partial::Mean {
+            sum: sum.mapv(|v| v * n as f64),
+            count: count.mapv(|c| c.saturating_mul(n_i64)),
+        },
+        Partial::Moments { count, mean, m2 } => Partial::Moments {
+            count: count.mapv(|c| c.saturating_mul(n_i64)),
+            mean,
+            m2,
+        },
+        Partial::Count(c) => Partial::Count(c.mapv(|c| c.saturating_mul(n_i64))),
+        // min/max/any/all of equal values are the value itself.
+        other => other,
+    }
 }
 
 /// The single-input elementwise operations from the top of `expr` down, returned in the
@@ -825,6 +907,128 @@ mod tests {
                     assert!(same, "{shape:?} {dt} {cast:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn constant_blocks_reduce_without_filling_like_filled_blocks() {
+        let shape = [6usize, 5, 4];
+        let values = [
+            Scalar::Float(1.0),
+            Scalar::Float(0.1),
+            Scalar::Float(-2.5),
+            Scalar::Float(f64::NAN),
+            Scalar::Float(0.0),
+        ];
+        let ops = [
+            ReduceOp::Sum,
+            ReduceOp::Mean,
+            ReduceOp::Min,
+            ReduceOp::Max,
+            ReduceOp::Var,
+            ReduceOp::Std,
+            ReduceOp::Count,
+            ReduceOp::Any,
+            ReduceOp::All,
+        ];
+        let mut checked = 0;
+        for dt in [DType::F64, DType::F32, DType::I32, DType::U8, DType::Bool] {
+            for value in values {
+                for axes in [vec![0, 1, 2], vec![1], vec![0, 2], vec![]] {
+                    for op in ops {
+                        for skipna in [true, false] {
+                            for with_chain in [false, true] {
+                                let mut spec = ReduceSpec::new(op, axes.clone());
+                                spec.skipna = skipna;
+                                let leaf = Expr::Call {
+                                    op: ArrayOp::Full {
+                                        shape: shape.to_vec(),
+                                        value,
+                                        dtype: dt,
+                                    },
+                                    args: vec![],
+                                };
+                                let arg = if with_chain {
+                                    call(scalar(BinaryOp::Add, 3.0), leaf)
+                                } else {
+                                    leaf
+                                };
+                                let expr = call(
+                                    ArrayOp::ReduceBlock {
+                                        spec: spec.clone(),
+                                        ctx: None,
+                                    },
+                                    arg,
+                                );
+                                let case = format!(
+                                    "{dt} {value:?} {axes:?} {op:?} skipna={skipna} chain={with_chain}"
+                                );
+                                let want = op.run_plain(&expr);
+                                let got = fused_elementwise(&expr, &[]);
+                                let (got, want) = match (got, want) {
+                                    (Some(Ok(g)), Ok(w)) => (g, w),
+                                    // Both refuse (e.g. var of bools): the same error.
+                                    (Some(Err(g)), Err(w)) => {
+                                        assert_eq!(g.to_string(), w.to_string(), "{case}");
+                                        continue;
+                                    }
+                                    (None, _) => panic!("{case}: a constant block was filled"),
+                                    (g, w) => panic!("{case}: {g:?} vs {w:?}"),
+                                };
+                                let (Value::Partial(g), Value::Partial(w)) = (&got, &want) else {
+                                    panic!("{case}: expected partials");
+                                };
+                                let Expr::Call { args, .. } = &expr else {
+                                    unreachable!()
+                                };
+                                let Ok(Value::Chunk(block)) = op.run_plain(&args[0]) else {
+                                    panic!("{case}: the block itself fails");
+                                };
+                                let out = block.dtype();
+                                let g = finalize(&spec, g, out).unwrap();
+                                let w = finalize(&spec, w, out).unwrap();
+                                assert_eq!(
+                                    (g.dtype(), g.shape()),
+                                    (w.dtype(), w.shape()),
+                                    "{case}"
+                                );
+                                for (a, b) in g.to_f64_vec().iter().zip(w.to_f64_vec()) {
+                                    assert!(
+                                        a.to_bits() == b.to_bits()
+                                            || (a.is_nan() && b.is_nan())
+                                            // Exact 0 variance vs rounding noise.
+                                            || (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                                        "{case}: {a} vs {b}"
+                                    );
+                                }
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} cases compared");
+    }
+
+    trait RunPlain {
+        fn run_plain(&self, expr: &Expr<ArrayOp>) -> Result<Value>;
+    }
+
+    impl RunPlain for ReduceOp {
+        /// Node by node, with errors kept (the constant path must fail the same way).
+        fn run_plain(&self, expr: &Expr<ArrayOp>) -> Result<Value> {
+            fn go(e: &Expr<ArrayOp>) -> Result<Value> {
+                match e {
+                    Expr::Input(_) => unreachable!("no inputs in these tests"),
+                    Expr::Call { op, args } => {
+                        let vals = args.iter().map(go).collect::<Result<Vec<_>>>()?;
+                        let refs: Vec<&Value> = vals.iter().collect();
+                        op.run(&refs)
+                    }
+                }
+            }
+            go(expr)
         }
     }
 }
