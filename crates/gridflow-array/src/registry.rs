@@ -72,6 +72,19 @@ pub trait ChunkSource: Send + Sync + Debug {
     fn spec(&self) -> String;
     /// Reads block `block` (its index in the array's block grid) as a chunk.
     fn read_block(&self, block: &[usize]) -> Result<Chunk>;
+
+    /// Reads block `block` as consecutive slabs of whole rows along axis 0, in order, calling
+    /// `visit` with each: the slabs concatenated along axis 0 are `read_block(block)`. A
+    /// source that can decode part of a stored chunk at a time (blosc) then holds one slab
+    /// (a few MiB) instead of the whole block, so a task that slices or reduces the block
+    /// streams it. The default reads the whole block as one slab.
+    fn read_block_slabs(
+        &self,
+        block: &[usize],
+        visit: &mut dyn FnMut(Chunk) -> Result<()>,
+    ) -> Result<()> {
+        visit(self.read_block(block)?)
+    }
 }
 
 /// Rebuilds a source of some kind from its spec string.
