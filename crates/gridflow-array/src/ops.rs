@@ -414,6 +414,9 @@ const TILE: usize = 65_536;
 /// L1-sized sub-tiles, the sum folded into the last step); other chains stream through
 /// `TILE`-sized tiles op by op. Returns `None` for anything else (evaluated node by node).
 fn fused_elementwise(expr: &Expr<ArrayOp>, inputs: &[Arc<Value>]) -> Option<Result<Value>> {
+    if let Some(out) = stream_read(expr) {
+        return Some(out);
+    }
     // A reduction over every axis of a chain: reduce each tile as it leaves the chain.
     if let Expr::Call {
         op: ArrayOp::ReduceBlock { spec, ctx: None },
@@ -479,6 +482,223 @@ fn fused_elementwise(expr: &Expr<ArrayOp>, inputs: &[Arc<Value>]) -> Option<Resu
         return None;
     }
     with_leaf(leaf_node, inputs, |leaf| Some(stream_chain(&chain, leaf)))
+}
+
+/// A read whose block is sliced or reduced by the rest of the task (`read → getitem →
+/// squeeze`, `read → mean over time`, `read → sum over lon`) runs over slabs of whole rows
+/// of the block, as the source decodes them ([`crate::ChunkSource::read_block_slabs`]):
+/// the task then holds a slab (a few MiB) and its result instead of the decoded block. Every
+/// operation on the way keeps axis 0 as the row axis; slices along it are cut per slab, a
+/// reduction over it combines the slabs' partials, and anything else is glued along axis 0.
+/// `None` for other tasks (and for plain elementwise chains, whose result is as big as the
+/// block).
+fn stream_read(expr: &Expr<ArrayOp>) -> Option<Result<Value>> {
+    // The ops from the top down to the read.
+    let mut ops: Vec<&ArrayOp> = Vec::new();
+    let mut node = expr;
+    let (source, block) = loop {
+        let Expr::Call { op, args } = node else {
+            return None;
+        };
+        if let ArrayOp::Read { source, block } = op {
+            if !args.is_empty() {
+                return None;
+            }
+            break (source, block);
+        }
+        if args.len() != 1 {
+            return None;
+        }
+        ops.push(op);
+        node = &args[0];
+    };
+    ops.reverse();
+    let (last, below) = ops.split_last()?;
+    let reduce = match last {
+        ArrayOp::ReduceBlock { spec, ctx: None } if !spec.op.is_arg() => Some(spec),
+        _ => None,
+    };
+    let rowwise = if reduce.is_some() { below } else { &ops[..] };
+    let mut shrinks = reduce.is_some();
+    for op in rowwise {
+        match op {
+            ArrayOp::Unary(_) | ArrayOp::BinaryScalar { .. } | ArrayOp::AsType(_) => {}
+            ArrayOp::Slice(specs) => {
+                if specs.first().is_some_and(|s| s.step != 1) {
+                    return None;
+                }
+                shrinks = true;
+            }
+            ArrayOp::DropAxes(axes) | ArrayOp::ExpandAxes(axes) if !axes.contains(&0) => {}
+            _ => return None,
+        }
+    }
+    if !shrinks {
+        return None;
+    }
+    let mut acc: Option<Value> = None;
+    let mut parts: Vec<Value> = Vec::new();
+    // When no row is kept: where the rows ran out (op index) and the empty block there.
+    let mut empty_at: Option<(usize, Chunk)> = None;
+    let mut offset = 0usize;
+    let mut visit = |slab: Chunk| -> Result<()> {
+        let mut rows = slab.shape().first().copied().unwrap_or(0);
+        // The slab's first row in the coordinates of the block as each op sees it.
+        let mut pos = offset;
+        offset += rows;
+        let mut value = Value::Chunk(slab);
+        for (i, op) in rowwise.iter().enumerate() {
+            let op = match op {
+                ArrayOp::Slice(specs) => {
+                    let Some((local, kept, next)) = per_slab(specs, pos, rows) else {
+                        if empty_at.is_none() {
+                            let mut none = specs.clone();
+                            none[0] = SliceSpec::range(0, 0);
+                            empty_at = Some((i, kernels::slice(value.chunk("getitem")?, &none)?));
+                        }
+                        return Ok(());
+                    };
+                    (rows, pos) = (kept, next);
+                    ArrayOp::Slice(local)
+                }
+                other => (*other).clone(),
+            };
+            value = op.run(&[&value])?;
+        }
+        match reduce {
+            None => parts.push(value),
+            Some(spec) => {
+                let p = kernels::reduce_block(spec, value.chunk("reduce")?, None)?;
+                if spec.axes.contains(&0) {
+                    acc = Some(Value::Partial(Box::new(match acc.take() {
+                        Some(Value::Partial(a)) => kernels::combine_partials(spec, &[&a, &p])?,
+                        _ => p,
+                    })));
+                } else {
+                    parts.push(Value::Partial(Box::new(p)));
+                }
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = source.0.read_block_slabs(block, &mut visit) {
+        return Some(Err(e));
+    }
+    if let Some(v) = acc {
+        return Some(Ok(v));
+    }
+    if parts.is_empty() {
+        // No row was kept: run the rest on the empty block, for the result's shape.
+        let (at, empty) = empty_at?;
+        let mut value = Value::Chunk(empty);
+        for op in &rowwise[at + 1..] {
+            value = match op.run(&[&value]) {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
+            };
+        }
+        if let (Some(spec), Value::Chunk(c)) = (reduce, &value) {
+            return Some(kernels::reduce_block(spec, c, None).map(|p| Value::Partial(Box::new(p))));
+        }
+        return Some(Ok(value));
+    }
+    Some(glue_rows(parts))
+}
+
+/// Slice `specs` (axis 0 a unit-step range over the whole block) as it applies to the rows
+/// `pos..pos + rows` of one slab: the slab-local slice, the rows it keeps and the first kept
+/// row's position after the slice; `None` when it keeps none of them.
+fn per_slab(
+    specs: &[SliceSpec],
+    pos: usize,
+    rows: usize,
+) -> Option<(Vec<SliceSpec>, usize, usize)> {
+    let first = specs.first()?;
+    let stop = usize::try_from(first.stop).unwrap_or(0);
+    let lo = first.start.max(pos);
+    let hi = stop.min(pos + rows);
+    if lo >= hi {
+        return None;
+    }
+    let mut local = specs.to_vec();
+    local[0] = SliceSpec::range(lo - pos, hi - pos);
+    Some((local, hi - lo, lo - first.start))
+}
+
+/// The slabs' results joined along axis 0: blocks, or partials of reductions that keep axis 0.
+fn glue_rows(parts: Vec<Value>) -> Result<Value> {
+    use ndarray::{Axis, concatenate};
+    let err = |detail: String| ArrayError::Kernel {
+        op: "read slabs".into(),
+        detail,
+    };
+    if parts.len() == 1 {
+        return parts
+            .into_iter()
+            .next()
+            .ok_or_else(|| err("no slab".into()));
+    }
+    if let Some(Value::Chunk(_)) = parts.first() {
+        let chunks: Vec<&Chunk> = parts
+            .iter()
+            .map(|v| v.chunk("read slabs"))
+            .collect::<Result<_>>()?;
+        return kernels::concatenate(&chunks, 0).map(Value::Chunk);
+    }
+    let ps: Vec<&Partial> = parts
+        .iter()
+        .map(|v| v.partial("read slabs"))
+        .collect::<Result<_>>()?;
+    fn cat<T: Clone>(a: Vec<ndarray::ArrayViewD<'_, T>>) -> Result<ndarray::ArrayD<T>> {
+        concatenate(Axis(0), &a).map_err(|e| ArrayError::Kernel {
+            op: "read slabs".into(),
+            detail: e.to_string(),
+        })
+    }
+    macro_rules! field {
+        ($pat:pat => $f:expr) => {
+            ps.iter()
+                .map(|p| match p {
+                    $pat => Ok($f.view()),
+                    other => Err(err(format!("mixed partials ({})", other.kind()))),
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+    }
+    let chunks_of = |get: fn(&Partial) -> Option<&Chunk>| -> Result<Chunk> {
+        let cs: Vec<&Chunk> = ps
+            .iter()
+            .map(|p| get(p).ok_or_else(|| err(format!("mixed partials ({})", p.kind()))))
+            .collect::<Result<_>>()?;
+        kernels::concatenate(&cs, 0)
+    };
+    let out = match ps[0] {
+        Partial::Sum(_) => Partial::Sum(chunks_of(|p| match p {
+            Partial::Sum(c) => Some(c),
+            _ => None,
+        })?),
+        Partial::Prod(_) => Partial::Prod(chunks_of(|p| match p {
+            Partial::Prod(c) => Some(c),
+            _ => None,
+        })?),
+        Partial::Extreme(_) => Partial::Extreme(chunks_of(|p| match p {
+            Partial::Extreme(c) => Some(c),
+            _ => None,
+        })?),
+        Partial::Mean { .. } => Partial::Mean {
+            sum: cat(field!(Partial::Mean { sum, .. } => sum))?,
+            count: cat(field!(Partial::Mean { count, .. } => count))?,
+        },
+        Partial::Moments { .. } => Partial::Moments {
+            count: cat(field!(Partial::Moments { count, .. } => count))?,
+            mean: cat(field!(Partial::Moments { mean, .. } => mean))?,
+            m2: cat(field!(Partial::Moments { m2, .. } => m2))?,
+        },
+        Partial::Count(_) => Partial::Count(cat(field!(Partial::Count(c) => c))?),
+        Partial::Logical(_) => Partial::Logical(cat(field!(Partial::Logical(c) => c))?),
+        Partial::Arg { .. } => return Err(err("arg reductions are not streamed".into())),
+    };
+    Ok(Value::Partial(Box::new(out)))
 }
 
 /// The partial of `spec` over `chain(full(shape, value))` without filling the block: every
@@ -1030,5 +1250,185 @@ mod tests {
             }
             go(expr)
         }
+    }
+
+    /// A source that hands out its block in slabs of `rows` rows.
+    #[derive(Debug)]
+    struct Slabbed {
+        block: Chunk,
+        rows: usize,
+    }
+
+    impl crate::ChunkSource for Slabbed {
+        fn kind(&self) -> &str {
+            "test-slabs"
+        }
+        fn spec(&self) -> String {
+            String::new()
+        }
+        fn read_block(&self, _block: &[usize]) -> Result<Chunk> {
+            Ok(self.block.clone())
+        }
+        fn read_block_slabs(
+            &self,
+            _block: &[usize],
+            visit: &mut dyn FnMut(Chunk) -> Result<()>,
+        ) -> Result<()> {
+            let n = self.block.shape()[0];
+            let mut start = 0;
+            while start < n {
+                let end = (start + self.rows).min(n);
+                let mut specs: Vec<SliceSpec> = self
+                    .block
+                    .shape()
+                    .iter()
+                    .map(|&k| SliceSpec::full(k))
+                    .collect();
+                specs[0] = SliceSpec::range(start, end);
+                visit(kernels::slice(&self.block, &specs)?)?;
+                start = end;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn reads_streamed_in_slabs_equal_whole_block_reads() {
+        let shape = [23usize, 6, 5];
+        let Expr::Call {
+            op: ArrayOp::Literal(block),
+            ..
+        } = literal(&shape, DType::F32)
+        else {
+            unreachable!()
+        };
+        let full = |n: usize| SliceSpec::full(n);
+        let slice =
+            |rows: SliceSpec, lat: SliceSpec, lon: SliceSpec| ArrayOp::Slice(vec![rows, lat, lon]);
+        let reduce = |op: ReduceOp, axes: Vec<usize>| ArrayOp::ReduceBlock {
+            spec: ReduceSpec::new(op, axes),
+            ctx: None,
+        };
+        // Each case: the ops above the read, bottom first.
+        let cases: Vec<(&str, Vec<ArrayOp>)> = vec![
+            (
+                "point",
+                vec![
+                    slice(full(23), SliceSpec::range(2, 3), full(5)),
+                    ArrayOp::DropAxes(vec![1]),
+                    ArrayOp::Slice(vec![full(23), SliceSpec::range(4, 5)]),
+                    ArrayOp::DropAxes(vec![1]),
+                ],
+            ),
+            (
+                "time range then point",
+                vec![
+                    slice(SliceSpec::range(5, 19), full(6), full(5)),
+                    slice(SliceSpec::range(3, 11), SliceSpec::range(1, 4), full(5)),
+                    ArrayOp::Unary(UnaryOp::Sqrt),
+                ],
+            ),
+            (
+                "no row kept",
+                vec![slice(SliceSpec::range(7, 7), full(6), full(5))],
+            ),
+            ("mean over time", vec![reduce(ReduceOp::Mean, vec![0])]),
+            (
+                "sum over time of a chain",
+                vec![
+                    scalar(BinaryOp::Mul, 2.0),
+                    ArrayOp::Unary(UnaryOp::Abs),
+                    reduce(ReduceOp::Sum, vec![0]),
+                ],
+            ),
+            (
+                "var over time and lat",
+                vec![reduce(ReduceOp::Var, vec![0, 1])],
+            ),
+            (
+                "mean over lon keeps time",
+                vec![reduce(ReduceOp::Mean, vec![2])],
+            ),
+            ("max over lat, lon", vec![reduce(ReduceOp::Max, vec![1, 2])]),
+            ("count over lon", vec![reduce(ReduceOp::Count, vec![2])]),
+            (
+                "any over lat",
+                vec![
+                    ArrayOp::Unary(UnaryOp::IsNan),
+                    reduce(ReduceOp::Any, vec![1]),
+                ],
+            ),
+            (
+                "std of a window",
+                vec![
+                    slice(SliceSpec::range(4, 21), full(6), SliceSpec::range(1, 3)),
+                    reduce(ReduceOp::Std, vec![0]),
+                ],
+            ),
+            (
+                "sum of no rows",
+                vec![
+                    slice(SliceSpec::range(30, 30), full(6), full(5)),
+                    reduce(ReduceOp::Sum, vec![0]),
+                ],
+            ),
+        ];
+        for rows in [1, 4, 7, 23, 50] {
+            let source = SourceRef(Arc::new(Slabbed {
+                block: (*block).clone(),
+                rows,
+            }));
+            for (name, ops) in &cases {
+                let mut expr = Expr::Call {
+                    op: ArrayOp::Read {
+                        source: source.clone(),
+                        block: vec![0, 0, 0],
+                    },
+                    args: vec![],
+                };
+                for op in ops {
+                    expr = call(op.clone(), expr);
+                }
+                let case = format!("{name}, slabs of {rows}");
+                let got = stream_read(&expr).unwrap_or_else(|| panic!("{case}: not streamed"));
+                let got = got.unwrap_or_else(|e| panic!("{case}: {e}"));
+                let want = plain(&expr);
+                let (g, w) = match (&got, &want) {
+                    (Value::Chunk(g), Value::Chunk(w)) => (g.clone(), w.clone()),
+                    (Value::Partial(g), Value::Partial(w)) => {
+                        let ArrayOp::ReduceBlock { spec, .. } = ops.last().unwrap() else {
+                            unreachable!()
+                        };
+                        (
+                            finalize(spec, g, DType::F32).unwrap(),
+                            finalize(spec, w, DType::F32).unwrap(),
+                        )
+                    }
+                    _ => panic!("{case}: {got:?} vs {want:?}"),
+                };
+                assert_eq!((g.dtype(), g.shape()), (w.dtype(), w.shape()), "{case}");
+                for (a, b) in g.to_f64_vec().iter().zip(w.to_f64_vec()) {
+                    assert!(
+                        a.to_bits() == b.to_bits()
+                            || (a.is_nan() && b.is_nan())
+                            || (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                        "{case}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+        // Plain elementwise chains on a read are not streamed (their result is block-sized).
+        let source = SourceRef(Arc::new(Slabbed {
+            block: (*block).clone(),
+            rows: 4,
+        }));
+        let read = Expr::Call {
+            op: ArrayOp::Read {
+                source,
+                block: vec![0, 0, 0],
+            },
+            args: vec![],
+        };
+        assert!(stream_read(&chain(read, None)).is_none());
     }
 }

@@ -4,7 +4,7 @@
 use crate::array::{ChunkedArray, block_indices, check_axis, offsets};
 use crate::kernels::{self, ArgContext, ReduceOp, ReduceSpec};
 use crate::ops::ArrayOp;
-use crate::{ArrayError, Result};
+use crate::{ArrayError, DType, Result};
 use gridflow_graph::{Key, Task, Tokenizer};
 use std::sync::Arc;
 
@@ -169,6 +169,56 @@ impl ChunkedArray {
             skipna: opts.skipna,
             ddof: opts.ddof,
         };
+        let layer = self.partials(&spec, opts)?;
+        self.finalized(layer, &spec, opts, dtype)
+    }
+
+    /// The NaN-skipping sum and the count of valid values over `axes`, from one reduction
+    /// (the partials of a mean): the block is read and reduced once for both, where `sum` and
+    /// `count` would each need it (xarray's weighted mean needs both). Float arrays only.
+    ///
+    /// ```
+    /// use gridflow_array::{ChunkedArray, DType};
+    /// let x = ChunkedArray::ones(&[4, 6], [2, 3], DType::F64)?;
+    /// let (sum, count) = x.sum_and_count(Some(&[1]))?;
+    /// assert_eq!(sum.compute()?.to_f64_vec(), vec![6.0; 4]);
+    /// assert_eq!(count.compute()?.to_f64_vec(), vec![6.0; 4]);
+    /// # Ok::<(), gridflow_array::ArrayError>(())
+    /// ```
+    pub fn sum_and_count(&self, axes: Option<&[isize]>) -> Result<(ChunkedArray, ChunkedArray)> {
+        if !self.dtype.is_float() {
+            return Err(ArrayError::DType {
+                op: "sum_and_count".into(),
+                detail: format!("needs a float array, not {}", self.dtype),
+            });
+        }
+        let opts = ReduceOptions::axes(axes);
+        let axes = normalize_axes("sum_and_count", opts.axes.as_deref(), self.ndim())?;
+        let spec = |op| ReduceSpec {
+            op,
+            axes: axes.clone(),
+            skipna: true,
+            ddof: 0,
+        };
+        let layer = self.partials(&spec(ReduceOp::Mean), &opts)?;
+        let sum_dtype = kernels::reduce_result_dtype(ReduceOp::Sum, self.dtype)?;
+        let count_dtype = kernels::reduce_result_dtype(ReduceOp::Count, self.dtype)?;
+        Ok((
+            self.finalized(layer.clone(), &spec(ReduceOp::Sum), &opts, sum_dtype)?,
+            self.finalized(layer, &spec(ReduceOp::Count), &opts, count_dtype)?,
+        ))
+    }
+
+    /// The layer of partials of `spec` over its axes: one per block, then combined until one
+    /// remains along every reduced axis.
+    fn partials(
+        &self,
+        spec: &ReduceSpec,
+        opts: &ReduceOptions,
+    ) -> Result<Arc<crate::array::Layer>> {
+        let label = spec.op.name();
+        let axes = spec.axes.clone();
+        let is_arg = spec.op.is_arg();
         let spec_text = format!("{spec:?}{}{}", opts.keepdims, opts.split_every);
 
         // Level 0: one partial per block.
@@ -277,7 +327,20 @@ impl ChunkedArray {
             grid = new_grid;
         }
 
-        // Finalize: one output block per block of the kept axes.
+        Ok(layer)
+    }
+
+    /// One output block per block of the kept axes, finalizing the partials of `layer`.
+    fn finalized(
+        &self,
+        layer: Arc<crate::array::Layer>,
+        spec: &ReduceSpec,
+        opts: &ReduceOptions,
+        dtype: DType,
+    ) -> Result<ChunkedArray> {
+        let label = spec.op.name();
+        let axes = spec.axes.clone();
+        let spec_text = format!("{spec:?}{}{}", opts.keepdims, opts.split_every);
         let drop_axes = if opts.keepdims { vec![] } else { axes.clone() };
         let mut out_shape = Vec::new();
         let mut out_chunks = Vec::new();
@@ -292,9 +355,11 @@ impl ChunkedArray {
                 out_chunks.push(self.chunks[a].clone());
             }
         }
+        // The partials' name too: a sum finalized from a mean's partials is another task.
         let name = Tokenizer::new(label)
             .str(&spec_text)
             .str(&self.name)
+            .str(&layer.name)
             .finish();
         let partial_name = layer.name.clone();
         let ndim = self.ndim();

@@ -451,3 +451,45 @@ fn long_elementwise_chains_stream_through_tiles_exactly() {
         assert!((a - b).abs() <= 1e-12 * b.abs(), "{a} vs {b}");
     }
 }
+
+#[test]
+fn sum_and_count_share_one_reduction_and_equal_sum_and_count() {
+    // NaNs scattered over a (7, 9, 10) float32 array in blocks of (3, 4, 10).
+    let v: Vec<f64> = (0..630)
+        .map(|i| {
+            if i % 13 == 4 {
+                f64::NAN
+            } else {
+                (i % 37) as f64 - 11.5
+            }
+        })
+        .collect();
+    let data = Chunk::from_f64_vec(&[7, 9, 10], v, DType::F32).unwrap();
+    let x = ChunkedArray::from_chunk(data, [3, 4, 10]).unwrap();
+    for axes in [vec![2isize], vec![1, 2], vec![0], vec![0, 1, 2]] {
+        let (sum, count) = x.sum_and_count(Some(&axes)).unwrap();
+        let want_sum = x.sum(Some(&axes)).unwrap();
+        let want_count = x.count(Some(&axes)).unwrap();
+        assert_eq!(sum.shape(), want_sum.shape(), "{axes:?}");
+        assert_eq!(sum.dtype(), want_sum.dtype(), "{axes:?}");
+        assert_eq!(count.dtype(), want_count.dtype(), "{axes:?}");
+        let (s, ws) = (values(&sum), values(&want_sum));
+        assert!(
+            s.iter()
+                .zip(&ws)
+                .all(|(a, b)| (a - b).abs() <= 1e-5 * b.abs().max(1.0)),
+            "{axes:?}: {s:?} vs {ws:?}"
+        );
+        assert_eq!(values(&count), values(&want_count), "{axes:?}");
+        assert!(values(&count).iter().any(|&c| c > 0.0));
+        // Both come from the same partials: the graph of the pair reads every block once.
+        // Both come from the same partials: merged, their graphs differ by the count's
+        // finalize tasks only (one per output block).
+        let mut both = sum.graph();
+        both.merge(&count.graph());
+        let out_blocks: usize = count.chunks().iter().map(Vec::len).product();
+        assert_eq!(both.len(), sum.graph().len() + out_blocks, "{axes:?}");
+    }
+    let ints = ChunkedArray::ones(&[4], [2], DType::I32).unwrap();
+    assert!(ints.sum_and_count(None).is_err());
+}

@@ -247,6 +247,25 @@ impl DataArray {
         Ok(coord_array(name, v, &self.coords, &self.indexes))
     }
 
+    /// The same array over other data of the same shape and dtype (another graph computing
+    /// the same values).
+    pub(crate) fn with_data(&self, data: ChunkedArray) -> Result<DataArray> {
+        if data.shape() != self.shape() || data.dtype() != self.dtype() {
+            return Err(DatasetError::Invalid {
+                op: "with_data".into(),
+                detail: format!(
+                    "data of shape {:?} ({}) cannot stand for {} of shape {:?} ({})",
+                    data.shape(),
+                    data.dtype(),
+                    self.label(),
+                    self.shape(),
+                    self.dtype()
+                ),
+            });
+        }
+        Ok(self.with_variable(self.variable.replace(self.dims().to_vec(), data)))
+    }
+
     fn with_variable(&self, variable: Variable) -> DataArray {
         DataArray {
             name: self.name.clone(),

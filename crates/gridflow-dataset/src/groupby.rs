@@ -492,13 +492,18 @@ impl Weighted {
         let dims = self.dims_or_all(dims);
         let (pre, rest) = self.split_dims(&dims);
         let p: Vec<&str> = pre.iter().map(String::as_str).collect();
-        let r: Vec<&str> = rest.iter().map(String::as_str).collect();
         // valid values per remaining cell, then weighted
         let count = if p.is_empty() {
             self.obj.notnull()?
         } else {
             self.obj.reduce(Reduction::Count, Some(&p), None)?
         };
+        self.weigh_count(count, &rest)
+    }
+
+    /// `Σ count × w` over `rest`, from the valid values per cell left after the pre-reduction.
+    fn weigh_count(&self, count: DataArray, rest: &[String]) -> Result<DataArray> {
+        let r: Vec<&str> = rest.iter().map(String::as_str).collect();
         let count = count.astype(self.weights.dtype().mean_dtype())?;
         count
             .binary(BinaryOp::Mul, &self.weights)?
@@ -510,12 +515,17 @@ impl Weighted {
         let dims = self.dims_or_all(dims);
         let (pre, rest) = self.split_dims(&dims);
         let p: Vec<&str> = pre.iter().map(String::as_str).collect();
-        let r: Vec<&str> = rest.iter().map(String::as_str).collect();
         let partial = if p.is_empty() {
             self.obj.clone()
         } else {
             self.obj.reduce(Reduction::Sum, Some(&p), Some(true))?
         };
+        self.weigh_sum(partial, &rest)
+    }
+
+    /// `Σ x × w` over `rest`, from the data left after the pre-reduction.
+    fn weigh_sum(&self, partial: DataArray, rest: &[String]) -> Result<DataArray> {
+        let r: Vec<&str> = rest.iter().map(String::as_str).collect();
         let prod = partial.binary(BinaryOp::Mul, &self.weights)?;
         let mut out = prod.reduce(Reduction::Sum, Some(&r), Some(true))?;
         out.name = self.obj.name.clone();
@@ -525,8 +535,24 @@ impl Weighted {
     /// The weighted mean: weighted sum over the sum of the weights of valid values (NaN
     /// where that is 0).
     pub fn mean(&self, dims: Option<&[&str]>) -> Result<DataArray> {
-        let s = self.sum(dims)?;
-        let w = self.sum_of_weights(dims)?;
+        let all = self.dims_or_all(dims);
+        let (pre, rest) = self.split_dims(&all);
+        let (s, w) = if !pre.is_empty() && self.obj.dtype().is_float() {
+            // The sum and the count of the pre-reduction share one read of every block.
+            let p: Vec<&str> = pre.iter().map(String::as_str).collect();
+            let sum = self.obj.reduce(Reduction::Sum, Some(&p), Some(true))?;
+            let count = self.obj.reduce(Reduction::Count, Some(&p), None)?;
+            let axes = p
+                .iter()
+                .map(|d| Ok(self.obj.variable.axis_of("weighted", d)? as isize))
+                .collect::<Result<Vec<isize>>>()?;
+            let (sum_data, count_data) = self.obj.data().sum_and_count(Some(&axes))?;
+            let sum = sum.with_data(sum_data)?;
+            let count = count.with_data(count_data)?;
+            (self.weigh_sum(sum, &rest)?, self.weigh_count(count, &rest)?)
+        } else {
+            (self.sum(dims)?, self.sum_of_weights(dims)?)
+        };
         let zero = w.binary_scalar(BinaryOp::Eq, Scalar::Float(0.0), false)?;
         let w = w.where_(
             &zero.unary(gridflow_array::kernels::UnaryOp::LogicalNot)?,

@@ -268,7 +268,7 @@ impl Partial {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Partial::Sum(_) => "Sum",
             Partial::Prod(_) => "Prod",
@@ -1405,7 +1405,10 @@ pub fn combine_partials(spec: &ReduceSpec, parts: &[&Partial]) -> Result<Partial
 pub fn finalize(spec: &ReduceSpec, p: &Partial, input_dtype: DType) -> Result<Chunk> {
     use ReduceOp::*;
     let op = spec.op.name();
-    if !p.matches(spec.op) {
+    // A mean's state also finalizes as its float sum or its count (`sum_and_count`).
+    let from_mean =
+        matches!((spec.op, p), (Sum | Count, Partial::Mean { .. })) && input_dtype.is_float();
+    if !p.matches(spec.op) && !from_mean {
         return Err(kernel_err(
             op,
             format!("a {} partial cannot be finalized by {op}", p.kind()),
@@ -1450,6 +1453,8 @@ pub fn finalize(spec: &ReduceSpec, p: &Partial, input_dtype: DType) -> Result<Ch
             c.clone()
         }
         (Count, Partial::Count(c)) => Chunk::I64(c.clone()),
+        (Sum, Partial::Mean { sum, .. }) if from_mean => Chunk::F64(sum.clone()).into_dtype(out),
+        (Count, Partial::Mean { count, .. }) if from_mean => Chunk::I64(count.clone()),
         (Any | All, Partial::Logical(b)) => Chunk::Bool(b.clone()),
         (ArgMin | ArgMax, Partial::Arg { value, index }) => {
             check_dtype(value, input_dtype)?;
