@@ -1,12 +1,14 @@
 //! Opening stores, groups and arrays; lazy reads through a [`ChunkSource`]; region reads of
 //! sharded arrays that fetch only the inner chunks they need.
 
+use crate::blosc::Frame;
 use crate::error::{Result, StoreError};
 use crate::metadata::{self, ArrayEntry, GroupMeta, ZarrFormat};
 use crate::storage::{Storage, StoreOptions, StoreUrl};
 use gridflow_array::kernels::{SliceSpec, assemble, slice};
 use gridflow_array::{Chunk, ChunkSource, ChunkedArray, DType, Scalar};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
@@ -16,8 +18,8 @@ use zarrs::array::{
     ArrayShardedReadableExt, ArrayShardedReadableExtCache, ArraySubset, BytesRepresentation,
     CodecOptions,
 };
-use zarrs::storage::StorageError;
 use zarrs::storage::byte_range::{ByteRange, ByteRangeIterator};
+use zarrs::storage::{ReadableStorageTraits, StorageError, StoreKey};
 
 /// Decoded bytes per slab when a blosc chunk is decoded slab by slab (below glibc's mmap
 /// threshold, so the slab buffers are reused instead of mapped and unmapped each time).
@@ -87,6 +89,33 @@ impl BytesPartialDecoderTraits for EncodedChunk {
 
     fn supports_partial_decode(&self) -> bool {
         true
+    }
+}
+
+/// Where the bytes of one stored blosc chunk are read from while it is decoded slab by slab.
+enum FrameSource<'a> {
+    /// A local file, read by byte ranges.
+    File { storage: &'a Storage, key: StoreKey },
+    /// The whole encoded chunk, already fetched (remote stores: one request per chunk).
+    Memory(Vec<u8>),
+}
+
+impl FrameSource<'_> {
+    fn read(&self, r: Range<usize>) -> std::result::Result<Cow<'_, [u8]>, String> {
+        match self {
+            FrameSource::Memory(e) => e
+                .get(r.clone())
+                .map(Cow::Borrowed)
+                .ok_or_else(|| format!("byte range {r:?} outside the {} stored bytes", e.len())),
+            FrameSource::File { storage, key } => storage
+                .get_partial(
+                    key,
+                    ByteRange::FromStart(r.start as u64, Some(r.len() as u64)),
+                )
+                .map_err(|e| format!("reading bytes {r:?}: {e}"))?
+                .map(|b| Cow::Owned(Vec::from(b)))
+                .ok_or_else(|| "the chunk vanished while it was read".to_owned()),
+        }
     }
 }
 
@@ -551,17 +580,7 @@ impl ZarrArray {
 
     /// Reads store chunk `idx` trimmed to the array's shape (missing chunks: fill value).
     pub fn read_chunk(&self, idx: &[u64]) -> Result<Chunk> {
-        if idx.len() != self.shape.len()
-            || idx
-                .iter()
-                .zip(&self.grid_shape)
-                .any(|(&i, &g)| i as usize >= g)
-        {
-            return Err(self.invalid(format!(
-                "chunk index {idx:?} is outside the chunk grid {:?}",
-                self.grid_shape
-            )));
-        }
+        self.check_chunk_index(idx)?;
         macro_rules! rd {
             ($t:ty, $v:ident) => {{
                 let streamed = if *self.blosc_le.get_or_init(|| blosc_le_chain(&self.array)) {
@@ -596,16 +615,200 @@ impl ZarrArray {
             DType::F64 => rd!(f64, F64),
         };
         // edge chunks come back with the full chunk shape: trim them
-        let ranges: Vec<Range<usize>> = idx
-            .iter()
+        self.trim(full, &self.chunk_extent(idx), idx)
+    }
+
+    fn check_chunk_index(&self, idx: &[u64]) -> Result<()> {
+        if idx.len() != self.shape.len()
+            || idx
+                .iter()
+                .zip(&self.grid_shape)
+                .any(|(&i, &g)| i as usize >= g)
+        {
+            return Err(self.invalid(format!(
+                "chunk index {idx:?} is outside the chunk grid {:?}",
+                self.grid_shape
+            )));
+        }
+        Ok(())
+    }
+
+    /// The part of chunk `idx` inside the array, per axis, relative to the chunk's origin.
+    fn chunk_extent(&self, idx: &[u64]) -> Vec<Range<usize>> {
+        idx.iter()
             .zip(&self.chunk_shape)
             .zip(&self.shape)
             .map(|((&i, &c), &n)| {
                 let start = i as usize * c;
                 0..(n.min(start + c) - start)
             })
-            .collect();
-        self.trim(full, &ranges, idx)
+            .collect()
+    }
+
+    /// Reads store chunk `idx` (trimmed to the array's shape, as [`ZarrArray::read_chunk`])
+    /// as consecutive slabs of whole rows along axis 0, in order, calling `visit` with each;
+    /// the slabs concatenated along axis 0 equal `read_chunk(idx)`. A `bytes` + `blosc`
+    /// chunk is decoded about `slab_bytes` at a time (whole blosc blocks; a slab holds at
+    /// least one row) and, on a local store, only the compressed bytes of those blocks are
+    /// read, so the chunk is never held whole, compressed or decoded. Any other chunk (other
+    /// codecs, sharding, bool, a missing chunk) is read whole and visited once.
+    pub fn read_chunk_slabs(
+        &self,
+        idx: &[u64],
+        slab_bytes: usize,
+        visit: &mut dyn FnMut(Chunk) -> gridflow_array::Result<()>,
+    ) -> Result<()> {
+        self.check_chunk_index(idx)?;
+        let streamable = self.dtype != DType::Bool
+            && !self.shape.is_empty()
+            && !self.array.is_sharded()
+            && *self.blosc_le.get_or_init(|| blosc_le_chain(&self.array));
+        macro_rules! st {
+            ($t:ty, $v:ident) => {
+                self.stream_blosc_chunk(idx, slab_bytes, <$t>::from_le_bytes, Chunk::$v, visit)?
+            };
+        }
+        let streamed = streamable
+            && match self.dtype {
+                DType::Bool => false,
+                DType::I8 => st!(i8, I8),
+                DType::I16 => st!(i16, I16),
+                DType::I32 => st!(i32, I32),
+                DType::I64 => st!(i64, I64),
+                DType::U8 => st!(u8, U8),
+                DType::U16 => st!(u16, U16),
+                DType::U32 => st!(u32, U32),
+                DType::U64 => st!(u64, U64),
+                DType::F32 => st!(f32, F32),
+                DType::F64 => st!(f64, F64),
+            };
+        if !streamed {
+            visit(self.read_chunk(idx)?)?;
+        }
+        Ok(())
+    }
+
+    /// Streams store chunk `idx` of a `bytes` (little-endian) + `blosc` array to `visit` as
+    /// slabs of whole rows (see [`ZarrArray::read_chunk_slabs`]). `Ok(false)`, before any
+    /// visit, when the chunk is missing or cannot be streamed (the caller reads it whole).
+    fn stream_blosc_chunk<T: Copy, const N: usize>(
+        &self,
+        idx: &[u64],
+        slab_bytes: usize,
+        from_le: fn([u8; N]) -> T,
+        wrap: fn(ndarray::ArrayD<T>) -> Chunk,
+        visit: &mut dyn FnMut(Chunk) -> gridflow_array::Result<()>,
+    ) -> Result<bool> {
+        let codecs = self.array.codecs();
+        let Some(codec) = codecs.bytes_to_bytes_codecs().first() else {
+            return Ok(false);
+        };
+        let Some((&chunk_rows, rest)) = self.chunk_shape.split_first() else {
+            return Ok(false);
+        };
+        let row_elems: usize = rest.iter().product();
+        let expected = chunk_rows
+            .checked_mul(row_elems)
+            .and_then(|e| e.checked_mul(N))
+            .unwrap_or(0);
+        if expected == 0 {
+            return Ok(false);
+        }
+        let extent = self.chunk_extent(idx);
+        let kept_rows = extent.first().map_or(0, Range::len);
+        // rows past the array's end are never decoded (past their last block)
+        let need = kept_rows * row_elems * N;
+        let storage = self.store.storage();
+        let src = if self.store.url().is_remote() {
+            match self
+                .array
+                .retrieve_encoded_chunk(idx)
+                .map_err(|e| self.chunk_err(idx, e))?
+            {
+                Some(e) => FrameSource::Memory(e),
+                None => return Ok(false),
+            }
+        } else {
+            FrameSource::File {
+                storage,
+                key: self.array.chunk_key(idx),
+            }
+        };
+        let size = match &src {
+            FrameSource::Memory(e) => e.len(),
+            FrameSource::File { storage, key } => {
+                match storage.size_key(key).map_err(|e| self.chunk_err(idx, e))? {
+                    Some(s) => usize::try_from(s).unwrap_or(usize::MAX),
+                    None => return Ok(false),
+                }
+            }
+        };
+        let mut read = |r: Range<usize>| src.read(r);
+        let frame = Frame::open(size, expected, &mut read).map_err(|e| self.chunk_err(idx, e))?;
+        let blocksize = frame.blocksize();
+        if blocksize % N != 0 {
+            // slabs would split elements; rare enough to read whole
+            return Ok(false);
+        }
+        let opts = CodecOptions::default();
+        let mut decode = |f: &[u8], n: usize| {
+            codec
+                .decode(
+                    Cow::Borrowed(f),
+                    &BytesRepresentation::FixedSize(n as u64),
+                    &opts,
+                )
+                .map(Cow::into_owned)
+                .map_err(|e| e.to_string())
+        };
+        let per_slab = (slab_bytes / blocksize).max(1);
+        let need_blocks = need.div_ceil(blocksize);
+        let slab_elems = |left: usize| (per_slab * blocksize).min(left) / N;
+        let mut shape = self.chunk_shape.clone();
+        let mut ranges = extent;
+        let mut pending: Vec<T> = Vec::with_capacity(slab_elems(need));
+        let mut done = 0;
+        let mut first = 0;
+        while first < need_blocks {
+            let end = (first + per_slab).min(need_blocks);
+            let bytes = frame
+                .decode_blocks(first..end, &mut read, &mut decode)
+                .map_err(|e| self.chunk_err(idx, e))?;
+            let take = bytes.len().min(need - done);
+            done += take;
+            pending.extend(bytes[..take].chunks_exact(N).map(|b| {
+                let mut a = [0u8; N];
+                a.copy_from_slice(b);
+                from_le(a)
+            }));
+            drop(bytes);
+            first = end;
+            let rows = pending.len() / row_elems;
+            if rows == 0 {
+                continue;
+            }
+            // carry the partial row into the next slab's buffer
+            let whole = rows * row_elems;
+            let mut next = Vec::with_capacity(pending.len() - whole + slab_elems(need - done));
+            next.extend_from_slice(&pending[whole..]);
+            pending.truncate(whole);
+            let slab = std::mem::replace(&mut pending, next);
+            shape[0] = rows;
+            ranges[0] = 0..rows;
+            let a = ndarray::ArrayD::from_shape_vec(shape.clone(), slab)
+                .map_err(|e| self.chunk_err(idx, e))?;
+            visit(self.trim(wrap(a), &ranges, idx)?)?;
+        }
+        if done != need || !pending.is_empty() {
+            return Err(self.chunk_err(
+                idx,
+                format!(
+                    "decoded {done} of {need} bytes, {} left over",
+                    pending.len() * N
+                ),
+            ));
+        }
+        Ok(true)
     }
 
     /// Reads store chunk `idx` of a `bytes` (little-endian) + `blosc` array by decoding it
@@ -896,6 +1099,17 @@ pub struct ZarrSource {
     per_block: Vec<usize>,
 }
 
+impl ZarrSource {
+    /// A source over `array` with one store chunk per block (what
+    /// `array.to_chunked(None)` reads through).
+    pub fn new(array: &ZarrArray) -> ZarrSource {
+        ZarrSource {
+            array: array.clone(),
+            per_block: vec![1; array.shape.len()],
+        }
+    }
+}
+
 impl ChunkSource for ZarrSource {
     fn kind(&self) -> &str {
         "zarr"
@@ -934,6 +1148,20 @@ impl ChunkSource for ZarrSource {
             })
             .collect();
         Ok(a.read_chunks_region(&ranges)?)
+    }
+
+    /// One store chunk per block: streamed through [`ZarrArray::read_chunk_slabs`] (blosc
+    /// chunks ~4 MiB of decoded rows at a time). Bigger blocks are read whole.
+    fn read_block_slabs(
+        &self,
+        block: &[usize],
+        visit: &mut dyn FnMut(Chunk) -> gridflow_array::Result<()>,
+    ) -> gridflow_array::Result<()> {
+        if block.len() == self.array.shape.len() && self.per_block.iter().all(|&m| m == 1) {
+            let idx: Vec<u64> = block.iter().map(|&b| b as u64).collect();
+            return Ok(self.array.read_chunk_slabs(&idx, BLOSC_SLAB_BYTES, visit)?);
+        }
+        visit(self.read_block(block)?)
     }
 }
 

@@ -10,6 +10,7 @@
 //! Call [`register`] once per process that runs read tasks (the `"zarr"` source kind).
 
 pub mod array;
+mod blosc;
 pub mod error;
 pub mod fetch;
 pub mod metadata;
