@@ -122,7 +122,7 @@ impl Default for GroupOptions {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct PartialParams {
     axis: usize,
     ngroups: usize,
@@ -260,18 +260,7 @@ fn partial_block(x: &Chunk, p: &PartialParams) -> Result<Chunk> {
     let (outer, n, inner) = split3(&shape, p.axis);
     let g = p.ngroups;
     let nf = p.stat.fields();
-    let mut acc = vec![0.0f64; outer * nf * g * inner];
-    if matches!(p.stat, GroupStat::Min | GroupStat::Max) {
-        let init = if p.stat == GroupStat::Min {
-            f64::INFINITY
-        } else {
-            f64::NEG_INFINITY
-        };
-        for o in 0..outer {
-            let base = o * nf * g * inner;
-            acc[base..base + g * inner].fill(init);
-        }
-    }
+    let mut acc = empty_partial(p.stat, g, outer, inner);
     with_chunk!(x, a => accumulate(a, p, (outer, n, inner), &mut acc))?;
     let out =
         ArrayD::from_shape_vec(IxDyn(&with_axis(&shape, p.axis, nf * g)), acc).map_err(|e| {
@@ -281,6 +270,120 @@ fn partial_block(x: &Chunk, p: &PartialParams) -> Result<Chunk> {
             }
         })?;
     Ok(Chunk::F64(out))
+}
+
+/// A partial with no values yet: zeros, and ±infinity for the extreme of min/max.
+fn empty_partial(stat: GroupStat, g: usize, outer: usize, inner: usize) -> Vec<f64> {
+    let nf = stat.fields();
+    let mut acc = vec![0.0f64; outer * nf * g * inner];
+    if matches!(stat, GroupStat::Min | GroupStat::Max) {
+        let init = if stat == GroupStat::Min {
+            f64::INFINITY
+        } else {
+            f64::NEG_INFINITY
+        };
+        for o in 0..outer {
+            let base = o * nf * g * inner;
+            acc[base..base + g * inner].fill(init);
+        }
+    }
+    acc
+}
+
+/// `gridflow.group_partial` along axis 0 fed one slab of rows at a time (a block streamed
+/// from its source): the per-group accumulator lives across the slabs, so the block is
+/// never held whole. The result equals the kernel's on the whole block.
+pub(crate) struct GroupPartialStream {
+    p: PartialParams,
+    acc: Vec<f64>,
+    /// The shape of a row (the block's shape without axis 0), known from the first slab.
+    row_shape: Option<Vec<usize>>,
+    /// Rows fed so far.
+    pos: usize,
+}
+
+/// A stream for a `MapBlocks` task if it is a group partial along axis 0.
+pub(crate) fn group_partial_stream(
+    kernel: &str,
+    p: &serde_json::Value,
+) -> Option<Result<GroupPartialStream>> {
+    if kernel != PARTIAL {
+        return None;
+    }
+    let p: PartialParams = match params(PARTIAL, p) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    (p.axis == 0).then_some(Ok(GroupPartialStream {
+        p,
+        acc: Vec::new(),
+        row_shape: None,
+        pos: 0,
+    }))
+}
+
+impl GroupPartialStream {
+    /// True until a slab was fed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.row_shape.is_none()
+    }
+
+    /// Adds the rows of the next slab.
+    pub(crate) fn feed(&mut self, slab: &Chunk) -> Result<()> {
+        let shape = slab.shape();
+        let err = |detail: String| ArrayError::Shape {
+            op: PARTIAL.into(),
+            detail,
+        };
+        let Some((&rows, row)) = shape.split_first() else {
+            return Err(err("a slab has no axis 0".into()));
+        };
+        let inner: usize = row.iter().product();
+        match &self.row_shape {
+            None => {
+                self.acc = empty_partial(self.p.stat, self.p.ngroups, 1, inner);
+                self.row_shape = Some(row.to_vec());
+            }
+            Some(r) if r.as_slice() == row => {}
+            Some(r) => return Err(err(format!("slab rows of shape {row:?} after {r:?}"))),
+        }
+        let codes = self.p.codes.get(self.pos..self.pos + rows).ok_or_else(|| {
+            err(format!(
+                "the block has more than the {} rows of its group codes",
+                self.p.codes.len()
+            ))
+        })?;
+        let sub = PartialParams {
+            codes: codes.to_vec(),
+            ..self.p.clone()
+        };
+        with_chunk!(slab, a => accumulate(a, &sub, (1, rows, inner), &mut self.acc))?;
+        self.pos += rows;
+        Ok(())
+    }
+
+    /// The partial block of everything fed.
+    pub(crate) fn finish(self) -> Result<Chunk> {
+        let err = |detail: String| ArrayError::Shape {
+            op: PARTIAL.into(),
+            detail,
+        };
+        if self.pos != self.p.codes.len() {
+            return Err(err(format!(
+                "the block had {} rows for {} group codes",
+                self.pos,
+                self.p.codes.len()
+            )));
+        }
+        let row = self
+            .row_shape
+            .ok_or_else(|| err("no rows were read".into()))?;
+        let mut shape = vec![self.p.stat.fields() * self.p.ngroups];
+        shape.extend(row);
+        ArrayD::from_shape_vec(IxDyn(&shape), self.acc)
+            .map(Chunk::F64)
+            .map_err(|e| err(e.to_string()))
+    }
 }
 
 fn accumulate<T: Element>(

@@ -518,8 +518,20 @@ fn stream_read(expr: &Expr<ArrayOp>) -> Option<Result<Value>> {
         ArrayOp::ReduceBlock { spec, ctx: None } if !spec.op.is_arg() => Some(spec),
         _ => None,
     };
-    let rowwise = if reduce.is_some() { below } else { &ops[..] };
-    let mut shrinks = reduce.is_some();
+    // A group-by partial along the rows accumulates slab by slab.
+    let mut group = match last {
+        ArrayOp::MapBlocks { kernel, params, .. } => {
+            match crate::groupby::group_partial_stream(kernel, params) {
+                Some(Ok(g)) => Some(g),
+                Some(Err(e)) => return Some(Err(e)),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let top = reduce.is_some() || group.is_some();
+    let rowwise = if top { below } else { &ops[..] };
+    let mut shrinks = top;
     for op in rowwise {
         match op {
             ArrayOp::Unary(_) | ArrayOp::BinaryScalar { .. } | ArrayOp::AsType(_) => {}
@@ -565,6 +577,9 @@ fn stream_read(expr: &Expr<ArrayOp>) -> Option<Result<Value>> {
             };
             value = op.run(&[&value])?;
         }
+        if let Some(g) = group.as_mut() {
+            return g.feed(value.chunk("group partial")?);
+        }
         match reduce {
             None => parts.push(value),
             Some(spec) => {
@@ -587,6 +602,9 @@ fn stream_read(expr: &Expr<ArrayOp>) -> Option<Result<Value>> {
     if let Some(v) = acc {
         return Some(Ok(v));
     }
+    if let Some(g) = group.filter(|g| !g.is_empty()) {
+        return Some(g.finish().map(Value::Chunk));
+    }
     if parts.is_empty() {
         // No row was kept: run the rest on the empty block, for the result's shape.
         let (at, empty) = empty_at?;
@@ -597,8 +615,8 @@ fn stream_read(expr: &Expr<ArrayOp>) -> Option<Result<Value>> {
                 Err(e) => return Some(Err(e)),
             };
         }
-        if let (Some(spec), Value::Chunk(c)) = (reduce, &value) {
-            return Some(kernels::reduce_block(spec, c, None).map(|p| Value::Partial(Box::new(p))));
+        if top {
+            return Some(last.run(&[&value]));
         }
         return Some(Ok(value));
     }
@@ -1003,6 +1021,7 @@ impl Execute for ArrayOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::groupby::GroupStat;
     use crate::kernels::{ReduceOp, finalize};
 
     fn literal(shape: &[usize], dt: DType) -> Expr<ArrayOp> {
@@ -1309,6 +1328,21 @@ mod tests {
             spec: ReduceSpec::new(op, axes),
             ctx: None,
         };
+        // A group-by partial along the rows: 4 groups, rows 3, 10, 11 in none.
+        let group = |stat: GroupStat, rows: Vec<usize>| ArrayOp::MapBlocks {
+            kernel: "gridflow.group_partial".into(),
+            params: serde_json::json!({
+                "axis": 0,
+                "ngroups": 4,
+                "stat": stat,
+                "skipna": true,
+                "codes": rows
+                    .iter()
+                    .map(|r| if [3, 10, 11].contains(r) { -1 } else { (r / 2 % 4) as i64 })
+                    .collect::<Vec<_>>(),
+            }),
+            dtype: DType::F64,
+        };
         // Each case: the ops above the read, bottom first.
         let cases: Vec<(&str, Vec<ArrayOp>)> = vec![
             (
@@ -1363,6 +1397,28 @@ mod tests {
                 vec![
                     slice(SliceSpec::range(4, 21), full(6), SliceSpec::range(1, 3)),
                     reduce(ReduceOp::Std, vec![0]),
+                ],
+            ),
+            (
+                "monthly means",
+                vec![group(GroupStat::Mean, (0..23).collect())],
+            ),
+            (
+                "std by group of a window, some rows in no group",
+                vec![
+                    slice(SliceSpec::range(5, 19), full(6), full(5)),
+                    group(GroupStat::Std(1), (5..19).collect()),
+                ],
+            ),
+            (
+                "max by group",
+                vec![group(GroupStat::Max, (0..23).collect())],
+            ),
+            (
+                "group partial of no rows",
+                vec![
+                    slice(SliceSpec::range(9, 9), full(6), full(5)),
+                    group(GroupStat::Sum, vec![]),
                 ],
             ),
             (
