@@ -144,6 +144,24 @@ fn assert_same_array(what: &str, local: &ZarrArray, remote: &ZarrArray) {
     assert_eq!(r.shape(), l.shape(), "{what}: computed shape");
     assert_eq!(r.dtype(), l.dtype(), "{what}: computed dtype");
     assert_values_eq(what, &values(&r), &values(&l));
+    // A reduction streams each remote chunk slab by slab (`read_block_slabs`): the same sums.
+    if local.dtype() != DType::Bool && local.shape().first().is_some_and(|&n| n > 0) {
+        let sum = |a: &ZarrArray| {
+            a.to_chunked(None)
+                .unwrap()
+                .sum(Some(&[0]))
+                .unwrap()
+                .compute_with(&Scheduler::threads(2))
+                .unwrap()
+        };
+        let (ls, rs) = (sum(local), sum(remote));
+        assert_eq!(rs.shape(), ls.shape(), "{what}: sum shape");
+        assert_values_eq(
+            &format!("{what}: sum over axis 0"),
+            &values(&rs),
+            &values(&ls),
+        );
+    }
 }
 
 /// Opens `name` as a group remotely and locally and compares every array.
