@@ -4,11 +4,12 @@ use crate::kernels;
 use crate::ops::{ArrayOp, Value};
 use crate::registry::{ChunkSource, SourceRef};
 use crate::{ArrayError, Chunk, DType, Element, Result, Scalar};
-use gridflow_graph::{Graph, Key, Task, Tokenizer};
+use gridflow_graph::{Compiled, DenseTasks, Graph, Indexed, Key, Task, Tokenizer};
 use gridflow_runtime::{RunReport, Scheduler};
 use ndarray::ArrayD;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Tasks added by one operation, and the layers they read from (Dask's HighLevelGraph):
 /// arrays share layers instead of copying whole graphs at every step.
@@ -153,6 +154,18 @@ pub(crate) fn block_indices(numblocks: &[usize]) -> Vec<Vec<usize>> {
     }
 }
 
+/// Moves `idx` to the next block of a grid of `numblocks` in C order; false after the last.
+fn next_block(idx: &mut [usize], numblocks: &[usize]) -> bool {
+    for axis in (0..idx.len()).rev() {
+        idx[axis] += 1;
+        if idx[axis] < numblocks[axis] {
+            return true;
+        }
+        idx[axis] = 0;
+    }
+    false
+}
+
 /// Start offsets of the blocks along one axis.
 pub(crate) fn offsets(chunks: &[usize]) -> Vec<usize> {
     let mut acc = 0;
@@ -182,10 +195,23 @@ impl ChunkedArray {
     ) -> Result<ChunkedArray> {
         let name: Arc<str> = name.into();
         let numblocks: Vec<usize> = chunks.iter().map(Vec::len).collect();
-        let mut tasks = Vec::with_capacity(numblocks.iter().product());
-        for idx in block_indices(&numblocks) {
-            let t = make(&idx)?;
-            tasks.push((Key::with_shared_name(&name, &key_index(&idx)), t));
+        let total: usize = numblocks.iter().product();
+        let mut tasks = Vec::with_capacity(total);
+        if total > 0 {
+            // One key hashes the name; its siblings reuse the hash and the shared name.
+            let first = Key::with_shared_name(&name, &[]);
+            let mut idx = vec![0usize; numblocks.len()];
+            let mut kidx = vec![0u32; numblocks.len()];
+            loop {
+                let t = make(&idx)?;
+                for (k, &i) in kidx.iter_mut().zip(&idx) {
+                    *k = i as u32;
+                }
+                tasks.push((first.sibling(&kidx), t));
+                if !next_block(&mut idx, &numblocks) {
+                    break;
+                }
+            }
         }
         let mut seen = FxHashSet::default();
         let deps: Vec<Arc<Layer>> = deps
@@ -462,16 +488,27 @@ impl ChunkedArray {
 
     /// Keys of all blocks, in C order.
     pub fn keys(&self) -> Vec<Key> {
-        block_indices(&self.numblocks())
-            .iter()
-            .map(|i| self.block_key(i))
-            .collect()
+        let numblocks = self.numblocks();
+        let total: usize = numblocks.iter().product();
+        let mut out = Vec::with_capacity(total);
+        if total == 0 {
+            return out;
+        }
+        let first = Key::with_shared_name(&self.name, &[]);
+        let mut idx = vec![0usize; numblocks.len()];
+        loop {
+            out.push(first.sibling(&key_index(&idx)));
+            if !next_block(&mut idx, &numblocks) {
+                return out;
+            }
+        }
     }
 
-    /// The full task graph that computes this array (all layers merged).
-    pub fn graph(&self) -> Graph<ArrayOp> {
+    /// The layers of the graph, each name once (the first met walking depth-first from
+    /// this array's layer wins, as in [`ChunkedArray::graph`]).
+    fn layers(&self) -> Vec<&Layer> {
         let mut seen: FxHashSet<&str> = FxHashSet::default();
-        let mut layers: Vec<&Arc<Layer>> = Vec::new();
+        let mut layers: Vec<&Layer> = Vec::new();
         let mut stack: Vec<&Arc<Layer>> = vec![&self.layer];
         while let Some(l) = stack.pop() {
             if seen.insert(&l.name) {
@@ -479,6 +516,12 @@ impl ChunkedArray {
                 stack.extend(l.deps.iter());
             }
         }
+        layers
+    }
+
+    /// The full task graph that computes this array (all layers merged).
+    pub fn graph(&self) -> Graph<ArrayOp> {
+        let layers = self.layers();
         let mut g = Graph::with_capacity(layers.iter().map(|l| l.tasks.len()).sum());
         for l in layers {
             for (k, t) in &l.tasks {
@@ -488,9 +531,44 @@ impl ChunkedArray {
         g
     }
 
+    /// Culls, optionally fuses, and orders the graph for `outputs`: the same result as
+    /// `self.graph().compile(outputs, fuse)`, but numbering the layers' blocks directly
+    /// instead of copying every task into a hashed graph first.
+    pub(crate) fn compile(&self, outputs: &[Key], fuse: bool) -> Result<Compiled<ArrayOp>> {
+        let layers = self.layers();
+        match LayerIndex::new(layers) {
+            Some(mut index) => {
+                let n = index.universe;
+                Ok(Indexed::from_dense(outputs, &mut index, n)?.compile(fuse)?)
+            }
+            // Some layer is not a plain grid of its own blocks: hash every key.
+            None => Ok(self.graph().compile(outputs, fuse)?),
+        }
+    }
+
+    /// Compiles the graph for `outputs` and runs it; the report counts compiling as
+    /// optimization.
+    fn run_graph(
+        &self,
+        scheduler: &Scheduler,
+        outputs: &[Key],
+    ) -> Result<(Vec<Arc<Value>>, RunReport)> {
+        let start = Instant::now();
+        let Some(mut index) = LayerIndex::new(self.layers()) else {
+            return Ok(scheduler.run_with_report(&self.graph(), outputs)?);
+        };
+        let n = index.universe;
+        let program = Indexed::from_dense(outputs, &mut index, n)?.program(true)?;
+        let optimize = start.elapsed();
+        let (values, mut report) = scheduler.run_compiled_with_report(program)?;
+        report.optimize_time += optimize;
+        report.elapsed += optimize;
+        Ok((values, report))
+    }
+
     /// The graph after culling and fusion: what an executor will run.
     pub fn optimized_graph(&self) -> Result<Graph<ArrayOp>> {
-        Ok(self.graph().optimize(&self.keys())?)
+        Ok(self.compile(&self.keys(), true)?.to_graph())
     }
 
     /// Computes every block and assembles the result in memory.
@@ -512,7 +590,7 @@ impl ChunkedArray {
                 empty_report(),
             ));
         }
-        let (values, report) = scheduler.run_with_report(&self.graph(), &keys)?;
+        let (values, report) = self.run_graph(scheduler, &keys)?;
         let blocks: Vec<&Chunk> = values
             .iter()
             .map(|v| match &**v {
@@ -574,7 +652,7 @@ impl ChunkedArray {
         let values = if keys.is_empty() {
             Vec::new()
         } else {
-            scheduler.run(&self.graph(), &keys)?
+            self.run_graph(scheduler, &keys)?.0
         };
         let mut tasks = Vec::with_capacity(keys.len());
         for (k, v) in keys.into_iter().zip(values) {
@@ -620,6 +698,114 @@ impl ChunkedArray {
     }
 }
 
+/// The layers of a graph with their blocks numbered densely, so that compiling needs no
+/// hash map: layer `l`'s block at C-order position `p` has id `base[l] + p`.
+struct LayerIndex<'a> {
+    layers: Vec<&'a Layer>,
+    base: Vec<u32>,
+    /// Blocks per axis of each layer.
+    grids: Vec<Vec<usize>>,
+    /// Layer of a name, by the address of its shared string, then by its text.
+    by_ptr: FxHashMap<usize, usize>,
+    by_name: FxHashMap<&'a str, usize>,
+    /// The layer found last (inputs of consecutive tasks are mostly in one layer).
+    last: usize,
+    universe: usize,
+}
+
+fn name_addr(name: &Arc<str>) -> usize {
+    Arc::as_ptr(name).cast::<u8>() as usize
+}
+
+impl<'a> LayerIndex<'a> {
+    /// Indexes `layers` (distinct names), or `None` if some layer is not the C-order
+    /// blocks of a grid, each keyed by the layer's name (not built by this crate today;
+    /// the caller then hashes keys instead).
+    fn new(layers: Vec<&'a Layer>) -> Option<LayerIndex<'a>> {
+        let mut base = Vec::with_capacity(layers.len());
+        let mut grids = Vec::with_capacity(layers.len());
+        let mut by_ptr = FxHashMap::default();
+        let mut by_name = FxHashMap::default();
+        let mut universe = 0usize;
+        for (l, layer) in layers.iter().enumerate() {
+            base.push(u32::try_from(universe).ok()?);
+            let grid: Vec<usize> = match layer.tasks.last() {
+                Some((k, _)) => k.index().iter().map(|&i| i as usize + 1).collect(),
+                None => Vec::new(),
+            };
+            let blocks = grid.iter().try_fold(1usize, |a, &b| a.checked_mul(b))?;
+            if !layer.tasks.is_empty() && blocks != layer.tasks.len() {
+                return None;
+            }
+            for (p, (k, _)) in layer.tasks.iter().enumerate() {
+                let named = Arc::ptr_eq(k.shared_name(), &layer.name) || k.name() == &*layer.name;
+                if !named || linear_index(k.index(), &grid) != Some(p) {
+                    return None;
+                }
+            }
+            universe += layer.tasks.len();
+            by_ptr.insert(name_addr(&layer.name), l);
+            by_name.insert(&*layer.name, l);
+            grids.push(grid);
+        }
+        u32::try_from(universe).ok()?;
+        Some(LayerIndex {
+            layers,
+            base,
+            grids,
+            by_ptr,
+            by_name,
+            last: 0,
+            universe,
+        })
+    }
+}
+
+/// Position of block `index` in the C-order blocks of `grid`, if it is one of them.
+fn linear_index(index: &[u32], grid: &[usize]) -> Option<usize> {
+    if index.len() != grid.len() {
+        return None;
+    }
+    let mut p = 0usize;
+    for (&i, &n) in index.iter().zip(grid) {
+        if i as usize >= n {
+            return None;
+        }
+        p = p * n + i as usize;
+    }
+    Some(p)
+}
+
+impl<'a> DenseTasks<'a, ArrayOp> for LayerIndex<'a> {
+    fn universe(&self) -> usize {
+        self.universe
+    }
+
+    fn id_of(&mut self, key: &Key) -> Option<u32> {
+        let name = key.shared_name();
+        let l = match self.layers.get(self.last) {
+            Some(layer) if Arc::ptr_eq(name, &layer.name) => self.last,
+            _ => match self.by_ptr.get(&name_addr(name)) {
+                Some(&l) => l,
+                None => *self.by_name.get(key.name())?,
+            },
+        };
+        self.last = l;
+        let p = linear_index(key.index(), &self.grids[l])?;
+        if p >= self.layers[l].tasks.len() {
+            return None;
+        }
+        Some(self.base[l] + p as u32)
+    }
+
+    fn task(&self, id: u32) -> (&'a Key, &'a Task<ArrayOp>) {
+        // The last layer starting at or before `id` (ids come from `id_of`, so in range).
+        let l = self.base.partition_point(|&b| b <= id).saturating_sub(1);
+        let (k, t) = &self.layers[l].tasks[(id - self.base[l]) as usize];
+        (k, t)
+    }
+}
+
 fn empty_report() -> RunReport {
     RunReport {
         tasks_before: 0,
@@ -648,4 +834,104 @@ pub(crate) fn check_axis(op: &str, axis: isize, ndim: usize) -> Result<usize> {
 /// Builds a block of `shape` from values (for tests and small inputs).
 pub fn chunk_from_f64(shape: &[usize], values: Vec<f64>, dtype: DType) -> Result<Chunk> {
     Chunk::from_f64_vec(shape, values, dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Numbering the layers' blocks compiles to exactly what the hashed graph compiles to.
+    fn same_as_hashed(x: &ChunkedArray) -> Result<()> {
+        let keys = x.keys();
+        assert!(
+            LayerIndex::new(x.layers()).is_some(),
+            "layers of {}",
+            x.name()
+        );
+        for fuse in [false, true] {
+            let a = x.compile(&keys, fuse)?;
+            let b = x.graph().compile(&keys, fuse)?;
+            assert_eq!(a.keys, b.keys);
+            assert_eq!(format!("{:?}", a.exprs), format!("{:?}", b.exprs));
+            assert_eq!(a.inputs, b.inputs);
+            assert_eq!(a.distinct_inputs, b.distinct_inputs);
+            assert_eq!(a.dependents, b.dependents);
+            assert_eq!(a.outputs, b.outputs);
+            assert_eq!(a.tasks_before, b.tasks_before);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn layer_numbering_compiles_like_the_hashed_graph() -> Result<()> {
+        let x = ChunkedArray::ones(&[40, 30], [7, 8], DType::F64)?;
+        let r = ChunkedArray::random(&[40, 30], [10, 30], 5)?;
+        same_as_hashed(&x.sum(None)?)?;
+        same_as_hashed(&x.mean(Some(&[0]))?)?;
+        same_as_hashed(&x.mul(2.0)?.add(&r)?.sqrt()?.sum(Some(&[1]))?)?;
+        // `x + x` reads each block twice; slicing and rechunking gather blocks.
+        same_as_hashed(&x.add(&x)?.rechunk([9, 9])?)?;
+        same_as_hashed(&x.transpose(None)?.argmax(Some(0))?)?;
+        same_as_hashed(&ChunkedArray::concatenate(&[&x, &r], 0)?)?;
+        // A persisted layer has the same name as the layer it replaces: the first one met
+        // wins in both paths.
+        let p = r.persist_with(&Scheduler::Synchronous)?;
+        same_as_hashed(&p.add(&r)?.max(None)?)?;
+        same_as_hashed(&r.add(&p)?.max(None)?)?;
+        Ok(())
+    }
+
+    #[test]
+    fn layers_that_are_not_block_grids_are_compiled_by_hashing() -> Result<()> {
+        let x = ChunkedArray::ones(&[4], [1], DType::F64)?;
+        // The same tasks in reverse order: not the C-order blocks of a grid.
+        let mut tasks: Vec<(Key, Task<ArrayOp>)> = x
+            .layer
+            .tasks
+            .iter()
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect();
+        tasks.reverse();
+        let y = ChunkedArray {
+            layer: Arc::new(Layer {
+                name: x.name.clone(),
+                tasks,
+                deps: vec![],
+            }),
+            ..x.clone()
+        };
+        assert!(LayerIndex::new(y.layers()).is_none());
+        let total = y.sum(None)?.compute_with(&Scheduler::threads(2))?;
+        assert_eq!(total.scalar().map(|s| s.as_f64()), Some(4.0));
+        Ok(())
+    }
+
+    #[test]
+    fn a_key_outside_every_layer_is_a_missing_dependency() -> Result<()> {
+        let x = ChunkedArray::ones(&[4], [2], DType::F64)?;
+        let y = ChunkedArray::from_tasks(
+            "reads-nothing".into(),
+            vec![4],
+            x.chunks.clone(),
+            DType::F64,
+            vec![x.layer.clone()],
+            |idx| {
+                // Block 7 of `x` does not exist.
+                let k = x.block_key(&[idx[0] + 7]);
+                Ok(Task::new(
+                    ArrayOp::Unary(crate::kernels::UnaryOp::Neg),
+                    vec![k],
+                ))
+            },
+        )?;
+        let err = y.compute_with(&Scheduler::Synchronous).map(|_| ());
+        let hashed = Scheduler::Synchronous
+            .run(&y.graph(), &y.keys())
+            .map(|_| ());
+        match (err, hashed) {
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), ArrayError::from(b).to_string()),
+            other => panic!("expected two errors, got {other:?}"),
+        }
+        Ok(())
+    }
 }

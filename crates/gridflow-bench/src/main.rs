@@ -101,13 +101,17 @@ fn overhead(quick: bool) -> Result<()> {
         Ok(())
     })?;
     let Some(r) = last else { bail!("no run") };
-    // Graph construction, separately (Dask users pay it too).
-    let t = Instant::now();
-    let built = ChunkedArray::ones(&[n], [1], DType::F64)?
-        .sum(None)?
-        .graph()
-        .len();
-    let build = t.elapsed().as_secs_f64();
+    // Building the lazy array (its layers of tasks), separately: Dask users pay it too, and
+    // `compute` starts from it (the layers are compiled as they are, never merged into a
+    // hashed graph).
+    let built = r.tasks_before;
+    let build = median_secs(if quick { 1 } else { 5 }, || {
+        let x = ChunkedArray::ones(&[n], [1], DType::F64)?.sum(None)?;
+        if x.npartitions() != 1 {
+            bail!("not a full reduction");
+        }
+        Ok(())
+    })?;
     let per = |d: std::time::Duration| d.as_secs_f64() / r.tasks_after as f64 * 1e6;
     row(
         "overhead",
@@ -117,7 +121,8 @@ fn overhead(quick: bool) -> Result<()> {
         ),
         secs,
         &format!(
-            "executor {:.2} µs/task; with cull+fuse+order {:.2} µs/task; graph build {build:.3} s",
+            "executor {:.2} µs/task; with cull+fuse+order {:.2} µs/task; lazy array build \
+             {build:.3} s",
             per(r.execute_time),
             secs / r.tasks_after as f64 * 1e6,
         ),
@@ -128,15 +133,23 @@ fn overhead(quick: bool) -> Result<()> {
 /// W5: ones((20000, 20000), chunks=(200, 200)).sum(), build + optimize + run.
 ///
 /// Besides the median of the whole, prints the minimum and median of each phase: building
-/// the lazy array, preparing the run (indexing, culling, fusing and ordering the graph),
-/// executing it, and dropping the array.
+/// the lazy array, compiling its graph (indexing, culling, fusing and ordering), executing
+/// it, finishing (assembling the result, freeing the plan) and dropping the array. A second
+/// row runs the same graph (a 100 × 100 grid of blocks) with one-element blocks: what W5
+/// costs besides filling and summing its 3.2 GB of blocks.
 fn w5(quick: bool) -> Result<()> {
     let (n, c) = if quick { (2_000, 200) } else { (20_000, 200) };
+    let reps = if quick { 1 } else { 9 };
+    w5_row("w5", n, c, reps)?;
+    w5_row("w5-graph-only", n / c, 1, reps)
+}
+
+/// Times `ones((n, n), chunks=(c, c)).sum()` phase by phase and prints a row.
+fn w5_row(bench: &str, n: usize, c: usize, reps: usize) -> Result<()> {
     let sched = Scheduler::threads(threads());
     let mut tasks = (0, 0);
-    let reps = if quick { 1 } else { 9 };
-    let mut phases: [Vec<f64>; 5] = Default::default();
-    let mut run = |phases: Option<&mut [Vec<f64>; 5]>| -> Result<()> {
+    let mut phases: [Vec<f64>; 6] = Default::default();
+    let mut run = |phases: Option<&mut [Vec<f64>; 6]>| -> Result<()> {
         let t0 = Instant::now();
         let x = ChunkedArray::ones(&[n, n], [c, c], DType::F64)?.sum(None)?;
         let t1 = Instant::now();
@@ -151,11 +164,13 @@ fn w5(quick: bool) -> Result<()> {
         if let Some(p) = phases {
             let compute = (t2 - t1).as_secs_f64();
             let execute = report.execute_time.as_secs_f64();
+            let compile = report.optimize_time.as_secs_f64();
             p[0].push((t3 - t0).as_secs_f64());
             p[1].push((t1 - t0).as_secs_f64());
-            p[2].push(compute - execute);
+            p[2].push(compile);
             p[3].push(execute);
-            p[4].push((t3 - t2).as_secs_f64());
+            p[4].push(compute - execute - compile);
+            p[5].push((t3 - t2).as_secs_f64());
         }
         Ok(())
     };
@@ -163,20 +178,22 @@ fn w5(quick: bool) -> Result<()> {
     for _ in 0..reps {
         run(Some(&mut phases))?;
     }
-    let [total, build, prepare, execute, drop_time] = phases.map(Timing::of);
+    let [total, build, compile, execute, finish, drop_time] = phases.map(Timing::of);
     let ms = |t: &Timing| format!("{:.1}/{:.1} ms", t.min * 1e3, t.median * 1e3);
     row(
-        "w5",
+        bench,
         &format!("ones(({n}, {n}), chunks=({c}, {c})).sum()"),
         total.median,
         &format!(
-            "{} tasks, {} after fusion; min/median: total {}, build {}, prepare {}, execute {}, drop {}",
+            "{} tasks, {} after fusion; min/median: total {}, build {}, compile {}, execute {}, \
+             finish {}, drop {}",
             tasks.0,
             tasks.1,
             ms(&total),
             ms(&build),
-            ms(&prepare),
+            ms(&compile),
             ms(&execute),
+            ms(&finish),
             ms(&drop_time)
         ),
     );

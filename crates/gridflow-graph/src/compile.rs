@@ -1,12 +1,18 @@
 //! [`Compiled`]: a graph culled, fused and ordered on dense integer ids.
 //!
-//! Keys are hashed once, when the graph is indexed; culling, fusion and ordering then work
-//! on vectors, so optimizing a graph of 100,000 tasks costs a few milliseconds.
+//! Compiling has two halves. Indexing finds the tasks the outputs need and numbers them
+//! (an [`Indexed`] graph): a [`Graph`] hashes each key once for that, while a caller that
+//! already numbers its tasks (a graph made of layers of blocks) implements [`DenseTasks`]
+//! and skips hashing. Fusion and ordering then work on vectors of ids, so optimizing a
+//! graph of 100,000 tasks costs a few milliseconds. The result, a [`Program`], borrows the
+//! tasks: no expression is copied, and a task that others were fused into gets its merged
+//! expression built when it is about to run (or once, by [`Program::into_compiled`]).
 
 use crate::graph::Graph;
 use crate::task::{Expr, Operation, Task};
 use crate::{GraphError, Key, Result};
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 
 /// A graph ready to run: tasks in priority order (id = position), inputs as ids.
 #[derive(Clone, Debug)]
@@ -27,177 +33,266 @@ pub struct Compiled<O> {
     pub tasks_before: usize,
 }
 
-/// A task whose inputs are ids, each listed once (see [`Node::deduplicated`]).
-struct Node<O> {
-    expr: Expr<O>,
-    inputs: Vec<u32>,
+/// A store of tasks numbered densely by their owner, so that compiling needs no hash map
+/// (see [`Indexed::from_dense`]).
+///
+/// A chunked array's graph is made of layers whose blocks are in a known order, so the id
+/// of a block's key is the layer's first id plus the block's position: no hashing.
+pub trait DenseTasks<'g, O> {
+    /// Every id is below this.
+    fn universe(&self) -> usize;
+
+    /// The id of the task producing `key`, or `None` if there is none.
+    fn id_of(&mut self, key: &Key) -> Option<u32>;
+
+    /// The key and the task of an id returned by [`DenseTasks::id_of`].
+    fn task(&self, id: u32) -> (&'g Key, &'g Task<O>);
 }
 
-impl<O: Operation> Node<O> {
-    /// A node whose input list names each id once (`x + x` reads one input twice).
-    fn deduplicated(expr: Expr<O>, raw: &[u32]) -> Node<O> {
-        let mut inputs: Vec<u32> = Vec::with_capacity(raw.len());
-        let map: Vec<usize> = raw
-            .iter()
-            .map(|&id| match inputs.iter().position(|&x| x == id) {
-                Some(p) => p,
-                None => {
-                    inputs.push(id);
-                    inputs.len() - 1
-                }
-            })
-            .collect();
-        if inputs.len() == raw.len() {
-            return Node { expr, inputs };
-        }
-        Node {
-            expr: expr.map_inputs(&mut |i| Expr::Input(map[i])),
-            inputs,
+/// The tasks that some outputs need (a culled graph), numbered `0..len()` in
+/// breadth-first order from the outputs, with their inputs resolved to those numbers.
+pub struct Indexed<'g, O> {
+    keys: Vec<&'g Key>,
+    tasks: Vec<&'g Task<O>>,
+    /// `raw[starts[i]..starts[i + 1]]`: task `i`'s input ids, in the order of its inputs.
+    starts: Vec<u32>,
+    raw: Vec<u32>,
+    outputs: Vec<u32>,
+    tasks_before: usize,
+}
+
+impl<'g, O: Operation> Indexed<'g, O> {
+    /// An empty index with room for `n` tasks.
+    fn with_capacity(n: usize, tasks_before: usize) -> Indexed<'g, O> {
+        let mut starts = Vec::with_capacity(n + 1);
+        starts.push(0);
+        Indexed {
+            keys: Vec::with_capacity(n),
+            tasks: Vec::with_capacity(n),
+            starts,
+            raw: Vec::with_capacity(n),
+            outputs: Vec::new(),
+            tasks_before,
         }
     }
 
-    /// Inlines `inner` (the task producing input `slot`) into this node.
-    fn inline(self, slot: usize, inner: Node<O>) -> Node<O> {
-        let mut inputs: Vec<u32> = Vec::with_capacity(self.inputs.len() + inner.inputs.len());
-        let push = |id: u32, inputs: &mut Vec<u32>| match inputs.iter().position(|&x| x == id) {
-            Some(p) => p,
-            None => {
-                inputs.push(id);
-                inputs.len() - 1
-            }
-        };
-        let outer_map: Vec<usize> = self
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(i, &id)| if i == slot { 0 } else { push(id, &mut inputs) })
-            .collect();
-        let inner_map: Vec<usize> = inner
-            .inputs
-            .iter()
-            .map(|&id| push(id, &mut inputs))
-            .collect();
-        let inner_expr = inner.expr.map_inputs(&mut |j| Expr::Input(inner_map[j]));
-        // Callers only inline inputs used once, so this clone happens once.
-        let expr = self.expr.map_inputs(&mut |i| {
-            if i == slot {
-                inner_expr.clone()
-            } else {
-                Expr::Input(outer_map[i])
-            }
-        });
-        Node { expr, inputs }
-    }
-}
-
-impl<O: Operation> Graph<O> {
-    /// Culls the graph to what `outputs` need, optionally fuses it (see [`Graph::fuse`]), and
-    /// orders it for low memory use (see [`Graph::order`]), all on dense ids.
-    pub fn compile(&self, outputs: &[Key], fuse: bool) -> Result<Compiled<O>> {
-        let tasks_before = self.len();
-        // 1. Index the tasks the outputs need (cull), hashing each key once.
-        let mut ids: FxHashMap<&Key, u32> = FxHashMap::default();
-        let mut keys: Vec<&Key> = Vec::new();
-        // Breadth-first from the outputs; each task is looked up once, and a missing input
-        // is reported with the task that reads it.
-        let mut reader: Vec<u32> = Vec::new();
+    /// Culls a densely numbered store to what `outputs` need. `tasks_before` is the number
+    /// of tasks in the store (reported as [`Compiled::tasks_before`]).
+    ///
+    /// Breadth-first from the outputs, like [`Graph::compile`], so both number tasks alike.
+    pub fn from_dense(
+        outputs: &[Key],
+        tasks: &mut impl DenseTasks<'g, O>,
+        tasks_before: usize,
+    ) -> Result<Indexed<'g, O>> {
+        let universe = tasks.universe();
+        // Store id -> dense id (u32::MAX: not reached yet).
+        let mut local = vec![u32::MAX; universe];
+        let mut global: Vec<u32> = Vec::with_capacity(universe);
+        let mut ix = Indexed::with_capacity(universe, tasks_before);
         for o in outputs {
-            if !self.contains(o) {
-                return Err(GraphError::MissingOutput(o.clone()));
+            let g = tasks
+                .id_of(o)
+                .filter(|&g| (g as usize) < universe)
+                .ok_or_else(|| GraphError::MissingOutput(o.clone()))?;
+            if local[g as usize] == u32::MAX {
+                local[g as usize] = global.len() as u32;
+                global.push(g);
             }
-            if !ids.contains_key(o) {
-                ids.insert(o, keys.len() as u32);
-                reader.push(keys.len() as u32);
-                keys.push(o);
+            ix.outputs.push(local[g as usize]);
+        }
+        let mut at = 0;
+        while at < global.len() {
+            let (key, task) = tasks.task(global[at]);
+            ix.keys.push(key);
+            ix.tasks.push(task);
+            for i in &task.inputs {
+                let Some(g) = tasks.id_of(i).filter(|&g| (g as usize) < universe) else {
+                    return Err(GraphError::MissingDependency {
+                        task: key.clone(),
+                        missing: i.clone(),
+                    });
+                };
+                if local[g as usize] == u32::MAX {
+                    local[g as usize] = global.len() as u32;
+                    global.push(g);
+                }
+                ix.raw.push(local[g as usize]);
+            }
+            ix.starts.push(ix.raw.len() as u32);
+            at += 1;
+        }
+        Ok(ix)
+    }
+
+    /// Number of tasks the outputs need.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// True when no task is needed.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    fn raw_inputs(&self, id: usize) -> &[u32] {
+        &self.raw[self.starts[id] as usize..self.starts[id + 1] as usize]
+    }
+
+    /// Optionally fuses the tasks (see [`Graph::fuse`]) and orders them for low memory use
+    /// (see [`Graph::order`]).
+    pub fn compile(self, fuse: bool) -> Result<Compiled<O>> {
+        Ok(self.program(fuse)?.into_compiled())
+    }
+
+    /// Like [`Indexed::compile`], but borrowing the tasks instead of copying their
+    /// expressions: what executors run (see [`Program`]).
+    pub fn program(self, fuse: bool) -> Result<Program<'g, O>> {
+        let n = self.len();
+
+        // 1. Each task's distinct inputs in first-seen order (`x + x` reads x once), as
+        //    offsets into one vector; `stamp` marks ids already seen for the current task.
+        let mut dstarts: Vec<u32> = Vec::with_capacity(n + 1);
+        let mut dids: Vec<u32> = Vec::with_capacity(self.raw.len());
+        let mut stamp = vec![u32::MAX; n];
+        dstarts.push(0);
+        for t in 0..n {
+            for &i in self.raw_inputs(t) {
+                if stamp[i as usize] != t as u32 {
+                    stamp[i as usize] = t as u32;
+                    dids.push(i);
+                }
+            }
+            dstarts.push(dids.len() as u32);
+        }
+        drop(stamp);
+        let distinct = |t: usize| &dids[dstarts[t] as usize..dstarts[t + 1] as usize];
+
+        // 2. Readers of each task, in increasing id order (same layout).
+        let mut rstarts = vec![0u32; n + 1];
+        for &i in &dids {
+            rstarts[i as usize + 1] += 1;
+        }
+        for t in 0..n {
+            rstarts[t + 1] += rstarts[t];
+        }
+        let mut fill = rstarts.clone();
+        let mut readers = vec![0u32; dids.len()];
+        for t in 0..n {
+            for &i in distinct(t) {
+                readers[fill[i as usize] as usize] = t as u32;
+                fill[i as usize] += 1;
             }
         }
-        let mut tasks: Vec<&Task<O>> = Vec::new();
-        while tasks.len() < keys.len() {
-            let at = tasks.len();
-            let Some(t) = self.get(keys[at]) else {
-                let task = keys[reader[at] as usize].clone();
-                return Err(GraphError::MissingDependency {
-                    task,
-                    missing: keys[at].clone(),
-                });
-            };
-            tasks.push(t);
-            for i in &t.inputs {
-                if !ids.contains_key(i) {
-                    ids.insert(i, keys.len() as u32);
-                    reader.push(at as u32);
-                    keys.push(i);
+        drop(fill);
+        let readers_of = |t: usize| &readers[rstarts[t] as usize..rstarts[t + 1] as usize];
+
+        // 3. Topological order (Kahn), needed by fusion and to detect cycles.
+        let mut waiting: Vec<u32> = (0..n).map(|t| dstarts[t + 1] - dstarts[t]).collect();
+        let mut ready: Vec<u32> = (0..n as u32)
+            .filter(|&i| waiting[i as usize] == 0)
+            .collect();
+        let mut topo: Vec<u32> = Vec::with_capacity(n);
+        while let Some(k) = ready.pop() {
+            topo.push(k);
+            for &d in readers_of(k as usize) {
+                waiting[d as usize] -= 1;
+                if waiting[d as usize] == 0 {
+                    ready.push(d);
                 }
             }
         }
-        let n = keys.len();
-        let mut nodes: Vec<Option<Node<O>>> = tasks
-            .iter()
-            .map(|t| {
-                let raw: Vec<u32> = t
-                    .inputs
-                    .iter()
-                    .filter_map(|i| ids.get(i).copied())
-                    .collect();
-                Some(Node::deduplicated(t.expr.clone(), &raw))
-            })
-            .collect();
-        let output_ids: Vec<u32> = outputs.iter().filter_map(|o| ids.get(o).copied()).collect();
-        drop(ids);
+        if topo.len() != n {
+            let stuck = waiting.iter().position(|&w| w > 0).unwrap_or(0);
+            return Err(GraphError::Cycle(self.keys[stuck].clone()));
+        }
+        drop(waiting);
 
-        // 2. Topological order (Kahn), needed by fusion and to detect cycles.
-        let dependents = dependents_of(&nodes, n);
-        let topo = topological(&nodes, &dependents, &keys)?;
-
-        // 3. Fusion.
+        // 4. Fusion. Whether a task can be inlined into its reader depends only on the
+        //    graph as given (the reader's other inputs cannot read it, or it would have two
+        //    readers), so it is decided here without copying expressions: only the input
+        //    lists of readers that absorb tasks change, and merged expressions are built
+        //    from `absorbed` when asked for. `absorbed[t]` is the task t was inlined into
+        //    (u32::MAX: none).
+        let mut absorbed = vec![u32::MAX; n];
+        // Input lists that differ from `distinct` after fusion (`None`: unchanged).
+        let mut merged: Vec<Option<Vec<u32>>> = vec![None; n];
         if fuse {
             let mut protected = vec![false; n];
-            for &o in &output_ids {
+            for &o in &self.outputs {
                 protected[o as usize] = true;
             }
             for &t in &topo {
                 let tu = t as usize;
-                if protected[tu] || dependents[tu].len() != 1 {
+                let [d] = readers_of(tu) else { continue };
+                if protected[tu] {
                     continue;
                 }
-                let d = dependents[tu][0] as usize;
-                let Some(reader) = nodes[d].as_ref() else {
-                    continue;
-                };
-                let Some(slot) = reader.inputs.iter().position(|&i| i == t) else {
-                    continue;
-                };
-                if reader.expr.uses_of(slot) != 1 {
+                let du = *d as usize;
+                let expr = &self.tasks[du].expr;
+                let uses: usize = self
+                    .raw_inputs(du)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, i)| **i == t)
+                    .map(|(slot, _)| expr.uses_of(slot))
+                    .sum();
+                if uses != 1 {
                     continue;
                 }
-                let linear = reader.inputs.len() == 1;
-                let blockwise = match &reader.expr {
+                let linear = distinct(du).len() == 1;
+                let blockwise = match expr {
                     Expr::Call { op, .. } => op.is_blockwise(),
                     Expr::Input(_) => true,
                 };
                 if !(linear || blockwise) {
                     continue;
                 }
-                if let (Some(inner), Some(outer)) = (nodes[tu].take(), nodes[d].take()) {
-                    nodes[d] = Some(outer.inline(slot, inner));
-                }
+                absorbed[tu] = *d;
+                // The reader's inputs become its other inputs, then the inlined task's
+                // inputs not already there (the order `Compiled` has always used).
+                let inner = merged[tu].take();
+                let inner: &[u32] = inner.as_deref().unwrap_or_else(|| distinct(tu));
+                let outer = match merged[du].take() {
+                    // A chain link (the reader's only input): no list to edit.
+                    None if linear => inner.to_vec(),
+                    prior => {
+                        let mut outer = prior.unwrap_or_else(|| distinct(du).to_vec());
+                        outer.retain(|&i| i != t);
+                        for &i in inner {
+                            if !outer.contains(&i) {
+                                outer.push(i);
+                            }
+                        }
+                        outer
+                    }
+                };
+                merged[du] = Some(outer);
             }
         }
+        let live = |t: u32| absorbed[t as usize] == u32::MAX;
+        let inputs_of = |t: u32| -> &[u32] {
+            match &merged[t as usize] {
+                Some(v) => v,
+                None => distinct(t as usize),
+            }
+        };
 
-        // 4. Memory-aware order over the remaining nodes: depth-first from the outputs,
+        // 5. Memory-aware order over the remaining tasks: depth-first from the outputs,
         //    smallest subtree first, emitting in post-order.
-        let live = |i: u32| nodes[i as usize].is_some();
         let mut size = vec![0u64; n];
         for &t in &topo {
-            if let Some(node) = &nodes[t as usize] {
-                let s: u64 = node.inputs.iter().map(|&i| size[i as usize]).sum();
+            if live(t) {
+                let s: u64 = inputs_of(t).iter().map(|&i| size[i as usize]).sum();
                 size[t as usize] = (1 + s).min(u64::MAX / 4);
             }
         }
+        drop(topo);
         let mut position = vec![u32::MAX; n];
         let mut order: Vec<u32> = Vec::with_capacity(n);
         let mut stack: Vec<(u32, bool)> = Vec::new();
-        for &o in &output_ids {
+        let mut ins: Vec<u32> = Vec::new();
+        for &o in &self.outputs {
             if position[o as usize] != u32::MAX {
                 continue;
             }
@@ -213,90 +308,324 @@ impl<O: Operation> Graph<O> {
                     continue;
                 }
                 stack.push((k, true));
-                let Some(node) = &nodes[ku] else { continue };
-                let mut ins: Vec<u32> = node
-                    .inputs
-                    .iter()
-                    .copied()
-                    .filter(|&i| live(i) && position[i as usize] == u32::MAX)
-                    .collect();
+                if !live(k) {
+                    continue;
+                }
+                ins.clear();
+                ins.extend(
+                    inputs_of(k)
+                        .iter()
+                        .copied()
+                        .filter(|&i| live(i) && position[i as usize] == u32::MAX),
+                );
                 ins.sort_by(|&a, &b| {
                     size[b as usize]
                         .cmp(&size[a as usize])
-                        .then_with(|| keys[b as usize].cmp(keys[a as usize]))
+                        .then_with(|| self.keys[b as usize].cmp(self.keys[a as usize]))
                 });
-                stack.extend(ins.into_iter().map(|i| (i, false)));
+                stack.extend(ins.iter().map(|&i| (i, false)));
             }
         }
 
-        // 5. Renumber by priority.
-        let mut out = Compiled {
-            keys: Vec::with_capacity(order.len()),
-            exprs: Vec::with_capacity(order.len()),
-            inputs: Vec::with_capacity(order.len()),
-            distinct_inputs: Vec::with_capacity(order.len()),
-            dependents: vec![Vec::new(); order.len()],
-            outputs: output_ids.iter().map(|&o| position[o as usize]).collect(),
-            tasks_before,
+        // 6. Renumber by priority: inputs and readers by new id, one vector each.
+        let mut istarts: Vec<u32> = Vec::with_capacity(order.len() + 1);
+        let mut inputs: Vec<u32> = Vec::new();
+        let mut plain: Vec<bool> = Vec::with_capacity(order.len());
+        istarts.push(0);
+        for &old in &order {
+            let list = inputs_of(old);
+            inputs.extend(list.iter().map(|&i| position[i as usize]));
+            istarts.push(inputs.len() as u32);
+            // Nothing inlined and no input read twice: the task's own expression runs as is.
+            plain.push(
+                merged[old as usize].is_none() && list.len() == self.raw_inputs(old as usize).len(),
+            );
+        }
+        let m = order.len();
+        let mut rstarts = vec![0u32; m + 1];
+        for &i in &inputs {
+            rstarts[i as usize + 1] += 1;
+        }
+        for t in 0..m {
+            rstarts[t + 1] += rstarts[t];
+        }
+        let mut fill = rstarts.clone();
+        let mut readers = vec![0u32; inputs.len()];
+        for t in 0..m {
+            for &i in &inputs[istarts[t] as usize..istarts[t + 1] as usize] {
+                readers[fill[i as usize] as usize] = t as u32;
+                fill[i as usize] += 1;
+            }
+        }
+        let outputs = self.outputs.iter().map(|&o| position[o as usize]).collect();
+        Ok(Program {
+            ix: self,
+            order,
+            position,
+            absorbed,
+            plain,
+            istarts,
+            inputs,
+            rstarts,
+            readers,
+            outputs,
+        })
+    }
+}
+
+/// A compiled graph that borrows the tasks it was made from (see [`Indexed::program`]):
+/// tasks in priority order (id = position), inputs and readers as ids. The expression of a
+/// task that others were fused into is built when asked for ([`Runnable::expr`]), so an
+/// executor builds it on the thread that runs the task, just before running it.
+pub struct Program<'g, O> {
+    ix: Indexed<'g, O>,
+    /// Indexed id of each task.
+    order: Vec<u32>,
+    /// New id of each indexed task (u32::MAX: culled or fused away).
+    position: Vec<u32>,
+    /// For each indexed task, the task it was fused into (u32::MAX: none).
+    absorbed: Vec<u32>,
+    /// True when a task's expression is its original one, unchanged.
+    plain: Vec<bool>,
+    /// `inputs[istarts[i]..istarts[i + 1]]`: task i's distinct inputs.
+    istarts: Vec<u32>,
+    inputs: Vec<u32>,
+    /// `readers[rstarts[i]..rstarts[i + 1]]`: the tasks that read task i.
+    rstarts: Vec<u32>,
+    readers: Vec<u32>,
+    outputs: Vec<u32>,
+}
+
+/// What an executor needs of a compiled graph: implemented by [`Compiled`] and [`Program`].
+/// Ids are `0..len()`, in priority order; ids passed in must be below `len()`.
+pub trait Runnable<O: Operation> {
+    /// Number of tasks.
+    fn len(&self) -> usize;
+
+    /// True when there is nothing to run.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The key of a task (for errors and progress).
+    fn key(&self, id: usize) -> &Key;
+
+    /// What a task computes; `Input(i)` reads `inputs(id)[i]`.
+    fn expr(&self, id: usize) -> Cow<'_, Expr<O>>;
+
+    /// A task's inputs by position (may repeat an id).
+    fn inputs(&self, id: usize) -> &[u32];
+
+    /// A task's distinct inputs.
+    fn distinct_inputs(&self, id: usize) -> &[u32];
+
+    /// The distinct tasks that read a task's output.
+    fn dependents(&self, id: usize) -> &[u32];
+
+    /// Ids of the requested outputs, in the order requested.
+    fn outputs(&self) -> &[u32];
+
+    /// Tasks in the graph before culling and fusion.
+    fn tasks_before(&self) -> usize;
+}
+
+impl<O: Operation> Program<'_, O> {
+    /// The expression of a task others were fused into (or that reads an input twice).
+    fn build(&self, id: usize) -> Expr<O> {
+        let list = &self.inputs[self.istarts[id] as usize..self.istarts[id + 1] as usize];
+        // Input lists are short; a long one gets a map from id to position.
+        let map: Option<FxHashMap<u32, usize>> =
+            (list.len() > 32).then(|| list.iter().enumerate().map(|(p, &i)| (i, p)).collect());
+        let build = Build {
+            ix: &self.ix,
+            absorbed: &self.absorbed,
+            leaf: &|old: u32| {
+                let new = self.position[old as usize];
+                match &map {
+                    Some(m) => m.get(&new).copied(),
+                    None => list.iter().position(|&i| i == new),
+                }
+            },
+            leaves: list.len(),
         };
-        for (new_id, &old) in order.iter().enumerate() {
-            let Some(node) = nodes[old as usize].take() else {
-                continue;
+        build.expr(self.order[id])
+    }
+
+    /// Copies the expressions into a [`Compiled`] graph (for inspection and drawing).
+    pub fn into_compiled(self) -> Compiled<O> {
+        let m = self.order.len();
+        let mut out = Compiled {
+            keys: Vec::with_capacity(m),
+            exprs: Vec::with_capacity(m),
+            inputs: Vec::with_capacity(m),
+            distinct_inputs: Vec::with_capacity(m),
+            dependents: Vec::with_capacity(m),
+            outputs: self.outputs.clone(),
+            tasks_before: self.ix.tasks_before,
+        };
+        for id in 0..m {
+            out.keys.push(self.key(id).clone());
+            out.exprs.push(self.expr(id).into_owned());
+            out.inputs.push(self.inputs(id).to_vec());
+            out.distinct_inputs.push(self.inputs(id).to_vec());
+            out.dependents.push(self.dependents(id).to_vec());
+        }
+        out
+    }
+}
+
+impl<O: Operation> Runnable<O> for Program<'_, O> {
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn key(&self, id: usize) -> &Key {
+        self.ix.keys[self.order[id] as usize]
+    }
+
+    fn expr(&self, id: usize) -> Cow<'_, Expr<O>> {
+        if self.plain[id] {
+            Cow::Borrowed(&self.ix.tasks[self.order[id] as usize].expr)
+        } else {
+            Cow::Owned(self.build(id))
+        }
+    }
+
+    fn inputs(&self, id: usize) -> &[u32] {
+        &self.inputs[self.istarts[id] as usize..self.istarts[id + 1] as usize]
+    }
+
+    fn distinct_inputs(&self, id: usize) -> &[u32] {
+        self.inputs(id)
+    }
+
+    fn dependents(&self, id: usize) -> &[u32] {
+        &self.readers[self.rstarts[id] as usize..self.rstarts[id + 1] as usize]
+    }
+
+    fn outputs(&self) -> &[u32] {
+        &self.outputs
+    }
+
+    fn tasks_before(&self) -> usize {
+        self.ix.tasks_before
+    }
+}
+
+impl<O: Operation> Runnable<O> for Compiled<O> {
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn key(&self, id: usize) -> &Key {
+        &self.keys[id]
+    }
+
+    fn expr(&self, id: usize) -> Cow<'_, Expr<O>> {
+        Cow::Borrowed(&self.exprs[id])
+    }
+
+    fn inputs(&self, id: usize) -> &[u32] {
+        &self.inputs[id]
+    }
+
+    fn distinct_inputs(&self, id: usize) -> &[u32] {
+        &self.distinct_inputs[id]
+    }
+
+    fn dependents(&self, id: usize) -> &[u32] {
+        &self.dependents[id]
+    }
+
+    fn outputs(&self) -> &[u32] {
+        &self.outputs
+    }
+
+    fn tasks_before(&self) -> usize {
+        self.tasks_before
+    }
+}
+
+/// What building a fused task's expression needs.
+struct Build<'a, 'g, O> {
+    ix: &'a Indexed<'g, O>,
+    absorbed: &'a [u32],
+    /// Position in the task's input list of an input (by indexed id).
+    leaf: &'a dyn Fn(u32) -> Option<usize>,
+    /// Length of the task's input list (an index past it reads as missing at run time).
+    leaves: usize,
+}
+
+impl<O: Operation> Build<'_, '_, O> {
+    /// Task `t`'s expression with the tasks inlined into it substituted, and other inputs
+    /// referring to their position in the task's input list.
+    fn expr(&self, t: u32) -> Expr<O> {
+        let raw = self.ix.raw_inputs(t as usize);
+        self.ix.tasks[t as usize].expr.map_inputs_ref(&mut |i| {
+            let Some(&id) = raw.get(i) else {
+                // A malformed expression (input past the end): keep it out of range.
+                return Expr::Input(self.leaves + i);
             };
-            let inputs: Vec<u32> = node.inputs.iter().map(|&i| position[i as usize]).collect();
-            let distinct = inputs.clone();
-            for &i in &distinct {
-                out.dependents[i as usize].push(new_id as u32);
+            if self.absorbed[id as usize] == t {
+                self.expr(id)
+            } else {
+                Expr::Input((self.leaf)(id).unwrap_or(self.leaves + i))
             }
-            out.keys.push(keys[old as usize].clone());
-            out.exprs.push(node.expr);
-            out.inputs.push(inputs);
-            out.distinct_inputs.push(distinct);
-        }
-        Ok(out)
+        })
     }
 }
 
-fn dependents_of<O>(nodes: &[Option<Node<O>>], n: usize) -> Vec<Vec<u32>> {
-    let mut dependents = vec![Vec::new(); n];
-    for (id, node) in nodes.iter().enumerate() {
-        if let Some(node) = node {
-            for &i in &node.inputs {
-                dependents[i as usize].push(id as u32);
-            }
+impl<O: Operation> Graph<O> {
+    /// The tasks `outputs` need, numbered (hashing each key once); see [`Indexed`].
+    pub fn indexed(&self, outputs: &[Key]) -> Result<Indexed<'_, O>> {
+        let mut ids: FxHashMap<&Key, u32> = FxHashMap::default();
+        ids.reserve(self.len());
+        let mut ix = Indexed::with_capacity(self.len(), self.len());
+        // Breadth-first from the outputs; each task is looked up once, and a missing input
+        // is reported with the task that reads it.
+        let mut queue: Vec<&Key> = Vec::new();
+        let mut reader: Vec<u32> = Vec::new();
+        for o in outputs {
+            let Some((key, _)) = self.get_key_value(o) else {
+                return Err(GraphError::MissingOutput(o.clone()));
+            };
+            let next = queue.len() as u32;
+            let id = *ids.entry(key).or_insert_with(|| {
+                queue.push(key);
+                reader.push(next);
+                next
+            });
+            ix.outputs.push(id);
         }
+        while ix.tasks.len() < queue.len() {
+            let at = ix.tasks.len();
+            let Some((key, t)) = self.get_key_value(queue[at]) else {
+                return Err(GraphError::MissingDependency {
+                    task: queue[reader[at] as usize].clone(),
+                    missing: queue[at].clone(),
+                });
+            };
+            ix.keys.push(key);
+            ix.tasks.push(t);
+            for i in &t.inputs {
+                let next = queue.len() as u32;
+                let id = *ids.entry(i).or_insert_with(|| {
+                    queue.push(i);
+                    reader.push(at as u32);
+                    next
+                });
+                ix.raw.push(id);
+            }
+            ix.starts.push(ix.raw.len() as u32);
+        }
+        Ok(ix)
     }
-    dependents
-}
 
-fn topological<O>(
-    nodes: &[Option<Node<O>>],
-    dependents: &[Vec<u32>],
-    keys: &[&Key],
-) -> Result<Vec<u32>> {
-    let n = nodes.len();
-    let mut waiting: Vec<usize> = nodes
-        .iter()
-        .map(|nd| nd.as_ref().map_or(0, |nd| nd.inputs.len()))
-        .collect();
-    let mut ready: Vec<u32> = (0..n as u32)
-        .filter(|&i| waiting[i as usize] == 0)
-        .collect();
-    let mut topo = Vec::with_capacity(n);
-    while let Some(k) = ready.pop() {
-        topo.push(k);
-        for &d in &dependents[k as usize] {
-            waiting[d as usize] -= 1;
-            if waiting[d as usize] == 0 {
-                ready.push(d);
-            }
-        }
+    /// Culls the graph to what `outputs` need, optionally fuses it (see [`Graph::fuse`]), and
+    /// orders it for low memory use (see [`Graph::order`]), all on dense ids.
+    pub fn compile(&self, outputs: &[Key], fuse: bool) -> Result<Compiled<O>> {
+        self.indexed(outputs)?.compile(fuse)
     }
-    if topo.len() != n {
-        let stuck = (0..n).find(|&i| waiting[i] > 0).map_or(0, |i| i);
-        return Err(GraphError::Cycle(keys[stuck].clone()));
-    }
-    Ok(topo)
 }
 
 impl<O: Operation> Compiled<O> {
@@ -312,7 +641,7 @@ impl<O: Operation> Compiled<O> {
 
     /// Back to a keyed graph (for drawing and inspection).
     pub fn to_graph(&self) -> Graph<O> {
-        let mut g = Graph::new();
+        let mut g = Graph::with_capacity(self.len());
         for (id, k) in self.keys.iter().enumerate() {
             let inputs = self.inputs[id]
                 .iter()

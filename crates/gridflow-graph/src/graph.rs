@@ -95,6 +95,11 @@ impl<O: Operation> Graph<O> {
         self.tasks.get(key)
     }
 
+    /// The stored key equal to `key`, and its task.
+    pub fn get_key_value(&self, key: &Key) -> Option<(&Key, &Task<O>)> {
+        self.tasks.get_key_value(key)
+    }
+
     /// True if the graph has a task for `key`.
     pub fn contains(&self, key: &Key) -> bool {
         self.tasks.contains_key(key)

@@ -111,9 +111,13 @@ impl PartialOrd for Key {
 
 impl Ord for Key {
     fn cmp(&self, other: &Key) -> Ordering {
-        self.name
-            .cmp(&other.name)
-            .then_with(|| self.index.cmp(&other.index))
+        // Blocks of one layer share the name's allocation: skip the string comparison.
+        let names = if Arc::ptr_eq(&self.name, &other.name) {
+            Ordering::Equal
+        } else {
+            self.name.cmp(&other.name)
+        };
+        names.then_with(|| self.index.cmp(&other.index))
     }
 }
 

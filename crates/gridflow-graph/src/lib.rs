@@ -14,7 +14,7 @@ pub mod key;
 pub mod order;
 pub mod task;
 
-pub use compile::Compiled;
+pub use compile::{Compiled, DenseTasks, Indexed, Program, Runnable};
 pub use error::{GraphError, Result};
 pub use graph::{Graph, GraphStats};
 pub use key::{Key, Tokenizer, tokenize};

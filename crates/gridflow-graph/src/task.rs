@@ -86,13 +86,13 @@ impl<O: Operation> Expr<O> {
         }
     }
 
-    /// Replaces input references through `f`.
-    pub(crate) fn map_inputs(self, f: &mut impl FnMut(usize) -> Expr<O>) -> Expr<O> {
+    /// A copy with input references replaced through `f` (operations are cloned).
+    pub(crate) fn map_inputs_ref(&self, f: &mut impl FnMut(usize) -> Expr<O>) -> Expr<O> {
         match self {
-            Expr::Input(i) => f(i),
+            Expr::Input(i) => f(*i),
             Expr::Call { op, args } => Expr::Call {
-                op,
-                args: args.into_iter().map(|a| a.map_inputs(f)).collect(),
+                op: op.clone(),
+                args: args.iter().map(|a| a.map_inputs_ref(f)).collect(),
             },
         }
     }

@@ -1,9 +1,10 @@
 //! The synchronous and thread-pool executors.
 
 use crate::{Execute, Result, RuntimeError};
-use gridflow_graph::{Compiled, Expr, Graph, Key};
+use gridflow_graph::{Expr, Graph, Key, Runnable};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -156,8 +157,24 @@ impl Scheduler {
         outputs: &[Key],
     ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
         let start = Instant::now();
-        let plan = Plan::new(graph.compile(outputs, true)?);
+        let program = graph.indexed(outputs)?.program(true)?;
         let optimize_time = start.elapsed();
+        let (values, mut report) = self.run_compiled_with_report(program)?;
+        report.optimize_time += optimize_time;
+        report.elapsed += optimize_time;
+        Ok((values, report))
+    }
+
+    /// Runs a graph compiled beforehand (a [`gridflow_graph::Compiled`] graph, or a
+    /// [`gridflow_graph::Program`] from an [`gridflow_graph::Indexed`] graph that needed no
+    /// hashing), returning the values of its outputs in their order. The report's
+    /// `optimize_time` is zero: compiling happened before.
+    pub fn run_compiled_with_report<O: Execute, P: Runnable<O> + Sync>(
+        &self,
+        compiled: P,
+    ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
+        let start = Instant::now();
+        let plan = Plan::new(compiled);
         let threads = self.thread_count().max(1).min(plan.len().max(1));
         let progress = match self {
             Scheduler::Threads { progress, .. } => progress.clone(),
@@ -178,44 +195,55 @@ impl Scheduler {
         if let Some(e) = inner.error.take() {
             return Err(e);
         }
-        let mut values = Vec::with_capacity(outputs.len());
-        for (o, &id) in outputs.iter().zip(&plan.c.outputs) {
-            let v = inner.results[id as usize]
-                .clone()
-                .ok_or_else(|| gridflow_graph::GraphError::MissingOutput(o.clone()))?;
+        let mut values = Vec::with_capacity(plan.c.outputs().len());
+        for &id in plan.c.outputs() {
+            let v = inner
+                .results
+                .get(id as usize)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| {
+                    let key = (plan.len() > id as usize).then(|| plan.c.key(id as usize).clone());
+                    gridflow_graph::GraphError::MissingOutput(
+                        key.unwrap_or_else(|| Key::new("?", &[])),
+                    )
+                })?;
             values.push(v);
         }
+        let elapsed = start.elapsed();
         let report = RunReport {
-            tasks_before: graph.len(),
+            tasks_before: plan.c.tasks_before(),
             tasks_after: plan.len(),
             peak_held_bytes: inner.peak_bytes,
             threads,
-            elapsed: start.elapsed(),
-            optimize_time,
-            execute_time: start.elapsed().saturating_sub(optimize_time),
+            elapsed,
+            optimize_time: Duration::ZERO,
+            execute_time: elapsed,
         };
         Ok((values, report))
     }
 }
 
 /// The compiled graph plus what the scheduler derives from it.
-struct Plan<O> {
-    c: Compiled<O>,
+struct Plan<O, P> {
+    c: P,
     is_source: Vec<bool>,
     pinned: Vec<bool>,
+    op: PhantomData<fn() -> O>,
 }
 
-impl<O: Execute> Plan<O> {
-    fn new(c: Compiled<O>) -> Plan<O> {
-        let is_source = c.inputs.iter().map(Vec::is_empty).collect();
+impl<O: Execute, P: Runnable<O>> Plan<O, P> {
+    fn new(c: P) -> Plan<O, P> {
+        let is_source = (0..c.len()).map(|i| c.inputs(i).is_empty()).collect();
         let mut pinned = vec![false; c.len()];
-        for &o in &c.outputs {
+        for &o in c.outputs() {
             pinned[o as usize] = true;
         }
         Plan {
             c,
             is_source,
             pinned,
+            op: PhantomData,
         }
     }
 
@@ -249,18 +277,15 @@ struct State<V> {
 
 impl<V: Send + Sync + 'static> State<V> {
     fn new<O: Execute<Value = V>>(
-        plan: &Plan<O>,
+        plan: &Plan<O, impl Runnable<O>>,
         memory_limit: Option<usize>,
         progress: Option<ProgressFn>,
     ) -> State<V> {
         let n = plan.len();
         let mut ready_sources = BinaryHeap::new();
         let mut ready_other = BinaryHeap::new();
-        let waiting: Vec<u32> = plan
-            .c
-            .distinct_inputs
-            .iter()
-            .map(|d| d.len() as u32)
+        let waiting: Vec<u32> = (0..n)
+            .map(|i| plan.c.distinct_inputs(i).len() as u32)
             .collect();
         for (i, w) in waiting.iter().enumerate() {
             if *w == 0 {
@@ -271,12 +296,8 @@ impl<V: Send + Sync + 'static> State<V> {
                 }
             }
         }
-        let readers_left = plan
-            .c
-            .dependents
-            .iter()
-            .zip(&plan.pinned)
-            .map(|(d, p)| d.len() as u32 + u32::from(*p))
+        let readers_left = (0..n)
+            .map(|i| plan.c.dependents(i).len() as u32 + u32::from(plan.pinned[i]))
             .collect();
         State {
             inner: Mutex::new(Inner {
@@ -333,7 +354,7 @@ impl<V: Send + Sync + 'static> State<V> {
         }
     }
 
-    fn work<O: Execute<Value = V>>(&self, plan: &Plan<O>) {
+    fn work<O: Execute<Value = V>>(&self, plan: &Plan<O, impl Runnable<O>>) {
         let mut g = self.lock();
         loop {
             if g.error.is_some() || g.done == self.total {
@@ -350,19 +371,21 @@ impl<V: Send + Sync + 'static> State<V> {
                 continue;
             };
             let idx = id as usize;
-            let args: Vec<Arc<V>> = plan.c.inputs[idx]
+            let args: Vec<Arc<V>> = plan
+                .c
+                .inputs(idx)
                 .iter()
                 .filter_map(|&i| g.results[i as usize].clone())
                 .collect();
             g.running += 1;
             drop(g);
 
-            let outcome = if args.len() == plan.c.inputs[idx].len() {
-                run_expr(&plan.c.exprs[idx], &args, &plan.c.keys[idx])
+            let outcome = if args.len() == plan.c.inputs(idx).len() {
+                run_expr(&plan.c.expr(idx), &args, plan.c.key(idx))
             } else {
                 Err(RuntimeError::TaskFailed {
-                    key: plan.c.keys[idx].clone(),
-                    op: plan.c.exprs[idx].label(),
+                    key: plan.c.key(idx).clone(),
+                    op: plan.c.expr(idx).label(),
                     message: "an input was released before use (scheduler bug)".into(),
                 })
             };
@@ -388,7 +411,7 @@ impl<V: Send + Sync + 'static> State<V> {
                     } else {
                         g.held_bytes -= nb;
                     }
-                    for &i in &plan.c.distinct_inputs[idx] {
+                    for &i in plan.c.distinct_inputs(idx) {
                         let i = i as usize;
                         g.readers_left[i] -= 1;
                         if g.readers_left[i] == 0 {
@@ -397,7 +420,7 @@ impl<V: Send + Sync + 'static> State<V> {
                         }
                     }
                     let mut newly_ready = 0;
-                    for &d in &plan.c.dependents[idx] {
+                    for &d in plan.c.dependents(idx) {
                         let du = d as usize;
                         g.waiting[du] -= 1;
                         if g.waiting[du] == 0 {
