@@ -169,22 +169,7 @@ impl<'g, O: Operation> Indexed<'g, O> {
         let distinct = |t: usize| &dids[dstarts[t] as usize..dstarts[t + 1] as usize];
 
         // 2. Readers of each task, in increasing id order (same layout).
-        let mut rstarts = vec![0u32; n + 1];
-        for &i in &dids {
-            rstarts[i as usize + 1] += 1;
-        }
-        for t in 0..n {
-            rstarts[t + 1] += rstarts[t];
-        }
-        let mut fill = rstarts.clone();
-        let mut readers = vec![0u32; dids.len()];
-        for t in 0..n {
-            for &i in distinct(t) {
-                readers[fill[i as usize] as usize] = t as u32;
-                fill[i as usize] += 1;
-            }
-        }
-        drop(fill);
+        let (rstarts, readers) = readers_table(&dstarts, &dids);
         let readers_of = |t: usize| &readers[rstarts[t] as usize..rstarts[t + 1] as usize];
 
         // 3. Topological order (Kahn), needed by fusion and to detect cycles.
@@ -341,22 +326,7 @@ impl<'g, O: Operation> Indexed<'g, O> {
                 merged[old as usize].is_none() && list.len() == self.raw_inputs(old as usize).len(),
             );
         }
-        let m = order.len();
-        let mut rstarts = vec![0u32; m + 1];
-        for &i in &inputs {
-            rstarts[i as usize + 1] += 1;
-        }
-        for t in 0..m {
-            rstarts[t + 1] += rstarts[t];
-        }
-        let mut fill = rstarts.clone();
-        let mut readers = vec![0u32; inputs.len()];
-        for t in 0..m {
-            for &i in &inputs[istarts[t] as usize..istarts[t + 1] as usize] {
-                readers[fill[i as usize] as usize] = t as u32;
-                fill[i as usize] += 1;
-            }
-        }
+        let (rstarts, readers) = readers_table(&istarts, &inputs);
         let outputs = self.outputs.iter().map(|&o| position[o as usize]).collect();
         Ok(Program {
             ix: self,
@@ -657,4 +627,26 @@ impl<O: Operation> Compiled<O> {
         }
         g
     }
+}
+
+/// The readers of every task, from every task's inputs (`inputs[starts[t]..starts[t + 1]]`
+/// are task `t`'s): the same offsets-and-ids layout, each task's readers in increasing id.
+fn readers_table(starts: &[u32], inputs: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let n = starts.len().saturating_sub(1);
+    let mut rstarts = vec![0u32; n + 1];
+    for &i in inputs {
+        rstarts[i as usize + 1] += 1;
+    }
+    for t in 0..n {
+        rstarts[t + 1] += rstarts[t];
+    }
+    let mut fill = rstarts.clone();
+    let mut readers = vec![0u32; inputs.len()];
+    for t in 0..n {
+        for &i in &inputs[starts[t] as usize..starts[t + 1] as usize] {
+            readers[fill[i as usize] as usize] = t as u32;
+            fill[i as usize] += 1;
+        }
+    }
+    (rstarts, readers)
 }
