@@ -290,22 +290,24 @@ fn empty_partial(stat: GroupStat, g: usize, outer: usize, inner: usize) -> Vec<f
     acc
 }
 
-/// `gridflow.group_partial` along axis 0 fed one slab of rows at a time (a block streamed
-/// from its source): the per-group accumulator lives across the slabs, so the block is
-/// never held whole. The result equals the kernel's on the whole block.
+/// `gridflow.group_partial` fed one slab of rows (along its group axis) at a time, as a
+/// block is streamed from its source: the per-group accumulator lives across the slabs, so
+/// the block is never held whole. The result equals the kernel's on the whole block.
 pub(crate) struct GroupPartialStream {
     p: PartialParams,
     acc: Vec<f64>,
-    /// The shape of a row (the block's shape without axis 0), known from the first slab.
-    row_shape: Option<Vec<usize>>,
+    /// The slab shape around the group axis (`outer` axes, `inner` axes), from the first slab.
+    around: Option<(Vec<usize>, Vec<usize>)>,
     /// Rows fed so far.
     pos: usize,
 }
 
-/// A stream for a `MapBlocks` task if it is a group partial along axis 0.
+/// A stream for a `MapBlocks` task if it is a group partial along `row_axis`, the axis the
+/// slabs split.
 pub(crate) fn group_partial_stream(
     kernel: &str,
     p: &serde_json::Value,
+    row_axis: usize,
 ) -> Option<Result<GroupPartialStream>> {
     if kernel != PARTIAL {
         return None;
@@ -314,10 +316,10 @@ pub(crate) fn group_partial_stream(
         Ok(p) => p,
         Err(e) => return Some(Err(e)),
     };
-    (p.axis == 0).then_some(Ok(GroupPartialStream {
+    (p.axis == row_axis).then_some(Ok(GroupPartialStream {
         p,
         acc: Vec::new(),
-        row_shape: None,
+        around: None,
         pos: 0,
     }))
 }
@@ -325,27 +327,29 @@ pub(crate) fn group_partial_stream(
 impl GroupPartialStream {
     /// True until a slab was fed.
     pub(crate) fn is_empty(&self) -> bool {
-        self.row_shape.is_none()
+        self.around.is_none()
     }
 
     /// Adds the rows of the next slab.
     pub(crate) fn feed(&mut self, slab: &Chunk) -> Result<()> {
         let shape = slab.shape();
+        let axis = self.p.axis;
         let err = |detail: String| ArrayError::Shape {
             op: PARTIAL.into(),
             detail,
         };
-        let Some((&rows, row)) = shape.split_first() else {
-            return Err(err("a slab has no axis 0".into()));
-        };
-        let inner: usize = row.iter().product();
-        match &self.row_shape {
+        if axis >= shape.len() {
+            return Err(err(format!("a slab of shape {shape:?} has no axis {axis}")));
+        }
+        let (outer, rows, inner) = split3(shape, axis);
+        let around = (shape[..axis].to_vec(), shape[axis + 1..].to_vec());
+        match &self.around {
             None => {
-                self.acc = empty_partial(self.p.stat, self.p.ngroups, 1, inner);
-                self.row_shape = Some(row.to_vec());
+                self.acc = empty_partial(self.p.stat, self.p.ngroups, outer, inner);
+                self.around = Some(around);
             }
-            Some(r) if r.as_slice() == row => {}
-            Some(r) => return Err(err(format!("slab rows of shape {row:?} after {r:?}"))),
+            Some(a) if *a == around => {}
+            Some(a) => return Err(err(format!("a slab of shape {shape:?} after {a:?}"))),
         }
         let codes = self.p.codes.get(self.pos..self.pos + rows).ok_or_else(|| {
             err(format!(
@@ -357,7 +361,7 @@ impl GroupPartialStream {
             codes: codes.to_vec(),
             ..self.p.clone()
         };
-        with_chunk!(slab, a => accumulate(a, &sub, (1, rows, inner), &mut self.acc))?;
+        with_chunk!(slab, a => accumulate(a, &sub, (outer, rows, inner), &mut self.acc))?;
         self.pos += rows;
         Ok(())
     }
@@ -375,11 +379,9 @@ impl GroupPartialStream {
                 self.p.codes.len()
             )));
         }
-        let row = self
-            .row_shape
-            .ok_or_else(|| err("no rows were read".into()))?;
-        let mut shape = vec![self.p.stat.fields() * self.p.ngroups];
-        shape.extend(row);
+        let (mut shape, inner) = self.around.ok_or_else(|| err("no rows were read".into()))?;
+        shape.push(self.p.stat.fields() * self.p.ngroups);
+        shape.extend(inner);
         ArrayD::from_shape_vec(IxDyn(&shape), self.acc)
             .map(Chunk::F64)
             .map_err(|e| err(e.to_string()))

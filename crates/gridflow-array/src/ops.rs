@@ -521,7 +521,7 @@ fn stream_read(expr: &Expr<ArrayOp>) -> Option<Result<Value>> {
     // A group-by partial along the rows accumulates slab by slab.
     let mut group = match last {
         ArrayOp::MapBlocks { kernel, params, .. } => {
-            match crate::groupby::group_partial_stream(kernel, params) {
+            match crate::groupby::group_partial_stream(kernel, params, row_axis_of(below)?) {
                 Some(Ok(g)) => Some(g),
                 Some(Err(e)) => return Some(Err(e)),
                 None => None,
@@ -531,23 +531,16 @@ fn stream_read(expr: &Expr<ArrayOp>) -> Option<Result<Value>> {
     };
     let top = reduce.is_some() || group.is_some();
     let rowwise = if top { below } else { &ops[..] };
-    let mut shrinks = top;
-    for op in rowwise {
-        match op {
-            ArrayOp::Unary(_) | ArrayOp::BinaryScalar { .. } | ArrayOp::AsType(_) => {}
-            ArrayOp::Slice(specs) => {
-                if specs.first().is_some_and(|s| s.step != 1) {
-                    return None;
-                }
-                shrinks = true;
-            }
-            ArrayOp::DropAxes(axes) | ArrayOp::ExpandAxes(axes) if !axes.contains(&0) => {}
-            _ => return None,
-        }
-    }
+    let shrinks = top || rowwise.iter().any(|op| matches!(op, ArrayOp::Slice(_)));
     if !shrinks {
         return None;
     }
+    // The read block's axis 0 (the rows the slabs split) as each op sees it, and after all.
+    let mut axis_at = Vec::with_capacity(rowwise.len());
+    for i in 0..rowwise.len() {
+        axis_at.push(row_axis_of(&rowwise[..i])?);
+    }
+    let row = row_axis_of(rowwise)?;
     let mut acc: Option<Value> = None;
     let mut parts: Vec<Value> = Vec::new();
     // When no row is kept: where the rows ran out (op index) and the empty block there.
@@ -562,10 +555,11 @@ fn stream_read(expr: &Expr<ArrayOp>) -> Option<Result<Value>> {
         for (i, op) in rowwise.iter().enumerate() {
             let op = match op {
                 ArrayOp::Slice(specs) => {
-                    let Some((local, kept, next)) = per_slab(specs, pos, rows) else {
+                    let axis = axis_at[i];
+                    let Some((local, kept, next)) = per_slab(specs, axis, pos, rows) else {
                         if empty_at.is_none() {
                             let mut none = specs.clone();
-                            none[0] = SliceSpec::range(0, 0);
+                            none[axis] = SliceSpec::range(0, 0);
                             empty_at = Some((i, kernels::slice(value.chunk("getitem")?, &none)?));
                         }
                         return Ok(());
@@ -584,7 +578,7 @@ fn stream_read(expr: &Expr<ArrayOp>) -> Option<Result<Value>> {
             None => parts.push(value),
             Some(spec) => {
                 let p = kernels::reduce_block(spec, value.chunk("reduce")?, None)?;
-                if spec.axes.contains(&0) {
+                if spec.axes.contains(&row) {
                     acc = Some(Value::Partial(Box::new(match acc.take() {
                         Some(Value::Partial(a)) => kernels::combine_partials(spec, &[&a, &p])?,
                         _ => p,
@@ -620,18 +614,54 @@ fn stream_read(expr: &Expr<ArrayOp>) -> Option<Result<Value>> {
         }
         return Some(Ok(value));
     }
-    Some(glue_rows(parts))
+    Some(glue_rows(parts, row))
 }
 
-/// Slice `specs` (axis 0 a unit-step range over the whole block) as it applies to the rows
-/// `pos..pos + rows` of one slab: the slab-local slice, the rows it keeps and the first kept
-/// row's position after the slice; `None` when it keeps none of them.
+/// Where axis 0 of a read block is after `ops` (which insert and drop other axes around
+/// it), or `None` if some op cannot run slab by slab along it: anything but elementwise
+/// ops, unit-step slices of it, and inserting or dropping other axes.
+fn row_axis_of(ops: &[&ArrayOp]) -> Option<usize> {
+    let mut row = 0usize;
+    for op in ops {
+        match op {
+            ArrayOp::Unary(_) | ArrayOp::BinaryScalar { .. } | ArrayOp::AsType(_) => {}
+            ArrayOp::Slice(specs) => {
+                if specs.get(row)?.step != 1 {
+                    return None;
+                }
+            }
+            ArrayOp::DropAxes(axes) => {
+                if axes.contains(&row) {
+                    return None;
+                }
+                row -= axes.iter().filter(|&&a| a < row).count();
+            }
+            // `axes` are positions in the output (`numpy.expand_dims`).
+            ArrayOp::ExpandAxes(axes) => {
+                let mut sorted = axes.clone();
+                sorted.sort_unstable();
+                for a in sorted {
+                    if a <= row {
+                        row += 1;
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(row)
+}
+
+/// Slice `specs` (on the row `axis`, a unit-step range over the whole block) as it applies
+/// to the rows `pos..pos + rows` of one slab: the slab-local slice, the rows it keeps and
+/// the first kept row's position after the slice; `None` when it keeps none of them.
 fn per_slab(
     specs: &[SliceSpec],
+    axis: usize,
     pos: usize,
     rows: usize,
 ) -> Option<(Vec<SliceSpec>, usize, usize)> {
-    let first = specs.first()?;
+    let first = specs.get(axis)?;
     let stop = usize::try_from(first.stop).unwrap_or(0);
     let lo = first.start.max(pos);
     let hi = stop.min(pos + rows);
@@ -639,12 +669,13 @@ fn per_slab(
         return None;
     }
     let mut local = specs.to_vec();
-    local[0] = SliceSpec::range(lo - pos, hi - pos);
+    local[axis] = SliceSpec::range(lo - pos, hi - pos);
     Some((local, hi - lo, lo - first.start))
 }
 
-/// The slabs' results joined along axis 0: blocks, or partials of reductions that keep axis 0.
-fn glue_rows(parts: Vec<Value>) -> Result<Value> {
+/// The slabs' results joined along the row `axis`: blocks, or partials of reductions that
+/// keep it.
+fn glue_rows(parts: Vec<Value>, axis: usize) -> Result<Value> {
     use ndarray::{Axis, concatenate};
     let err = |detail: String| ArrayError::Kernel {
         op: "read slabs".into(),
@@ -661,14 +692,17 @@ fn glue_rows(parts: Vec<Value>) -> Result<Value> {
             .iter()
             .map(|v| v.chunk("read slabs"))
             .collect::<Result<_>>()?;
-        return kernels::concatenate(&chunks, 0).map(Value::Chunk);
+        return kernels::concatenate(&chunks, axis).map(Value::Chunk);
     }
     let ps: Vec<&Partial> = parts
         .iter()
         .map(|v| v.partial("read slabs"))
         .collect::<Result<_>>()?;
-    fn cat<T: Clone>(a: Vec<ndarray::ArrayViewD<'_, T>>) -> Result<ndarray::ArrayD<T>> {
-        concatenate(Axis(0), &a).map_err(|e| ArrayError::Kernel {
+    fn cat<T: Clone>(
+        axis: usize,
+        a: Vec<ndarray::ArrayViewD<'_, T>>,
+    ) -> Result<ndarray::ArrayD<T>> {
+        concatenate(Axis(axis), &a).map_err(|e| ArrayError::Kernel {
             op: "read slabs".into(),
             detail: e.to_string(),
         })
@@ -688,7 +722,7 @@ fn glue_rows(parts: Vec<Value>) -> Result<Value> {
             .iter()
             .map(|p| get(p).ok_or_else(|| err(format!("mixed partials ({})", p.kind()))))
             .collect::<Result<_>>()?;
-        kernels::concatenate(&cs, 0)
+        kernels::concatenate(&cs, axis)
     };
     let out = match ps[0] {
         Partial::Sum(_) => Partial::Sum(chunks_of(|p| match p {
@@ -704,16 +738,16 @@ fn glue_rows(parts: Vec<Value>) -> Result<Value> {
             _ => None,
         })?),
         Partial::Mean { .. } => Partial::Mean {
-            sum: cat(field!(Partial::Mean { sum, .. } => sum))?,
-            count: cat(field!(Partial::Mean { count, .. } => count))?,
+            sum: cat(axis, field!(Partial::Mean { sum, .. } => sum))?,
+            count: cat(axis, field!(Partial::Mean { count, .. } => count))?,
         },
         Partial::Moments { .. } => Partial::Moments {
-            count: cat(field!(Partial::Moments { count, .. } => count))?,
-            mean: cat(field!(Partial::Moments { mean, .. } => mean))?,
-            m2: cat(field!(Partial::Moments { m2, .. } => m2))?,
+            count: cat(axis, field!(Partial::Moments { count, .. } => count))?,
+            mean: cat(axis, field!(Partial::Moments { mean, .. } => mean))?,
+            m2: cat(axis, field!(Partial::Moments { m2, .. } => m2))?,
         },
-        Partial::Count(_) => Partial::Count(cat(field!(Partial::Count(c) => c))?),
-        Partial::Logical(_) => Partial::Logical(cat(field!(Partial::Logical(c) => c))?),
+        Partial::Count(_) => Partial::Count(cat(axis, field!(Partial::Count(c) => c))?),
+        Partial::Logical(_) => Partial::Logical(cat(axis, field!(Partial::Logical(c) => c))?),
         Partial::Arg { .. } => return Err(err("arg reductions are not streamed".into())),
     };
     Ok(Value::Partial(Box::new(out)))
@@ -1329,10 +1363,10 @@ mod tests {
             ctx: None,
         };
         // A group-by partial along the rows: 4 groups, rows 3, 10, 11 in none.
-        let group = |stat: GroupStat, rows: Vec<usize>| ArrayOp::MapBlocks {
+        let group_on = |axis: usize, stat: GroupStat, rows: Vec<usize>| ArrayOp::MapBlocks {
             kernel: "gridflow.group_partial".into(),
             params: serde_json::json!({
-                "axis": 0,
+                "axis": axis,
                 "ngroups": 4,
                 "stat": stat,
                 "skipna": true,
@@ -1343,6 +1377,8 @@ mod tests {
             }),
             dtype: DType::F64,
         };
+        let group = |stat: GroupStat, rows: Vec<usize>| group_on(0, stat, rows);
+        let full5 = |dims: [usize; 5]| dims.map(SliceSpec::full).to_vec();
         // Each case: the ops above the read, bottom first.
         let cases: Vec<(&str, Vec<ArrayOp>)> = vec![
             (
@@ -1402,6 +1438,51 @@ mod tests {
             (
                 "monthly means",
                 vec![group(GroupStat::Mean, (0..23).collect())],
+            ),
+            // intake-esm datasets put length-1 dims (member_id, ...) before the rows.
+            (
+                "catalog point",
+                vec![
+                    ArrayOp::ExpandAxes(vec![0]),
+                    ArrayOp::ExpandAxes(vec![0]),
+                    ArrayOp::DropAxes(vec![0, 1]),
+                    slice(full(23), SliceSpec::range(2, 3), full(5)),
+                    ArrayOp::DropAxes(vec![1]),
+                ],
+            ),
+            (
+                "expanded mean over time",
+                vec![
+                    ArrayOp::ExpandAxes(vec![0]),
+                    reduce(ReduceOp::Mean, vec![1]),
+                ],
+            ),
+            (
+                "expanded mean over lon keeps time",
+                vec![
+                    ArrayOp::ExpandAxes(vec![0, 2]),
+                    reduce(ReduceOp::Mean, vec![4]),
+                ],
+            ),
+            (
+                "expanded window",
+                vec![
+                    ArrayOp::ExpandAxes(vec![0, 2]),
+                    ArrayOp::Slice({
+                        let mut s = full5([1, 23, 1, 6, 5]);
+                        s[1] = SliceSpec::range(5, 19);
+                        s[4] = SliceSpec::range(1, 3);
+                        s
+                    }),
+                    ArrayOp::Unary(UnaryOp::Sqrt),
+                ],
+            ),
+            (
+                "expanded monthly stds",
+                vec![
+                    ArrayOp::ExpandAxes(vec![0, 1]),
+                    group_on(2, GroupStat::Std(0), (0..23).collect()),
+                ],
             ),
             (
                 "std by group of a window, some rows in no group",
@@ -1485,6 +1566,15 @@ mod tests {
             },
             args: vec![],
         };
-        assert!(stream_read(&chain(read, None)).is_none());
+        assert!(stream_read(&chain(read.clone(), None)).is_none());
+        // Nor is anything that moves the rows (a transpose).
+        let moved = call(
+            ArrayOp::ReduceBlock {
+                spec: ReduceSpec::new(ReduceOp::Sum, vec![0]),
+                ctx: None,
+            },
+            call(ArrayOp::Transpose(vec![1, 0, 2]), read),
+        );
+        assert!(stream_read(&moved).is_none());
     }
 }
