@@ -83,6 +83,8 @@ pub fn open_zarr(url: &str, options: &OpenOptions) -> Result<Dataset> {
         let arr = group.array(&path)?;
         let dims: Vec<String> = match arr.dims() {
             Some(d) => d.to_vec(),
+            // zarr-python leaves `dimension_names` out of 0-d v3 arrays (CMIP6's `height`)
+            None if arr.shape().is_empty() => Vec::new(),
             None => {
                 return Err(DatasetError::Attribute {
                     var: full,
@@ -114,6 +116,9 @@ pub fn open_zarr(url: &str, options: &OpenOptions) -> Result<Dataset> {
         {
             v.attrs.insert("_FillValue".into(), scalar_json(f));
         }
+        if format == ZarrFormat::V3 && arr.dtype().is_float() {
+            decode_v3_float_fill(&full, &mut v.attrs)?;
+        }
         raw.insert(path, v);
     }
     let mut ds = decode_cf(raw, group.attrs().clone(), &options.decode)?;
@@ -136,6 +141,97 @@ fn scalar_json(s: Scalar) -> Value {
         }
         Scalar::Float(f) => json!(f),
     }
+}
+
+/// xarray writes a float `_FillValue` of a v3 array as the base64 of its little-endian
+/// float64 bytes (`FillValueCoder`); the attribute becomes the number it stands for.
+fn decode_v3_float_fill(var: &str, attrs: &mut Attrs) -> Result<()> {
+    let Some(Value::String(text)) = attrs.get("_FillValue") else {
+        return Ok(());
+    };
+    if json_f64(&Value::String(text.clone())).is_some() {
+        return Ok(());
+    }
+    let bytes = base64_decode(text).ok_or_else(|| DatasetError::Attribute {
+        var: var.to_owned(),
+        attr: "_FillValue".into(),
+        detail: format!(
+            "{text:?} is neither a number nor base64 (as xarray writes v3 float fill values)"
+        ),
+    })?;
+    let raw: [u8; 8] = bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| DatasetError::Attribute {
+            var: var.to_owned(),
+            attr: "_FillValue".into(),
+            detail: format!(
+                "base64 {text:?} holds {} bytes, not the 8 of a float64",
+                b.len()
+            ),
+        })?;
+    attrs.insert(
+        "_FillValue".into(),
+        scalar_json(Scalar::Float(f64::from_le_bytes(raw))),
+    );
+    Ok(())
+}
+
+/// Standard base64 with padding (RFC 4648); `None` on any other character or length.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let b = text.as_bytes();
+    if b.is_empty() || !b.len().is_multiple_of(4) {
+        return None;
+    }
+    let pad = b.iter().rev().take_while(|&&c| c == b'=').count();
+    if pad > 2 || b[..b.len() - pad].contains(&b'=') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len() / 4 * 3);
+    for quad in b.chunks(4) {
+        let mut n = 0u32;
+        let mut real = 0;
+        for &c in quad {
+            n <<= 6;
+            if c != b'=' {
+                n |= digit(c)?;
+                real += 1;
+            }
+        }
+        if real < 2 {
+            return None;
+        }
+        out.extend_from_slice(&n.to_be_bytes()[1..real]);
+    }
+    Some(out)
+}
+
+/// Encodes bytes as standard base64 with padding.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let mut buf = [0u8; 3];
+        buf[..group.len()].copy_from_slice(group);
+        let n = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]);
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn json_f64(v: &Value) -> Option<f64> {
@@ -263,7 +359,78 @@ pub fn decode_cf(
     Dataset::new(data_vars, coords, attrs)
 }
 
+/// The netCDF `_Unsigned` convention, as xarray honours it: `"true"` on signed integers
+/// reinterprets their bits as the unsigned type of the same size (`"false"` on unsigned ones
+/// the other way); the fill values are converted the same way. Returns the conversion of
+/// a raw fill value, for [`mask_and_scale`].
+fn decode_unsigned(name: &str, v: &mut Variable) -> Result<Option<DType>> {
+    let Some(flag) = v.attrs.get("_Unsigned").cloned() else {
+        return Ok(None);
+    };
+    let want_unsigned = match &flag {
+        Value::String(s) if s.eq_ignore_ascii_case("true") => true,
+        Value::String(s) if s.eq_ignore_ascii_case("false") => false,
+        Value::Bool(b) => *b,
+        other => {
+            return Err(DatasetError::Attribute {
+                var: name.to_owned(),
+                attr: "_Unsigned".into(),
+                detail: format!("{other} is neither \"true\" nor \"false\""),
+            });
+        }
+    };
+    let from = v.dtype();
+    let to = match (want_unsigned, from) {
+        (true, DType::I8) => DType::U8,
+        (true, DType::I16) => DType::U16,
+        (true, DType::I32) => DType::U32,
+        (true, DType::I64) => DType::U64,
+        (false, DType::U8) => DType::I8,
+        (false, DType::U16) => DType::I16,
+        (false, DType::U32) => DType::I32,
+        (false, DType::U64) => DType::I64,
+        // already of the asked signedness, or not an integer: xarray leaves it alone
+        _ => {
+            v.attrs.shift_remove("_Unsigned");
+            v.encoding.insert("_Unsigned".into(), flag);
+            return Ok(None);
+        }
+    };
+    // same-size integer casts keep the bits (NumPy's view)
+    v.data = v.data().astype(to)?;
+    v.attrs.shift_remove("_Unsigned");
+    v.encoding.insert("_Unsigned".into(), flag);
+    Ok(Some(from))
+}
+
+/// A raw fill value of an integer variable stored as `stored`, seen through the
+/// reinterpretation to `now` (same size, other signedness).
+fn reinterpret_fill(f: f64, stored: DType, now: DType) -> f64 {
+    if !f.is_finite() || f.fract() != 0.0 {
+        return f;
+    }
+    let bits = 8 * stored.size() as u32;
+    let mask: u128 = if bits >= 64 {
+        u128::from(u64::MAX)
+    } else {
+        (1u128 << bits) - 1
+    };
+    // the two's-complement bit pattern of the raw value at the stored width
+    let pattern = (f as i128 as u128) & mask;
+    if now.is_signed_int() {
+        let sign = 1u128 << (bits - 1);
+        if pattern & sign != 0 {
+            (pattern as i128 - (mask as i128 + 1)) as f64
+        } else {
+            pattern as f64
+        }
+    } else {
+        pattern as f64
+    }
+}
+
 fn mask_and_scale(name: &str, v: &mut Variable) -> Result<()> {
+    let stored = decode_unsigned(name, v)?;
     let mut fills: Vec<f64> = Vec::new();
     for key in ["_FillValue", "missing_value"] {
         if let Some(raw) = v.attrs.get(key).cloned() {
@@ -278,7 +445,10 @@ fn mask_and_scale(name: &str, v: &mut Variable) -> Result<()> {
                     detail: format!("{raw} is not a number"),
                 });
             }
-            fills.extend(vals);
+            fills.extend(vals.into_iter().map(|f| match stored {
+                Some(from) => reinterpret_fill(f, from, v.dtype()),
+                None => f,
+            }));
             v.attrs.shift_remove(key);
             v.encoding.insert(key.to_owned(), raw);
         }
@@ -459,7 +629,13 @@ impl Dataset {
             group_attrs.insert("coordinates".into(), json!(coord_names.join(" ")));
         }
         for (name, v) in self.coords.iter().chain(self.data_vars.iter()) {
-            let (data, attrs) = encode_variable(name, v)?;
+            let (data, mut attrs) = encode_variable(name, v)?;
+            if options.format == ZarrFormat::V3 && data.dtype().is_float() {
+                // xarray reads a v3 float `_FillValue` only as base64 of its float64 bytes
+                if let Some(f) = attrs.get("_FillValue").and_then(json_f64) {
+                    attrs.insert("_FillValue".into(), json!(base64_encode(&f.to_le_bytes())));
+                }
+            }
             let wo = WriteOptions {
                 format: options.format,
                 mode: options.mode,
@@ -472,7 +648,8 @@ impl Dataset {
             to_zarr(&data, &store, name, &wo)?;
         }
         write_group_attrs(&store, options.format, &group_attrs)?;
-        if options.consolidated {
+        // `.zmetadata` is v2's; a v3 store with one would be opened as an empty v2 store
+        if options.consolidated && options.format == ZarrFormat::V2 {
             consolidate_metadata(&store)?;
         }
         Ok(())
@@ -545,7 +722,30 @@ fn encode_variable(
                 .and_then(DType::parse)
                 .unwrap_or(v.dtype());
             let mut data = v.data().clone();
+            // `_Unsigned`: values live in the other signedness and are stored in `dtype`
+            let unsigned_view = enc.get("_Unsigned").and_then(|flag| {
+                let view = match (flag.as_str().map(str::to_ascii_lowercase).as_deref(), dtype) {
+                    (Some("true"), DType::I8) => DType::U8,
+                    (Some("true"), DType::I16) => DType::U16,
+                    (Some("true"), DType::I32) => DType::U32,
+                    (Some("true"), DType::I64) => DType::U64,
+                    (Some("false"), DType::U8) => DType::I8,
+                    (Some("false"), DType::U16) => DType::I16,
+                    (Some("false"), DType::U32) => DType::I32,
+                    (Some("false"), DType::U64) => DType::I64,
+                    _ => return None,
+                };
+                attrs.insert("_Unsigned".into(), flag.clone());
+                Some(view)
+            });
+            let fill = match unsigned_view {
+                Some(view) => fill.map(|f| reinterpret_fill(f, dtype, view)),
+                None => fill,
+            };
             if scale.is_none() && offset.is_none() && fill.is_none() {
+                if let Some(view) = unsigned_view {
+                    data = data.astype(view)?.astype(dtype)?;
+                }
                 return Ok((data, attrs));
             }
             if let Some(o) = offset {
@@ -561,7 +761,10 @@ fn encode_variable(
                 let missing = data.isnull()?;
                 data = gridflow_array::where_(&missing, Scalar::Float(f), &data)?;
             }
-            let data = data.astype(dtype)?;
+            let data = match unsigned_view {
+                Some(view) => data.astype(view)?.astype(dtype)?,
+                None => data.astype(dtype)?,
+            };
             for key in ["scale_factor", "add_offset", "_FillValue", "missing_value"] {
                 if let Some(val) = enc.get(key) {
                     attrs.insert(key.into(), val.clone());
@@ -569,5 +772,38 @@ fn encode_variable(
             }
             Ok((data, attrs))
         }
+    }
+}
+
+#[cfg(test)]
+mod conventions_tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips_and_refuses_malformed_text() {
+        for bytes in [&b""[..], b"f", b"fo", b"foo", b"foob", b"fooba", b"foobar"] {
+            let text = base64_encode(bytes);
+            if !bytes.is_empty() {
+                assert_eq!(base64_decode(&text).as_deref(), Some(bytes), "{text}");
+            }
+        }
+        assert_eq!(base64_encode(&f64::NAN.to_le_bytes()), "AAAAAAAA+H8=");
+        for bad in ["", "A", "AAA", "AA=A", "A===", "AA*A", "AAAAAAAA+H8"] {
+            assert_eq!(base64_decode(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn fill_values_follow_the_reinterpreted_bits() {
+        assert_eq!(reinterpret_fill(-1.0, DType::I8, DType::U8), 255.0);
+        assert_eq!(reinterpret_fill(-128.0, DType::I8, DType::U8), 128.0);
+        assert_eq!(reinterpret_fill(255.0, DType::U8, DType::I8), -1.0);
+        assert_eq!(reinterpret_fill(-1.0, DType::I16, DType::U16), 65535.0);
+        assert_eq!(reinterpret_fill(5.0, DType::I32, DType::U32), 5.0);
+        assert_eq!(
+            reinterpret_fill(-1.0, DType::I64, DType::U64),
+            u64::MAX as f64
+        );
+        assert!(reinterpret_fill(f64::NAN, DType::I8, DType::U8).is_nan());
     }
 }

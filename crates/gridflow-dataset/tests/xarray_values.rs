@@ -720,3 +720,138 @@ fn reprs_look_like_xarray() {
         "{text}"
     );
 }
+
+/// The fixtures venv's python (created by `bash scripts/test.sh`); in CI it must exist.
+fn venv_python() -> Option<PathBuf> {
+    let venv = std::env::var("GRIDFLOW_FIXTURES_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fixtures-venv")
+        });
+    let py = venv.join("bin/python");
+    if !py.exists() && std::env::var_os("CI").is_some() {
+        panic!("CI: no fixtures venv at {}", venv.display());
+    }
+    py.exists().then_some(py)
+}
+
+#[test]
+fn unsigned_bytes_v3_fill_values_and_scalar_coordinates_as_xarray() {
+    for (fmt, e) in expected()["conventions"].as_object().unwrap() {
+        let ds = open(e["store"].as_str().unwrap());
+        let flag = ds.get("flag_u").unwrap();
+        assert_eq!(
+            flag.dtype().name(),
+            e["flag_u_dtype"].as_str().unwrap(),
+            "{fmt}"
+        );
+        assert_close(&values(&flag), &floats(&e["flag_u_values"]), 0.0, "flag_u");
+        let sum = values(&flag.reduce(Reduction::Sum, None, None).unwrap());
+        assert_close(
+            &sum,
+            &[e["flag_u_sum"].as_f64().unwrap()],
+            0.0,
+            "flag_u sum",
+        );
+        let count = values(&flag.reduce(Reduction::Count, None, None).unwrap());
+        assert_close(
+            &count,
+            &[e["flag_u_count"].as_f64().unwrap()],
+            0.0,
+            "flag_u count",
+        );
+        let temp = ds.get("temp").unwrap();
+        assert_eq!(
+            temp.dtype().name(),
+            e["temp_dtype"].as_str().unwrap(),
+            "{fmt}"
+        );
+        let count = values(&temp.reduce(Reduction::Count, None, None).unwrap());
+        assert_close(
+            &count,
+            &[e["temp_count"].as_f64().unwrap()],
+            0.0,
+            "temp count",
+        );
+        let sum = values(&temp.reduce(Reduction::Sum, None, None).unwrap());
+        assert_close(&sum, &[e["temp_sum"].as_f64().unwrap()], 1e-6, "temp sum");
+        let mut coords: Vec<&String> = ds.coords().keys().collect();
+        coords.sort();
+        assert_eq!(
+            coords,
+            strings(&e["coords"]).iter().collect::<Vec<_>>(),
+            "{fmt}"
+        );
+        let height = ds.coords().get("height").unwrap();
+        assert!(height.dims().is_empty(), "{fmt}: height is 0-d");
+        assert_eq!(
+            height.data().compute().unwrap().to_f64_vec(),
+            vec![e["height"].as_f64().unwrap()]
+        );
+    }
+}
+
+#[test]
+fn unsigned_and_v3_fill_values_round_trip_through_gridflow_and_xarray() {
+    let ds = open("conventions_v2.zarr");
+    let want = values(&ds.get("flag_u").unwrap());
+    let dir = std::env::temp_dir().join(format!("gridflow-dataset-conv-{}", std::process::id()));
+    for (format, sub) in [
+        (gridflow_store::ZarrFormat::V2, "v2.zarr"),
+        (gridflow_store::ZarrFormat::V3, "v3.zarr"),
+    ] {
+        let path = dir.join(sub);
+        let _ = std::fs::remove_dir_all(&path);
+        ds.to_zarr(
+            path.to_str().unwrap(),
+            &gridflow_dataset::ToZarrOptions {
+                format,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // stored as xarray stores it: signed bytes, the flag kept, the raw fill value
+        let meta = if format == gridflow_store::ZarrFormat::V2 {
+            std::fs::read_to_string(path.join("flag_u/.zattrs")).unwrap()
+        } else {
+            std::fs::read_to_string(path.join("flag_u/zarr.json")).unwrap()
+        };
+        assert!(meta.contains("\"_Unsigned\": \"true\""), "{meta}");
+        if format == gridflow_store::ZarrFormat::V3 {
+            let temp = std::fs::read_to_string(path.join("temp/zarr.json")).unwrap();
+            assert!(temp.contains("\"_FillValue\": \"AAAAAAAA+H8=\""), "{temp}");
+        }
+        let back = open_zarr(path.to_str().unwrap(), &OpenOptions::default()).unwrap();
+        assert_close(
+            &values(&back.get("flag_u").unwrap()),
+            &want,
+            0.0,
+            "gridflow re-read",
+        );
+        let Some(py) = venv_python() else { continue };
+        let out = std::process::Command::new(py)
+            .arg("-c")
+            .arg(
+                "import sys, json, numpy as np, xarray as xr\n\
+                 o = xr.open_zarr(sys.argv[1], consolidated=None)\n\
+                 print(json.dumps({'dtype': str(o.flag_u.dtype), 'disk': str(o.flag_u.encoding['dtype']),\n\
+                   'v': [None if np.isnan(x) else float(x) for x in o.flag_u.values.ravel()],\n\
+                   'temp_nan': int(o.temp.isnull().sum()), 'height': float(o.height)}))",
+            )
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(got["dtype"], "float32", "{sub}");
+        assert_eq!(got["disk"], "int8", "{sub}");
+        assert_close(&floats(&got["v"]), &want, 0.0, "xarray re-read");
+        assert_eq!(got["temp_nan"], 1, "{sub}");
+        assert_eq!(got["height"], 2.0, "{sub}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
