@@ -168,6 +168,148 @@ impl Query {
     }
 }
 
+impl Query {
+    /// Reads a query from command-line search terms, `COLUMN=VALUE[,VALUE...]` each (the
+    /// syntax of `gridflow catalog search` and `gridflow eval --search`):
+    ///
+    /// * commas separate values, any of which may match; a comma inside a value is written
+    ///   `\,` or the value is quoted, `'...'` or `"..."` (quotes keep everything literal,
+    ///   spaces and commas included; `\'`/`\"` inside them is a quote);
+    /// * unquoted values are trimmed; an unquoted `None` is a missing cell (intake-esm's
+    ///   `None`), a quoted `'None'` the text;
+    /// * a column given in several terms matches any of their values;
+    /// * `require_all_on` columns as in [`Query::require_all_on`].
+    ///
+    /// ```
+    /// use gridflow_catalog::{Query, QueryValue};
+    /// let q = Query::from_terms(
+    ///     &["member_id=r1i1p1f1,r2i1p1f1", "start_date='1900-01-01, 00:00:00'",
+    ///       "member_id=r3i1p1f1", "dcpp_init_year=None", r"source_id=^C.{2\,3}$"],
+    ///     &["source_id"],
+    /// )?;
+    /// assert_eq!(q.values("member_id").map(<[_]>::len), Some(3));
+    /// assert_eq!(q.values("start_date"), Some(&[QueryValue::from("1900-01-01, 00:00:00")][..]));
+    /// assert_eq!(q.values("dcpp_init_year"), Some(&[QueryValue::Missing][..]));
+    /// assert_eq!(q.values("source_id"), Some(&[QueryValue::from("^C.{2,3}$")][..]));
+    /// # Ok::<(), gridflow_catalog::CatalogError>(())
+    /// ```
+    pub fn from_terms<T: AsRef<str>, C: AsRef<str>>(
+        terms: &[T],
+        require_all_on: &[C],
+    ) -> Result<Query> {
+        let mut q = Query::new();
+        for term in terms {
+            let term = term.as_ref();
+            let bad = |column: &str, detail: String| CatalogError::Query {
+                catalog: "(search terms)".to_owned(),
+                column: column.to_owned(),
+                value: term.to_owned(),
+                detail,
+            };
+            let Some((column, text)) = term.split_once('=') else {
+                return Err(bad("", "expected COLUMN=VALUE[,VALUE...]".to_owned()));
+            };
+            let column = column.trim();
+            if column.is_empty() {
+                return Err(bad(column, "the column name is empty".to_owned()));
+            }
+            let values = split_values(text).map_err(|detail| bad(column, detail))?;
+            if values.is_empty() {
+                return Err(bad(
+                    column,
+                    "no value (to look for a missing cell, write None)".to_owned(),
+                ));
+            }
+            for v in &values {
+                if let QueryValue::Text(t) = v
+                    && is_pattern(t)
+                    && let Err(e) = regex::Regex::new(t)
+                {
+                    let hint = if text.contains(',') && !t.contains(',') {
+                        " (a comma separates values: quote the value or write \\, to keep it in)"
+                    } else {
+                        ""
+                    };
+                    return Err(bad(
+                        column,
+                        format!("{t:?} is not a valid regular expression{hint}: {e}"),
+                    ));
+                }
+            }
+            match q.terms.iter_mut().find(|(c, _)| c == column) {
+                Some((_, old)) => old.extend(values),
+                None => q.terms.push((column.to_owned(), values)),
+            }
+        }
+        Ok(q.require_all_on(require_all_on.iter().map(|c| c.as_ref().trim().to_owned())))
+    }
+}
+
+/// Splits the values of one search term (see [`Query::from_terms`]).
+fn split_values(text: &str) -> std::result::Result<Vec<QueryValue>, String> {
+    let mut values = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else { break };
+        if first == '\'' || first == '"' {
+            chars.next();
+            let mut v = String::new();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' if chars.peek() == Some(&first) => {
+                        v.push(first);
+                        chars.next();
+                    }
+                    c if c == first => {
+                        closed = true;
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            if !closed {
+                return Err(format!(
+                    "the quote {first} opened before {v:?} is not closed"
+                ));
+            }
+            values.push(QueryValue::Text(v));
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            match chars.next() {
+                None | Some(',') => {}
+                Some(c) => return Err(format!("{c:?} after a quoted value (expected a comma)")),
+            }
+        } else {
+            let mut v = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' if chars.peek() == Some(&',') => {
+                        v.push(',');
+                        chars.next();
+                    }
+                    ',' => break,
+                    c => v.push(c),
+                }
+            }
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            values.push(if v == "None" {
+                QueryValue::Missing
+            } else {
+                QueryValue::Text(v.to_owned())
+            });
+        }
+    }
+    Ok(values)
+}
+
 /// intake-esm's `is_pattern`: a `*`, `?`, `$` or `^` that is not escaped with `\`.
 pub fn is_pattern(value: &str) -> bool {
     let mut v = value.to_owned();

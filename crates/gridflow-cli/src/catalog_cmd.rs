@@ -1,7 +1,7 @@
 //! `gridflow catalog search` and the catalog steps of `demo` and `eval`.
 
 use anyhow::{Context, Result, bail};
-use gridflow_catalog::{DatasetDictOptions, EsmCatalog, Query};
+use gridflow_catalog::{DatasetDictOptions, EsmCatalog, OpenOptions as CatalogOpenOptions, Query};
 use gridflow_dataset::{Dataset, OpenOptions};
 use gridflow_store::StoreOptions;
 use serde_json::json;
@@ -17,48 +17,54 @@ pub struct Found {
     pub dataset: Dataset,
 }
 
-/// `col=value` pairs as a query; `value` may list several comma-separated values (any of).
-fn query(pairs: &[(&str, &str)]) -> Query {
-    let mut q = Query::new();
-    for (col, val) in pairs {
-        let vals: Vec<&str> = val
-            .split(',')
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .collect();
-        q = if vals.len() == 1 {
-            q.with(col, vals[0])
-        } else {
-            q.with_any(col, vals)
-        };
-    }
-    q
+/// How search terms are read, shared by `catalog search` and `eval --catalog`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct SearchOptions {
+    /// Keep only the groups of rows (grouped by COL) that hold every combination of the
+    /// other searched values, as intake-esm's `require_all_on` (repeat, or COL1,COL2).
+    #[arg(long, value_name = "COL", value_delimiter = ',')]
+    pub require_all_on: Vec<String>,
+    /// CSV columns whose cells hold lists (`"['tas', 'pr']"`), as intake-esm's
+    /// `columns_with_iterables`: a value then matches one item of the list (repeat, or
+    /// COL1,COL2).
+    #[arg(long, value_name = "COL", value_delimiter = ',')]
+    pub columns_with_iterables: Vec<String>,
 }
 
-fn open_catalog(path: &Path) -> Result<EsmCatalog> {
+/// The syntax of search terms, for `--help`.
+pub const TERMS_HELP: &str = "Search terms are COLUMN=VALUE: VALUE may list several values separated by commas \
+(any of them matches), a comma inside a value is written \\, or the value is quoted ('...' or \"...\"); \
+an unquoted None looks for a missing cell; values holding * ? ^ or $ are regular expressions searched in \
+the cell, as in intake-esm (member_id='^r1i1p1f[0-9]$'); a column given twice matches either term.";
+
+fn open_catalog(path: &Path, opts: &SearchOptions) -> Result<EsmCatalog> {
     let p = path.to_str().context("the catalog path is not UTF-8")?;
-    EsmCatalog::open(p, &StoreOptions::default())
-        .with_context(|| format!("opening the catalog {p}"))
+    EsmCatalog::open_with(
+        p,
+        &CatalogOpenOptions {
+            store: StoreOptions::default(),
+            columns_with_iterables: opts.columns_with_iterables.clone(),
+        },
+    )
+    .with_context(|| format!("opening the catalog {p}"))
 }
 
 /// Searches `catalog` and opens the one dataset the search leaves.
-pub fn search_and_open(
-    catalog: &Path,
-    pairs: &[(&str, &str)],
-    open: &OpenOptions,
-) -> Result<Found> {
-    search_and_open_key(catalog, pairs, None, open)
+pub fn search_and_open(catalog: &Path, terms: &[String], open: &OpenOptions) -> Result<Found> {
+    search_and_open_key(catalog, terms, &SearchOptions::default(), None, open)
 }
 
 /// Searches `catalog` and opens the dataset `key` (or the only one).
 pub fn search_and_open_key(
     catalog: &Path,
-    pairs: &[(&str, &str)],
+    terms: &[String],
+    opts: &SearchOptions,
     key: Option<&str>,
     open: &OpenOptions,
 ) -> Result<Found> {
-    let cat = open_catalog(catalog)?;
-    let found = cat.search(&query(pairs))?;
+    let query = Query::from_terms(terms, &opts.require_all_on)?;
+    let cat = open_catalog(catalog, opts)?;
+    let found = cat.search(&query)?;
     let keys = found.keys()?;
     let key = match (key, keys.as_slice()) {
         (Some(k), _) if keys.iter().any(|x| x == k) => k.to_owned(),
@@ -90,21 +96,16 @@ pub fn search_and_open_key(
 }
 
 /// Runs `gridflow catalog search`.
-pub fn search(catalog: &Path, terms: &[String], unique: bool, as_json: bool) -> Result<()> {
-    let pairs: Vec<(String, String)> = terms
-        .iter()
-        .map(|t| {
-            t.split_once('=')
-                .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
-                .with_context(|| format!("search term {t:?}: expected COLUMN=VALUE"))
-        })
-        .collect::<Result<_>>()?;
-    let refs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let cat = open_catalog(catalog)?;
-    let found = cat.search(&query(&refs))?;
+pub fn search(
+    catalog: &Path,
+    terms: &[String],
+    opts: &SearchOptions,
+    unique: bool,
+    as_json: bool,
+) -> Result<()> {
+    let query = Query::from_terms(terms, &opts.require_all_on)?;
+    let cat = open_catalog(catalog, opts)?;
+    let found = cat.search(&query)?;
     let keys = found.keys()?;
     if as_json {
         let mut doc = json!({"rows": found.len(), "keys": keys});

@@ -64,12 +64,13 @@ pub fn run(o: &Options) -> Result<()> {
     );
     let t = Instant::now();
     let query = [
-        ("experiment_id", "historical"),
-        ("institution_id", "NIMS-KMA"),
-        ("table_id", "3hr"),
-        ("variable_id", "tas"),
-        ("member_id", "r1i1p1f1"),
-    ];
+        "experiment_id=historical",
+        "institution_id=NIMS-KMA",
+        "table_id=3hr",
+        "variable_id=tas",
+        "member_id=r1i1p1f1",
+    ]
+    .map(String::from);
     let found = crate::catalog_cmd::search_and_open(&s.catalog, &query, &OpenOptions::default())?;
     println!(
         "   {} matching row(s); dataset key: {}",

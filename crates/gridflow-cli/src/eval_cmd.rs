@@ -19,10 +19,13 @@ pub struct EvalArgs {
     /// An intake-esm catalog (JSON) whose search leaves the dataset bound to `ds`.
     #[arg(long)]
     pub catalog: Option<String>,
-    /// A catalog search, one column each: `--search variable_id=tas --search
-    /// member_id=r1i1p1f1,r2i1p1f1` (comma: any of several values).
+    /// A catalog search term, one per column: `--search variable_id=tas --search
+    /// member_id=r1i1p1f1,r2i1p1f1` (comma: any of several values; see the syntax below).
     #[arg(long, value_name = "COL=VALUE")]
     pub search: Vec<String>,
+    /// How the search is read.
+    #[command(flatten)]
+    pub search_options: crate::catalog_cmd::SearchOptions,
     /// Which dataset of the search result (when it leaves several).
     #[arg(long)]
     pub key: Option<String>,
@@ -57,22 +60,10 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
         ));
     }
     if let Some(cat) = &args.catalog {
-        let query: Vec<(String, String)> = args
-            .search
-            .iter()
-            .map(|s| {
-                s.split_once('=')
-                    .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
-                    .ok_or_else(|| anyhow!("--search {s:?}: expected COLUMN=VALUE"))
-            })
-            .collect::<Result<_>>()?;
-        let q: Vec<(&str, &str)> = query
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
         let found = crate::catalog_cmd::search_and_open_key(
             std::path::Path::new(cat),
-            &q,
+            &args.search,
+            &args.search_options,
             args.key.as_deref(),
             &OpenOptions::default(),
         )?;

@@ -90,7 +90,7 @@ enum Command {
     ///   gridflow eval --store S 'ds.tas.resample(time="1D").max()' -o daily_max.zarr
     ///   gridflow eval --store S 'ds.tas.sel(time=slice("1850-02", "1850-03")).isel(lat=0)'
     ///   gridflow eval 'da.ones((20000, 20000), chunks=(200, 200)).sum()'
-    #[command(verbatim_doc_comment)]
+    #[command(verbatim_doc_comment, after_help = catalog_cmd::TERMS_HELP)]
     Eval(eval_cmd::EvalArgs),
 }
 
@@ -99,11 +99,15 @@ enum CatalogCommand {
     /// Print the dataset keys (and row counts) matching `col=value` terms; `col=v1,v2`
     /// matches any of several values, and values may be regular expressions as in
     /// intake-esm (`member_id=^r1.*`).
+    #[command(after_help = catalog_cmd::TERMS_HELP)]
     Search {
         /// The catalog JSON (path, file://, http(s)://, s3://).
         catalog: String,
-        /// Search terms, `col=value` or `col=v1,v2`.
+        /// Search terms, `col=value` or `col=v1,v2` (see below).
         terms: Vec<String>,
+        /// How the terms are read.
+        #[command(flatten)]
+        options: catalog_cmd::SearchOptions,
         /// Also print the unique values of every column.
         #[arg(long)]
         unique: bool,
@@ -149,10 +153,17 @@ fn run(cli: Cli) -> Result<()> {
                 CatalogCommand::Search {
                     catalog,
                     terms,
+                    options,
                     unique,
                     json,
                 },
-        } => catalog_cmd::search(std::path::Path::new(&catalog), &terms, unique, json),
+        } => catalog_cmd::search(
+            std::path::Path::new(&catalog),
+            &terms,
+            &options,
+            unique,
+            json,
+        ),
         Command::Sample { years, steps, data } => {
             let s = sample::ensure_sample(&data, steps.unwrap_or(years * sample::STEPS_PER_YEAR))?;
             println!("store:   {}", s.store.display());
