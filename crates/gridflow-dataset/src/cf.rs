@@ -10,7 +10,7 @@ use gridflow_array::{ChunkedArray, DType, Scalar};
 use gridflow_cftime::{Calendar, CfUnits};
 use gridflow_store::{
     Compression, Dim, StoreOptions, WriteMode, WriteOptions, ZarrFormat, ZarrStore,
-    consolidate_metadata, to_zarr,
+    consolidate_metadata, to_zarr, write_string_array,
 };
 use indexmap::IndexMap;
 use serde_json::{Value, json};
@@ -71,6 +71,7 @@ pub fn open_zarr(url: &str, options: &OpenOptions) -> Result<Dataset> {
     let group = store.open_group(&options.group)?;
     let format = group.zarr_format();
     let mut raw: IndexMap<String, Variable> = IndexMap::new();
+    let mut unreadable: Vec<(String, String)> = Vec::new();
     for path in group.array_paths() {
         if path.contains('/') {
             continue;
@@ -80,7 +81,24 @@ pub fn open_zarr(url: &str, options: &OpenOptions) -> Result<Dataset> {
         } else {
             format!("{}/{}", options.group.trim_matches('/'), path)
         };
-        let arr = group.array(&path)?;
+        if group.is_string_array(&path) {
+            match read_strings(&group, &path, &full) {
+                Ok(v) => {
+                    raw.insert(path, v);
+                }
+                Err(e) => unreadable.push((path, e.to_string())),
+            }
+            continue;
+        }
+        let arr = match group.array(&path) {
+            Ok(a) => a,
+            // a data type gridflow cannot read spoils only its own variable
+            Err(e @ gridflow_store::StoreError::UnsupportedDType { .. }) => {
+                unreadable.push((path, e.to_string()));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let dims: Vec<String> = match arr.dims() {
             Some(d) => d.to_vec(),
             // zarr-python leaves `dimension_names` out of 0-d v3 arrays (CMIP6's `height`)
@@ -122,12 +140,41 @@ pub fn open_zarr(url: &str, options: &OpenOptions) -> Result<Dataset> {
         raw.insert(path, v);
     }
     let mut ds = decode_cf(raw, group.attrs().clone(), &options.decode)?;
+    if !unreadable.is_empty() {
+        ds.encoding.insert(
+            UNREADABLE.into(),
+            Value::Object(unreadable.into_iter().map(|(k, e)| (k, json!(e))).collect()),
+        );
+    }
     ds.encoding.insert("source".into(), json!(url));
     ds.encoding.insert(
         "zarr_format".into(),
         json!(if format == ZarrFormat::V2 { 2 } else { 3 }),
     );
     Ok(ds)
+}
+
+/// `Dataset::encoding` key listing the variables that could not be read, with why.
+pub(crate) const UNREADABLE: &str = "unreadable_variables";
+
+/// A string array as a string variable (dimension names as for numeric arrays).
+fn read_strings(group: &gridflow_store::ZarrGroup, path: &str, full: &str) -> Result<Variable> {
+    let s = group.string_array(path)?;
+    let dims = match s.dims {
+        Some(d) => d,
+        None if s.shape.is_empty() => Vec::new(),
+        None => {
+            return Err(DatasetError::Attribute {
+                var: full.to_owned(),
+                attr: "_ARRAY_DIMENSIONS".into(),
+                detail: "missing: the array has no dimension names (not written by xarray?)".into(),
+            });
+        }
+    };
+    let mut v = Variable::from_string_array(&dims, &s.shape, s.values)?;
+    v.attrs = s.attrs.into_iter().collect();
+    v.encoding.insert("dtype".into(), json!("str"));
+    Ok(v)
 }
 
 fn scalar_json(s: Scalar) -> Value {
@@ -629,6 +676,32 @@ impl Dataset {
             group_attrs.insert("coordinates".into(), json!(coord_names.join(" ")));
         }
         for (name, v) in self.coords.iter().chain(self.data_vars.iter()) {
+            if let ValueKind::Strings(table) = v.kind() {
+                let codes = v.data().compute()?.to_f64_vec();
+                let values = codes
+                    .iter()
+                    .map(|&c| {
+                        table.get(c as usize).cloned().ok_or_else(|| {
+                            invalid("to_zarr", format!("{name:?}: string code {c} out of range"))
+                        })
+                    })
+                    .collect::<Result<Vec<String>>>()?;
+                let attrs: serde_json::Map<String, Value> = v
+                    .attrs
+                    .iter()
+                    .map(|(k, x)| (k.clone(), x.clone()))
+                    .collect();
+                write_string_array(
+                    &store,
+                    name,
+                    options.format,
+                    v.dims(),
+                    v.shape(),
+                    &values,
+                    &attrs,
+                )?;
+                continue;
+            }
             let (data, mut attrs) = encode_variable(name, v)?;
             if options.format == ZarrFormat::V3 && data.dtype().is_float() {
                 // xarray reads a v3 float `_FillValue` only as base64 of its float64 bytes

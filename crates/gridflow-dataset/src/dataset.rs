@@ -151,6 +151,17 @@ impl Dataset {
         if let Some(c) = self.coords.get(name) {
             return Ok(coord_array(name, c, &self.coords, &self.indexes));
         }
+        if let Some(why) = self
+            .encoding
+            .get(crate::cf::UNREADABLE)
+            .and_then(|u| u.get(name))
+            .and_then(serde_json::Value::as_str)
+        {
+            return Err(DatasetError::Unreadable {
+                name: name.to_owned(),
+                detail: why.to_owned(),
+            });
+        }
         Err(DatasetError::UnknownName {
             op: "Dataset".into(),
             name: name.to_owned(),

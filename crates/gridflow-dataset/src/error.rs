@@ -23,6 +23,15 @@ pub enum DatasetError {
         /// The object's dimensions.
         available: String,
     },
+    /// A variable of the store that gridflow could not read (its data type...); the rest of
+    /// the dataset is usable.
+    #[error("variable {name:?} could not be read (the rest of the dataset can): {detail}")]
+    Unreadable {
+        /// The variable.
+        name: String,
+        /// Why.
+        detail: String,
+    },
     /// A variable or coordinate name that the object does not have.
     #[error("{op}: no variable or coordinate {name:?} (available: {available})")]
     UnknownName {

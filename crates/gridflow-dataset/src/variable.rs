@@ -186,6 +186,23 @@ impl Variable {
         Ok(v)
     }
 
+    /// A string variable of any shape (row-major `values`), e.g. as read from a Zarr store.
+    pub fn from_string_array(
+        dims: &[String],
+        shape: &[usize],
+        values: Vec<String>,
+    ) -> Result<Variable> {
+        let n = values.len();
+        let codes: Vec<i64> = (0..n as i64).collect();
+        let arr = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), codes)
+            .map_err(|e| invalid("Variable", format!("{n} strings for shape {shape:?}: {e}")))?;
+        let chunks: Vec<usize> = shape.iter().map(|&d| d.max(1)).collect();
+        let data = ChunkedArray::from_chunk(Chunk::I64(arr), chunks)?;
+        let mut v = Variable::new(dims.to_vec(), data)?;
+        v.kind = ValueKind::Strings(Arc::new(values));
+        Ok(v)
+    }
+
     /// A 1-d in-memory string variable.
     pub fn from_strings(dim: &str, values: Vec<String>) -> Result<Variable> {
         let n = values.len();

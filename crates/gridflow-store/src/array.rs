@@ -251,6 +251,11 @@ impl ZarrGroup {
         &self.meta.groups
     }
 
+    /// The metadata of the array at `path` (relative to the group), if there is one.
+    pub(crate) fn entry(&self, path: &str) -> Option<&ArrayEntry> {
+        self.meta.arrays.get(path.trim_matches('/'))
+    }
+
     /// The array at `path` (relative to this group), built from the metadata already read.
     pub fn array(&self, path: &str) -> Result<ZarrArray> {
         let rel = path.trim_matches('/');

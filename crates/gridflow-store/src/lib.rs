@@ -15,12 +15,14 @@ pub mod error;
 pub mod fetch;
 pub mod metadata;
 pub mod storage;
+mod strings;
 pub mod write;
 
 pub use array::{Dim, ZarrArray, ZarrGroup, ZarrSource, ZarrStore};
 pub use error::{Result, StoreError};
 pub use metadata::ZarrFormat;
 pub use storage::{StoreOptions, StoreUrl};
+pub use strings::{MAX_STRING_ELEMENTS, StringArray, is_string_entry, write_string_array};
 pub use write::{
     Compression, WriteMode, WriteOptions, consolidate_metadata, to_zarr, write_group_attrs,
 };
