@@ -464,7 +464,13 @@ impl Dataset {
     /// [`gridflow_store::staging::check_output_dir`]).
     pub fn check_to_zarr(&self, url: &str, options: &ToZarrOptions) -> Result<()> {
         let target = StoreUrl::parse(url)?;
-        check_not_input(&target, "", &self.input_stores())?;
+        // whole stores: writing inside an input store (even beside the arrays read) is refused too
+        let roots: Vec<(StoreUrl, String)> = self
+            .input_stores()
+            .into_iter()
+            .map(|(u, _)| (u, String::new()))
+            .collect();
+        check_not_input(&target, "", &roots)?;
         if let StoreUrl::Local(p) = &target {
             check_output_dir(p, options.mode)?;
         }

@@ -302,8 +302,21 @@ fn clean_stale(dir: &Path, name: &str) {
     }
 }
 
-/// Flushes every file and directory under `root` to disk.
+/// Flushes every file and directory under `root` to disk: on Linux with one `syncfs` of
+/// its filesystem (thousands of chunk files make per-file `fsync`s slow), elsewhere file by
+/// file.
 fn sync_tree(root: &Path) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let dir = File::open(root).map_err(io_err("opening", root))?;
+        if rustix::fs::syncfs(&dir).is_ok() {
+            return Ok(());
+        }
+    }
+    sync_each(root)
+}
+
+fn sync_each(root: &Path) -> Result<()> {
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in fs::read_dir(&d).map_err(io_err("listing", &d))? {
