@@ -72,23 +72,35 @@ fn json(dir: &Path, store: &str, expr: &str) -> Value {
     .unwrap()
 }
 
-/// Every file under `d` (relative path and bytes), sorted: a store's exact content.
-fn tree(d: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(root: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+/// Every file under `d` (relative path, size and an FNV-1a hash of its bytes), sorted: a
+/// store's exact content.
+fn tree(d: &Path) -> Vec<(String, usize, u64)> {
+    fn walk(root: &Path, d: &Path, out: &mut Vec<(String, usize, u64)>) {
         for e in std::fs::read_dir(d).unwrap() {
             let e = e.unwrap();
             if e.file_type().unwrap().is_dir() {
                 walk(root, &e.path(), out);
             } else {
                 let rel = e.path().strip_prefix(root).unwrap().display().to_string();
-                out.push((rel, std::fs::read(e.path()).unwrap()));
+                out.push(file_print(rel, &e.path()));
             }
         }
+    }
+    if d.is_file() {
+        return vec![file_print(String::new(), d)];
     }
     let mut out = Vec::new();
     walk(d, d, &mut out);
     out.sort();
     out
+}
+
+fn file_print(name: String, p: &Path) -> (String, usize, u64) {
+    let bytes = std::fs::read(p).unwrap();
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (name, bytes.len(), hash)
 }
 
 /// Hidden temporary siblings left in `dir`.
@@ -281,11 +293,7 @@ fn nothing_of_the_users_is_replaced_without_overwrite() {
     std::fs::write(d.join("papers/draft.tex"), b"\\section{}").unwrap();
     std::fs::write(d.join("notes.txt"), b"keep me").unwrap();
     for target in ["mine.zarr", "papers", "notes.txt"] {
-        let before = if d.join(target).is_dir() {
-            tree(&d.join(target))
-        } else {
-            vec![(String::new(), std::fs::read(d.join(target)).unwrap())]
-        };
+        let before = tree(&d.join(target));
         fails_with(
             &gridflow(&d, &["eval", "--store", "src.zarr", expr, "-o", target]),
             "already exists",
@@ -308,12 +316,7 @@ fn nothing_of_the_users_is_replaced_without_overwrite() {
                 "replaces only Zarr stores",
             );
         }
-        let after = if d.join(target).is_dir() {
-            tree(&d.join(target))
-        } else {
-            vec![(String::new(), std::fs::read(d.join(target)).unwrap())]
-        };
-        assert_eq!(before, after, "{target}");
+        assert_eq!(tree(&d.join(target)), before, "{target}");
     }
     // an empty directory may be used; a missing parent is an error, not a crash
     std::fs::create_dir(d.join("empty.zarr")).unwrap();
