@@ -4,7 +4,7 @@ use crate::kernels;
 use crate::ops::{ArrayOp, Value};
 use crate::registry::{ChunkSource, SourceRef};
 use crate::{ArrayError, Chunk, DType, Element, Result, Scalar};
-use gridflow_graph::{Compiled, DenseTasks, Graph, Indexed, Key, Task, Tokenizer};
+use gridflow_graph::{Compiled, DenseTasks, Expr, Graph, Indexed, Key, Task, Tokenizer};
 use gridflow_runtime::{RunReport, Scheduler};
 use ndarray::ArrayD;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -517,6 +517,36 @@ impl ChunkedArray {
             }
         }
         layers
+    }
+
+    /// The chunk sources this array's read tasks read from, each once: what it depends on
+    /// outside memory (a writer refuses to replace one of them with the array's own result).
+    pub fn sources(&self) -> Vec<Arc<dyn ChunkSource>> {
+        fn walk(
+            e: &Expr<ArrayOp>,
+            seen: &mut FxHashSet<usize>,
+            out: &mut Vec<Arc<dyn ChunkSource>>,
+        ) {
+            if let Expr::Call { op, args } = e {
+                if let ArrayOp::Read { source, .. } = op
+                    // tasks of one read layer share their source: keep it once
+                    && seen.insert(Arc::as_ptr(&source.0).cast::<()>() as usize)
+                {
+                    out.push(source.0.clone());
+                }
+                for a in args {
+                    walk(a, seen, out);
+                }
+            }
+        }
+        let mut seen = FxHashSet::default();
+        let mut out = Vec::new();
+        for l in self.layers() {
+            for (_, t) in &l.tasks {
+                walk(&t.expr, &mut seen, &mut out);
+            }
+        }
+        out
     }
 
     /// The full task graph that computes this array (all layers merged).

@@ -234,13 +234,29 @@ fn label_with_units(da: &DataArray) -> String {
     }
 }
 
-/// Plots a computed 1-d (line, datetime axis in its calendar) or 2-d lat/lon (map) array.
+/// Plots a computed 1-d (line, datetime axis in its calendar) or 2-d lat/lon (map) array to
+/// a PNG or SVG file (by its extension), written whole through a temporary file; an existing
+/// file is replaced only when `overwrite`.
 pub fn plot(
     da: &DataArray,
     title: &str,
     units_from: Option<&DataArray>,
     path: &Path,
+    overwrite: bool,
 ) -> Result<()> {
+    let svg = match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("png") => false,
+        Some("svg") => true,
+        _ => bail!(
+            "cannot plot to {}: unknown extension, expected .png or .svg",
+            path.display()
+        ),
+    };
     let label_src = units_from.unwrap_or(da);
     let y_label = {
         let mut d = label_src.clone();
@@ -273,7 +289,14 @@ pub fn plot(
                     plot = LinePlot::new(title, x, y).with_x_label(dim);
                 }
             }
-            plot.with_y_label(&y_label).save(path)?;
+            let plot = plot.with_y_label(&y_label);
+            let (w, h) = (LinePlot::DEFAULT_WIDTH, LinePlot::DEFAULT_HEIGHT);
+            let bytes = if svg {
+                plot.to_svg(w, h)?.into_bytes()
+            } else {
+                plot.to_png(w, h)?
+            };
+            write_file(path, &bytes, overwrite)?;
         }
         [a, b] => {
             let (latd, lond) = if is_lat(a) && is_lon(b) {
@@ -293,15 +316,27 @@ pub fn plot(
                 .and_then(|c| c.to_f64_vec())
                 .with_context(|| format!("no {lond} coordinate to plot"))?;
             let values = ordered.to_f64_vec()?;
-            MapPlot::new(title, lat, lon, values)
-                .with_colorbar_label(&y_label)
-                .save(path)?;
+            let map = MapPlot::new(title, lat, lon, values).with_colorbar_label(&y_label);
+            let (w, h) = (MapPlot::DEFAULT_WIDTH, MapPlot::DEFAULT_HEIGHT);
+            let bytes = if svg {
+                map.to_svg(w, h)?.into_bytes()
+            } else {
+                map.to_png(w, h)?
+            };
+            write_file(path, &bytes, overwrite)?;
         }
         dims => bail!(
             "can plot 1-d (line) or 2-d lat/lon (map) results; this one has dims {dims:?} — select or reduce first"
         ),
     }
     Ok(())
+}
+
+/// Writes a whole file through a temporary sibling renamed in place (an existing file is
+/// replaced only when `overwrite`).
+pub fn write_file(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
+    gridflow_store::staging::write_file(path, bytes, overwrite)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn is_lat(d: &str) -> bool {

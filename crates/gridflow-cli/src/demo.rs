@@ -125,8 +125,8 @@ pub fn run(o: &Options) -> Result<()> {
         optimized.len()
     );
     let svg = o.out.join("point-graph.svg");
-    std::fs::write(&svg, optimized.to_svg()?)
-        .with_context(|| format!("writing {}", svg.display()))?;
+    // the demo's own outputs: replaced on every run
+    crate::common::write_file(&svg, optimized.to_svg()?.as_bytes(), true)?;
     println!("   drew the optimized task graph to {}", svg.display());
 
     step(5, "Compute the point's time series in parallel and plot it");
@@ -151,6 +151,7 @@ pub fn run(o: &Options) -> Result<()> {
         ),
         Some(&tas),
         &png,
+        true,
     )?;
     println!("   plotted {}", png.display());
 
@@ -182,6 +183,7 @@ pub fn run(o: &Options) -> Result<()> {
         ),
         Some(&tas),
         &png,
+        true,
     )?;
     println!("   plotted {}", png.display());
 

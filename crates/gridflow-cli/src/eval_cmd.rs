@@ -4,7 +4,7 @@ use crate::common::{Executor, plot, to_json};
 use crate::eval::{Env, Val, eval};
 use anyhow::{Context, Result, anyhow, bail};
 use gridflow_dataset::{DataArray, Dataset, OpenOptions, ToZarrOptions, open_zarr};
-use gridflow_store::WriteMode;
+use gridflow_store::{WriteMode, staging};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -98,6 +98,20 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         Val::Rolling(_) => bail!("the result is a Rolling: finish it with .mean() or .sum()"),
         other => bail!("the result is {}, not an array", kind_name(&other)),
     };
+    let out_ds = match (&args.output, &result) {
+        (None, _) => None,
+        (Some(_), Result_::Array(a)) => Some(Dataset::from_dataarray(a)?),
+        (Some(_), Result_::Dataset(d)) => Some(d.clone()),
+    };
+    let zarr_options = ToZarrOptions {
+        mode: if args.overwrite {
+            WriteMode::Overwrite
+        } else {
+            WriteMode::Create
+        },
+        ..ToZarrOptions::default()
+    };
+    preflight(args, &result, out_ds.as_ref(), &zarr_options)?;
     if let Some(path) = &args.graph {
         let svg = match &result {
             Result_::Array(a) => a.data().to_svg()?,
@@ -111,33 +125,20 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 d.get(&first)?.data().to_svg()?
             }
         };
-        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        staging::write_file(path, svg.as_bytes(), args.overwrite)
+            .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("drew the optimized task graph to {}", path.display());
         if args.output.is_none() && args.plot.is_none() && !args.json {
             return Ok(());
         }
     }
-    if let Some(out) = &args.output {
-        let ds = match &result {
-            Result_::Array(a) => Dataset::from_dataarray(a)?,
-            Result_::Dataset(d) => d.clone(),
-        };
+    if let (Some(out), Some(ds)) = (&args.output, &out_ds) {
         let url = out
             .to_str()
             .ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
         let t = std::time::Instant::now();
-        ds.to_zarr(
-            url,
-            &ToZarrOptions {
-                mode: if args.overwrite {
-                    WriteMode::Overwrite
-                } else {
-                    WriteMode::Create
-                },
-                ..ToZarrOptions::default()
-            },
-        )
-        .with_context(|| format!("writing {}", out.display()))?;
+        ds.to_zarr(url, &zarr_options)
+            .with_context(|| format!("writing {}", out.display()))?;
         eprintln!(
             "wrote {} in {:.2} s",
             out.display(),
@@ -153,7 +154,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             let c = a.compute_with(&exec.scheduler("compute"))?;
             if let Some(p) = &args.plot {
                 let title = args.expr.clone();
-                plot(&c, &title, None, p)?;
+                plot(&c, &title, None, p, args.overwrite)?;
                 eprintln!("plotted {}", p.display());
             }
             if args.json {
@@ -167,9 +168,6 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 exec.check_fits(&d.get(v)?, v)?;
             }
             let c = d.compute_with(&exec.scheduler("compute"))?;
-            if args.plot.is_some() {
-                bail!("--plot needs a DataArray result; select a variable, e.g. ds.tas...");
-            }
             if args.json {
                 let mut vars = serde_json::Map::new();
                 for v in c.data_vars().keys() {
@@ -181,6 +179,61 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 );
             } else {
                 println!("{c}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks every output before anything is computed or written: `--plot`'s format, that no
+/// file or store is replaced without `--overwrite` (and nothing that is not one even with
+/// it), that the parent directories exist, and that `-o` is none of the result's inputs.
+fn preflight(
+    args: &EvalArgs,
+    result: &Result_,
+    out_ds: Option<&Dataset>,
+    zarr_options: &ToZarrOptions,
+) -> Result<()> {
+    if let Some(p) = &args.plot {
+        if matches!(result, Result_::Dataset(_)) {
+            bail!("--plot needs a DataArray result; select a variable, e.g. ds.tas...");
+        }
+        let ext = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if !matches!(ext.as_deref(), Some("png" | "svg")) {
+            bail!(
+                "--plot {}: unknown extension, expected .png or .svg",
+                p.display()
+            );
+        }
+        staging::check_output_file(p, args.overwrite)
+            .with_context(|| format!("--plot {}", p.display()))?;
+    }
+    if let Some(g) = &args.graph {
+        staging::check_output_file(g, args.overwrite)
+            .with_context(|| format!("--graph {}", g.display()))?;
+    }
+    if let (Some(p), Some(g)) = (&args.plot, &args.graph)
+        && staging::resolve_output(p)? == staging::resolve_output(g)?
+    {
+        bail!("--plot and --graph name the same file {}", p.display());
+    }
+    if let (Some(out), Some(ds)) = (&args.output, out_ds) {
+        let url = out
+            .to_str()
+            .ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
+        ds.check_to_zarr(url, zarr_options)
+            .with_context(|| format!("-o {}", out.display()))?;
+        let root = staging::resolve_output(out)?;
+        for f in args.plot.iter().chain(&args.graph) {
+            if staging::resolve_output(f)?.starts_with(&root) {
+                bail!(
+                    "{} is inside the output store {}: write it elsewhere",
+                    f.display(),
+                    out.display()
+                );
             }
         }
     }

@@ -266,7 +266,10 @@ pub fn ensure_sample(dir: &Path, steps: usize) -> Result<Sample> {
             written: false,
         });
     }
-    std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
+    if let Some(parent) = store.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
     if steps == 0 {
         anyhow::bail!("the sample needs at least one time step");
     }

@@ -8,9 +8,10 @@ use crate::variable::{Attrs, NAT, ValueKind, Variable};
 use gridflow_array::kernels::{BinaryOp, UnaryOp};
 use gridflow_array::{ChunkedArray, DType, Scalar};
 use gridflow_cftime::{Calendar, CfUnits};
+use gridflow_store::staging::{StagedDir, check_output_dir};
 use gridflow_store::{
-    Compression, Dim, StoreOptions, WriteMode, WriteOptions, ZarrFormat, ZarrStore,
-    consolidate_metadata, to_zarr, write_string_array,
+    Compression, Dim, StoreOptions, StoreUrl, WriteMode, WriteOptions, ZarrFormat, ZarrStore,
+    check_not_input, clear_store, consolidate_metadata, input_stores, to_zarr, write_string_array,
 };
 use indexmap::IndexMap;
 use serde_json::{Value, json};
@@ -660,11 +661,86 @@ impl Default for ToZarrOptions {
 }
 
 impl Dataset {
+    /// The Zarr arrays the dataset's lazily read variables come from (store and array path),
+    /// each once.
+    pub fn input_stores(&self) -> Vec<(StoreUrl, String)> {
+        let mut out: Vec<(StoreUrl, String)> = Vec::new();
+        for v in self.coords.values().chain(self.data_vars.values()) {
+            for i in input_stores(v.data()) {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+        out
+    }
+
+    /// Checks, touching nothing, what [`Dataset::to_zarr`] checks before it writes: the
+    /// output is none of the stores the dataset reads from (nor inside one, nor holding one;
+    /// symlinks resolved), and what is at a local target may be used in `options.mode` (see
+    /// [`gridflow_store::staging::check_output_dir`]).
+    pub fn check_to_zarr(&self, url: &str, options: &ToZarrOptions) -> Result<()> {
+        let target = StoreUrl::parse(url)?;
+        // whole stores: writing inside an input store (even beside the arrays read) is refused too
+        let roots: Vec<(StoreUrl, String)> = self
+            .input_stores()
+            .into_iter()
+            .map(|(u, _)| (u, String::new()))
+            .collect();
+        check_not_input(&target, "", &roots)?;
+        if let StoreUrl::Local(p) = &target {
+            check_output_dir(p, options.mode)?;
+        }
+        Ok(())
+    }
+
     /// Writes every variable to a Zarr store (in parallel, block by block), re-encoding
     /// times, packed values and fill values from each variable's encoding, so that a store
     /// opened with [`open_zarr`] round-trips.
+    ///
+    /// Refused before anything is touched: an output that the dataset reads from (see
+    /// [`Dataset::check_to_zarr`]), and in [`WriteMode::Create`] an existing store.
+    ///
+    /// Local stores are written to a hidden temporary sibling directory, flushed to disk,
+    /// and put in place only when complete: renamed to a new target, or atomically swapped
+    /// with the store it replaces ([`WriteMode::Overwrite`]), whose old content is then
+    /// deleted. A failure at any point leaves the target exactly as it was; the result holds
+    /// exactly the new content. Only Zarr stores (and empty directories) are ever replaced.
+    ///
+    /// Object stores (S3) have no rename: chunks are written first, then each array's
+    /// metadata, then the root group and the consolidated metadata last, so a new store that
+    /// fails partway does not open. [`WriteMode::Overwrite`] there is not atomic: it first
+    /// deletes the old store (its root metadata first, then every key under the prefix); if
+    /// the write then fails, no store opens at that prefix.
     pub fn to_zarr(&self, url: &str, options: &ToZarrOptions) -> Result<()> {
-        let store = ZarrStore::open(url, options.store.clone())?;
+        self.check_to_zarr(url, options)?;
+        match StoreUrl::parse(url)? {
+            StoreUrl::Local(path) => {
+                let staged = StagedDir::begin(&path, options.mode)?;
+                let tmp = staged.path().to_str().ok_or_else(|| {
+                    invalid(
+                        "to_zarr",
+                        format!("{} is not UTF-8", staged.path().display()),
+                    )
+                })?;
+                {
+                    let store = ZarrStore::open(tmp, options.store.clone())?;
+                    self.write_store(&store, options)?;
+                }
+                staged.commit()?;
+            }
+            _ => {
+                let store = ZarrStore::open(url, options.store.clone())?;
+                clear_store(&store, options.mode)?;
+                self.write_store(&store, options)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every array's chunks and metadata, then the root group, then the consolidated
+    /// metadata.
+    fn write_store(&self, store: &ZarrStore, options: &ToZarrOptions) -> Result<()> {
         let mut group_attrs = self.attrs.clone();
         let coord_names: Vec<String> = self
             .coords
@@ -692,7 +768,7 @@ impl Dataset {
                     .map(|(k, x)| (k.clone(), x.clone()))
                     .collect();
                 write_string_array(
-                    &store,
+                    store,
                     name,
                     options.format,
                     v.dims(),
@@ -711,19 +787,20 @@ impl Dataset {
             }
             let wo = WriteOptions {
                 format: options.format,
-                mode: options.mode,
+                mode: WriteMode::Create,
                 dims: Some(v.dims().to_vec()),
                 attrs,
                 compression: options.compression,
                 consolidated: false,
+                groups: false,
                 ..WriteOptions::default()
             };
-            to_zarr(&data, &store, name, &wo)?;
+            to_zarr(&data, store, name, &wo)?;
         }
-        write_group_attrs(&store, options.format, &group_attrs)?;
+        write_group_attrs(store, options.format, &group_attrs)?;
         // `.zmetadata` is v2's; a v3 store with one would be opened as an empty v2 store
         if options.consolidated && options.format == ZarrFormat::V2 {
-            consolidate_metadata(&store)?;
+            consolidate_metadata(store)?;
         }
         Ok(())
     }

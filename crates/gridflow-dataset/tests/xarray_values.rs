@@ -796,6 +796,7 @@ fn unsigned_and_v3_fill_values_round_trip_through_gridflow_and_xarray() {
     let ds = open("conventions_v2.zarr");
     let want = values(&ds.get("flag_u").unwrap());
     let dir = std::env::temp_dir().join(format!("gridflow-dataset-conv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     for (format, sub) in [
         (gridflow_store::ZarrFormat::V2, "v2.zarr"),
         (gridflow_store::ZarrFormat::V3, "v3.zarr"),
@@ -908,6 +909,7 @@ fn string_variables_and_labels_as_xarray_reads_them() {
 fn string_variables_round_trip_through_gridflow_and_xarray() {
     let ds = open("strings_fixed_v2.zarr");
     let dir = std::env::temp_dir().join(format!("gridflow-dataset-str-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     for (format, sub) in [
         (gridflow_store::ZarrFormat::V2, "v2.zarr"),
         (gridflow_store::ZarrFormat::V3, "v3.zarr"),

@@ -96,6 +96,40 @@ pub enum StoreError {
         /// The existing node path.
         path: String,
     },
+    /// A local file operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`"creating"`, `"renaming"`...).
+        op: &'static str,
+        /// The path it was done to.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An output path where something already is, and the write may not replace it.
+    #[error("{} already exists ({what}); nothing was written{hint}", path.display())]
+    OutputExists {
+        /// The output path (symlinks resolved).
+        path: std::path::PathBuf,
+        /// What is there (`"a Zarr store"`, `"a file"`...).
+        what: &'static str,
+        /// How to replace it, if it may be replaced at all (may be empty).
+        hint: &'static str,
+    },
+    /// The output is one of the stores the result is computed from (or inside one, or holds
+    /// one): writing would destroy the data before it is read.
+    #[error(
+        "refusing to write {output}: the result reads from {input}, which {relation}; nothing was written (write to another path)"
+    )]
+    OutputIsInput {
+        /// The output store.
+        output: String,
+        /// The input store.
+        input: String,
+        /// How they overlap (`"is the same store"`...).
+        relation: &'static str,
+    },
     /// A write was attempted on a store opened read-only.
     #[error("zarr store {url} is opened read-only; nothing was written")]
     ReadOnly {

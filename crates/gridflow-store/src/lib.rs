@@ -5,7 +5,8 @@
 //! * [`ZarrArray::to_chunked`] gives a lazy [`gridflow_array::ChunkedArray`] whose read
 //!   tasks fetch and decode store chunks on the executor's threads;
 //! * [`ZarrArray::read_region`] reads only the inner chunks of sharded arrays it needs;
-//! * [`to_zarr`] writes a chunked array (v2 with consolidated metadata, or v3) in parallel.
+//! * [`to_zarr`] writes a chunked array (v2 with consolidated metadata, or v3) in parallel;
+//! * [`staging`] puts local outputs in place only when complete (temporary sibling + rename).
 //!
 //! Call [`register`] once per process that runs read tasks (the `"zarr"` source kind).
 
@@ -14,6 +15,7 @@ mod blosc;
 pub mod error;
 pub mod fetch;
 pub mod metadata;
+pub mod staging;
 pub mod storage;
 mod strings;
 pub mod write;
@@ -24,7 +26,8 @@ pub use metadata::ZarrFormat;
 pub use storage::{StoreOptions, StoreUrl};
 pub use strings::{MAX_STRING_ELEMENTS, StringArray, is_string_entry, write_string_array};
 pub use write::{
-    Compression, WriteMode, WriteOptions, consolidate_metadata, to_zarr, write_group_attrs,
+    Compression, WriteMode, WriteOptions, check_not_input, clear_store, consolidate_metadata,
+    input_stores, to_zarr, write_group_attrs,
 };
 
 /// Registers the `"zarr"` chunk-source kind, so read tasks can be rebuilt from their spec

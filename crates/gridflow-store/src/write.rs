@@ -4,6 +4,7 @@
 use crate::array::{ZarrArray, ZarrStore};
 use crate::error::{Result, StoreError};
 use crate::metadata::{self, ArrayEntry, ZarrFormat};
+use crate::storage::StoreUrl;
 use gridflow_array::{Chunk, ChunkedArray, Chunking, DType, Scheduler, Value as ArrayValue};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -61,6 +62,10 @@ pub struct WriteOptions {
     pub threads: usize,
     /// Blocks computed per batch (bounds memory; 0: 2 × threads).
     pub batch_blocks: usize,
+    /// Create the root and intermediate groups' metadata where absent (default true). A
+    /// caller writing several arrays turns it off and writes the root group last, so that
+    /// an interrupted write leaves no store that opens.
+    pub groups: bool,
 }
 
 impl Default for WriteOptions {
@@ -74,6 +79,7 @@ impl Default for WriteOptions {
             consolidated: true,
             threads: 0,
             batch_blocks: 0,
+            groups: true,
         }
     }
 }
@@ -108,19 +114,13 @@ fn v2_dtype(d: DType) -> &'static str {
     }
 }
 
-/// Writes array metadata as ordered JSON under `key` and returns it as a JSON object.
-fn put_metadata(
-    store: &ZarrStore,
-    path: &str,
-    key: &str,
-    pairs: &[(&str, Value)],
-) -> Result<Value> {
-    put(store, path, key, ordered_json(pairs).into_bytes())?;
-    Ok(pairs
+/// Array metadata as a JSON object.
+fn pairs_object(pairs: &[(&str, Value)]) -> Value {
+    pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect::<Map<_, _>>()
-        .into())
+        .into()
 }
 
 fn put(store: &ZarrStore, path: &str, key: &str, bytes: Vec<u8>) -> Result<()> {
@@ -193,11 +193,18 @@ pub fn write_group_attrs(
 
 /// Writes `array` to `path` in `store` and returns the written array opened for reading.
 ///
-/// Metadata first (root and intermediate groups if absent, then the array), then every block
-/// as one store chunk: blocks are computed with gridflow's scheduler in batches of
-/// `batch_blocks` and each batch is encoded and stored by parallel writers. Irregular chunks
-/// are first rechunked to their first block size. v2 stores get a refreshed consolidated
-/// `.zmetadata`.
+/// Every block is stored as one store chunk first: blocks are computed with gridflow's
+/// scheduler in batches of `batch_blocks` and each batch is encoded and stored by parallel
+/// writers. Then the array's metadata, then (with `groups`) the root and intermediate groups
+/// where absent, and last, for v2 stores, a refreshed consolidated `.zmetadata`: a write that
+/// fails partway leaves chunks that no metadata points to, never an array that opens with
+/// missing chunks. Irregular chunks are first rechunked to their first block size.
+///
+/// An array that reads from `path` in the same store (or from inside it, or from a node that
+/// holds it) is refused before anything is touched. [`WriteMode::Overwrite`] deletes the old
+/// array's keys before writing the new ones: it is not atomic (an interrupted overwrite
+/// leaves no array at `path`). `Dataset::to_zarr` in gridflow-dataset writes whole local
+/// stores atomically.
 pub fn to_zarr(
     array: &ChunkedArray,
     store: &ZarrStore,
@@ -216,6 +223,7 @@ pub fn to_zarr(
             detail: "an array needs a non-empty path inside the store".into(),
         });
     }
+    check_not_input(store.url(), &path, &input_stores(array))?;
     let ndim = array.ndim();
     if let Some(d) = &options.dims
         && d.len() != ndim
@@ -260,6 +268,10 @@ pub fn to_zarr(
         match options.mode {
             WriteMode::Create => return Err(StoreError::Exists { url, path }),
             WriteMode::Overwrite => {
+                // the metadata first, so that a half-erased array does not open
+                for key in [".zarray", ".zattrs", "zarr.json", ".zgroup"] {
+                    erase(store, &path, &format!("{path}/{key}"))?;
+                }
                 let p = StorePrefix::new(prefix.clone()).map_err(|e| StoreError::Write {
                     url: url.clone(),
                     path: path.clone(),
@@ -279,44 +291,7 @@ pub fn to_zarr(
         }
     }
 
-    // groups: root and intermediate
-    let mut group = String::new();
-    let parts: Vec<&str> = path.split('/').collect();
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            group = metadata::join(&group, parts[i - 1]);
-        }
-        let _ = part;
-        match options.format {
-            ZarrFormat::V2 => {
-                if !exists(store, &metadata::join(&group, ".zgroup"))? {
-                    put(
-                        store,
-                        &group,
-                        &metadata::join(&group, ".zgroup"),
-                        b"{\n  \"zarr_format\": 2\n}".to_vec(),
-                    )?;
-                }
-            }
-            ZarrFormat::V3 => {
-                if !exists(store, &metadata::join(&group, "zarr.json"))? {
-                    let g = ordered_json(&[
-                        ("attributes", json!({})),
-                        ("zarr_format", json!(3)),
-                        ("node_type", json!("group")),
-                    ]);
-                    put(
-                        store,
-                        &group,
-                        &metadata::join(&group, "zarr.json"),
-                        g.into_bytes(),
-                    )?;
-                }
-            }
-        }
-    }
-
-    // array metadata
+    // array metadata, written after the chunks
     let dtype = array.dtype();
     let shape: Vec<usize> = array.shape().to_vec();
     let chunk_shape: Vec<usize> = array
@@ -324,6 +299,7 @@ pub fn to_zarr(
         .iter()
         .map(|c| c.first().copied().unwrap_or(0).max(1))
         .collect();
+    let mut meta_keys: Vec<(String, Vec<u8>)> = Vec::new();
     let entry = match options.format {
         ZarrFormat::V2 => {
             let fill = if dtype.is_float() {
@@ -353,18 +329,16 @@ pub fn to_zarr(
             if let Some(d) = &options.dims {
                 attrs.insert("_ARRAY_DIMENSIONS".into(), json!(d));
             }
-            put(
-                store,
-                &path,
-                &format!("{path}/.zattrs"),
+            meta_keys.push((
+                format!("{path}/.zattrs"),
                 serde_json::to_string_pretty(&attrs)
                     .unwrap_or_default()
                     .into_bytes(),
-            )?;
-            let meta = put_metadata(store, &path, &format!("{path}/.zarray"), &pairs)?;
+            ));
+            meta_keys.push((format!("{path}/.zarray"), ordered_json(&pairs).into_bytes()));
             ArrayEntry {
                 format: ZarrFormat::V2,
-                meta,
+                meta: pairs_object(&pairs),
                 attrs,
             }
         }
@@ -406,10 +380,13 @@ pub fn to_zarr(
             if let Some(d) = &options.dims {
                 pairs.push(("dimension_names", json!(d)));
             }
-            let meta = put_metadata(store, &path, &format!("{path}/zarr.json"), &pairs)?;
+            meta_keys.push((
+                format!("{path}/zarr.json"),
+                ordered_json(&pairs).into_bytes(),
+            ));
             ArrayEntry {
                 format: ZarrFormat::V3,
-                meta,
+                meta: pairs_object(&pairs),
                 attrs: Map::new(),
             }
         }
@@ -486,10 +463,204 @@ pub fn to_zarr(
             Ok::<(), StoreError>(())
         })?;
     }
+    for (key, bytes) in meta_keys {
+        put(store, &path, &key, bytes)?;
+    }
+    if options.groups {
+        write_groups(store, &path, options.format)?;
+    }
     if options.format == ZarrFormat::V2 && options.consolidated {
         consolidate_metadata(store)?;
     }
     Ok(zarr)
+}
+
+/// Creates the metadata of the root group and every intermediate group of `path` where
+/// absent (deepest first, so that the root, which makes the store open, comes last).
+fn write_groups(store: &ZarrStore, path: &str, format: ZarrFormat) -> Result<()> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let groups: Vec<String> = (0..parts.len())
+        .map(|n| parts.iter().take(n).copied().collect::<Vec<_>>().join("/"))
+        .collect();
+    for group in groups.iter().rev() {
+        match format {
+            ZarrFormat::V2 => {
+                if !exists(store, &metadata::join(group, ".zgroup"))? {
+                    put(
+                        store,
+                        group,
+                        &metadata::join(group, ".zgroup"),
+                        b"{\n  \"zarr_format\": 2\n}".to_vec(),
+                    )?;
+                }
+            }
+            ZarrFormat::V3 => {
+                if !exists(store, &metadata::join(group, "zarr.json"))? {
+                    let g = ordered_json(&[
+                        ("attributes", json!({})),
+                        ("zarr_format", json!(3)),
+                        ("node_type", json!("group")),
+                    ]);
+                    put(
+                        store,
+                        group,
+                        &metadata::join(group, "zarr.json"),
+                        g.into_bytes(),
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn erase(store: &ZarrStore, path: &str, key: &str) -> Result<()> {
+    let werr = |detail: String| StoreError::Write {
+        url: store.url_string(),
+        path: path.to_owned(),
+        key: key.to_owned(),
+        detail,
+    };
+    let k = StoreKey::new(key).map_err(|e| werr(e.to_string()))?;
+    store
+        .storage()
+        .erase(&k)
+        .map_err(|e| werr(format!("erasing: {e}")))
+}
+
+/// Makes a store ready for a whole-store write ([`to_zarr`] of every array, then the root
+/// group): refuses a store that holds any key in [`WriteMode::Create`]; deletes every key in
+/// [`WriteMode::Overwrite`], the root metadata first so that a half-deleted store does not
+/// open. Not atomic: meant for object stores, which have no rename (local stores are
+/// replaced whole through [`crate::staging::StagedDir`]).
+pub fn clear_store(store: &ZarrStore, mode: WriteMode) -> Result<()> {
+    let url = store.url_string();
+    if store.is_read_only() {
+        return Err(StoreError::ReadOnly { url });
+    }
+    let keys = store
+        .storage()
+        .list_recursive("")
+        .map_err(|e| StoreError::Storage {
+            url: url.clone(),
+            detail: format!("listing: {e}"),
+        })?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    if mode == WriteMode::Create {
+        return Err(StoreError::Exists {
+            url,
+            path: String::new(),
+        });
+    }
+    let root_meta = [".zmetadata", ".zgroup", ".zattrs", "zarr.json"];
+    let first = root_meta.iter().filter(|k| keys.iter().any(|x| x == *k));
+    for key in first.map(|k| (*k).to_owned()).chain(
+        keys.iter()
+            .filter(|k| !root_meta.contains(&k.as_str()))
+            .cloned(),
+    ) {
+        erase(store, "", &key)?;
+    }
+    Ok(())
+}
+
+/// Where a `"zarr"` read task reads from (the part of its spec that says so).
+#[derive(serde::Deserialize)]
+struct SourceLocation {
+    url: String,
+    path: String,
+}
+
+/// The Zarr arrays `array` reads from: each distinct store and array path of its read
+/// tasks, once.
+pub fn input_stores(array: &ChunkedArray) -> Vec<(StoreUrl, String)> {
+    let mut out: Vec<(StoreUrl, String)> = Vec::new();
+    for src in array.sources() {
+        if src.kind() != "zarr" {
+            continue;
+        }
+        let Ok(loc) = serde_json::from_str::<SourceLocation>(&src.spec()) else {
+            continue;
+        };
+        let Ok(url) = StoreUrl::parse(&loc.url) else {
+            continue;
+        };
+        let item = (url, loc.path.trim_matches('/').to_owned());
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// A node's place as a scheme and path components, symlinks of local paths resolved.
+fn location(url: &StoreUrl, path: &str) -> (String, Vec<String>) {
+    let inner = path.split('/').filter(|p| !p.is_empty()).map(str::to_owned);
+    let (scheme, mut comps): (String, Vec<String>) = match url {
+        StoreUrl::Local(p) => {
+            let real = crate::staging::resolve_output(p).unwrap_or_else(|_| p.clone());
+            (
+                "file".into(),
+                real.components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect(),
+            )
+        }
+        StoreUrl::S3 { bucket, prefix } => (
+            format!("s3://{bucket}"),
+            prefix
+                .split('/')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        StoreUrl::Http(u) => (
+            "http".into(),
+            u.split('/')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+    };
+    comps.extend(inner);
+    (scheme, comps)
+}
+
+/// Refuses to write the node at `path` in the store at `output` when the result reads from
+/// it, from inside it, or from a node that holds it (`inputs` as [`input_stores`] gives
+/// them). Local paths are compared with symlinks resolved.
+pub fn check_not_input(output: &StoreUrl, path: &str, inputs: &[(StoreUrl, String)]) -> Result<()> {
+    let (os, oc) = location(output, path);
+    for (url, ipath) in inputs {
+        let (is, ic) = location(url, ipath);
+        if is != os {
+            continue;
+        }
+        let relation = if ic == oc {
+            "is the output itself"
+        } else if ic.starts_with(&oc) {
+            "is inside the output"
+        } else if oc.starts_with(&ic) {
+            "holds the output"
+        } else {
+            continue;
+        };
+        let show = |u: &StoreUrl, p: &str| {
+            if p.is_empty() {
+                u.to_string()
+            } else {
+                format!("{u} (array {p:?})")
+            }
+        };
+        return Err(StoreError::OutputIsInput {
+            output: show(output, path.trim_matches('/')),
+            input: show(url, ipath),
+            relation,
+        });
+    }
+    Ok(())
 }
 
 /// Stores one block as the store chunk of the same index, padding edge blocks to the full
