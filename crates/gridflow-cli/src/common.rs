@@ -149,12 +149,23 @@ pub fn progress_bar(label: &'static str) -> impl Fn(Progress) + Send + Sync + 's
     }
 }
 
-fn json_number(v: f64) -> Value {
-    if v.is_finite() { json!(v) } else { Value::Null }
+/// A float as JSON: JSON has no NaN or infinities, so they are the strings `"NaN"`,
+/// `"Infinity"` and `"-Infinity"` (the spellings of JavaScript, Python's `json` module and
+/// pandas), keeping the three apart; everything else is a number.
+pub fn json_number(v: f64) -> Value {
+    if v.is_nan() {
+        json!("NaN")
+    } else if v == f64::INFINITY {
+        json!("Infinity")
+    } else if v == f64::NEG_INFINITY {
+        json!("-Infinity")
+    } else {
+        json!(v)
+    }
 }
 
-/// Values of a computed array as JSON: numbers (NaN as null), booleans, ISO datetimes or
-/// strings.
+/// Values of a computed array as JSON: numbers (NaN and infinities as in [`json_number`]),
+/// booleans, ISO datetimes (missing ones as null) or strings.
 fn json_values(da: &DataArray) -> Result<Vec<Value>> {
     let vals = da.to_f64_vec()?;
     Ok(match da.variable().kind() {

@@ -5,10 +5,13 @@ mod common;
 mod demo;
 mod eval;
 mod eval_cmd;
+mod out;
+mod pyscalar;
 mod sample;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use out::{note, outln};
 use std::path::PathBuf;
 
 /// Parallel, out-of-core analysis of chunked, labeled N-dimensional data (CMIP6-style Zarr
@@ -18,7 +21,7 @@ use std::path::PathBuf;
     name = "gridflow",
     version,
     about = "Parallel, out-of-core analysis of chunked, labeled N-d data (CMIP6-style Zarr stores, intake-esm catalogs)",
-    after_help = "Start with `gridflow demo`: it writes a sample CMIP6-like store and catalog and runs the tutorial.\nThen try `gridflow eval --help` for xarray-style expressions on your own stores."
+    after_help = "Start with `gridflow demo`: it writes a sample CMIP6-like store and catalog and runs the tutorial.\nThen try `gridflow eval --help` for xarray-style expressions on your own stores.\n\nExit status: 0 on success, 1 on an error (said on stderr), 2 on a usage error, and 141, quietly,\nwhen standard output is a pipe whose reader stopped early (`gridflow ... | head -1`), as for\nother Unix tools."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -113,16 +116,25 @@ enum CatalogCommand {
     },
 }
 
+/// Exit status when standard output is a pipe whose reader has gone (`gridflow ... | head
+/// -1`): what a shell reports for Unix tools that SIGPIPE ends (128 + 13), without a
+/// message.
+const BROKEN_PIPE_STATUS: u8 = 141;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            let stdout = e.chain().find_map(|c| c.downcast_ref::<out::StdoutError>());
+            if stdout.is_some_and(out::StdoutError::is_broken_pipe) {
+                return std::process::ExitCode::from(BROKEN_PIPE_STATUS);
+            }
             let text = format!("{e:#}");
             if text.starts_with("error") {
-                eprintln!("{text}");
+                note!("{text}");
             } else {
-                eprintln!("error: {text}");
+                note!("error: {text}");
             }
             std::process::ExitCode::FAILURE
         }
@@ -139,7 +151,7 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             memory_limit,
         } => demo::run(&demo::Options {
-            steps: steps.unwrap_or(years * sample::STEPS_PER_YEAR),
+            steps: sample_steps(years, steps)?,
             data,
             out,
             exec: common::Executor::new(threads, memory_limit.as_deref())?,
@@ -154,12 +166,28 @@ fn run(cli: Cli) -> Result<()> {
                 },
         } => catalog_cmd::search(std::path::Path::new(&catalog), &terms, unique, json),
         Command::Sample { years, steps, data } => {
-            let s = sample::ensure_sample(&data, steps.unwrap_or(years * sample::STEPS_PER_YEAR))?;
-            println!("store:   {}", s.store.display());
-            println!("catalog: {}", s.catalog.display());
+            let s = sample::ensure_sample(&data, sample_steps(years, steps)?)?;
+            outln!("store:   {}", s.store.display())?;
+            outln!("catalog: {}", s.catalog.display())?;
             Ok(())
         }
         Command::Info { url, json } => eval_cmd::info(&url, json),
         Command::Eval(args) => eval_cmd::run(&args),
     }
+}
+
+/// The sample's time steps from `--steps` or `--years`, at least one.
+fn sample_steps(years: usize, steps: Option<usize>) -> Result<usize> {
+    let n = match steps {
+        Some(n) => n,
+        None => years
+            .checked_mul(sample::STEPS_PER_YEAR)
+            .ok_or_else(|| anyhow::anyhow!("--years {years} is too many"))?,
+    };
+    if n == 0 {
+        anyhow::bail!(
+            "the sample needs at least one time step (--steps 1 or more, --years 1 or more)"
+        );
+    }
+    Ok(n)
 }

@@ -1,7 +1,9 @@
 //! Recursive-descent parser following CPython's grammar, with precedence climbing for the
 //! operators from `or` to `*`.
 
-use crate::ast::{BinaryOp, BoolOpKind, CompareOp, Expr, ExprKind, Keyword, MAX_DEPTH, UnaryOp};
+use crate::ast::{
+    BinaryOp, BinaryStep, BoolOpKind, CompareOp, Expr, ExprKind, Keyword, MAX_DEPTH, UnaryOp,
+};
 use crate::lexer::{Kw, Lexer, Punct, Tok, Token};
 use crate::prec::{AND, ARITH, BIT_AND, BIT_OR, BIT_XOR, CMP, NOT, OR, SHIFT, TERM};
 use crate::{ParseError, Result, Span};
@@ -482,9 +484,34 @@ impl Parser<'_> {
         self.node(kind, start, h)
     }
 
-    /// `left op right` for a left-associative arithmetic or bitwise operator.
+    /// `left op right op right ...` for the left-associative arithmetic or bitwise
+    /// operators of level `prec`, collected into one flat node: a long sum costs no depth.
     fn binary(&mut self, left: Node, start: usize, prec: u8) -> Result<Node> {
-        let op = match self.tok(0).tok {
+        let mut h = left.h;
+        let mut ops = Vec::new();
+        while self.infix_prec() == Some(prec) {
+            let Some(op) = self.binary_op() else {
+                // '@' (and anything unforeseen) gets its own message.
+                return Err(self.unexpected(None));
+            };
+            self.bump();
+            let right = self.operators(prec + 1)?;
+            h = h.max(right.h);
+            ops.push(BinaryStep {
+                op,
+                right: right.e,
+                span: Span::new(start, self.prev_end),
+            });
+        }
+        let kind = ExprKind::Binary {
+            left: Box::new(left.e),
+            ops,
+        };
+        self.node(kind, start, h)
+    }
+
+    fn binary_op(&self) -> Option<BinaryOp> {
+        Some(match self.tok(0).tok {
             Tok::Punct(Punct::Pipe) => BinaryOp::BitOr,
             Tok::Punct(Punct::Caret) => BinaryOp::BitXor,
             Tok::Punct(Punct::Amp) => BinaryOp::BitAnd,
@@ -496,18 +523,8 @@ impl Parser<'_> {
             Tok::Punct(Punct::Slash) => BinaryOp::Div,
             Tok::Punct(Punct::DoubleSlash) => BinaryOp::FloorDiv,
             Tok::Punct(Punct::Percent) => BinaryOp::Mod,
-            // '@' (and anything unforeseen) gets its own message.
-            _ => return Err(self.unexpected(None)),
-        };
-        self.bump();
-        let right = self.operators(prec + 1)?;
-        let h = left.h.max(right.h);
-        let kind = ExprKind::Binary {
-            op,
-            left: Box::new(left.e),
-            right: Box::new(right.e),
-        };
-        self.node(kind, start, h)
+            _ => return None,
+        })
     }
 
     fn factor(&mut self) -> Result<Node> {
@@ -551,9 +568,12 @@ impl Parser<'_> {
         let exponent = exponent?;
         let h = base.h.max(exponent.h);
         let kind = ExprKind::Binary {
-            op: BinaryOp::Pow,
             left: Box::new(base.e),
-            right: Box::new(exponent.e),
+            ops: vec![BinaryStep {
+                op: BinaryOp::Pow,
+                right: exponent.e,
+                span: Span::new(start, self.prev_end),
+            }],
         };
         self.node(kind, start, h)
     }
