@@ -27,8 +27,8 @@ fn query(pairs: &[(&str, &str)]) -> Query {
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .collect();
-        q = if vals.len() == 1 {
-            q.with(col, vals[0])
+        q = if let [one] = vals.as_slice() {
+            q.with(col, *one)
         } else {
             q.with_any(col, vals)
         };
@@ -109,8 +109,8 @@ pub fn search(catalog: &Path, terms: &[String], unique: bool, as_json: bool) -> 
     let keys = found.keys()?;
     if as_json {
         let mut doc = json!({"rows": found.len(), "keys": keys});
-        if unique {
-            doc["unique"] = json!(found.unique());
+        if unique && let Some(map) = doc.as_object_mut() {
+            map.insert("unique".to_owned(), json!(found.unique()));
         }
         outln!("{}", serde_json::to_string(&doc)?)?;
         return Ok(());

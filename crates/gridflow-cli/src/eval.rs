@@ -167,9 +167,14 @@ const NP_BINARY: &[(&str, Op)] = &[
     ("divide", Op::Div),
 ];
 
-/// Reductions of arrays and datasets (groups have all but `prod`, which is last).
+/// Reductions of arrays and datasets.
 const REDUCTIONS: &[&str] = &[
     "mean", "sum", "min", "max", "std", "var", "count", "median", "any", "all", "prod",
+];
+
+/// Reductions of groups: all but `prod`.
+const GROUP_REDUCTIONS: &[&str] = &[
+    "mean", "sum", "min", "max", "std", "var", "count", "median", "any", "all",
 ];
 
 /// Evaluates `expr` in `env`.
@@ -392,7 +397,7 @@ fn attribute(v: Val, attr: &str, sp: Span) -> R<Val> {
                 "round",
             ],
         ),
-        Val::Groups(_) | Val::DatasetGroups(..) => (&REDUCTIONS[..REDUCTIONS.len() - 1], &[]),
+        Val::Groups(_) | Val::DatasetGroups(..) => (GROUP_REDUCTIONS, &[]),
         Val::Weighted(_) => (&[], &["mean", "sum", "sum_of_weights"]),
         Val::Rolling(_) => (&[], &["mean", "sum", "min", "max"]),
         _ => (&[], &[]),
@@ -446,8 +451,9 @@ fn subscript(v: Val, i: Val, sp: Span) -> R<Val> {
         }
         (Val::Tuple(t) | Val::List(t), Val::Int(i)) => {
             let n = t.len() as i64;
-            let j = if i < 0 { i + n } else { i };
-            t.get(j as usize)
+            let j = if i < 0 { i.checked_add(n) } else { Some(i) };
+            j.and_then(|j| usize::try_from(j).ok())
+                .and_then(|j| t.get(j))
                 .cloned()
                 .ok_or(())
                 .or_else(|_| err(sp, format!("index {i} out of range")))
@@ -477,8 +483,7 @@ impl Args {
     }
 
     fn no_more(&self, what: &str, allowed_pos: usize) -> R<()> {
-        if self.pos.len() > allowed_pos {
-            let (_, s) = &self.pos[allowed_pos];
+        if let Some((_, s)) = self.pos.get(allowed_pos) {
             return err(
                 *s,
                 format!("{what}: too many positional arguments (takes {allowed_pos})"),
@@ -761,10 +766,10 @@ fn call_np(name: &str, args: Args) -> R<Val> {
     }
     if let Some((_, op)) = NP_BINARY.iter().find(|(n, _)| *n == name) {
         args.no_more(&what, 2)?;
-        if args.pos.len() != 2 {
+        let [(a, _), (b, _)] = args.pos.as_slice() else {
             return err(sp, format!("{what} takes two arguments"));
-        }
-        return binary(*op, args.pos[0].0.clone(), args.pos[1].0.clone(), sp);
+        };
+        return binary(*op, a.clone(), b.clone(), sp);
     }
     match name {
         "isnull" | "notnull" => {
@@ -783,13 +788,12 @@ fn call_np(name: &str, args: Args) -> R<Val> {
         }
         "where" => {
             args.no_more(&what, 3)?;
-            if args.pos.len() != 3 {
+            let [(c, cs), (x, xs), (y, ys)] = args.pos.as_slice() else {
                 return err(sp, "np.where takes three arguments: np.where(cond, x, y)");
-            }
-            let (c, cs) = args.pos[0].clone();
-            let cond = to_array(&c, cs, "np.where condition")?;
-            let (x, xs) = args.pos[1].clone();
-            let (y, ys) = args.pos[2].clone();
+            };
+            let (cs, xs, ys) = (*cs, *xs, *ys);
+            let cond = to_array(c, cs, "np.where condition")?;
+            let (x, y) = (x.clone(), y.clone());
             // where(c, x, y) = x where c, else y: as x.where(c, y) or y.where(~c, x)
             match (x, y) {
                 (Val::Array(xa), yv) => {
@@ -999,12 +1003,12 @@ fn call_da(module: &str, name: &str, mut args: Args) -> R<Val> {
                 .ok_or(())
                 .or_else(|_| err(sp, "da.linspace: missing num"))?;
             let n = as_usize(&nv, ns, &what)?;
-            if nums.len() != 2 {
+            let &[start, stop] = nums.as_slice() else {
                 return err(sp, "da.linspace(start, stop, num, chunks=...)");
-            }
+            };
             let chunks = chunks_arg(&mut args, &[n], &what)?;
             let size = one_axis_size(&chunks, sp, &what)?;
-            let a = ChunkedArray::linspace(nums[0], nums[1], n, size).at(sp)?;
+            let a = ChunkedArray::linspace(start, stop, n, size).at(sp)?;
             args.no_more(&what, 3)?;
             unnamed(a, sp)
         }
@@ -1142,7 +1146,7 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
             let _ = args.take_kw("label");
             if args.kw.len() > 1 {
                 return err(
-                    args.kw[1].2,
+                    args.kw.get(1).map_or(sp, |k| k.2),
                     "resample takes one dim=frequency argument, e.g. resample(time=\"1D\")",
                 );
             }
@@ -1194,7 +1198,7 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
             };
             if args.kw.len() > 1 {
                 return err(
-                    args.kw[1].2,
+                    args.kw.get(1).map_or(sp, |k| k.2),
                     "rolling takes one dim=window argument, e.g. rolling(time=24)",
                 );
             }

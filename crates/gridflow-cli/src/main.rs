@@ -1,5 +1,10 @@
 //! The `gridflow` command-line tool.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
+
 mod catalog_cmd;
 mod common;
 mod demo;

@@ -108,8 +108,9 @@ fn int_binary(op: Op, x: i64, y: i64) -> Result<Num, String> {
             }
             // i64::MIN % -1 overflows in Rust; it is 0.
             let r = x.checked_rem(y).unwrap_or(0);
+            // r and y have opposite signs here, so the sum cannot overflow.
             Ok(Num::Int(if r != 0 && ((r < 0) != (y < 0)) {
-                r + y
+                r.wrapping_add(y)
             } else {
                 r
             }))

@@ -168,7 +168,7 @@ fn write_bare(f: &mut Formatter<'_>, e: &Expr) -> fmt::Result {
             // `**` binds to the right, and its left side must be a primary: `(-2) ** 2`.
             let (lmin, rmin) = match ops.first() {
                 Some(_) if pow => (ATOM, FACTOR),
-                Some(s) => (binary_prec(s.op), binary_prec(s.op) + 1),
+                Some(s) => (binary_prec(s.op), binary_prec(s.op).saturating_add(1)),
                 None => (TEST, TEST),
             };
             write_expr(f, left, lmin)?;

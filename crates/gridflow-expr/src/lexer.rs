@@ -351,7 +351,7 @@ impl Lexer<'_> {
 
     fn bump(&mut self) -> Option<char> {
         let c = self.peek()?;
-        self.pos += c.len_utf8();
+        self.pos = self.pos.saturating_add(c.len_utf8());
         Some(c)
     }
 
@@ -448,9 +448,11 @@ impl Lexer<'_> {
             };
             return Err(ParseError::new(what, self.span_from(start)));
         };
-        self.pos += text.len();
+        self.pos = self.pos.saturating_add(text.len());
         match punct {
-            Punct::LParen | Punct::LBracket | Punct::LBrace => self.depth += 1,
+            Punct::LParen | Punct::LBracket | Punct::LBrace => {
+                self.depth = self.depth.saturating_add(1)
+            }
             Punct::RParen | Punct::RBracket | Punct::RBrace => {
                 self.depth = self.depth.saturating_sub(1);
             }
@@ -485,7 +487,7 @@ impl Lexer<'_> {
             _ => None,
         };
         if let Some((radix, name)) = radix {
-            self.pos += 2;
+            self.pos = self.pos.saturating_add(2);
             if self.peek() == Some('_') {
                 self.bump();
             }
@@ -497,7 +499,7 @@ impl Lexer<'_> {
             if !any || self.peek().is_some_and(is_ident_continue) {
                 return Err(self.bad_number(start, &format!("invalid {name} literal")));
             }
-            let digits = self.src[start + 2..self.pos].replace('_', "");
+            let digits = self.src[start.saturating_add(2)..self.pos].replace('_', "");
             return self.int(start, &digits, radix);
         }
         self.digits(10);
@@ -509,8 +511,11 @@ impl Lexer<'_> {
         }
         if matches!(self.peek(), Some('e' | 'E')) {
             let sign = usize::from(matches!(self.peek_nth(1), Some('+' | '-')));
-            if self.peek_nth(1 + sign).is_some_and(|c| c.is_ascii_digit()) {
-                self.pos += 1 + sign;
+            if self
+                .peek_nth(sign.saturating_add(1))
+                .is_some_and(|c| c.is_ascii_digit())
+            {
+                self.pos = self.pos.saturating_add(sign).saturating_add(1);
                 self.digits(10);
                 is_float = true;
             }
@@ -578,7 +583,7 @@ impl Lexer<'_> {
         };
         let triple = self.peek() == Some(quote) && self.peek_nth(1) == Some(quote);
         if triple {
-            self.pos += 2;
+            self.pos = self.pos.saturating_add(2);
         }
         let open = self.span_from(start);
         let unterminated = || {
@@ -602,7 +607,7 @@ impl Lexer<'_> {
                         break;
                     }
                     if self.peek() == Some(quote) && self.peek_nth(1) == Some(quote) {
-                        self.pos += 2;
+                        self.pos = self.pos.saturating_add(2);
                         break;
                     }
                     value.push(c);
@@ -657,7 +662,7 @@ impl Lexer<'_> {
                     match self.peek().and_then(|d| d.to_digit(8)) {
                         Some(d) => {
                             self.bump();
-                            code = code * 8 + d;
+                            code = code.saturating_mul(8).saturating_add(d);
                         }
                         None => break,
                     }
@@ -676,7 +681,7 @@ impl Lexer<'_> {
                     match self.peek().and_then(|d| d.to_digit(16)) {
                         Some(d) => {
                             self.bump();
-                            code = code * 16 + d;
+                            code = code.saturating_mul(16).saturating_add(d);
                         }
                         None => {
                             return Err(ParseError::new(

@@ -36,6 +36,11 @@
 //! # Ok::<(), gridflow_expr::ParseError>(())
 //! ```
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
+
 mod ast;
 mod display;
 mod error;

@@ -82,7 +82,8 @@ impl Parser<'_> {
 
     /// The current token (`n = 0`) or the next one (`n = 1`).
     fn tok(&self, n: usize) -> &Token {
-        &self.ahead[n.min(1)]
+        let [first, second] = &self.ahead;
+        if n == 0 { first } else { second }
     }
 
     fn at(&self, p: Punct) -> bool {
@@ -128,7 +129,7 @@ impl Parser<'_> {
 
     fn node(&self, kind: ExprKind, start: usize, child_height: usize) -> Result<Node> {
         let span = Span::new(start, self.prev_end);
-        let h = child_height + 1;
+        let h = child_height.saturating_add(1);
         if h > MAX_DEPTH {
             return Err(too_deep(span));
         }
@@ -143,7 +144,7 @@ impl Parser<'_> {
         if self.depth >= MAX_DEPTH {
             return Err(too_deep(self.tok(0).span));
         }
-        self.depth += 1;
+        self.depth = self.depth.saturating_add(1);
         Ok(())
     }
 
@@ -316,7 +317,7 @@ impl Parser<'_> {
     fn expression(&mut self) -> Result<Node> {
         self.enter()?;
         let result = self.conditional();
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         result
     }
 
@@ -417,7 +418,7 @@ impl Parser<'_> {
         let start = self.bump().start;
         self.enter()?;
         let operand = self.operators(NOT);
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         let operand = operand?;
         let kind = ExprKind::Unary {
             op: UnaryOp::Not,
@@ -495,7 +496,7 @@ impl Parser<'_> {
                 return Err(self.unexpected(None));
             };
             self.bump();
-            let right = self.operators(prec + 1)?;
+            let right = self.operators(prec.saturating_add(1))?;
             h = h.max(right.h);
             ops.push(BinaryStep {
                 op,
@@ -540,7 +541,7 @@ impl Parser<'_> {
         let start = self.bump().start;
         self.enter()?;
         let operand = self.factor();
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         let operand = operand?;
         let kind = ExprKind::Unary {
             op,
@@ -564,7 +565,7 @@ impl Parser<'_> {
         // The exponent is a factor: `2 ** -1` works and `a ** b ** c` nests to the right.
         self.enter()?;
         let exponent = self.factor();
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         let exponent = exponent?;
         let h = base.h.max(exponent.h);
         let kind = ExprKind::Binary {

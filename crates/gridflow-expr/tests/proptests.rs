@@ -1,5 +1,5 @@
 //! Property tests: no input makes the parser panic, spans stay sane, Display round-trips.
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly on purpose.
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! The neutral s-expression form shared with tests/fixtures/generate.py.
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
+// Test helpers fail loudly on purpose.
+#![allow(clippy::panic)]
 
 use gridflow_expr::{BoolOpKind, CompareOp, Expr, ExprKind};
 
