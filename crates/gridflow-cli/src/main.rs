@@ -1,8 +1,13 @@
 //! The `gridflow` command-line tool.
 
+// User input reaches most of this crate: no unchecked indexing, slicing or arithmetic.
 #![cfg_attr(
     not(test),
-    deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::arithmetic_side_effects
+    )
 )]
 
 mod catalog_cmd;

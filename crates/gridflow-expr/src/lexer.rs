@@ -1,5 +1,6 @@
 //! Splitting source into tokens, following Python's tokenizer for the supported subset.
 
+use crate::error::text_of;
 use crate::{ParseError, Span};
 
 /// A token kind with its decoded payload.
@@ -342,11 +343,11 @@ impl<'a> Lexer<'a> {
 
 impl Lexer<'_> {
     fn peek(&self) -> Option<char> {
-        self.src[self.pos..].chars().next()
+        text_of(self.src, self.pos, self.src.len()).chars().next()
     }
 
     fn peek_nth(&self, n: usize) -> Option<char> {
-        self.src[self.pos..].chars().nth(n)
+        text_of(self.src, self.pos, self.src.len()).chars().nth(n)
     }
 
     fn bump(&mut self) -> Option<char> {
@@ -386,7 +387,7 @@ impl Lexer<'_> {
             while self.peek().is_some_and(is_ident_continue) {
                 self.bump();
             }
-            let word = &self.src[start..self.pos];
+            let word = text_of(self.src, start, self.pos);
             if matches!(self.peek(), Some('"' | '\'')) && is_string_prefix(word) {
                 self.string(start)?
             } else if let Some(kw) = Kw::from_str(word) {
@@ -438,7 +439,7 @@ impl Lexer<'_> {
 
     fn punct(&mut self, c: char) -> Result<Tok, ParseError> {
         let start = self.pos;
-        let rest = &self.src[start..];
+        let rest = text_of(self.src, start, self.src.len());
         let Some((text, punct)) = PUNCTS.iter().find(|(text, _)| rest.starts_with(text)) else {
             self.bump();
             let what = if c.is_ascii_graphic() {
@@ -499,7 +500,7 @@ impl Lexer<'_> {
             if !any || self.peek().is_some_and(is_ident_continue) {
                 return Err(self.bad_number(start, &format!("invalid {name} literal")));
             }
-            let digits = self.src[start.saturating_add(2)..self.pos].replace('_', "");
+            let digits = text_of(self.src, start.saturating_add(2), self.pos).replace('_', "");
             return self.int(start, &digits, radix);
         }
         self.digits(10);
@@ -532,7 +533,7 @@ impl Lexer<'_> {
         if self.peek().is_some_and(is_ident_continue) {
             return Err(self.bad_number(start, "invalid decimal literal"));
         }
-        let text = self.src[start..self.pos].replace('_', "");
+        let text = text_of(self.src, start, self.pos).replace('_', "");
         if is_float {
             return text
                 .parse::<f64>()
@@ -556,7 +557,7 @@ impl Lexer<'_> {
                 ParseError::new(
                     format!(
                         "integer literal {} is too large (the largest is 9223372036854775807)",
-                        &self.src[start..self.pos]
+                        text_of(self.src, start, self.pos)
                     ),
                     self.span_from(start),
                 )
@@ -576,7 +577,7 @@ impl Lexer<'_> {
 
     /// A string literal starting at `start` (its prefix, if any, is already consumed).
     fn string(&mut self, start: usize) -> Result<Tok, ParseError> {
-        let prefix = self.src[start..self.pos].to_ascii_lowercase();
+        let prefix = text_of(self.src, start, self.pos).to_ascii_lowercase();
         let raw = prefix.contains('r');
         let Some(quote) = self.bump() else {
             return Err(ParseError::new("expected a string", self.span_from(start)));

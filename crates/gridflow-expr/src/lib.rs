@@ -36,9 +36,14 @@
 //! # Ok::<(), gridflow_expr::ParseError>(())
 //! ```
 
+// Input reaches every line of this crate: no unchecked indexing, slicing or arithmetic.
 #![cfg_attr(
     not(test),
-    deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::arithmetic_side_effects
+    )
 )]
 
 mod ast;

@@ -160,7 +160,7 @@ impl Parser<'_> {
             Tok::Str(_) => {
                 let text = token.span.text(self.src).unwrap_or("");
                 match text.char_indices().nth(24) {
-                    Some((cut, _)) => format!("string {}...", &text[..cut]),
+                    Some((cut, _)) => format!("string {}...", text.get(..cut).unwrap_or(text)),
                     None => format!("string {text}"),
                 }
             }
