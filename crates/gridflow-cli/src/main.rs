@@ -132,8 +132,11 @@ enum CatalogCommand {
 const BROKEN_PIPE_STATUS: u8 = 141;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let result = match Cli::try_parse() {
+        Ok(cli) => run(cli),
+        Err(e) => return usage(&e),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let stdout = e.chain().find_map(|c| c.downcast_ref::<out::StdoutError>());
@@ -149,6 +152,25 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `--help`, `--version` or a usage error: printed through the same fallible output as
+/// everything else (clap's own printing ignores write errors).
+fn usage(e: &clap::Error) -> std::process::ExitCode {
+    let text = e.render().to_string();
+    let text = text.trim_end();
+    if !e.use_stderr() {
+        return match outln!("{text}") {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) if err.is_broken_pipe() => std::process::ExitCode::from(BROKEN_PIPE_STATUS),
+            Err(err) => {
+                note!("error: {err}: {}", err.0);
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    note!("{text}");
+    std::process::ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }
 
 fn run(cli: Cli) -> Result<()> {

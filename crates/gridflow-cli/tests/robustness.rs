@@ -114,6 +114,18 @@ fn a_full_disk_on_stdout_is_a_clear_error() {
         "{e}"
     );
     assert!(!e.contains("panicked"), "{e}");
+    // --help too (clap's own printing would ignore the error and exit 0).
+    let o = gridflow()
+        .args(["eval", "--help"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("No space left on device"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
