@@ -340,7 +340,18 @@ fn attribute(v: Val, attr: &str, sp: Span) -> R<Val> {
                 a.shape().iter().map(|&n| Val::Int(n as i64)).collect(),
             ));
         }
-        (Val::Array(a), "size") => return Ok(Val::Int(a.shape().iter().product::<usize>() as i64)),
+        (Val::Array(a), "size") => {
+            let size = a
+                .shape()
+                .iter()
+                .try_fold(1i64, |acc, &n| acc.checked_mul(i64::try_from(n).ok()?));
+            return size.map(Val::Int).ok_or(()).or_else(|_| {
+                err(
+                    sp,
+                    "size: the element count does not fit in a 64-bit integer",
+                )
+            });
+        }
         (Val::Array(a), "ndim") => return Ok(Val::Int(a.dims().len() as i64)),
         (Val::Array(a), "name") => {
             return Ok(a.name().map_or(Val::None, |n| Val::Str(n.to_owned())));
@@ -899,6 +910,20 @@ fn axis_chunks(v: &Val, sp: Span, what: &str) -> R<AxisChunks> {
     }
 }
 
+/// One dimension's block length for `.chunk(dim=n)`, checked as Dask checks `chunks=`
+/// (`-1`/`None`: the whole axis, given as 0).
+fn chunk_size(v: &Val, sp: Span) -> R<usize> {
+    let axis = axis_chunks(v, sp, "chunk")?;
+    if matches!(axis, AxisChunks::Blocks(_)) {
+        return err(sp, "chunk: give one block size per dimension");
+    }
+    // The length only matters for explicit blocks, refused above.
+    let c = ChunkSpec::Uniform(axis)
+        .resolve("chunk", &[usize::MAX])
+        .at(sp)?;
+    one_axis_size(&c, sp, "chunk")
+}
+
 /// The block length of a 1-d chunking (`arange`, `linspace` take one); 0 is one block.
 fn one_axis_size(c: &Chunking, sp: Span, what: &str) -> R<usize> {
     match c {
@@ -1379,10 +1404,7 @@ fn call_method(recv: Val, name: &str, mut args: Args) -> R<Val> {
         (recv @ (Val::Array(_) | Val::Dataset(_)), "chunk") => {
             let pairs: Vec<(String, usize)> = std::mem::take(&mut args.kw)
                 .into_iter()
-                .map(|(k, v, s)| match v {
-                    Val::Int(-1) | Val::None => Ok((k, 0)),
-                    other => Ok((k, as_usize(&other, s, "chunk")?)),
-                })
+                .map(|(k, v, s)| Ok((k, chunk_size(&v, s)?)))
                 .collect::<R<_>>()?;
             args.no_more("chunk", 0)?;
             let refs: Vec<(&str, usize)> = pairs.iter().map(|(k, n)| (k.as_str(), *n)).collect();

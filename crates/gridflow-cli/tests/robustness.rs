@@ -263,6 +263,17 @@ fn chunk_specifications_are_checked_as_dask_checks_them() {
         assert!(e.contains(message), "{expr}: {e}");
         assert!(!e.contains("panicked"), "{expr}: {e}");
     }
+    // `.chunk(dim=n)` follows the same rules.
+    for (expr, message) in [
+        ("da.ones((10,)).chunk(dim_0=0)", "must be positive"),
+        (
+            "da.ones((10,)).chunk(dim_0=2.5)",
+            "chunks can only contain integers",
+        ),
+    ] {
+        let e = eval_json(expr).unwrap_err();
+        assert!(e.contains(message), "{expr}: {e}");
+    }
     // Valid forms (the library's tests check the blocks they give).
     for expr in [
         "da.ones((10, 10), chunks=(None, 3))",
@@ -271,6 +282,8 @@ fn chunk_specifications_are_checked_as_dask_checks_them() {
         "da.ones((10, 10), chunks=4.0)",
         "da.ones((10, 10), chunks=\"auto\")",
         "da.ones((10, 10), chunks=[5, 5])",
+        "da.ones((10, 10)).chunk(dim_0=-1, dim_1=None)",
+        "da.ones((10, 10)).chunk(dim_0=3)",
     ] {
         assert_eq!(values(&format!("{expr}.sum()")), json!([100.0]), "{expr}");
     }
