@@ -133,7 +133,7 @@ const BROKEN_PIPE_STATUS: u8 = 141;
 
 fn main() -> std::process::ExitCode {
     let result = match Cli::try_parse() {
-        Ok(cli) => run(cli),
+        Ok(cli) => run_on_big_stack(cli),
         Err(e) => return usage(&e),
     };
     match result {
@@ -171,6 +171,24 @@ fn usage(e: &clap::Error) -> std::process::ExitCode {
     }
     note!("{text}");
     std::process::ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+/// Stack for the command: a long chain of array operations (`x + 1 + 1 ...`, tens of
+/// thousands of steps) recurses once per step when its task graph is fused and compiled,
+/// which overflows the default 8 MiB main stack; only the pages used are committed.
+const STACK_BYTES: usize = 256 << 20;
+
+fn run_on_big_stack(cli: Cli) -> Result<()> {
+    let worker = std::thread::Builder::new()
+        .name("gridflow".into())
+        .stack_size(STACK_BYTES)
+        .spawn(move || run(cli));
+    match worker {
+        Ok(handle) => handle
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: the command panicked"))),
+        Err(e) => Err(anyhow::anyhow!("starting the command's thread: {e}")),
+    }
 }
 
 fn run(cli: Cli) -> Result<()> {
