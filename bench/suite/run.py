@@ -101,12 +101,13 @@ def json_line(stdout):
 
 
 def eval_checksum(doc):
-    """The float64 sum of `gridflow eval --json` values (a scalar or a flat list)."""
+    """The float64 sum of `gridflow eval --json` values (a scalar or a flat list), NaNs
+    left out; NaN and infinities come as the strings "NaN", "Infinity", "-Infinity"."""
     if doc is None:
         return None
     if "value" in doc:
         return float(doc["value"])
-    return float(sum(v for v in doc.get("values", []) if v is not None))
+    return float(sum(float(v) for v in doc.get("values", []) if v is not None and v != "NaN"))
 
 
 def plan(args):

@@ -18,6 +18,7 @@
 
 pub mod array;
 pub mod chunk;
+pub mod chunkspec;
 pub mod dtype;
 pub mod elementwise;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod registry;
 
 pub use array::{ChunkedArray, Chunking, normalize_chunks};
 pub use chunk::{Chunk, Element};
+pub use chunkspec::{AxisChunks, ChunkNumber, ChunkSpec};
 pub use dtype::{DType, Scalar, promote};
 pub use elementwise::{Operand, where_};
 pub use error::{ArrayError, Result};

@@ -1,5 +1,6 @@
 //! `gridflow catalog search` and the catalog steps of `demo` and `eval`.
 
+use crate::out::outln;
 use anyhow::{Context, Result, bail};
 use gridflow_catalog::{DatasetDictOptions, EsmCatalog, OpenOptions as CatalogOpenOptions, Query};
 use gridflow_dataset::{Dataset, OpenOptions};
@@ -109,20 +110,20 @@ pub fn search(
     let keys = found.keys()?;
     if as_json {
         let mut doc = json!({"rows": found.len(), "keys": keys});
-        if unique {
-            doc["unique"] = json!(found.unique());
+        if unique && let Some(map) = doc.as_object_mut() {
+            map.insert("unique".to_owned(), json!(found.unique()));
         }
-        println!("{}", serde_json::to_string(&doc)?);
+        outln!("{}", serde_json::to_string(&doc)?)?;
         return Ok(());
     }
-    println!("{} row(s), {} dataset(s)", found.len(), keys.len());
+    outln!("{} row(s), {} dataset(s)", found.len(), keys.len())?;
     for k in &keys {
-        println!("  {k}  ({} row(s))", found.key_rows(k)?.len());
+        outln!("  {k}  ({} row(s))", found.key_rows(k)?.len())?;
     }
     if unique {
-        println!("unique values:");
+        outln!("unique values:")?;
         for (col, vals) in found.unique() {
-            println!("  {col} ({}): {}", vals.len(), vals.join(", "));
+            outln!("  {col} ({}): {}", vals.len(), vals.join(", "))?;
         }
     }
     Ok(())

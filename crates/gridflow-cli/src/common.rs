@@ -45,7 +45,7 @@ pub fn total_memory() -> usize {
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<usize>().ok())
         })
-        .map_or(8 << 30, |kb| kb * 1024)
+        .map_or(8 << 30, |kb| kb.saturating_mul(1024))
 }
 
 /// The local executor: `threads` (default: the cores), a memory budget (default: half the
@@ -115,15 +115,14 @@ impl Executor {
 pub fn human(n: usize) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
+    let mut u: usize = 0;
+    while v >= 1024.0 && u.saturating_add(1) < units.len() {
         v /= 1024.0;
-        u += 1;
+        u = u.saturating_add(1);
     }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
+    match units.get(u) {
+        Some(unit) if u > 0 => format!("{v:.1} {unit}"),
+        _ => format!("{n} B"),
     }
 }
 
@@ -131,14 +130,19 @@ pub fn human(n: usize) -> String {
 pub fn progress_bar(label: &'static str) -> impl Fn(Progress) + Send + Sync + 'static {
     move |p: Progress| {
         let width = 30;
-        let filled = (p.done * width).checked_div(p.total).unwrap_or(width);
+        let filled = p
+            .done
+            .saturating_mul(width)
+            .checked_div(p.total)
+            .unwrap_or(width)
+            .min(width);
         if p.done == p.total || p.done.is_multiple_of(8) {
             let mut err = std::io::stderr().lock();
             let _ = write!(
                 err,
                 "\r  {label} [{}{}] {}/{} tasks",
                 "#".repeat(filled),
-                ".".repeat(width - filled),
+                ".".repeat(width.saturating_sub(filled)),
                 p.done,
                 p.total
             );
@@ -149,12 +153,23 @@ pub fn progress_bar(label: &'static str) -> impl Fn(Progress) + Send + Sync + 's
     }
 }
 
-fn json_number(v: f64) -> Value {
-    if v.is_finite() { json!(v) } else { Value::Null }
+/// A float as JSON: JSON has no NaN or infinities, so they are the strings `"NaN"`,
+/// `"Infinity"` and `"-Infinity"` (the spellings of JavaScript, Python's `json` module and
+/// pandas), keeping the three apart; everything else is a number.
+pub fn json_number(v: f64) -> Value {
+    if v.is_nan() {
+        json!("NaN")
+    } else if v == f64::INFINITY {
+        json!("Infinity")
+    } else if v == f64::NEG_INFINITY {
+        json!("-Infinity")
+    } else {
+        json!(v)
+    }
 }
 
-/// Values of a computed array as JSON: numbers (NaN as null), booleans, ISO datetimes or
-/// strings.
+/// Values of a computed array as JSON: numbers (NaN and infinities as in [`json_number`]),
+/// booleans, ISO datetimes (missing ones as null) or strings.
 fn json_values(da: &DataArray) -> Result<Vec<Value>> {
     let vals = da.to_f64_vec()?;
     Ok(match da.variable().kind() {
@@ -272,7 +287,10 @@ pub fn plot(
             match da.indexes().get(dim).map(|i| i.values().clone()) {
                 Some(IndexValues::Time { ticks, calendar }) => {
                     let t0 = ticks.first().copied().unwrap_or(0);
-                    let x: Vec<f64> = ticks.iter().map(|&t| (t - t0) as f64 / 86_400e6).collect();
+                    let x: Vec<f64> = ticks
+                        .iter()
+                        .map(|&t| t.saturating_sub(t0) as f64 / 86_400e6)
+                        .collect();
                     plot = LinePlot::new(title, x, y)
                         .with_time_axis(ticks.iter().map(|&t| date_parts(calendar, t)).collect());
                     plot = plot.with_x_label(format!("{dim} ({} calendar)", calendar.name()));

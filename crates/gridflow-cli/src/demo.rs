@@ -1,6 +1,7 @@
 //! `gridflow demo`: the tutorial, end to end, on the embedded CMIP6-like sample.
 
 use crate::common::{Executor, human};
+use crate::out::outln;
 use crate::sample;
 use anyhow::{Context, Result, bail};
 use gridflow_dataset::{DataArray, Label, Method, OpenOptions, Reduction, SelOptions, Selector};
@@ -19,8 +20,8 @@ pub struct Options {
     pub exec: Executor,
 }
 
-fn step(n: usize, text: &str) {
-    println!("\n{n}. {text}");
+fn step(n: usize, text: &str) -> Result<()> {
+    Ok(outln!("\n{n}. {text}")?)
 }
 
 /// Runs the tour.
@@ -32,36 +33,36 @@ pub fn run(o: &Options) -> Result<()> {
     let start = Instant::now();
     let mut timings: Vec<(&str, f64)> = Vec::new();
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
-    println!("gridflow demo: a CMIP6 analysis session, end to end");
-    println!(
+    outln!("gridflow demo: a CMIP6 analysis session, end to end")?;
+    outln!(
         "Running on the local executor: {} worker thread(s), a memory budget of {}.",
         o.exec.threads,
         human(o.exec.memory_limit)
-    );
+    )?;
 
     step(
         1,
         "Prepare the sample data (a Zarr store shaped like the Pangeo CMIP6 one, and its catalog)",
-    );
+    )?;
     let t = Instant::now();
     let s = sample::ensure_sample(&o.data, o.steps)?;
     if s.written {
-        println!(
+        outln!(
             "   wrote {} 3-hourly steps ({years:.2} years) of tas to {} in {:.1} s",
             o.steps,
             s.store.display(),
             t.elapsed().as_secs_f64()
-        );
+        )?;
     } else {
-        println!("   reusing the sample in {}", o.data.display());
+        outln!("   reusing the sample in {}", o.data.display())?;
     }
-    println!("   catalog: {}", s.catalog.display());
+    outln!("   catalog: {}", s.catalog.display())?;
     timings.push(("prepare the sample", t.elapsed().as_secs_f64()));
 
     step(
         2,
         "Search the catalog for KACE-1-0-G historical 3-hourly tas, member r1i1p1f1",
-    );
+    )?;
     let t = Instant::now();
     let query = [
         "experiment_id=historical",
@@ -72,10 +73,11 @@ pub fn run(o: &Options) -> Result<()> {
     ]
     .map(String::from);
     let found = crate::catalog_cmd::search_and_open(&s.catalog, &query, &OpenOptions::default())?;
-    println!(
+    outln!(
         "   {} matching row(s); dataset key: {}",
-        found.rows, found.key
-    );
+        found.rows,
+        found.key
+    )?;
     timings.push((
         "search the catalog and open the dataset",
         t.elapsed().as_secs_f64(),
@@ -84,12 +86,18 @@ pub fn run(o: &Options) -> Result<()> {
     step(
         3,
         "Open the dataset lazily (only metadata and coordinates are read)",
-    );
+    )?;
     let ds = found.dataset;
-    println!("{}", indent(&ds.to_string()));
-    // one member and no initialisation year: drop those length-1 dimensions
-    let tas = ds.get("tas")?.squeeze(None)?;
-    println!(
+    outln!("{}", indent(&ds.to_string()))?;
+    // One member and no initialisation year: drop those length-1 dimensions by name (a
+    // one-step sample has a length-1 time axis too, which must stay).
+    let mut tas = ds.get("tas")?;
+    for dim in ["member_id", "dcpp_init_year"] {
+        if tas.dims().iter().any(|d| d == dim) {
+            tas = tas.squeeze(Some(dim))?;
+        }
+    }
+    outln!(
         "   tas{}",
         tas.dims()
             .iter()
@@ -97,9 +105,9 @@ pub fn run(o: &Options) -> Result<()> {
             .map(|(d, n)| format!(" {d}: {n}"))
             .collect::<Vec<_>>()
             .join(",")
-    );
+    )?;
 
-    step(4, "Select the grid point nearest 45.5°N 9.4°E (Milan)");
+    step(4, "Select the grid point nearest 45.5°N 9.4°E (Milan)")?;
     let point = tas.sel(
         &[
             ("lat", Selector::Label(Label::Float(45.5))),
@@ -112,67 +120,71 @@ pub fn run(o: &Options) -> Result<()> {
     )?;
     let lat = point.coord("lat")?.to_f64_vec()?;
     let lon = point.coord("lon")?.to_f64_vec()?;
-    println!(
+    let (lat, lon) = match (lat.first(), lon.first()) {
+        (Some(&lat), Some(&lon)) => (lat, lon),
+        _ => bail!("the nearest grid point has no lat/lon coordinate"),
+    };
+    outln!(
         "   nearest grid point: lat {:.3}°N, lon {:.4}°E — a series of {} time steps",
-        lat.first().copied().unwrap_or(f64::NAN),
-        lon.first().copied().unwrap_or(f64::NAN),
-        point.shape()[0]
-    );
+        lat,
+        lon,
+        point.shape().first().copied().unwrap_or(1)
+    )?;
     let before = point.data().graph().len();
     let optimized = point.data().optimized_graph()?;
-    println!(
+    outln!(
         "   task graph: {before} tasks as built, {} after culling the unneeded reads and fusing chains",
         optimized.len()
-    );
+    )?;
     let svg = o.out.join("point-graph.svg");
     // the demo's own outputs: replaced on every run
     crate::common::write_file(&svg, optimized.to_svg()?.as_bytes(), true)?;
-    println!("   drew the optimized task graph to {}", svg.display());
+    outln!("   drew the optimized task graph to {}", svg.display())?;
 
-    step(5, "Compute the point's time series in parallel and plot it");
+    step(5, "Compute the point's time series in parallel and plot it")?;
     let t = Instant::now();
     let series = compute(&point, &o.exec, "point series")?;
     let vals = series.to_f64_vec()?;
     let mean = vals.iter().sum::<f64>() / vals.len().max(1) as f64;
-    println!(
+    outln!(
         "   {} values in {:.2} s: mean {:.2} K ({:.2} °C)",
         vals.len(),
         t.elapsed().as_secs_f64(),
         mean,
         mean - 273.15
-    );
+    )?;
     timings.push(("compute the point series", t.elapsed().as_secs_f64()));
     let png = o.out.join("point-series.png");
     crate::common::plot(
         &series,
         &format!(
             "Near-surface air temperature at {:.2}°N {:.2}°E, KACE-1-0-G historical r1i1p1f1",
-            lat[0], lon[0]
+            lat, lon
         ),
         Some(&tas),
         &png,
         true,
     )?;
-    println!("   plotted {}", png.display());
+    outln!("   plotted {}", png.display())?;
 
-    step(6, "Compute the time-mean map in parallel and plot it");
+    step(6, "Compute the time-mean map in parallel and plot it")?;
     let t = Instant::now();
     let time_mean = tas.reduce(Reduction::Mean, Some(&["time"]), None)?;
-    println!(
+    outln!(
         "   task graph: {} tasks, {} after optimization",
         time_mean.data().graph().len(),
         time_mean.data().optimized_graph()?.len()
-    );
+    )?;
     let map = compute(&time_mean, &o.exec, "time mean")?;
     let mv = map.to_f64_vec()?;
     let global = mv.iter().sum::<f64>() / mv.len().max(1) as f64;
-    println!(
+    outln!(
         "   {}×{} map in {:.2} s (unweighted mean {:.2} K)",
-        map.shape()[0],
-        map.shape()[1],
+        map.shape().first().copied().unwrap_or(0),
+        map.shape().get(1).copied().unwrap_or(0),
         t.elapsed().as_secs_f64(),
         global
-    );
+    )?;
     timings.push(("compute the time-mean map", t.elapsed().as_secs_f64()));
     let png = o.out.join("time-mean-map.png");
     crate::common::plot(
@@ -185,21 +197,21 @@ pub fn run(o: &Options) -> Result<()> {
         &png,
         true,
     )?;
-    println!("   plotted {}", png.display());
+    outln!("   plotted {}", png.display())?;
 
-    step(7, "Timings");
+    step(7, "Timings")?;
     for (what, secs) in &timings {
-        println!("   {what:<42} {secs:>7.2} s");
+        outln!("   {what:<42} {secs:>7.2} s")?;
     }
-    println!(
+    outln!(
         "   {:<42} {:>7.2} s",
         "total",
         start.elapsed().as_secs_f64()
-    );
-    println!(
+    )?;
+    outln!(
         "\nDone: the executor has shut down. Outputs are in {}.",
         o.out.display()
-    );
+    )?;
     Ok(())
 }
 

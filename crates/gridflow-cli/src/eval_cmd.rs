@@ -1,7 +1,8 @@
 //! `gridflow eval` and `gridflow info`.
 
-use crate::common::{Executor, plot, to_json};
+use crate::common::{Executor, json_number, plot, to_json};
 use crate::eval::{Env, Val, eval};
+use crate::out::{note, outln};
 use anyhow::{Context, Result, anyhow, bail};
 use gridflow_dataset::{DataArray, Dataset, OpenOptions, ToZarrOptions, open_zarr};
 use gridflow_store::{WriteMode, staging};
@@ -29,7 +30,9 @@ pub struct EvalArgs {
     /// Which dataset of the search result (when it leaves several).
     #[arg(long)]
     pub key: Option<String>,
-    /// Print the result as JSON: name, dims, shape, dtype, coords, attrs, values.
+    /// Print the result as JSON: name, dims, shape, dtype, coords, attrs, values (a scalar
+    /// as {"value": ...}). JSON has no NaN or infinity: they are the strings "NaN",
+    /// "Infinity" and "-Infinity"; missing datetimes (NaT) are null.
     #[arg(long)]
     pub json: bool,
     /// Write the result to a Zarr store (lazily and in parallel, any size).
@@ -67,7 +70,7 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
             args.key.as_deref(),
             &OpenOptions::default(),
         )?;
-        eprintln!("dataset {} ({} catalog rows)", found.key, found.rows);
+        note!("dataset {} ({} catalog rows)", found.key, found.rows);
         return Ok(Some(found.dataset));
     }
     if !args.search.is_empty() || args.key.is_some() {
@@ -85,7 +88,20 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let result = match value {
         Val::Array(a) => Result_::Array(a),
         Val::Dataset(d) => Result_::Dataset(d),
-        Val::Num(x) => return print_scalar(json!(x), args.json),
+        Val::Num(x) => {
+            if !args.json && !x.is_finite() {
+                // Python's spelling, as the repr of the other results.
+                let text = if x.is_nan() {
+                    "nan"
+                } else if x > 0.0 {
+                    "inf"
+                } else {
+                    "-inf"
+                };
+                return Ok(outln!("{text}")?);
+            }
+            return print_scalar(json_number(x), args.json);
+        }
         Val::Int(i) => return print_scalar(json!(i), args.json),
         Val::Bool(b) => return print_scalar(json!(b), args.json),
         Val::Str(s) => return print_scalar(json!(s), args.json),
@@ -127,7 +143,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         };
         staging::write_file(path, svg.as_bytes(), args.overwrite)
             .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("drew the optimized task graph to {}", path.display());
+        note!("drew the optimized task graph to {}", path.display());
         if args.output.is_none() && args.plot.is_none() && !args.json {
             return Ok(());
         }
@@ -139,7 +155,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let t = std::time::Instant::now();
         ds.to_zarr(url, &zarr_options)
             .with_context(|| format!("writing {}", out.display()))?;
-        eprintln!(
+        note!(
             "wrote {} in {:.2} s",
             out.display(),
             t.elapsed().as_secs_f64()
@@ -155,12 +171,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             if let Some(p) = &args.plot {
                 let title = args.expr.clone();
                 plot(&c, &title, None, p, args.overwrite)?;
-                eprintln!("plotted {}", p.display());
+                note!("plotted {}", p.display());
             }
             if args.json {
-                println!("{}", serde_json::to_string(&to_json(&c)?)?);
+                outln!("{}", serde_json::to_string(&to_json(&c)?)?)?;
             } else if args.plot.is_none() || args.output.is_some() {
-                println!("{c}");
+                outln!("{c}")?;
             }
         }
         Result_::Dataset(d) => {
@@ -173,12 +189,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 for v in c.data_vars().keys() {
                     vars.insert(v.clone(), to_json(&c.get(v)?)?);
                 }
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string(&json!({"data_vars": vars, "attrs": c.attrs}))?
-                );
+                )?;
             } else {
-                println!("{c}");
+                outln!("{c}")?;
             }
         }
     }
@@ -259,9 +275,9 @@ fn kind_name(v: &Val) -> &'static str {
 
 fn print_scalar(v: serde_json::Value, as_json: bool) -> Result<()> {
     if as_json {
-        println!("{}", json!({"value": v}));
+        outln!("{}", json!({"value": v}))?;
     } else {
-        println!("{v}");
+        outln!("{v}")?;
     }
     Ok(())
 }
@@ -283,14 +299,14 @@ pub fn info(url: &str, as_json: bool) -> Result<()> {
                 )
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({"dims": ds.dims().into_iter().map(|(k, n)| (k, json!(n))).collect::<serde_json::Map<String, serde_json::Value>>(), "variables": vars, "attrs": ds.attrs})
             )?
-        );
+        )?;
     } else {
-        println!("{ds}");
+        outln!("{ds}")?;
     }
     Ok(())
 }

@@ -1,14 +1,27 @@
 //! The `gridflow` command-line tool.
 
+// User input reaches most of this crate: no unchecked indexing, slicing or arithmetic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 mod catalog_cmd;
 mod common;
 mod demo;
 mod eval;
 mod eval_cmd;
+mod out;
+mod pyscalar;
 mod sample;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use out::{note, outln};
 use std::path::PathBuf;
 
 /// Parallel, out-of-core analysis of chunked, labeled N-dimensional data (CMIP6-style Zarr
@@ -18,7 +31,7 @@ use std::path::PathBuf;
     name = "gridflow",
     version,
     about = "Parallel, out-of-core analysis of chunked, labeled N-d data (CMIP6-style Zarr stores, intake-esm catalogs)",
-    after_help = "Start with `gridflow demo`: it writes a sample CMIP6-like store and catalog and runs the tutorial.\nThen try `gridflow eval --help` for xarray-style expressions on your own stores."
+    after_help = "Start with `gridflow demo`: it writes a sample CMIP6-like store and catalog and runs the tutorial.\nThen try `gridflow eval --help` for xarray-style expressions on your own stores.\n\nExit status: 0 on success, 1 on an error (said on stderr), 2 on a usage error, and 141, quietly,\nwhen standard output is a pipe whose reader stopped early (`gridflow ... | head -1`), as for\nother Unix tools."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -117,19 +130,68 @@ enum CatalogCommand {
     },
 }
 
+/// Exit status when standard output is a pipe whose reader has gone (`gridflow ... | head
+/// -1`): what a shell reports for Unix tools that SIGPIPE ends (128 + 13), without a
+/// message.
+const BROKEN_PIPE_STATUS: u8 = 141;
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let result = match Cli::try_parse() {
+        Ok(cli) => run_on_big_stack(cli),
+        Err(e) => return usage(&e),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            let stdout = e.chain().find_map(|c| c.downcast_ref::<out::StdoutError>());
+            if stdout.is_some_and(out::StdoutError::is_broken_pipe) {
+                return std::process::ExitCode::from(BROKEN_PIPE_STATUS);
+            }
             let text = format!("{e:#}");
             if text.starts_with("error") {
-                eprintln!("{text}");
+                note!("{text}");
             } else {
-                eprintln!("error: {text}");
+                note!("error: {text}");
             }
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `--help`, `--version` or a usage error: printed through the same fallible output as
+/// everything else (clap's own printing ignores write errors).
+fn usage(e: &clap::Error) -> std::process::ExitCode {
+    let text = e.render().to_string();
+    let text = text.trim_end();
+    if !e.use_stderr() {
+        return match outln!("{text}") {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) if err.is_broken_pipe() => std::process::ExitCode::from(BROKEN_PIPE_STATUS),
+            Err(err) => {
+                note!("error: {err}: {}", err.0);
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    note!("{text}");
+    std::process::ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+/// Stack for the command: a long chain of array operations (`x + 1 + 1 ...`, tens of
+/// thousands of steps) recurses once per step when its task graph is fused and compiled,
+/// which overflows the default 8 MiB main stack; only the pages used are committed.
+const STACK_BYTES: usize = 256 << 20;
+
+fn run_on_big_stack(cli: Cli) -> Result<()> {
+    let worker = std::thread::Builder::new()
+        .name("gridflow".into())
+        .stack_size(STACK_BYTES)
+        .spawn(move || run(cli));
+    match worker {
+        Ok(handle) => handle
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: the command panicked"))),
+        Err(e) => Err(anyhow::anyhow!("starting the command's thread: {e}")),
     }
 }
 
@@ -143,7 +205,7 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             memory_limit,
         } => demo::run(&demo::Options {
-            steps: steps.unwrap_or(years * sample::STEPS_PER_YEAR),
+            steps: sample_steps(years, steps)?,
             data,
             out,
             exec: common::Executor::new(threads, memory_limit.as_deref())?,
@@ -165,12 +227,28 @@ fn run(cli: Cli) -> Result<()> {
             json,
         ),
         Command::Sample { years, steps, data } => {
-            let s = sample::ensure_sample(&data, steps.unwrap_or(years * sample::STEPS_PER_YEAR))?;
-            println!("store:   {}", s.store.display());
-            println!("catalog: {}", s.catalog.display());
+            let s = sample::ensure_sample(&data, sample_steps(years, steps)?)?;
+            outln!("store:   {}", s.store.display())?;
+            outln!("catalog: {}", s.catalog.display())?;
             Ok(())
         }
         Command::Info { url, json } => eval_cmd::info(&url, json),
         Command::Eval(args) => eval_cmd::run(&args),
     }
+}
+
+/// The sample's time steps from `--steps` or `--years`, at least one.
+fn sample_steps(years: usize, steps: Option<usize>) -> Result<usize> {
+    let n = match steps {
+        Some(n) => n,
+        None => years
+            .checked_mul(sample::STEPS_PER_YEAR)
+            .ok_or_else(|| anyhow::anyhow!("--years {years} is too many"))?,
+    };
+    if n == 0 {
+        anyhow::bail!(
+            "the sample needs at least one time step (--steps 1 or more, --years 1 or more)"
+        );
+    }
+    Ok(n)
 }

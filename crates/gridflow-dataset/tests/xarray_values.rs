@@ -1,6 +1,6 @@
 //! gridflow's labeled operations on the committed fixtures equal what xarray computes on the
 //! same stores (`tests/fixtures/generate.py` writes both the stores and `expected.json`).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use gridflow_array::kernels::BinaryOp;
 use gridflow_array::{Scalar, Scheduler};

@@ -82,14 +82,16 @@ pub enum ExprKind {
         /// Its operand.
         operand: Box<Expr>,
     },
-    /// A binary operator such as `a + b` or `a ** b`.
+    /// Binary operators such as `a + b` or `a ** b`. A run of left-associative operators of
+    /// one precedence level is one flat node: `a - b + c` is `left = a, ops = [(-, b), (+, c)]`
+    /// and means `(a - b) + c`, so a sum of 100,000 terms is as shallow as one of two. `**`
+    /// binds to the right and has one step per node: `a ** b ** c` is `a ** (b ** c)`.
     Binary {
-        /// The operator.
-        op: BinaryOp,
-        /// Left operand.
+        /// The first operand.
         left: Box<Expr>,
-        /// Right operand.
-        right: Box<Expr>,
+        /// Each operator with the operand on its right, applied left to right; never empty,
+        /// and all of one precedence level in trees from [`parse`](crate::parse).
+        ops: Vec<BinaryStep>,
     },
     /// A comparison chain: `a < b <= c` is `left = a, ops = [(<, b), (<=, c)]` and means
     /// `a < b and b <= c` with `b` evaluated once, as in Python.
@@ -115,6 +117,18 @@ pub enum ExprKind {
         /// Value when `test` is false.
         orelse: Box<Expr>,
     },
+}
+
+/// One `op right` step of an [`ExprKind::Binary`] chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinaryStep {
+    /// The operator.
+    pub op: BinaryOp,
+    /// The operand on its right.
+    pub right: Expr,
+    /// The chain from its first operand up to and including this step: where Python's `ast`
+    /// puts the nested `BinOp` this step ends (errors of this step point here).
+    pub span: Span,
 }
 
 /// A keyword argument `name=value` of a call.

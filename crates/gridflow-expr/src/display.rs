@@ -34,7 +34,7 @@ fn prec(e: &Expr) -> u8 {
         } => NOT,
         ExprKind::Unary { .. } => FACTOR,
         ExprKind::Compare { .. } => CMP,
-        ExprKind::Binary { op, .. } => binary_prec(*op),
+        ExprKind::Binary { ops, .. } => ops.first().map_or(ATOM, |s| binary_prec(s.op)),
         // Only hand-built trees hold negative literals; they print with a unary minus.
         ExprKind::Int(i) if *i < 0 => FACTOR,
         ExprKind::Float(f) if f.is_sign_negative() && !f.is_nan() => FACTOR,
@@ -43,7 +43,8 @@ fn prec(e: &Expr) -> u8 {
 }
 
 /// Canonical Python source with minimal parentheses; parsing it gives back the same tree
-/// (spans aside). Tuples are always parenthesized, except directly inside a subscript.
+/// (spans aside; a hand-built left-nested `(a + b) + c` comes back as one flat chain, the
+/// same expression). Tuples are always parenthesized, except directly inside a subscript.
 ///
 /// ```
 /// let e = gridflow_expr::parse("((ds.tas - 273.15)) * (2 ** (-1))")?;
@@ -162,17 +163,20 @@ fn write_bare(f: &mut Formatter<'_>, e: &Expr) -> fmt::Result {
                 write_expr(f, operand, FACTOR)
             }
         }
-        ExprKind::Binary { op, left, right } => {
-            let p = binary_prec(*op);
+        ExprKind::Binary { left, ops } => {
+            let pow = ops.first().is_some_and(|s| s.op == BinaryOp::Pow);
             // `**` binds to the right, and its left side must be a primary: `(-2) ** 2`.
-            let (lmin, rmin) = if *op == BinaryOp::Pow {
-                (ATOM, FACTOR)
-            } else {
-                (p, p + 1)
+            let (lmin, rmin) = match ops.first() {
+                Some(_) if pow => (ATOM, FACTOR),
+                Some(s) => (binary_prec(s.op), binary_prec(s.op).saturating_add(1)),
+                None => (TEST, TEST),
             };
             write_expr(f, left, lmin)?;
-            write!(f, " {} ", op.symbol())?;
-            write_expr(f, right, rmin)
+            for step in ops {
+                write!(f, " {} ", step.op.symbol())?;
+                write_expr(f, &step.right, rmin)?;
+            }
+            Ok(())
         }
         ExprKind::Compare { left, ops } => {
             write_expr(f, left, BIT_OR)?;

@@ -66,30 +66,43 @@ impl ParseError {
 /// ```
 pub fn render_error(src: &str, span: Span, message: &str) -> String {
     let start = floor_char_boundary(src, span.start);
-    let line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
-    let line_no = src[..start].matches('\n').count() + 1;
-    let before = &src[line_start..start];
-    let text = src[line_start..line_end].trim_end_matches('\r');
-    let text_end = line_start + text.len();
+    let line_start = text_of(src, 0, start)
+        .rfind('\n')
+        .map_or(0, |i| i.saturating_add(1));
+    let line_end = text_of(src, start, src.len())
+        .find('\n')
+        .map_or(src.len(), |i| start.saturating_add(i));
+    let line_no = text_of(src, 0, start)
+        .matches('\n')
+        .count()
+        .saturating_add(1);
+    let before = text_of(src, line_start, start);
+    let text = text_of(src, line_start, line_end).trim_end_matches('\r');
+    let text_end = line_start.saturating_add(text.len());
     let end = floor_char_boundary(src, span.end.min(text_end)).max(start);
-    let width = src[start..end].chars().count().max(1);
+    let width = text_of(src, start, end).chars().count().max(1);
     let pad: String = before
         .chars()
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
     format!(
         "error at {line_no}:{col}: {message}\n  {text}\n  {pad}{carets}",
-        col = before.chars().count() + 1,
+        col = before.chars().count().saturating_add(1),
         carets = "^".repeat(width),
     )
+}
+
+/// `src[start..end]`, or "" where that is not on char boundaries (spans may come from
+/// elsewhere).
+pub(crate) fn text_of(src: &str, start: usize, end: usize) -> &str {
+    src.get(start..end).unwrap_or("")
 }
 
 /// The largest char boundary of `s` at or before `i` (spans from elsewhere may be off).
 fn floor_char_boundary(s: &str, i: usize) -> usize {
     let mut i = i.min(s.len());
     while !s.is_char_boundary(i) {
-        i -= 1;
+        i = i.saturating_sub(1);
     }
     i
 }

@@ -1,5 +1,6 @@
 //! Splitting source into tokens, following Python's tokenizer for the supported subset.
 
+use crate::error::text_of;
 use crate::{ParseError, Span};
 
 /// A token kind with its decoded payload.
@@ -342,16 +343,16 @@ impl<'a> Lexer<'a> {
 
 impl Lexer<'_> {
     fn peek(&self) -> Option<char> {
-        self.src[self.pos..].chars().next()
+        text_of(self.src, self.pos, self.src.len()).chars().next()
     }
 
     fn peek_nth(&self, n: usize) -> Option<char> {
-        self.src[self.pos..].chars().nth(n)
+        text_of(self.src, self.pos, self.src.len()).chars().nth(n)
     }
 
     fn bump(&mut self) -> Option<char> {
         let c = self.peek()?;
-        self.pos += c.len_utf8();
+        self.pos = self.pos.saturating_add(c.len_utf8());
         Some(c)
     }
 
@@ -386,7 +387,7 @@ impl Lexer<'_> {
             while self.peek().is_some_and(is_ident_continue) {
                 self.bump();
             }
-            let word = &self.src[start..self.pos];
+            let word = text_of(self.src, start, self.pos);
             if matches!(self.peek(), Some('"' | '\'')) && is_string_prefix(word) {
                 self.string(start)?
             } else if let Some(kw) = Kw::from_str(word) {
@@ -438,7 +439,7 @@ impl Lexer<'_> {
 
     fn punct(&mut self, c: char) -> Result<Tok, ParseError> {
         let start = self.pos;
-        let rest = &self.src[start..];
+        let rest = text_of(self.src, start, self.src.len());
         let Some((text, punct)) = PUNCTS.iter().find(|(text, _)| rest.starts_with(text)) else {
             self.bump();
             let what = if c.is_ascii_graphic() {
@@ -448,9 +449,11 @@ impl Lexer<'_> {
             };
             return Err(ParseError::new(what, self.span_from(start)));
         };
-        self.pos += text.len();
+        self.pos = self.pos.saturating_add(text.len());
         match punct {
-            Punct::LParen | Punct::LBracket | Punct::LBrace => self.depth += 1,
+            Punct::LParen | Punct::LBracket | Punct::LBrace => {
+                self.depth = self.depth.saturating_add(1)
+            }
             Punct::RParen | Punct::RBracket | Punct::RBrace => {
                 self.depth = self.depth.saturating_sub(1);
             }
@@ -485,7 +488,7 @@ impl Lexer<'_> {
             _ => None,
         };
         if let Some((radix, name)) = radix {
-            self.pos += 2;
+            self.pos = self.pos.saturating_add(2);
             if self.peek() == Some('_') {
                 self.bump();
             }
@@ -497,7 +500,7 @@ impl Lexer<'_> {
             if !any || self.peek().is_some_and(is_ident_continue) {
                 return Err(self.bad_number(start, &format!("invalid {name} literal")));
             }
-            let digits = self.src[start + 2..self.pos].replace('_', "");
+            let digits = text_of(self.src, start.saturating_add(2), self.pos).replace('_', "");
             return self.int(start, &digits, radix);
         }
         self.digits(10);
@@ -509,8 +512,11 @@ impl Lexer<'_> {
         }
         if matches!(self.peek(), Some('e' | 'E')) {
             let sign = usize::from(matches!(self.peek_nth(1), Some('+' | '-')));
-            if self.peek_nth(1 + sign).is_some_and(|c| c.is_ascii_digit()) {
-                self.pos += 1 + sign;
+            if self
+                .peek_nth(sign.saturating_add(1))
+                .is_some_and(|c| c.is_ascii_digit())
+            {
+                self.pos = self.pos.saturating_add(sign).saturating_add(1);
                 self.digits(10);
                 is_float = true;
             }
@@ -527,7 +533,7 @@ impl Lexer<'_> {
         if self.peek().is_some_and(is_ident_continue) {
             return Err(self.bad_number(start, "invalid decimal literal"));
         }
-        let text = self.src[start..self.pos].replace('_', "");
+        let text = text_of(self.src, start, self.pos).replace('_', "");
         if is_float {
             return text
                 .parse::<f64>()
@@ -551,7 +557,7 @@ impl Lexer<'_> {
                 ParseError::new(
                     format!(
                         "integer literal {} is too large (the largest is 9223372036854775807)",
-                        &self.src[start..self.pos]
+                        text_of(self.src, start, self.pos)
                     ),
                     self.span_from(start),
                 )
@@ -571,14 +577,14 @@ impl Lexer<'_> {
 
     /// A string literal starting at `start` (its prefix, if any, is already consumed).
     fn string(&mut self, start: usize) -> Result<Tok, ParseError> {
-        let prefix = self.src[start..self.pos].to_ascii_lowercase();
+        let prefix = text_of(self.src, start, self.pos).to_ascii_lowercase();
         let raw = prefix.contains('r');
         let Some(quote) = self.bump() else {
             return Err(ParseError::new("expected a string", self.span_from(start)));
         };
         let triple = self.peek() == Some(quote) && self.peek_nth(1) == Some(quote);
         if triple {
-            self.pos += 2;
+            self.pos = self.pos.saturating_add(2);
         }
         let open = self.span_from(start);
         let unterminated = || {
@@ -602,7 +608,7 @@ impl Lexer<'_> {
                         break;
                     }
                     if self.peek() == Some(quote) && self.peek_nth(1) == Some(quote) {
-                        self.pos += 2;
+                        self.pos = self.pos.saturating_add(2);
                         break;
                     }
                     value.push(c);
@@ -657,7 +663,7 @@ impl Lexer<'_> {
                     match self.peek().and_then(|d| d.to_digit(8)) {
                         Some(d) => {
                             self.bump();
-                            code = code * 8 + d;
+                            code = code.saturating_mul(8).saturating_add(d);
                         }
                         None => break,
                     }
@@ -676,7 +682,7 @@ impl Lexer<'_> {
                     match self.peek().and_then(|d| d.to_digit(16)) {
                         Some(d) => {
                             self.bump();
-                            code = code * 16 + d;
+                            code = code.saturating_mul(16).saturating_add(d);
                         }
                         None => {
                             return Err(ParseError::new(

@@ -9,7 +9,8 @@
 //!   strings (single, double and triple quotes, escapes, raw `r"..."`, adjacent literals
 //!   joined), `True`, `False`, `None`, lists `[a, b]` and tuples `(a, b)`, `(a,)`, `()`;
 //! - operators `not`/`-`/`+`/`~`, `**`, `* / // %`, `+ -`, `<< >>`, `&`, `^`, `|`,
-//!   comparisons (chained as in Python), `and`, `or` and `a if c else b`.
+//!   comparisons (chained as in Python), `and`, `or` and `a if c else b`; runs of one
+//!   left-associative level (`a + b - c + ...`) are one flat node of any length.
 //!
 //! No evaluation happens here; a later stage binds names to datasets. Everything else Python
 //! allows (lambdas, comprehensions, f-strings, `*args`, `:=`, dicts, `@`, statements...) is
@@ -25,9 +26,25 @@
 //!
 //! let e = parse("-2 ** 2")?; // -(2 ** 2), as in Python
 //! let ExprKind::Unary { operand, .. } = &e.kind else { panic!("a unary minus") };
-//! assert!(matches!(operand.kind, ExprKind::Binary { op: BinaryOp::Pow, .. }));
+//! let ExprKind::Binary { ops, .. } = &operand.kind else { panic!("a power") };
+//! assert_eq!(ops[0].op, BinaryOp::Pow);
+//!
+//! // A run of one level is one flat node, however long.
+//! let e = parse("1 + 2 - 3 + 4")?;
+//! let ExprKind::Binary { ops, .. } = &e.kind else { panic!("a sum") };
+//! assert_eq!(ops.len(), 3);
 //! # Ok::<(), gridflow_expr::ParseError>(())
 //! ```
+
+// Input reaches every line of this crate: no unchecked indexing, slicing or arithmetic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 mod ast;
 mod display;
@@ -37,7 +54,9 @@ mod parser;
 mod prec;
 mod span;
 
-pub use ast::{BinaryOp, BoolOpKind, CompareOp, Expr, ExprKind, Keyword, MAX_DEPTH, UnaryOp};
+pub use ast::{
+    BinaryOp, BinaryStep, BoolOpKind, CompareOp, Expr, ExprKind, Keyword, MAX_DEPTH, UnaryOp,
+};
 pub use error::{ParseError, Result, render_error};
 pub use lexer::is_keyword;
 pub use parser::parse;

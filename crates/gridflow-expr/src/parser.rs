@@ -1,7 +1,9 @@
 //! Recursive-descent parser following CPython's grammar, with precedence climbing for the
 //! operators from `or` to `*`.
 
-use crate::ast::{BinaryOp, BoolOpKind, CompareOp, Expr, ExprKind, Keyword, MAX_DEPTH, UnaryOp};
+use crate::ast::{
+    BinaryOp, BinaryStep, BoolOpKind, CompareOp, Expr, ExprKind, Keyword, MAX_DEPTH, UnaryOp,
+};
 use crate::lexer::{Kw, Lexer, Punct, Tok, Token};
 use crate::prec::{AND, ARITH, BIT_AND, BIT_OR, BIT_XOR, CMP, NOT, OR, SHIFT, TERM};
 use crate::{ParseError, Result, Span};
@@ -80,7 +82,8 @@ impl Parser<'_> {
 
     /// The current token (`n = 0`) or the next one (`n = 1`).
     fn tok(&self, n: usize) -> &Token {
-        &self.ahead[n.min(1)]
+        let [first, second] = &self.ahead;
+        if n == 0 { first } else { second }
     }
 
     fn at(&self, p: Punct) -> bool {
@@ -126,7 +129,7 @@ impl Parser<'_> {
 
     fn node(&self, kind: ExprKind, start: usize, child_height: usize) -> Result<Node> {
         let span = Span::new(start, self.prev_end);
-        let h = child_height + 1;
+        let h = child_height.saturating_add(1);
         if h > MAX_DEPTH {
             return Err(too_deep(span));
         }
@@ -141,7 +144,7 @@ impl Parser<'_> {
         if self.depth >= MAX_DEPTH {
             return Err(too_deep(self.tok(0).span));
         }
-        self.depth += 1;
+        self.depth = self.depth.saturating_add(1);
         Ok(())
     }
 
@@ -157,7 +160,7 @@ impl Parser<'_> {
             Tok::Str(_) => {
                 let text = token.span.text(self.src).unwrap_or("");
                 match text.char_indices().nth(24) {
-                    Some((cut, _)) => format!("string {}...", &text[..cut]),
+                    Some((cut, _)) => format!("string {}...", text.get(..cut).unwrap_or(text)),
                     None => format!("string {text}"),
                 }
             }
@@ -314,7 +317,7 @@ impl Parser<'_> {
     fn expression(&mut self) -> Result<Node> {
         self.enter()?;
         let result = self.conditional();
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         result
     }
 
@@ -415,7 +418,7 @@ impl Parser<'_> {
         let start = self.bump().start;
         self.enter()?;
         let operand = self.operators(NOT);
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         let operand = operand?;
         let kind = ExprKind::Unary {
             op: UnaryOp::Not,
@@ -482,9 +485,34 @@ impl Parser<'_> {
         self.node(kind, start, h)
     }
 
-    /// `left op right` for a left-associative arithmetic or bitwise operator.
+    /// `left op right op right ...` for the left-associative arithmetic or bitwise
+    /// operators of level `prec`, collected into one flat node: a long sum costs no depth.
     fn binary(&mut self, left: Node, start: usize, prec: u8) -> Result<Node> {
-        let op = match self.tok(0).tok {
+        let mut h = left.h;
+        let mut ops = Vec::new();
+        while self.infix_prec() == Some(prec) {
+            let Some(op) = self.binary_op() else {
+                // '@' (and anything unforeseen) gets its own message.
+                return Err(self.unexpected(None));
+            };
+            self.bump();
+            let right = self.operators(prec.saturating_add(1))?;
+            h = h.max(right.h);
+            ops.push(BinaryStep {
+                op,
+                right: right.e,
+                span: Span::new(start, self.prev_end),
+            });
+        }
+        let kind = ExprKind::Binary {
+            left: Box::new(left.e),
+            ops,
+        };
+        self.node(kind, start, h)
+    }
+
+    fn binary_op(&self) -> Option<BinaryOp> {
+        Some(match self.tok(0).tok {
             Tok::Punct(Punct::Pipe) => BinaryOp::BitOr,
             Tok::Punct(Punct::Caret) => BinaryOp::BitXor,
             Tok::Punct(Punct::Amp) => BinaryOp::BitAnd,
@@ -496,18 +524,8 @@ impl Parser<'_> {
             Tok::Punct(Punct::Slash) => BinaryOp::Div,
             Tok::Punct(Punct::DoubleSlash) => BinaryOp::FloorDiv,
             Tok::Punct(Punct::Percent) => BinaryOp::Mod,
-            // '@' (and anything unforeseen) gets its own message.
-            _ => return Err(self.unexpected(None)),
-        };
-        self.bump();
-        let right = self.operators(prec + 1)?;
-        let h = left.h.max(right.h);
-        let kind = ExprKind::Binary {
-            op,
-            left: Box::new(left.e),
-            right: Box::new(right.e),
-        };
-        self.node(kind, start, h)
+            _ => return None,
+        })
     }
 
     fn factor(&mut self) -> Result<Node> {
@@ -523,7 +541,7 @@ impl Parser<'_> {
         let start = self.bump().start;
         self.enter()?;
         let operand = self.factor();
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         let operand = operand?;
         let kind = ExprKind::Unary {
             op,
@@ -547,13 +565,16 @@ impl Parser<'_> {
         // The exponent is a factor: `2 ** -1` works and `a ** b ** c` nests to the right.
         self.enter()?;
         let exponent = self.factor();
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         let exponent = exponent?;
         let h = base.h.max(exponent.h);
         let kind = ExprKind::Binary {
-            op: BinaryOp::Pow,
             left: Box::new(base.e),
-            right: Box::new(exponent.e),
+            ops: vec![BinaryStep {
+                op: BinaryOp::Pow,
+                right: exponent.e,
+                span: Span::new(start, self.prev_end),
+            }],
         };
         self.node(kind, start, h)
     }

@@ -1,5 +1,5 @@
 //! Rejected input: messages, positions and the rendered report.
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly on purpose.
 
 use gridflow_expr::{ParseError, Span, parse, render_error};
 

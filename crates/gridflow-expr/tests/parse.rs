@@ -5,7 +5,8 @@ mod common;
 
 use common::sexpr_of;
 use gridflow_expr::{
-    BinaryOp, BoolOpKind, CompareOp, Expr, ExprKind, Keyword, MAX_DEPTH, Span, UnaryOp, parse,
+    BinaryOp, BinaryStep, BoolOpKind, CompareOp, Expr, ExprKind, Keyword, MAX_DEPTH, Span, UnaryOp,
+    parse,
 };
 
 fn e(kind: ExprKind, start: usize, end: usize) -> Expr {
@@ -92,9 +93,12 @@ fn unary_minus_binds_looser_than_power() {
     let two = |at| e(ExprKind::Int(2), at, at + 1);
     let pow = e(
         ExprKind::Binary {
-            op: BinaryOp::Pow,
             left: b(two(1)),
-            right: b(two(4)),
+            ops: vec![BinaryStep {
+                op: BinaryOp::Pow,
+                right: two(4),
+                span: Span::new(1, 5),
+            }],
         },
         1,
         5,
@@ -417,7 +421,6 @@ fn nesting_up_to_the_limit_works_and_deeper_is_an_error() {
         format!("{}a", "not ".repeat(100_000)),
         format!("a{}", " ** a".repeat(100_000)),
         format!("a{}", ".b".repeat(100_000)),
-        format!("a{}", " + a".repeat(100_000)),
         format!("a{}", "[0]".repeat(100_000)),
         format!("{}1", "[".repeat(100_000)),
         format!("a{}", " if b else a".repeat(100_000)),
@@ -432,6 +435,37 @@ fn nesting_up_to_the_limit_works_and_deeper_is_an_error() {
             err.message
         );
     }
+}
+
+#[test]
+fn long_flat_operator_runs_are_one_shallow_node() {
+    // 101 terms used to be 101 levels deep and hit the nesting limit.
+    let src = vec!["1"; 101].join(" + ");
+    let ExprKind::Binary { ops, .. } = kind(&src) else {
+        panic!("not a binary chain")
+    };
+    assert_eq!(ops.len(), 100);
+    // Mixed operators of one level stay in order; other levels nest inside as operands.
+    assert_eq!(
+        sexpr_of("a - b + c * d - e"),
+        sexpr_of("((a - b) + (c * d)) - e")
+    );
+    for op in ["+", "-", "*", "/", "//", "%", "|", "&", "^", "<<", ">>"] {
+        for n in [10_000, 100_000] {
+            let src = format!("x{}", format!(" {op} x").repeat(n));
+            let parsed = parse(&src).unwrap_or_else(|e| panic!("{op} x{n}: {}", e.message));
+            let ExprKind::Binary { ops, .. } = &parsed.kind else {
+                panic!("{op}: not a binary chain")
+            };
+            assert_eq!(ops.len(), n);
+            // Printing and dropping a long chain do not recurse along it either.
+            assert_eq!(parsed.to_string().len(), src.len());
+            drop(parsed);
+        }
+    }
+    // A long sum of products and of parenthesized terms is flat too.
+    let src = vec!["(2 * y)"; 50_000].join(" + ");
+    assert!(parse(&src).is_ok());
 }
 
 #[test]
@@ -501,9 +535,12 @@ fn display_of_hand_built_trees_with_negative_literals_is_valid_source() {
     assert_eq!(attr.to_string(), "(-5).real");
     let pow = e(
         ExprKind::Binary {
-            op: BinaryOp::Pow,
             left: b(e(ExprKind::Float(-1.5), 0, 0)),
-            right: b(neg),
+            ops: vec![BinaryStep {
+                op: BinaryOp::Pow,
+                right: neg,
+                span: Span::default(),
+            }],
         },
         0,
         0,

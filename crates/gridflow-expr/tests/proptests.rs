@@ -1,12 +1,12 @@
 //! Property tests: no input makes the parser panic, spans stay sane, Display round-trips.
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly on purpose.
 
 mod common;
 
 use common::sexpr;
 use gridflow_expr::{
-    BinaryOp, BoolOpKind, CompareOp, Expr, ExprKind, Keyword, Span, UnaryOp, is_keyword, parse,
-    render_error,
+    BinaryOp, BinaryStep, BoolOpKind, CompareOp, Expr, ExprKind, Keyword, Span, UnaryOp,
+    is_keyword, parse, render_error,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -43,7 +43,14 @@ fn check_spans(src: &str, e: &Expr, outer: Span) {
             }
         }
         ExprKind::Unary { operand, .. } => children.push(operand),
-        ExprKind::Binary { left, right, .. } => children.extend([&**left, &**right]),
+        ExprKind::Binary { left, ops } => {
+            children.push(left);
+            for step in ops {
+                assert!(s.start <= step.span.start && step.span.end <= s.end);
+                assert!(step.right.span.end <= step.span.end);
+                children.push(&step.right);
+            }
+        }
         ExprKind::Compare { left, ops } => {
             children.push(left);
             children.extend(ops.iter().map(|(_, e)| e));
@@ -244,13 +251,27 @@ fn expr() -> impl Strategy<Value = Expr> {
                 }),
             (unary.clone(), inner.clone())
                 .prop_map(move |(op, e)| at(ExprKind::Unary { op, operand: b(e) })),
-            (binary.clone(), inner.clone(), inner.clone()).prop_map(move |(op, l, r)| {
-                at(ExprKind::Binary {
-                    op,
-                    left: b(l),
-                    right: b(r),
-                })
-            }),
+            (binary.clone(), inner.clone(), vec(inner.clone(), 1..4)).prop_map(
+                move |(op, l, rights)| {
+                    // One level per chain, as the parser builds them; `**` one step each.
+                    let rights = if op == Pow {
+                        rights.into_iter().take(1).collect()
+                    } else {
+                        rights
+                    };
+                    at(ExprKind::Binary {
+                        left: b(l),
+                        ops: rights
+                            .into_iter()
+                            .map(|right| BinaryStep {
+                                op,
+                                right,
+                                span: Span::default(),
+                            })
+                            .collect(),
+                    })
+                }
+            ),
             (inner.clone(), vec((compare.clone(), inner.clone()), 1..3))
                 .prop_map(move |(l, ops)| at(ExprKind::Compare { left: b(l), ops })),
             (boolop.clone(), vec(inner.clone(), 2..4))

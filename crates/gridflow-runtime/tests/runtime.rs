@@ -1,5 +1,5 @@
 //! Executor behaviour: results, errors, memory budget and progress, on real thread pools.
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly on purpose.
 use gridflow_graph::{Graph, Key, Operation, Task};
 use gridflow_runtime::{Execute, RuntimeError, Scheduler};
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 //! slabs are in order, never empty, and concatenate bit for bit to the whole-chunk read,
 //! including edge chunks, blocks stored out of order, uncompressed (MEMCPYED) frames and
 //! short last blocks; corrupt chunk files give errors naming the chunk, never a panic.
-#![allow(missing_docs, clippy::unwrap_used)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

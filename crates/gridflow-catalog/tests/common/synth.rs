@@ -1,6 +1,9 @@
 //! A synthetic catalog shaped like Pangeo's CMIP6 one (same 11 columns, similar numbers of
 //! distinct values), for the search benchmark and the large-catalog test.
 
+// Test and benchmark setup: a failure here is a broken fixture, loud on purpose.
+#![allow(clippy::expect_used)]
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

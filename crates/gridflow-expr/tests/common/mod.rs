@@ -1,6 +1,8 @@
 //! The neutral s-expression form shared with tests/fixtures/generate.py.
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
+// Test helpers fail loudly on purpose.
+#![allow(clippy::panic)]
 
 use gridflow_expr::{BoolOpKind, CompareOp, Expr, ExprKind};
 
@@ -74,9 +76,16 @@ fn sx(e: &Expr, spans: &mut Vec<(usize, usize)>) -> String {
             format!("({})", parts.join(" "))
         }
         ExprKind::Unary { op, operand } => format!("(unary {op} {})", sx(operand, spans)),
-        ExprKind::Binary { op, left, right } => {
-            let left = sx(left, spans);
-            format!("(binary {op} {left} {})", sx(right, spans))
+        ExprKind::Binary { left, ops } => {
+            // CPython nests a chain to the left: the outer BinOp nodes come first.
+            if let Some((_, inner)) = ops.split_last() {
+                spans.extend(inner.iter().rev().map(|s| (s.span.start, s.span.end)));
+            }
+            let mut acc = sx(left, spans);
+            for step in ops {
+                acc = format!("(binary {} {acc} {})", step.op, sx(&step.right, spans));
+            }
+            acc
         }
         ExprKind::Compare { left, ops } => {
             let mut parts = vec!["compare".to_owned(), sx(left, spans)];
