@@ -686,6 +686,25 @@ impl ChunkedArray {
         self.counted_layers(op).map(|_| ())
     }
 
+    /// True when every block is a value already in memory (a computed or persisted array),
+    /// decided without making any lazy layer's tasks.
+    pub fn is_in_memory(&self) -> bool {
+        let layers = self.layers();
+        layers.iter().all(|l| l.is_made())
+            && layers.iter().all(|l| {
+                l.tasks().iter().all(|(_, t)| {
+                    t.inputs.is_empty()
+                        && matches!(
+                            t.expr,
+                            gridflow_graph::Expr::Call {
+                                op: ArrayOp::Literal(_),
+                                ..
+                            }
+                        )
+                })
+            })
+    }
+
     /// Number of tasks in the whole graph, counted without making lazy layers' tasks.
     pub fn graph_len(&self) -> usize {
         self.layers()
