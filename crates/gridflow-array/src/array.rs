@@ -317,8 +317,10 @@ impl ChunkedArray {
     ) -> Result<ChunkedArray> {
         let name: Arc<str> = name.into();
         let numblocks: Vec<usize> = chunks.iter().map(Vec::len).collect();
-        let total = limits::count_blocks(&name, &numblocks)?;
-        check_made(&name, &deps, total)?;
+        // Messages name the operation, not its token (`sum-chunk`, not `sum-chunk-<hash>`).
+        let op = name.rsplit_once('-').map_or(&*name, |(op, _)| op);
+        let total = limits::count_blocks(op, &numblocks)?;
+        check_made(op, &deps, total)?;
         let mut tasks = Vec::with_capacity(total);
         if total > 0 {
             // One key hashes the name; its siblings reuse the hash and the shared name.

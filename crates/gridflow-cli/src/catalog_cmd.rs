@@ -3,7 +3,6 @@
 use anyhow::{Context, Result, bail};
 use gridflow_catalog::{DatasetDictOptions, EsmCatalog, Query};
 use gridflow_dataset::{Dataset, OpenOptions};
-use gridflow_store::StoreOptions;
 use serde_json::json;
 use std::path::Path;
 
@@ -37,8 +36,8 @@ fn query(pairs: &[(&str, &str)]) -> Query {
 
 fn open_catalog(path: &Path) -> Result<EsmCatalog> {
     let p = path.to_str().context("the catalog path is not UTF-8")?;
-    EsmCatalog::open(p, &StoreOptions::default())
-        .with_context(|| format!("opening the catalog {p}"))
+    let options = crate::common::Limits::from_env()?.catalog_options();
+    EsmCatalog::open_with(p, &options).with_context(|| format!("opening the catalog {p}"))
 }
 
 /// Searches `catalog` and opens the one dataset the search leaves.

@@ -3,7 +3,7 @@
 use crate::common::{Executor, plot, to_json};
 use crate::eval::{Env, Val, eval};
 use anyhow::{Context, Result, anyhow, bail};
-use gridflow_dataset::{DataArray, Dataset, OpenOptions, ToZarrOptions, open_zarr};
+use gridflow_dataset::{DataArray, Dataset, ToZarrOptions, open_zarr};
 use gridflow_store::WriteMode;
 use serde_json::json;
 use std::path::PathBuf;
@@ -44,7 +44,8 @@ pub struct EvalArgs {
     /// Worker threads of the local executor (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Memory budget of the local executor, e.g. 4GB or 512MiB (default: half the RAM).
+    /// Memory budget of the local executor, e.g. 4GB or 512MiB (default: half the RAM);
+    /// task graphs count against it too (about 1 KiB per task).
     #[arg(long)]
     pub memory_limit: Option<String>,
 }
@@ -53,7 +54,8 @@ pub struct EvalArgs {
 fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
     if let Some(url) = &args.store {
         return Ok(Some(
-            open_zarr(url, &OpenOptions::default()).with_context(|| format!("opening {url}"))?,
+            open_zarr(url, &crate::common::open_options()?)
+                .with_context(|| format!("opening {url}"))?,
         ));
     }
     if let Some(cat) = &args.catalog {
@@ -74,7 +76,7 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
             std::path::Path::new(cat),
             &q,
             args.key.as_deref(),
-            &OpenOptions::default(),
+            &crate::common::open_options()?,
         )?;
         eprintln!("dataset {} ({} catalog rows)", found.key, found.rows);
         return Ok(Some(found.dataset));
@@ -87,10 +89,11 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
 
 /// Runs `gridflow eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
+    // First: it sets the graph budget that opening and evaluating count against.
+    let exec = Executor::new(args.threads, args.memory_limit.as_deref())?;
     let expr = gridflow_expr::parse(&args.expr).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;
     let ds = open_source(args)?;
     let value = eval(&expr, &Env { ds }).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;
-    let exec = Executor::new(args.threads, args.memory_limit.as_deref())?;
     let result = match value {
         Val::Array(a) => Result_::Array(a),
         Val::Dataset(d) => Result_::Dataset(d),
@@ -224,7 +227,8 @@ fn print_scalar(v: serde_json::Value, as_json: bool) -> Result<()> {
 
 /// Runs `gridflow info`.
 pub fn info(url: &str, as_json: bool) -> Result<()> {
-    let ds = open_zarr(url, &OpenOptions::default()).with_context(|| format!("opening {url}"))?;
+    let ds = open_zarr(url, &crate::common::open_options()?)
+        .with_context(|| format!("opening {url}"))?;
     if as_json {
         let vars: serde_json::Map<String, serde_json::Value> = ds
             .data_vars()

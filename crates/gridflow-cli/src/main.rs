@@ -18,7 +18,7 @@ use std::path::PathBuf;
     name = "gridflow",
     version,
     about = "Parallel, out-of-core analysis of chunked, labeled N-d data (CMIP6-style Zarr stores, intake-esm catalogs)",
-    after_help = "Start with `gridflow demo`: it writes a sample CMIP6-like store and catalog and runs the tutorial.\nThen try `gridflow eval --help` for xarray-style expressions on your own stores."
+    after_help = "Start with `gridflow demo`: it writes a sample CMIP6-like store and catalog and runs the tutorial.\nThen try `gridflow eval --help` for xarray-style expressions on your own stores.\n\nLimits on what files may make gridflow read (raise them for unusually large stores):\n  GRIDFLOW_LIMITS=metadata=64MiB,index=50000000,catalog=1GiB (the defaults; any subset)\n  metadata: largest .zmetadata/.zarray/zarr.json; index: most values of a coordinate loaded on open;\n  catalog: largest catalog JSON/CSV, also decompressed. Task graphs count against --memory-limit."
 )]
 struct Cli {
     #[command(subcommand)]
