@@ -5,8 +5,9 @@ use crate::{ArrayError, Result};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Estimated bytes one task costs from building the graph to running it (the task, its
-/// key, its entries in the compiled program and the scheduler's tables), measured on
-/// `ones(...).sum()` graphs.
+/// key, its entries in the compiled program and the scheduler's tables). Measured: the
+/// CLI's `da.ones((1000000,), chunks=1).sum()` (about two million tasks) peaks at 1.1 GB,
+/// so this errs on the safe side by about two.
 pub const TASK_BYTES: usize = 1024;
 
 /// Default graph budget: 4 GiB, about four million tasks.
