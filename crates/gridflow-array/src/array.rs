@@ -1,6 +1,7 @@
 //! [`ChunkedArray`]: a lazy n-d array split into blocks, and its task graph.
 
 use crate::kernels;
+use crate::limits;
 use crate::ops::{ArrayOp, Value};
 use crate::registry::{ChunkSource, SourceRef};
 use crate::{ArrayError, Chunk, DType, Element, Result, Scalar};
@@ -8,16 +9,130 @@ use gridflow_graph::{Compiled, DenseTasks, Expr, Graph, Indexed, Key, Task, Toke
 use gridflow_runtime::{RunReport, Scheduler};
 use ndarray::ArrayD;
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+/// Makes the task of one block of a lazy layer.
+type MakeTask = Box<dyn Fn(&[usize]) -> Task<ArrayOp> + Send + Sync>;
+
 /// Tasks added by one operation, and the layers they read from (Dask's HighLevelGraph):
-/// arrays share layers instead of copying whole graphs at every step.
-#[derive(Debug)]
+/// arrays share layers instead of copying whole graphs at every step. Read and
+/// elementwise layers are lazy: their tasks are made when a graph is first compiled, so
+/// opening a store with millions of chunks costs nothing per chunk.
 pub(crate) struct Layer {
     pub(crate) name: Arc<str>,
-    pub(crate) tasks: Vec<(Key, Task<ArrayOp>)>,
     pub(crate) deps: Vec<Arc<Layer>>,
+    /// Number of tasks, known before they are made.
+    ntasks: usize,
+    tasks: OnceLock<Vec<(Key, Task<ArrayOp>)>>,
+    /// Blocks per axis and the maker of one block's task (lazy layers only).
+    make: Option<(Vec<usize>, MakeTask)>,
+}
+
+impl std::fmt::Debug for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layer")
+            .field("name", &self.name)
+            .field("ntasks", &self.ntasks)
+            .field("made", &self.tasks.get().is_some())
+            .field("deps", &self.deps.len())
+            .finish()
+    }
+}
+
+impl Layer {
+    /// A layer of tasks already made.
+    pub(crate) fn new(
+        name: Arc<str>,
+        tasks: Vec<(Key, Task<ArrayOp>)>,
+        deps: Vec<Arc<Layer>>,
+    ) -> Layer {
+        Layer {
+            name,
+            deps,
+            ntasks: tasks.len(),
+            tasks: OnceLock::from(tasks),
+            make: None,
+        }
+    }
+
+    /// A layer whose one task per block of `numblocks` is made on first use. The caller
+    /// has counted the blocks (`limits::count_blocks`).
+    fn lazy(
+        name: Arc<str>,
+        numblocks: Vec<usize>,
+        ntasks: usize,
+        deps: Vec<Arc<Layer>>,
+        make: MakeTask,
+    ) -> Layer {
+        Layer {
+            name,
+            deps,
+            ntasks,
+            tasks: OnceLock::new(),
+            make: Some((numblocks, make)),
+        }
+    }
+
+    /// Number of tasks (without making them).
+    pub(crate) fn ntasks(&self) -> usize {
+        self.ntasks
+    }
+
+    /// True once the tasks exist in memory.
+    pub(crate) fn is_made(&self) -> bool {
+        self.tasks.get().is_some()
+    }
+
+    /// The tasks in C order of their blocks, made now if the layer is lazy.
+    pub(crate) fn tasks(&self) -> &[(Key, Task<ArrayOp>)] {
+        self.tasks.get_or_init(|| {
+            let Some((numblocks, make)) = &self.make else {
+                return Vec::new();
+            };
+            let mut tasks = Vec::with_capacity(self.ntasks);
+            if self.ntasks > 0 {
+                let first = Key::with_shared_name(&self.name, &[]);
+                let mut idx = vec![0usize; numblocks.len()];
+                loop {
+                    tasks.push((first.sibling(&key_index(&idx)), make(&idx)));
+                    if !next_block(&mut idx, numblocks) {
+                        break;
+                    }
+                }
+            }
+            tasks
+        })
+    }
+}
+
+/// Distinct layers reachable from `root` (itself included), each once.
+fn reachable(root: &Layer) -> Vec<&Layer> {
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
+    let mut layers: Vec<&Layer> = Vec::new();
+    let mut stack: Vec<&Layer> = vec![root];
+    while let Some(l) = stack.pop() {
+        if seen.insert(&l.name) {
+            layers.push(l);
+            stack.extend(l.deps.iter().map(|d| &**d));
+        }
+    }
+    layers
+}
+
+/// Tasks in the graphs of `deps` that already exist in memory, plus `new`, refused if
+/// over the graph budget.
+fn check_made(op: &str, deps: &[Arc<Layer>], new: usize) -> Result<()> {
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
+    let mut total = new;
+    for d in deps {
+        for l in reachable(d) {
+            if seen.insert(&l.name) && l.is_made() {
+                total = total.saturating_add(l.ntasks);
+            }
+        }
+    }
+    limits::check_tasks(op, total)
 }
 
 /// How to chunk an array when creating it.
@@ -68,6 +183,13 @@ pub fn normalize_chunks(op: &str, shape: &[usize], chunking: &Chunking) -> Resul
                     sizes.len()
                 )));
             }
+            // Count the blocks before making one size per block.
+            let numblocks: Vec<usize> = shape
+                .iter()
+                .zip(sizes)
+                .map(|(&n, &c)| if c == 0 || n == 0 { 1 } else { n.div_ceil(c) })
+                .collect();
+            limits::count_blocks(op, &numblocks)?;
             Ok(shape
                 .iter()
                 .zip(sizes)
@@ -195,7 +317,10 @@ impl ChunkedArray {
     ) -> Result<ChunkedArray> {
         let name: Arc<str> = name.into();
         let numblocks: Vec<usize> = chunks.iter().map(Vec::len).collect();
-        let total: usize = numblocks.iter().product();
+        // Messages name the operation, not its token (`sum-chunk`, not `sum-chunk-<hash>`).
+        let op = name.rsplit_once('-').map_or(&*name, |(op, _)| op);
+        let total = limits::count_blocks(op, &numblocks)?;
+        check_made(op, &deps, total)?;
         let mut tasks = Vec::with_capacity(total);
         if total > 0 {
             // One key hashes the name; its siblings reuse the hash and the shared name.
@@ -219,11 +344,45 @@ impl ChunkedArray {
             .filter(|l| seen.insert(l.name.clone()))
             .collect();
         Ok(ChunkedArray {
-            layer: Arc::new(Layer {
-                name: name.clone(),
-                tasks,
+            layer: Arc::new(Layer::new(name.clone(), tasks, deps)),
+            name,
+            shape,
+            chunks,
+            dtype,
+        })
+    }
+
+    /// Like [`ChunkedArray::from_tasks`], but the tasks are made when a graph is first
+    /// compiled (and counted against the graph budget then): opening an array of a
+    /// hundred million chunks to look at its metadata allocates nothing per chunk.
+    pub(crate) fn from_lazy_tasks(
+        name: String,
+        shape: Vec<usize>,
+        chunks: Vec<Vec<usize>>,
+        dtype: DType,
+        deps: Vec<Arc<Layer>>,
+        make: impl Fn(&[usize]) -> Task<ArrayOp> + Send + Sync + 'static,
+    ) -> Result<ChunkedArray> {
+        let name: Arc<str> = name.into();
+        let numblocks: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        // Not held against the budget yet: compiling counts every layer first.
+        let total = numblocks
+            .iter()
+            .try_fold(1usize, |a, &b| a.checked_mul(b))
+            .ok_or_else(|| limits::too_large(&name, None))?;
+        let mut seen = FxHashSet::default();
+        let deps: Vec<Arc<Layer>> = deps
+            .into_iter()
+            .filter(|l| seen.insert(l.name.clone()))
+            .collect();
+        Ok(ChunkedArray {
+            layer: Arc::new(Layer::lazy(
+                name.clone(),
+                numblocks,
+                total,
                 deps,
-            }),
+                Box::new(make),
+            )),
             name,
             shape,
             chunks,
@@ -411,14 +570,14 @@ impl ChunkedArray {
             .str(&format!("{chunks:?}"))
             .finish();
         let src = SourceRef(source);
-        ChunkedArray::from_tasks(name, shape.to_vec(), chunks, dtype, vec![], |idx| {
-            Ok(Task::new(
+        ChunkedArray::from_lazy_tasks(name, shape.to_vec(), chunks, dtype, vec![], move |idx| {
+            Task::new(
                 ArrayOp::Read {
                     source: src.clone(),
                     block: idx.to_vec(),
                 },
                 vec![],
-            ))
+            )
         })
     }
 
@@ -449,7 +608,8 @@ impl ChunkedArray {
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        // Saturates: shapes come from metadata and may not fit in memory at all.
+        self.shape.iter().fold(1usize, |a, &n| a.saturating_mul(n))
     }
 
     /// True for an array with no elements.
@@ -459,7 +619,7 @@ impl ChunkedArray {
 
     /// Bytes the whole array would take in memory.
     pub fn nbytes(&self) -> usize {
-        self.len() * self.dtype.size()
+        self.len().saturating_mul(self.dtype.size())
     }
 
     /// Number of blocks along each axis.
@@ -469,7 +629,9 @@ impl ChunkedArray {
 
     /// Total number of blocks.
     pub fn npartitions(&self) -> usize {
-        self.numblocks().iter().product()
+        self.numblocks()
+            .iter()
+            .fold(1usize, |a, &n| a.saturating_mul(n))
     }
 
     /// The largest block, in bytes.
@@ -477,8 +639,7 @@ impl ChunkedArray {
         self.chunks
             .iter()
             .map(|c| c.iter().copied().max().unwrap_or(0))
-            .product::<usize>()
-            * self.dtype.size()
+            .fold(self.dtype.size(), usize::saturating_mul)
     }
 
     /// The key of block `idx`.
@@ -507,16 +668,50 @@ impl ChunkedArray {
     /// The layers of the graph, each name once (the first met walking depth-first from
     /// this array's layer wins, as in [`ChunkedArray::graph`]).
     fn layers(&self) -> Vec<&Layer> {
-        let mut seen: FxHashSet<&str> = FxHashSet::default();
-        let mut layers: Vec<&Layer> = Vec::new();
-        let mut stack: Vec<&Arc<Layer>> = vec![&self.layer];
-        while let Some(l) = stack.pop() {
-            if seen.insert(&l.name) {
-                layers.push(l);
-                stack.extend(l.deps.iter());
-            }
-        }
-        layers
+        reachable(&self.layer)
+    }
+
+    /// The layers of the graph, refused before any lazy layer is made if all their tasks
+    /// together exceed the graph budget.
+    fn counted_layers(&self, op: &str) -> Result<Vec<&Layer>> {
+        let layers = self.layers();
+        let total = layers
+            .iter()
+            .fold(0usize, |a, l| a.saturating_add(l.ntasks()));
+        limits::check_tasks(op, total)?;
+        Ok(layers)
+    }
+
+    /// Refuses, before any key or task is made, a graph whose tasks would not fit in the
+    /// graph budget ([`crate::set_graph_memory_limit`]).
+    pub fn check_graph(&self, op: &str) -> Result<()> {
+        self.counted_layers(op).map(|_| ())
+    }
+
+    /// True when every block is a value already in memory (a computed or persisted array),
+    /// decided without making any lazy layer's tasks.
+    pub fn is_in_memory(&self) -> bool {
+        let layers = self.layers();
+        layers.iter().all(|l| l.is_made())
+            && layers.iter().all(|l| {
+                l.tasks().iter().all(|(_, t)| {
+                    t.inputs.is_empty()
+                        && matches!(
+                            t.expr,
+                            gridflow_graph::Expr::Call {
+                                op: ArrayOp::Literal(_),
+                                ..
+                            }
+                        )
+                })
+            })
+    }
+
+    /// Number of tasks in the whole graph, counted without making lazy layers' tasks.
+    pub fn graph_len(&self) -> usize {
+        self.layers()
+            .iter()
+            .fold(0usize, |a, l| a.saturating_add(l.ntasks()))
     }
 
     /// The chunk sources this array's read tasks read from, each once: what it depends on
@@ -542,8 +737,19 @@ impl ChunkedArray {
         let mut seen = FxHashSet::default();
         let mut out = Vec::new();
         for l in self.layers() {
-            for (_, t) in &l.tasks {
-                walk(&t.expr, &mut seen, &mut out);
+            match (&l.make, l.is_made()) {
+                // every block of a lazy layer runs the same operation on the same source:
+                // one block tells, without making millions of tasks
+                (Some((numblocks, make)), false) => {
+                    if l.ntasks() > 0 {
+                        walk(&make(&vec![0; numblocks.len()]).expr, &mut seen, &mut out);
+                    }
+                }
+                _ => {
+                    for (_, t) in l.tasks() {
+                        walk(&t.expr, &mut seen, &mut out);
+                    }
+                }
             }
         }
         out
@@ -552,9 +758,9 @@ impl ChunkedArray {
     /// The full task graph that computes this array (all layers merged).
     pub fn graph(&self) -> Graph<ArrayOp> {
         let layers = self.layers();
-        let mut g = Graph::with_capacity(layers.iter().map(|l| l.tasks.len()).sum());
+        let mut g = Graph::with_capacity(layers.iter().map(|l| l.ntasks()).sum());
         for l in layers {
-            for (k, t) in &l.tasks {
+            for (k, t) in l.tasks() {
                 g.insert(k.clone(), t.clone());
             }
         }
@@ -565,7 +771,7 @@ impl ChunkedArray {
     /// `self.graph().compile(outputs, fuse)`, but numbering the layers' blocks directly
     /// instead of copying every task into a hashed graph first.
     pub(crate) fn compile(&self, outputs: &[Key], fuse: bool) -> Result<Compiled<ArrayOp>> {
-        let layers = self.layers();
+        let layers = self.counted_layers("compile")?;
         match LayerIndex::new(layers) {
             Some(mut index) => {
                 let n = index.universe;
@@ -584,7 +790,7 @@ impl ChunkedArray {
         outputs: &[Key],
     ) -> Result<(Vec<Arc<Value>>, RunReport)> {
         let start = Instant::now();
-        let Some(mut index) = LayerIndex::new(self.layers()) else {
+        let Some(mut index) = LayerIndex::new(self.counted_layers("compute")?) else {
             return Ok(scheduler.run_with_report(&self.graph(), outputs)?);
         };
         let n = index.universe;
@@ -598,6 +804,7 @@ impl ChunkedArray {
 
     /// The graph after culling and fusion: what an executor will run.
     pub fn optimized_graph(&self) -> Result<Graph<ArrayOp>> {
+        self.check_graph("optimized_graph")?;
         Ok(self.compile(&self.keys(), true)?.to_graph())
     }
 
@@ -613,6 +820,7 @@ impl ChunkedArray {
 
     /// Computes with a chosen scheduler and returns what the run did.
     pub fn compute_with_report(&self, scheduler: &Scheduler) -> Result<(Chunk, RunReport)> {
+        self.check_graph("compute")?;
         let keys = self.keys();
         if keys.is_empty() {
             return Ok((
@@ -678,6 +886,7 @@ impl ChunkedArray {
 
     /// [`ChunkedArray::persist`] with a chosen scheduler.
     pub fn persist_with(&self, scheduler: &Scheduler) -> Result<ChunkedArray> {
+        self.check_graph("persist")?;
         let keys = self.keys();
         let values = if keys.is_empty() {
             Vec::new()
@@ -706,11 +915,7 @@ impl ChunkedArray {
             };
             tasks.push((k, Task::new(ArrayOp::Literal(Arc::new(c)), vec![])));
         }
-        let layer = Arc::new(Layer {
-            name: self.name.clone(),
-            tasks,
-            deps: vec![],
-        });
+        let layer = Arc::new(Layer::new(self.name.clone(), tasks, vec![]));
         Ok(ChunkedArray {
             layer,
             ..self.clone()
@@ -759,21 +964,22 @@ impl<'a> LayerIndex<'a> {
         let mut universe = 0usize;
         for (l, layer) in layers.iter().enumerate() {
             base.push(u32::try_from(universe).ok()?);
-            let grid: Vec<usize> = match layer.tasks.last() {
+            let made = layer.tasks();
+            let grid: Vec<usize> = match made.last() {
                 Some((k, _)) => k.index().iter().map(|&i| i as usize + 1).collect(),
                 None => Vec::new(),
             };
             let blocks = grid.iter().try_fold(1usize, |a, &b| a.checked_mul(b))?;
-            if !layer.tasks.is_empty() && blocks != layer.tasks.len() {
+            if !made.is_empty() && blocks != made.len() {
                 return None;
             }
-            for (p, (k, _)) in layer.tasks.iter().enumerate() {
+            for (p, (k, _)) in made.iter().enumerate() {
                 let named = Arc::ptr_eq(k.shared_name(), &layer.name) || k.name() == &*layer.name;
                 if !named || linear_index(k.index(), &grid) != Some(p) {
                     return None;
                 }
             }
-            universe += layer.tasks.len();
+            universe += made.len();
             by_ptr.insert(name_addr(&layer.name), l);
             by_name.insert(&*layer.name, l);
             grids.push(grid);
@@ -822,7 +1028,7 @@ impl<'a> DenseTasks<'a, ArrayOp> for LayerIndex<'a> {
         };
         self.last = l;
         let p = linear_index(key.index(), &self.grids[l])?;
-        if p >= self.layers[l].tasks.len() {
+        if p >= self.layers[l].tasks().len() {
             return None;
         }
         Some(self.base[l] + p as u32)
@@ -831,7 +1037,7 @@ impl<'a> DenseTasks<'a, ArrayOp> for LayerIndex<'a> {
     fn task(&self, id: u32) -> (&'a Key, &'a Task<ArrayOp>) {
         // The last layer starting at or before `id` (ids come from `id_of`, so in range).
         let l = self.base.partition_point(|&b| b <= id).saturating_sub(1);
-        let (k, t) = &self.layers[l].tasks[(id - self.base[l]) as usize];
+        let (k, t) = &self.layers[l].tasks()[(id - self.base[l]) as usize];
         (k, t)
     }
 }
@@ -917,17 +1123,13 @@ mod tests {
         // The same tasks in reverse order: not the C-order blocks of a grid.
         let mut tasks: Vec<(Key, Task<ArrayOp>)> = x
             .layer
-            .tasks
+            .tasks()
             .iter()
             .map(|(k, t)| (k.clone(), t.clone()))
             .collect();
         tasks.reverse();
         let y = ChunkedArray {
-            layer: Arc::new(Layer {
-                name: x.name.clone(),
-                tasks,
-                deps: vec![],
-            }),
+            layer: Arc::new(Layer::new(x.name.clone(), tasks, vec![])),
             ..x.clone()
         };
         assert!(LayerIndex::new(y.layers()).is_none());

@@ -4,7 +4,8 @@ use crate::array::{ChunkedArray, Chunking, offsets};
 use crate::kernels::{self, BinaryOp, UnaryOp};
 use crate::ops::ArrayOp;
 use crate::{ArrayError, DType, Result, Scalar};
-use gridflow_graph::{Task, Tokenizer};
+use gridflow_graph::{Key, Task, Tokenizer};
+use std::sync::Arc;
 
 /// The right-hand side of a binary operation: another array or a Python-like scalar.
 #[derive(Clone, Debug)]
@@ -161,24 +162,32 @@ pub(crate) fn blockwise(
     }
     let name = tok.finish();
     let deps = aligned.iter().map(|a| a.layer.clone()).collect();
-    ChunkedArray::from_tasks(name, shape.clone(), chunks, dtype, deps, |idx| {
-        let keys = aligned
+    // Lazy: the inputs' names and shapes are all a block's task needs.
+    let inputs: Vec<(Arc<str>, Vec<usize>)> = aligned
+        .iter()
+        .map(|a| (a.name.clone(), a.shape().to_vec()))
+        .collect();
+    let out_shape = shape.clone();
+    ChunkedArray::from_lazy_tasks(name, shape, chunks, dtype, deps, move |idx| {
+        let keys = inputs
             .iter()
-            .map(|a| {
-                let off = ndim - a.ndim();
-                let bi: Vec<usize> = (0..a.ndim())
-                    .map(|i| {
-                        if a.shape()[i] == shape[off + i] {
-                            idx[off + i]
+            .map(|(name, in_shape)| {
+                let off = ndim - in_shape.len();
+                let bi: Vec<u32> = in_shape
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| {
+                        if n == out_shape[off + i] {
+                            idx[off + i] as u32
                         } else {
                             0
                         }
                     })
                     .collect();
-                a.block_key(&bi)
+                Key::with_shared_name(name, &bi)
             })
             .collect();
-        Ok(Task::new(op.clone(), keys))
+        Task::new(op.clone(), keys)
     })
 }
 

@@ -65,6 +65,20 @@ pub enum ArrayError {
         /// What went wrong.
         detail: String,
     },
+    /// The task graph would need more memory than the graph budget allows (too many blocks).
+    #[error(
+        "{op}: the task graph would hold {tasks} tasks, more than the {max_tasks} that fit in the graph memory limit of {limit} bytes (about 1 KiB per task); choose bigger chunks, select or reduce less at once, or raise the limit (gridflow: --memory-limit; library: gridflow_array::set_graph_memory_limit)"
+    )]
+    GraphTooLarge {
+        /// The operation that would build or compile the graph.
+        op: String,
+        /// How many tasks it would hold (as text: it may exceed `usize`).
+        tasks: String,
+        /// The graph memory limit in bytes.
+        limit: usize,
+        /// The most tasks that limit allows.
+        max_tasks: usize,
+    },
     /// A store read failed (the store layer fills in the store, array and chunk key).
     #[error("read failed: {0}")]
     Read(String),

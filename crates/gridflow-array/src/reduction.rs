@@ -319,11 +319,7 @@ impl ChunkedArray {
                     Task::new(ArrayOp::ReduceCombine { spec: spec.clone() }, inputs),
                 ));
             }
-            layer = Arc::new(crate::array::Layer {
-                name,
-                tasks,
-                deps: vec![layer],
-            });
+            layer = Arc::new(crate::array::Layer::new(name, tasks, vec![layer]));
             grid = new_grid;
         }
 

@@ -13,13 +13,81 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 /// How to open a catalog.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OpenOptions {
     /// How to reach remote catalog JSON and CSV files (S3 endpoint, anonymous access...).
     pub store: StoreOptions,
     /// CSV columns whose cells hold lists (`"['tas', 'pr']"`), as intake-esm's
     /// `columns_with_iterables`. Lists in an inline `catalog_dict` are found by themselves.
     pub columns_with_iterables: Vec<String>,
+    /// Largest catalog JSON or CSV, in bytes (local files: checked before they are read),
+    /// and largest size a `.csv.gz` may decompress to. Default 1 GiB.
+    pub max_bytes: u64,
+}
+
+/// Default [`OpenOptions::max_bytes`]: 1 GiB.
+pub const DEFAULT_MAX_CATALOG_BYTES: u64 = 1 << 30;
+
+/// Most a `.csv.gz` may expand relative to its compressed size (catalog CSVs compress about
+/// tenfold; a decompression bomb a thousandfold), once past [`GZIP_RATIO_FLOOR`].
+pub const MAX_GZIP_RATIO: u64 = 100;
+
+/// Decompressed size always allowed whatever the ratio (small files compress very well).
+pub const GZIP_RATIO_FLOOR: u64 = 64 << 20;
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            store: StoreOptions::default(),
+            columns_with_iterables: Vec::new(),
+            max_bytes: DEFAULT_MAX_CATALOG_BYTES,
+        }
+    }
+}
+
+/// Reads a catalog JSON or CSV (path or URL). A local path must be a regular file no
+/// bigger than `max_bytes`, checked before it is opened (a FIFO would block the read).
+fn read_capped(
+    catalog: &str,
+    what: &'static str,
+    url: &str,
+    options: &OpenOptions,
+) -> Result<Vec<u8>> {
+    let local = match url.strip_prefix("file://") {
+        Some(p) => Some(p),
+        None if url.contains("://") => None,
+        None => Some(url),
+    };
+    if let Some(path) = local
+        && let Ok(meta) = std::fs::metadata(path)
+    {
+        if !meta.is_file() {
+            return Err(CatalogError::Refused {
+                catalog: catalog.to_owned(),
+                what,
+                url: url.to_owned(),
+                detail: "is not a regular file (a FIFO, device, socket or directory); only regular files are read".into(),
+            });
+        }
+        if meta.len() > options.max_bytes {
+            return Err(CatalogError::Refused {
+                catalog: catalog.to_owned(),
+                what,
+                url: url.to_owned(),
+                detail: format!(
+                    "is {} bytes, more than the cap of {} bytes (raise OpenOptions::max_bytes; gridflow: GRIDFLOW_LIMITS=catalog=SIZE)",
+                    meta.len(),
+                    options.max_bytes
+                ),
+            });
+        }
+    }
+    gridflow_store::fetch::read_bytes(url, &options.store).map_err(|e| CatalogError::Fetch {
+        catalog: catalog.to_owned(),
+        what,
+        url: url.to_owned(),
+        source: Box::new(e),
+    })
 }
 
 /// Where the catalog JSON lives: the base for its relative `catalog_file` (and, on request,
@@ -163,15 +231,7 @@ impl EsmCatalog {
 
     /// [`EsmCatalog::open`] with list columns and store options.
     pub fn open_with(url_or_path: &str, options: &OpenOptions) -> Result<EsmCatalog> {
-        let bytes =
-            gridflow_store::fetch::read_bytes(url_or_path, &options.store).map_err(|e| {
-                CatalogError::Fetch {
-                    catalog: url_or_path.to_owned(),
-                    what: "the catalog JSON",
-                    url: url_or_path.to_owned(),
-                    source: Box::new(e),
-                }
-            })?;
+        let bytes = read_capped(url_or_path, "the catalog JSON", url_or_path, options)?;
         let text = String::from_utf8(bytes).map_err(|e| CatalogError::Json {
             catalog: url_or_path.to_owned(),
             line: 1,
@@ -677,22 +737,21 @@ fn read_catalog_file(
             detail,
         });
     };
-    let raw = gridflow_store::fetch::read_bytes(&resolved, &options.store).map_err(|e| {
-        CatalogError::Fetch {
-            catalog: name.to_owned(),
-            what: "the catalog file",
-            url: resolved.clone(),
-            source: Box::new(e),
-        }
-    })?;
+    let raw = read_capped(name, "the catalog file", &resolved, options)?;
     let src = CsvSource {
         catalog: name,
         file: &resolved,
     };
     // trust the bytes over the name: gzip magic means gzip
     let bytes = if gz || raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
+        // Decompress at most the cap plus one byte: a bomb stops at the cap.
+        let raw_len = raw.len() as u64;
+        let cap = options
+            .max_bytes
+            .min(raw_len.saturating_mul(MAX_GZIP_RATIO).max(GZIP_RATIO_FLOOR));
+        let mut out = Vec::with_capacity(raw.len().saturating_mul(4));
         flate2::read::MultiGzDecoder::new(raw.as_slice())
+            .take(cap.saturating_add(1))
             .read_to_end(&mut out)
             .map_err(|e| CatalogError::Csv {
                 catalog: name.to_owned(),
@@ -701,6 +760,17 @@ fn read_catalog_file(
                 row: None,
                 detail: format!("cannot decompress gzip: {e}"),
             })?;
+        if out.len() as u64 > cap {
+            return Err(CatalogError::Refused {
+                catalog: name.to_owned(),
+                what: "the catalog file",
+                url: resolved.clone(),
+                detail: format!(
+                    "decompresses to more than {cap} bytes from {raw_len} (at most {MAX_GZIP_RATIO} times its compressed size past {GZIP_RATIO_FLOOR} bytes, and at most {} bytes: OpenOptions::max_bytes, gridflow: GRIDFLOW_LIMITS=catalog=SIZE); refusing it as a decompression bomb",
+                    options.max_bytes
+                ),
+            });
+        }
         out
     } else {
         raw

@@ -18,6 +18,19 @@ pub enum CatalogError {
         /// The store-layer error.
         source: Box<gridflow_store::StoreError>,
     },
+    /// A catalog JSON or CSV that is too big, decompresses too far, or is not a regular file;
+    /// refused before it is read (or decompressed) further.
+    #[error("catalog {catalog}: {what} {url} {detail}")]
+    Refused {
+        /// The catalog (path or URL).
+        catalog: String,
+        /// `"the catalog JSON"` or `"the catalog file"`.
+        what: &'static str,
+        /// The file.
+        url: String,
+        /// Its size and the cap, or why it is refused.
+        detail: String,
+    },
     /// The catalog JSON is not valid JSON.
     #[error("catalog {catalog}: invalid JSON at line {line}, column {column}: {detail}")]
     Json {

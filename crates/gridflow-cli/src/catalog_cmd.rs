@@ -2,9 +2,8 @@
 
 use crate::out::outln;
 use anyhow::{Context, Result, bail};
-use gridflow_catalog::{DatasetDictOptions, EsmCatalog, OpenOptions as CatalogOpenOptions, Query};
+use gridflow_catalog::{DatasetDictOptions, EsmCatalog, Query};
 use gridflow_dataset::{Dataset, OpenOptions};
-use gridflow_store::StoreOptions;
 use serde_json::json;
 use std::path::Path;
 
@@ -40,14 +39,9 @@ the cell, as in intake-esm (member_id='^r1i1p1f[0-9]$'); a column given twice ma
 
 fn open_catalog(path: &Path, opts: &SearchOptions) -> Result<EsmCatalog> {
     let p = path.to_str().context("the catalog path is not UTF-8")?;
-    EsmCatalog::open_with(
-        p,
-        &CatalogOpenOptions {
-            store: StoreOptions::default(),
-            columns_with_iterables: opts.columns_with_iterables.clone(),
-        },
-    )
-    .with_context(|| format!("opening the catalog {p}"))
+    let mut options = crate::common::Limits::from_env()?.catalog_options();
+    options.columns_with_iterables = opts.columns_with_iterables.clone();
+    EsmCatalog::open_with(p, &options).with_context(|| format!("opening the catalog {p}"))
 }
 
 /// Searches `catalog` and opens the one dataset the search leaves.

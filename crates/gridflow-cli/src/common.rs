@@ -35,6 +35,104 @@ pub fn parse_size(s: &str) -> Result<usize> {
     Ok((n * mult) as usize)
 }
 
+/// The environment variable that raises (or lowers) the limits on what metadata may make
+/// gridflow read: `GRIDFLOW_LIMITS=metadata=256MB,index=100000000,catalog=4GB`.
+pub const LIMITS_ENV: &str = "GRIDFLOW_LIMITS";
+
+/// Limits on what files and metadata may make gridflow read or allocate (the task graph
+/// is bounded by `--memory-limit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest Zarr metadata document (`.zmetadata`, `.zarray`, `zarr.json`), bytes.
+    pub metadata_bytes: u64,
+    /// Most values of one coordinate loaded into memory on open.
+    pub index_values: usize,
+    /// Largest catalog JSON or CSV (also decompressed), bytes.
+    pub catalog_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            metadata_bytes: gridflow_store::storage::DEFAULT_MAX_METADATA_BYTES,
+            index_values: gridflow_dataset::cf::DEFAULT_MAX_INDEX_VALUES,
+            catalog_bytes: gridflow_catalog::catalog::DEFAULT_MAX_CATALOG_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    /// Parses `metadata=SIZE,index=N,catalog=SIZE` (any subset; sizes as `--memory-limit`).
+    pub fn parse(text: &str) -> Result<Limits> {
+        let mut l = Limits::default();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (key, value) = item
+                .split_once('=')
+                .with_context(|| format!("{LIMITS_ENV}: {item:?} is not NAME=VALUE"))?;
+            let size = || {
+                parse_size(value)
+                    .map(|n| n as u64)
+                    .with_context(|| format!("{LIMITS_ENV}: {key}"))
+            };
+            match key.trim() {
+                "metadata" => l.metadata_bytes = size()?,
+                "catalog" => l.catalog_bytes = size()?,
+                "index" => {
+                    l.index_values = value.trim().parse().with_context(|| {
+                        format!("{LIMITS_ENV}: index={value:?} is not a count of values")
+                    })?;
+                }
+                other => {
+                    bail!("{LIMITS_ENV}: unknown limit {other:?} (known: metadata, index, catalog)")
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    /// From `GRIDFLOW_LIMITS` (defaults when unset).
+    pub fn from_env() -> Result<Limits> {
+        match std::env::var(LIMITS_ENV) {
+            Ok(v) => Limits::parse(&v),
+            Err(_) => Ok(Limits::default()),
+        }
+    }
+
+    /// Store options (read-write as before) with the metadata cap.
+    pub fn store_options(&self) -> gridflow_store::StoreOptions {
+        gridflow_store::StoreOptions {
+            max_metadata_bytes: self.metadata_bytes,
+            ..gridflow_store::StoreOptions::default()
+        }
+    }
+
+    /// Dataset open options with these limits.
+    pub fn open_options(&self) -> gridflow_dataset::OpenOptions {
+        gridflow_dataset::OpenOptions {
+            store: self.store_options(),
+            decode: gridflow_dataset::DecodeOptions {
+                max_index_values: self.index_values,
+                ..gridflow_dataset::DecodeOptions::default()
+            },
+            ..gridflow_dataset::OpenOptions::default()
+        }
+    }
+
+    /// Catalog open options with these limits.
+    pub fn catalog_options(&self) -> gridflow_catalog::OpenOptions {
+        gridflow_catalog::OpenOptions {
+            store: self.store_options(),
+            max_bytes: self.catalog_bytes,
+            ..gridflow_catalog::OpenOptions::default()
+        }
+    }
+}
+
+/// Dataset open options with the limits of `GRIDFLOW_LIMITS`.
+pub fn open_options() -> Result<gridflow_dataset::OpenOptions> {
+    Ok(Limits::from_env()?.open_options())
+}
+
 /// The machine's total memory in bytes (from /proc/meminfo; 8 GiB when unknown).
 pub fn total_memory() -> usize {
     std::fs::read_to_string("/proc/meminfo")
@@ -69,6 +167,8 @@ impl Executor {
             Some(s) => parse_size(s)?,
             None => total_memory() / 2,
         };
+        // Building and compiling task graphs counts against the same budget.
+        gridflow_array::set_graph_memory_limit(memory_limit);
         Ok(Executor {
             threads,
             memory_limit,

@@ -4,7 +4,7 @@ use crate::common::{Executor, json_number, plot, to_json};
 use crate::eval::{Env, Val, eval};
 use crate::out::{note, outln};
 use anyhow::{Context, Result, anyhow, bail};
-use gridflow_dataset::{DataArray, Dataset, OpenOptions, ToZarrOptions, open_zarr};
+use gridflow_dataset::{DataArray, Dataset, ToZarrOptions, open_zarr};
 use gridflow_store::{WriteMode, staging};
 use serde_json::json;
 use std::path::PathBuf;
@@ -50,7 +50,8 @@ pub struct EvalArgs {
     /// Worker threads of the local executor (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Memory budget of the local executor, e.g. 4GB or 512MiB (default: half the RAM).
+    /// Memory budget of the local executor, e.g. 4GB or 512MiB (default: half the RAM);
+    /// task graphs count against it too (about 1 KiB per task).
     #[arg(long)]
     pub memory_limit: Option<String>,
 }
@@ -59,7 +60,8 @@ pub struct EvalArgs {
 fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
     if let Some(url) = &args.store {
         return Ok(Some(
-            open_zarr(url, &OpenOptions::default()).with_context(|| format!("opening {url}"))?,
+            open_zarr(url, &crate::common::open_options()?)
+                .with_context(|| format!("opening {url}"))?,
         ));
     }
     if let Some(cat) = &args.catalog {
@@ -68,7 +70,7 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
             &args.search,
             &args.search_options,
             args.key.as_deref(),
-            &OpenOptions::default(),
+            &crate::common::open_options()?,
         )?;
         note!("dataset {} ({} catalog rows)", found.key, found.rows);
         return Ok(Some(found.dataset));
@@ -81,10 +83,11 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
 
 /// Runs `gridflow eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
+    // First: it sets the graph budget that opening and evaluating count against.
+    let exec = Executor::new(args.threads, args.memory_limit.as_deref())?;
     let expr = gridflow_expr::parse(&args.expr).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;
     let ds = open_source(args)?;
     let value = eval(&expr, &Env { ds }).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;
-    let exec = Executor::new(args.threads, args.memory_limit.as_deref())?;
     let result = match value {
         Val::Array(a) => Result_::Array(a),
         Val::Dataset(d) => Result_::Dataset(d),
@@ -284,7 +287,8 @@ fn print_scalar(v: serde_json::Value, as_json: bool) -> Result<()> {
 
 /// Runs `gridflow info`.
 pub fn info(url: &str, as_json: bool) -> Result<()> {
-    let ds = open_zarr(url, &OpenOptions::default()).with_context(|| format!("opening {url}"))?;
+    let ds = open_zarr(url, &crate::common::open_options()?)
+        .with_context(|| format!("opening {url}"))?;
     if as_json {
         let vars: serde_json::Map<String, serde_json::Value> = ds
             .data_vars()

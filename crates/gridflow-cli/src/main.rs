@@ -31,7 +31,7 @@ use std::path::PathBuf;
     name = "gridflow",
     version,
     about = "Parallel, out-of-core analysis of chunked, labeled N-d data (CMIP6-style Zarr stores, intake-esm catalogs)",
-    after_help = "Start with `gridflow demo`: it writes a sample CMIP6-like store and catalog and runs the tutorial.\nThen try `gridflow eval --help` for xarray-style expressions on your own stores.\n\nExit status: 0 on success, 1 on an error (said on stderr), 2 on a usage error, and 141, quietly,\nwhen standard output is a pipe whose reader stopped early (`gridflow ... | head -1`), as for\nother Unix tools."
+    after_help = "Start with `gridflow demo`: it writes a sample CMIP6-like store and catalog and runs the tutorial.\nThen try `gridflow eval --help` for xarray-style expressions on your own stores.\n\nExit status: 0 on success, 1 on an error (said on stderr), 2 on a usage error, and 141, quietly,\nwhen standard output is a pipe whose reader stopped early (`gridflow ... | head -1`), as for\nother Unix tools.\n\nLimits on what files may make gridflow read (raise them for unusually large stores):\n  GRIDFLOW_LIMITS=metadata=64MiB,index=50000000,catalog=1GiB (the defaults; any subset)\n  metadata: largest .zmetadata/.zarray/zarr.json; index: most values of a coordinate loaded on open;\n  catalog: largest catalog JSON/CSV, also decompressed. Task graphs count against --memory-limit."
 )]
 struct Cli {
     #[command(subcommand)]

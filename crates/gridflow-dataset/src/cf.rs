@@ -25,7 +25,13 @@ pub struct DecodeOptions {
     pub decode_times: bool,
     /// Variables named in `coordinates` attributes become coordinates.
     pub decode_coords: bool,
+    /// Most values of one index coordinate or time variable loaded into memory on open
+    /// (their length comes from metadata): a longer one is refused before it is read.
+    pub max_index_values: usize,
 }
+
+/// Default [`DecodeOptions::max_index_values`]: fifty million (400 MB of float64).
+pub const DEFAULT_MAX_INDEX_VALUES: usize = 50_000_000;
 
 impl Default for DecodeOptions {
     fn default() -> Self {
@@ -33,6 +39,7 @@ impl Default for DecodeOptions {
             mask_and_scale: true,
             decode_times: true,
             decode_coords: true,
+            max_index_values: DEFAULT_MAX_INDEX_VALUES,
         }
     }
 }
@@ -44,6 +51,7 @@ impl DecodeOptions {
             mask_and_scale: false,
             decode_times: false,
             decode_coords: false,
+            max_index_values: DEFAULT_MAX_INDEX_VALUES,
         }
     }
 }
@@ -354,7 +362,7 @@ pub fn decode_cf(
             mask_and_scale(name, v)?;
         }
         if opts.decode_times {
-            decode_time(name, v)?;
+            decode_time(name, v, opts.max_index_values)?;
         }
     }
     // coordinates: dimension-named 1-d variables and those named in `coordinates`
@@ -395,6 +403,14 @@ pub fn decode_cf(
     // index coordinates are loaded into memory once
     for (k, v) in coords.iter_mut() {
         if v.ndim() == 1 && v.dims()[0] == *k {
+            if v.data().len() > opts.max_index_values {
+                return Err(DatasetError::TooLarge {
+                    var: k.clone(),
+                    what: "index coordinate",
+                    values: v.data().len(),
+                    limit: opts.max_index_values,
+                });
+            }
             let chunk = v.data().compute()?;
             let n = chunk.len().max(1);
             v.data = ChunkedArray::from_chunk(chunk, [n])?;
@@ -544,10 +560,9 @@ fn mask_and_scale(name: &str, v: &mut Variable) -> Result<()> {
     Ok(())
 }
 
-/// Largest time variable decoded eagerly (times are coordinates and bounds, small).
-const MAX_TIME_VALUES: usize = 50_000_000;
-
-fn decode_time(name: &str, v: &mut Variable) -> Result<()> {
+/// Decodes a time variable eagerly (times are coordinates and bounds, small): one longer
+/// than `max_values` is refused before it is read.
+fn decode_time(name: &str, v: &mut Variable, max_values: usize) -> Result<()> {
     let Some(Value::String(units)) = v.attrs.get("units").cloned() else {
         return Ok(());
     };
@@ -575,14 +590,13 @@ fn decode_time(name: &str, v: &mut Variable) -> Result<()> {
         attr: "units".into(),
         detail: format!("{units:?}: {e}"),
     })?;
-    if v.data().len() > MAX_TIME_VALUES {
-        return Err(invalid(
-            "decode_times",
-            format!(
-                "{name:?} holds {} times, more than can be decoded in memory",
-                v.data().len()
-            ),
-        ));
+    if v.data().len() > max_values {
+        return Err(DatasetError::TooLarge {
+            var: name.to_owned(),
+            what: "time decoding",
+            values: v.data().len(),
+            limit: max_values,
+        });
     }
     let chunk = v.data().compute()?;
     let ticks: Vec<i64> = if chunk.dtype().is_int() {

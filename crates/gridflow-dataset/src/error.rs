@@ -70,6 +70,21 @@ pub enum DatasetError {
         /// The calendar layer's message.
         detail: String,
     },
+    /// A coordinate (index or time values) that opening would load into memory is longer
+    /// than [`crate::DecodeOptions::max_index_values`]; refused before it is read.
+    #[error(
+        "{var:?}: {values} values would be loaded into memory on open ({what}), more than the limit of {limit}; raise DecodeOptions::max_index_values (gridflow: GRIDFLOW_LIMITS=index=N) or open without decoding"
+    )]
+    TooLarge {
+        /// The variable.
+        var: String,
+        /// Why it is loaded (`"index coordinate"`, `"time decoding"`).
+        what: &'static str,
+        /// Its number of values.
+        values: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Any other invalid request, naming the operation.
     #[error("{op}: {detail}")]
     Invalid {

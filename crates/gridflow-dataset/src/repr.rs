@@ -159,16 +159,7 @@ fn preview(v: &Variable, index: Option<&Index>, width: usize) -> String {
 /// True when every block is already in memory (a computed or persisted array), so a
 /// preview reads nothing.
 fn is_in_memory(data: &gridflow_array::ChunkedArray) -> bool {
-    data.graph().iter().all(|(_, t)| {
-        t.inputs.is_empty()
-            && matches!(
-                t.expr,
-                gridflow_graph::Expr::Call {
-                    op: gridflow_array::ArrayOp::Literal(_),
-                    ..
-                }
-            )
-    })
+    data.is_in_memory()
 }
 
 fn preview_labels(ix: &Index, width: usize) -> String {

@@ -442,6 +442,19 @@ impl ZarrArray {
             .iter()
             .map(|c| usize::try_from(c.get()).unwrap_or(usize::MAX))
             .collect();
+        // The whole array's size must be countable: shapes come from a file anyone can write.
+        let nbytes = array
+            .shape()
+            .iter()
+            .try_fold(dtype.size() as u64, |a, &n| a.checked_mul(n))
+            .filter(|&b| usize::try_from(b).is_ok());
+        if nbytes.is_none() {
+            return Err(meta_err(format!(
+                "shape {:?} of {} holds more than 2^64 bytes; refusing it",
+                array.shape(),
+                dtype.name()
+            )));
+        }
         let shape = to_usize(array.shape());
         let grid_shape = to_usize(array.chunk_grid_shape());
         let null_fill = entry.format == ZarrFormat::V2
@@ -586,6 +599,20 @@ impl ZarrArray {
     /// Reads store chunk `idx` trimmed to the array's shape (missing chunks: fill value).
     pub fn read_chunk(&self, idx: &[u64]) -> Result<Chunk> {
         self.check_chunk_index(idx)?;
+        if self.array.is_sharded() {
+            // The shard index and then each inner chunk by byte ranges: never the whole
+            // shard file at once, whatever its size on disk.
+            let ranges: Vec<Range<usize>> = idx
+                .iter()
+                .zip(&self.chunk_shape)
+                .zip(&self.shape)
+                .map(|((&i, &c), &n)| {
+                    let start = (i as usize).saturating_mul(c).min(n);
+                    start..start.saturating_add(c).min(n)
+                })
+                .collect();
+            return self.read_region(&ranges);
+        }
         macro_rules! rd {
             ($t:ty, $v:ident) => {{
                 let streamed = if *self.blosc_le.get_or_init(|| blosc_le_chain(&self.array)) {
@@ -1055,6 +1082,26 @@ impl ZarrArray {
                 size.div_ceil(c).max(1)
             };
         }
+        // One size per block along each axis is allocated below: count them first.
+        let max_blocks = gridflow_array::limits::max_tasks();
+        for (axis, ((&n, &c), &m)) in self
+            .shape
+            .iter()
+            .zip(&self.chunk_shape)
+            .zip(&per_block)
+            .enumerate()
+        {
+            let b = c.saturating_mul(m).max(1);
+            let blocks = n.div_ceil(b);
+            if blocks > max_blocks {
+                return Err(self.invalid(format!(
+                    "shape {:?} with chunks {:?} has {blocks} blocks along axis {axis}, more than the {max_blocks} tasks the graph memory limit of {} bytes allows; open it with bigger chunks or raise the limit (gridflow: --memory-limit)",
+                    self.shape,
+                    self.chunk_shape,
+                    gridflow_array::graph_memory_limit()
+                )));
+            }
+        }
         let source = ZarrSource {
             array: self.clone(),
             per_block: per_block.clone(),
@@ -1065,7 +1112,7 @@ impl ZarrArray {
             .zip(&self.chunk_shape)
             .zip(&per_block)
             .map(|((&n, &c), &m)| {
-                let b = (c * m).max(1);
+                let b = c.saturating_mul(m).max(1);
                 if n == 0 {
                     vec![0]
                 } else {
@@ -1152,7 +1199,7 @@ impl ChunkSource for ZarrSource {
                 (b * size).min(n)..((b + 1) * size).min(n)
             })
             .collect();
-        Ok(a.read_chunks_region(&ranges)?)
+        Ok(a.read_region(&ranges)?)
     }
 
     /// One store chunk per block: streamed through [`ZarrArray::read_chunk_slabs`] (blosc

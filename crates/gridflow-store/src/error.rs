@@ -50,6 +50,31 @@ pub enum StoreError {
         /// What is wrong.
         detail: String,
     },
+    /// A metadata document bigger than [`crate::StoreOptions::max_metadata_bytes`], refused
+    /// before it was read.
+    #[error(
+        "zarr store {url}: {key} is {size} bytes, more than the metadata size cap of {limit} bytes; refusing to read it (raise StoreOptions::max_metadata_bytes; gridflow: GRIDFLOW_LIMITS=metadata=SIZE)"
+    )]
+    TooLarge {
+        /// The store URL.
+        url: String,
+        /// The key of the document.
+        key: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// A local path that should hold a file is a FIFO, device, socket or directory.
+    #[error(
+        "zarr store {url}: {path} is not a regular file (a FIFO, device, socket or directory); only regular files are read"
+    )]
+    NotRegularFile {
+        /// The store URL.
+        url: String,
+        /// The path on disk.
+        path: String,
+    },
     /// A data type gridflow has no `DType` for.
     #[error("zarr store {url}, array {path:?}: unsupported data type {dtype}{detail}")]
     UnsupportedDType {

@@ -2,10 +2,10 @@
 //! (v3), and the fallback that lists the store and reads each node's metadata.
 
 use crate::error::{Result, StoreError};
-use crate::storage::Storage;
+use crate::storage::{CappedError, Storage};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use zarrs::storage::{ReadableStorageTraits, StoreKey};
+use zarrs::storage::StoreKey;
 
 /// The Zarr format version of a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -56,10 +56,24 @@ pub(crate) fn get_json(storage: &Storage, path: &str, key: &str) -> Result<Optio
         detail,
     };
     let k = StoreKey::new(key).map_err(|e| meta_err(format!("bad key {key:?}: {e}")))?;
-    let bytes = storage.get(&k).map_err(|e| StoreError::Storage {
-        url: storage.url().to_owned(),
-        detail: format!("reading {key}: {e}"),
-    })?;
+    let bytes = storage
+        .get_capped(&k, storage.max_metadata_bytes())
+        .map_err(|e| match e {
+            CappedError::TooLarge { size, limit } => StoreError::TooLarge {
+                url: storage.url().to_owned(),
+                key: key.to_owned(),
+                size,
+                limit,
+            },
+            CappedError::NotRegular { path } => StoreError::NotRegularFile {
+                url: storage.url().to_owned(),
+                path: path.display().to_string(),
+            },
+            CappedError::Storage(e) => StoreError::Storage {
+                url: storage.url().to_owned(),
+                detail: format!("reading {key}: {e}"),
+            },
+        })?;
     match bytes {
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b)

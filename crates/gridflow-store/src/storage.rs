@@ -123,6 +123,24 @@ pub struct StoreOptions {
     pub connect_timeout_secs: u64,
     /// Retries of transient failures (5xx, connection resets, time-outs).
     pub max_retries: usize,
+    /// Largest metadata document read (`.zmetadata`, `.zarray`, `.zattrs`, `zarr.json`...),
+    /// in bytes: a bigger one is refused before it is read. Default 64 MiB.
+    pub max_metadata_bytes: u64,
+}
+
+/// Default [`StoreOptions::max_metadata_bytes`]: 64 MiB (consolidated metadata of large
+/// CMIP6 stores is a few MB).
+pub const DEFAULT_MAX_METADATA_BYTES: u64 = 64 << 20;
+
+/// Why a capped read refused a value.
+#[derive(Debug)]
+pub(crate) enum CappedError {
+    /// The value is bigger than the cap.
+    TooLarge { size: u64, limit: u64 },
+    /// A local key that is not a regular file (FIFO, device, socket, directory).
+    NotRegular { path: PathBuf },
+    /// The read itself failed.
+    Storage(StorageError),
 }
 
 impl Default for StoreOptions {
@@ -137,6 +155,7 @@ impl Default for StoreOptions {
             timeout_secs: 60,
             connect_timeout_secs: 5,
             max_retries: 3,
+            max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
         }
     }
 }
@@ -198,6 +217,7 @@ enum Backend {
 pub struct Storage {
     url: String,
     read_only: bool,
+    max_metadata_bytes: u64,
     backend: Backend,
     bytes_read: AtomicU64,
     requests: AtomicU64,
@@ -284,6 +304,7 @@ impl Storage {
         Ok(Storage {
             url: name,
             read_only: options.read_only,
+            max_metadata_bytes: options.max_metadata_bytes,
             backend,
             bytes_read: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -331,6 +352,101 @@ impl Storage {
         } else {
             Ok(())
         }
+    }
+
+    /// The metadata size cap ([`StoreOptions::max_metadata_bytes`]).
+    pub(crate) fn max_metadata_bytes(&self) -> u64 {
+        self.max_metadata_bytes
+    }
+
+    /// Reads a whole value of at most `limit` bytes; a bigger one is refused before it is
+    /// read (local: its size on disk; remote: the response's size), and a local key that
+    /// is not a regular file is refused without being opened (a FIFO would block).
+    pub(crate) fn get_capped(
+        &self,
+        key: &StoreKey,
+        limit: u64,
+    ) -> std::result::Result<MaybeBytes, CappedError> {
+        match &self.backend {
+            Backend::Fs { root, .. } => {
+                let path = root.join(key.as_str());
+                let meta = match std::fs::metadata(&path) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.count(0);
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(CappedError::Storage(StorageError::IOError(Arc::new(e)))),
+                };
+                if !meta.is_file() {
+                    return Err(CappedError::NotRegular { path });
+                }
+                if meta.len() > limit {
+                    return Err(CappedError::TooLarge {
+                        size: meta.len(),
+                        limit,
+                    });
+                }
+                let io =
+                    |e: std::io::Error| CappedError::Storage(StorageError::IOError(Arc::new(e)));
+                let file = std::fs::File::open(&path).map_err(io)?;
+                // The file may grow after the check: read at most one byte past the cap.
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(file, limit.saturating_add(1)),
+                    &mut buf,
+                )
+                .map_err(io)?;
+                if buf.len() as u64 > limit {
+                    return Err(CappedError::TooLarge {
+                        size: buf.len() as u64,
+                        limit,
+                    });
+                }
+                self.count(buf.len());
+                Ok(Some(Bytes::from(buf)))
+            }
+            Backend::Object(store) => block_on(async {
+                let path = ObjectPath::from(key.as_str());
+                match store.get_opts(&path, GetOptions::default()).await {
+                    Ok(r) => {
+                        if r.meta.size > limit {
+                            return Err(CappedError::TooLarge {
+                                size: r.meta.size,
+                                limit,
+                            });
+                        }
+                        let b = r.bytes().await.map_err(|e| {
+                            CappedError::Storage(self.os_err("GET", key.as_str(), &e))
+                        })?;
+                        self.count(b.len());
+                        Ok(Some(b))
+                    }
+                    Err(object_store::Error::NotFound { .. }) => {
+                        self.count(0);
+                        Ok(None)
+                    }
+                    Err(e) => Err(CappedError::Storage(self.os_err("GET", key.as_str(), &e))),
+                }
+            })
+            .map_err(CappedError::Storage)?,
+        }
+    }
+
+    /// Refuses a local key that exists but is not a regular file, before it is opened.
+    fn check_regular(&self, key: &StoreKey) -> std::result::Result<(), StorageError> {
+        if let Backend::Fs { root, .. } = &self.backend {
+            let path = root.join(key.as_str());
+            if let Ok(m) = std::fs::metadata(&path)
+                && !m.is_file()
+            {
+                return Err(StorageError::Other(format!(
+                    "{} is not a regular file (a FIFO, device, socket or directory); only regular files are read",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Lists one level under `prefix` (`""` or `"a/b/"`): (keys, child prefixes ending in `/`).
@@ -444,6 +560,7 @@ impl ReadableStorageTraits for Storage {
     fn get(&self, key: &StoreKey) -> std::result::Result<MaybeBytes, StorageError> {
         match &self.backend {
             Backend::Fs { store, .. } => {
+                self.check_regular(key)?;
                 let v = store.get(key)?;
                 self.count(v.as_ref().map_or(0, Bytes::len));
                 Ok(v)
@@ -460,6 +577,7 @@ impl ReadableStorageTraits for Storage {
         let ranges: Vec<ByteRange> = byte_ranges.collect();
         let out: Option<Vec<Bytes>> = match &self.backend {
             Backend::Fs { store, .. } => {
+                self.check_regular(key)?;
                 match store.get_partial_many(key, Box::new(ranges.into_iter()))? {
                     None => None,
                     Some(it) => {
