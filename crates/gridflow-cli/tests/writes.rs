@@ -491,3 +491,101 @@ fn kill_9_during_overwrite_leaves_the_complete_old_or_new_store() {
     assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
     assert!(d.join("unrelated.txt").exists());
 }
+
+/// The fixtures venv's python: `GRIDFLOW_FIXTURES_VENV`, else `target/fixtures-venv`. In CI
+/// (`CI=true`) a missing venv is a failure, not a skip.
+fn venv_python() -> Option<PathBuf> {
+    let venv = std::env::var("GRIDFLOW_FIXTURES_VENV").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fixtures-venv"),
+        PathBuf::from,
+    );
+    let py = venv.join("bin/python");
+    if py.exists() {
+        return Some(py);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI: the fixtures venv {} is missing (scripts/test.sh creates it)",
+        venv.display()
+    );
+    println!("NOTICE: no fixtures venv at {}: skipping", venv.display());
+    None
+}
+
+#[test]
+fn xarray_reads_what_eval_o_writes_also_over_an_older_store() {
+    let Some(py) = venv_python() else { return };
+    let d = tmp("xarray");
+    let daily = fixture("daily_360.zarr");
+    let packed = fixture("packed.zarr");
+    // (store, expression): times on a 360_day calendar and a scalar coordinate; packed int16
+    let cases = [
+        (
+            &daily,
+            r#"ds.tas.isel(lat=0, lon=slice(0, 3), time=slice(0, 40))"#,
+        ),
+        (&packed, r#"ds.pr.isel(t=slice(2, 9))"#),
+    ];
+    let mut outs = Vec::new();
+    for (i, (store, expr)) in cases.iter().enumerate() {
+        let s = store.to_str().unwrap();
+        let out = format!("out{i}.zarr");
+        // an older store with other arrays (all of the other fixture) is replaced
+        let (other, _) = cases[(i + 1) % cases.len()];
+        ok(&gridflow(
+            &d,
+            &["eval", "--store", other.to_str().unwrap(), "ds", "-o", &out],
+        ));
+        ok(&gridflow(
+            &d,
+            &["eval", "--store", s, expr, "-o", &out, "--overwrite"],
+        ));
+        outs.push(d.join(&out));
+    }
+    let dumped = Command::new(&py)
+        .arg(fixture("dump_xarray.py"))
+        .args(&outs)
+        .output()
+        .unwrap();
+    assert!(
+        dumped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dumped.stderr)
+    );
+    let all: Value = serde_json::from_slice(&dumped.stdout).unwrap();
+    for ((store, expr), out) in cases.iter().zip(&outs) {
+        let want = json(&d, store.to_str().unwrap(), expr);
+        let xr = &all[out.to_str().unwrap()]["variables"];
+        let name = want["name"].as_str().unwrap();
+        let mut names: Vec<&str> = xr.as_object().unwrap().keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut want_names: Vec<&str> = want["coords"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .chain([name])
+            .collect();
+        want_names.sort_unstable();
+        assert_eq!(names, want_names, "{expr}: exactly the new variables");
+        assert_eq!(xr[name]["dims"], want["dims"], "{expr}");
+        assert_eq!(xr[name]["attrs"], want["attrs"], "{expr}");
+        let close = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-6 * y.abs().max(1.0),
+            _ => a == b,
+        };
+        let (xv, wv) = (
+            xr[name]["values"].as_array().unwrap(),
+            want["values"].as_array().unwrap(),
+        );
+        assert_eq!(xv.len(), wv.len(), "{expr}");
+        assert!(
+            xv.iter().zip(wv).all(|(a, b)| close(a, b)),
+            "{expr}: {xv:?} vs {wv:?}"
+        );
+        for (c, cv) in want["coords"].as_object().unwrap() {
+            assert_eq!(xr[c]["dims"], cv["dims"], "{expr}: coord {c}");
+            assert_eq!(xr[c]["values"], cv["values"], "{expr}: coord {c}");
+        }
+    }
+}

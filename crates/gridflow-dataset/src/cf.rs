@@ -146,12 +146,25 @@ fn json_f64(v: &Value) -> Option<f64> {
             "NaN" | "nan" => Some(f64::NAN),
             "Infinity" | "inf" => Some(f64::INFINITY),
             "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
-            other => other.parse().ok(),
+            other => other.parse().ok().or_else(|| fill_from_base64(other)),
         },
         Value::Bool(b) => Some(f64::from(u8::from(*b))),
         Value::Array(a) if a.len() == 1 => json_f64(&a[0]),
         _ => None,
     }
+}
+
+/// A float `_FillValue` as xarray writes it in Zarr v3 attributes: the base64 of the value's
+/// 8 little-endian float64 bytes (xarray's `FillValueCoder`).
+fn fill_from_base64(s: &str) -> Option<f64> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    Some(f64::from_le_bytes(bytes.as_slice().try_into().ok()?))
+}
+
+fn fill_to_base64(x: f64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(x.to_le_bytes())
 }
 
 fn attr_f64(var: &str, attrs: &Attrs, key: &str) -> Result<Option<f64>> {
@@ -535,7 +548,14 @@ impl Dataset {
             group_attrs.insert("coordinates".into(), json!(coord_names.join(" ")));
         }
         for (name, v) in self.coords.iter().chain(self.data_vars.iter()) {
-            let (data, attrs) = encode_variable(name, v)?;
+            let (data, mut attrs) = encode_variable(name, v)?;
+            // Zarr v3: xarray reads a float `_FillValue` attribute only in its base64 form
+            if options.format == ZarrFormat::V3
+                && data.dtype().is_float()
+                && let Some(f) = attrs.get("_FillValue").and_then(json_f64)
+            {
+                attrs.insert("_FillValue".into(), json!(fill_to_base64(f)));
+            }
             let wo = WriteOptions {
                 format: options.format,
                 mode: WriteMode::Create,
