@@ -242,7 +242,8 @@ fn a_failed_write_leaves_the_target_as_it_was_and_no_temporary_directory() {
     copy_dir(&fixtures().join("daily_360.zarr"), &bad);
     std::fs::write(bad.join("tas/5.0.0"), b"garbage, not blosc").unwrap();
     let bad_ds = open(&bad);
-    let good = open(&fixtures().join("packed.zarr"));
+    // the same variables as the bad dataset: an in-place overwrite would erase them first
+    let good = open(&fixtures().join("daily_360.zarr"));
     for fmt in [ZarrFormat::V2, ZarrFormat::V3] {
         let out = d.join(format!("{fmt:?}-out.zarr"));
         good.to_zarr(out.to_str().unwrap(), &opts(fmt, WriteMode::Create))
@@ -324,4 +325,67 @@ fn overwrite_leaves_exactly_the_new_content_and_create_refuses_what_is_there() {
         .to_string();
     assert!(err.contains("replaces only Zarr stores"), "{err}");
     assert_eq!(std::fs::read(mine.join("thesis.tex")).unwrap(), b"...");
+}
+
+/// The local S3 test server (`scripts/test-servers.sh`), when running.
+fn s3() -> Option<(String, gridflow_store::StoreOptions)> {
+    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    let (Some(endpoint), Some(bucket)) = (
+        var("GRIDFLOW_TEST_S3_ENDPOINT"),
+        var("GRIDFLOW_TEST_S3_BUCKET"),
+    ) else {
+        println!("NOTICE: GRIDFLOW_TEST_S3_ENDPOINT/_BUCKET not set: skipping");
+        return None;
+    };
+    let options = gridflow_store::StoreOptions {
+        endpoint: Some(endpoint),
+        region: Some("us-east-1".into()),
+        anonymous: true,
+        allow_http: true,
+        timeout_secs: 20,
+        ..gridflow_store::StoreOptions::default()
+    };
+    Some((bucket, options))
+}
+
+#[test]
+fn object_store_writes_put_the_root_metadata_last_and_overwrite_leaves_only_the_new_arrays() {
+    let Some((bucket, store)) = s3() else { return };
+    let url = format!("s3://{bucket}/dataset-writes-{}.zarr", std::process::id());
+    let open_s3 = |u: &str| {
+        open_zarr(
+            u,
+            &OpenOptions {
+                store: store.clone(),
+                ..OpenOptions::default()
+            },
+        )
+    };
+    let o = |mode| ToZarrOptions {
+        mode,
+        store: store.clone(),
+        ..ToZarrOptions::default()
+    };
+    // a fresh write that fails partway leaves nothing that opens
+    let d = tmp("s3");
+    let bad = d.join("bad.zarr");
+    copy_dir(&fixtures().join("daily_360.zarr"), &bad);
+    std::fs::write(bad.join("tas/5.0.0"), b"garbage, not blosc").unwrap();
+    assert!(open(&bad).to_zarr(&url, &o(WriteMode::Create)).is_err());
+    assert!(open_s3(&url).is_err(), "a failed fresh write opens");
+    // (what it left is only chunks: Overwrite clears them)
+    let daily = open(&fixtures().join("daily_360.zarr"));
+    daily.to_zarr(&url, &o(WriteMode::Overwrite)).unwrap();
+    assert_eq!(dump(&open_s3(&url).unwrap()), dump(&daily));
+    let packed = open(&fixtures().join("packed.zarr"));
+    assert!(packed.to_zarr(&url, &o(WriteMode::Create)).is_err());
+    packed.to_zarr(&url, &o(WriteMode::Overwrite)).unwrap();
+    let back = open_s3(&url).unwrap();
+    assert_eq!(dump(&back), dump(&packed));
+    let names: Vec<&String> = back
+        .coords()
+        .keys()
+        .chain(back.data_vars().keys())
+        .collect();
+    assert_eq!(names, ["pr"], "no stale arrays");
 }
