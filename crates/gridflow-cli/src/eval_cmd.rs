@@ -32,7 +32,9 @@ pub struct EvalArgs {
     /// Write the result to a Zarr store (lazily and in parallel, any size).
     #[arg(short = 'o', long = "output", value_name = "OUT.zarr")]
     pub output: Option<PathBuf>,
-    /// Replace the output store if it exists.
+    /// Replace an existing output store (-o), plot or graph file. A local store is swapped
+    /// in atomically once complete; only Zarr stores and files are ever replaced. On S3 it
+    /// deletes the old store first (not atomic).
     #[arg(long)]
     pub overwrite: bool,
     /// Plot a 1-d (line) or 2-d lat/lon (map) result to a PNG or SVG file.
