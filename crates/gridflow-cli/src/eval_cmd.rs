@@ -237,7 +237,10 @@ fn preflight(
             .ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
         ds.check_to_zarr(url, zarr_options)
             .with_context(|| format!("-o {}", out.display()))?;
-        let root = staging::resolve_output(out)?;
+        let gridflow_store::StoreUrl::Local(local) = gridflow_store::StoreUrl::parse(url)? else {
+            return Ok(());
+        };
+        let root = staging::resolve_output(&local)?;
         for f in args.plot.iter().chain(&args.graph) {
             if staging::resolve_output(f)?.starts_with(&root) {
                 bail!(

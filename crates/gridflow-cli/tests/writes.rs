@@ -184,6 +184,7 @@ fn output_over_its_own_input_is_refused_even_through_symlinks() {
         json(&d, "mean.zarr", "ds.tas")["values"],
         json(&d, "src.zarr", expr)["values"]
     );
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -222,6 +223,7 @@ fn a_failed_overwrite_keeps_the_previous_output_and_a_failed_new_write_leaves_no
     );
     assert!(!d.join("new.zarr").exists());
     assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -278,6 +280,7 @@ fn overwrite_leaves_exactly_the_new_content() {
         "{keys:?}"
     );
     assert!(!d.join("out.zarr/time").exists() && !d.join("out.zarr/extra").exists());
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -339,7 +342,23 @@ fn nothing_of_the_users_is_replaced_without_overwrite() {
         ),
         "parent directory",
     );
+    // HTTP stores are read-only: refused before anything is computed
+    fails_with(
+        &gridflow(
+            &d,
+            &[
+                "eval",
+                "--store",
+                "src.zarr",
+                expr,
+                "-o",
+                "http://127.0.0.1:9/x.zarr",
+            ],
+        ),
+        "read-only",
+    );
     assert!(leftovers(&d).is_empty());
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -411,6 +430,7 @@ fn plot_and_graph_files_are_checked_before_computing_and_never_silently_replaced
             .contains("<svg")
     );
     assert!(leftovers(&d).is_empty());
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// A small linear congruential generator: reproducible "random" kill moments from a seed.
@@ -490,6 +510,7 @@ fn kill_9_during_overwrite_leaves_the_complete_old_or_new_store() {
     assert_eq!(store_value(&d), Some(99.0));
     assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
     assert!(d.join("unrelated.txt").exists());
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// The fixtures venv's python: `GRIDFLOW_FIXTURES_VENV`, else `target/fixtures-venv`. In CI
@@ -588,4 +609,5 @@ fn xarray_reads_what_eval_o_writes_also_over_an_older_store() {
             assert_eq!(xr[c]["values"], cv["values"], "{expr}: coord {c}");
         }
     }
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -477,6 +477,13 @@ impl Dataset {
     /// [`gridflow_store::staging::check_output_dir`]).
     pub fn check_to_zarr(&self, url: &str, options: &ToZarrOptions) -> Result<()> {
         let target = StoreUrl::parse(url)?;
+        if matches!(target, StoreUrl::Http(_)) {
+            // HTTP stores are read-only: say so before computing anything
+            return Err(gridflow_store::StoreError::ReadOnly {
+                url: target.to_string(),
+            }
+            .into());
+        }
         // whole stores: writing inside an input store (even beside the arrays read) is refused too
         let roots: Vec<(StoreUrl, String)> = self
             .input_stores()

@@ -196,6 +196,7 @@ fn xarray_reads_what_to_zarr_writes_v2_and_v3_also_over_an_older_store() {
     for ((_, want, what), xr) in checks.iter().zip(&got) {
         same_as_xarray(xr, want, what);
     }
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -225,6 +226,7 @@ fn to_zarr_refuses_to_write_over_its_own_input() {
         )
         .is_err()
     );
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 fn temp_siblings(d: &Path) -> Vec<String> {
@@ -268,6 +270,7 @@ fn a_failed_write_leaves_the_target_as_it_was_and_no_temporary_directory() {
         assert!(!new.exists(), "{fmt:?}: a failed new write left {new:?}");
     }
     assert!(temp_siblings(&d).is_empty(), "{:?}", temp_siblings(&d));
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -325,6 +328,7 @@ fn overwrite_leaves_exactly_the_new_content_and_create_refuses_what_is_there() {
         .to_string();
     assert!(err.contains("replaces only Zarr stores"), "{err}");
     assert_eq!(std::fs::read(mine.join("thesis.tex")).unwrap(), b"...");
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// The local S3 test server (`scripts/test-servers.sh`), when running.
@@ -388,4 +392,5 @@ fn object_store_writes_put_the_root_metadata_last_and_overwrite_leaves_only_the_
         .chain(back.data_vars().keys())
         .collect();
     assert_eq!(names, ["pr"], "no stale arrays");
+    let _ = std::fs::remove_dir_all(&d);
 }
