@@ -446,6 +446,23 @@ impl Lcg {
     }
 }
 
+/// Waits for a child, killing it (and failing) if it runs for more than two minutes: a hang
+/// guard, far above a normal run's length, not a timing check.
+fn finish(mut child: std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("gridflow eval -o did not finish: hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// What `out.zarr` holds: `Some(v)` when it opens and every one of its 10^6 values is `v`.
 fn store_value(d: &Path) -> Option<f64> {
     let count = json(d, "out.zarr", "ds.x.count()")["values"][0].as_f64()?;
@@ -477,7 +494,7 @@ fn kill_9_during_overwrite_leaves_the_complete_old_or_new_store() {
             .unwrap()
     };
     let t = Instant::now();
-    assert!(write(1).wait().unwrap().success());
+    assert!(finish(write(1)).success());
     // spread the kills over 1.3 times one run's duration (some land after it ended)
     let span = t.elapsed().as_secs_f64() * 1.3;
     let mut current = 1.0;
@@ -490,7 +507,7 @@ fn kill_9_during_overwrite_leaves_the_complete_old_or_new_store() {
         let mut child = write(v);
         std::thread::sleep(Duration::from_secs_f64(rng.next_unit() * span));
         let _ = child.kill(); // SIGKILL (an error only if it already exited)
-        child.wait().unwrap();
+        finish(child);
         let got = store_value(&d);
         assert!(
             got == Some(current) || got == Some(f64::from(v)),
@@ -506,7 +523,7 @@ fn kill_9_during_overwrite_leaves_the_complete_old_or_new_store() {
     println!("20 kills: {old} left the old store, {new} the new one");
     // a later write deletes what the killed ones left, and only that
     std::fs::write(d.join("unrelated.txt"), b"x").unwrap();
-    assert!(write(99).wait().unwrap().success());
+    assert!(finish(write(99)).success());
     assert_eq!(store_value(&d), Some(99.0));
     assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
     assert!(d.join("unrelated.txt").exists());
