@@ -38,7 +38,9 @@ pub struct EvalArgs {
     /// Write the result to a Zarr store (lazily and in parallel, any size).
     #[arg(short = 'o', long = "output", value_name = "OUT.zarr")]
     pub output: Option<PathBuf>,
-    /// Replace the output store if it exists.
+    /// Replace an existing output store (-o), plot or graph file. A local store is swapped
+    /// in atomically once complete; only Zarr stores and files are ever replaced. On S3 it
+    /// deletes the old store first (not atomic).
     #[arg(long)]
     pub overwrite: bool,
     /// Plot a 1-d (line) or 2-d lat/lon (map) result to a PNG or SVG file.
@@ -245,7 +247,10 @@ fn preflight(
             .ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
         ds.check_to_zarr(url, zarr_options)
             .with_context(|| format!("-o {}", out.display()))?;
-        let root = staging::resolve_output(out)?;
+        let gridflow_store::StoreUrl::Local(local) = gridflow_store::StoreUrl::parse(url)? else {
+            return Ok(());
+        };
+        let root = staging::resolve_output(&local)?;
         for f in args.plot.iter().chain(&args.graph) {
             if staging::resolve_output(f)?.starts_with(&root) {
                 bail!(

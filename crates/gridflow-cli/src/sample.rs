@@ -287,7 +287,8 @@ pub fn ensure_sample(dir: &Path, steps: usize) -> Result<Sample> {
     )
     .with_context(|| format!("writing the sample store {}", store.display()))?;
     write_catalog(dir)?;
-    std::fs::write(&stamp, want).with_context(|| format!("writing {}", stamp.display()))?;
+    // the sample's own files: replaced whole (temp + rename) when the sample is rewritten
+    crate::common::write_file(&stamp, want.as_bytes(), true)?;
     Ok(Sample {
         store,
         catalog,
@@ -402,9 +403,12 @@ fn write_catalog(dir: &Path) -> Result<()> {
         ));
     }
     let json_path = dir.join("pangeo-cmip6.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&spec)?)
-        .with_context(|| format!("writing {}", json_path.display()))?;
+    crate::common::write_file(
+        &json_path,
+        serde_json::to_string_pretty(&spec)?.as_bytes(),
+        true,
+    )?;
     let csv_path = dir.join("pangeo-cmip6.csv");
-    std::fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))?;
+    crate::common::write_file(&csv_path, csv.as_bytes(), true)?;
     Ok(())
 }

@@ -184,6 +184,7 @@ fn output_over_its_own_input_is_refused_even_through_symlinks() {
         json(&d, "mean.zarr", "ds.tas")["values"],
         json(&d, "src.zarr", expr)["values"]
     );
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -222,6 +223,7 @@ fn a_failed_overwrite_keeps_the_previous_output_and_a_failed_new_write_leaves_no
     );
     assert!(!d.join("new.zarr").exists());
     assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -278,6 +280,7 @@ fn overwrite_leaves_exactly_the_new_content() {
         "{keys:?}"
     );
     assert!(!d.join("out.zarr/time").exists() && !d.join("out.zarr/extra").exists());
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -339,7 +342,23 @@ fn nothing_of_the_users_is_replaced_without_overwrite() {
         ),
         "parent directory",
     );
+    // HTTP stores are read-only: refused before anything is computed
+    fails_with(
+        &gridflow(
+            &d,
+            &[
+                "eval",
+                "--store",
+                "src.zarr",
+                expr,
+                "-o",
+                "http://127.0.0.1:9/x.zarr",
+            ],
+        ),
+        "read-only",
+    );
     assert!(leftovers(&d).is_empty());
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -411,6 +430,7 @@ fn plot_and_graph_files_are_checked_before_computing_and_never_silently_replaced
             .contains("<svg")
     );
     assert!(leftovers(&d).is_empty());
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// A small linear congruential generator: reproducible "random" kill moments from a seed.
@@ -423,6 +443,23 @@ impl Lcg {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Waits for a child, killing it (and failing) if it runs for more than two minutes: a hang
+/// guard, far above a normal run's length, not a timing check.
+fn finish(mut child: std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("gridflow eval -o did not finish: hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -457,7 +494,7 @@ fn kill_9_during_overwrite_leaves_the_complete_old_or_new_store() {
             .unwrap()
     };
     let t = Instant::now();
-    assert!(write(1).wait().unwrap().success());
+    assert!(finish(write(1)).success());
     // spread the kills over 1.3 times one run's duration (some land after it ended)
     let span = t.elapsed().as_secs_f64() * 1.3;
     let mut current = 1.0;
@@ -470,7 +507,7 @@ fn kill_9_during_overwrite_leaves_the_complete_old_or_new_store() {
         let mut child = write(v);
         std::thread::sleep(Duration::from_secs_f64(rng.next_unit() * span));
         let _ = child.kill(); // SIGKILL (an error only if it already exited)
-        child.wait().unwrap();
+        finish(child);
         let got = store_value(&d);
         assert!(
             got == Some(current) || got == Some(f64::from(v)),
@@ -486,8 +523,109 @@ fn kill_9_during_overwrite_leaves_the_complete_old_or_new_store() {
     println!("20 kills: {old} left the old store, {new} the new one");
     // a later write deletes what the killed ones left, and only that
     std::fs::write(d.join("unrelated.txt"), b"x").unwrap();
-    assert!(write(99).wait().unwrap().success());
+    assert!(finish(write(99)).success());
     assert_eq!(store_value(&d), Some(99.0));
     assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
     assert!(d.join("unrelated.txt").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The fixtures venv's python: `GRIDFLOW_FIXTURES_VENV`, else `target/fixtures-venv`. In CI
+/// (`CI=true`) a missing venv is a failure, not a skip.
+fn venv_python() -> Option<PathBuf> {
+    let venv = std::env::var("GRIDFLOW_FIXTURES_VENV").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fixtures-venv"),
+        PathBuf::from,
+    );
+    let py = venv.join("bin/python");
+    if py.exists() {
+        return Some(py);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI: the fixtures venv {} is missing (scripts/test.sh creates it)",
+        venv.display()
+    );
+    println!("NOTICE: no fixtures venv at {}: skipping", venv.display());
+    None
+}
+
+#[test]
+fn xarray_reads_what_eval_o_writes_also_over_an_older_store() {
+    let Some(py) = venv_python() else { return };
+    let d = tmp("xarray");
+    let daily = fixture("daily_360.zarr");
+    let packed = fixture("packed.zarr");
+    // (store, expression): times on a 360_day calendar and a scalar coordinate; packed int16
+    let cases = [
+        (
+            &daily,
+            r#"ds.tas.isel(lat=0, lon=slice(0, 3), time=slice(0, 40))"#,
+        ),
+        (&packed, r#"ds.pr.isel(t=slice(2, 9))"#),
+    ];
+    let mut outs = Vec::new();
+    for (i, (store, expr)) in cases.iter().enumerate() {
+        let s = store.to_str().unwrap();
+        let out = format!("out{i}.zarr");
+        // an older store with other arrays (all of the other fixture) is replaced
+        let (other, _) = cases[(i + 1) % cases.len()];
+        ok(&gridflow(
+            &d,
+            &["eval", "--store", other.to_str().unwrap(), "ds", "-o", &out],
+        ));
+        ok(&gridflow(
+            &d,
+            &["eval", "--store", s, expr, "-o", &out, "--overwrite"],
+        ));
+        outs.push(d.join(&out));
+    }
+    let dumped = Command::new(&py)
+        .arg(fixture("dump_xarray.py"))
+        .args(&outs)
+        .output()
+        .unwrap();
+    assert!(
+        dumped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dumped.stderr)
+    );
+    let all: Value = serde_json::from_slice(&dumped.stdout).unwrap();
+    for ((store, expr), out) in cases.iter().zip(&outs) {
+        let want = json(&d, store.to_str().unwrap(), expr);
+        let xr = &all[out.to_str().unwrap()]["variables"];
+        let name = want["name"].as_str().unwrap();
+        let mut names: Vec<&str> = xr.as_object().unwrap().keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut want_names: Vec<&str> = want["coords"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .chain([name])
+            .collect();
+        want_names.sort_unstable();
+        assert_eq!(names, want_names, "{expr}: exactly the new variables");
+        assert_eq!(xr[name]["dims"], want["dims"], "{expr}");
+        assert_eq!(xr[name]["attrs"], want["attrs"], "{expr}");
+        // the dump writes NaN as null; `eval --json` writes it as "NaN"
+        let close = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-6 * y.abs().max(1.0),
+            _ => a == b || a.is_null() && b == "NaN",
+        };
+        let (xv, wv) = (
+            xr[name]["values"].as_array().unwrap(),
+            want["values"].as_array().unwrap(),
+        );
+        assert_eq!(xv.len(), wv.len(), "{expr}");
+        assert!(
+            xv.iter().zip(wv).all(|(a, b)| close(a, b)),
+            "{expr}: {xv:?} vs {wv:?}"
+        );
+        for (c, cv) in want["coords"].as_object().unwrap() {
+            assert_eq!(xr[c]["dims"], cv["dims"], "{expr}: coord {c}");
+            assert_eq!(xr[c]["values"], cv["values"], "{expr}: coord {c}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
 }

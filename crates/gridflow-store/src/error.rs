@@ -122,7 +122,7 @@ pub enum StoreError {
         path: String,
     },
     /// A local file operation failed.
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
         /// What was being done (`"creating"`, `"renaming"`...).
         op: &'static str,

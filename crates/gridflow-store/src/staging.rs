@@ -466,3 +466,95 @@ impl Drop for StagedDir {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("gridflow-staging-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn stale_temporaries_of_dead_writers_are_removed_and_nothing_else() {
+        let d = tmp("stale");
+        // pid 4294967295 is above any pid_max: that writer is certainly gone
+        let dead = d.join(".out.zarr.gridflow-tmp-4294967295-00ff");
+        fs::create_dir(&dead).unwrap();
+        fs::write(dead.join(".zgroup"), b"{}").unwrap();
+        fs::write(
+            d.join(".out.zarr.gridflow-tmp-4294967295-00ff.gridflow-owner"),
+            b"",
+        )
+        .unwrap();
+        // the same name pattern without an owner file: not ours to delete
+        let unowned = d.join(".out.zarr.gridflow-tmp-4294967295-0abc");
+        fs::create_dir(&unowned).unwrap();
+        // another target's temporary
+        let other = d.join(".other.zarr.gridflow-tmp-4294967295-00ff");
+        fs::create_dir(&other).unwrap();
+        fs::write(
+            d.join(".other.zarr.gridflow-tmp-4294967295-00ff.gridflow-owner"),
+            b"",
+        )
+        .unwrap();
+
+        let staged = StagedDir::begin(&d.join("out.zarr"), WriteMode::Create).unwrap();
+        fs::write(staged.path().join(".zgroup"), b"{\"zarr_format\": 2}").unwrap();
+        staged.commit().unwrap();
+
+        assert!(!dead.exists());
+        assert!(unowned.exists() && other.exists());
+        assert!(d.join("out.zarr/.zgroup").is_file());
+        let mut left: Vec<String> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".other.zarr.gridflow-tmp-4294967295-00ff",
+                ".other.zarr.gridflow-tmp-4294967295-00ff.gridflow-owner",
+                ".out.zarr.gridflow-tmp-4294967295-0abc",
+                "out.zarr"
+            ]
+        );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_dropped_staging_leaves_the_target_untouched_and_a_commit_swaps_it_whole() {
+        let d = tmp("swap");
+        let target = d.join("s.zarr");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join(".zgroup"), b"old").unwrap();
+        fs::write(target.join("old-array"), b"old").unwrap();
+        let staged = StagedDir::begin(&target, WriteMode::Overwrite).unwrap();
+        fs::write(staged.path().join(".zgroup"), b"new").unwrap();
+        drop(staged);
+        assert_eq!(fs::read(target.join(".zgroup")).unwrap(), b"old");
+        assert_eq!(
+            fs::read_dir(&d).unwrap().count(),
+            1,
+            "the temporary is gone"
+        );
+        // create mode refuses the store; overwrite swaps it for exactly the new content
+        assert!(matches!(
+            StagedDir::begin(&target, WriteMode::Create),
+            Err(StoreError::OutputExists { .. })
+        ));
+        let staged = StagedDir::begin(&target, WriteMode::Overwrite).unwrap();
+        fs::write(staged.path().join(".zgroup"), b"new").unwrap();
+        staged.commit().unwrap();
+        assert_eq!(fs::read(target.join(".zgroup")).unwrap(), b"new");
+        assert!(!target.join("old-array").exists());
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -16,7 +16,9 @@ pub enum WriteMode {
     /// Refuse (the default): never overwrite what the user has.
     #[default]
     Create,
-    /// Replace the array at the target path (explicit).
+    /// Replace what is at the target (explicit): for [`to_zarr`] the array at its path
+    /// (deleted first, not atomic); for `Dataset::to_zarr` the whole store (an atomic swap
+    /// on local disk, see [`crate::staging`]).
     Overwrite,
 }
 

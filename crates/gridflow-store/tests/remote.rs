@@ -649,6 +649,52 @@ fn writing_to_read_only_remote_stores_fails_and_writes_nothing() {
 }
 
 #[test]
+fn s3_failed_fresh_write_leaves_no_store_that_opens() {
+    let Some(r) = remote("s3_failed_fresh_write_leaves_no_store_that_opens") else {
+        return;
+    };
+    // a lazy array whose second chunk is corrupt: the write fails partway
+    let d = std::env::temp_dir().join(format!("gridflow-remote-failing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let src = ZarrStore::open(d.to_str().unwrap(), StoreOptions::default()).unwrap();
+    let x = ChunkedArray::arange(0.0, 40.0, 1.0, 10, DType::F64).unwrap();
+    to_zarr(&x, &src, "src", &WriteOptions::default()).unwrap();
+    std::fs::write(d.join("src/1"), b"not a blosc frame").unwrap();
+    let failing = src
+        .open_group("")
+        .unwrap()
+        .array("src")
+        .unwrap()
+        .to_chunked(None)
+        .unwrap();
+    let target = format!("failed-{}.zarr", std::process::id());
+    let store = ZarrStore::open(&r.s3_url(&target), r.s3_options(false)).unwrap();
+    let o = WriteOptions {
+        batch_blocks: 1,
+        threads: 1,
+        ..WriteOptions::default()
+    };
+    let e = to_zarr(&failing, &store, "tas", &o)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("src/1"), "{e}");
+    let keys: Vec<String> = r
+        .s3_keys()
+        .into_iter()
+        .filter(|k| k.starts_with(&format!("{target}/")))
+        .collect();
+    assert!(
+        keys.iter().all(|k| !k.ends_with(".zgroup")
+            && !k.ends_with(".zarray")
+            && !k.ends_with(".zmetadata")
+            && !k.ends_with("zarr.json")),
+        "metadata written by a failed write: {keys:?}"
+    );
+    assert!(r.s3_store(&target).open_group("").is_err());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn s3_write_then_read_back() {
     let Some(r) = remote("s3_write_then_read_back") else {
         return;

@@ -159,3 +159,87 @@ fn zarr_python_reads_what_gridflow_wrote() {
         assert!(text.contains("OK"), "{text}");
     }
 }
+
+/// A lazy array read from a local store whose second chunk is corrupt: computing it fails
+/// partway.
+fn failing_array(d: &std::path::Path) -> ChunkedArray {
+    let src = ZarrStore::open(d.to_str().unwrap(), StoreOptions::default()).unwrap();
+    let x = ChunkedArray::arange(0.0, 40.0, 1.0, 10, DType::F64).unwrap();
+    to_zarr(&x, &src, "src", &WriteOptions::default()).unwrap();
+    std::fs::write(d.join("src/1"), b"not a blosc frame").unwrap();
+    src.open_group("")
+        .unwrap()
+        .array("src")
+        .unwrap()
+        .to_chunked(None)
+        .unwrap()
+}
+
+#[test]
+fn a_failed_write_leaves_no_array_or_group_that_opens() {
+    let x = failing_array(&tmp("failing-src"));
+    for fmt in [ZarrFormat::V2, ZarrFormat::V3] {
+        let d = tmp(&format!("failing-out-{fmt:?}"));
+        let store = ZarrStore::open(d.to_str().unwrap(), StoreOptions::default()).unwrap();
+        let o = WriteOptions {
+            format: fmt,
+            batch_blocks: 1,
+            threads: 1,
+            ..WriteOptions::default()
+        };
+        let e = to_zarr(&x, &store, "tas", &o).unwrap_err().to_string();
+        assert!(e.contains("src/1"), "{e}");
+        // chunks may be there, but no metadata points to them
+        for key in [
+            ".zgroup",
+            "zarr.json",
+            ".zmetadata",
+            "tas/.zarray",
+            "tas/zarr.json",
+        ] {
+            assert!(
+                !d.join(key).exists(),
+                "{fmt:?}: {key} written by a failed write"
+            );
+        }
+        assert!(store.open_group("").is_err());
+    }
+}
+
+#[test]
+fn writing_an_array_over_the_array_it_reads_is_refused_before_anything_is_touched() {
+    let d = tmp("self-input");
+    let store = ZarrStore::open(d.to_str().unwrap(), StoreOptions::default()).unwrap();
+    let x = ChunkedArray::arange(0.0, 40.0, 1.0, 10, DType::F64).unwrap();
+    to_zarr(&x, &store, "a", &WriteOptions::default()).unwrap();
+    let read = store
+        .open_group("")
+        .unwrap()
+        .array("a")
+        .unwrap()
+        .to_chunked(None)
+        .unwrap();
+    let doubled = read.mul(2.0).unwrap();
+    let over = WriteOptions {
+        mode: WriteMode::Overwrite,
+        ..WriteOptions::default()
+    };
+    let e = to_zarr(&doubled, &store, "a", &over).unwrap_err();
+    assert!(matches!(e, StoreError::OutputIsInput { .. }), "{e}");
+    let back = store.open_group("").unwrap().array("a").unwrap();
+    assert_eq!(
+        back.to_chunked(None)
+            .unwrap()
+            .compute()
+            .unwrap()
+            .to_f64_vec(),
+        (0..40).map(f64::from).collect::<Vec<_>>()
+    );
+    // another array of the same store is fine
+    to_zarr(&doubled, &store, "b", &WriteOptions::default()).unwrap();
+    let b = store.open_group("").unwrap().array("b").unwrap();
+    assert_eq!(
+        b.to_chunked(None).unwrap().compute().unwrap().to_f64_vec(),
+        (0..40).map(|i| f64::from(i) * 2.0).collect::<Vec<_>>()
+    );
+}
