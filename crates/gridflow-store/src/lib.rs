@@ -13,6 +13,7 @@ pub mod array;
 mod blosc;
 pub mod error;
 pub mod fetch;
+mod http;
 pub mod metadata;
 pub mod storage;
 pub mod write;
