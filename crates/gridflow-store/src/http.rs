@@ -105,6 +105,11 @@ impl HttpError {
 /// One line of at most [`EXCERPT_CHARS`] characters from an error page: markup dropped,
 /// whitespace collapsed.
 pub(crate) fn excerpt(body: &[u8]) -> String {
+    excerpt_of(body, EXCERPT_CHARS)
+}
+
+/// [`excerpt`] with a given length.
+pub(crate) fn excerpt_of(body: &[u8], max_chars: usize) -> String {
     let text = String::from_utf8_lossy(body);
     let mut plain = String::new();
     let mut in_tag = false;
@@ -122,10 +127,10 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
     }
     let words: Vec<&str> = plain.split_whitespace().collect();
     let line = words.join(" ");
-    if line.chars().count() <= EXCERPT_CHARS {
+    if line.chars().count() <= max_chars {
         line
     } else {
-        let mut cut: String = line.chars().take(EXCERPT_CHARS).collect();
+        let mut cut: String = line.chars().take(max_chars).collect();
         cut.push('…');
         cut
     }

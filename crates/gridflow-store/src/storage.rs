@@ -378,9 +378,10 @@ impl Storage {
     }
 
     fn os_err(&self, op: &str, key: &str, e: &object_store::Error) -> StorageError {
-        // object_store quotes whole response bodies (HTML error pages): keep one short line
+        // object_store quotes whole response bodies (HTML error pages): keep one line, long
+        // enough for its own text and the status, short of the page
         let text = e.to_string();
-        let detail = crate::http::excerpt(text.as_bytes());
+        let detail = crate::http::excerpt_of(text.as_bytes(), 500);
         StorageError::Other(format!("{op} {}/{key}: {detail}", self.url))
     }
 
