@@ -121,3 +121,67 @@ fn bad_urls() {
     assert!(ZarrStore::open("s3://", StoreOptions::default()).is_err());
     assert!(ZarrStore::open("file://relative", StoreOptions::default()).is_err());
 }
+
+/// A fixture store with corrupt metadata, opened read-only.
+fn bad_store(name: &str) -> (ZarrStore, String) {
+    let url = store_url(name);
+    (
+        ZarrStore::open(&url, StoreOptions::read_only()).unwrap(),
+        url,
+    )
+}
+
+#[test]
+fn unparsable_zarray_names_the_file() {
+    let (s, url) = bad_store("bad_zarray.zarr");
+    let m = s
+        .open_array("unparsable_zarray")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    println!("{m}");
+    assert!(
+        m.contains(&url) && m.contains("unparsable_zarray/.zarray is not valid JSON"),
+        "{m}"
+    );
+    if !over_http() {
+        // the group lists and parses its arrays: the same error
+        let g = s.open_group("").map(|_| ()).unwrap_err().to_string();
+        assert!(g.contains("unparsable_zarray/.zarray"), "{g}");
+    }
+}
+
+#[test]
+fn non_numeric_fill_value_names_the_array_and_the_value() {
+    let m = meta_err("bad_fill_value");
+    assert!(m.contains("fill_value") && m.contains("abc"), "{m}");
+}
+
+#[test]
+fn unparsable_zmetadata_names_the_file() {
+    let (s, url) = bad_store("bad_zmetadata.zarr");
+    let e = s.open_group("").map(|_| ()).unwrap_err();
+    let m = e.to_string();
+    println!("{m}");
+    assert!(m.contains(&url) && m.contains(".zmetadata"), "{m}");
+}
+
+#[test]
+fn unparsable_v3_zarr_json_names_the_file() {
+    let (s, url) = bad_store("errors_v3.zarr");
+    s.open_array("ok").unwrap();
+    let m = s
+        .open_array("unparsable")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    println!("{m}");
+    assert!(
+        m.contains(&url) && m.contains("unparsable/zarr.json"),
+        "{m}"
+    );
+    let (s, url) = bad_store("bad_root_v3.zarr");
+    let m = s.open_group("").map(|_| ()).unwrap_err().to_string();
+    println!("{m}");
+    assert!(m.contains(&url) && m.contains("zarr.json"), "{m}");
+}

@@ -8,12 +8,13 @@ use gridflow_array::Scheduler;
 use gridflow_store::{Dim, StoreOptions, ZarrFormat, ZarrStore};
 use serde_json::Value;
 
-const STORES: [&str; 5] = [
+const STORES: [&str; 6] = [
     "v2_consolidated.zarr",
     "v2_plain.zarr",
     "v3_consolidated.zarr",
     "v3_plain.zarr",
     "cmip6_mini.zarr",
+    "stale_consolidated.zarr",
 ];
 
 fn check_store(name: &str, bigger_chunks: bool) {
@@ -121,6 +122,18 @@ fn v3_plain_matches_zarr_python() {
 #[test]
 fn cmip6_mini_matches_zarr_python() {
     check_store(STORES[4], false);
+}
+
+/// Consolidated metadata that disagrees with the files (an array's `.zarray` grown after
+/// consolidation, an array deleted, one added): like zarr-python and xarray, gridflow trusts
+/// `.zmetadata`, and reads what zarr-python reads (expected.json).
+#[test]
+fn stale_consolidated_metadata_is_trusted_as_zarr_python_does() {
+    check_store(STORES[5], false);
+    let store = ZarrStore::open(&store_url(STORES[5]), StoreOptions::read_only()).unwrap();
+    let g = store.open_group("").unwrap();
+    assert_eq!(g.array_paths(), vec!["a".to_owned(), "b".to_owned()]);
+    assert_eq!(g.array("a").unwrap().shape(), &[4]);
 }
 
 #[test]
