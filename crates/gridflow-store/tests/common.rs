@@ -99,6 +99,12 @@ pub fn numpy_name(s: &str) -> String {
     }
 }
 
+/// True in CI (`CI` set to anything but `false`/`0`, as scripts/test.sh does): tests that
+/// need a server or the fixtures venv fail instead of skipping with a notice.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
 /// The fixtures venv's python, if it exists.
 pub fn venv_python() -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");

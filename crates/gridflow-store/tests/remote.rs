@@ -68,11 +68,6 @@ fn remote(test: &str) -> Option<Remote> {
     }
 }
 
-/// True when running in CI, where every remote test must run.
-fn in_ci() -> bool {
-    var("CI").is_some_and(|v| v != "false" && v != "0")
-}
-
 impl Remote {
     fn http_url(&self, store: &str) -> String {
         format!("{}/{store}", self.http)
