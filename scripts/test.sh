@@ -55,8 +55,8 @@ GRIDFLOW_STORE_TEST_BASE_URL="$GRIDFLOW_TEST_HTTP_URL" cargo nextest run -p grid
   --test read_fixtures --test errors --test sharded --test slabs 2>&1 | tee "$http_log"
 ran="$(sed -n 's/.*Summary.* \([0-9][0-9]*\) tests\{0,1\} run: \([0-9][0-9]*\) passed, 0 skipped.*/\2/p' "$http_log" | tail -1)"
 rm -f "$http_log"
-if [[ -z "$ran" || "$ran" -lt 26 ]]; then
-  echo "only ${ran:-0} store fixture tests passed over HTTP (expected at least 26)" >&2
+if [[ -z "$ran" || "$ran" -lt 31 ]]; then
+  echo "only ${ran:-0} store fixture tests passed over HTTP (expected at least 31)" >&2
   exit 1
 fi
 echo "$ran store fixture tests passed over HTTP"
