@@ -114,6 +114,15 @@ pub fn open_zarr(url: &str, options: &OpenOptions) -> Result<Dataset> {
         {
             v.attrs.insert("_FillValue".into(), scalar_json(f));
         }
+        // xarray stores a float `_FillValue` attribute of a v3 array as base64 of its
+        // little-endian float64 bytes
+        if format == ZarrFormat::V3
+            && arr.dtype().is_float()
+            && let Some(Value::String(text)) = v.attrs.get("_FillValue")
+            && let Some(f) = fill_from_base64(text)
+        {
+            v.attrs.insert("_FillValue".into(), json_of_f64(f));
+        }
         raw.insert(path, v);
     }
     let mut ds = decode_cf(raw, group.attrs().clone(), &options.decode)?;
@@ -135,6 +144,61 @@ fn scalar_json(s: Scalar) -> Value {
             json!(if f > 0.0 { "Infinity" } else { "-Infinity" })
         }
         Scalar::Float(f) => json!(f),
+    }
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// A float fill value as xarray writes `_FillValue` for Zarr v3: standard base64 of its
+/// little-endian float64 bytes.
+fn fill_to_base64(f: f64) -> String {
+    let bytes = f.to_le_bytes();
+    let mut out = String::with_capacity(12);
+    for group in bytes.chunks(3) {
+        let b = [
+            group.first().copied().unwrap_or(0),
+            group.get(1).copied().unwrap_or(0),
+            group.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= group.len() {
+                out.push(char::from(BASE64[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The inverse of [`fill_to_base64`]; `None` for anything but 8 bytes of standard base64.
+fn fill_from_base64(text: &str) -> Option<f64> {
+    let body = text.strip_suffix('=')?;
+    if body.len() != 11 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for c in body.bytes() {
+        let v = BASE64.iter().position(|&a| a == c)?;
+        bits = (bits << 6) | v as u128;
+    }
+    // 11 characters hold 66 bits: the 64 of the value and 2 zero bits
+    if bits & 3 != 0 {
+        return None;
+    }
+    let raw = u64::try_from(bits >> 2).ok()?;
+    Some(f64::from_le_bytes(raw.to_be_bytes()))
+}
+
+/// A float as JSON, non-finite values as the strings Zarr uses.
+fn json_of_f64(f: f64) -> Value {
+    if f.is_nan() {
+        json!("NaN")
+    } else if f.is_infinite() {
+        json!(if f > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        json!(f)
     }
 }
 
@@ -459,7 +523,14 @@ impl Dataset {
             group_attrs.insert("coordinates".into(), json!(coord_names.join(" ")));
         }
         for (name, v) in self.coords.iter().chain(self.data_vars.iter()) {
-            let (data, attrs) = encode_variable(name, v)?;
+            let (data, mut attrs) = encode_variable(name, v)?;
+            // as xarray writes (and reads) it for v3: base64 of the little-endian float64
+            if options.format == ZarrFormat::V3
+                && data.dtype().is_float()
+                && let Some(f) = attrs.get("_FillValue").and_then(json_f64)
+            {
+                attrs.insert("_FillValue".into(), json!(fill_to_base64(f)));
+            }
             let wo = WriteOptions {
                 format: options.format,
                 mode: options.mode,
@@ -568,6 +639,29 @@ fn encode_variable(
                 }
             }
             Ok((data, attrs))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_values_in_base64_as_xarray_writes_them() {
+        // base64.standard_b64encode(struct.pack("<d", v)) in Python
+        for (v, text) in [
+            (1e20, "QIy1eB2vFUQ="),
+            (-9999.0, "AAAAAICHw8A="),
+            (0.5, "AAAAAAAA4D8="),
+        ] {
+            assert_eq!(fill_to_base64(v), text);
+            assert_eq!(fill_from_base64(text), Some(v));
+        }
+        assert_eq!(fill_to_base64(f64::NAN), "AAAAAAAA+H8=");
+        assert!(fill_from_base64("AAAAAAAA+H8=").is_some_and(f64::is_nan));
+        for bad in ["NaN", "", "AAAAAAAA+H8", "AAAAAAAA+H!=", "AAAAAAAA+H9="] {
+            assert_eq!(fill_from_base64(bad), None, "{bad}");
         }
     }
 }

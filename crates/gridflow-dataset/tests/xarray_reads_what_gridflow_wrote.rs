@@ -1,0 +1,112 @@
+//! What `Dataset::to_zarr` writes (Zarr v2 and v3) opens in xarray, with CF decoding on, as
+//! the same dataset xarray reads from the store gridflow read it from: the same variables,
+//! values, coordinates, decoded times in the same calendar, and masked/unpacked values.
+//!
+//! Runs the pinned fixtures venv's python (`GRIDFLOW_FIXTURES_VENV` or
+//! `target/fixtures-venv`); without it the test prints a notice and returns, except in CI
+//! (`CI` set), where it fails.
+#![allow(clippy::unwrap_used)]
+
+use gridflow_dataset::{OpenOptions, ToZarrOptions, open_zarr};
+use gridflow_store::ZarrFormat;
+use std::path::PathBuf;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn venv_python() -> Option<PathBuf> {
+    let venv = std::env::var("GRIDFLOW_FIXTURES_VENV").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fixtures-venv"),
+        PathBuf::from,
+    );
+    let py = venv.join("bin/python");
+    py.exists().then_some(py)
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Compares, in xarray with decoding on, each written store with the original.
+const COMPARE: &str = r#"
+import sys, numpy as np, xarray as xr
+orig_path, fmt = sys.argv[1], int(sys.argv[2])
+orig = xr.open_zarr(orig_path, use_cftime=True).load()
+for new_path in sys.argv[3:]:
+    new = xr.open_zarr(new_path, zarr_format=fmt, use_cftime=True).load()
+    assert sorted(new.data_vars) == sorted(orig.data_vars), (new_path, list(new.data_vars))
+    assert sorted(new.coords) == sorted(orig.coords), (new_path, list(new.coords))
+    for name in list(orig.data_vars) + list(orig.coords):
+        a, b = new[name], orig[name]
+        assert a.dims == b.dims, (new_path, name, a.dims, b.dims)
+        if b.dtype.kind == "O":  # cftime dates: same dates, same calendar
+            assert (a.values == b.values).all(), (new_path, name)
+            assert a.values.flat[0].calendar == b.values.flat[0].calendar, (new_path, name)
+        else:
+            assert a.dtype.kind == b.dtype.kind, (new_path, name, a.dtype, b.dtype)
+            np.testing.assert_allclose(a.values, b.values, rtol=1e-6, equal_nan=True,
+                                       err_msg=f"{new_path} {name}")
+    print(f"{new_path}: {len(orig.data_vars)} variables, {len(orig.coords)} coordinates agree")
+"#;
+
+fn round_trip(name: &str) {
+    let Some(py) = venv_python() else {
+        assert!(!in_ci(), "the fixtures venv is required in CI");
+        println!("NOTICE: fixtures venv absent; {name}: xarray round trip skipped");
+        return;
+    };
+    let src = fixtures().join(name);
+    let ds = open_zarr(src.to_str().unwrap(), &OpenOptions::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("gridflow-xr-rt-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (fmt, n) in [(ZarrFormat::V2, 2), (ZarrFormat::V3, 3)] {
+        let out = dir.join(format!("v{n}.zarr"));
+        let opts = ToZarrOptions {
+            format: fmt,
+            ..ToZarrOptions::default()
+        };
+        ds.to_zarr(out.to_str().unwrap(), &opts).unwrap();
+        let res = std::process::Command::new(&py)
+            .arg("-c")
+            .arg(COMPARE)
+            .arg(&src)
+            .arg(n.to_string())
+            .arg(&out)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&res.stdout),
+            String::from_utf8_lossy(&res.stderr)
+        );
+        println!("{text}");
+        assert!(
+            res.status.success(),
+            "{name} v{n}: xarray disagrees:\n{text}"
+        );
+        assert!(text.contains("agree"), "{text}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn daily_360_day_calendar() {
+    round_trip("daily_360.zarr");
+}
+
+#[test]
+fn packed_values_with_fill_value() {
+    round_trip("packed.zarr");
+}
+
+#[test]
+fn noleap_calendar() {
+    round_trip("cal_noleap.zarr");
+}
+
+#[test]
+fn descending_coordinate() {
+    round_trip("descending.zarr");
+}
