@@ -488,7 +488,7 @@ pub struct ToZarrOptions {
     pub mode: WriteMode,
     /// Compression of every array.
     pub compression: Compression,
-    /// Write consolidated metadata (`.zmetadata` for v2).
+    /// Write consolidated metadata (`.zmetadata`; Zarr v2 only, ignored for v3).
     pub consolidated: bool,
     /// Store access.
     pub store: StoreOptions,
@@ -543,7 +543,9 @@ impl Dataset {
             to_zarr(&data, &store, name, &wo)?;
         }
         write_group_attrs(&store, options.format, &group_attrs)?;
-        if options.consolidated {
+        // `.zmetadata` is Zarr v2's: in a v3 store it would hide the arrays from readers
+        // that honour it (gridflow did) and is ignored by zarr-python
+        if options.consolidated && options.format == ZarrFormat::V2 {
             consolidate_metadata(&store)?;
         }
         Ok(())

@@ -68,6 +68,24 @@ fn round_trip(name: &str) {
             ..ToZarrOptions::default()
         };
         ds.to_zarr(out.to_str().unwrap(), &opts).unwrap();
+        // gridflow reads its own output back: the same variables and values
+        let back = open_zarr(out.to_str().unwrap(), &OpenOptions::default()).unwrap();
+        let names =
+            |d: &gridflow_dataset::Dataset| d.data_vars().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&back), names(&ds), "{name} v{n}");
+        for v in names(&ds) {
+            let (a, b) = (
+                back.data_vars()[v.as_str()].to_f64_vec().unwrap(),
+                ds.data_vars()[v.as_str()].to_f64_vec().unwrap(),
+            );
+            assert_eq!(a.len(), b.len(), "{name} v{n} {v}");
+            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                assert!(
+                    x == y || (x.is_nan() && y.is_nan()),
+                    "{name} v{n} {v}[{i}]: {x} vs {y}"
+                );
+            }
+        }
         let res = std::process::Command::new(&py)
             .arg("-c")
             .arg(COMPARE)
