@@ -139,7 +139,7 @@ def main():
     times, (ts, nbytes, requests, rc, numblocks) = timed(dask_point, args.repeat)
     emit("dask_point", times, bytes_read=nbytes, requests=requests, rchar=rc,
          dask_blocks=list(numblocks), first=float(ts[0]), mean=float(np.mean(ts, dtype=np.float64)),
-         n=int(ts.shape[0]))
+         n=int(ts.shape[0]), values=[float(x) for x in ts])
     print(f"versions: zarr {zarr.__version__} numcodecs {numcodecs.__version__} "
           f"dask {dask.__version__} numpy {np.__version__} python {sys.version.split()[0]}",
           file=sys.stderr)

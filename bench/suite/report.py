@@ -1,9 +1,11 @@
 """Summarises bench/suite results: Markdown tables (medians, ratios, peak RSS, task counts,
 checksum agreement, targets) and, with --plot, the ratio chart (matplotlib).
 
-    python report.py RESULTS.jsonl [--machine MACHINE.json] [--plot OUT.png] [--tolerance 1e-5]
+    python report.py RESULTS.jsonl [--machine MACHINE.json] [--plot OUT.png] [--tolerance 1e-6]
 
-Exits 1 when a checksum disagrees with gridflow's beyond the relative tolerance.
+Exits 1 when a checksum disagrees with gridflow's beyond the relative tolerance, when a run
+has no checksum, or (--quick) when a row of the smoke run's plan (run.py's quick_impls) is
+missing or failed.
 """
 
 import argparse
@@ -101,6 +103,17 @@ def rows(runs):
     return out
 
 
+def missing_rows(runs, workloads):
+    """The (workload, impl) rows of the smoke run's plan that are absent or never succeeded."""
+    from run import quick_impls  # same directory
+    out = []
+    for w in workloads:
+        for impl in quick_impls(w):
+            if not ok(runs.get((w, impl), [])):
+                out.append(f"{w} {impl}")
+    return out
+
+
 def checks(runs, tol):
     """Per workload: every impl's checksum against gridflow's (floors excluded)."""
     lines, bad = [], 0
@@ -110,6 +123,7 @@ def checks(runs, tol):
         for (w2, impl), rs in sorted(runs.items()):
             if w2 != w or impl in ("floor", "gridflow"):
                 continue
+            bad += len(rs) - len(ok(rs))  # failed runs have no checksum
             for c in Stat(rs).checksums:
                 d = rel(c, ref)
                 if d is None or d > tol:
@@ -218,7 +232,9 @@ def main():
     ap.add_argument("results")
     ap.add_argument("--machine")
     ap.add_argument("--plot")
-    ap.add_argument("--tolerance", type=float, default=1e-5)
+    ap.add_argument("--tolerance", type=float, default=1e-6)
+    ap.add_argument("--workloads", default="W0,W1,W2,W3,W4,W5,W6",
+                    help="with --quick: the workloads whose smoke-run rows must all be present")
     ap.add_argument("--quick", action="store_true", help="say that the timings mean nothing")
     args = ap.parse_args()
     runs = load(args.results)
@@ -293,8 +309,12 @@ def main():
             p(f"  - {len(rs) - s.n} run(s) FAILED")
     if args.plot:
         plot(rws, args.plot)
+    missing = missing_rows(runs, args.workloads.split(",")) if args.quick else []
+    for m in missing:
+        print(f"missing or failed row: {m}", file=sys.stderr)
     if bad:
-        print(f"{bad} checksum(s) disagree with gridflow's", file=sys.stderr)
+        print(f"{bad} checksum(s) disagree with gridflow's (or are missing)", file=sys.stderr)
+    if bad or missing:
         sys.exit(1)
 
 

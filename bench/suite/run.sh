@@ -78,6 +78,7 @@ EOF
 echo "== summary" >&2
 plot=(--quick)
 (( quick )) || plot=(--plot "$data/benchmarks-suite.png")
-"$py" "$here/report.py" "$out" --machine "$machine" "${plot[@]}" | tee "$data/report.md" || status=$?
+"$py" "$here/report.py" "$out" --machine "$machine" "${plot[@]}" \
+  ${GRIDFLOW_SUITE_WORKLOADS:+--workloads "$GRIDFLOW_SUITE_WORKLOADS"} | tee "$data/report.md" || status=$?
 (( quick )) || echo "report: $data/report.md, plot: $data/benchmarks-suite.png" >&2
 exit "$status"

@@ -289,9 +289,19 @@ fn out_of_core(quick: bool) -> Result<()> {
     let (v, report) =
         x.compute_with_report(&Scheduler::threads(threads()).with_memory_limit(64 << 20))?;
     let secs = t.elapsed().as_secs_f64();
-    let mean = v.scalar().map_or(f64::NAN, |s| s.as_f64()) / n as f64;
+    let sum = v.scalar().map_or(f64::NAN, |s| s.as_f64());
+    let mean = sum / n as f64;
     if (mean - 0.5).abs() > 0.01 {
         bail!("mean of uniform randoms is {mean}");
+    }
+    if quick {
+        // small enough to hold: the same numbers generated as one block, summed in order
+        let whole =
+            ChunkedArray::random(&[n], [block], 11)?.compute_with(&Scheduler::Synchronous)?;
+        let want: f64 = whole.to_f64_vec().iter().sum();
+        if !((sum - want) / want).abs().le(&1e-6) {
+            bail!("out-of-core sum {sum} and the in-memory sum {want} disagree");
+        }
     }
     row(
         "out-of-core",
@@ -333,9 +343,27 @@ fn main() -> Result<()> {
                 if quick {
                     cmd.arg("--quick");
                 }
-                let status = cmd.status().with_context(|| format!("running bench {b}"))?;
-                if !status.success() {
-                    bail!("bench {b} failed ({status})");
+                let out = cmd.output().with_context(|| format!("running bench {b}"))?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                print!("{text}");
+                eprint!("{}", String::from_utf8_lossy(&out.stderr));
+                if !out.status.success() {
+                    bail!("bench {b} failed ({})", out.status);
+                }
+                // each bench prints its table rows exactly once: a missing one fails the run
+                let names: &[&str] = if b == "w5" {
+                    &["w5", "w5-graph-only"]
+                } else {
+                    &[b]
+                };
+                for name in names {
+                    let rows = text
+                        .lines()
+                        .filter(|l| l.starts_with(&format!("| {name} |")))
+                        .count();
+                    if rows != 1 {
+                        bail!("bench {b} printed {rows} {name:?} rows, expected 1");
+                    }
                 }
             }
             Ok(())

@@ -317,12 +317,22 @@ fn combined_attrs(plan: &DatasetPlan, node: &PlanNode) -> BTreeMap<String, Value
     }
 }
 
+/// The `datasets` entries of expected.json that have no plans to compare: catalogs after a
+/// search (intake-esm fails on them; to_dataset_dict.rs checks what gridflow loads), and
+/// entries where intake-esm failed as a whole.
+const PLAN_SKIPS: &[&str] = &[
+    "iterables-inline.json search variable_id=tas",
+    "iterables.json search variable_id=tas",
+];
+
 #[test]
 fn dataset_plans_match_to_dataset_dict() {
     let order = &expected()["timesplit_assets_in_time_order"];
     let mut checked = 0;
+    let mut skipped = Vec::new();
     for (name, datasets) in expected()["datasets"].as_object().unwrap() {
         if name.contains(" search ") || datasets.get("error").is_some() {
+            skipped.push(name.as_str());
             continue;
         }
         let cat = open(name);
@@ -467,6 +477,7 @@ fn dataset_plans_match_to_dataset_dict() {
         }
     }
     assert!(checked >= 15, "only {checked} datasets checked");
+    assert_eq!(skipped, PLAN_SKIPS, "the entries without plans changed");
 }
 
 fn walk(node: &PlanNode, f: &mut dyn FnMut(&PlanNode)) {

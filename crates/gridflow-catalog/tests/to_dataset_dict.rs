@@ -273,8 +273,12 @@ fn datasets_match_intake_esm() {
     let mut compared = 0;
     let mut failed = 0;
     let mut bad = Vec::new();
+    let mut skipped = Vec::new();
     for (name, datasets) in expected()["datasets"].as_object().unwrap() {
         if name.contains(" search ") {
+            // intake-esm fails on these searches (pandas 3); what we load instead is
+            // checked by a_searched_list_column_keeps_only_the_requested_variables
+            skipped.push(name.as_str());
             continue;
         }
         let dict = load(name);
@@ -324,6 +328,14 @@ fn datasets_match_intake_esm() {
     );
     assert!(compared >= 19, "only {compared} datasets compared");
     assert!(failed >= 1, "no failure compared");
+    assert_eq!(
+        skipped,
+        [
+            "iterables-inline.json search variable_id=tas",
+            "iterables.json search variable_id=tas"
+        ],
+        "the searched entries changed"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! inputs are refused, failed writes leave the old output (or nothing), `--overwrite` leaves
 //! exactly the new content, nothing is replaced without it, and a `kill -9` at any moment
 //! of an overwrite leaves either the complete old store or the complete new one.
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, missing_docs, clippy::panic)]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

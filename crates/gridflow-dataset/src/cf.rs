@@ -596,7 +596,7 @@ pub struct ToZarrOptions {
     pub mode: WriteMode,
     /// Compression of every array.
     pub compression: Compression,
-    /// Write consolidated metadata (`.zmetadata` for v2).
+    /// Write consolidated metadata (`.zmetadata`; Zarr v2 only, ignored for v3).
     pub consolidated: bool,
     /// Store access.
     pub store: StoreOptions,
@@ -902,5 +902,23 @@ mod conventions_tests {
             u64::MAX as f64
         );
         assert!(reinterpret_fill(f64::NAN, DType::I8, DType::U8).is_nan());
+    }
+
+    #[test]
+    fn fill_values_in_base64_as_xarray_writes_them() {
+        // base64.standard_b64encode(struct.pack("<d", v)) in Python
+        for (v, text) in [
+            (1e20, "QIy1eB2vFUQ="),
+            (-9999.0, "AAAAAICHw8A="),
+            (0.5, "AAAAAAAA4D8="),
+        ] {
+            assert_eq!(fill_to_base64(v), text);
+            assert_eq!(fill_from_base64(text), Some(v));
+        }
+        assert_eq!(fill_to_base64(f64::NAN), "AAAAAAAA+H8=");
+        assert!(fill_from_base64("AAAAAAAA+H8=").is_some_and(f64::is_nan));
+        for bad in ["NaN", "", "AAAAAAAA+H8", "AAAAAAAA+H!=", "AAAAAAAA+H9="] {
+            assert_eq!(fill_from_base64(bad), None, "{bad}");
+        }
     }
 }

@@ -1009,3 +1009,21 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A non-numeric `_FillValue` attribute (the store crate's `bad_fill_attr.zarr` fixture):
+/// CF decoding refuses it, naming the variable, the attribute and the value, as xarray
+/// refuses to mask with it.
+#[test]
+fn non_numeric_fill_value_attribute_is_a_clear_error() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../gridflow-store/tests/fixtures/bad_fill_attr.zarr");
+    let e = gridflow_dataset::open_zarr(path.to_str().unwrap(), &Default::default())
+        .map(|_| ())
+        .unwrap_err();
+    let m = e.to_string();
+    println!("{m}");
+    assert!(
+        m.contains("tas") && m.contains("_FillValue") && m.contains("\"abc\""),
+        "{m}"
+    );
+}

@@ -151,7 +151,7 @@ fn run(data: &Path, v3: &Path, repeat: usize, threads: usize, lat: usize, lon: u
         threads,
         &times,
         json!({"bytes_read": bytes, "requests": requests, "rchar": rc,
-               "first": ts.first(), "mean": mean, "n": ts.len()}),
+               "first": ts.first(), "mean": mean, "n": ts.len(), "values": ts}),
     );
 }
 

@@ -14,6 +14,7 @@ pub mod array;
 mod blosc;
 pub mod error;
 pub mod fetch;
+mod http;
 pub mod metadata;
 pub mod staging;
 pub mod storage;

@@ -3,6 +3,7 @@
 //! `object_store`), counting requests and bytes read.
 
 use crate::error::{Result, StoreError};
+use crate::http::{HttpClient, HttpError, Range};
 use object_store::aws::AmazonS3Builder;
 use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
@@ -117,10 +118,14 @@ pub struct StoreOptions {
     pub virtual_hosted_style: bool,
     /// Refuse every write.
     pub read_only: bool,
-    /// Whole-request time-out in seconds.
+    /// Whole-request time-out in seconds; 0 (the default) for none: a big shard may take
+    /// long to arrive, and stalled servers are caught by `read_timeout_secs`.
     pub timeout_secs: u64,
-    /// Connection time-out in seconds.
+    /// Connection time-out in seconds (default 10, or `GRIDFLOW_HTTP_CONNECT_TIMEOUT`).
     pub connect_timeout_secs: u64,
+    /// Read time-out in seconds: the longest wait for the server's next bytes (default 30,
+    /// or `GRIDFLOW_HTTP_READ_TIMEOUT`). Time-outs are not retried.
+    pub read_timeout_secs: u64,
     /// Retries of transient failures (5xx, connection resets, time-outs).
     pub max_retries: usize,
     /// Largest metadata document read (`.zmetadata`, `.zarray`, `.zattrs`, `zarr.json`...),
@@ -152,11 +157,43 @@ impl Default for StoreOptions {
             allow_http: false,
             virtual_hosted_style: false,
             read_only: false,
-            timeout_secs: 60,
-            connect_timeout_secs: 5,
+            timeout_secs: 0,
+            connect_timeout_secs: env_secs(CONNECT_TIMEOUT_ENV)
+                .ok()
+                .flatten()
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS),
+            read_timeout_secs: env_secs(READ_TIMEOUT_ENV)
+                .ok()
+                .flatten()
+                .unwrap_or(DEFAULT_READ_TIMEOUT_SECS),
             max_retries: 3,
             max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
         }
+    }
+}
+
+/// The environment variable that sets the default connect time-out (whole seconds).
+pub const CONNECT_TIMEOUT_ENV: &str = "GRIDFLOW_HTTP_CONNECT_TIMEOUT";
+/// The environment variable that sets the default read time-out (whole seconds).
+pub const READ_TIMEOUT_ENV: &str = "GRIDFLOW_HTTP_READ_TIMEOUT";
+const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
+
+/// A time-out from the environment: `Ok(None)` when unset or empty, an error naming the
+/// variable when it is not a positive whole number of seconds.
+fn env_secs(var: &str) -> std::result::Result<Option<u64>, String> {
+    let Ok(text) = std::env::var(var) else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(format!(
+            "{var}={text:?} is not a time-out (a positive whole number of seconds)"
+        )),
     }
 }
 
@@ -219,6 +256,8 @@ pub struct Storage {
     read_only: bool,
     max_metadata_bytes: u64,
     backend: Backend,
+    /// Reads from HTTP(S) stores go through this client (chunked bodies, short errors).
+    http: Option<HttpClient>,
     bytes_read: AtomicU64,
     requests: AtomicU64,
 }
@@ -233,11 +272,16 @@ impl fmt::Debug for Storage {
 }
 
 fn client_options(o: &StoreOptions) -> ClientOptions {
-    ClientOptions::new()
+    let c = ClientOptions::new()
         .with_allow_http(o.allow_http)
-        .with_timeout(Duration::from_secs(o.timeout_secs.max(1)))
         .with_connect_timeout(Duration::from_secs(o.connect_timeout_secs.max(1)))
-        .with_pool_max_idle_per_host(16)
+        .with_read_timeout(Duration::from_secs(o.read_timeout_secs.max(1)))
+        .with_pool_max_idle_per_host(16);
+    if o.timeout_secs > 0 {
+        c.with_timeout(Duration::from_secs(o.timeout_secs))
+    } else {
+        c.with_timeout_disabled()
+    }
 }
 
 fn retry_config(o: &StoreOptions) -> RetryConfig {
@@ -248,7 +292,11 @@ fn retry_config(o: &StoreOptions) -> RetryConfig {
             base: 2.0,
         },
         max_retries: o.max_retries,
-        retry_timeout: Duration::from_secs(o.timeout_secs.max(1) * 2),
+        retry_timeout: Duration::from_secs(
+            (o.connect_timeout_secs.max(1))
+                .saturating_add(o.read_timeout_secs.max(1))
+                .saturating_mul(2),
+        ),
     }
 }
 
@@ -260,6 +308,12 @@ impl Storage {
             url: name.clone(),
             detail,
         };
+        if url.is_remote() {
+            for var in [CONNECT_TIMEOUT_ENV, READ_TIMEOUT_ENV] {
+                env_secs(var).map_err(open_err)?;
+            }
+        }
+        let mut http = None;
         let backend = match url {
             StoreUrl::Local(root) => Backend::Fs {
                 root: root.clone(),
@@ -269,6 +323,7 @@ impl Storage {
                 // an explicit http:// URL is consent to plain HTTP
                 let mut o = options.clone();
                 o.allow_http |= base.starts_with("http://");
+                http = Some(HttpClient::new(base, &o).map_err(open_err)?);
                 let http = HttpBuilder::new()
                     .with_url(base.clone())
                     .with_client_options(client_options(&o))
@@ -306,6 +361,7 @@ impl Storage {
             read_only: options.read_only,
             max_metadata_bytes: options.max_metadata_bytes,
             backend,
+            http,
             bytes_read: AtomicU64::new(0),
             requests: AtomicU64::new(0),
         })
@@ -343,7 +399,35 @@ impl Storage {
     }
 
     fn os_err(&self, op: &str, key: &str, e: &object_store::Error) -> StorageError {
-        StorageError::Other(format!("{op} {}/{key}: {e}", self.url))
+        // object_store quotes whole response bodies (HTML error pages): keep one line, long
+        // enough for its own text and the status, short of the page
+        let text = e.to_string();
+        let detail = crate::http::excerpt_of(text.as_bytes(), 500);
+        StorageError::Other(format!("{op} {}/{key}: {detail}", self.url))
+    }
+
+    fn http_err(&self, e: &HttpError) -> StorageError {
+        StorageError::Other(e.to_string())
+    }
+
+    async fn http_get(
+        &self,
+        h: &HttpClient,
+        key: &str,
+        range: Option<Range>,
+    ) -> std::result::Result<MaybeBytes, StorageError> {
+        let got = h.get(key, range).await.map_err(|e| self.http_err(&e))?;
+        self.count(got.as_ref().map_or(0, Bytes::len));
+        Ok(got)
+    }
+
+    async fn http_size(
+        &self,
+        h: &HttpClient,
+        key: &str,
+    ) -> std::result::Result<Option<u64>, StorageError> {
+        self.count(0);
+        h.size(key).await.map_err(|e| self.http_err(&e))
     }
 
     fn check_writable(&self) -> std::result::Result<(), StorageError> {
@@ -405,6 +489,21 @@ impl Storage {
                 }
                 self.count(buf.len());
                 Ok(Some(Bytes::from(buf)))
+            }
+            Backend::Object(_) if self.http.is_some() => {
+                let Some(h) = &self.http else {
+                    return Ok(None);
+                };
+                match block_on(h.get_capped(key.as_str(), limit))
+                    .map_err(CappedError::Storage)?
+                    .map_err(|e| CappedError::Storage(self.http_err(&e)))?
+                {
+                    Ok(got) => {
+                        self.count(got.as_ref().map_or(0, Bytes::len));
+                        Ok(got)
+                    }
+                    Err(size) => Err(CappedError::TooLarge { size, limit }),
+                }
             }
             Backend::Object(store) => block_on(async {
                 let path = ObjectPath::from(key.as_str());
@@ -565,7 +664,10 @@ impl ReadableStorageTraits for Storage {
                 self.count(v.as_ref().map_or(0, Bytes::len));
                 Ok(v)
             }
-            Backend::Object(store) => block_on(self.os_get(store, key.as_str(), None))?,
+            Backend::Object(store) => match &self.http {
+                Some(h) => block_on(self.http_get(h, key.as_str(), None))?,
+                None => block_on(self.os_get(store, key.as_str(), None))?,
+            },
         }
     }
 
@@ -596,24 +698,42 @@ impl ReadableStorageTraits for Storage {
                 for r in ranges {
                     let range = match r {
                         ByteRange::FromStart(0, None) => None,
-                        ByteRange::FromStart(o, None) => Some(GetRange::Offset(o)),
-                        ByteRange::FromStart(o, Some(l)) => Some(GetRange::Bounded(o..o + l)),
+                        ByteRange::FromStart(o, None) => Some(Range::From(o)),
+                        ByteRange::FromStart(o, Some(l)) => {
+                            Some(Range::Bounded(o, o.saturating_add(l)))
+                        }
                         ByteRange::Suffix(l) => {
                             // HEAD + bounded: some servers mishandle `bytes=-N`.
                             let s = match size {
                                 Some(s) => s,
-                                None => match self.os_head(store, k).await? {
-                                    Some(s) => {
-                                        size = Some(s);
-                                        s
+                                None => {
+                                    let head = match &self.http {
+                                        Some(h) => self.http_size(h, k).await?,
+                                        None => self.os_head(store, k).await?,
+                                    };
+                                    match head {
+                                        Some(s) => {
+                                            size = Some(s);
+                                            s
+                                        }
+                                        None => return Ok(None),
                                     }
-                                    None => return Ok(None),
-                                },
+                                }
                             };
-                            Some(GetRange::Bounded(s.saturating_sub(l)..s))
+                            Some(Range::Bounded(s.saturating_sub(l), s))
                         }
                     };
-                    match self.os_get(store, k, range).await? {
+                    let got = match &self.http {
+                        Some(h) => self.http_get(h, k, range).await?,
+                        None => {
+                            let range = range.map(|r| match r {
+                                Range::Bounded(a, b) => GetRange::Bounded(a..b),
+                                Range::From(a) => GetRange::Offset(a),
+                            });
+                            self.os_get(store, k, range).await?
+                        }
+                    };
+                    match got {
                         Some(b) => out.push(b),
                         None => return Ok(None),
                     }
@@ -630,7 +750,10 @@ impl ReadableStorageTraits for Storage {
     fn size_key(&self, key: &StoreKey) -> std::result::Result<Option<u64>, StorageError> {
         match &self.backend {
             Backend::Fs { store, .. } => store.size_key(key),
-            Backend::Object(store) => block_on(self.os_head(store, key.as_str()))?,
+            Backend::Object(store) => match &self.http {
+                Some(h) => block_on(self.http_size(h, key.as_str()))?,
+                None => block_on(self.os_head(store, key.as_str()))?,
+            },
         }
     }
 

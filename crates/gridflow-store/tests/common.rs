@@ -18,6 +18,18 @@ pub fn store_url(name: &str) -> String {
     }
 }
 
+/// True when the fixture stores are read over HTTP (`GRIDFLOW_STORE_TEST_BASE_URL` is set,
+/// as `scripts/test.sh` does for its second run of the fixture tests).
+pub fn over_http() -> bool {
+    store_url("x").starts_with("http")
+}
+
+/// True for the fixture stores with consolidated metadata (openable as a group over plain
+/// HTTP, which cannot list directories).
+pub fn is_consolidated(name: &str) -> bool {
+    name.contains("consolidated") || name.starts_with("cmip6")
+}
+
 pub fn expected() -> Value {
     let text = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -85,6 +97,12 @@ pub fn numpy_name(s: &str) -> String {
         "f8" => "float64".into(),
         other => other.into(),
     }
+}
+
+/// True in CI (`CI` set to anything but `false`/`0`, as scripts/test.sh does): tests that
+/// need a server or the fixtures venv fail instead of skipping with a notice.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
 /// The fixtures venv's python, if it exists.

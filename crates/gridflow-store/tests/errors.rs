@@ -18,7 +18,7 @@ fn store() -> (ZarrStore, String) {
 
 fn read_err(array: &str, key: &str) -> String {
     let (s, url) = store();
-    let a = s.open_group("").unwrap().array(array).unwrap();
+    let a = s.open_array(array).unwrap();
     // chunk 0 is fine, chunk 1 is bad
     a.read_chunk(&[0]).unwrap();
     let e = a.read_chunk(&[1]).unwrap_err();
@@ -56,13 +56,18 @@ fn corrupt_zstd_chunk() {
 
 fn meta_err(array: &str) -> String {
     let (s, url) = store();
-    let g = s.open_group("").unwrap();
-    let e = g.array(array).unwrap_err();
+    let e = s.open_array(array).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains(&url) && msg.contains(array), "{msg}");
-    // opening the array directly fails the same way
-    let direct = s.open_array(array).unwrap_err().to_string();
-    assert!(direct.contains(array), "{direct}");
+    // through the group (which plain HTTP cannot list) it fails the same way
+    if !over_http() {
+        let g = s.open_group("").unwrap();
+        let via_group = g.array(array).unwrap_err().to_string();
+        assert!(
+            via_group.contains(&url) && via_group.contains(array),
+            "{via_group}"
+        );
+    }
     msg
 }
 
@@ -115,4 +120,68 @@ fn bad_urls() {
     assert!(ZarrStore::open("ftp://x/y", StoreOptions::default()).is_err());
     assert!(ZarrStore::open("s3://", StoreOptions::default()).is_err());
     assert!(ZarrStore::open("file://relative", StoreOptions::default()).is_err());
+}
+
+/// A fixture store with corrupt metadata, opened read-only.
+fn bad_store(name: &str) -> (ZarrStore, String) {
+    let url = store_url(name);
+    (
+        ZarrStore::open(&url, StoreOptions::read_only()).unwrap(),
+        url,
+    )
+}
+
+#[test]
+fn unparsable_zarray_names_the_file() {
+    let (s, url) = bad_store("bad_zarray.zarr");
+    let m = s
+        .open_array("unparsable_zarray")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    println!("{m}");
+    assert!(
+        m.contains(&url) && m.contains("unparsable_zarray/.zarray is not valid JSON"),
+        "{m}"
+    );
+    if !over_http() {
+        // the group lists and parses its arrays: the same error
+        let g = s.open_group("").map(|_| ()).unwrap_err().to_string();
+        assert!(g.contains("unparsable_zarray/.zarray"), "{g}");
+    }
+}
+
+#[test]
+fn non_numeric_fill_value_names_the_array_and_the_value() {
+    let m = meta_err("bad_fill_value");
+    assert!(m.contains("fill_value") && m.contains("abc"), "{m}");
+}
+
+#[test]
+fn unparsable_zmetadata_names_the_file() {
+    let (s, url) = bad_store("bad_zmetadata.zarr");
+    let e = s.open_group("").map(|_| ()).unwrap_err();
+    let m = e.to_string();
+    println!("{m}");
+    assert!(m.contains(&url) && m.contains(".zmetadata"), "{m}");
+}
+
+#[test]
+fn unparsable_v3_zarr_json_names_the_file() {
+    let (s, url) = bad_store("errors_v3.zarr");
+    s.open_array("ok").unwrap();
+    let m = s
+        .open_array("unparsable")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    println!("{m}");
+    assert!(
+        m.contains(&url) && m.contains("unparsable/zarr.json"),
+        "{m}"
+    );
+    let (s, url) = bad_store("bad_root_v3.zarr");
+    let m = s.open_group("").map(|_| ()).unwrap_err().to_string();
+    println!("{m}");
+    assert!(m.contains(&url) && m.contains("zarr.json"), "{m}");
 }

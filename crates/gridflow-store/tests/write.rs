@@ -119,6 +119,7 @@ fn create_mode_refuses_an_existing_array_overwrite_replaces_it() {
 #[test]
 fn zarr_python_reads_what_gridflow_wrote() {
     let Some(py) = venv_python() else {
+        assert!(!in_ci(), "the fixtures venv is required in CI");
         println!(
             "NOTICE: fixtures venv absent (run crates/gridflow-store/tests/fixtures/setup-venv.sh); skipping the zarr-python round trip"
         );
