@@ -946,7 +946,9 @@ fn unnamed(a: ChunkedArray, sp: Span) -> R<Val> {
 fn call_da(module: &str, name: &str, mut args: Args) -> R<Val> {
     let sp = args.span;
     let what = format!("{module}.{name}");
-    let dtype = match args.take_kw("dtype") {
+    let dtype_kw = args.take_kw("dtype");
+    let dtype_given = dtype_kw.is_some();
+    let dtype = match dtype_kw {
         None => DType::F64,
         Some((v, s)) => {
             let n = as_str(&v, s, &what)?;
@@ -1012,6 +1014,12 @@ fn call_da(module: &str, name: &str, mut args: Args) -> R<Val> {
             let n = ((stop - start) / step).ceil().max(0.0) as usize;
             let chunks = chunks_arg(&mut args, &[n], &what)?;
             let size = one_axis_size(&chunks, sp, &what)?;
+            // NumPy: integers only give int64, any float gives float64
+            let dtype = if !dtype_given && args.pos.iter().all(|(v, _)| matches!(v, Val::Int(_))) {
+                DType::I64
+            } else {
+                dtype
+            };
             let a = ChunkedArray::arange(start, stop, step, size, dtype).at(sp)?;
             args.no_more(&what, 3)?;
             unnamed(a, sp)

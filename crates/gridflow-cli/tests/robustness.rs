@@ -331,3 +331,21 @@ fn the_demo_with_one_step_runs() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// NumPy's and Dask's `arange`: integer arguments give int64, any float argument float64,
+/// and `dtype=` wins.
+#[test]
+fn arange_keeps_integers_as_numpy_does() {
+    let dtype = |e: &str| eval_json(e).unwrap()["dtype"].as_str().unwrap().to_owned();
+    assert_eq!(dtype("da.arange(100000, chunks=1)"), "int64");
+    assert_eq!(dtype("da.arange(2, 10, 3)"), "int64");
+    assert_eq!(dtype("da.arange(0, 5, 0.5)"), "float64");
+    assert_eq!(dtype("da.arange(5.0)"), "float64");
+    assert_eq!(dtype("da.arange(5, dtype=\"float32\")"), "float32");
+    // an integer sum stays exact past 2**53 / 1000 and prints as an integer
+    assert_eq!(
+        values("da.arange(100000, chunks=1000).sum()"),
+        serde_json::json!([4_999_950_000_i64])
+    );
+    assert_eq!(values("da.arange(2, 10, 3)"), serde_json::json!([2, 5, 8]));
+}
