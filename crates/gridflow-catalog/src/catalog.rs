@@ -82,11 +82,13 @@ fn read_capped(
             });
         }
     }
-    gridflow_store::fetch::read_bytes(url, &options.store).map_err(|e| CatalogError::Fetch {
-        catalog: catalog.to_owned(),
-        what,
-        url: url.to_owned(),
-        source: Box::new(e),
+    gridflow_store::fetch::read_bytes_capped(url, &options.store, options.max_bytes).map_err(|e| {
+        CatalogError::Fetch {
+            catalog: catalog.to_owned(),
+            what,
+            url: url.to_owned(),
+            source: Box::new(e),
+        }
     })
 }
 

@@ -7,7 +7,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum CatalogError {
     /// The catalog JSON or its catalog file could not be read.
-    #[error("catalog {catalog}: cannot read {what} {url}: {source}")]
+    #[error("catalog {catalog}: cannot read {what} {url}")]
     Fetch {
         /// The catalog (JSON path or URL).
         catalog: String,

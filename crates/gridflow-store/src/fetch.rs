@@ -2,8 +2,8 @@
 //! `http(s)://`, `s3://` and public `gs://` buckets.
 
 use crate::error::{Result, StoreError};
-use crate::storage::{Storage, StoreOptions, StoreUrl};
-use zarrs::storage::{ReadableStorageTraits, StoreKey};
+use crate::storage::{CappedError, Storage, StoreOptions, StoreUrl};
+use zarrs::storage::StoreKey;
 
 /// Reads a whole file into memory.
 ///
@@ -25,13 +25,26 @@ use zarrs::storage::{ReadableStorageTraits, StoreKey};
 /// # Ok::<(), gridflow_store::StoreError>(())
 /// ```
 pub fn read_bytes(url: &str, options: &StoreOptions) -> Result<Vec<u8>> {
+    read_bytes_capped(url, options, u64::MAX)
+}
+
+/// [`read_bytes`] of a file of at most `limit` bytes: a bigger one is a
+/// [`StoreError::TooLarge`], decided before its content is read where the size is known
+/// (local files, `Content-Length`) and after at most `limit + 1` bytes otherwise (chunked
+/// HTTP bodies). Local paths that are not regular files (a FIFO would block) are refused
+/// without being opened.
+pub fn read_bytes_capped(url: &str, options: &StoreOptions, limit: u64) -> Result<Vec<u8>> {
     if let Some(rest) = url.strip_prefix("gs://") {
-        return read_bytes(&format!("https://storage.googleapis.com/{rest}"), options);
+        return read_bytes_capped(
+            &format!("https://storage.googleapis.com/{rest}"),
+            options,
+            limit,
+        );
     }
     let remote =
         url.starts_with("http://") || url.starts_with("https://") || url.starts_with("s3://");
     if !remote {
-        return read_local(url);
+        return read_local(url, limit);
     }
     let bad = |detail: &str| StoreError::Url {
         url: url.to_owned(),
@@ -47,21 +60,31 @@ pub fn read_bytes(url: &str, options: &StoreOptions) -> Result<Vec<u8>> {
     let dir_url = StoreUrl::parse(dir)?;
     let storage = Storage::new(&dir_url, options)?;
     let key = StoreKey::new(name).map_err(|e| bad(&e.to_string()))?;
-    match storage.get(&key) {
+    match storage.get_capped(&key, limit) {
         Ok(Some(bytes)) => Ok(bytes.to_vec()),
         Ok(None) => Err(StoreError::NotFound {
             url: dir_url.to_string(),
             what: "file",
             path: name.to_owned(),
         }),
-        Err(e) => Err(StoreError::Storage {
+        Err(CappedError::TooLarge { size, limit }) => Err(StoreError::TooLarge {
+            url: dir_url.to_string(),
+            key: name.to_owned(),
+            size,
+            limit,
+        }),
+        Err(CappedError::NotRegular { path }) => Err(StoreError::NotRegularFile {
+            url: dir_url.to_string(),
+            path: path.display().to_string(),
+        }),
+        Err(CappedError::Storage(e)) => Err(StoreError::Storage {
             url: url.to_owned(),
             detail: e.to_string(),
         }),
     }
 }
 
-fn read_local(url: &str) -> Result<Vec<u8>> {
+fn read_local(url: &str, limit: u64) -> Result<Vec<u8>> {
     let path = match url.strip_prefix("file://") {
         Some(p) if p.starts_with('/') => p,
         Some(_) => {
@@ -79,23 +102,46 @@ fn read_local(url: &str) -> Result<Vec<u8>> {
         }
         None => url,
     };
-    std::fs::read(path).map_err(|e| {
-        let shown = std::path::absolute(path)
+    let shown = std::path::absolute(path).unwrap_or_else(|_| std::path::PathBuf::from(path));
+    let io = |source: std::io::Error| StoreError::Io {
+        op: "reading",
+        path: shown.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(StoreError::NotRegularFile {
+            url: shown.display().to_string(),
+            path: shown.display().to_string(),
+        });
+    }
+    let too_large = |size: u64| StoreError::TooLarge {
+        url: shown
+            .parent()
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| path.to_owned());
-        if e.kind() == std::io::ErrorKind::NotFound {
-            StoreError::NotFound {
-                url: shown,
-                what: "file",
-                path: String::new(),
-            }
-        } else {
-            StoreError::Storage {
-                url: shown,
-                detail: e.to_string(),
-            }
-        }
-    })
+            .unwrap_or_default(),
+        key: shown
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        size,
+        limit,
+    };
+    if meta.len() > limit {
+        return Err(too_large(meta.len()));
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    // the file may have grown since: read at most one byte past the cap
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, limit.saturating_add(1)),
+        &mut buf,
+    )
+    .map_err(io)?;
+    if buf.len() as u64 > limit {
+        return Err(too_large(buf.len() as u64));
+    }
+    Ok(buf)
 }
 
 #[cfg(test)]
@@ -114,8 +160,33 @@ mod tests {
         assert_eq!(read_bytes(&url, &opts).unwrap(), b"{}");
         let missing = dir.join("missing.json");
         let err = read_bytes(missing.to_str().unwrap(), &opts).unwrap_err();
-        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+        assert!(
+            matches!(&err, StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+            "{err}"
+        );
         assert!(err.to_string().contains("missing.json"), "{err}");
+        // the cap, and special files
+        std::fs::write(&file, vec![b' '; 100]).unwrap();
+        let err = read_bytes_capped(file.to_str().unwrap(), &opts, 99).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::TooLarge {
+                    size: 100,
+                    limit: 99,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            read_bytes_capped(file.to_str().unwrap(), &opts, 100)
+                .unwrap()
+                .len(),
+            100
+        );
+        let err = read_bytes(dir.to_str().unwrap(), &opts).unwrap_err();
+        assert!(matches!(err, StoreError::NotRegularFile { .. }), "{err}");
         let err = read_bytes("ftp://host/x.json", &opts).unwrap_err();
         assert!(err.to_string().contains("unsupported scheme"), "{err}");
         let err = read_bytes("https://host/dir/", &opts).unwrap_err();
