@@ -832,8 +832,12 @@ impl ZarrArray {
         else {
             return Ok(None);
         };
-        let n: usize = self.chunk_shape.iter().product();
-        let nbytes = n * N;
+        let nbytes = self
+            .chunk_shape
+            .iter()
+            .try_fold(N, |a, &b| a.checked_mul(b))
+            .ok_or_else(|| self.chunk_err(idx, "the chunk shape's size overflows"))?;
+        let n = nbytes / N;
         let opts = CodecOptions::default();
         let decoder = codec
             .partial_decoder(

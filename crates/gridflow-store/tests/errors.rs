@@ -116,3 +116,31 @@ fn bad_urls() {
     assert!(ZarrStore::open("s3://", StoreOptions::default()).is_err());
     assert!(ZarrStore::open("file://relative", StoreOptions::default()).is_err());
 }
+
+/// Fuzz case: a blosc array whose chunks are `[2**64 - 1, 5, 6]` panicked with a multiply
+/// overflow when its (present) chunk was read; it is a chunk error now.
+#[test]
+fn chunk_size_overflow_is_an_error() {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chunk-size-overflow.zarr");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::write(dir.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+    std::fs::write(
+        dir.join("a/.zarray"),
+        r#"{"shape": [12, 5, 6], "chunks": [18446744073709551615, 5, 6], "dtype": "<f8",
+            "fill_value": "NaN", "order": "C", "filters": null, "dimension_separator": ".",
+            "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
+                           "blocksize": 0}, "zarr_format": 2}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("a/0.0.0"), [0u8; 32]).unwrap();
+    let s = ZarrStore::open(dir.to_str().unwrap(), StoreOptions::read_only()).unwrap();
+    let e = match s.open_group("").unwrap().array("a") {
+        Ok(a) => a.read_chunk(&[0, 0, 0]).unwrap_err(),
+        Err(e) => e,
+    };
+    let msg = e.to_string();
+    assert!(msg.contains("overflow") || msg.contains("too"), "{msg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
