@@ -114,6 +114,21 @@ pub fn open_zarr(url: &str, options: &OpenOptions) -> Result<Dataset> {
         {
             v.attrs.insert("_FillValue".into(), scalar_json(f));
         }
+        // xarray writes a float `_FillValue` to v3 as base64 of a little-endian float64
+        if format == ZarrFormat::V3
+            && arr.dtype().is_float()
+            && let Some(Value::String(text)) = v.attrs.get("_FillValue")
+        {
+            let f = decode_base64_f64(text).ok_or_else(|| DatasetError::Attribute {
+                var: full.clone(),
+                attr: "_FillValue".into(),
+                detail: format!(
+                    "{text:?} is not a base64-encoded float64 (how xarray writes a float _FillValue to Zarr v3)"
+                ),
+            })?;
+            v.attrs
+                .insert("_FillValue".into(), scalar_json(Scalar::Float(f)));
+        }
         raw.insert(path, v);
     }
     let mut ds = decode_cf(raw, group.attrs().clone(), &options.decode)?;
@@ -123,6 +138,33 @@ pub fn open_zarr(url: &str, options: &OpenOptions) -> Result<Dataset> {
         json!(if format == ZarrFormat::V2 { 2 } else { 3 }),
     );
     Ok(ds)
+}
+
+/// The float64 that standard base64 `text` (with padding) encodes in 8 little-endian bytes.
+fn decode_base64_f64(text: &str) -> Option<f64> {
+    let b = text.as_bytes();
+    // 8 bytes are 12 characters, the last one padding
+    if b.len() != 12 || b[11] != b'=' {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for &c in &b[..11] {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u128::from(v);
+    }
+    // 66 bits: the 64 of the value, then 2 that must be zero
+    if bits & 0b11 != 0 {
+        return None;
+    }
+    let raw = u64::try_from(bits >> 2).ok()?;
+    Some(f64::from_le_bytes(raw.to_be_bytes()))
 }
 
 fn scalar_json(s: Scalar) -> Value {

@@ -1,0 +1,77 @@
+//! Zarr v3 stores written by xarray keep a float `_FillValue` attribute base64-encoded
+//! (little-endian float64; xarray's `FillValueCoder`): gridflow decodes it as xarray does.
+//! Found while building the fuzz harness's v3 seed: every float variable xarray 2026.9.0
+//! writes to v3 has one (NaN by default), and gridflow refused to open such stores.
+#![allow(clippy::unwrap_used)]
+
+use gridflow_dataset::{OpenOptions, open_zarr};
+use std::path::PathBuf;
+
+/// A v3 store laid out as xarray 2026.9.0 writes
+/// `Dataset({"tas": ("t", [1, nan, 3] as float32)}, coords={"t": [0.5, 1, 2]})` with
+/// `encoding={"tas": {"_FillValue": -999.0}}` (chunks uncompressed here).
+fn store(name: &str, tas_fill: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tas/c")).unwrap();
+    std::fs::create_dir_all(dir.join("t/c")).unwrap();
+    std::fs::write(
+        dir.join("zarr.json"),
+        r#"{"zarr_format": 3, "node_type": "group", "attributes": {}}"#,
+    )
+    .unwrap();
+    let array = |dtype: &str, fill: &str| {
+        format!(
+            r#"{{"zarr_format": 3, "node_type": "array", "shape": [3], "data_type": "{dtype}",
+            "chunk_grid": {{"name": "regular", "configuration": {{"chunk_shape": [3]}}}},
+            "chunk_key_encoding": {{"name": "default", "configuration": {{"separator": "/"}}}},
+            "fill_value": "NaN",
+            "codecs": [{{"name": "bytes", "configuration": {{"endian": "little"}}}}],
+            "attributes": {{"_FillValue": {fill}}}, "dimension_names": ["t"]}}"#
+        )
+    };
+    std::fs::write(dir.join("tas/zarr.json"), array("float32", tas_fill)).unwrap();
+    std::fs::write(
+        dir.join("t/zarr.json"),
+        array("float64", r#""AAAAAAAA+H8=""#),
+    )
+    .unwrap();
+    let tas: Vec<u8> = [1.0f32, -999.0, 3.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(dir.join("tas/c/0"), tas).unwrap();
+    let t: Vec<u8> = [0.5f64, 1.0, 2.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(dir.join("t/c/0"), t).unwrap();
+    dir
+}
+
+#[test]
+fn base64_fill_value_masks_as_in_xarray() {
+    let dir = store("v3-fill-b64.zarr", r#""AAAAAAA4j8A=""#);
+    let ds = open_zarr(dir.to_str().unwrap(), &OpenOptions::default()).unwrap();
+    let tas = ds.get("tas").unwrap().to_f64_vec().unwrap();
+    // xarray.open_zarr(...).tas.values == [1.0, nan, 3.0]
+    assert_eq!(tas[0], 1.0);
+    assert!(tas[1].is_nan(), "{tas:?}");
+    assert_eq!(tas[2], 3.0);
+    assert_eq!(ds.get("t").unwrap().to_f64_vec().unwrap(), [0.5, 1.0, 2.0]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_fill_value_that_is_not_base64_is_an_error() {
+    // xarray raises too (binascii.Error: Incorrect padding)
+    let dir = store("v3-fill-bad.zarr", r#""NaN""#);
+    let e = open_zarr(dir.to_str().unwrap(), &OpenOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tas") && e.contains("_FillValue") && e.contains("base64"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
