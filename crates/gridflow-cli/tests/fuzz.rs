@@ -972,11 +972,33 @@ fn v3_dataset_seed() -> Files {
   "fill_value": "NaN",
   "codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
              {"name": "gzip", "configuration": {"level": 1}}],
-  "attributes": {"units": "K", "_FillValue": "NaN", "scale_factor": 1.0, "add_offset": 0.0},
+  "attributes": {"units": "K", "_FillValue": "AAAAAAAA+H8=", "scale_factor": 1.0, "add_offset": 0.0},
   "dimension_names": ["time", "x"]}"#
             .to_vec(),
     );
-    // the chunks are left out: missing chunks read as the fill value
+    // a sharded array: one 4 x 3 shard of 2 x 3 inner chunks, index at the end
+    f.insert(
+        "sh/zarr.json".into(),
+        br#"{"zarr_format": 3, "node_type": "array", "shape": [4, 3], "data_type": "float32",
+  "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [4, 3]}},
+  "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+  "fill_value": 0.0,
+  "codecs": [{"name": "sharding_indexed", "configuration": {
+      "chunk_shape": [2, 3],
+      "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+      "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+      "index_location": "end"}}],
+  "attributes": {"units": "m"},
+  "dimension_names": ["time", "x"]}"#
+            .to_vec(),
+    );
+    let mut shard: Vec<u8> = (0..12u8).flat_map(|v| f32::from(v).to_le_bytes()).collect();
+    for (offset, nbytes) in [(0u64, 24u64), (24, 24)] {
+        shard.extend(offset.to_le_bytes());
+        shard.extend(nbytes.to_le_bytes());
+    }
+    f.insert("sh/c/0/0".into(), shard);
+    // tas's chunks are left out: missing chunks read as the fill value
     f
 }
 
