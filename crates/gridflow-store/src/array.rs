@@ -437,6 +437,16 @@ impl ZarrArray {
             .iter()
             .map(|c| usize::try_from(c.get()).unwrap_or(usize::MAX))
             .collect();
+        // zarrs multiplies a chunk's size out unchecked (a panic, or a wrapped size)
+        if chunk_shape
+            .iter()
+            .try_fold(dtype.size(), |a, &c| a.checked_mul(c))
+            .is_none()
+        {
+            return Err(meta_err(format!(
+                "chunks {chunk_shape:?}: a chunk's size in bytes overflows"
+            )));
+        }
         let shape = to_usize(array.shape());
         let grid_shape = to_usize(array.chunk_grid_shape());
         let null_fill = entry.format == ZarrFormat::V2
@@ -706,7 +716,9 @@ impl ZarrArray {
         let Some((&chunk_rows, rest)) = self.chunk_shape.split_first() else {
             return Ok(false);
         };
-        let row_elems: usize = rest.iter().product();
+        let Some(row_elems) = rest.iter().try_fold(1usize, |a, &b| a.checked_mul(b)) else {
+            return Ok(false);
+        };
         let expected = chunk_rows
             .checked_mul(row_elems)
             .and_then(|e| e.checked_mul(N))

@@ -144,3 +144,65 @@ fn chunk_size_overflow_is_an_error() {
     assert!(msg.contains("overflow") || msg.contains("too"), "{msg}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Fuzz cases: chunk shapes whose byte size overflows panicked with a multiply overflow
+/// inside zarrs (a sharded v3 array with chunks `[4, 2**64 - 1]`) or while streaming a
+/// blosc chunk (v2 chunks `[4, 5, 2**63 - 1]`); they are metadata errors now.
+#[test]
+fn chunk_shapes_whose_size_overflows_are_refused() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chunk-overflow-2.zarr");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("v2")).unwrap();
+    std::fs::create_dir_all(dir.join("sh/c/0")).unwrap();
+    std::fs::write(
+        dir.join("zarr.json"),
+        r#"{"zarr_format": 3, "node_type": "group"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("sh/zarr.json"),
+        r#"{"zarr_format": 3, "node_type": "array", "shape": [4, 3], "data_type": "float32",
+          "chunk_grid": {"name": "regular",
+                         "configuration": {"chunk_shape": [4, 18446744073709551615]}},
+          "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+          "fill_value": 0.0,
+          "codecs": [{"name": "sharding_indexed", "configuration": {
+              "chunk_shape": [2, 3],
+              "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+              "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+              "index_location": "end"}}]}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("sh/c/0/0"), [0u8; 80]).unwrap();
+    let s = ZarrStore::open(dir.to_str().unwrap(), StoreOptions::read_only()).unwrap();
+    let e = match s.open_group("").unwrap().array("sh") {
+        Ok(a) => a.read_chunk(&[0, 0]).unwrap_err(),
+        Err(e) => e,
+    };
+    assert!(e.to_string().contains("overflow"), "{e}");
+
+    let v2 = dir.join("v2.zarr");
+    std::fs::create_dir_all(v2.join("a")).unwrap();
+    std::fs::write(v2.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+    std::fs::write(
+        v2.join("a/.zarray"),
+        r#"{"shape": [12, 5, 6], "chunks": [4, 5, 9223372036854775807], "dtype": "<f4",
+            "fill_value": "NaN", "order": "C", "filters": null, "dimension_separator": ".",
+            "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
+                           "blocksize": 0}, "zarr_format": 2}"#,
+    )
+    .unwrap();
+    std::fs::write(v2.join("a/0.0.0"), [0u8; 32]).unwrap();
+    let s = ZarrStore::open(v2.to_str().unwrap(), StoreOptions::read_only()).unwrap();
+    let e = match s.open_group("").unwrap().array("a") {
+        Ok(a) => a
+            .to_chunked(None)
+            .unwrap()
+            .compute()
+            .unwrap_err()
+            .to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("overflow"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
