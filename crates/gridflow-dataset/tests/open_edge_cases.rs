@@ -1,7 +1,10 @@
+//! Stores that opened wrongly or made gridflow panic, found with the fuzz harness
+//! (`crates/gridflow-cli/tests/fuzz.rs`) and while building its seeds.
+//!
 //! Zarr v3 stores written by xarray keep a float `_FillValue` attribute base64-encoded
 //! (little-endian float64; xarray's `FillValueCoder`): gridflow decodes it as xarray does.
-//! Found while building the fuzz harness's v3 seed: every float variable xarray 2026.9.0
-//! writes to v3 has one (NaN by default), and gridflow refused to open such stores.
+//! Every float variable xarray 2026.9.0 writes to v3 has one (NaN by default), and gridflow
+//! refused to open such stores.
 #![allow(clippy::unwrap_used)]
 
 use gridflow_dataset::{OpenOptions, open_zarr};
@@ -73,5 +76,23 @@ fn a_fill_value_that_is_not_base64_is_an_error() {
         e.contains("tas") && e.contains("_FillValue") && e.contains("base64"),
         "{e}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fuzz case: an attribute name (or a variable name) longer than 65535 characters made the
+/// dataset repr panic ("Formatting argument out of range": a `{:<w$}` width beyond u16::MAX).
+#[test]
+fn repr_with_very_long_names() {
+    let dir = store("long-names.zarr", r#""AAAAAAA4j8A=""#);
+    let long = "k".repeat(70_000);
+    std::fs::write(
+        dir.join("zarr.json"),
+        format!(r#"{{"zarr_format": 3, "node_type": "group", "attributes": {{"{long}": 1}}}}"#),
+    )
+    .unwrap();
+    let ds = open_zarr(dir.to_str().unwrap(), &OpenOptions::default()).unwrap();
+    let text = ds.to_string();
+    let line = text.lines().find(|l| l.contains(&long)).unwrap();
+    assert!(line.ends_with(": 1"), "{}", &line[line.len() - 10..]);
     let _ = std::fs::remove_dir_all(&dir);
 }
