@@ -253,7 +253,9 @@ fn supervise(target: &str, test_name: &str) {
             })
             .unwrap_or("the child died")
             .to_string();
-        let report = format!("{first} ({})\n{tail}", out.status);
+        // the head holds the panic message, the tail how the child ended
+        let head = lines[..lines.len().min(30)].join("\n");
+        let report = format!("{first} ({})\n{head}\n...\n{tail}", out.status);
         save_report(&work, target, at, &report);
         next = at + 1;
         if Instant::now() >= deadline {
@@ -419,6 +421,8 @@ fn run_child(target: &str) {
         let panics = panics.clone();
         std::panic::set_hook(Box::new(move |info| {
             let bt = std::backtrace::Backtrace::force_capture();
+            // also on stderr: a panic outside a case (in the harness) must show
+            eprintln!("{info}");
             if let Ok(mut p) = panics.lock() {
                 p.push(format!("{info}\n{bt}"));
             }
@@ -452,11 +456,11 @@ fn run_child(target: &str) {
     let mut i = start_at;
     while Instant::now() < deadline || i < fuzzer.seed_count() as u64 {
         let mut rng = case_rng(seed, i);
+        // the counts so far travel with the index, for the parent if this child dies
+        fs::write(work.join("index"), format!("{i} {accepted} {refused}")).unwrap();
         let _ = fs::remove_dir_all(&case_dir);
         fs::create_dir_all(&case_dir).unwrap();
         fuzzer.prepare(i, &mut rng, &case_dir);
-        // the counts so far travel with the index, for the parent if this child dies
-        fs::write(work.join("index"), format!("{i} {accepted} {refused}")).unwrap();
         started.store(t0.elapsed().as_millis().max(1) as u64, Ordering::SeqCst);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             fuzzer.run(i, &case_dir, &mut rng)
