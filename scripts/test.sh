@@ -44,7 +44,17 @@ source target/test-servers/env
 env | grep '^GRIDFLOW_TEST_' | sort
 
 step "tests"
-cargo nextest run --workspace -j "$jobs" --build-jobs "$jobs" --no-fail-fast
+# the fuzz harness runs in its own step below, with its time budget and case counts shown
+cargo nextest run --workspace -j "$jobs" --build-jobs "$jobs" --no-fail-fast \
+  -E 'not (package(gridflow-cli) and binary(fuzz))'
+
+step "fuzz harness (7 targets, ${GRIDFLOW_FUZZ_SECS:-20} s each under a 2 GiB address-space cap; case counts below)"
+# crates/gridflow-cli/tests/fuzz.rs: mutated Zarr v2/v3 metadata, .zmetadata, catalog
+# JSON/CSV and expressions; a panic, abort, hang or crash fails with the case printed.
+# GRIDFLOW_FUZZ_SECS=600 for a longer local run.
+GRIDFLOW_FUZZ_SECS="${GRIDFLOW_FUZZ_SECS:-20}" \
+  cargo nextest run -p gridflow-cli --test fuzz -j "$jobs" --build-jobs "$jobs" --no-fail-fast \
+  --success-output immediate
 
 step "store fixture tests again, the stores served over HTTP by http-server"
 # the same tests, with every fixture store opened at GRIDFLOW_STORE_TEST_BASE_URL/<store>;

@@ -628,15 +628,19 @@ impl EsmCatalog {
             .table
             .columns
             .iter()
-            .map(|c| c.name.len())
+            .map(|c| c.name.chars().count())
             .max()
             .unwrap_or(0);
+        // padded by hand: `{:width$}` panics on widths beyond u16::MAX (a column name
+        // can be that long)
+        let pad = |name: &str| " ".repeat(width.saturating_sub(name.chars().count()));
         let mut out = format!("{self}:\n");
-        out.push_str(&format!("  {:width$}  unique\n", "column"));
+        out.push_str(&format!("  column{}  unique\n", pad("column")));
         for c in &self.table.columns {
             out.push_str(&format!(
-                "  {:width$}  {:>6}\n",
+                "  {}{}  {:>6}\n",
                 c.name,
+                pad(&c.name),
                 nunique.get(&c.name).copied().unwrap_or(0)
             ));
         }

@@ -363,11 +363,17 @@ impl EsmCatalog {
             })
             .collect();
         let aggregations = ac.map(|a| a.aggregations.as_slice()).unwrap_or_default();
-        let join_new: Vec<&Column> = aggregations
+        // intake-esm keys expand_dims by column: a repeated join_new adds no dimension
+        let mut join_new: Vec<&Column> = Vec::new();
+        for c in aggregations
             .iter()
             .filter(|a| a.kind == AggregationType::JoinNew)
             .filter_map(|a| self.column(&a.attribute_name))
-            .collect();
+        {
+            if !join_new.iter().any(|j| j.name == c.name) {
+                join_new.push(c);
+            }
+        }
         let join_existing = aggregations
             .iter()
             .find(|a| a.kind == AggregationType::JoinExisting);

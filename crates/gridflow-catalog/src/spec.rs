@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+/// Most `join_new` aggregations (distinct columns) a catalog may declare: each adds a
+/// dimension, and NumPy (so xarray) arrays have at most 64.
+const MAX_JOIN_NEW: usize = 64;
+
 /// The catalog JSON without its rows (`catalog_dict` is read into the table).
 ///
 /// Required: `esmcat_version`, `attributes`, `assets`; everything else is optional. Unknown
@@ -203,6 +207,23 @@ pub(crate) fn parse(catalog: &str, text: &str) -> Result<(CollectionSpec, Option
                     ));
                 }
             };
+            let mut join_new: Vec<&str> = Vec::new();
+            for a in &aggregations {
+                if a.kind == AggregationType::JoinNew
+                    && !join_new.contains(&a.attribute_name.as_str())
+                {
+                    join_new.push(&a.attribute_name);
+                }
+            }
+            if join_new.len() > MAX_JOIN_NEW {
+                return Err(spec_err(
+                    "aggregation_control.aggregations",
+                    format!(
+                        "{} join_new aggregations over distinct columns; at most {MAX_JOIN_NEW} (each adds a dimension, and NumPy arrays have at most {MAX_JOIN_NEW})",
+                        join_new.len()
+                    ),
+                ));
+            }
             Some(AggregationControl {
                 variable_column_name: g
                     .required_in("aggregation_control", "variable_column_name")?,

@@ -306,3 +306,92 @@ fn inline_catalog_errors() {
         .to_string();
     assert!(e.contains("<inline JSON>") && e.contains("object"), "{e}");
 }
+
+/// An inline catalog whose aggregations are `aggs` (JSON list items) over rows with the
+/// columns `m`, `var`, `path` and `c0`..`c69`.
+fn catalog_with_aggregations(aggs: &[String]) -> gridflow_catalog::Result<EsmCatalog> {
+    let row = |member: &str| {
+        let extra: String = (0..70).map(|i| format!(r#", "c{i}": "x{i}""#)).collect();
+        format!(
+            r#"{{"m": "model", "var": "tas", "member": "{member}", "path": "{member}.zarr", "fmt": "zarr"{extra}}}"#
+        )
+    };
+    let json = format!(
+        r#"{{"esmcat_version": "0.1.0", "id": "aggs", "attributes": [],
+        "assets": {{"column_name": "path", "format": "zarr"}},
+        "aggregation_control": {{"variable_column_name": "var", "groupby_attrs": ["m"],
+          "aggregations": [{}]}},
+        "catalog_dict": [{}, {}]}}"#,
+        aggs.join(", "),
+        row("r1"),
+        row("r2")
+    );
+    EsmCatalog::from_json_str(&json, Some("mem.json"))
+}
+
+/// Fuzz case: 1000 `join_new` aggregations over the same column overflowed the stack while
+/// planning (one tree level per aggregation). intake-esm keys `expand_dims` by column, so a
+/// repeated join_new adds no dimension.
+#[test]
+fn repeated_join_new_aggregations_add_one_dimension() {
+    let one = r#"{"type": "join_new", "attribute_name": "member"}"#.to_string();
+    let plan_of = |n: usize| {
+        let cat = catalog_with_aggregations(&vec![one.clone(); n]).unwrap();
+        let plans = cat.dataset_plans().unwrap();
+        assert_eq!(plans.len(), 1);
+        plans[0].root.clone()
+    };
+    let single = format!("{:?}", plan_of(1));
+    assert!(single.contains("JoinNew"), "{single}");
+    assert_eq!(format!("{:?}", plan_of(1000)), single);
+}
+
+/// More join_new dimensions than a NumPy array can have (64) are refused up front, naming
+/// the field, instead of planning a tree that deep.
+#[test]
+fn too_many_join_new_dimensions_are_refused() {
+    let aggs = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| format!(r#"{{"type": "join_new", "attribute_name": "c{i}"}}"#))
+            .collect()
+    };
+    assert!(
+        catalog_with_aggregations(&aggs(64))
+            .unwrap()
+            .dataset_plans()
+            .is_ok()
+    );
+    let e = catalog_with_aggregations(&aggs(65)).unwrap_err();
+    assert!(matches!(e, CatalogError::Spec { .. }), "{e:?}");
+    let e = e.to_string();
+    assert!(
+        e.contains("aggregation_control.aggregations") && e.contains("65") && e.contains("64"),
+        "{e}"
+    );
+}
+
+/// Fuzz case: a column name longer than 65535 characters made `summary` panic ("Formatting
+/// argument out of range": a `{:width$}` width beyond u16::MAX).
+#[test]
+fn summary_of_a_very_long_column_name() {
+    let long = "x".repeat(70_000);
+    let json = format!(
+        r#"{{"esmcat_version": "0.1.0", "id": "long", "attributes": [],
+        "assets": {{"column_name": "path", "format": "zarr"}},
+        "catalog_dict": [{{"path": "a.zarr", "{long}": "v"}}]}}"#
+    );
+    let cat = EsmCatalog::from_json_str(&json, Some("mem.json")).unwrap();
+    let s = cat.summary();
+    let line = s.lines().find(|l| l.contains(&long)).unwrap();
+    assert!(
+        line.trim_end().ends_with(" 1"),
+        "{}",
+        &line[line.len() - 20..]
+    );
+    let path = s
+        .lines()
+        .find(|l| l.trim_start().starts_with("path "))
+        .unwrap();
+    // columns padded to the longest name, counts aligned
+    assert_eq!(path.len(), line.len());
+}

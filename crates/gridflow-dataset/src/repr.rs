@@ -227,6 +227,13 @@ fn fit(items: &[String], width: usize) -> String {
     }
 }
 
+/// `s` padded with spaces to `width` characters; by hand, as `{:<w$}` panics on widths
+/// beyond u16::MAX (names and attribute keys from a store can be that long).
+fn pad(s: &str, width: usize) -> String {
+    let fill = width.saturating_sub(s.chars().count());
+    format!("{s}{}", " ".repeat(fill))
+}
+
 fn var_line(
     out: &mut String,
     name: &str,
@@ -236,11 +243,11 @@ fn var_line(
     col: usize,
 ) {
     let head = format!(
-        "  {marker} {name:<w$} {} {} {} ",
+        "  {marker} {} {} {} {} ",
+        pad(name, col),
         dims_text(v),
         dtype_text(v),
         format_bytes(v.data().nbytes()),
-        w = col
     );
     let room = 100usize.saturating_sub(head.chars().count()).max(20);
     let _ = writeln!(out, "{head}{}", preview(v, index, room));
@@ -274,7 +281,7 @@ fn attrs_block(out: &mut String, attrs: &Attrs) {
         } else {
             text
         };
-        let _ = writeln!(out, "    {:<col$} {text}", format!("{k}:"));
+        let _ = writeln!(out, "    {} {text}", pad(&format!("{k}:"), col));
     }
 }
 
@@ -296,7 +303,7 @@ impl fmt::Display for Dataset {
             .max()
             .unwrap_or(0)
             .max(8);
-        let _ = writeln!(out, "{:<w$}({})", "Dimensions:", d.join(", "), w = col + 5);
+        let _ = writeln!(out, "{}({})", pad("Dimensions:", col + 5), d.join(", "));
         if !self.coords.is_empty() {
             let _ = writeln!(out, "Coordinates:");
             for (k, v) in &self.coords {

@@ -455,6 +455,16 @@ impl ZarrArray {
                 dtype.name()
             )));
         }
+        // zarrs multiplies a chunk's size out unchecked (a panic, or a wrapped size)
+        if chunk_shape
+            .iter()
+            .try_fold(dtype.size(), |a, &c| a.checked_mul(c))
+            .is_none()
+        {
+            return Err(meta_err(format!(
+                "chunks {chunk_shape:?}: a chunk's size in bytes overflows"
+            )));
+        }
         let shape = to_usize(array.shape());
         let grid_shape = to_usize(array.chunk_grid_shape());
         let null_fill = entry.format == ZarrFormat::V2
@@ -738,7 +748,9 @@ impl ZarrArray {
         let Some((&chunk_rows, rest)) = self.chunk_shape.split_first() else {
             return Ok(false);
         };
-        let row_elems: usize = rest.iter().product();
+        let Some(row_elems) = rest.iter().try_fold(1usize, |a, &b| a.checked_mul(b)) else {
+            return Ok(false);
+        };
         let expected = chunk_rows
             .checked_mul(row_elems)
             .and_then(|e| e.checked_mul(N))
@@ -864,8 +876,28 @@ impl ZarrArray {
         else {
             return Ok(None);
         };
-        let n: usize = self.chunk_shape.iter().product();
-        let nbytes = n * N;
+        let nbytes = self
+            .chunk_shape
+            .iter()
+            .try_fold(N, |a, &b| a.checked_mul(b))
+            .ok_or_else(|| self.chunk_err(idx, "the chunk shape's size overflows"))?;
+        let n = nbytes / N;
+        // the frame says how many bytes it holds: a chunk shape that disagrees (metadata
+        // claiming gigabytes over a small frame) is refused before anything is allocated
+        if let Some(claimed) = encoded
+            .get(4..8)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_le_bytes)
+            && usize::try_from(claimed).ok() != Some(nbytes)
+        {
+            return Err(self.chunk_err(
+                idx,
+                format!(
+                    "the blosc frame holds {claimed} bytes, the chunk shape {:?} {nbytes}",
+                    self.chunk_shape
+                ),
+            ));
+        }
         let opts = CodecOptions::default();
         let decoder = codec
             .partial_decoder(

@@ -185,3 +185,123 @@ fn unparsable_v3_zarr_json_names_the_file() {
     println!("{m}");
     assert!(m.contains(&url) && m.contains("zarr.json"), "{m}");
 }
+
+/// Fuzz case: a blosc array whose chunks are `[2**64 - 1, 5, 6]` panicked with a multiply
+/// overflow when its (present) chunk was read; it is a chunk error now.
+#[test]
+fn chunk_size_overflow_is_an_error() {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chunk-size-overflow.zarr");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::write(dir.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+    std::fs::write(
+        dir.join("a/.zarray"),
+        r#"{"shape": [12, 5, 6], "chunks": [18446744073709551615, 5, 6], "dtype": "<f8",
+            "fill_value": "NaN", "order": "C", "filters": null, "dimension_separator": ".",
+            "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
+                           "blocksize": 0}, "zarr_format": 2}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("a/0.0.0"), [0u8; 32]).unwrap();
+    let s = ZarrStore::open(dir.to_str().unwrap(), StoreOptions::read_only()).unwrap();
+    let e = match s.open_group("").unwrap().array("a") {
+        Ok(a) => a.read_chunk(&[0, 0, 0]).unwrap_err(),
+        Err(e) => e,
+    };
+    let msg = e.to_string();
+    assert!(msg.contains("overflow") || msg.contains("too"), "{msg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fuzz cases: chunk shapes whose byte size overflows panicked with a multiply overflow
+/// inside zarrs (a sharded v3 array with chunks `[4, 2**64 - 1]`) or while streaming a
+/// blosc chunk (v2 chunks `[4, 5, 2**63 - 1]`); they are metadata errors now.
+#[test]
+fn chunk_shapes_whose_size_overflows_are_refused() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chunk-overflow-2.zarr");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("v2")).unwrap();
+    std::fs::create_dir_all(dir.join("sh/c/0")).unwrap();
+    std::fs::write(
+        dir.join("zarr.json"),
+        r#"{"zarr_format": 3, "node_type": "group"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("sh/zarr.json"),
+        r#"{"zarr_format": 3, "node_type": "array", "shape": [4, 3], "data_type": "float32",
+          "chunk_grid": {"name": "regular",
+                         "configuration": {"chunk_shape": [4, 18446744073709551615]}},
+          "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+          "fill_value": 0.0,
+          "codecs": [{"name": "sharding_indexed", "configuration": {
+              "chunk_shape": [2, 3],
+              "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+              "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+              "index_location": "end"}}]}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("sh/c/0/0"), [0u8; 80]).unwrap();
+    let s = ZarrStore::open(dir.to_str().unwrap(), StoreOptions::read_only()).unwrap();
+    let e = match s.open_group("").unwrap().array("sh") {
+        Ok(a) => a.read_chunk(&[0, 0]).unwrap_err(),
+        Err(e) => e,
+    };
+    assert!(e.to_string().contains("overflow"), "{e}");
+
+    let v2 = dir.join("v2.zarr");
+    std::fs::create_dir_all(v2.join("a")).unwrap();
+    std::fs::write(v2.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+    std::fs::write(
+        v2.join("a/.zarray"),
+        r#"{"shape": [12, 5, 6], "chunks": [4, 5, 9223372036854775807], "dtype": "<f4",
+            "fill_value": "NaN", "order": "C", "filters": null, "dimension_separator": ".",
+            "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
+                           "blocksize": 0}, "zarr_format": 2}"#,
+    )
+    .unwrap();
+    std::fs::write(v2.join("a/0.0.0"), [0u8; 32]).unwrap();
+    let s = ZarrStore::open(v2.to_str().unwrap(), StoreOptions::read_only()).unwrap();
+    let e = match s.open_group("").unwrap().array("a") {
+        Ok(a) => a
+            .to_chunked(None)
+            .unwrap()
+            .compute()
+            .unwrap_err()
+            .to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("overflow"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fuzz case: chunks declared far larger than the array (`chunks: [10000000000]` over a
+/// 5-element array whose chunk on disk is a small blosc frame) made the read allocate the
+/// declared 80 GB and abort; the frame's own size disagrees, so it is a chunk error now.
+#[test]
+fn a_chunk_shape_the_blosc_frame_does_not_hold_is_an_error() {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chunk-claims-too-much.zarr");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("lat")).unwrap();
+    let src = common::fixtures().join("cmip6_mini.zarr/lat");
+    std::fs::write(dir.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+    std::fs::copy(src.join("0"), dir.join("lat/0")).unwrap();
+    let zarray = std::fs::read_to_string(src.join(".zarray"))
+        .unwrap()
+        .replace(
+            "\"chunks\": [\n    5\n  ]",
+            "\"chunks\": [\n    10000000000\n  ]",
+        );
+    assert!(zarray.contains("10000000000"), "{zarray}");
+    std::fs::write(dir.join("lat/.zarray"), zarray).unwrap();
+    let store = ZarrStore::open(dir.to_str().unwrap(), StoreOptions::read_only()).unwrap();
+    let e = store
+        .open_array("lat")
+        .and_then(|a| a.read_chunk(&[0]).map(|_| ()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("blosc frame holds 40 bytes"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
