@@ -725,17 +725,21 @@ fn read_catalog_file(
         }
     };
     let lower = resolved.to_ascii_lowercase();
+    if lower.ends_with(".parquet") {
+        let raw = read_capped(name, "the catalog file", &resolved, options)?;
+        return table::read_parquet(name, &resolved, raw);
+    }
     let gz = if lower.ends_with(".csv.gz") {
         true
     } else if lower.ends_with(".csv") {
         false
     } else {
-        let detail = if lower.ends_with(".parquet") || lower.ends_with(".csv.bz2") {
+        let detail = if lower.ends_with(".csv.bz2") {
             format!(
-                "{file:?}: parquet and .csv.bz2 catalog files are not supported yet (use .csv or .csv.gz)"
+                "{file:?}: .csv.bz2 catalog files are not supported (use .csv, .csv.gz or .parquet)"
             )
         } else {
-            format!("{file:?}: unsupported file type (expected .csv or .csv.gz)")
+            format!("{file:?}: unsupported file type (expected .csv, .csv.gz or .parquet)")
         };
         return Err(CatalogError::Spec {
             catalog: name.to_owned(),

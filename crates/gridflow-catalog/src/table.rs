@@ -480,6 +480,29 @@ fn py_float(f: f64) -> String {
     }
 }
 
+/// Reads a Parquet catalog file (as pandas writes it): its rows become the objects of an
+/// inline catalog, so lists are list columns, nulls and NaN are missing cells, and numbers
+/// keep their type, as in intake-esm's `pd.read_parquet`.
+pub(crate) fn read_parquet(catalog: &str, file: &str, raw: Vec<u8>) -> Result<Table> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let bad = |detail: String| CatalogError::Csv {
+        catalog: catalog.to_owned(),
+        file: file.to_owned(),
+        line: 0,
+        row: None,
+        detail: format!("not a readable Parquet file: {detail}"),
+    };
+    let reader =
+        SerializedFileReader::new(bytes::Bytes::from(raw)).map_err(|e| bad(e.to_string()))?;
+    let n = usize::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let mut rows = Vec::with_capacity(n);
+    for row in reader.get_row_iter(None).map_err(|e| bad(e.to_string()))? {
+        let row = row.map_err(|e| bad(e.to_string()))?;
+        rows.push(row.to_json_value());
+    }
+    read_dict(catalog, &rows)
+}
+
 /// Reads an inline `catalog_dict` (a list of objects; columns in first-appearance order).
 pub(crate) fn read_dict(catalog: &str, rows: &[Value]) -> Result<Table> {
     let mut names: Vec<String> = Vec::new();
