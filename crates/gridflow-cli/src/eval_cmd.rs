@@ -121,6 +121,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     };
     let out_ds = match (&args.output, &result) {
         (None, _) => None,
+        // Zarr reserves names starting with "__", so xarray's placeholder name cannot be used
+        (Some(out), Result_::Array(a)) if a.name().is_none() => bail!(
+            "the result has no name to store it under in {}: name it first, e.g. (...).rename(\"x\")",
+            out.display()
+        ),
         (Some(_), Result_::Array(a)) => Some(Dataset::from_dataarray(a)?),
         (Some(_), Result_::Dataset(d)) => Some(d.clone()),
     };

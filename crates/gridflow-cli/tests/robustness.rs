@@ -349,3 +349,31 @@ fn arange_keeps_integers_as_numpy_does() {
     );
     assert_eq!(values("da.arange(2, 10, 3)"), serde_json::json!([2, 5, 8]));
 }
+
+/// An unnamed result cannot be stored (Zarr reserves xarray's `__xarray_dataarray_variable__`):
+/// refused before computing with a hint, and the named one is written.
+#[test]
+fn an_unnamed_result_is_refused_for_o_with_a_hint() {
+    let dir = std::env::temp_dir().join(format!("gridflow-unnamed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("u.zarr");
+    let o = run(&[
+        "eval",
+        "da.ones((4,), chunks=2)",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("rename"), "{}", stderr(&o));
+    assert!(!out.exists());
+    let o = run(&[
+        "eval",
+        "da.ones((4,), chunks=2).rename(\"x\")",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("x/.zarray").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
