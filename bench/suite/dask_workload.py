@@ -134,6 +134,10 @@ def workload(args):
     t2 = time.perf_counter()
     values = np.asarray(result.compute(**compute_kw))
     t3 = time.perf_counter()
+    if args.values_out:
+        with open(args.values_out, "w") as f:
+            json.dump([None if not np.isfinite(v) else float(v)
+                       for v in values.astype(np.float64).ravel()], f)
     out.update(open_s=t1 - t0, compute_s=t3 - t2, count_tasks_s=t2 - t1, shape=list(values.shape),
                checksum=float(values.astype(np.float64).sum()),
                extra={"flox": args.flox, "dask": dask.__version__})
@@ -151,6 +155,7 @@ def main():
     ap.add_argument("--memory-limit", help="LocalCluster: total memory limit, split over its 2 workers")
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--chunk", type=int, default=200)
+    ap.add_argument("--values-out", help="write every value of the result (JSON, NaN as null)")
     args = ap.parse_args()
     if args.workload == "floor":
         out, client = floor(args), None

@@ -141,8 +141,57 @@ def plan(args):
         if w in ("W1", "W2", "W3", "W4", "W6"):
             r["floor"] = py + ["floor", "--store", store]
         keep = {k: v for k, v in r.items() if k in args.impls or (args.quick and k in quick_impls(w))}
+        if args.quick and w != "W0":
+            # the smoke run compares every value of the result, not only the checksums
+            for k in keep:
+                if k == "gridflow" or k.startswith("dask-"):
+                    keep[k] = keep[k] + ["--values-out", values_path(args, w, k)]
         runs[w] = keep
     return runs
+
+
+def values_path(args, w, impl):
+    return os.path.join(args.data, "values", f"{w}-{impl}.json")
+
+
+def compare_values(args, runs, rel=1e-6):
+    """Every value each Dask run wrote against gridflow's, at `rel` relative difference (NaN
+    only against NaN); a missing file, a length mismatch or a differing value fails."""
+    bad = compared = 0
+    for w, impls in runs.items():
+        if w == "W0":
+            continue
+        try:
+            with open(values_path(args, w, "gridflow")) as f:
+                ref = json.load(f)
+        except (OSError, ValueError) as e:
+            print(f"values {w}: gridflow wrote no values ({e})", file=sys.stderr)
+            bad += 1
+            continue
+        for impl in impls:
+            if not impl.startswith("dask-"):
+                continue
+            try:
+                with open(values_path(args, w, impl)) as f:
+                    got = json.load(f)
+            except (OSError, ValueError) as e:
+                print(f"values {w} {impl}: missing ({e})", file=sys.stderr)
+                bad += 1
+                continue
+            if len(got) != len(ref):
+                print(f"values {w} {impl}: {len(got)} values, gridflow {len(ref)}", file=sys.stderr)
+                bad += 1
+                continue
+            for i, (a, b) in enumerate(zip(got, ref)):
+                same = (a is None and b is None) or (
+                    a is not None and b is not None and abs(a - b) <= rel * max(abs(a), abs(b), 1e-300))
+                if not same:
+                    print(f"values {w} {impl}[{i}]: {a} vs gridflow {b}", file=sys.stderr)
+                    bad += 1
+                    break
+            compared += len(ref)
+    print(f"every value compared: {compared} values, {bad} problem(s)", file=sys.stderr)
+    return bad
 
 
 def quick_impls(w):
@@ -174,6 +223,8 @@ def main():
     args.workloads = args.workloads.split(",")
     args.impls = [] if args.quick else args.impls.split(",")
     runs = plan(args)
+    if args.quick:
+        os.makedirs(os.path.join(args.data, "values"), exist_ok=True)
     failed = 0
     with open(args.out, "a") as out:
         for rep in range(args.repeat):
@@ -195,6 +246,8 @@ def main():
                     print(f"rep {rep} {w:3} {impl:18} {m['wall_s']:8.3f} s {m['peak_rss_mib']:8.0f} MiB "
                           f"load {m['load1']:.2f}" + ("" if ok else f"  FAILED rc={m['rc']}: "
                                                       + m["stderr_tail"][-600:]), file=sys.stderr)
+    if args.quick:
+        failed += compare_values(args, runs)
     sys.exit(1 if failed else 0)
 
 

@@ -10,6 +10,7 @@
 //! gridflow-bench workload W1 --store DIR [--threads 2] [--memory-limit 1.5GB]
 //! gridflow-bench workload W0 --catalog DIR/pangeo-cmip6.json
 //! gridflow-bench workload W5 [--n 20000 --chunk 200]
+//! gridflow-bench workload W2 --store DIR --values-out w2.json   # also every value
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -43,6 +44,8 @@ struct Options {
     memory_limit: usize,
     n: usize,
     chunk: usize,
+    /// Where to write every value of the result (JSON, row-major, NaN as null).
+    values_out: Option<String>,
 }
 
 impl Options {
@@ -55,6 +58,7 @@ impl Options {
             memory_limit: total_memory() / 2,
             n: 20_000,
             chunk: 200,
+            values_out: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -70,6 +74,7 @@ impl Options {
                 "--memory-limit" => o.memory_limit = parse_size(&value()?)?,
                 "--n" => o.n = value()?.parse().context("--n")?,
                 "--chunk" => o.chunk = value()?.parse().context("--chunk")?,
+                "--values-out" => o.values_out = Some(value()?),
                 w if !w.starts_with("--") && o.workload.is_empty() => o.workload = w.to_owned(),
                 other => bail!("workload: unexpected argument {other:?}"),
             }
@@ -141,6 +146,8 @@ fn peak_rss_mib() -> f64 {
 struct Outcome {
     open_s: f64,
     checksum: f64,
+    /// Every value of the result (none for W0, which computes nothing).
+    values: Vec<f64>,
     shape: Vec<usize>,
     report: Option<RunReport>,
     extra: Value,
@@ -163,6 +170,7 @@ fn compute(da: &DataArray, sched: &Scheduler, open_s: f64) -> Result<Outcome> {
     Ok(Outcome {
         open_s,
         checksum: checksum(&c),
+        values: c.to_f64_vec(),
         shape: c.shape().to_vec(),
         report: Some(report),
         extra: json!({}),
@@ -195,6 +203,7 @@ fn w0(o: &Options) -> Result<Outcome> {
     Ok(Outcome {
         open_s: 0.0,
         checksum: lat + lon + size as f64,
+        values: Vec::new(),
         shape: tas.shape().to_vec(),
         report: None,
         extra: json!({"keys": dict.datasets.len(), "key": key, "rows": found.len(), "dims": tas.dims()}),
@@ -248,6 +257,7 @@ fn run_workload(o: &Options, sched: &Scheduler) -> Result<Outcome> {
             Ok(Outcome {
                 open_s: 0.0,
                 checksum: checksum(&c),
+                values: c.to_f64_vec(),
                 shape: c.shape().to_vec(),
                 report: Some(report),
                 extra: json!({"n": o.n, "chunk": o.chunk}),
@@ -282,6 +292,15 @@ pub fn run(args: &[String]) -> Result<()> {
         doc["compute_s"] = json!(r.elapsed.as_secs_f64());
         doc["execute_s"] = json!(r.execute_time.as_secs_f64());
         doc["peak_held_mib"] = json!(r.peak_held_bytes as f64 / (1 << 20) as f64);
+    }
+    if let Some(path) = &o.values_out {
+        let values: Vec<Value> = out
+            .values
+            .iter()
+            .map(|&v| if v.is_finite() { json!(v) } else { Value::Null })
+            .collect();
+        std::fs::write(path, serde_json::to_vec(&values)?)
+            .with_context(|| format!("writing {path}"))?;
     }
     println!("{doc}");
     Ok(())
