@@ -213,35 +213,16 @@ impl HttpClient {
         url: &str,
         limit: u64,
     ) -> Result<Result<Option<Bytes>, u64>, HttpError> {
-        let resp = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| self.transport("GET", url, &e))?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
+        let Some(resp) = self.send("GET", url, self.client.get(url)).await? else {
             return Ok(Ok(None));
-        }
-        if !status.is_success() {
-            return Err(Self::status_error("GET", url, resp).await);
-        }
+        };
         if let Some(n) = resp.content_length().filter(|&n| n > limit) {
             return Ok(Err(n));
         }
-        let mut body = Vec::new();
-        let mut resp = resp;
-        while let Some(c) = resp
-            .chunk()
-            .await
-            .map_err(|e| self.transport("GET", url, &e))?
-        {
-            body.extend_from_slice(&c);
-            if body.len() as u64 > limit {
-                return Ok(Err(body.len() as u64));
-            }
-        }
-        Ok(Ok(Some(Bytes::from(body))))
+        Ok(self
+            .body(url, resp, limit)
+            .await?
+            .map(|b| Some(Bytes::from(b))))
     }
 
     /// The size of `key` from a HEAD request; a GET when the answer has no
@@ -320,6 +301,49 @@ impl HttpClient {
         }
     }
 
+    /// Sends `req`; `Ok(None)` on 404, an error naming the status on any other failure.
+    async fn send(
+        &self,
+        method: &'static str,
+        url: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Option<reqwest::Response>, HttpError> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.transport(method, url, &e))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(Self::status_error(method, url, resp).await);
+        }
+        Ok(Some(resp))
+    }
+
+    /// Reads a body piece by piece (its length may be unknown: chunked encoding), stopping
+    /// with `Err(bytes read)` once more than `limit` bytes have come.
+    async fn body(
+        &self,
+        url: &str,
+        mut resp: reqwest::Response,
+        limit: u64,
+    ) -> Result<Result<Vec<u8>, u64>, HttpError> {
+        let mut body = Vec::new();
+        while let Some(c) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.transport("GET", url, &e))?
+        {
+            body.extend_from_slice(&c);
+            if body.len() as u64 > limit {
+                return Ok(Err(body.len() as u64));
+            }
+        }
+        Ok(Ok(body))
+    }
+
     async fn get_once(&self, url: &str, range: Option<Range>) -> Result<Option<Bytes>, HttpError> {
         let mut req = self.client.get(url);
         let wanted = match range {
@@ -334,28 +358,18 @@ impl HttpClient {
                 Some((s, None))
             }
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| self.transport("GET", url, &e))?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
+        let Some(resp) = self.send("GET", url, req).await? else {
             return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(Self::status_error("GET", url, resp).await);
-        }
-        let partial = status == reqwest::StatusCode::PARTIAL_CONTENT;
-        // read the body piece by piece: its length may be unknown (chunked encoding)
-        let mut body = Vec::new();
-        let mut resp = resp;
-        while let Some(c) = resp
-            .chunk()
-            .await
-            .map_err(|e| self.transport("GET", url, &e))?
-        {
-            body.extend_from_slice(&c);
-        }
+        };
+        let partial = resp.status() == reqwest::StatusCode::PARTIAL_CONTENT;
+        let body = self
+            .body(url, resp, u64::MAX)
+            .await?
+            .map_err(|n| HttpError::Other {
+                method: "GET",
+                url: url.to_owned(),
+                detail: format!("a body of more than {n} bytes"),
+            })?;
         match wanted {
             Some((start, end)) if !partial => {
                 // the server ignored the Range header and sent the whole object
@@ -395,19 +409,9 @@ impl HttpClient {
     }
 
     async fn head_once(&self, url: &str) -> Result<Head, HttpError> {
-        let resp = self
-            .client
-            .head(url)
-            .send()
-            .await
-            .map_err(|e| self.transport("HEAD", url, &e))?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
+        let Some(resp) = self.send("HEAD", url, self.client.head(url)).await? else {
             return Ok(Head::Missing);
-        }
-        if !status.is_success() {
-            return Err(Self::status_error("HEAD", url, resp).await);
-        }
+        };
         let len = resp
             .headers()
             .get(reqwest::header::CONTENT_LENGTH)
