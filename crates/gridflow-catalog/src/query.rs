@@ -12,8 +12,8 @@
 //! * [`QueryValue::Missing`]: when the cell is missing;
 //! * otherwise, with its type, as pandas' `==` compares: a [`QueryValue::Text`] equals a text
 //!   cell with the same text, a number ([`QueryValue::Int`], [`QueryValue::Float`]) a numeric
-//!   cell with the same value
-//!   (`1960` and `1960.0` are equal). Text never equals a number: CSV columns are all text
+//!   cell with the same value (`1960` and `1960.0` are equal). Text never equals a number
+//!   (nor does a number equal a list item): CSV columns are all text
 //!   (intake-esm reads them so), so `1960.0` there is the text `"1960.0"`; Parquet and inline
 //!   (`catalog_dict`) columns keep their numbers, so there it is the number `1960.0`.
 //!
@@ -74,6 +74,12 @@ impl From<f64> for QueryValue {
 impl From<i64> for QueryValue {
     fn from(n: i64) -> Self {
         QueryValue::Int(n)
+    }
+}
+
+impl From<i32> for QueryValue {
+    fn from(n: i32) -> Self {
+        QueryValue::Int(n.into())
     }
 }
 
@@ -156,8 +162,8 @@ impl Query {
     }
 
     /// Reads a query from a JSON object mapping columns to a value or a list of values
-    /// (`null` is [`QueryValue::Missing`], numbers are [`QueryValue::Int`] or [`QueryValue::Float`], booleans the
-    /// text Python prints for them).
+    /// (`null` is [`QueryValue::Missing`], numbers are [`QueryValue::Int`] or
+    /// [`QueryValue::Float`], booleans the text Python prints for them).
     ///
     /// ```
     /// use gridflow_catalog::{Query, QueryValue};
@@ -775,7 +781,10 @@ mod tests {
         let q = Query::new()
             .with("a", "x")
             .with_any("a", ["y", "z"])
-            .with("b", None::<&str>);
+            .with("b", None::<&str>)
+            .with_any("n", [1960.0]);
+        assert_eq!(q.values("n"), Some(&[QueryValue::Float(1960.0)][..]));
+        let q = q.with("n", 1960);
         assert_eq!(
             q.values("a"),
             Some(&[QueryValue::from("y"), QueryValue::from("z")][..])
@@ -785,6 +794,7 @@ mod tests {
             Query::from_json(&serde_json::json!({"a": ["y", "z"], "b": null, "n": 1960})).unwrap();
         assert_eq!(j.values("a"), q.values("a"));
         assert_eq!(j.values("n"), Some(&[QueryValue::Int(1960)][..]));
+        assert_eq!(j.values("n"), q.values("n"));
         assert!(Query::from_json(&serde_json::json!(["a"])).is_err());
         assert!(Query::from_json(&serde_json::json!({"a": [["x"]]})).is_err());
     }
