@@ -157,6 +157,13 @@ impl ArrayOp {
                 kernels::expand_axes(chunk(0)?, axes)?
             }
             ArrayOp::Stream(plan) => return plan.run(),
+            ArrayOp::Group(g) => {
+                let blocks: Vec<&Chunk> = inputs
+                    .iter()
+                    .map(|v| v.chunk(&label))
+                    .collect::<Result<_>>()?;
+                g.run(&blocks)?
+            }
             ArrayOp::MapBlocks {
                 kernel,
                 params,
@@ -1131,19 +1138,20 @@ mod tests {
             ctx: None,
         };
         // A group-by partial along the rows: 4 groups, rows 3, 10, 11 in none.
-        let group_on = |axis: usize, stat: GroupStat, rows: Vec<usize>| ArrayOp::MapBlocks {
-            kernel: "gridflow.group_partial".into(),
-            params: serde_json::json!({
-                "axis": axis,
-                "ngroups": 4,
-                "stat": stat,
-                "skipna": true,
-                "codes": rows
-                    .iter()
-                    .map(|r| if [3, 10, 11].contains(r) { -1 } else { (r / 2 % 4) as i64 })
-                    .collect::<Vec<_>>(),
-            }),
-            dtype: DType::F64,
+        let group_on = |axis: usize, stat: GroupStat, rows: Vec<usize>| {
+            let codes = rows
+                .iter()
+                .map(|r| {
+                    if [3, 10, 11].contains(r) {
+                        -1
+                    } else {
+                        (r / 2 % 4) as i64
+                    }
+                })
+                .collect::<Vec<_>>();
+            ArrayOp::Group(crate::groupby::GroupOp::Partial(
+                crate::groupby::GroupPartial::new(axis, 4, stat, true, codes),
+            ))
         };
         let group = |stat: GroupStat, rows: Vec<usize>| group_on(0, stat, rows);
         let full5 = |dims: [usize; 5]| dims.map(SliceSpec::full).to_vec();

@@ -17,12 +17,10 @@ use crate::chunk::{Chunk, Element};
 use crate::dtype::DType;
 use crate::error::{ArrayError, Result};
 use crate::ops::ArrayOp;
-use crate::registry::BlockKernel;
 use crate::with_chunk;
 use gridflow_graph::{Task, Tokenizer};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// The statistic a group reduction computes.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,115 +120,132 @@ impl Default for GroupOptions {
     }
 }
 
-#[derive(Clone, Serialize, Deserialize)]
-struct PartialParams {
+/// The partial group-by reduction of one block along `axis`: for every group, the
+/// statistic's running state over the block's rows whose code is that group's.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupPartial {
     axis: usize,
     ngroups: usize,
     stat: GroupStat,
     skipna: bool,
+    /// The group of each row of the block (-1: in no group).
     codes: Vec<i64>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct CombineParams {
-    axis: usize,
-    ngroups: usize,
-    stat: GroupStat,
+/// A group-by step of a task, as plain data (no parameters parsed per task).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum GroupOp {
+    /// One block to per-group partial states (see [`GroupPartial`]).
+    Partial(GroupPartial),
+    /// Merges the partial states of several blocks.
+    Combine {
+        /// The grouped axis.
+        axis: usize,
+        /// Number of groups.
+        ngroups: usize,
+        /// The statistic.
+        stat: GroupStat,
+    },
+    /// Partial states to the statistic's values.
+    Finalize {
+        /// The grouped axis.
+        axis: usize,
+        /// Number of groups.
+        ngroups: usize,
+        /// The statistic.
+        stat: GroupStat,
+        /// The result's dtype.
+        dtype: DType,
+    },
+    /// A block of whole groups, reduced and finalized in one task.
+    Blockwise {
+        /// The partial reduction of the block.
+        partial: GroupPartial,
+        /// The result's dtype.
+        dtype: DType,
+    },
+    /// The median over `axes` of one block holding them whole.
+    Median {
+        /// The reduced axes.
+        axes: Vec<usize>,
+        /// Skip NaN values.
+        skipna: bool,
+        /// The result's dtype.
+        dtype: DType,
+    },
 }
 
-#[derive(Serialize, Deserialize)]
-struct FinalizeParams {
-    axis: usize,
-    ngroups: usize,
-    stat: GroupStat,
-    dtype: DType,
-}
-
-/// A block of whole groups, reduced and finalized in one task.
-#[derive(Serialize, Deserialize)]
-struct BlockwiseParams {
-    partial: PartialParams,
-    dtype: DType,
-}
-
-#[derive(Serialize, Deserialize)]
-struct MedianParams {
-    axes: Vec<usize>,
-    skipna: bool,
-    dtype: DType,
-}
-
-const PARTIAL: &str = "gridflow.group_partial";
-const COMBINE: &str = "gridflow.group_combine";
-const FINALIZE: &str = "gridflow.group_finalize";
-const BLOCKWISE: &str = "gridflow.group_blockwise";
-const MEDIAN: &str = "gridflow.median";
-
-/// The built-in kernels of this module, looked up by the registry when no user kernel of
-/// that name exists (so workers need no registration for them).
-pub(crate) fn builtin_kernel(name: &str) -> Option<BlockKernel> {
-    let k: BlockKernel = match name {
-        PARTIAL => Arc::new(|b: &[&Chunk], p: &serde_json::Value| {
-            let p: PartialParams = params(PARTIAL, p)?;
-            let [x] = b else {
-                return Err(arity(PARTIAL, b.len()));
-            };
-            partial_block(x, &p)
-        }),
-        COMBINE => Arc::new(|b: &[&Chunk], p: &serde_json::Value| {
-            let p: CombineParams = params(COMBINE, p)?;
-            combine_blocks(b, &p)
-        }),
-        FINALIZE => Arc::new(|b: &[&Chunk], p: &serde_json::Value| {
-            let p: FinalizeParams = params(FINALIZE, p)?;
-            let [x] = b else {
-                return Err(arity(FINALIZE, b.len()));
-            };
-            finalize_block(x, &p)
-        }),
-        BLOCKWISE => Arc::new(|b: &[&Chunk], p: &serde_json::Value| {
-            let p: BlockwiseParams = params(BLOCKWISE, p)?;
-            let [x] = b else {
-                return Err(arity(BLOCKWISE, b.len()));
-            };
-            let part = partial_block(x, &p.partial)?;
-            finalize_block(
-                &part,
-                &FinalizeParams {
-                    axis: p.partial.axis,
-                    ngroups: p.partial.ngroups,
-                    stat: p.partial.stat,
-                    dtype: p.dtype,
-                },
-            )
-        }),
-        MEDIAN => Arc::new(|b: &[&Chunk], p: &serde_json::Value| {
-            let p: MedianParams = params(MEDIAN, p)?;
-            let [x] = b else {
-                return Err(arity(MEDIAN, b.len()));
-            };
-            median_block(x, &p)
-        }),
-        _ => return None,
-    };
-    Some(k)
-}
-
-fn params<T: serde::de::DeserializeOwned>(kernel: &str, p: &serde_json::Value) -> Result<T> {
-    serde_json::from_value(p.clone()).map_err(|e| ArrayError::Shape {
-        op: kernel.to_owned(),
-        detail: format!("bad kernel parameters: {e}"),
-    })
-}
-
-fn arity(kernel: &str, n: usize) -> ArrayError {
-    ArrayError::Shape {
-        op: kernel.to_owned(),
-        detail: format!("expected one input block, got {n}"),
+impl GroupPartial {
+    /// The partial of `stat` along `axis` into `ngroups` groups, row `i` of a block in group
+    /// `codes[i]` (-1: none).
+    pub fn new(
+        axis: usize,
+        ngroups: usize,
+        stat: GroupStat,
+        skipna: bool,
+        codes: Vec<i64>,
+    ) -> GroupPartial {
+        GroupPartial {
+            axis,
+            ngroups,
+            stat,
+            skipna,
+            codes,
+        }
     }
 }
 
-/// (outer, n, inner) sizes of `shape` around `axis`.
+impl GroupOp {
+    /// Label for drawings and errors (`groupby-mean-chunk`, `median`).
+    pub fn label(&self) -> String {
+        match self {
+            GroupOp::Partial(p) => format!("groupby-{}-chunk", p.stat.name()),
+            GroupOp::Combine { stat, .. } => format!("groupby-{}-combine", stat.name()),
+            GroupOp::Finalize { stat, .. } => format!("groupby-{}-agg", stat.name()),
+            GroupOp::Blockwise { partial, .. } => format!("groupby-{}", partial.stat.name()),
+            GroupOp::Median { .. } => "median".into(),
+        }
+    }
+
+    /// Runs the step on its input blocks.
+    pub(crate) fn run(&self, blocks: &[&Chunk]) -> Result<Chunk> {
+        let one = || match blocks {
+            [x] => Ok(*x),
+            _ => Err(ArrayError::Shape {
+                op: self.label(),
+                detail: format!("expected one input block, got {}", blocks.len()),
+            }),
+        };
+        match self {
+            GroupOp::Partial(p) => partial_block(one()?, p),
+            GroupOp::Combine {
+                axis,
+                ngroups,
+                stat,
+            } => combine_blocks(blocks, *axis, *ngroups, *stat),
+            GroupOp::Finalize {
+                axis,
+                ngroups,
+                stat,
+                dtype,
+            } => finalize_block(one()?, *axis, *ngroups, *stat, *dtype),
+            GroupOp::Blockwise { partial, dtype } => {
+                let part = partial_block(one()?, partial)?;
+                finalize_block(&part, partial.axis, partial.ngroups, partial.stat, *dtype)
+            }
+            GroupOp::Median {
+                axes,
+                skipna,
+                dtype,
+            } => median_block(one()?, axes, *skipna, *dtype),
+        }
+    }
+}
+
+const PARTIAL: &str = "groupby-chunk";
+const COMBINE: &str = "groupby-combine";
+const FINALIZE: &str = "groupby-agg";
+
 fn split3(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     let outer = shape[..axis].iter().product();
     let inner = shape[axis + 1..].iter().product();
@@ -245,7 +260,7 @@ fn with_axis(shape: &[usize], axis: usize, n: usize) -> Vec<usize> {
 
 /// Per-group partial statistics of one block, laid out as `fields * ngroups` along the
 /// axis (field-major), in float64.
-fn partial_block(x: &Chunk, p: &PartialParams) -> Result<Chunk> {
+fn partial_block(x: &Chunk, p: &GroupPartial) -> Result<Chunk> {
     let shape = x.shape().to_vec();
     if p.axis >= shape.len() || p.codes.len() != shape[p.axis] {
         return Err(ArrayError::Shape {
@@ -290,11 +305,11 @@ fn empty_partial(stat: GroupStat, g: usize, outer: usize, inner: usize) -> Vec<f
     acc
 }
 
-/// `gridflow.group_partial` fed one slab of rows (along its group axis) at a time, as a
+/// A group partial fed one slab of rows (along its group axis) at a time, as a
 /// block is streamed from its source: the per-group accumulator lives across the slabs, so
 /// the block is never held whole. The result equals the kernel's on the whole block.
 pub(crate) struct GroupPartialStream {
-    p: PartialParams,
+    p: GroupPartial,
     acc: Vec<f64>,
     /// The slab shape around the group axis (`outer` axes, `inner` axes), from the first slab.
     around: Option<(Vec<usize>, Vec<usize>)>,
@@ -302,26 +317,18 @@ pub(crate) struct GroupPartialStream {
     pos: usize,
 }
 
-/// A stream for a `MapBlocks` task if it is a group partial along `row_axis`, the axis the
-/// slabs split.
+/// A stream for a group partial along `row_axis` (the axis the slabs split), if it is
+/// along that axis.
 pub(crate) fn group_partial_stream(
-    kernel: &str,
-    p: &serde_json::Value,
+    p: &GroupPartial,
     row_axis: usize,
-) -> Option<Result<GroupPartialStream>> {
-    if kernel != PARTIAL {
-        return None;
-    }
-    let p: PartialParams = match params(PARTIAL, p) {
-        Ok(p) => p,
-        Err(e) => return Some(Err(e)),
-    };
-    (p.axis == row_axis).then_some(Ok(GroupPartialStream {
-        p,
+) -> Option<GroupPartialStream> {
+    (p.axis == row_axis).then(|| GroupPartialStream {
+        p: p.clone(),
         acc: Vec::new(),
         around: None,
         pos: 0,
-    }))
+    })
 }
 
 impl GroupPartialStream {
@@ -357,7 +364,7 @@ impl GroupPartialStream {
                 self.p.codes.len()
             ))
         })?;
-        let sub = PartialParams {
+        let sub = GroupPartial {
             codes: codes.to_vec(),
             ..self.p.clone()
         };
@@ -390,7 +397,7 @@ impl GroupPartialStream {
 
 fn accumulate<T: Element>(
     a: &ArrayD<T>,
-    p: &PartialParams,
+    p: &GroupPartial,
     (outer, n, inner): (usize, usize, usize),
     acc: &mut [f64],
 ) -> Result<()> {
@@ -514,21 +521,26 @@ fn accumulate_row<T: Element>(
 }
 
 /// Merges partial blocks (all of the same shape) field by field.
-fn combine_blocks(blocks: &[&Chunk], p: &CombineParams) -> Result<Chunk> {
+fn combine_blocks(
+    blocks: &[&Chunk],
+    axis: usize,
+    ngroups: usize,
+    stat: GroupStat,
+) -> Result<Chunk> {
     let first = blocks.first().ok_or_else(|| ArrayError::Shape {
         op: COMBINE.into(),
         detail: "no blocks to combine".into(),
     })?;
     let shape = first.shape().to_vec();
-    let nf = p.stat.fields();
-    if p.axis >= shape.len() || shape[p.axis] != nf * p.ngroups {
+    let nf = stat.fields();
+    if axis >= shape.len() || shape[axis] != nf * ngroups {
         return Err(ArrayError::Shape {
             op: COMBINE.into(),
             detail: format!("partial block of shape {shape:?} does not match the groups"),
         });
     }
-    let (outer, _, inner) = split3(&shape, p.axis);
-    let plane = p.ngroups * inner;
+    let (outer, _, inner) = split3(&shape, axis);
+    let plane = ngroups * inner;
     let mut acc: Vec<f64> = f64_data(first, COMBINE)?.to_vec();
     for b in &blocks[1..] {
         if b.shape() != shape.as_slice() {
@@ -542,7 +554,7 @@ fn combine_blocks(blocks: &[&Chunk], p: &CombineParams) -> Result<Chunk> {
             let base = o * nf * plane;
             let dst = &mut acc[base..base + nf * plane];
             let src = &src[base..base + nf * plane];
-            merge_partials(p.stat, dst, src, plane);
+            merge_partials(stat, dst, src, plane);
         }
     }
     let out = ArrayD::from_shape_vec(IxDyn(&shape), acc).map_err(|e| ArrayError::Shape {
@@ -613,24 +625,30 @@ fn merge_partials(stat: GroupStat, dst: &mut [f64], src: &[f64], plane: usize) {
 }
 
 /// Turns partial fields into the statistic, cast to the result dtype.
-fn finalize_block(x: &Chunk, p: &FinalizeParams) -> Result<Chunk> {
+fn finalize_block(
+    x: &Chunk,
+    axis: usize,
+    ngroups: usize,
+    stat: GroupStat,
+    dtype: DType,
+) -> Result<Chunk> {
     let shape = x.shape().to_vec();
-    let nf = p.stat.fields();
-    if p.axis >= shape.len() || shape[p.axis] != nf * p.ngroups {
+    let nf = stat.fields();
+    if axis >= shape.len() || shape[axis] != nf * ngroups {
         return Err(ArrayError::Shape {
             op: FINALIZE.into(),
             detail: format!("partial block of shape {shape:?} does not match the groups"),
         });
     }
     let data = f64_data(x, FINALIZE)?;
-    let (outer, _, inner) = split3(&shape, p.axis);
-    let plane = p.ngroups * inner;
+    let (outer, _, inner) = split3(&shape, axis);
+    let plane = ngroups * inner;
     let mut out = Vec::with_capacity(outer * plane);
     for o in 0..outer {
         let f = &data[o * nf * plane..(o + 1) * nf * plane];
-        finalize_fields(p.stat, f, plane, &mut out);
+        finalize_fields(stat, f, plane, &mut out);
     }
-    Chunk::from_f64_vec(&with_axis(&shape, p.axis, p.ngroups), out, p.dtype)
+    Chunk::from_f64_vec(&with_axis(&shape, axis, ngroups), out, dtype)
 }
 
 fn finalize_fields(stat: GroupStat, f: &[f64], plane: usize, out: &mut Vec<f64>) {
@@ -672,22 +690,22 @@ fn finalize_fields(stat: GroupStat, f: &[f64], plane: usize, out: &mut Vec<f64>)
 }
 
 /// The median of one block over `axes` (which hold whole array extents).
-fn median_block(x: &Chunk, p: &MedianParams) -> Result<Chunk> {
+fn median_block(x: &Chunk, axes: &[usize], skipna: bool, dtype: DType) -> Result<Chunk> {
     let shape = x.shape().to_vec();
     let ndim = shape.len();
-    if p.axes.iter().any(|&a| a >= ndim) {
+    if axes.iter().any(|&a| a >= ndim) {
         return Err(ArrayError::Axis {
             op: "median".into(),
-            axis: p.axes.iter().copied().max().unwrap_or(0) as isize,
+            axis: axes.iter().copied().max().unwrap_or(0) as isize,
             ndim,
         });
     }
     // move reduced axes last, then each output element is a contiguous run
-    let keep: Vec<usize> = (0..ndim).filter(|a| !p.axes.contains(a)).collect();
+    let keep: Vec<usize> = (0..ndim).filter(|a| !axes.contains(a)).collect();
     let mut perm = keep.clone();
-    perm.extend(&p.axes);
+    perm.extend(axes);
     let out_shape: Vec<usize> = keep.iter().map(|&a| shape[a]).collect();
-    let run: usize = p.axes.iter().map(|&a| shape[a]).product();
+    let run: usize = axes.iter().map(|&a| shape[a]).product();
     let values: Vec<f64> = with_chunk!(x, a => {
         let t = a.view().permuted_axes(IxDyn(&perm));
         t.iter().map(|v| v.to_f64()).collect()
@@ -704,7 +722,7 @@ fn median_block(x: &Chunk, p: &MedianParams) -> Result<Chunk> {
                 buf.push(v);
             }
         }
-        out.push(if (has_nan && !p.skipna) || buf.is_empty() {
+        out.push(if (has_nan && !skipna) || buf.is_empty() {
             f64::NAN
         } else {
             median_of(&mut buf)
@@ -713,7 +731,7 @@ fn median_block(x: &Chunk, p: &MedianParams) -> Result<Chunk> {
     if run == 0 {
         out = vec![f64::NAN; out_shape.iter().product()];
     }
-    Chunk::from_f64_vec(&out_shape, out, p.dtype)
+    Chunk::from_f64_vec(&out_shape, out, dtype)
 }
 
 fn median_of(v: &mut [f64]) -> f64 {
@@ -854,38 +872,25 @@ impl ChunkedArray {
             vec![self.layer.clone()],
             |idx| {
                 let (s, n) = (offs[idx[axis]], src.chunks[axis][idx[axis]]);
-                let params = serde_json::to_value(PartialParams {
-                    axis,
-                    ngroups,
-                    stat,
-                    skipna: opts.skipna,
-                    codes: codes[s..s + n].to_vec(),
-                })
-                .map_err(|e| ArrayError::Shape {
-                    op: PARTIAL.into(),
-                    detail: e.to_string(),
-                })?;
                 Ok(Task::new(
-                    ArrayOp::MapBlocks {
-                        kernel: PARTIAL.into(),
-                        params,
-                        dtype: DType::F64,
-                    },
+                    ArrayOp::Group(GroupOp::Partial(GroupPartial {
+                        axis,
+                        ngroups,
+                        stat,
+                        skipna: opts.skipna,
+                        codes: codes[s..s + n].to_vec(),
+                    })),
                     vec![src.block_key(idx)],
                 ))
             },
         )?;
         // combine in a tree until one block remains along the axis
         let fan = opts.split_every.max(2);
-        let combine_params = serde_json::to_value(CombineParams {
+        let combine = ArrayOp::Group(GroupOp::Combine {
             axis,
             ngroups,
             stat,
-        })
-        .map_err(|e| ArrayError::Shape {
-            op: COMBINE.into(),
-            detail: e.to_string(),
-        })?;
+        });
         while level.chunks[axis].len() > 1 {
             let n = level.chunks[axis].len();
             let m = n.div_ceil(fan);
@@ -898,7 +903,7 @@ impl ChunkedArray {
             let mut shape = level.shape.clone();
             shape[axis] = nf * ngroups * m;
             let prev = level.clone();
-            let cp = combine_params.clone();
+            let cp = combine.clone();
             level = ChunkedArray::from_tasks(
                 name,
                 shape,
@@ -913,14 +918,7 @@ impl ChunkedArray {
                             prev.block_key(&b)
                         })
                         .collect();
-                    Ok(Task::new(
-                        ArrayOp::MapBlocks {
-                            kernel: COMBINE.into(),
-                            params: cp.clone(),
-                            dtype: DType::F64,
-                        },
-                        keys,
-                    ))
+                    Ok(Task::new(cp.clone(), keys))
                 },
             )?;
         }
@@ -932,16 +930,12 @@ impl ChunkedArray {
         chunks[axis] = vec![ngroups];
         let mut shape = level.shape.clone();
         shape[axis] = ngroups;
-        let params = serde_json::to_value(FinalizeParams {
+        let finalize = ArrayOp::Group(GroupOp::Finalize {
             axis,
             ngroups,
             stat,
             dtype: out_dtype,
-        })
-        .map_err(|e| ArrayError::Shape {
-            op: FINALIZE.into(),
-            detail: e.to_string(),
-        })?;
+        });
         let prev = level.clone();
         ChunkedArray::from_tasks(
             name,
@@ -949,16 +943,7 @@ impl ChunkedArray {
             chunks,
             out_dtype,
             vec![level.layer.clone()],
-            |idx| {
-                Ok(Task::new(
-                    ArrayOp::MapBlocks {
-                        kernel: FINALIZE.into(),
-                        params: params.clone(),
-                        dtype: out_dtype,
-                    },
-                    vec![prev.block_key(idx)],
-                ))
-            },
+            |idx| Ok(Task::new(finalize.clone(), vec![prev.block_key(idx)])),
         )
     }
 
@@ -1036,26 +1021,17 @@ impl ChunkedArray {
                     .iter()
                     .map(|c| c - lo)
                     .collect();
-                let params = serde_json::to_value(BlockwiseParams {
-                    partial: PartialParams {
-                        axis,
-                        ngroups: (hi - lo + 1) as usize,
-                        stat,
-                        skipna: opts.skipna,
-                        codes: local,
-                    },
-                    dtype: out_dtype,
-                })
-                .map_err(|e| ArrayError::Shape {
-                    op: BLOCKWISE.into(),
-                    detail: e.to_string(),
-                })?;
                 Ok(Task::new(
-                    ArrayOp::MapBlocks {
-                        kernel: BLOCKWISE.into(),
-                        params,
+                    ArrayOp::Group(GroupOp::Blockwise {
+                        partial: GroupPartial {
+                            axis,
+                            ngroups: (hi - lo + 1) as usize,
+                            stat,
+                            skipna: opts.skipna,
+                            codes: local,
+                        },
                         dtype: out_dtype,
-                    },
+                    }),
                     vec![src.block_key(idx)],
                 ))
             },
@@ -1181,15 +1157,11 @@ impl ChunkedArray {
         let keep: Vec<usize> = (0..ndim).filter(|a| !ax.contains(a)).collect();
         let shape: Vec<usize> = keep.iter().map(|&a| x.shape[a]).collect();
         let chunks: Vec<Vec<usize>> = keep.iter().map(|&a| x.chunks[a].clone()).collect();
-        let params = serde_json::to_value(MedianParams {
+        let median = ArrayOp::Group(GroupOp::Median {
             axes: ax.clone(),
             skipna,
             dtype,
-        })
-        .map_err(|e| ArrayError::Shape {
-            op: MEDIAN.into(),
-            detail: e.to_string(),
-        })?;
+        });
         let name = Tokenizer::new("median")
             .str(&format!("{ax:?}{skipna}"))
             .str(&x.name)
@@ -1200,14 +1172,7 @@ impl ChunkedArray {
             for (k, &a) in keep.iter().enumerate() {
                 full[a] = idx[k];
             }
-            Ok(Task::new(
-                ArrayOp::MapBlocks {
-                    kernel: MEDIAN.into(),
-                    params: params.clone(),
-                    dtype,
-                },
-                vec![src.block_key(&full)],
-            ))
+            Ok(Task::new(median.clone(), vec![src.block_key(&full)]))
         })
     }
 }

@@ -13,6 +13,7 @@
 //!   chain. The plan records the task's estimated peak bytes for admission.
 
 use crate::ArrayOp;
+use crate::groupby::GroupOp;
 use crate::kernels::ReduceSpec;
 use crate::registry::SourceRef;
 use crate::stream::{StreamPlan, StreamTail, row_axis_of};
@@ -108,12 +109,10 @@ fn stream_plan(
         Some(ArrayOp::ReduceBlock { spec, ctx: None }) if !spec.op.is_arg() => {
             StreamTail::Reduce(spec.clone())
         }
-        Some(op @ ArrayOp::MapBlocks { kernel, params, .. }) => {
+        Some(ArrayOp::Group(GroupOp::Partial(p))) => {
             // Only a group partial along the rows accumulates slab by slab.
-            match crate::groupby::group_partial_stream(kernel, params, row) {
-                Some(Ok(_)) => StreamTail::Group(Box::new(op.clone())),
-                _ => return None,
-            }
+            crate::groupby::group_partial_stream(p, row)?;
+            StreamTail::Group(p.clone())
         }
         Some(_) => return None,
     };

@@ -1,5 +1,6 @@
 //! [`ArrayOp`]: the operations of array tasks, as plain serializable data.
 
+use crate::groupby::GroupOp;
 use crate::kernels::{ArgContext, BinaryOp, Partial, ReduceSpec, SliceSpec, UnaryOp};
 use crate::registry::SourceRef;
 use crate::stream::StreamPlan;
@@ -155,6 +156,8 @@ pub enum ArrayOp {
     /// A read streamed slab by slab through row-local operations: made by lowering
     /// ([`crate::lower`]), never built directly.
     Stream(Box<StreamPlan>),
+    /// A group-by step (partial, combine, finalize, median).
+    Group(GroupOp),
     /// A registered user kernel.
     MapBlocks {
         /// Registered name.
@@ -193,6 +196,7 @@ impl Operation for ArrayOp {
             ArrayOp::ExpandAxes(_) => "expand_dims".into(),
             ArrayOp::MapBlocks { kernel, .. } => kernel.clone(),
             ArrayOp::Stream(plan) => plan.label(),
+            ArrayOp::Group(g) => g.label(),
         }
     }
 
@@ -223,7 +227,7 @@ impl Operation for ArrayOp {
     fn lowers(&self) -> bool {
         match self {
             ArrayOp::ReduceBlock { .. }
-            | ArrayOp::MapBlocks { .. }
+            | ArrayOp::Group(GroupOp::Partial(_))
             | ArrayOp::Slice(_)
             | ArrayOp::Take { .. }
             | ArrayOp::DropAxes(_)

@@ -43,7 +43,6 @@ pub fn kernel(name: &str) -> Result<BlockKernel> {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     k.get(name)
         .cloned()
-        .or_else(|| crate::groupby::builtin_kernel(name))
         .ok_or_else(|| ArrayError::NotRegistered {
             what: "map_blocks kernel",
             name: name.to_owned(),

@@ -2,7 +2,7 @@
 //! runs its row-local operations on each slab.
 
 use crate::exec::apply_owned;
-use crate::groupby::GroupPartialStream;
+use crate::groupby::{GroupOp, GroupPartial, GroupPartialStream};
 use crate::kernels::{self, Partial, ReduceSpec, SliceSpec};
 use crate::registry::SourceRef;
 use crate::{ArrayError, ArrayOp, Chunk, Result, Value};
@@ -38,8 +38,8 @@ pub(crate) enum StreamTail {
     Rows,
     /// Reduced: partials over the row axis are combined, others glued.
     Reduce(ReduceSpec),
-    /// A group-by partial along the rows, fed slab by slab (the `MapBlocks` op it replaces).
-    Group(Box<ArrayOp>),
+    /// A group-by partial along the rows, fed slab by slab.
+    Group(GroupPartial),
 }
 
 impl StreamPlan {
@@ -53,7 +53,7 @@ impl StreamPlan {
         match &self.tail {
             StreamTail::Rows => {}
             StreamTail::Reduce(spec) => parts.push(format!("{}-chunk", spec.op.name())),
-            StreamTail::Group(op) => parts.push(gridflow_graph::Operation::label(&**op)),
+            StreamTail::Group(p) => parts.push(GroupOp::Partial(p.clone()).label()),
         }
         format!("stream({})", parts.join("+"))
     }
@@ -71,15 +71,10 @@ impl StreamPlan {
         };
         let row = row_axis_of(&rowwise).ok_or_else(|| internal("not row-local"))?;
         let mut group: Option<GroupPartialStream> = match &self.tail {
-            StreamTail::Group(op) => match &**op {
-                ArrayOp::MapBlocks { kernel, params, .. } => {
-                    match crate::groupby::group_partial_stream(kernel, params, row) {
-                        Some(g) => Some(g?),
-                        None => return Err(internal("not a group partial along the rows")),
-                    }
-                }
-                _ => return Err(internal("not a group partial")),
-            },
+            StreamTail::Group(p) => Some(
+                crate::groupby::group_partial_stream(p, row)
+                    .ok_or_else(|| internal("not a group partial along the rows"))?,
+            ),
             _ => None,
         };
         // The read block's axis 0 (the rows the slabs split) as each op sees it.
@@ -171,7 +166,9 @@ impl StreamPlan {
                     value.chunk("reduce")?,
                     None,
                 )?))),
-                StreamTail::Group(op) => op.run(&[&value]),
+                StreamTail::Group(p) => Ok(Value::Chunk(
+                    GroupOp::Partial(p.clone()).run(&[value.chunk("group partial")?])?,
+                )),
             };
         }
         glue_rows(parts, row)
