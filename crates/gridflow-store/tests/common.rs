@@ -11,7 +11,8 @@ pub fn fixtures() -> PathBuf {
 }
 
 /// The fixture store location: a local path, or `GRIDFLOW_STORE_TEST_BASE_URL/<name>` when that
-/// variable is set (so the same tests run against an HTTP or S3 server holding the fixtures).
+/// variable is set (so the same tests run against an HTTP server or an object store holding
+/// the fixtures: `scripts/test.sh` runs them over http-server and fake-gcs-server).
 pub fn store_url(name: &str) -> String {
     match std::env::var("GRIDFLOW_STORE_TEST_BASE_URL") {
         Ok(base) if !base.is_empty() => format!("{}/{name}", base.trim_end_matches('/')),
@@ -19,10 +20,16 @@ pub fn store_url(name: &str) -> String {
     }
 }
 
-/// True when the fixture stores are read over HTTP (`GRIDFLOW_STORE_TEST_BASE_URL` is set,
-/// as `scripts/test.sh` does for its second run of the fixture tests).
+/// True when the fixture stores are read over plain HTTP, which cannot list directories
+/// (`GRIDFLOW_STORE_TEST_BASE_URL=http://...`, as `scripts/test.sh` sets for a rerun).
 pub fn over_http() -> bool {
     store_url("x").starts_with("http")
+}
+
+/// True when the fixture stores are read from a server (HTTP or an object store such as
+/// `gs://`): `GRIDFLOW_STORE_TEST_BASE_URL` is set.
+pub fn remote_run() -> bool {
+    store_url("x").contains("://")
 }
 
 /// True for the fixture stores with consolidated metadata (openable as a group over plain
