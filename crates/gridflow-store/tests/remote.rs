@@ -358,6 +358,73 @@ fn s3_wrong_credentials_child() {
     );
 }
 
+#[test]
+fn s3_profile_keys_sign_requests() {
+    if remote("s3_profile_keys_sign_requests").is_none() {
+        return;
+    }
+    // s3rver checks signatures against its one account, S3RVER / S3RVER
+    let dir = std::env::temp_dir().join(format!("gridflow-aws-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let creds = dir.join("credentials");
+    let config = dir.join("config");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = GRIDFLOWWRONGKEY\naws_secret_access_key = wrong\n\n\
+         [gridflow]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n",
+    )
+    .unwrap();
+    std::fs::write(&config, "[profile gridflow]\nregion = us-east-1\n").unwrap();
+    run_child(
+        "s3_profile_child",
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs only inside [`s3_profile_keys_sign_requests`]'s child process.
+#[test]
+fn s3_profile_child() {
+    if var("GRIDFLOW_TEST_CHILD").as_deref() != Some("s3_profile_child") {
+        return;
+    }
+    let r = remote("s3_profile_child").unwrap();
+    let url = r.s3_url("cmip6_mini.zarr");
+    let with_profile = |name: &str| {
+        let mut o = StoreOptions {
+            anonymous: false,
+            region: None,
+            ..r.s3_options(true)
+        };
+        o.set("profile", name).unwrap();
+        ZarrStore::open(&url, o)
+    };
+    // the right keys: the store reads as the local one
+    let n = compare_group(
+        "s3 profile",
+        "cmip6_mini.zarr",
+        &with_profile("gridflow").unwrap(),
+    );
+    assert!(n > 0);
+    // the wrong ones (the default profile): refused, naming the URL
+    let e = with_profile("default")
+        .unwrap()
+        .open_group("")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&url) && e.contains("403"), "{e}");
+    // a profile in neither file
+    let e = with_profile("nope").unwrap_err().to_string();
+    assert!(
+        e.contains(&url) && e.contains("AWS profile \"nope\"") && e.contains("credentials"),
+        "{e}"
+    );
+}
+
 /// How the local fault server answers requests for chunk keys (metadata is always served).
 #[derive(Clone, Copy)]
 enum Fault {
