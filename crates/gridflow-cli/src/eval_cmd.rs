@@ -42,8 +42,8 @@ pub struct EvalArgs {
     #[arg(short = 'o', long = "output", value_name = "OUT.zarr")]
     pub output: Option<PathBuf>,
     /// Replace an existing output store (-o), plot or graph file. A local store is swapped
-    /// in atomically once complete; only Zarr stores and files are ever replaced. On S3 it
-    /// deletes the old store first (not atomic).
+    /// in atomically once complete; only Zarr stores and files are ever replaced. On object
+    /// stores (s3://, gs://, az://) it deletes the old store first (not atomic).
     #[arg(long)]
     pub overwrite: bool,
     /// Plot a 1-d (line) or 2-d lat/lon (map) result to a PNG or SVG file.

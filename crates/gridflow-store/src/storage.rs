@@ -946,3 +946,56 @@ impl WritableStorageTraits for Storage {
         matches!(self.backend, Backend::Fs { .. })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_urls_parse_and_print_as_written() {
+        for (url, shown) in [
+            ("gs://cmip6/CMIP6/CMIP/tas/", "gs://cmip6/CMIP6/CMIP/tas"),
+            ("gs://cmip6", "gs://cmip6"),
+            ("az://data/a/b.zarr", "az://data/a/b.zarr"),
+            ("abfss://data/b.zarr/", "abfss://data/b.zarr"),
+            (
+                "abfs://data@acct.dfs.core.windows.net/b.zarr",
+                "abfs://data@acct.dfs.core.windows.net/b.zarr",
+            ),
+        ] {
+            let u = StoreUrl::parse(url).unwrap();
+            assert!(u.is_remote(), "{url}");
+            assert_eq!(u.to_string(), shown, "{url}");
+            assert_eq!(StoreUrl::parse(&u.to_string()).unwrap(), u, "{url}");
+        }
+        assert_eq!(
+            StoreUrl::parse("gs://b/x/y.zarr").unwrap(),
+            StoreUrl::Gcs {
+                bucket: "b".into(),
+                prefix: "x/y.zarr".into()
+            }
+        );
+        let StoreUrl::Azure {
+            container, host, ..
+        } = StoreUrl::parse("abfs://fs@acct.dfs.core.windows.net/p").unwrap()
+        else {
+            panic!("not an Azure URL");
+        };
+        assert_eq!(
+            (container.as_str(), host.as_deref()),
+            ("fs", Some("acct.dfs.core.windows.net"))
+        );
+        for bad in [
+            "gs://",
+            "gs:///x",
+            "az://",
+            "abfs://@acct.dfs.core.windows.net/x",
+            "abfs://c@/x",
+        ] {
+            let e = StoreUrl::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+        let e = StoreUrl::parse("adl://c/x").unwrap_err().to_string();
+        assert!(e.contains("gs://, az://"), "{e}");
+    }
+}
