@@ -349,6 +349,9 @@ pub struct Storage {
     http: Option<HttpClient>,
     /// Requests to this object store go unsigned (said when the server refuses them).
     unsigned: bool,
+    /// The time-outs, for messages.
+    connect_timeout_secs: u64,
+    read_timeout_secs: u64,
     bytes_read: AtomicU64,
     requests: AtomicU64,
 }
@@ -388,6 +391,34 @@ fn retry_config(o: &StoreOptions) -> RetryConfig {
                 .saturating_add(o.read_timeout_secs.max(1))
                 .saturating_mul(2),
         ),
+    }
+}
+
+/// Which time-out ended an object-store request.
+enum TimedOut {
+    Connect,
+    Read,
+}
+
+/// The time-out in `e`'s causes, if one ended the request.
+fn timed_out(e: &object_store::Error) -> Option<TimedOut> {
+    let mut timeout = false;
+    let mut connect = false;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<object_store::client::HttpError>() {
+            timeout |= h.kind() == object_store::client::HttpErrorKind::Timeout;
+        }
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            timeout |= r.is_timeout();
+            connect |= r.is_connect();
+        }
+        cur = err.source();
+    }
+    match (timeout, connect) {
+        (false, _) => None,
+        (true, true) => Some(TimedOut::Connect),
+        (true, false) => Some(TimedOut::Read),
     }
 }
 
@@ -477,6 +508,8 @@ impl Storage {
             backend,
             http,
             unsigned: crate::clouds::is_unsigned(url, options),
+            connect_timeout_secs: options.connect_timeout_secs.max(1),
+            read_timeout_secs: options.read_timeout_secs.max(1),
             bytes_read: AtomicU64::new(0),
             requests: AtomicU64::new(0),
         })
@@ -514,6 +547,25 @@ impl Storage {
     }
 
     fn os_err(&self, op: &str, key: &str, e: &object_store::Error) -> StorageError {
+        // object_store says only "error sending request" for a time-out: say which one, as
+        // the HTTP client does
+        match timed_out(e) {
+            Some(TimedOut::Connect) => {
+                return StorageError::Other(format!(
+                    "{op} {}/{key}: no connection within the connect time-out of {} s \
+                     (raise it with GRIDFLOW_HTTP_CONNECT_TIMEOUT or the storage option connect_timeout=SECONDS)",
+                    self.url, self.connect_timeout_secs
+                ));
+            }
+            Some(TimedOut::Read) => {
+                return StorageError::Other(format!(
+                    "{op} {}/{key}: the server sent nothing within the read time-out of {} s \
+                     (raise it with GRIDFLOW_HTTP_READ_TIMEOUT or the storage option read_timeout=SECONDS)",
+                    self.url, self.read_timeout_secs
+                ));
+            }
+            None => {}
+        }
         // object_store quotes whole response bodies (HTML error pages): keep one line, long
         // enough for its own text and the status, short of the page
         let text = e.to_string();

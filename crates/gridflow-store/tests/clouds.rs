@@ -462,9 +462,25 @@ fn open_when_up(url: &str, o: &StoreOptions) -> gridflow_store::ZarrArray {
     panic!("the emulator never served {url}");
 }
 
-/// Sums the remote store on 2 threads and kills the emulator once `after` chunks were read:
-/// the reduction fails with the URL and a chunk key (the nextest time-out catches a hang).
-fn kill_mid_read(url: &str, o: &StoreOptions, mut emulator: Emulator, local_sum: f64) {
+/// How the emulator stops in the middle of a read.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    /// SIGKILL: connections reset, new ones refused.
+    Kill,
+    /// SIGSTOP: connections accepted by the kernel, never answered (the read time-out ends
+    /// each request).
+    Freeze,
+}
+
+/// Sums the remote store on 2 threads and stops the emulator once 50 chunks were read: the
+/// reduction fails with the URL and a chunk key (the nextest time-out catches a hang).
+fn stop_mid_read(
+    url: &str,
+    o: &StoreOptions,
+    mut emulator: Emulator,
+    local_sum: f64,
+    how: Stop,
+) -> String {
     let tas = open_when_up(url, o);
     // first, a whole read equals the local sum (the emulator serves every chunk)
     let whole = tas.to_chunked(None).unwrap().sum(None).unwrap();
@@ -487,29 +503,36 @@ fn kill_mid_read(url: &str, o: &StoreOptions, mut emulator: Emulator, local_sum:
     while store.requests() < 50 {
         std::thread::sleep(Duration::from_millis(1));
     }
-    emulator.0.kill().unwrap();
-    emulator.0.wait().unwrap();
+    match how {
+        Stop::Kill => {
+            emulator.0.kill().unwrap();
+            emulator.0.wait().unwrap();
+        }
+        Stop::Freeze => {
+            // killed (SIGKILL ends a stopped process too) when `emulator` drops
+            let pid = emulator.0.id().to_string();
+            assert!(
+                Command::new("kill")
+                    .args(["-STOP", &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+    }
     let read = store.requests();
     let got = rx.recv().unwrap();
-    let e = got.expect_err("the read went on after the emulator was killed");
-    println!("killed after {read} requests: {e}");
+    let e = got.expect_err("the read went on after the emulator stopped");
+    println!("{how:?} after {read} requests: {e}");
     assert!(e.contains(url) && e.contains("tas/"), "{e}");
+    e
 }
 
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gridflow-clouds-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-#[test]
-fn gcs_emulator_killed_mid_read_fails_naming_the_url() {
-    let Some(c) = clouds("gcs_emulator_killed_mid_read_fails_naming_the_url") else {
-        return;
-    };
+/// Starts fake-gcs-server on a free port holding the 1000-chunk store at
+/// `gs://kill-bucket/big.zarr`: (the emulator, its endpoint, the store's sum, the data dir).
+fn gcs_with_big_store(c: &Clouds, name: &str) -> (Emulator, String, f64, PathBuf) {
     // fake-gcs-server loads <data>/<bucket>/<object path> at start
-    let data = tmp_dir("gcs-kill");
+    let data = tmp_dir(name);
     let (_, local_sum) = big_store(&data.join("kill-bucket/big.zarr"));
     let port = free_port();
     let child = Command::new(&c.fake_gcs_server)
@@ -528,8 +551,51 @@ fn gcs_emulator_killed_mid_read_fails_naming_the_url() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let o = options(&[format!("endpoint=http://127.0.0.1:{port}")]);
-    kill_mid_read("gs://kill-bucket/big.zarr", &o, Emulator(child), local_sum);
+    (
+        Emulator(child),
+        format!("http://127.0.0.1:{port}"),
+        local_sum,
+        data,
+    )
+}
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gridflow-clouds-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn gcs_emulator_killed_mid_read_fails_naming_the_url() {
+    let Some(c) = clouds("gcs_emulator_killed_mid_read_fails_naming_the_url") else {
+        return;
+    };
+    let (emulator, endpoint, sum, data) = gcs_with_big_store(&c, "gcs-kill");
+    // the default time-outs and retries
+    let o = options(&[format!("endpoint={endpoint}")]);
+    stop_mid_read("gs://kill-bucket/big.zarr", &o, emulator, sum, Stop::Kill);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn gcs_emulator_frozen_mid_read_times_out_naming_the_url() {
+    let Some(c) = clouds("gcs_emulator_frozen_mid_read_times_out_naming_the_url") else {
+        return;
+    };
+    let (emulator, endpoint, sum, data) = gcs_with_big_store(&c, "gcs-freeze");
+    // the HTTP time-outs of gridflow-store, set by storage option: 1 s, no retries
+    let o = options(&[
+        format!("endpoint={endpoint}"),
+        "read_timeout=1".into(),
+        "connect_timeout=1".into(),
+        "max_retries=0".into(),
+    ]);
+    let e = stop_mid_read("gs://kill-bucket/big.zarr", &o, emulator, sum, Stop::Freeze);
+    assert!(
+        e.contains("read time-out of 1 s") && e.contains("read_timeout="),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -578,6 +644,12 @@ fn azure_emulator_killed_mid_read_fails_naming_the_url() {
         format!("endpoint={endpoint}"),
         format!("account_name={}", c.account),
     ]);
-    kill_mid_read("az://kill-container/big.zarr", &o, emulator, local_sum);
+    stop_mid_read(
+        "az://kill-container/big.zarr",
+        &o,
+        emulator,
+        local_sum,
+        Stop::Kill,
+    );
     let _ = std::fs::remove_dir_all(&data);
 }
