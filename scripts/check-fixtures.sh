@@ -5,8 +5,8 @@
 #
 # Each crates/<crate>/tests/fixtures/generate.py writes next to itself (paths come from
 # __file__), so the scripts alone (*.py, *.sh) are copied into an empty tree of the same
-# layout and run there; the cli generator reads the dataset crate's stores, which the tree
-# holds by then (the generators run in dependency order).
+# layout and run there, next to the vendored inputs listed below; the cli generator reads the
+# dataset crate's stores, which the tree holds by then (the generators run in dependency order).
 #
 #   scripts/check-fixtures.sh            # uses $GRIDFLOW_FIXTURES_VENV or target/fixtures-venv
 set -euo pipefail
@@ -23,6 +23,13 @@ for c in "${crates[@]}"; do
   src="$root/crates/$c/tests/fixtures"
   mkdir -p "$tmp/crates/$c/tests/fixtures"
   find "$src" -maxdepth 1 -type f \( -name '*.py' -o -name '*.sh' \) -exec cp {} "$tmp/crates/$c/tests/fixtures/" \;
+done
+# fixtures copied from other projects (inputs of the generators, written by none of them):
+# copied into the tree as they are, and compared like the rest
+vendored=(crates/gridflow-catalog/tests/fixtures/intake-esm)
+for v in "${vendored[@]}"; do
+  mkdir -p "$tmp/$v"
+  cp -R "$root/$v/." "$tmp/$v/"
 done
 for c in "${crates[@]}"; do
   start=$(date +%s)

@@ -228,6 +228,21 @@ impl ChunkedArray {
         blockwise("astype", ArrayOp::AsType(dtype), &[self], dtype)
     }
 
+    /// Elements equal to `fill` become NaN (CF `_FillValue`/`missing_value` decoding, as
+    /// xarray's `where(x != fill, x)`); non-float arrays become float64. See
+    /// [`kernels::mask_eq`].
+    ///
+    /// ```
+    /// use gridflow_array::{ChunkedArray, DType, Scalar};
+    /// let x = ChunkedArray::full(&[4], Scalar::Float(1e20), 2, DType::F32).unwrap();
+    /// let n = x.mask_eq(Scalar::Float(1e20)).unwrap().count(None).unwrap();
+    /// assert_eq!(n.compute_scalar().unwrap().as_f64(), 0.0);
+    /// ```
+    pub fn mask_eq(&self, fill: Scalar) -> Result<ChunkedArray> {
+        let dtype = kernels::mask_eq_result_dtype(self.dtype);
+        blockwise("mask", ArrayOp::MaskEq(fill), &[self], dtype)
+    }
+
     unary_methods! {
         /// `-x`
         neg => Neg,

@@ -85,6 +85,48 @@ pub trait ChunkSource: Send + Sync + Debug {
     ) -> Result<()> {
         visit(self.read_block(block)?)
     }
+
+    /// Like [`ChunkSource::read_block_slabs`], but only the rows `rows` (along axis 0, clipped
+    /// to the block) are visited: a source that decodes part of a chunk at a time (blosc)
+    /// decodes only the parts holding them. The default cuts them out of every slab.
+    fn read_rows_slabs(
+        &self,
+        block: &[usize],
+        rows: std::ops::Range<usize>,
+        visit: &mut dyn FnMut(Chunk) -> Result<()>,
+    ) -> Result<()> {
+        let mut offset = 0usize;
+        self.read_block_slabs(block, &mut |slab: Chunk| {
+            let n = slab.shape().first().copied().unwrap_or(0);
+            let (lo, hi) = (rows.start.max(offset), rows.end.min(offset + n));
+            let first = offset;
+            offset += n;
+            if lo >= hi {
+                return Ok(());
+            }
+            if lo == first && hi == first + n {
+                return visit(slab);
+            }
+            let mut specs: Vec<crate::kernels::SliceSpec> = slab
+                .shape()
+                .iter()
+                .map(|&len| crate::kernels::SliceSpec::full(len))
+                .collect();
+            specs[0] = crate::kernels::SliceSpec::range(lo - first, hi - first);
+            visit(crate::kernels::slice(&slab, &specs)?)
+        })
+    }
+
+    /// The shape of block `block`, if known without reading it (for memory estimates).
+    fn block_shape(&self, _block: &[usize]) -> Option<Vec<usize>> {
+        None
+    }
+
+    /// About how many decoded bytes one slab of [`ChunkSource::read_block_slabs`] holds, or
+    /// `None` when a block is read whole.
+    fn slab_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Rebuilds a source of some kind from its spec string.

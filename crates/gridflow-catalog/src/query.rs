@@ -4,12 +4,18 @@
 //! a row is kept when it matches every queried column. A value matches:
 //!
 //! * in a list column: when it equals one of the cell's items (no patterns);
-//! * when it is a *pattern* — it contains `*`, `?`, `$` or `^` not preceded by `\` — as a
+//! * when it is a *pattern* — text containing `*`, `?`, `$` or `^` not preceded by `\` — as a
 //!   regular expression **searched** anywhere in the cell text, case-sensitively (`(?i)`
 //!   turns that off). Note `*` is a regex quantifier, not a glob: `r1*` matches every cell
-//!   holding an `r`. A value such as `ta.` has no pattern character and is compared exactly;
+//!   holding an `r`. A value such as `ta.` has no pattern character and is compared exactly.
+//!   A pattern on a numeric column is an error (intake-esm fails on it too);
 //! * [`QueryValue::Missing`]: when the cell is missing;
-//! * otherwise: when the cell text equals it exactly.
+//! * otherwise, with its type, as pandas' `==` compares: a [`QueryValue::Text`] equals a text
+//!   cell with the same text, a number ([`QueryValue::Int`], [`QueryValue::Float`]) a numeric
+//!   cell with the same value (`1960` and `1960.0` are equal). Text never equals a number
+//!   (nor does a number equal a list item): CSV columns are all text
+//!   (intake-esm reads them so), so `1960.0` there is the text `"1960.0"`; Parquet and inline
+//!   (`catalog_dict`) columns keep their numbers, so there it is the number `1960.0`.
 //!
 //! A query with no column returns no rows (as intake-esm). `require_all_on` then keeps only
 //! the groups of rows (grouped by those columns) that hold every combination of the queried
@@ -23,12 +29,58 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 
 /// One value to look for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum QueryValue {
-    /// A text value or pattern.
+    /// A text value or pattern (a Python `str` in an intake-esm query).
     Text(String),
+    /// A whole number (a Python `int`): matches numeric cells of equal value only.
+    Int(i64),
+    /// A number with a fraction or exponent (a Python `float`): matches numeric cells of
+    /// equal value only (`1960.0` equals `1960`).
+    Float(f64),
     /// A missing cell (Python `None` / NaN in an intake-esm query).
     Missing,
+}
+
+impl QueryValue {
+    /// The value as the Python value of an intake-esm query would print (`'tas'`, `1960.0`,
+    /// `None`), for messages.
+    pub fn python_repr(&self) -> String {
+        match self {
+            QueryValue::Text(t) => format!("{t:?}"),
+            QueryValue::Int(i) => i.to_string(),
+            QueryValue::Float(f) => crate::table::py_float(*f),
+            QueryValue::Missing => "None".to_owned(),
+        }
+    }
+
+    /// The value of a number (catalog numbers are f64 too: integers beyond 2^53 compare as
+    /// their nearest f64); `None` for text and missing values.
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            QueryValue::Int(i) => Some(*i as f64),
+            QueryValue::Float(f) => Some(*f),
+            QueryValue::Text(_) | QueryValue::Missing => None,
+        }
+    }
+}
+
+impl From<f64> for QueryValue {
+    fn from(n: f64) -> Self {
+        QueryValue::Float(n)
+    }
+}
+
+impl From<i64> for QueryValue {
+    fn from(n: i64) -> Self {
+        QueryValue::Int(n)
+    }
+}
+
+impl From<i32> for QueryValue {
+    fn from(n: i32) -> Self {
+        QueryValue::Int(n.into())
+    }
 }
 
 impl From<&str> for QueryValue {
@@ -110,13 +162,14 @@ impl Query {
     }
 
     /// Reads a query from a JSON object mapping columns to a value or a list of values
-    /// (`null` is [`QueryValue::Missing`]; numbers and booleans are compared as Python
-    /// prints them).
+    /// (`null` is [`QueryValue::Missing`], numbers are [`QueryValue::Int`] or
+    /// [`QueryValue::Float`], booleans the text Python prints for them).
     ///
     /// ```
     /// use gridflow_catalog::{Query, QueryValue};
-    /// let q = Query::from_json(&serde_json::json!({"variable_id": ["tas", "pr"], "dcpp_init_year": null}))?;
+    /// let q = Query::from_json(&serde_json::json!({"variable_id": ["tas", "pr"], "dcpp_init_year": null, "scode": 482}))?;
     /// assert_eq!(q.values("dcpp_init_year"), Some(&[QueryValue::Missing][..]));
+    /// assert_eq!(q.values("scode"), Some(&[QueryValue::Int(482)][..]));
     /// # Ok::<(), gridflow_catalog::CatalogError>(())
     /// ```
     pub fn from_json(value: &Value) -> Result<Query> {
@@ -135,6 +188,15 @@ impl Query {
         for (column, v) in obj {
             let one = |v: &Value| match v {
                 Value::Null => Ok(QueryValue::Missing),
+                Value::Number(n) => n
+                    .as_i64()
+                    .map(QueryValue::Int)
+                    .or_else(|| n.as_f64().map(QueryValue::Float))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "column {column:?}: {n} is not a representable number"
+                        ))
+                    }),
                 Value::Array(_) | Value::Object(_) => Err(bad(format!(
                     "column {column:?}: values must be text, numbers or null"
                 ))),
@@ -175,8 +237,11 @@ impl Query {
     /// * commas separate values, any of which may match; a comma inside a value is written
     ///   `\,` or the value is quoted, `'...'` or `"..."` (quotes keep everything literal,
     ///   spaces and commas included; `\'`/`\"` inside them is a quote);
-    /// * unquoted values are trimmed; an unquoted `None` is a missing cell (intake-esm's
-    ///   `None`), a quoted `'None'` the text;
+    /// * values are read as the Python value of an intake-esm query would be: unquoted values
+    ///   are trimmed; an unquoted `None` is a missing cell (Python's `None`), an unquoted
+    ///   number (`1960`, `1960.0`, `-1.5e3`) a number, which matches numeric columns only
+    ///   (Parquet and inline catalogs have them; CSV columns are text); anything quoted
+    ///   (`'None'`, `'1960.0'`) is text;
     /// * a column given in several terms matches any of their values;
     /// * `require_all_on` columns as in [`Query::require_all_on`].
     ///
@@ -184,10 +249,12 @@ impl Query {
     /// use gridflow_catalog::{Query, QueryValue};
     /// let q = Query::from_terms(
     ///     &["member_id=r1i1p1f1,r2i1p1f1", "start_date='1900-01-01, 00:00:00'",
-    ///       "member_id=r3i1p1f1", "dcpp_init_year=None", r"source_id=^C.{2\,3}$"],
+    ///       "member_id=r3i1p1f1", "dcpp_init_year=None", r"source_id=^C.{2\,3}$",
+    ///       "scode=482,'484'"],
     ///     &["source_id"],
     /// )?;
     /// assert_eq!(q.values("member_id").map(<[_]>::len), Some(3));
+    /// assert_eq!(q.values("scode"), Some(&[QueryValue::Int(482), QueryValue::from("484")][..]));
     /// assert_eq!(q.values("start_date"), Some(&[QueryValue::from("1900-01-01, 00:00:00")][..]));
     /// assert_eq!(q.values("dcpp_init_year"), Some(&[QueryValue::Missing][..]));
     /// assert_eq!(q.values("source_id"), Some(&[QueryValue::from("^C.{2,3}$")][..]));
@@ -302,12 +369,53 @@ fn split_values(text: &str) -> std::result::Result<Vec<QueryValue>, String> {
             }
             values.push(if v == "None" {
                 QueryValue::Missing
+            } else if let Some(n) = python_number(v) {
+                n
             } else {
                 QueryValue::Text(v.to_owned())
             });
         }
     }
     Ok(values)
+}
+
+/// The value of a Python int or float literal, optionally signed (`482`, `1960.0`, `.5`,
+/// `-1e3`, `1_000`); `None` for anything else (`inf`, `nan`, `0x1f` stay text).
+fn python_number(v: &str) -> Option<QueryValue> {
+    let body = v.strip_prefix(['+', '-']).unwrap_or(v);
+    let digits_ok = |s: &str| {
+        // digits, with single underscores between digits (Python's grouping)
+        !s.is_empty()
+            && !s.starts_with('_')
+            && !s.ends_with('_')
+            && !s.contains("__")
+            && s.chars().all(|c| c.is_ascii_digit() || c == '_')
+    };
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        None => digits_ok(mantissa),
+        Some((int, frac)) => {
+            (int.is_empty() || digits_ok(int))
+                && (frac.is_empty() || digits_ok(frac))
+                && !(int.is_empty() && frac.is_empty())
+        }
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits_ok(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    if !(mantissa_ok && exponent_ok) {
+        return None;
+    }
+    let plain = v.replace('_', "");
+    if exponent.is_none() && !mantissa.contains('.') {
+        // an int (one too big for i64 is kept as the nearest float, as catalogs hold them)
+        return Some(match plain.parse::<i64>() {
+            Ok(i) => QueryValue::Int(i),
+            Err(_) => QueryValue::Float(plain.parse::<f64>().ok()?),
+        });
+    }
+    plain.parse::<f64>().ok().map(QueryValue::Float)
 }
 
 /// intake-esm's `is_pattern`: a `*`, `?`, `$` or `^` that is not escaped with `\`.
@@ -366,6 +474,49 @@ impl EsmCatalog {
         Ok(self.subset(&rows, requested))
     }
 
+    /// Values of `query` that cannot match their column because of their type — a number
+    /// in a text or list column, number-like text in a numeric column —, one sentence each.
+    /// intake-esm returns no rows for them without a word; a caller may want to say why.
+    ///
+    /// ```
+    /// use gridflow_catalog::{EsmCatalog, Query};
+    /// let cat = EsmCatalog::from_json_str(r#"{"esmcat_version": "0.1.0", "id": "c",
+    ///   "attributes": [], "assets": {"column_name": "path", "format": "zarr"},
+    ///   "catalog_dict": [{"year": 1960, "member": "5", "path": "a.zarr"}]}"#, None)?;
+    /// let q = Query::from_terms(&["member=5", "year='1960'"], &[] as &[&str])?;
+    /// assert_eq!(cat.search(&q)?.len(), 0);
+    /// assert_eq!(cat.type_mismatches(&q).len(), 2);
+    /// # Ok::<(), gridflow_catalog::CatalogError>(())
+    /// ```
+    pub fn type_mismatches(&self, query: &Query) -> Vec<String> {
+        let mut out = Vec::new();
+        for (column, values) in &query.terms {
+            let Some(col) = self.column(column) else {
+                continue;
+            };
+            let numeric = matches!(col.kind, ColumnKind::Integer | ColumnKind::Float);
+            for v in values {
+                match v {
+                    QueryValue::Int(_) | QueryValue::Float(_) if !numeric => {
+                        let t = v.python_repr();
+                        out.push(format!(
+                            "{column} holds text, so the number {t} matches no cell (as in intake-esm); to look for the text, quote the value, in a shell \"{column}='{t}'\""
+                        ));
+                    }
+                    QueryValue::Text(t)
+                        if numeric && !is_pattern(t) && python_number(t).is_some() =>
+                    {
+                        out.push(format!(
+                            "{column} holds numbers, so the text {t:?} matches no cell (as in intake-esm); to look for the number, leave it unquoted: {column}={t}"
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
     /// For each distinct cell of `col`, whether it matches any of `values`; and whether a
     /// missing cell does.
     fn matching_codes(&self, col: &Column, values: &[QueryValue]) -> Result<(Vec<bool>, bool)> {
@@ -378,8 +529,31 @@ impl EsmCatalog {
                     null_hit = true;
                     continue;
                 }
+                QueryValue::Int(_) | QueryValue::Float(_) => {
+                    // pandas' `==`: a number equals numeric cells only (never text nor lists)
+                    if let Some(n) = v.number()
+                        && matches!(col.kind, ColumnKind::Integer | ColumnKind::Float)
+                    {
+                        for (h, &x) in hits.iter_mut().zip(&col.dict.numbers) {
+                            *h = *h || x == n;
+                        }
+                    }
+                    continue;
+                }
                 QueryValue::Text(t) => t,
             };
+            if matches!(col.kind, ColumnKind::Integer | ColumnKind::Float) {
+                if is_pattern(text) {
+                    return Err(CatalogError::Query {
+                        catalog: self.name.clone(),
+                        column: col.name.clone(),
+                        value: text.clone(),
+                        detail: "the column holds numbers, and patterns (regular expressions) search text columns only (intake-esm fails here too); look for a number, e.g. 1960.0".to_owned(),
+                    });
+                }
+                // text never equals a number
+                continue;
+            }
             if col.kind == ColumnKind::List {
                 for (h, items) in hits.iter_mut().zip(&col.dict.items) {
                     *h = *h || items.iter().any(|i| **i == **text);
@@ -418,7 +592,7 @@ impl EsmCatalog {
             .iter()
             .filter_map(|v| match v {
                 QueryValue::Text(t) => Some(t.clone()),
-                QueryValue::Missing => None,
+                QueryValue::Int(_) | QueryValue::Float(_) | QueryValue::Missing => None,
             })
             .collect();
         out.sort();
@@ -455,16 +629,13 @@ impl EsmCatalog {
             });
         }
         // every combination of the queried values (compared literally, as intake-esm does)
-        let mut condition: Vec<Vec<Option<&str>>> = vec![Vec::new()];
+        let mut condition: Vec<Vec<Key<'_>>> = vec![Vec::new()];
         for (_, values) in &rest {
             let mut next = Vec::with_capacity(condition.len() * values.len());
             for prefix in &condition {
                 for v in *values {
                     let mut t = prefix.clone();
-                    t.push(match v {
-                        QueryValue::Text(s) => Some(s.as_str()),
-                        QueryValue::Missing => None,
-                    });
+                    t.push(Key::of_query(v));
                     next.push(t);
                 }
             }
@@ -498,21 +669,25 @@ impl EsmCatalog {
         });
         let mut out = Vec::new();
         for (_, group_rows) in groups {
-            let mut present: FxHashSet<Vec<Option<&str>>> = FxHashSet::default();
+            let mut present: FxHashSet<Vec<Key<'_>>> = FxHashSet::default();
             for &r in &group_rows {
                 // list cells are unpacked: each item makes its own combination
-                let mut combos: Vec<Vec<Option<&str>>> = vec![Vec::new()];
+                let mut combos: Vec<Vec<Key<'_>>> = vec![Vec::new()];
                 for (col, _) in &rest {
                     let code = col.codes[r];
-                    let options: Vec<Option<&str>> = if code == NULL {
-                        vec![None]
-                    } else if col.kind == ColumnKind::List {
-                        col.dict.items[code as usize]
-                            .iter()
-                            .map(|s| Some(&**s))
-                            .collect()
+                    let options: Vec<Key<'_>> = if code == NULL {
+                        vec![Key::Missing]
                     } else {
-                        vec![Some(&*col.dict.texts[code as usize])]
+                        match col.kind {
+                            ColumnKind::List => col.dict.items[code as usize]
+                                .iter()
+                                .map(|s| Key::Text(s))
+                                .collect(),
+                            ColumnKind::Integer | ColumnKind::Float => {
+                                vec![Key::number(col.dict.numbers[code as usize])]
+                            }
+                            ColumnKind::Text => vec![Key::Text(&col.dict.texts[code as usize])],
+                        }
                     };
                     combos = combos
                         .iter()
@@ -535,6 +710,32 @@ impl EsmCatalog {
     }
 }
 
+/// A queried value or a cell, compared as Python compares them in a set of tuples: text with
+/// text, numbers by value (`1 == 1.0`), never text with a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key<'a> {
+    Missing,
+    Text(&'a str),
+    /// The bits of the f64 value (with -0.0 as 0.0, so that equal values are equal keys).
+    Number(u64),
+}
+
+impl<'a> Key<'a> {
+    fn number(n: f64) -> Key<'a> {
+        Key::Number(if n == 0.0 { 0.0f64 } else { n }.to_bits())
+    }
+
+    fn of_query(v: &'a QueryValue) -> Key<'a> {
+        match v {
+            QueryValue::Text(s) => Key::Text(s),
+            QueryValue::Int(_) | QueryValue::Float(_) => {
+                Key::number(v.number().unwrap_or(f64::NAN))
+            }
+            QueryValue::Missing => Key::Missing,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,11 +753,38 @@ mod tests {
     }
 
     #[test]
+    fn python_number_literals() {
+        assert_eq!(python_number("482"), Some(QueryValue::Int(482)));
+        assert_eq!(python_number("-1_000"), Some(QueryValue::Int(-1000)));
+        for (t, n) in [
+            ("1960.0", 1960.0),
+            ("-1.5e3", -1500.0),
+            (".5", 0.5),
+            ("5.", 5.0),
+            ("1e3", 1000.0),
+        ] {
+            assert_eq!(python_number(t), Some(QueryValue::Float(n)), "{t}");
+        }
+        assert_eq!(
+            python_number("99999999999999999999"),
+            Some(QueryValue::Float(1e20))
+        );
+        for t in [
+            "", ".", "-", "1e", "1_", "1__0", "inf", "nan", "0x1f", "1960-01", "r1", "1.2.3",
+        ] {
+            assert_eq!(python_number(t), None, "{t}");
+        }
+    }
+
+    #[test]
     fn builder_replaces_and_reads_json() {
         let q = Query::new()
             .with("a", "x")
             .with_any("a", ["y", "z"])
-            .with("b", None::<&str>);
+            .with("b", None::<&str>)
+            .with_any("n", [1960.0]);
+        assert_eq!(q.values("n"), Some(&[QueryValue::Float(1960.0)][..]));
+        let q = q.with("n", 1960);
         assert_eq!(
             q.values("a"),
             Some(&[QueryValue::from("y"), QueryValue::from("z")][..])
@@ -565,7 +793,8 @@ mod tests {
         let j =
             Query::from_json(&serde_json::json!({"a": ["y", "z"], "b": null, "n": 1960})).unwrap();
         assert_eq!(j.values("a"), q.values("a"));
-        assert_eq!(j.values("n"), Some(&[QueryValue::from("1960")][..]));
+        assert_eq!(j.values("n"), Some(&[QueryValue::Int(1960)][..]));
+        assert_eq!(j.values("n"), q.values("n"));
         assert!(Query::from_json(&serde_json::json!(["a"])).is_err());
         assert!(Query::from_json(&serde_json::json!({"a": [["x"]]})).is_err());
     }

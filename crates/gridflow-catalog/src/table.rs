@@ -470,7 +470,7 @@ pub(crate) fn scalar_text(v: &Value) -> String {
 }
 
 /// A float as Python's `str()` shows it (`1960.0`, `0.5`).
-fn py_float(f: f64) -> String {
+pub(crate) fn py_float(f: f64) -> String {
     if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
         format!("{f:.1}")
     } else if f.is_nan() {

@@ -190,7 +190,9 @@ fn searches_match_intake_esm() {
         let result = cat.search(&q);
         if let Some(err) = entry.get("error") {
             let err = err.as_str().unwrap();
-            if err.starts_with("AttributeError: Can only use .str accessor") {
+            if err.starts_with("AttributeError: Can only use .str accessor")
+                && err.ends_with("unknown-array")
+            {
                 // intake-esm 2025.12.12 + pandas 3 cannot search list columns read from a CSV
                 // (an upstream bug); the same rows inline can be searched: compare with that
                 let inline = expected()["searches"]
@@ -220,7 +222,10 @@ fn searches_match_intake_esm() {
                 .next()
                 .cloned()
                 .unwrap();
-            if err.contains("Invalid regular expression") {
+            if err.contains("Can only use .str accessor") {
+                // a pattern on a numeric column
+                assert!(e.contains("holds numbers") && e.contains(&column), "{e}");
+            } else if err.contains("Invalid regular expression") {
                 assert!(
                     e.contains("invalid regular expression") && e.contains(&column),
                     "{e}"

@@ -1,7 +1,7 @@
 //! `gridflow catalog search` and the catalog steps of `demo` and `eval`.
 
 use crate::common::StorageArgs;
-use crate::out::outln;
+use crate::out::{note, outln};
 use anyhow::{Context, Result, bail};
 use gridflow_catalog::{DatasetDictOptions, EsmCatalog, Query};
 use gridflow_dataset::{Dataset, OpenOptions};
@@ -35,8 +35,19 @@ pub struct SearchOptions {
 /// The syntax of search terms, for `--help`.
 pub const TERMS_HELP: &str = "Search terms are COLUMN=VALUE: VALUE may list several values separated by commas \
 (any of them matches), a comma inside a value is written \\, or the value is quoted ('...' or \"...\"); \
-an unquoted None looks for a missing cell; values holding * ? ^ or $ are regular expressions searched in \
+an unquoted None looks for a missing cell; an unquoted number (1960, 1960.0) is a number, which matches \
+numeric columns only (Parquet and inline catalogs have them; CSV columns hold text: quote the value, \
+dcpp_init_year='1960.0', to look for text); values holding * ? ^ or $ are regular expressions searched in \
 the cell, as in intake-esm (member_id='^r1i1p1f[0-9]$'); a column given twice matches either term.";
+
+/// Searches `cat`, first saying on standard error which values cannot match their column
+/// because of their type (intake-esm returns no rows for them without a word).
+fn search_noting_types(cat: &EsmCatalog, query: &Query) -> Result<EsmCatalog> {
+    for m in cat.type_mismatches(query) {
+        note!("note: {m}");
+    }
+    Ok(cat.search(query)?)
+}
 
 fn open_catalog(path: &Path, opts: &SearchOptions, storage: &StorageArgs) -> Result<EsmCatalog> {
     let p = path.to_str().context("the catalog path is not UTF-8")?;
@@ -69,7 +80,7 @@ pub fn search_and_open_key(
 ) -> Result<Found> {
     let query = Query::from_terms(terms, &opts.require_all_on)?;
     let cat = open_catalog(catalog, opts, storage)?;
-    let found = cat.search(&query)?;
+    let found = search_noting_types(&cat, &query)?;
     let keys = found.keys()?;
     let key = match (key, keys.as_slice()) {
         (Some(k), _) if keys.iter().any(|x| x == k) => k.to_owned(),
@@ -111,7 +122,7 @@ pub fn search(
 ) -> Result<()> {
     let query = Query::from_terms(terms, &opts.require_all_on)?;
     let cat = open_catalog(catalog, opts, storage)?;
-    let found = cat.search(&query)?;
+    let found = search_noting_types(&cat, &query)?;
     let keys = found.keys()?;
     if as_json {
         let mut doc = json!({"rows": found.len(), "keys": keys});

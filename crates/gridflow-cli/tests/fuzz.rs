@@ -1017,14 +1017,26 @@ fn catalog_seeds() -> Vec<Files> {
         ("pangeo-cmip6-inline.json", None),
         ("iterables-inline.json", None),
         ("urls.json", None),
+        // intake-esm's own samples: tuple lists, Parquet, netCDF assets, ints inline
+        (
+            "intake-esm/access-columns-with-tuples.json",
+            Some("intake-esm/access-columns-with-tuples.csv"),
+        ),
+        (
+            "intake-esm/cmip5-netcdf-parquet.json",
+            Some("intake-esm/cmip5-netcdf.parquet"),
+        ),
+        ("intake-esm/noaa-pathfinder-opendap.json", None),
     ];
     pairs
         .iter()
-        .map(|(json, csv)| {
+        .map(|(json, file)| {
             let mut f = Files::new();
             f.insert("catalog.json".into(), read(json));
-            if let Some(csv) = csv {
-                f.insert((*csv).into(), read(csv));
+            if let Some(file) = file {
+                // next to catalog.json, under the name its catalog_file gives
+                let name = file.rsplit('/').next().unwrap_or(file);
+                f.insert(name.into(), read(file));
             }
             f
         })
@@ -1357,7 +1369,7 @@ impl Fuzzer {
                     match (self.target.as_str(), csv_name) {
                         ("catalog_csv", Some(csv)) => {
                             let b = files.get_mut(&csv).unwrap();
-                            *b = if csv.ends_with(".gz") {
+                            *b = if csv.ends_with(".gz") || csv.ends_with(".parquet") {
                                 let mut b = b.clone();
                                 mutate_bytes(rng, &mut b);
                                 b
@@ -1568,8 +1580,18 @@ fn exercise_catalog(dir: &Path, rng: &mut Rng) -> Outcome {
                 .unwrap_or("")
                 .to_string()
         };
-        if let Ok(sub) = cat.search(&Query::new().with(&col, value.as_str())) {
-            let _ = (sub.keys(), sub.dataset_plans(), sub.to_string());
+        // through the command-line term parser (numbers, None, quotes, patterns) half the
+        // time, as plain text the other half
+        let query = if rng.chance(1, 2) {
+            Query::from_terms(&[format!("{col}={value}")], &[] as &[&str])
+        } else {
+            Ok(Query::new().with(&col, value.as_str()))
+        };
+        if let Ok(q) = query {
+            let _ = cat.type_mismatches(&q);
+            if let Ok(sub) = cat.search(&q) {
+                let _ = (sub.keys(), sub.dataset_plans(), sub.to_string());
+            }
         }
     }
     let _ = cat.dataset_plans();

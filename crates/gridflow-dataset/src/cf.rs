@@ -475,9 +475,20 @@ fn mask_and_scale(name: &str, v: &mut Variable) -> Result<()> {
     }
     let target = float_dtype(v.dtype(), scale.is_some(), offset.is_some());
     let mut data = v.data().astype(target)?;
-    for f in fills.iter().filter(|f| !f.is_nan()) {
-        let hit = data.binary_scalar(BinaryOp::Eq, Scalar::Float(*f), false)?;
-        data = gridflow_array::where_(&hit, Scalar::Float(f64::NAN), &data)?;
+    // one single-input step per fill value: it streams and commutes with selections
+    // (CMIP6 gives the same value as `_FillValue` and `missing_value`: mask it once)
+    let mut masked: Vec<f64> = Vec::new();
+    for &f in fills.iter().filter(|f| !f.is_nan()) {
+        // equal in the data's dtype is equal (1e20 and float32(1e20) in a float32 variable)
+        let key = if target == DType::F32 {
+            f64::from(f as f32)
+        } else {
+            f
+        };
+        if !masked.contains(&key) {
+            masked.push(key);
+            data = data.mask_eq(Scalar::Float(f))?;
+        }
     }
     if let Some(s) = scale {
         data = data.binary_scalar(BinaryOp::Mul, Scalar::Float(s), false)?;

@@ -31,6 +31,8 @@ pub struct Compiled<O> {
     pub outputs: Vec<u32>,
     /// Tasks in the graph before culling and fusion.
     pub tasks_before: usize,
+    /// Each task's estimated peak bytes ([`Operation::peak_bytes`]), where known.
+    pub peak_bytes: Vec<Option<u64>>,
 }
 
 /// A store of tasks numbered densely by their owner, so that compiling needs no hash map
@@ -328,7 +330,7 @@ impl<'g, O: Operation> Indexed<'g, O> {
         }
         let (rstarts, readers) = readers_table(&istarts, &inputs);
         let outputs = self.outputs.iter().map(|&o| position[o as usize]).collect();
-        Ok(Program {
+        let mut program = Program {
             ix: self,
             order,
             position,
@@ -339,7 +341,11 @@ impl<'g, O: Operation> Indexed<'g, O> {
             rstarts,
             readers,
             outputs,
-        })
+            lowered: FxHashMap::default(),
+            peak: Vec::new(),
+        };
+        program.lower();
+        Ok(program)
     }
 }
 
@@ -364,6 +370,10 @@ pub struct Program<'g, O> {
     rstarts: Vec<u32>,
     readers: Vec<u32>,
     outputs: Vec<u32>,
+    /// Lowered expressions of the tasks that [`Operation::lower`] rewrote, by new id.
+    lowered: FxHashMap<u32, Expr<O>>,
+    /// Estimated peak bytes by new id (empty: none known).
+    peak: Vec<Option<u64>>,
 }
 
 /// What an executor needs of a compiled graph: implemented by [`Compiled`] and [`Program`].
@@ -397,9 +407,37 @@ pub trait Runnable<O: Operation> {
 
     /// Tasks in the graph before culling and fusion.
     fn tasks_before(&self) -> usize;
+
+    /// A task's estimated peak bytes ([`Operation::peak_bytes`]), if known.
+    fn peak_bytes(&self, _id: usize) -> Option<u64> {
+        None
+    }
 }
 
 impl<O: Operation> Program<'_, O> {
+    /// The lowering pass: each task whose top operation [`Operation::lowers`] gets its
+    /// (fused) expression lowered now, so that the plan, not the executor, decides how it
+    /// runs; the estimated peak bytes of every lowered task are recorded.
+    fn lower(&mut self) {
+        let mut peak: Vec<Option<u64>> = Vec::new();
+        for id in 0..self.order.len() {
+            let old = self.order[id] as usize;
+            if !self.ix.tasks[old].op().is_some_and(Operation::lowers) {
+                continue;
+            }
+            let expr = self.expr(id);
+            let Some(low) = O::lower(&expr) else {
+                continue;
+            };
+            if peak.is_empty() {
+                peak = vec![None; self.order.len()];
+            }
+            peak[id] = O::peak_bytes(&low);
+            self.lowered.insert(id as u32, low);
+        }
+        self.peak = peak;
+    }
+
     /// The expression of a task others were fused into (or that reads an input twice).
     fn build(&self, id: usize) -> Expr<O> {
         let list = &self.inputs[self.istarts[id] as usize..self.istarts[id + 1] as usize];
@@ -432,6 +470,7 @@ impl<O: Operation> Program<'_, O> {
             dependents: Vec::with_capacity(m),
             outputs: self.outputs.clone(),
             tasks_before: self.ix.tasks_before,
+            peak_bytes: (0..m).map(|id| self.peak_bytes(id)).collect(),
         };
         for id in 0..m {
             out.keys.push(self.key(id).clone());
@@ -454,7 +493,9 @@ impl<O: Operation> Runnable<O> for Program<'_, O> {
     }
 
     fn expr(&self, id: usize) -> Cow<'_, Expr<O>> {
-        if self.plain[id] {
+        if let Some(e) = self.lowered.get(&(id as u32)) {
+            Cow::Borrowed(e)
+        } else if self.plain[id] {
             Cow::Borrowed(&self.ix.tasks[self.order[id] as usize].expr)
         } else {
             Cow::Owned(self.build(id))
@@ -479,6 +520,10 @@ impl<O: Operation> Runnable<O> for Program<'_, O> {
 
     fn tasks_before(&self) -> usize {
         self.ix.tasks_before
+    }
+
+    fn peak_bytes(&self, id: usize) -> Option<u64> {
+        self.peak.get(id).copied().flatten()
     }
 }
 
@@ -513,6 +558,10 @@ impl<O: Operation> Runnable<O> for Compiled<O> {
 
     fn tasks_before(&self) -> usize {
         self.tasks_before
+    }
+
+    fn peak_bytes(&self, id: usize) -> Option<u64> {
+        self.peak_bytes.get(id).copied().flatten()
     }
 }
 

@@ -22,6 +22,27 @@ pub trait Operation: Clone + Debug + Send + Sync + Serialize + DeserializeOwned 
     fn is_source(&self) -> bool {
         false
     }
+
+    /// True when a task whose top operation is this one may be rewritten by
+    /// [`Operation::lower`]: compiling asks only those tasks, so the others cost nothing.
+    fn lowers(&self) -> bool {
+        false
+    }
+
+    /// Lowering, the last compile pass: rewrites a task's expression (after fusion) into an
+    /// equivalent one that is cheaper to run (a selection moved to the read, a chain over a
+    /// read streamed slab by slab), or `None` to keep it. The result is part of the plan:
+    /// it is what executors run and what drawings show.
+    fn lower(_expr: &Expr<Self>) -> Option<Expr<Self>> {
+        None
+    }
+
+    /// The most bytes a task is estimated to hold at once while running `expr` (its result
+    /// included, its inputs not), if known: executors admit tasks against their memory
+    /// budget with it.
+    fn peak_bytes(_expr: &Expr<Self>) -> Option<u64> {
+        None
+    }
 }
 
 /// What a task computes: an operation applied to arguments that are either the task's

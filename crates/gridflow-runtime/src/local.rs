@@ -228,6 +228,8 @@ impl Scheduler {
 struct Plan<O, P> {
     c: P,
     is_source: Vec<bool>,
+    /// Each task's estimated peak bytes from the plan (0: unknown).
+    peak: Vec<usize>,
     pinned: Vec<bool>,
     op: PhantomData<fn() -> O>,
 }
@@ -239,9 +241,16 @@ impl<O: Execute, P: Runnable<O>> Plan<O, P> {
         for &o in c.outputs() {
             pinned[o as usize] = true;
         }
+        let peak = (0..c.len())
+            .map(|i| {
+                c.peak_bytes(i)
+                    .map_or(0, |b| usize::try_from(b).unwrap_or(usize::MAX))
+            })
+            .collect();
         Plan {
             c,
             is_source,
+            peak,
             pinned,
             op: PhantomData,
         }
@@ -261,6 +270,8 @@ struct Inner<V> {
     bytes: Vec<usize>,
     held_bytes: usize,
     peak_bytes: usize,
+    /// Estimated peak bytes of the tasks running now.
+    running_bytes: usize,
     running: usize,
     idle: usize,
     done: usize,
@@ -309,6 +320,7 @@ impl<V: Send + Sync + 'static> State<V> {
                 bytes: vec![0; n],
                 held_bytes: 0,
                 peak_bytes: 0,
+                running_bytes: 0,
                 running: 0,
                 idle: 0,
                 done: 0,
@@ -336,16 +348,25 @@ impl<V: Send + Sync + 'static> State<V> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Picks the next task: lowest priority first, but no new source while over budget.
-    fn pick(&self, g: &mut Inner<V>) -> Option<u32> {
-        let over = self.memory_limit.is_some_and(|l| g.held_bytes > l);
+    /// Picks the next task: lowest priority first, but no new source while the results held,
+    /// the running tasks' estimated peaks and the source's own estimate exceed the budget
+    /// (unless nothing runs: the computation must go on).
+    fn pick(&self, g: &mut Inner<V>, peak: &[usize]) -> Option<u32> {
+        let fits = |id: u32| {
+            self.memory_limit.is_none_or(|l| {
+                g.held_bytes
+                    .saturating_add(g.running_bytes)
+                    .saturating_add(peak[id as usize])
+                    <= l
+            })
+        };
         let s = g.ready_sources.peek().map(|r| r.0);
         let o = g.ready_other.peek().map(|r| r.0);
         let take_source = match (s, o) {
             (None, None) => return None,
-            (Some(_), None) => !over || g.running == 0,
+            (Some(a), None) => fits(a) || g.running == 0,
             (None, Some(_)) => false,
-            (Some(a), Some(b)) => !over && a < b,
+            (Some(a), Some(b)) => fits(a) && a < b,
         };
         if take_source {
             g.ready_sources.pop().map(|r| r.0)
@@ -361,7 +382,7 @@ impl<V: Send + Sync + 'static> State<V> {
                 self.wake.notify_all();
                 return;
             }
-            let Some(id) = self.pick(&mut g) else {
+            let Some(id) = self.pick(&mut g, &plan.peak) else {
                 g.idle += 1;
                 g = self
                     .wake
@@ -378,6 +399,7 @@ impl<V: Send + Sync + 'static> State<V> {
                 .filter_map(|&i| g.results[i as usize].clone())
                 .collect();
             g.running += 1;
+            g.running_bytes += plan.peak[idx];
             drop(g);
 
             let outcome = if args.len() == plan.c.inputs(idx).len() {
@@ -393,6 +415,7 @@ impl<V: Send + Sync + 'static> State<V> {
 
             g = self.lock();
             g.running -= 1;
+            g.running_bytes -= plan.peak[idx];
             match outcome {
                 Err(e) => {
                     if g.error.is_none() {

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use zarrs::array::codec::api::{BytesPartialDecoderTraits, CodecError, CodecMetadataOptions};
 use zarrs::array::{
@@ -24,6 +25,16 @@ use zarrs::storage::{ReadableStorageTraits, StorageError, StoreKey};
 /// Decoded bytes per slab when a blosc chunk is decoded slab by slab (below glibc's mmap
 /// threshold, so the slab buffers are reused instead of mapped and unmapped each time).
 const BLOSC_SLAB_BYTES: usize = 4 << 20;
+
+/// Bytes of chunk data decoded by this process so far (see [`decoded_bytes`]).
+static DECODED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// How many bytes of chunk data this process has decoded from stores so far (whole chunks
+/// and streamed blosc blocks): what a benchmark reports to show that a selection decodes
+/// only what it keeps.
+pub fn decoded_bytes() -> u64 {
+    DECODED_BYTES.load(Ordering::Relaxed)
+}
 
 /// Whether the array's codecs are exactly `bytes` (little-endian or no endianness) then
 /// `blosc`, with no array-to-array codec: what [`ZarrArray::read_blosc_chunk`] decodes.
@@ -656,6 +667,7 @@ impl ZarrArray {
             DType::F32 => rd!(f32, F32),
             DType::F64 => rd!(f64, F64),
         };
+        DECODED_BYTES.fetch_add(full.nbytes() as u64, Ordering::Relaxed);
         // edge chunks come back with the full chunk shape: trim them
         self.trim(full, &self.chunk_extent(idx), idx)
     }
@@ -700,6 +712,20 @@ impl ZarrArray {
         slab_bytes: usize,
         visit: &mut dyn FnMut(Chunk) -> gridflow_array::Result<()>,
     ) -> Result<()> {
+        self.read_chunk_rows_slabs(idx, None, slab_bytes, visit)
+    }
+
+    /// [`ZarrArray::read_chunk_slabs`] restricted to the rows `rows` of the chunk (along axis
+    /// 0, clipped to it): a `bytes` + `blosc` chunk decodes only the blosc blocks holding
+    /// them (and, on a local store, reads only their compressed bytes). Other chunks are
+    /// read whole and the rows cut out.
+    pub fn read_chunk_rows_slabs(
+        &self,
+        idx: &[u64],
+        rows: Option<Range<usize>>,
+        slab_bytes: usize,
+        visit: &mut dyn FnMut(Chunk) -> gridflow_array::Result<()>,
+    ) -> Result<()> {
         self.check_chunk_index(idx)?;
         let streamable = self.dtype != DType::Bool
             && !self.shape.is_empty()
@@ -707,7 +733,14 @@ impl ZarrArray {
             && *self.blosc_le.get_or_init(|| blosc_le_chain(&self.array));
         macro_rules! st {
             ($t:ty, $v:ident) => {
-                self.stream_blosc_chunk(idx, slab_bytes, <$t>::from_le_bytes, Chunk::$v, visit)?
+                self.stream_blosc_chunk(
+                    idx,
+                    rows.clone(),
+                    slab_bytes,
+                    <$t>::from_le_bytes,
+                    Chunk::$v,
+                    visit,
+                )?
             };
         }
         let streamed = streamable
@@ -725,7 +758,20 @@ impl ZarrArray {
                 DType::F64 => st!(f64, F64),
             };
         if !streamed {
-            visit(self.read_chunk(idx)?)?;
+            let whole = self.read_chunk(idx)?;
+            let n = whole.shape().first().copied().unwrap_or(0);
+            match rows {
+                Some(r) if r.start > 0 || r.end < n => {
+                    let mut specs: Vec<SliceSpec> = whole
+                        .shape()
+                        .iter()
+                        .map(|&len| SliceSpec::full(len))
+                        .collect();
+                    specs[0] = SliceSpec::range(r.start.min(n), r.end.min(n));
+                    visit(slice(&whole, &specs)?)?;
+                }
+                _ => visit(whole)?,
+            }
         }
         Ok(())
     }
@@ -736,6 +782,7 @@ impl ZarrArray {
     fn stream_blosc_chunk<T: Copy, const N: usize>(
         &self,
         idx: &[u64],
+        rows: Option<Range<usize>>,
         slab_bytes: usize,
         from_le: fn([u8; N]) -> T,
         wrap: fn(ndarray::ArrayD<T>) -> Chunk,
@@ -760,8 +807,14 @@ impl ZarrArray {
         }
         let extent = self.chunk_extent(idx);
         let kept_rows = extent.first().map_or(0, Range::len);
-        // rows past the array's end are never decoded (past their last block)
-        let need = kept_rows * row_elems * N;
+        // the rows visited: rows past the array's end are never decoded (past their last
+        // block), nor rows outside `rows`
+        let wanted = rows.map_or(0..kept_rows, |r| {
+            r.start.min(kept_rows)..r.end.min(kept_rows)
+        });
+        let row_bytes = row_elems * N;
+        let need = wanted.len() * row_bytes;
+        let start_byte = wanted.start * row_bytes;
         let storage = self.store.storage();
         let src = if self.store.url().is_remote() {
             match self
@@ -806,21 +859,26 @@ impl ZarrArray {
                 .map_err(|e| e.to_string())
         };
         let per_slab = (slab_bytes / blocksize).max(1);
-        let need_blocks = need.div_ceil(blocksize);
+        let need_blocks = (start_byte + need).div_ceil(blocksize);
+        // bytes of the first decoded block before the first wanted row
+        let mut skip = start_byte % blocksize;
         let slab_elems = |left: usize| (per_slab * blocksize).min(left) / N;
         let mut shape = self.chunk_shape.clone();
         let mut ranges = extent;
         let mut pending: Vec<T> = Vec::with_capacity(slab_elems(need));
         let mut done = 0;
-        let mut first = 0;
+        let mut first = start_byte / blocksize;
         while first < need_blocks {
             let end = (first + per_slab).min(need_blocks);
             let bytes = frame
                 .decode_blocks(first..end, &mut read, &mut decode)
                 .map_err(|e| self.chunk_err(idx, e))?;
-            let take = bytes.len().min(need - done);
+            DECODED_BYTES.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            let from = skip.min(bytes.len());
+            skip -= from;
+            let take = (bytes.len() - from).min(need - done);
             done += take;
-            pending.extend(bytes[..take].chunks_exact(N).map(|b| {
+            pending.extend(bytes[from..from + take].chunks_exact(N).map(|b| {
                 let mut a = [0u8; N];
                 a.copy_from_slice(b);
                 from_le(a)
@@ -1246,6 +1304,60 @@ impl ChunkSource for ZarrSource {
             return Ok(self.array.read_chunk_slabs(&idx, BLOSC_SLAB_BYTES, visit)?);
         }
         visit(self.read_block(block)?)
+    }
+
+    fn read_rows_slabs(
+        &self,
+        block: &[usize],
+        rows: Range<usize>,
+        visit: &mut dyn FnMut(Chunk) -> gridflow_array::Result<()>,
+    ) -> gridflow_array::Result<()> {
+        if block.len() == self.array.shape.len() && self.per_block.iter().all(|&m| m == 1) {
+            let idx: Vec<u64> = block.iter().map(|&b| b as u64).collect();
+            return Ok(self.array.read_chunk_rows_slabs(
+                &idx,
+                Some(rows),
+                BLOSC_SLAB_BYTES,
+                visit,
+            )?);
+        }
+        let whole = self.read_block(block)?;
+        let n = whole.shape().first().copied().unwrap_or(0);
+        let mut specs: Vec<SliceSpec> = whole.shape().iter().map(|&l| SliceSpec::full(l)).collect();
+        if let Some(first) = specs.first_mut() {
+            *first = SliceSpec::range(rows.start.min(n), rows.end.min(n));
+        }
+        visit(slice(&whole, &specs)?)
+    }
+
+    fn block_shape(&self, block: &[usize]) -> Option<Vec<usize>> {
+        let a = &self.array;
+        if block.len() != a.shape.len() {
+            return None;
+        }
+        Some(
+            block
+                .iter()
+                .zip(&self.per_block)
+                .zip(&a.chunk_shape)
+                .zip(&a.shape)
+                .map(|(((&b, &m), &c), &n)| {
+                    let size = m.saturating_mul(c);
+                    n.min(b.saturating_add(1).saturating_mul(size))
+                        .saturating_sub(b.saturating_mul(size))
+                })
+                .collect(),
+        )
+    }
+
+    fn slab_bytes(&self) -> Option<usize> {
+        let streams = self.per_block.iter().all(|&m| m == 1)
+            && !self.array.array.is_sharded()
+            && *self
+                .array
+                .blosc_le
+                .get_or_init(|| blosc_le_chain(&self.array.array));
+        streams.then_some(BLOSC_SLAB_BYTES)
     }
 }
 

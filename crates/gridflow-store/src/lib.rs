@@ -26,7 +26,7 @@ pub mod storage;
 mod strings;
 pub mod write;
 
-pub use array::{Dim, ZarrArray, ZarrGroup, ZarrSource, ZarrStore};
+pub use array::{Dim, ZarrArray, ZarrGroup, ZarrSource, ZarrStore, decoded_bytes};
 pub use error::{Result, StoreError};
 pub use metadata::ZarrFormat;
 pub use storage::{StoreOptions, StoreUrl};

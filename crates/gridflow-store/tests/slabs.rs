@@ -6,7 +6,7 @@
 
 mod common;
 
-use gridflow_array::kernels::assemble;
+use gridflow_array::kernels::{SliceSpec, assemble, slice};
 use gridflow_array::{Chunk, ChunkSource, ChunkedArray, DType};
 use gridflow_store::{
     Compression, StoreOptions, WriteOptions, ZarrArray, ZarrFormat, ZarrSource, ZarrStore, to_zarr,
@@ -114,7 +114,66 @@ fn check_slabs(a: &ZarrArray, idx: &[u64], slab_bytes: usize) -> usize {
         bits(&joined) == bits(&whole),
         "chunk {idx:?}, slab_bytes {slab_bytes}: slabs differ from read_chunk"
     );
+    check_row_ranges(a, idx, slab_bytes, &whole);
     slabs.len()
+}
+
+/// `read_chunk_rows_slabs` over ranges of rows (first, middle, last, past the end, all)
+/// equals those rows of the whole chunk, bit for bit.
+fn check_row_ranges(a: &ZarrArray, idx: &[u64], slab_bytes: usize, whole: &Chunk) {
+    let n = whole.shape()[0];
+    for rows in [
+        0..1,
+        n / 3..n / 3 + 2,
+        n.saturating_sub(2)..n + 5,
+        0..n,
+        n / 2..n / 2 + n / 3,
+    ] {
+        let mut slabs: Vec<Chunk> = Vec::new();
+        a.read_chunk_rows_slabs(idx, Some(rows.clone()), slab_bytes, &mut |c| {
+            slabs.push(c);
+            Ok(())
+        })
+        .unwrap();
+        let (lo, hi) = (rows.start.min(n), rows.end.min(n));
+        let mut specs: Vec<SliceSpec> = whole.shape().iter().map(|&l| SliceSpec::full(l)).collect();
+        specs[0] = SliceSpec::range(lo, hi);
+        let want = slice(whole, &specs).unwrap();
+        let got: Vec<u64> = slabs.iter().flat_map(bits).collect();
+        assert!(
+            got == bits(&want),
+            "chunk {idx:?}, rows {rows:?}, slab_bytes {slab_bytes}: differ from the rows of read_chunk"
+        );
+    }
+}
+
+#[test]
+fn a_row_range_decodes_only_the_blocks_holding_it() {
+    let dir = tmp("rows");
+    let a = write(
+        &dir,
+        DType::F32,
+        &[600, 64, 48],
+        &[600, 64, 48],
+        ZarrFormat::V2,
+        Compression::default(),
+    );
+    let whole_bytes = 600 * 64 * 48 * 4;
+    let before = gridflow_store::decoded_bytes();
+    let mut rows = 0;
+    a.read_chunk_rows_slabs(&[0, 0, 0], Some(100..130), 64 << 10, &mut |c| {
+        rows += c.shape()[0];
+        Ok(())
+    })
+    .unwrap();
+    let decoded = gridflow_store::decoded_bytes() - before;
+    assert_eq!(rows, 30);
+    // 30 of 600 rows (5%) plus at most a blosc block on each side
+    assert!(
+        decoded > 0 && decoded < whole_bytes as u64 / 5,
+        "decoded {decoded} bytes of a {whole_bytes}-byte chunk for 30 rows"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Every chunk of `a`, for several slab sizes; returns the slab count of chunk 0 at the

@@ -1751,6 +1751,61 @@ pub fn where_(cond: &Chunk, x: &Chunk, y: &Chunk) -> Result<Chunk> {
     same_typed!("where", xc.as_ref(), yc.as_ref(), a, b => where_typed(c, a, b, &shape))
 }
 
+/// The dtype of [`mask_eq`]'s result: a float block keeps its dtype; others become float64
+/// (as `where(x == fill, NaN, x)` promotes them).
+pub fn mask_eq_result_dtype(x: DType) -> DType {
+    if x.is_float() { x } else { DType::F64 }
+}
+
+/// `x` with every element equal to `fill` replaced by NaN: xarray's `_FillValue` /
+/// `missing_value` masking (`where(x == fill, NaN, x)`), as one single-input operation so
+/// that it streams and commutes with selections like any other elementwise step. The
+/// comparison runs in the block's dtype (NumPy's rule for a Python scalar), so a float32
+/// block equal to `float32(1e20)` is masked by a fill of `1e20`.
+///
+/// ```
+/// use gridflow_array::{Chunk, DType, Scalar};
+/// use gridflow_array::kernels::mask_eq;
+/// let x = Chunk::from_f64_vec(&[3], vec![1.0, 1e20, 2.0], DType::F32).unwrap();
+/// let m = mask_eq(&x, Scalar::Float(1e20)).unwrap();
+/// assert!(m.to_f64_vec()[1].is_nan());
+/// ```
+pub fn mask_eq(x: &Chunk, fill: Scalar) -> Result<Chunk> {
+    match x {
+        Chunk::F32(a) => {
+            let f = <f32 as Element>::from_scalar(fill);
+            Ok(Chunk::F32(a.mapv(|v| if v == f { f32::NAN } else { v })))
+        }
+        Chunk::F64(a) => {
+            let f = <f64 as Element>::from_scalar(fill);
+            Ok(Chunk::F64(a.mapv(|v| if v == f { f64::NAN } else { v })))
+        }
+        other => {
+            // Integers compare in their own dtype (an out-of-range fill matches nothing).
+            let hit = binary_scalar(BinaryOp::Eq, other, fill, false)?;
+            let nan = Chunk::full(&[], Scalar::Float(f64::NAN), DType::F64);
+            where_(&hit, &nan, other)
+        }
+    }
+}
+
+/// [`mask_eq`] on an owned block, in its buffer when it is a standard-layout float block.
+pub fn mask_eq_owned(x: Chunk, fill: Scalar) -> Result<Chunk> {
+    match x {
+        Chunk::F32(mut a) if a.is_standard_layout() => {
+            let f = <f32 as Element>::from_scalar(fill);
+            a.mapv_inplace(|v| if v == f { f32::NAN } else { v });
+            Ok(Chunk::F32(a))
+        }
+        Chunk::F64(mut a) if a.is_standard_layout() => {
+            let f = <f64 as Element>::from_scalar(fill);
+            a.mapv_inplace(|v| if v == f { f64::NAN } else { v });
+            Ok(Chunk::F64(a))
+        }
+        other => mask_eq(&other, fill),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------

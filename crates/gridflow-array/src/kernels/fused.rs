@@ -42,6 +42,8 @@ pub(crate) enum ChainOp {
     },
     /// Conversion to a dtype.
     AsType(DType),
+    /// Elements equal to the fill value become NaN (CF masking).
+    Mask(Scalar),
 }
 
 /// The unary ufuncs that map a float block to a float block of the same dtype.
@@ -162,6 +164,8 @@ pub(crate) enum Step<T> {
     /// Exact: the same two roundings as the two ops (`x - b` is `x + (-b)` in IEEE 754, and
     /// `b - x * m` is `x * (-m) + b`).
     MulAdd(T, T),
+    /// `NaN` where `x == fill`, else `x`.
+    Mask(T),
 }
 
 /// Binds `$f` to the closure of a unary step on `$t` and evaluates `$body`.
@@ -320,6 +324,10 @@ macro_rules! with_step {
             Step::Left(b, s) => with_binary!(b, s, true, $t, $f => $body),
             Step::MulAdd(m, a) => {
                 let $f = move |v: $t| v * m + a;
+                $body
+            }
+            Step::Mask(m) => {
+                let $f = move |v: $t| if v == m { <$t>::NAN } else { v };
                 $body
             }
         }
@@ -511,6 +519,7 @@ fn compile_typed<T: Lane>(chain: &[ChainOp]) -> Option<Vec<Step<T>>> {
         match *op {
             ChainOp::AsType(d) if d == T::DTYPE => {}
             ChainOp::AsType(_) => return None,
+            ChainOp::Mask(fill) => steps.push(Step::Mask(T::from_scalar(fill))),
             ChainOp::Unary(u) => {
                 if unary_result_dtype(u, T::DTYPE).ok()? != T::DTYPE {
                     return None;
@@ -642,6 +651,13 @@ mod tests {
             ChainOp::Unary(u) => unary(u, &c).unwrap(),
             ChainOp::Scalar { op, scalar, left } => binary_scalar(op, &c, scalar, left).unwrap(),
             ChainOp::AsType(d) => c.astype(d),
+            // the composite CF decoding used before the mask was one op
+            ChainOp::Mask(fill) => {
+                let hit = binary_scalar(BinaryOp::Eq, &c, fill, false).unwrap();
+                let nan_dt = Scalar::Float(f64::NAN).promote_with(c.dtype());
+                let nan = Chunk::full(&[], Scalar::Float(f64::NAN), nan_dt);
+                crate::kernels::where_(&hit, &nan, &c).unwrap()
+            }
         })
     }
 
@@ -690,6 +706,42 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn masking_equals_where_of_equal() {
+        // fill values as CF stores write them: 1e20 (not exact in float32), 0, the data's own
+        // values, NaN (masks nothing) and infinity
+        for dt in [DType::F32, DType::F64] {
+            let mut v = values(2 * SUB + 7);
+            v[3] = 1e20;
+            v[SUB + 1] = f64::from(1e20f32);
+            let x = Chunk::from_f64_vec(&[v.len()], v, dt).unwrap();
+            for fill in [1e20, 0.0, 0.5, f64::NAN, f64::INFINITY] {
+                let chain = [
+                    ChainOp::Mask(Scalar::Float(fill)),
+                    ChainOp::Scalar {
+                        op: BinaryOp::Mul,
+                        scalar: Scalar::Float(2.0),
+                        left: false,
+                    },
+                ];
+                let p = Program::compile(&chain, dt).unwrap();
+                let got = p.map(&x).unwrap().unwrap();
+                let want = reference(&chain, &x);
+                assert!(same_bits(&got, &want), "mask {fill} on {dt}");
+                let sum = p.sum(&x, true, true).unwrap();
+                let w = want.to_f64_vec();
+                let kept: Vec<f64> = w.into_iter().filter(|v| !v.is_nan()).collect();
+                assert_eq!(sum.count, kept.len(), "mask {fill} on {dt}");
+            }
+            // 1e20 masks the float32 rounding of 1e20 too
+            let p = Program::compile(&[ChainOp::Mask(Scalar::Float(1e20))], dt).unwrap();
+            let nan = p.map(&x).unwrap().unwrap().to_f64_vec();
+            let masked = nan.iter().filter(|v| v.is_nan()).count()
+                - x.to_f64_vec().iter().filter(|v| v.is_nan()).count();
+            assert_eq!(masked, if dt == DType::F32 { 2 } else { 1 }, "{dt}");
         }
     }
 

@@ -16,8 +16,8 @@ pub mod shape;
 
 pub use elementwise::{
     BinaryOp, UnaryOp, binary, binary_owned, binary_result_dtype, binary_scalar,
-    binary_scalar_owned, binary_scalar_result_dtype, broadcast_shapes, unary, unary_owned,
-    unary_result_dtype, where_, where_result_dtype,
+    binary_scalar_owned, binary_scalar_result_dtype, broadcast_shapes, mask_eq, mask_eq_owned,
+    mask_eq_result_dtype, unary, unary_owned, unary_result_dtype, where_, where_result_dtype,
 };
 pub use reduce::{
     ArgContext, Partial, ReduceOp, ReduceSpec, combine_partials, finalize, reduce_block,
