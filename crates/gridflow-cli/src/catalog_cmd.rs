@@ -1,5 +1,6 @@
 //! `gridflow catalog search` and the catalog steps of `demo` and `eval`.
 
+use crate::common::StorageArgs;
 use crate::out::{note, outln};
 use anyhow::{Context, Result, bail};
 use gridflow_catalog::{DatasetDictOptions, EsmCatalog, Query};
@@ -48,16 +49,24 @@ fn search_noting_types(cat: &EsmCatalog, query: &Query) -> Result<EsmCatalog> {
     Ok(cat.search(query)?)
 }
 
-fn open_catalog(path: &Path, opts: &SearchOptions) -> Result<EsmCatalog> {
+fn open_catalog(path: &Path, opts: &SearchOptions, storage: &StorageArgs) -> Result<EsmCatalog> {
     let p = path.to_str().context("the catalog path is not UTF-8")?;
-    let mut options = crate::common::Limits::from_env()?.catalog_options();
+    let mut options = crate::common::catalog_options(storage)?;
     options.columns_with_iterables = opts.columns_with_iterables.clone();
     EsmCatalog::open_with(p, &options).with_context(|| format!("opening the catalog {p}"))
 }
 
 /// Searches `catalog` and opens the one dataset the search leaves.
 pub fn search_and_open(catalog: &Path, terms: &[String], open: &OpenOptions) -> Result<Found> {
-    search_and_open_key(catalog, terms, &SearchOptions::default(), None, open)
+    let storage = StorageArgs::default();
+    search_and_open_key(
+        catalog,
+        terms,
+        &SearchOptions::default(),
+        &storage,
+        None,
+        open,
+    )
 }
 
 /// Searches `catalog` and opens the dataset `key` (or the only one).
@@ -65,11 +74,12 @@ pub fn search_and_open_key(
     catalog: &Path,
     terms: &[String],
     opts: &SearchOptions,
+    storage: &StorageArgs,
     key: Option<&str>,
     open: &OpenOptions,
 ) -> Result<Found> {
     let query = Query::from_terms(terms, &opts.require_all_on)?;
-    let cat = open_catalog(catalog, opts)?;
+    let cat = open_catalog(catalog, opts, storage)?;
     let found = search_noting_types(&cat, &query)?;
     let keys = found.keys()?;
     let key = match (key, keys.as_slice()) {
@@ -106,11 +116,12 @@ pub fn search(
     catalog: &Path,
     terms: &[String],
     opts: &SearchOptions,
+    storage: &StorageArgs,
     unique: bool,
     as_json: bool,
 ) -> Result<()> {
     let query = Query::from_terms(terms, &opts.require_all_on)?;
-    let cat = open_catalog(catalog, opts)?;
+    let cat = open_catalog(catalog, opts, storage)?;
     let found = search_noting_types(&cat, &query)?;
     let keys = found.keys()?;
     if as_json {

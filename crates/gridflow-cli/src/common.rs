@@ -1,7 +1,7 @@
 //! What the subcommands share: the local executor settings, progress bars, JSON output,
 //! plots and memory checks.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use gridflow_array::Scheduler;
 use gridflow_dataset::{DataArray, IndexValues, ValueKind};
 use gridflow_plot::{DateParts, LinePlot, MapPlot};
@@ -128,9 +128,54 @@ impl Limits {
     }
 }
 
-/// Dataset open options with the limits of `GRIDFLOW_LIMITS`.
-pub fn open_options() -> Result<gridflow_dataset::OpenOptions> {
-    Ok(Limits::from_env()?.open_options())
+/// `--storage-option KEY=VALUE`: how to reach remote stores and catalogs, shared by `eval`,
+/// `info` and `catalog search` (the names of [`gridflow_store::StoreOptions::set`]).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct StorageArgs {
+    /// How to reach s3://, gs://, az:// stores and catalogs, e.g. anon=true,
+    /// endpoint=http://127.0.0.1:4443, region=eu-west-1, profile=NAME,
+    /// account_name=NAME (repeat; every name under `gridflow eval --help`).
+    #[arg(long = "storage-option", value_name = "KEY=VALUE")]
+    pub storage_options: Vec<String>,
+}
+
+impl StorageArgs {
+    /// Sets the options on `store`.
+    pub fn apply(&self, store: &mut gridflow_store::StoreOptions) -> Result<()> {
+        store
+            .set_pairs(&self.storage_options)
+            .map_err(|e| anyhow!("--storage-option: {e}"))
+    }
+}
+
+/// The URL schemes and storage options, for `--help`.
+pub fn storage_help() -> String {
+    let mut text = String::from(
+        "Stores and catalogs: a local path, file:///abs, http(s)://host/path, s3://bucket/path, \
+gs://bucket/path (Google Cloud Storage), az://container/path or \
+abfs[s]://container@account.dfs.core.windows.net/path (Azure Blob Storage). Credentials come from \
+the usual variables and files (AWS_*, ~/.aws; GOOGLE_APPLICATION_CREDENTIALS, gcloud's default \
+credentials; AZURE_STORAGE_ACCOUNT_NAME/_KEY/_SAS_TOKEN...); gs:// and az:// without any are \
+read anonymously (public buckets). --storage-option KEY=VALUE (repeat):\n",
+    );
+    for (key, stores, what) in gridflow_store::clouds::STORAGE_OPTIONS {
+        text.push_str(&format!("  {key:<24} {stores:<9} {what}\n"));
+    }
+    text
+}
+
+/// Dataset open options with the limits of `GRIDFLOW_LIMITS` and the storage options.
+pub fn open_options(storage: &StorageArgs) -> Result<gridflow_dataset::OpenOptions> {
+    let mut o = Limits::from_env()?.open_options();
+    storage.apply(&mut o.store)?;
+    Ok(o)
+}
+
+/// Catalog open options with the limits of `GRIDFLOW_LIMITS` and the storage options.
+pub fn catalog_options(storage: &StorageArgs) -> Result<gridflow_catalog::OpenOptions> {
+    let mut o = Limits::from_env()?.catalog_options();
+    storage.apply(&mut o.store)?;
+    Ok(o)
 }
 
 /// The machine's total memory in bytes (from /proc/meminfo; 8 GiB when unknown).

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 pub struct EvalArgs {
     /// The expression, e.g. 'ds.tas.mean("time")'.
     pub expr: String,
-    /// A Zarr store to bind to `ds` (local path, http(s)://, s3://).
+    /// A Zarr store to bind to `ds` (local path, http(s)://, s3://, gs://, az://, abfs://).
     #[arg(long, conflicts_with = "catalog")]
     pub store: Option<String>,
     /// An intake-esm catalog (JSON) whose search leaves the dataset bound to `ds`.
@@ -27,6 +27,9 @@ pub struct EvalArgs {
     /// How the search is read.
     #[command(flatten)]
     pub search_options: crate::catalog_cmd::SearchOptions,
+    /// How to reach remote stores.
+    #[command(flatten)]
+    pub storage: crate::common::StorageArgs,
     /// Which dataset of the search result (when it leaves several).
     #[arg(long)]
     pub key: Option<String>,
@@ -39,8 +42,8 @@ pub struct EvalArgs {
     #[arg(short = 'o', long = "output", value_name = "OUT.zarr")]
     pub output: Option<PathBuf>,
     /// Replace an existing output store (-o), plot or graph file. A local store is swapped
-    /// in atomically once complete; only Zarr stores and files are ever replaced. On S3 it
-    /// deletes the old store first (not atomic).
+    /// in atomically once complete; only Zarr stores and files are ever replaced. On object
+    /// stores (s3://, gs://, az://) it deletes the old store first (not atomic).
     #[arg(long)]
     pub overwrite: bool,
     /// Plot a 1-d (line) or 2-d lat/lon (map) result to a PNG or SVG file.
@@ -62,7 +65,7 @@ pub struct EvalArgs {
 fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
     if let Some(url) = &args.store {
         return Ok(Some(
-            open_zarr(url, &crate::common::open_options()?)
+            open_zarr(url, &crate::common::open_options(&args.storage)?)
                 .with_context(|| format!("opening {url}"))?,
         ));
     }
@@ -71,8 +74,9 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
             std::path::Path::new(cat),
             &args.search,
             &args.search_options,
+            &args.storage,
             args.key.as_deref(),
-            &crate::common::open_options()?,
+            &crate::common::open_options(&args.storage)?,
         )?;
         note!("dataset {} ({} catalog rows)", found.key, found.rows);
         return Ok(Some(found.dataset));
@@ -129,7 +133,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         (Some(_), Result_::Array(a)) => Some(Dataset::from_dataarray(a)?),
         (Some(_), Result_::Dataset(d)) => Some(d.clone()),
     };
-    let zarr_options = ToZarrOptions {
+    let mut zarr_options = ToZarrOptions {
         mode: if args.overwrite {
             WriteMode::Overwrite
         } else {
@@ -137,6 +141,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         },
         ..ToZarrOptions::default()
     };
+    args.storage.apply(&mut zarr_options.store)?;
     preflight(args, &result, out_ds.as_ref(), &zarr_options)?;
     if let Some(path) = &args.graph {
         let svg = match &result {
@@ -296,8 +301,8 @@ fn print_scalar(v: serde_json::Value, as_json: bool) -> Result<()> {
 }
 
 /// Runs `gridflow info`.
-pub fn info(url: &str, as_json: bool) -> Result<()> {
-    let ds = open_zarr(url, &crate::common::open_options()?)
+pub fn info(url: &str, as_json: bool, storage: &crate::common::StorageArgs) -> Result<()> {
+    let ds = open_zarr(url, &crate::common::open_options(storage)?)
         .with_context(|| format!("opening {url}"))?;
     if as_json {
         let vars: serde_json::Map<String, serde_json::Value> = ds

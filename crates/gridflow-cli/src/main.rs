@@ -81,13 +81,17 @@ enum Command {
         #[arg(long, default_value = "gridflow-data")]
         data: PathBuf,
     },
-    /// Print the dataset repr of a Zarr store (local path, http(s)://, s3://).
+    /// Print the dataset repr of a Zarr store (local path, http(s)://, s3://, gs://, az://).
+    #[command(after_help = common::storage_help())]
     Info {
         /// The store.
         url: String,
         /// Print the structure as JSON instead.
         #[arg(long)]
         json: bool,
+        /// How to reach remote stores.
+        #[command(flatten)]
+        storage: common::StorageArgs,
     },
     /// Evaluate an xarray-style expression on a dataset; print, write or plot the result.
     ///
@@ -103,7 +107,9 @@ enum Command {
     ///   gridflow eval --store S 'ds.tas.resample(time="1D").max()' -o daily_max.zarr
     ///   gridflow eval --store S 'ds.tas.sel(time=slice("1850-02", "1850-03")).isel(lat=0)'
     ///   gridflow eval 'da.ones((20000, 20000), chunks=(200, 200)).sum()'
-    #[command(verbatim_doc_comment, after_help = catalog_cmd::TERMS_HELP)]
+    ///   gridflow eval --store gs://BUCKET/PATH.zarr 'ds.tas.isel(time=0).mean()'
+    ///   gridflow eval --store az://data/tas.zarr --storage-option account_name=ACCOUNT 'ds.tas.mean()'
+    #[command(verbatim_doc_comment, after_help = format!("{}\n\n{}", catalog_cmd::TERMS_HELP, common::storage_help()))]
     Eval(eval_cmd::EvalArgs),
 }
 
@@ -112,9 +118,9 @@ enum CatalogCommand {
     /// Print the dataset keys (and row counts) matching `col=value` terms; `col=v1,v2`
     /// matches any of several values, and values may be regular expressions as in
     /// intake-esm (`member_id=^r1.*`).
-    #[command(after_help = catalog_cmd::TERMS_HELP)]
+    #[command(after_help = format!("{}\n\n{}", catalog_cmd::TERMS_HELP, common::storage_help()))]
     Search {
-        /// The catalog JSON (path, file://, http(s)://, s3://).
+        /// The catalog JSON (path, file://, http(s)://, s3://, gs://, az://).
         catalog: String,
         /// Search terms, `col=value` or `col=v1,v2` (see below).
         terms: Vec<String>,
@@ -127,6 +133,9 @@ enum CatalogCommand {
         /// Print `{"rows": N, "keys": [...]}` (and `"unique"` with --unique).
         #[arg(long)]
         json: bool,
+        /// How to reach remote catalogs.
+        #[command(flatten)]
+        storage: common::StorageArgs,
     },
 }
 
@@ -218,11 +227,13 @@ fn run(cli: Cli) -> Result<()> {
                     options,
                     unique,
                     json,
+                    storage,
                 },
         } => catalog_cmd::search(
             std::path::Path::new(&catalog),
             &terms,
             &options,
+            &storage,
             unique,
             json,
         ),
@@ -232,7 +243,7 @@ fn run(cli: Cli) -> Result<()> {
             outln!("catalog: {}", s.catalog.display())?;
             Ok(())
         }
-        Command::Info { url, json } => eval_cmd::info(&url, json),
+        Command::Info { url, json, storage } => eval_cmd::info(&url, json, &storage),
         Command::Eval(args) => eval_cmd::run(&args),
     }
 }

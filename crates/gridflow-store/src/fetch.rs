@@ -1,9 +1,12 @@
 //! Whole-file reads (catalog JSON, CSV) from the places stores live: local paths, `file://`,
-//! `http(s)://`, `s3://` and public `gs://` buckets.
+//! `http(s)://`, `s3://`, `gs://` and `az://` (`abfs[s]://`).
 
 use crate::error::{Result, StoreError};
 use crate::storage::{CappedError, Storage, StoreOptions, StoreUrl};
 use zarrs::storage::StoreKey;
+
+/// The URL schemes read over the network.
+const REMOTE_SCHEMES: [&str; 7] = ["http", "https", "s3", "gs", "az", "abfs", "abfss"];
 
 /// Reads a whole file into memory.
 ///
@@ -12,8 +15,9 @@ use zarrs::storage::StoreKey;
 /// * `http://` / `https://`: one GET (with the retries and time-outs of `options`);
 /// * `s3://bucket/key`: one GET through the S3 API (`options` gives endpoint, region,
 ///   anonymous access...);
-/// * `gs://bucket/key`: read anonymously from `https://storage.googleapis.com/bucket/key`
-///   (public Google Cloud Storage buckets, such as Pangeo's CMIP6 one).
+/// * `gs://bucket/key`, `az://container/key`: one GET through the Google Cloud Storage or
+///   Azure Blob API, unsigned when no credentials are found (public buckets, such as
+///   Pangeo's CMIP6 one).
 ///
 /// URLs with a query string are not supported. A missing file is a
 /// [`StoreError::NotFound`] naming the directory URL and the file name.
@@ -34,15 +38,9 @@ pub fn read_bytes(url: &str, options: &StoreOptions) -> Result<Vec<u8>> {
 /// HTTP bodies). Local paths that are not regular files (a FIFO would block) are refused
 /// without being opened.
 pub fn read_bytes_capped(url: &str, options: &StoreOptions, limit: u64) -> Result<Vec<u8>> {
-    if let Some(rest) = url.strip_prefix("gs://") {
-        return read_bytes_capped(
-            &format!("https://storage.googleapis.com/{rest}"),
-            options,
-            limit,
-        );
-    }
-    let remote =
-        url.starts_with("http://") || url.starts_with("https://") || url.starts_with("s3://");
+    let remote = REMOTE_SCHEMES
+        .iter()
+        .any(|s| url.strip_prefix(s).is_some_and(|r| r.starts_with("://")));
     if !remote {
         return read_local(url, limit);
     }
@@ -96,7 +94,7 @@ fn read_local(url: &str, limit: u64) -> Result<Vec<u8>> {
         None if url.contains("://") => {
             return Err(StoreError::Url {
                 url: url.to_owned(),
-                detail: "unsupported scheme (use a path, file://, http(s)://, s3:// or gs://)"
+                detail: "unsupported scheme (use a path, file://, http(s)://, s3://, gs://, az://, abfs:// or abfss://)"
                     .to_owned(),
             });
         }

@@ -1,6 +1,9 @@
-//! Zarr v2 and v3 stores for gridflow, on local disk, HTTP and S3.
+//! Zarr v2 and v3 stores for gridflow, on local disk, HTTP, S3, Google Cloud Storage and
+//! Azure Blob Storage.
 //!
-//! * [`ZarrStore::open`] a path, `file://`, `http(s)://` or `s3://bucket/prefix` URL;
+//! * [`ZarrStore::open`] a path, `file://`, `http(s)://`, `s3://bucket/prefix`,
+//!   `gs://bucket/prefix` or `az://container/prefix` (`abfs[s]://`) URL, with
+//!   [`StoreOptions`] (settable by name: [`StoreOptions::set`]);
 //! * [`ZarrStore::open_group`] reads consolidated metadata when present (one request);
 //! * [`ZarrArray::to_chunked`] gives a lazy [`gridflow_array::ChunkedArray`] whose read
 //!   tasks fetch and decode store chunks on the executor's threads;
@@ -11,7 +14,9 @@
 //! Call [`register`] once per process that runs read tasks (the `"zarr"` source kind).
 
 pub mod array;
+mod aws_profile;
 mod blosc;
+pub mod clouds;
 pub mod error;
 pub mod fetch;
 mod http;

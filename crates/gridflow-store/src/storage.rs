@@ -1,10 +1,11 @@
 //! Store URLs, store options, the shared tokio runtime and the synchronous storage adapter
-//! zarrs reads and writes through (local disk via zarrs' filesystem store, HTTP and S3 via
-//! `object_store`), counting requests and bytes read.
+//! zarrs reads and writes through (local disk via zarrs' filesystem store; HTTP via its own
+//! client; S3, Google Cloud Storage and Azure via `object_store`), counting requests and
+//! bytes read.
 
+use crate::clouds::BackendOptions;
 use crate::error::{Result, StoreError};
 use crate::http::{HttpClient, HttpError, Range};
-use object_store::aws::AmazonS3Builder;
 use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
@@ -40,10 +41,38 @@ pub enum StoreUrl {
         /// The key prefix inside the bucket, without leading or trailing `/`.
         prefix: String,
     },
+    /// A Google Cloud Storage bucket and a key prefix (`gs://bucket/prefix`).
+    Gcs {
+        /// The bucket name.
+        bucket: String,
+        /// The key prefix inside the bucket, without leading or trailing `/`.
+        prefix: String,
+    },
+    /// An Azure Blob Storage container and a key prefix: `az://container/prefix`,
+    /// `abfs[s]://container/prefix`, or `abfs[s]://container@account.dfs.core.windows.net/prefix`.
+    Azure {
+        /// `az`, `abfs` or `abfss`, as written (kept for messages).
+        scheme: String,
+        /// The container (a "file system" in abfs terms).
+        container: String,
+        /// The host after `@` (`account.dfs.core.windows.net`), when the URL names one.
+        host: Option<String>,
+        /// The key prefix inside the container, without leading or trailing `/`.
+        prefix: String,
+    },
+}
+
+/// Splits `bucket/prefix/...` into the bucket and the prefix without outer slashes.
+fn bucket_and_prefix(rest: &str) -> (String, String) {
+    let rest = rest.trim_end_matches('/');
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    (bucket.to_owned(), prefix.trim_matches('/').to_owned())
 }
 
 impl StoreUrl {
-    /// Parses a path, `file://` URL, `http(s)://` URL or `s3://bucket/prefix`.
+    /// Parses a path, `file://` URL, `http(s)://` URL, `s3://bucket/prefix`,
+    /// `gs://bucket/prefix`, `az://container/prefix` or
+    /// `abfs[s]://container[@account.dfs.core.windows.net]/prefix`.
     /// Relative paths are made absolute (so specs can be sent to other processes).
     pub fn parse(url: &str) -> Result<StoreUrl> {
         let bad = |detail: &str| StoreError::Url {
@@ -54,14 +83,42 @@ impl StoreUrl {
             return Err(bad("empty URL"));
         }
         if let Some(rest) = url.strip_prefix("s3://") {
-            let rest = rest.trim_end_matches('/');
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let (bucket, prefix) = bucket_and_prefix(rest);
             if bucket.is_empty() {
                 return Err(bad("no bucket name after s3://"));
             }
-            return Ok(StoreUrl::S3 {
-                bucket: bucket.to_owned(),
-                prefix: prefix.trim_matches('/').to_owned(),
+            return Ok(StoreUrl::S3 { bucket, prefix });
+        }
+        if let Some(rest) = url.strip_prefix("gs://") {
+            let (bucket, prefix) = bucket_and_prefix(rest);
+            if bucket.is_empty() {
+                return Err(bad("no bucket name after gs://"));
+            }
+            return Ok(StoreUrl::Gcs { bucket, prefix });
+        }
+        for scheme in ["az", "abfs", "abfss"] {
+            let Some(rest) = url.strip_prefix(scheme).and_then(|r| r.strip_prefix("://")) else {
+                continue;
+            };
+            let (first, prefix) = bucket_and_prefix(rest);
+            let (container, host) = match first.split_once('@') {
+                Some((c, h)) => (c.to_owned(), Some(h.to_owned())),
+                None => (first, None),
+            };
+            if container.is_empty()
+                || host
+                    .as_deref()
+                    .is_some_and(|h| h.split('.').next().is_none_or(str::is_empty))
+            {
+                return Err(bad(&format!(
+                    "expected {scheme}://CONTAINER/PATH or {scheme}://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH"
+                )));
+            }
+            return Ok(StoreUrl::Azure {
+                scheme: scheme.to_owned(),
+                container,
+                host,
+                prefix,
             });
         }
         if url.starts_with("http://") || url.starts_with("https://") {
@@ -74,7 +131,7 @@ impl StoreUrl {
             PathBuf::from(p)
         } else if url.contains("://") {
             return Err(bad(
-                "unsupported scheme (use a path, file://, http://, https:// or s3://)",
+                "unsupported scheme (use a path, file://, http://, https://, s3://, gs://, az://, abfs:// or abfss://)",
             ));
         } else {
             PathBuf::from(url)
@@ -96,22 +153,52 @@ impl fmt::Display for StoreUrl {
             StoreUrl::Http(u) => f.write_str(u),
             StoreUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
             StoreUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            StoreUrl::Gcs { bucket, prefix } if prefix.is_empty() => write!(f, "gs://{bucket}"),
+            StoreUrl::Gcs { bucket, prefix } => write!(f, "gs://{bucket}/{prefix}"),
+            StoreUrl::Azure {
+                scheme,
+                container,
+                host,
+                prefix,
+            } => {
+                write!(f, "{scheme}://{container}")?;
+                if let Some(h) = host {
+                    write!(f, "@{h}")?;
+                }
+                if !prefix.is_empty() {
+                    write!(f, "/{prefix}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
 
 /// How to reach a store. Serializable: it travels in read-task specs (credentials never do;
-/// they come from the `AWS_*` environment of each process).
+/// they come from the `AWS_*`, `GOOGLE_*`, `AZURE_*` environment of each process).
+///
+/// Remote options can also be set by name ([`StoreOptions::set`], the `--storage-option
+/// KEY=VALUE` of the command line; [`crate::clouds::STORAGE_OPTIONS`] lists them).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StoreOptions {
-    /// S3 endpoint (e.g. `http://127.0.0.1:4568` for a local server); default: AWS (or
-    /// `AWS_ENDPOINT_URL`).
+    /// The object store's server: an S3 endpoint (e.g. `http://127.0.0.1:4568` for a local
+    /// server; default AWS or `AWS_ENDPOINT_URL`), a GCS base URL (default
+    /// `https://storage.googleapis.com` or `GOOGLE_BASE_URL`), an Azure account URL
+    /// (default `https://ACCOUNT.blob.core.windows.net` or `AZURE_STORAGE_ENDPOINT`). An
+    /// `http://` endpoint allows plain HTTP.
     pub endpoint: Option<String>,
     /// S3 region; default: `AWS_REGION` or `us-east-1`.
     pub region: Option<String>,
-    /// Unsigned requests (public buckets), i.e. skip the signature.
+    /// Unsigned requests (public buckets), i.e. skip the signature. `gs://` and `az://`
+    /// stores also go unsigned when no credentials are found, unless `require_credentials`.
     pub anonymous: bool,
+    /// Never fall back to unsigned requests: `gs://` and `az://` stores without configured
+    /// credentials ask the machine's identity (instance metadata, managed identity).
+    pub require_credentials: bool,
+    /// Backend-specific options by name (credentials files, account names, keys); see
+    /// [`StoreOptions::set`]. Secrets are never serialized.
+    pub backend: BackendOptions,
     /// Allow plain `http://` endpoints.
     pub allow_http: bool,
     /// Virtual-hosted-style S3 requests (`bucket.host`); default path style.
@@ -154,6 +241,8 @@ impl Default for StoreOptions {
             endpoint: None,
             region: None,
             anonymous: false,
+            require_credentials: false,
+            backend: BackendOptions::default(),
             allow_http: false,
             virtual_hosted_style: false,
             read_only: false,
@@ -258,6 +347,11 @@ pub struct Storage {
     backend: Backend,
     /// Reads from HTTP(S) stores go through this client (chunked bodies, short errors).
     http: Option<HttpClient>,
+    /// Requests to this object store go unsigned (said when the server refuses them).
+    unsigned: bool,
+    /// The time-outs, for messages.
+    connect_timeout_secs: u64,
+    read_timeout_secs: u64,
     bytes_read: AtomicU64,
     requests: AtomicU64,
 }
@@ -300,6 +394,43 @@ fn retry_config(o: &StoreOptions) -> RetryConfig {
     }
 }
 
+/// Which time-out ended an object-store request.
+enum TimedOut {
+    Connect,
+    Read,
+}
+
+/// The time-out in `e`'s causes, if one ended the request.
+fn timed_out(e: &object_store::Error) -> Option<TimedOut> {
+    let mut timeout = false;
+    let mut connect = false;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<object_store::client::HttpError>() {
+            timeout |= h.kind() == object_store::client::HttpErrorKind::Timeout;
+        }
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            timeout |= r.is_timeout();
+            connect |= r.is_connect();
+        }
+        cur = err.source();
+    }
+    match (timeout, connect) {
+        (false, _) => None,
+        (true, true) => Some(TimedOut::Connect),
+        (true, false) => Some(TimedOut::Read),
+    }
+}
+
+/// The object store under `prefix` (the whole bucket when empty).
+fn prefixed(store: Arc<dyn ObjectStore>, prefix: &str) -> Backend {
+    if prefix.is_empty() {
+        Backend::Object(store)
+    } else {
+        Backend::Object(Arc::new(PrefixStore::new(store, prefix)))
+    }
+}
+
 impl Storage {
     /// Creates the storage for `url`.
     pub fn new(url: &StoreUrl, options: &StoreOptions) -> Result<Storage> {
@@ -333,27 +464,41 @@ impl Storage {
                 Backend::Object(Arc::new(http))
             }
             StoreUrl::S3 { bucket, prefix } => {
-                let mut b = AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket.clone())
-                    .with_virtual_hosted_style_request(options.virtual_hosted_style)
-                    .with_allow_http(options.allow_http)
-                    .with_client_options(client_options(options))
-                    .with_retry(retry_config(options));
-                if let Some(e) = &options.endpoint {
-                    b = b.with_endpoint(e.clone());
-                }
-                if let Some(r) = &options.region {
-                    b = b.with_region(r.clone());
-                }
-                if options.anonymous {
-                    b = b.with_skip_signature(true);
-                }
-                let s3 = b.build().map_err(|e| open_err(e.to_string()))?;
-                if prefix.is_empty() {
-                    Backend::Object(Arc::new(s3))
-                } else {
-                    Backend::Object(Arc::new(PrefixStore::new(s3, prefix.as_str())))
-                }
+                let s3 = crate::clouds::s3(
+                    bucket,
+                    options,
+                    client_options(options),
+                    retry_config(options),
+                )
+                .map_err(open_err)?;
+                prefixed(s3, prefix)
+            }
+            StoreUrl::Gcs { bucket, prefix } => {
+                let gcs = crate::clouds::gcs(
+                    bucket,
+                    options,
+                    client_options(options),
+                    retry_config(options),
+                )
+                .map_err(open_err)?;
+                prefixed(gcs, prefix)
+            }
+            StoreUrl::Azure {
+                container,
+                host,
+                prefix,
+                ..
+            } => {
+                let account = host.as_deref().and_then(|h| h.split('.').next());
+                let az = crate::clouds::azure(
+                    container,
+                    account,
+                    options,
+                    client_options(options),
+                    retry_config(options),
+                )
+                .map_err(open_err)?;
+                prefixed(az, prefix)
             }
         };
         Ok(Storage {
@@ -362,6 +507,9 @@ impl Storage {
             max_metadata_bytes: options.max_metadata_bytes,
             backend,
             http,
+            unsigned: crate::clouds::is_unsigned(url, options),
+            connect_timeout_secs: options.connect_timeout_secs.max(1),
+            read_timeout_secs: options.read_timeout_secs.max(1),
             bytes_read: AtomicU64::new(0),
             requests: AtomicU64::new(0),
         })
@@ -399,11 +547,40 @@ impl Storage {
     }
 
     fn os_err(&self, op: &str, key: &str, e: &object_store::Error) -> StorageError {
+        // object_store says only "error sending request" for a time-out: say which one, as
+        // the HTTP client does
+        match timed_out(e) {
+            Some(TimedOut::Connect) => {
+                return StorageError::Other(format!(
+                    "{op} {}/{key}: no connection within the connect time-out of {} s \
+                     (raise it with GRIDFLOW_HTTP_CONNECT_TIMEOUT or the storage option connect_timeout=SECONDS)",
+                    self.url, self.connect_timeout_secs
+                ));
+            }
+            Some(TimedOut::Read) => {
+                return StorageError::Other(format!(
+                    "{op} {}/{key}: the server sent nothing within the read time-out of {} s \
+                     (raise it with GRIDFLOW_HTTP_READ_TIMEOUT or the storage option read_timeout=SECONDS)",
+                    self.url, self.read_timeout_secs
+                ));
+            }
+            None => {}
+        }
         // object_store quotes whole response bodies (HTML error pages): keep one line, long
         // enough for its own text and the status, short of the page
         let text = e.to_string();
         let detail = crate::http::excerpt_of(text.as_bytes(), 500);
-        StorageError::Other(format!("{op} {}/{key}: {detail}", self.url))
+        let hint = match e {
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+                if self.unsigned =>
+            {
+                " (the request was unsigned: no credentials were found for this store, or anon=true; \
+                 a private bucket needs them, see `gridflow eval --help` on storage options)"
+            }
+            _ => "",
+        };
+        StorageError::Other(format!("{op} {}/{key}: {detail}{hint}", self.url))
     }
 
     fn http_err(&self, e: &HttpError) -> StorageError {
@@ -819,5 +996,58 @@ impl WritableStorageTraits for Storage {
 
     fn supports_set_partial(&self) -> bool {
         matches!(self.backend, Backend::Fs { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_urls_parse_and_print_as_written() {
+        for (url, shown) in [
+            ("gs://cmip6/CMIP6/CMIP/tas/", "gs://cmip6/CMIP6/CMIP/tas"),
+            ("gs://cmip6", "gs://cmip6"),
+            ("az://data/a/b.zarr", "az://data/a/b.zarr"),
+            ("abfss://data/b.zarr/", "abfss://data/b.zarr"),
+            (
+                "abfs://data@acct.dfs.core.windows.net/b.zarr",
+                "abfs://data@acct.dfs.core.windows.net/b.zarr",
+            ),
+        ] {
+            let u = StoreUrl::parse(url).unwrap();
+            assert!(u.is_remote(), "{url}");
+            assert_eq!(u.to_string(), shown, "{url}");
+            assert_eq!(StoreUrl::parse(&u.to_string()).unwrap(), u, "{url}");
+        }
+        assert_eq!(
+            StoreUrl::parse("gs://b/x/y.zarr").unwrap(),
+            StoreUrl::Gcs {
+                bucket: "b".into(),
+                prefix: "x/y.zarr".into()
+            }
+        );
+        let StoreUrl::Azure {
+            container, host, ..
+        } = StoreUrl::parse("abfs://fs@acct.dfs.core.windows.net/p").unwrap()
+        else {
+            panic!("not an Azure URL");
+        };
+        assert_eq!(
+            (container.as_str(), host.as_deref()),
+            ("fs", Some("acct.dfs.core.windows.net"))
+        );
+        for bad in [
+            "gs://",
+            "gs:///x",
+            "az://",
+            "abfs://@acct.dfs.core.windows.net/x",
+            "abfs://c@/x",
+        ] {
+            let e = StoreUrl::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+        let e = StoreUrl::parse("adl://c/x").unwrap_err().to_string();
+        assert!(e.contains("gs://, az://"), "{e}");
     }
 }

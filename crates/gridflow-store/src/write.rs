@@ -597,6 +597,15 @@ pub fn input_stores(array: &ChunkedArray) -> Vec<(StoreUrl, String)> {
     out
 }
 
+/// The non-empty `/`-separated components of a key prefix.
+fn parts(prefix: &str) -> Vec<String> {
+    prefix
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A node's place as a scheme and path components, symlinks of local paths resolved.
 fn location(url: &StoreUrl, path: &str) -> (String, Vec<String>) {
     let inner = path.split('/').filter(|p| !p.is_empty()).map(str::to_owned);
@@ -610,14 +619,21 @@ fn location(url: &StoreUrl, path: &str) -> (String, Vec<String>) {
                     .collect(),
             )
         }
-        StoreUrl::S3 { bucket, prefix } => (
-            format!("s3://{bucket}"),
-            prefix
-                .split('/')
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        ),
+        StoreUrl::S3 { bucket, prefix } => (format!("s3://{bucket}"), parts(prefix)),
+        StoreUrl::Gcs { bucket, prefix } => (format!("gs://{bucket}"), parts(prefix)),
+        // the account is part of the place; az:// and abfs:// name the same containers
+        StoreUrl::Azure {
+            container,
+            host,
+            prefix,
+            ..
+        } => {
+            let account = host
+                .as_deref()
+                .and_then(|h| h.split('.').next())
+                .unwrap_or("");
+            (format!("az://{account}/{container}"), parts(prefix))
+        }
         StoreUrl::Http(u) => (
             "http".into(),
             u.split('/')

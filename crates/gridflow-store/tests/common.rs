@@ -1,7 +1,8 @@
 //! Helpers shared by the store tests.
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
-use gridflow_array::Chunk;
+use gridflow_array::{Chunk, DType, Scheduler};
+use gridflow_store::{StoreOptions, ZarrArray, ZarrStore};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -10,7 +11,8 @@ pub fn fixtures() -> PathBuf {
 }
 
 /// The fixture store location: a local path, or `GRIDFLOW_STORE_TEST_BASE_URL/<name>` when that
-/// variable is set (so the same tests run against an HTTP or S3 server holding the fixtures).
+/// variable is set (so the same tests run against an HTTP server or an object store holding
+/// the fixtures: `scripts/test.sh` runs them over http-server and fake-gcs-server).
 pub fn store_url(name: &str) -> String {
     match std::env::var("GRIDFLOW_STORE_TEST_BASE_URL") {
         Ok(base) if !base.is_empty() => format!("{}/{name}", base.trim_end_matches('/')),
@@ -18,10 +20,16 @@ pub fn store_url(name: &str) -> String {
     }
 }
 
-/// True when the fixture stores are read over HTTP (`GRIDFLOW_STORE_TEST_BASE_URL` is set,
-/// as `scripts/test.sh` does for its second run of the fixture tests).
+/// True when the fixture stores are read over plain HTTP, which cannot list directories
+/// (`GRIDFLOW_STORE_TEST_BASE_URL=http://...`, as `scripts/test.sh` sets for a rerun).
 pub fn over_http() -> bool {
     store_url("x").starts_with("http")
+}
+
+/// True when the fixture stores are read from a server (HTTP or an object store such as
+/// `gs://`): `GRIDFLOW_STORE_TEST_BASE_URL` is set.
+pub fn remote_run() -> bool {
+    store_url("x").contains("://")
 }
 
 /// True for the fixture stores with consolidated metadata (openable as a group over plain
@@ -113,4 +121,107 @@ pub fn venv_python() -> Option<PathBuf> {
         .unwrap_or_else(|_| root.join("target/fixtures-venv"));
     let py = venv.join("bin/python");
     py.exists().then_some(py)
+}
+
+// The comparisons of stores read remotely (HTTP, S3, GCS, Azure) with the same stores read
+// from the local fixtures.
+
+/// The stores with consolidated metadata (openable as a group over plain HTTP, which cannot
+/// list directories).
+pub const CONSOLIDATED: [&str; 3] = [
+    "v2_consolidated.zarr",
+    "v3_consolidated.zarr",
+    "cmip6_mini.zarr",
+];
+/// Stores without consolidated metadata (their arrays are opened one by one over HTTP).
+pub const PLAIN: [&str; 2] = ["v2_plain.zarr", "v3_plain.zarr"];
+
+/// Every value of `a` through the lazy path (one read task per store chunk, 2 threads).
+pub fn read_all(a: &ZarrArray) -> gridflow_array::Chunk {
+    a.to_chunked(None)
+        .unwrap()
+        .compute_with(&Scheduler::threads(2))
+        .unwrap()
+}
+
+/// `remote` (an array opened over HTTP or S3) equals `local` in metadata and every value.
+pub fn assert_same_array(what: &str, local: &ZarrArray, remote: &ZarrArray) {
+    assert_eq!(remote.shape(), local.shape(), "{what}: shape");
+    assert_eq!(remote.chunk_shape(), local.chunk_shape(), "{what}: chunks");
+    assert_eq!(remote.dtype(), local.dtype(), "{what}: dtype");
+    assert_eq!(remote.dims(), local.dims(), "{what}: dims");
+    assert_eq!(remote.attrs(), local.attrs(), "{what}: attrs");
+    let (l, r) = (read_all(local), read_all(remote));
+    assert_eq!(r.shape(), l.shape(), "{what}: computed shape");
+    assert_eq!(r.dtype(), l.dtype(), "{what}: computed dtype");
+    assert_values_eq(what, &values(&r), &values(&l));
+    // A reduction streams each remote chunk slab by slab (`read_block_slabs`): the same sums.
+    if local.dtype() != DType::Bool && local.shape().first().is_some_and(|&n| n > 0) {
+        let sum = |a: &ZarrArray| {
+            a.to_chunked(None)
+                .unwrap()
+                .sum(Some(&[0]))
+                .unwrap()
+                .compute_with(&Scheduler::threads(2))
+                .unwrap()
+        };
+        let (ls, rs) = (sum(local), sum(remote));
+        assert_eq!(rs.shape(), ls.shape(), "{what}: sum shape");
+        assert_values_eq(
+            &format!("{what}: sum over axis 0"),
+            &values(&rs),
+            &values(&ls),
+        );
+    }
+}
+
+/// Opens `name` as a group remotely and locally and compares every array.
+pub fn compare_group(what: &str, name: &str, remote: &ZarrStore) -> usize {
+    let local = ZarrStore::open(
+        fixtures().join(name).to_str().unwrap(),
+        StoreOptions::read_only(),
+    )
+    .unwrap()
+    .open_group("")
+    .unwrap();
+    let g = remote.open_group("").unwrap();
+    assert_eq!(g.zarr_format(), local.zarr_format(), "{what}");
+    assert_eq!(g.is_consolidated(), local.is_consolidated(), "{what}");
+    assert_eq!(g.attrs(), local.attrs(), "{what}: group attrs");
+    assert_eq!(g.array_paths(), local.array_paths(), "{what}: array paths");
+    for p in local.array_paths() {
+        let w = format!("{what}/{p}");
+        assert_same_array(&w, &local.array(&p).unwrap(), &g.array(&p).unwrap());
+    }
+    local.array_paths().len()
+}
+
+/// The array paths zarr-python found in a fixture store.
+pub fn expected_paths(name: &str) -> Vec<String> {
+    let exp = expected();
+    exp[name]["arrays"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Spawns this test binary again to run `child` with extra environment variables
+/// (`std::env::set_var` is unsafe, and credential variables must not leak into other tests).
+pub fn run_child(child: &str, envs: &[(&str, &str)]) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([child, "--exact", "--nocapture", "--test-threads", "1"])
+        .env("GRIDFLOW_TEST_CHILD", child)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "{child} failed:\n{text}");
+    assert!(text.contains("1 passed"), "{child} did not run:\n{text}");
 }

@@ -22,7 +22,7 @@ fn check_store(name: &str, bigger_chunks: bool) {
     let exp = expected();
     let e = &exp[name];
     let store = ZarrStore::open(&store_url(name), StoreOptions::read_only()).unwrap();
-    assert_eq!(store.url().is_remote(), over_http(), "{name}");
+    assert_eq!(store.url().is_remote(), remote_run(), "{name}");
     let arrays = e["arrays"].as_object().unwrap();
     let paths: Vec<String> = arrays.keys().cloned().collect();
     // plain HTTP cannot list: stores without consolidated metadata open array by array

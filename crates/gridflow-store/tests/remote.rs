@@ -16,20 +16,10 @@ mod common;
 
 use common::*;
 use gridflow_array::{ChunkedArray, DType, Scheduler};
-use gridflow_store::{StoreError, StoreOptions, WriteOptions, ZarrArray, ZarrStore, to_zarr};
+use gridflow_store::{StoreError, StoreOptions, WriteOptions, ZarrStore, to_zarr};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
-
-/// The stores with consolidated metadata (openable as a group over plain HTTP, which cannot
-/// list directories).
-const CONSOLIDATED: [&str; 3] = [
-    "v2_consolidated.zarr",
-    "v3_consolidated.zarr",
-    "cmip6_mini.zarr",
-];
-/// Stores without consolidated metadata (their arrays are opened one by one over HTTP).
-const PLAIN: [&str; 2] = ["v2_plain.zarr", "v3_plain.zarr"];
 
 struct Remote {
     http: String,
@@ -126,77 +116,6 @@ impl Remote {
             out
         })
     }
-}
-
-/// Every value of `a` through the lazy path (one read task per store chunk, 2 threads).
-fn read_all(a: &ZarrArray) -> gridflow_array::Chunk {
-    a.to_chunked(None)
-        .unwrap()
-        .compute_with(&Scheduler::threads(2))
-        .unwrap()
-}
-
-/// `remote` (an array opened over HTTP or S3) equals `local` in metadata and every value.
-fn assert_same_array(what: &str, local: &ZarrArray, remote: &ZarrArray) {
-    assert_eq!(remote.shape(), local.shape(), "{what}: shape");
-    assert_eq!(remote.chunk_shape(), local.chunk_shape(), "{what}: chunks");
-    assert_eq!(remote.dtype(), local.dtype(), "{what}: dtype");
-    assert_eq!(remote.dims(), local.dims(), "{what}: dims");
-    assert_eq!(remote.attrs(), local.attrs(), "{what}: attrs");
-    let (l, r) = (read_all(local), read_all(remote));
-    assert_eq!(r.shape(), l.shape(), "{what}: computed shape");
-    assert_eq!(r.dtype(), l.dtype(), "{what}: computed dtype");
-    assert_values_eq(what, &values(&r), &values(&l));
-    // A reduction streams each remote chunk slab by slab (`read_block_slabs`): the same sums.
-    if local.dtype() != DType::Bool && local.shape().first().is_some_and(|&n| n > 0) {
-        let sum = |a: &ZarrArray| {
-            a.to_chunked(None)
-                .unwrap()
-                .sum(Some(&[0]))
-                .unwrap()
-                .compute_with(&Scheduler::threads(2))
-                .unwrap()
-        };
-        let (ls, rs) = (sum(local), sum(remote));
-        assert_eq!(rs.shape(), ls.shape(), "{what}: sum shape");
-        assert_values_eq(
-            &format!("{what}: sum over axis 0"),
-            &values(&rs),
-            &values(&ls),
-        );
-    }
-}
-
-/// Opens `name` as a group remotely and locally and compares every array.
-fn compare_group(what: &str, name: &str, remote: &ZarrStore) -> usize {
-    let local = ZarrStore::open(
-        fixtures().join(name).to_str().unwrap(),
-        StoreOptions::read_only(),
-    )
-    .unwrap()
-    .open_group("")
-    .unwrap();
-    let g = remote.open_group("").unwrap();
-    assert_eq!(g.zarr_format(), local.zarr_format(), "{what}");
-    assert_eq!(g.is_consolidated(), local.is_consolidated(), "{what}");
-    assert_eq!(g.attrs(), local.attrs(), "{what}: group attrs");
-    assert_eq!(g.array_paths(), local.array_paths(), "{what}: array paths");
-    for p in local.array_paths() {
-        let w = format!("{what}/{p}");
-        assert_same_array(&w, &local.array(&p).unwrap(), &g.array(&p).unwrap());
-    }
-    local.array_paths().len()
-}
-
-/// The array paths zarr-python found in a fixture store.
-fn expected_paths(name: &str) -> Vec<String> {
-    let exp = expected();
-    exp[name]["arrays"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect()
 }
 
 #[test]
@@ -399,25 +318,6 @@ fn http_auth_failure_names_the_url_and_key() {
     assert!(e.contains("HTTP 401 Unauthorized"), "{e}");
 }
 
-/// Spawns this test binary again to run `child` with extra environment variables
-/// (`std::env::set_var` is unsafe, and the AWS variables must not leak into other tests).
-fn run_child(child: &str, envs: &[(&str, &str)]) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([child, "--exact", "--nocapture", "--test-threads", "1"])
-        .env("GRIDFLOW_TEST_CHILD", child)
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(out.status.success(), "{child} failed:\n{text}");
-    assert!(text.contains("1 passed"), "{child} did not run:\n{text}");
-}
-
 #[test]
 fn s3_wrong_credentials_give_a_clear_403() {
     if remote("s3_wrong_credentials_give_a_clear_403").is_none() {
@@ -454,6 +354,73 @@ fn s3_wrong_credentials_child() {
     assert!(e.contains(&url) && e.contains(".zmetadata"), "{e}");
     assert!(
         e.contains("403") || e.contains("InvalidAccessKeyId") || e.contains("Forbidden"),
+        "{e}"
+    );
+}
+
+#[test]
+fn s3_profile_keys_sign_requests() {
+    if remote("s3_profile_keys_sign_requests").is_none() {
+        return;
+    }
+    // s3rver checks signatures against its one account, S3RVER / S3RVER
+    let dir = std::env::temp_dir().join(format!("gridflow-aws-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let creds = dir.join("credentials");
+    let config = dir.join("config");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = GRIDFLOWWRONGKEY\naws_secret_access_key = wrong\n\n\
+         [gridflow]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n",
+    )
+    .unwrap();
+    std::fs::write(&config, "[profile gridflow]\nregion = us-east-1\n").unwrap();
+    run_child(
+        "s3_profile_child",
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs only inside [`s3_profile_keys_sign_requests`]'s child process.
+#[test]
+fn s3_profile_child() {
+    if var("GRIDFLOW_TEST_CHILD").as_deref() != Some("s3_profile_child") {
+        return;
+    }
+    let r = remote("s3_profile_child").unwrap();
+    let url = r.s3_url("cmip6_mini.zarr");
+    let with_profile = |name: &str| {
+        let mut o = StoreOptions {
+            anonymous: false,
+            region: None,
+            ..r.s3_options(true)
+        };
+        o.set("profile", name).unwrap();
+        ZarrStore::open(&url, o)
+    };
+    // the right keys: the store reads as the local one
+    let n = compare_group(
+        "s3 profile",
+        "cmip6_mini.zarr",
+        &with_profile("gridflow").unwrap(),
+    );
+    assert!(n > 0);
+    // the wrong ones (the default profile): refused, naming the URL
+    let e = with_profile("default")
+        .unwrap()
+        .open_group("")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&url) && e.contains("403"), "{e}");
+    // a profile in neither file
+    let e = with_profile("nope").unwrap_err().to_string();
+    assert!(
+        e.contains(&url) && e.contains("AWS profile \"nope\"") && e.contains("credentials"),
         "{e}"
     );
 }

@@ -36,8 +36,8 @@ fn point_time_series_reads_only_needed_inner_chunks() {
     );
     assert!(bytes < shard_bytes / 2, "{bytes} of {shard_bytes}");
     assert!(bytes >= index as u64);
-    // over HTTP each shard index costs a HEAD (the shard's size) and a ranged GET
-    let per_index = if over_http() { 2 } else { 1 };
+    // remotely each shard index costs a HEAD (the shard's size) and a ranged GET
+    let per_index = if remote_run() { 2 } else { 1 };
     assert!(requests <= 2 * per_index + 8, "{requests} requests");
     // a second read of the same point reuses the cached shard indexes
     store.reset_counters();
