@@ -4,8 +4,11 @@
 xarray: Zarr v2 + consolidated metadata at the Pangeo path under DIR, 3-hourly ``tas``
 float32 on the ``360_day`` calendar (``days since 1850-01-01``), chunks holding the whole
 globe, blosc-lz4 + shuffle, lat/lon bounds, the scalar ``height`` coordinate, CMIP6
-attributes, and the intake-esm catalog ``DIR/pangeo-cmip6.json`` (+ CSV) listing it — but
-on a coarse 36 x 48 grid and 720 steps (3 months) in chunks of 240.
+attributes, CMIP6's encodings (zarr ``fill_value`` 1e20 and a ``missing_value`` attribute of
+1e20 on every data variable, a few masked ``tas`` values stored as 1e20: 3 cells, one of them
+the one nearest Milan, at one step of every 30 days, as in the sample), and the intake-esm
+catalog ``DIR/pangeo-cmip6.json`` (+ CSV) listing it — but on a coarse 36 x 48 grid and
+3600 steps (15 months, so W7's January–March 1851 is there) in chunks of 240.
 
     python gen_tiny.py DIR
 """
@@ -19,8 +22,14 @@ import numpy as np
 import xarray as xr
 
 STORE_PATH = "CMIP6/CMIP/NIMS-KMA/KACE-1-0-G/historical/r1i1p1f1/3hr/tas/gr/v20191125"
-NT, NLAT, NLON, CT = 720, 36, 48, 240
-STAMP = f"tiny nt={NT} lat={NLAT} lon={NLON} chunk={CT}"
+NT, NLAT, NLON, CT = 3600, 36, 48, 240
+# CMIP6's fill value: 1e20 as float32 (1.0000000200408773e20), as in the Pangeo stores
+FILL = float(np.float32(1e20))
+# masked tas values: at step k with k % MASK_EVERY == MASK_STEP, these (lat, lon) cells; the
+# first is the cell nearest Milan (47.5N 11.25E), W1's point
+MASK_EVERY, MASK_STEP, MASK_CELLS = 240, 100, [(27, 1), (0, 0), (18, 24)]
+STAMP = (f"tiny nt={NT} lat={NLAT} lon={NLON} chunk={CT} fill={FILL!r} "
+         f"masked={MASK_EVERY}/{MASK_STEP}/{MASK_CELLS}")
 
 
 def dataset():
@@ -33,6 +42,8 @@ def dataset():
     season = 12.0 * np.sin(2 * np.pi * days / 360.0 - np.pi / 2)
     tas = (base[None] + season[:, None, None] * sinlat[None, :, None]
            + 3.0 * (rng.random((NT, NLAT, NLON)) - 0.5)).astype(np.float32)
+    for i, j in MASK_CELLS:
+        tas[MASK_STEP::MASK_EVERY, i, j] = np.nan  # written as FILL
     # raw CF time values, as the Pangeo store holds them (decoded to cftime on open)
     time_attrs = {"axis": "T", "long_name": "time", "standard_name": "time",
                   "units": "days since 1850-01-01", "calendar": "360_day"}
@@ -108,7 +119,11 @@ def main():
     os.makedirs(store, exist_ok=True)
     blosc = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
     ds = dataset()
-    enc = {"tas": {"chunks": (CT, NLAT, NLON), "compressors": [blosc]}}
+    # xarray writes `_FillValue` as the zarr fill_value of a v2 array and `missing_value` as an
+    # attribute, as in the Pangeo CMIP6 stores
+    enc = {name: {"_FillValue": FILL, "missing_value": FILL, "compressors": [blosc]}
+           for name in ds.data_vars}
+    enc["tas"]["chunks"] = (CT, NLAT, NLON)
     ds.to_zarr(store, mode="w", zarr_format=2, consolidated=True, encoding=enc)
     write_catalog(root)
     with open(stamp, "w") as f:

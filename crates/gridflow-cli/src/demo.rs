@@ -145,9 +145,11 @@ pub fn run(o: &Options) -> Result<()> {
     let t = Instant::now();
     let series = compute(&point, &o.exec, "point series")?;
     let vals = series.to_f64_vec()?;
-    let mean = vals.iter().sum::<f64>() / vals.len().max(1) as f64;
+    // missing values (the store's 1e20 fill values, NaN once decoded) are skipped, as in
+    // xarray's `mean()`
+    let (mean, missing) = nan_mean(&vals);
     outln!(
-        "   {} values in {:.2} s: mean {:.2} K ({:.2} °C)",
+        "   {} values ({missing} missing) in {:.2} s: mean {:.2} K ({:.2} °C)",
         vals.len(),
         t.elapsed().as_secs_f64(),
         mean,
@@ -177,7 +179,7 @@ pub fn run(o: &Options) -> Result<()> {
     )?;
     let map = compute(&time_mean, &o.exec, "time mean")?;
     let mv = map.to_f64_vec()?;
-    let global = mv.iter().sum::<f64>() / mv.len().max(1) as f64;
+    let (global, _) = nan_mean(&mv);
     outln!(
         "   {}×{} map in {:.2} s (unweighted mean {:.2} K)",
         map.shape().first().copied().unwrap_or(0),
@@ -218,6 +220,17 @@ pub fn run(o: &Options) -> Result<()> {
 fn compute(da: &DataArray, exec: &Executor, label: &'static str) -> Result<DataArray> {
     exec.check_fits(da, label)?;
     Ok(da.compute_with(&exec.scheduler(label))?)
+}
+
+/// The mean of the values that are not NaN (NaN if none is), and how many are NaN.
+fn nan_mean(values: &[f64]) -> (f64, usize) {
+    let present: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    let mean = if present.is_empty() {
+        f64::NAN
+    } else {
+        present.iter().sum::<f64>() / present.len() as f64
+    };
+    (mean, values.len().saturating_sub(present.len()))
 }
 
 /// `1 year`, `5 years`, `30 days`: the sample's length in words.

@@ -6,6 +6,12 @@
 //! CMIP6/CF attributes, blosc-lz4 chunks of 600 steps × the whole globe. The values are
 //! physically plausible: a latitude gradient, a seasonal cycle flipping between
 //! hemispheres, a diurnal cycle following local solar time, and weather-like noise.
+//!
+//! Its encodings are CMIP6's: every data variable has the zarr `fill_value` 1e20 and a
+//! `missing_value` attribute of 1e20 (float32-rounded, as CMOR writes them and as xarray
+//! writes `_FillValue`/`missing_value` encodings to Zarr v2), and a few `tas` values are
+//! masked (stored as 1e20, read as NaN after CF decoding; see [`MASK_CELLS`]), so every reader
+//! has to apply CF masking as it must on the Pangeo stores.
 
 use anyhow::{Context, Result};
 use gridflow_array::{ChunkedArray, DType};
@@ -24,6 +30,26 @@ pub const NLON: usize = 192;
 pub const STEPS_PER_YEAR: usize = 360 * 8;
 /// Time steps per chunk, as in the Pangeo store (≈ 66 MB of float32 per chunk).
 pub const TIME_CHUNK: usize = 600;
+
+/// CMIP6's fill value: 1e20 rounded to float32 (1.0000000200408773e20), the zarr
+/// `fill_value` and `missing_value` of every data variable of the Pangeo CMIP6 stores.
+pub const FILL_VALUE: f64 = 1e20_f32 as f64;
+
+/// Every this many time steps (30 days), one step has masked `tas` values.
+pub const MASK_EVERY: usize = 240;
+/// The masked step within each [`MASK_EVERY`] steps (day 12.5 of each 30-day month).
+pub const MASK_STEP: usize = 100;
+/// The (lat, lon) grid indices masked at the masked steps: the cell nearest Milan (the demo's
+/// point, 45.625°N 10.3125°E), one next to the South Pole, one in the equatorial Pacific.
+pub const MASK_CELLS: [(usize, usize); 3] = [(108, 5), (0, 0), (72, 96)];
+
+/// Whether the sample's `tas` is masked (missing) at time step `k` (0-based), grid cell
+/// (`i`, `j`): 3 cells at one step of every 30 days, 36 values a year. (The store builds
+/// the same pattern lazily, in [`synthetic_tas`].)
+#[cfg(test)]
+fn masked(k: usize, i: usize, j: usize) -> bool {
+    k % MASK_EVERY == MASK_STEP && MASK_CELLS.contains(&(i, j))
+}
 
 /// The catalog path of the main store, relative to the sample directory (the Pangeo bucket
 /// layout).
@@ -85,11 +111,34 @@ pub fn synthetic_tas(nt: usize, time_chunk: usize, seed: u64) -> Result<ChunkedA
     let noise = ChunkedArray::random(&[nt, NLAT, NLON], [time_chunk, NLAT, NLON], seed)?
         .sub(0.5)?
         .mul(3.0)?;
-    Ok(base
+    let tas = base
         .add(&season)?
         .add(&diurnal)?
         .add(&noise)?
-        .astype(DType::F32)?)
+        .astype(DType::F32)?;
+    // the masked values ([`masked`]): a time pattern times a cell pattern, broadcast
+    let masked_step = ChunkedArray::arange(0.0, nt as f64, 1.0, time_chunk, DType::F64)?
+        .rem(MASK_EVERY as f64)?
+        .eq(MASK_STEP as f64)?
+        .expand_dims(1)?
+        .expand_dims(2)?;
+    let mut cells = ndarray::Array2::<bool>::from_elem((NLAT, NLON), false);
+    for (i, j) in MASK_CELLS {
+        if let Some(c) = cells.get_mut((i, j)) {
+            *c = true;
+        }
+    }
+    let masked_cell = ChunkedArray::from_ndarray(cells.into_dyn(), [NLAT, NLON])?;
+    let missing = masked_step.and(&masked_cell)?;
+    Ok(gridflow_array::where_(&missing, f64::NAN, &tas)?)
+}
+
+/// CMIP6's encodings of a float data variable: missing values (NaN) are written as
+/// [`FILL_VALUE`], which is also its `missing_value` attribute.
+fn cmip6_fill(mut v: Variable) -> Variable {
+    v.encoding.insert("_FillValue".into(), json!(FILL_VALUE));
+    v.encoding.insert("missing_value".into(), json!(FILL_VALUE));
+    v
 }
 
 fn obj(pairs: &[(&str, Value)]) -> Attrs {
@@ -187,13 +236,13 @@ pub fn sample_dataset(nt: usize, time_chunk: usize) -> Result<Dataset> {
     let mut vars = IndexMap::new();
     vars.insert(
         "lat_bnds".to_owned(),
-        rename_first_dim(bounds(&lat_values(), 0.625)?, "lat")?,
+        cmip6_fill(rename_first_dim(bounds(&lat_values(), 0.625)?, "lat")?),
     );
     vars.insert(
         "lon_bnds".to_owned(),
-        rename_first_dim(bounds(&lon_values(), 0.9375)?, "lon")?,
+        cmip6_fill(rename_first_dim(bounds(&lon_values(), 0.9375)?, "lon")?),
     );
-    vars.insert("tas".to_owned(), tas);
+    vars.insert("tas".to_owned(), cmip6_fill(tas));
     let mut coords = Coords::new();
     coords.insert("height".into(), height);
     coords.insert("lat".into(), lat);
@@ -257,7 +306,9 @@ pub fn ensure_sample(dir: &Path, steps: usize) -> Result<Sample> {
     let store = dir.join(STORE_PATH);
     let catalog = dir.join("pangeo-cmip6.json");
     let stamp = dir.join(".gridflow-sample");
-    let want = format!("steps={steps} chunk={TIME_CHUNK} format=2");
+    let want = format!(
+        "steps={steps} chunk={TIME_CHUNK} format=2 fill={FILL_VALUE:e} masked={MASK_EVERY}/{MASK_STEP}/{MASK_CELLS:?}"
+    );
     let have = std::fs::read_to_string(&stamp).unwrap_or_default();
     if have.trim() == want && store.join(".zmetadata").exists() && catalog.exists() {
         return Ok(Sample {
@@ -286,6 +337,7 @@ pub fn ensure_sample(dir: &Path, steps: usize) -> Result<Sample> {
         },
     )
     .with_context(|| format!("writing the sample store {}", store.display()))?;
+    set_zarr_fill_values(&store, url, &ds)?;
     write_catalog(dir)?;
     // the sample's own files: replaced whole (temp + rename) when the sample is rewritten
     crate::common::write_file(&stamp, want.as_bytes(), true)?;
@@ -294,6 +346,39 @@ pub fn ensure_sample(dir: &Path, steps: usize) -> Result<Sample> {
         catalog,
         written: true,
     })
+}
+
+/// Puts each data variable's `_FillValue` where xarray puts it in a Zarr v2 store (and the
+/// Pangeo stores have it): in `.zarray`'s `fill_value`, not in `.zattrs`; then refreshes the
+/// consolidated metadata. gridflow's writer records NaN as the `fill_value` of every float
+/// array and keeps `_FillValue` as an attribute, which xarray would not use for masking.
+fn set_zarr_fill_values(store: &Path, url: &str, ds: &Dataset) -> Result<()> {
+    for (name, v) in ds.data_vars() {
+        let Some(fill) = v.encoding.get("_FillValue") else {
+            continue;
+        };
+        let dir = store.join(name);
+        let edit = |file: &str, change: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+            let path = dir.join(file);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut meta: serde_json::Map<String, Value> = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            change(&mut meta);
+            crate::common::write_file(&path, serde_json::to_string_pretty(&meta)?.as_bytes(), true)
+        };
+        edit(".zarray", &|m| {
+            m.insert("fill_value".into(), fill.clone());
+        })?;
+        edit(".zattrs", &|m| {
+            m.shift_remove("_FillValue");
+        })?;
+    }
+    let zs = gridflow_store::ZarrStore::open(url, gridflow_store::StoreOptions::default())
+        .with_context(|| format!("opening {url}"))?;
+    gridflow_store::consolidate_metadata(&zs)
+        .with_context(|| format!("consolidating the metadata of {url}"))?;
+    Ok(())
 }
 
 /// The intake-esm catalog: the Pangeo CMIP6 collection spec and a CSV listing the sample
@@ -411,4 +496,29 @@ fn write_catalog(dir: &Path) -> Result<()> {
     let csv_path = dir.join("pangeo-cmip6.csv");
     crate::common::write_file(&csv_path, csv.as_bytes(), true)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_masked_values_are_nan_exactly_where_masked_says() {
+        // two masked steps (100 and 340), across a block boundary
+        let nt = 2 * MASK_EVERY + 1;
+        let tas = synthetic_tas(nt, 150, 1850).unwrap().compute().unwrap();
+        let values = tas.to_f64_vec();
+        let mut nans = 0;
+        for (n, v) in values.iter().enumerate() {
+            let (k, i, j) = (n / (NLAT * NLON), n / NLON % NLAT, n % NLON);
+            assert_eq!(
+                v.is_nan(),
+                masked(k, i, j),
+                "step {k}, cell ({i}, {j}): {v}"
+            );
+            nans += usize::from(v.is_nan());
+        }
+        assert_eq!(nans, 2 * MASK_CELLS.len());
+    }
 }
