@@ -337,7 +337,6 @@ pub fn ensure_sample(dir: &Path, steps: usize) -> Result<Sample> {
         },
     )
     .with_context(|| format!("writing the sample store {}", store.display()))?;
-    set_zarr_fill_values(&store, url, &ds)?;
     write_catalog(dir)?;
     // the sample's own files: replaced whole (temp + rename) when the sample is rewritten
     crate::common::write_file(&stamp, want.as_bytes(), true)?;
@@ -346,39 +345,6 @@ pub fn ensure_sample(dir: &Path, steps: usize) -> Result<Sample> {
         catalog,
         written: true,
     })
-}
-
-/// Puts each data variable's `_FillValue` where xarray puts it in a Zarr v2 store (and the
-/// Pangeo stores have it): in `.zarray`'s `fill_value`, not in `.zattrs`; then refreshes the
-/// consolidated metadata. gridflow's writer records NaN as the `fill_value` of every float
-/// array and keeps `_FillValue` as an attribute, which xarray would not use for masking.
-fn set_zarr_fill_values(store: &Path, url: &str, ds: &Dataset) -> Result<()> {
-    for (name, v) in ds.data_vars() {
-        let Some(fill) = v.encoding.get("_FillValue") else {
-            continue;
-        };
-        let dir = store.join(name);
-        let edit = |file: &str, change: &dyn Fn(&mut serde_json::Map<String, Value>)| {
-            let path = dir.join(file);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let mut meta: serde_json::Map<String, Value> = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            change(&mut meta);
-            crate::common::write_file(&path, serde_json::to_string_pretty(&meta)?.as_bytes(), true)
-        };
-        edit(".zarray", &|m| {
-            m.insert("fill_value".into(), fill.clone());
-        })?;
-        edit(".zattrs", &|m| {
-            m.shift_remove("_FillValue");
-        })?;
-    }
-    let zs = gridflow_store::ZarrStore::open(url, gridflow_store::StoreOptions::default())
-        .with_context(|| format!("opening {url}"))?;
-    gridflow_store::consolidate_metadata(&zs)
-        .with_context(|| format!("consolidating the metadata of {url}"))?;
-    Ok(())
 }
 
 /// The intake-esm catalog: the Pangeo CMIP6 collection spec and a CSV listing the sample

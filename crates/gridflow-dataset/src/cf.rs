@@ -757,11 +757,21 @@ impl Dataset {
                     attrs.insert("_FillValue".into(), json!(fill_to_base64(f)));
                 }
             }
+            // v2 keeps `_FillValue` as the array's fill_value, where xarray reads it (an
+            // attribute beside a NaN fill_value would be ignored and 1e20s left unmasked)
+            let mut fill_value = None;
+            if options.format == ZarrFormat::V2
+                && let Some(f) = attrs.get("_FillValue").and_then(json_f64)
+            {
+                attrs.shift_remove("_FillValue");
+                fill_value = Some(f);
+            }
             let wo = WriteOptions {
                 format: options.format,
                 mode: WriteMode::Create,
                 dims: Some(v.dims().to_vec()),
-                attrs,
+                attrs: attrs.into_iter().collect(),
+                fill_value,
                 compression: options.compression,
                 consolidated: false,
                 groups: false,

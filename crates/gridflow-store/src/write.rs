@@ -68,6 +68,10 @@ pub struct WriteOptions {
     /// caller writing several arrays turns it off and writes the root group last, so that
     /// an interrupted write leaves no store that opens.
     pub groups: bool,
+    /// The array's `fill_value` (in the array's dtype; `None`: NaN for floats, none for
+    /// integers in v2 and 0 in v3). xarray takes a v2 variable's `_FillValue` from it, so a
+    /// CF-encoded variable (CMIP6: 1e20) must write its fill value here.
+    pub fill_value: Option<f64>,
 }
 
 impl Default for WriteOptions {
@@ -82,6 +86,7 @@ impl Default for WriteOptions {
             threads: 0,
             batch_blocks: 0,
             groups: true,
+            fill_value: None,
         }
     }
 }
@@ -304,10 +309,10 @@ pub fn to_zarr(
     let mut meta_keys: Vec<(String, Vec<u8>)> = Vec::new();
     let entry = match options.format {
         ZarrFormat::V2 => {
-            let fill = if dtype.is_float() {
-                json!("NaN")
-            } else {
-                Value::Null
+            let fill = match options.fill_value {
+                Some(f) => fill_json(f, dtype),
+                None if dtype.is_float() => json!("NaN"),
+                None => Value::Null,
             };
             let compressor = match options.compression {
                 Compression::None => Value::Null,
@@ -345,10 +350,11 @@ pub fn to_zarr(
             }
         }
         ZarrFormat::V3 => {
-            let fill = match dtype {
-                DType::F32 | DType::F64 => json!("NaN"),
-                DType::Bool => json!(false),
-                _ => json!(0),
+            let fill = match (options.fill_value, dtype) {
+                (Some(f), _) => fill_json(f, dtype),
+                (None, DType::F32 | DType::F64) => json!("NaN"),
+                (None, DType::Bool) => json!(false),
+                (None, _) => json!(0),
             };
             let mut codecs = vec![if dtype.size() == 1 {
                 json!({"name": "bytes"})
@@ -749,4 +755,28 @@ pub fn consolidate_metadata(store: &ZarrStore) -> Result<()> {
         ".zmetadata",
         serde_json::to_vec(&body).unwrap_or_default(),
     )
+}
+
+/// A fill value as Zarr metadata JSON in `dtype`: the float32 rounding for float32 arrays
+/// (1e20 is written as 1.0000000200408773e20, as zarr-python does), NaN and infinities as
+/// Zarr's strings, integers as integers.
+fn fill_json(f: f64, dtype: DType) -> Value {
+    let f = if dtype == DType::F32 {
+        f64::from(f as f32)
+    } else {
+        f
+    };
+    if f.is_nan() {
+        json!("NaN")
+    } else if f.is_infinite() {
+        json!(if f > 0.0 { "Infinity" } else { "-Infinity" })
+    } else if dtype.is_float() {
+        json!(f)
+    } else if dtype == DType::Bool {
+        json!(f != 0.0)
+    } else if f < 0.0 {
+        json!(f as i64)
+    } else {
+        json!(f as u64)
+    }
 }
