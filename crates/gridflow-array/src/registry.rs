@@ -106,13 +106,7 @@ pub trait ChunkSource: Send + Sync + Debug {
             if lo == first && hi == first + n {
                 return visit(slab);
             }
-            let mut specs: Vec<crate::kernels::SliceSpec> = slab
-                .shape()
-                .iter()
-                .map(|&len| crate::kernels::SliceSpec::full(len))
-                .collect();
-            specs[0] = crate::kernels::SliceSpec::range(lo - first, hi - first);
-            visit(crate::kernels::slice(&slab, &specs)?)
+            visit(crate::kernels::slice_rows(&slab, lo - first..hi - first)?)
         })
     }
 

@@ -5,7 +5,7 @@ use crate::blosc::Frame;
 use crate::error::{Result, StoreError};
 use crate::metadata::{self, ArrayEntry, GroupMeta, ZarrFormat};
 use crate::storage::{Storage, StoreOptions, StoreUrl};
-use gridflow_array::kernels::{SliceSpec, assemble, slice};
+use gridflow_array::kernels::{SliceSpec, assemble, slice, slice_rows};
 use gridflow_array::{Chunk, ChunkSource, ChunkedArray, DType, Scalar};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -761,15 +761,7 @@ impl ZarrArray {
             let whole = self.read_chunk(idx)?;
             let n = whole.shape().first().copied().unwrap_or(0);
             match rows {
-                Some(r) if r.start > 0 || r.end < n => {
-                    let mut specs: Vec<SliceSpec> = whole
-                        .shape()
-                        .iter()
-                        .map(|&len| SliceSpec::full(len))
-                        .collect();
-                    specs[0] = SliceSpec::range(r.start.min(n), r.end.min(n));
-                    visit(slice(&whole, &specs)?)?;
-                }
+                Some(r) if r.start > 0 || r.end < n => visit(slice_rows(&whole, r)?)?,
                 _ => visit(whole)?,
             }
         }
@@ -1321,13 +1313,7 @@ impl ChunkSource for ZarrSource {
                 visit,
             )?);
         }
-        let whole = self.read_block(block)?;
-        let n = whole.shape().first().copied().unwrap_or(0);
-        let mut specs: Vec<SliceSpec> = whole.shape().iter().map(|&l| SliceSpec::full(l)).collect();
-        if let Some(first) = specs.first_mut() {
-            *first = SliceSpec::range(rows.start.min(n), rows.end.min(n));
-        }
-        visit(slice(&whole, &specs)?)
+        visit(slice_rows(&self.read_block(block)?, rows)?)
     }
 
     fn block_shape(&self, block: &[usize]) -> Option<Vec<usize>> {

@@ -24,7 +24,8 @@ pub use reduce::{
     reduce_result_dtype,
 };
 pub use shape::{
-    SliceSpec, assemble, broadcast_to, concatenate, drop_axes, expand_axes, slice, take, transpose,
+    SliceSpec, assemble, broadcast_to, concatenate, drop_axes, expand_axes, slice, slice_rows,
+    take, transpose,
 };
 
 use crate::chunk::Chunk;

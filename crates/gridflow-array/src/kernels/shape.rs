@@ -182,6 +182,16 @@ fn standard<T: Clone>(v: ArrayViewD<'_, T>) -> ArrayD<T> {
     }
 }
 
+/// Rows `rows` of `x` along axis 0 (clipped to its length): a slab's part of a row range.
+pub fn slice_rows(x: &Chunk, rows: std::ops::Range<usize>) -> Result<Chunk> {
+    let n = x.shape().first().copied().unwrap_or(0);
+    let mut specs: Vec<SliceSpec> = x.shape().iter().map(|&l| SliceSpec::full(l)).collect();
+    if let Some(first) = specs.first_mut() {
+        *first = SliceSpec::range(rows.start.min(n), rows.end.min(n));
+    }
+    slice(x, &specs)
+}
+
 /// Basic slicing of a block, one [`SliceSpec`] per axis.
 ///
 /// ```
