@@ -105,8 +105,9 @@ impl BytesPartialDecoderTraits for EncodedChunk {
 
 /// Where the bytes of one stored blosc chunk are read from while it is decoded slab by slab.
 enum FrameSource<'a> {
-    /// A local file, read by byte ranges.
-    File { storage: &'a Storage, key: StoreKey },
+    /// A stored chunk read by byte ranges (a local file, or a remote object by ranged
+    /// requests).
+    Ranged { storage: &'a Storage, key: StoreKey },
     /// The whole encoded chunk, already fetched (remote stores: one request per chunk).
     Memory(Vec<u8>),
 }
@@ -118,7 +119,7 @@ impl FrameSource<'_> {
                 .get(r.clone())
                 .map(Cow::Borrowed)
                 .ok_or_else(|| format!("byte range {r:?} outside the {} stored bytes", e.len())),
-            FrameSource::File { storage, key } => storage
+            FrameSource::Ranged { storage, key } => storage
                 .get_partial(
                     key,
                     ByteRange::FromStart(r.start as u64, Some(r.len() as u64)),
@@ -808,7 +809,11 @@ impl ZarrArray {
         let need = wanted.len() * row_bytes;
         let start_byte = wanted.start * row_bytes;
         let storage = self.store.storage();
-        let src = if self.store.url().is_remote() {
+        // A remote chunk is fetched whole in one request, unless the task wants less than
+        // half of its rows: then the frame's header, block table and the blocks holding
+        // those rows are fetched by byte ranges (fewer bytes for a time range).
+        let ranged = wanted.len() * 2 <= kept_rows;
+        let src = if self.store.url().is_remote() && !ranged {
             match self
                 .array
                 .retrieve_encoded_chunk(idx)
@@ -818,14 +823,14 @@ impl ZarrArray {
                 None => return Ok(false),
             }
         } else {
-            FrameSource::File {
+            FrameSource::Ranged {
                 storage,
                 key: self.array.chunk_key(idx),
             }
         };
         let size = match &src {
             FrameSource::Memory(e) => e.len(),
-            FrameSource::File { storage, key } => {
+            FrameSource::Ranged { storage, key } => {
                 match storage.size_key(key).map_err(|e| self.chunk_err(idx, e))? {
                     Some(s) => usize::try_from(s).unwrap_or(usize::MAX),
                     None => return Ok(false),
