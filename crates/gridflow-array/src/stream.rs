@@ -177,7 +177,8 @@ impl StreamPlan {
 
 /// Where axis 0 of a read block is after `ops` (which insert and drop other axes around
 /// it), or `None` if some op cannot run slab by slab along it: anything but elementwise
-/// ops, unit-step slices of it, and inserting or dropping other axes.
+/// ops, unit-step slices of it, lists of positions along other axes, and inserting or
+/// dropping other axes.
 pub(crate) fn row_axis_of(ops: &[&ArrayOp]) -> Option<usize> {
     let mut row = 0usize;
     for op in ops {
@@ -194,6 +195,8 @@ pub(crate) fn row_axis_of(ops: &[&ArrayOp]) -> Option<usize> {
                 }
                 row -= axes.iter().filter(|&&a| a < row).count();
             }
+            // a list of positions along another axis applies to every slab alike
+            ArrayOp::Take { axis, .. } if *axis != row => {}
             // `axes` are positions in the output (`numpy.expand_dims`).
             ArrayOp::ExpandAxes(axes) => {
                 let mut sorted = axes.clone();

@@ -306,6 +306,8 @@ pub fn run(args: &[String]) -> Result<()> {
         "checksum": out.checksum,
         "shape": out.shape,
         "self_peak_rss_mib": peak_rss_mib(),
+        // chunk bytes decoded from the store: a selection decodes only what it keeps
+        "decoded_bytes": gridflow_store::decoded_bytes(),
         "extra": out.extra,
     });
     if let Some(r) = out.report {
