@@ -2,7 +2,7 @@
 //! plots and memory checks.
 
 use anyhow::{Context, Result, bail};
-use gridflow_array::Scheduler;
+use gridflow_array::{ArrayOp, LocalExecutor};
 use gridflow_dataset::{DataArray, IndexValues, ValueKind};
 use gridflow_plot::{DateParts, LinePlot, MapPlot};
 use gridflow_runtime::Progress;
@@ -176,13 +176,13 @@ impl Executor {
         })
     }
 
-    /// A scheduler whose progress bar is labelled `label`.
-    pub fn scheduler(&self, label: &'static str) -> Scheduler {
-        let s = Scheduler::threads(self.threads).with_memory_limit(self.memory_limit);
+    /// The executor to compute on, its progress bar labelled `label`.
+    pub fn executor(&self, label: &'static str) -> Box<dyn gridflow_array::Executor<ArrayOp>> {
+        let s = LocalExecutor::threads(self.threads).with_memory_limit(self.memory_limit);
         if self.progress {
-            s.with_progress(progress_bar(label))
+            Box::new(s.with_progress(progress_bar(label)))
         } else {
-            s
+            Box::new(s)
         }
     }
 

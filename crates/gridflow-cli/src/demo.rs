@@ -217,7 +217,7 @@ pub fn run(o: &Options) -> Result<()> {
 
 fn compute(da: &DataArray, exec: &Executor, label: &'static str) -> Result<DataArray> {
     exec.check_fits(da, label)?;
-    Ok(da.compute_with(&exec.scheduler(label))?)
+    Ok(da.compute_with(&exec.executor(label))?)
 }
 
 /// `1 year`, `5 years`, `30 days`: the sample's length in words.

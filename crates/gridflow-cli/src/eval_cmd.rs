@@ -177,7 +177,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     match result {
         Result_::Array(a) => {
             exec.check_fits(&a, "eval")?;
-            let c = a.compute_with(&exec.scheduler("compute"))?;
+            let c = a.compute_with(&exec.executor("compute"))?;
             if let Some(p) = &args.plot {
                 let title = args.expr.clone();
                 plot(&c, &title, None, p, args.overwrite)?;
@@ -193,7 +193,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             for v in d.data_vars().keys() {
                 exec.check_fits(&d.get(v)?, v)?;
             }
-            let c = d.compute_with(&exec.scheduler("compute"))?;
+            let c = d.compute_with(&exec.executor("compute"))?;
             if args.json {
                 let mut vars = serde_json::Map::new();
                 for v in c.data_vars().keys() {
