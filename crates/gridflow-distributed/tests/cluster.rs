@@ -1,0 +1,173 @@
+//! The distributed runtime on real processes over 127.0.0.1: the executor conformance suite
+//! on a local cluster of `gridflow-test-node` workers, results equal to the local
+//! executor's, and bad peers refused with clear errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly on purpose.
+
+use gridflow_distributed::{Client, LocalCluster, LocalClusterOptions};
+use gridflow_runtime::conformance::{TestOp, num, tree};
+use gridflow_runtime::{Executor, LocalExecutor, ProgressFn};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+fn cluster(n_workers: usize, threads: usize) -> LocalCluster {
+    LocalCluster::with_options(LocalClusterOptions {
+        n_workers,
+        threads_per_worker: threads,
+        program: Some(env!("CARGO_BIN_EXE_gridflow-test-node").into()),
+        ..LocalClusterOptions::default()
+    })
+    .unwrap()
+}
+
+/// An executor that owns its cluster, so that the cluster lives as long as the client.
+struct ClusterExecutor {
+    client: Client,
+    _cluster: LocalCluster,
+}
+
+impl Executor<TestOp> for ClusterExecutor {
+    fn run_plan(
+        &self,
+        plan: gridflow_runtime::Plan<'_, TestOp>,
+    ) -> gridflow_runtime::Result<(Vec<std::sync::Arc<Vec<u8>>>, gridflow_runtime::RunReport)> {
+        self.client.run_plan(plan)
+    }
+    fn thread_count(&self) -> usize {
+        Executor::<TestOp>::thread_count(&self.client)
+    }
+    fn describe(&self) -> String {
+        Executor::<TestOp>::describe(&self.client)
+    }
+}
+
+fn on_cluster(p: Option<ProgressFn>) -> Box<dyn Executor<TestOp>> {
+    let c = cluster(2, 2);
+    let mut client = c.client().unwrap();
+    if let Some(p) = p {
+        client = client.with_progress(p);
+    }
+    Box::new(ClusterExecutor {
+        client,
+        _cluster: c,
+    })
+}
+
+mod local_cluster {
+    use super::*;
+    gridflow_runtime::executor_conformance!(on_cluster);
+}
+
+#[test]
+fn results_equal_the_local_executors_and_data_moves_between_workers() {
+    let c = cluster(3, 1);
+    let client = c.client().unwrap();
+    let workers = client.workers().unwrap();
+    assert_eq!(workers.len(), 3);
+    assert!(workers.iter().all(|w| w.nthreads == 1));
+    let (g, out, doubled) = tree(300, 4096);
+    let mut keys = vec![out];
+    keys.extend(doubled.iter().step_by(37).cloned());
+    let want = LocalExecutor::threads(2).run(&g, &keys).unwrap();
+    for _ in 0..3 {
+        let got = client.run(&g, &keys).unwrap();
+        assert_eq!(got.len(), want.len());
+        for (a, b) in got.iter().zip(&want) {
+            assert_eq!(a, b);
+        }
+    }
+    assert_eq!(num(&want[0]), (1..=300u64).map(|v| 2 * v).sum::<u64>());
+}
+
+#[test]
+fn a_client_of_another_protocol_version_is_refused_clearly() {
+    let c = cluster(1, 1);
+    let addr = c.address();
+    let hostport = addr.strip_prefix("tcp://").unwrap();
+    let mut s = std::net::TcpStream::connect(hostport).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut pre = Vec::from(*b"GFLW");
+    pre.extend_from_slice(&999u32.to_le_bytes());
+    s.write_all(&pre).unwrap();
+    // The scheduler sends its own preamble (so a client can report the mismatch) and
+    // closes the connection.
+    let mut theirs = [0u8; 8];
+    s.read_exact(&mut theirs).unwrap();
+    assert_eq!(&theirs[..4], b"GFLW");
+    let mut rest = Vec::new();
+    let n = s.read_to_end(&mut rest).unwrap_or(0);
+    assert_eq!(n, 0, "nothing after the preamble");
+    // The cluster still serves well-behaved clients.
+    let client = c.client().unwrap();
+    assert_eq!(client.workers().unwrap().len(), 1);
+}
+
+#[test]
+fn connecting_to_a_server_of_another_version_names_both_versions() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut pre = Vec::from(*b"GFLW");
+        pre.extend_from_slice(&7u32.to_le_bytes());
+        s.write_all(&pre).unwrap();
+        let mut buf = [0u8; 64];
+        let _ = s.read(&mut buf);
+    });
+    let e = Client::connect(&format!("tcp://{addr}")).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("version 7") && msg.contains("version 1"),
+        "{msg}"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn connecting_to_something_else_is_a_clear_error() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").unwrap();
+    });
+    let e = Client::connect(&addr.to_string()).unwrap_err();
+    assert!(e.to_string().contains("not a gridflow peer"), "{e}");
+    server.join().unwrap();
+}
+
+#[test]
+fn a_garbage_frame_is_dropped_without_harming_the_scheduler() {
+    let c = cluster(1, 1);
+    let addr = c.address();
+    let mut s = std::net::TcpStream::connect(addr.strip_prefix("tcp://").unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut pre = Vec::from(*b"GFLW");
+    pre.extend_from_slice(&1u32.to_le_bytes());
+    s.write_all(&pre).unwrap();
+    // A frame header claiming 3 GiB, then garbage.
+    s.write_all(&(3u32 << 30).to_le_bytes()).unwrap();
+    s.write_all(&[0xff; 64]).unwrap();
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink);
+    // An undecodable hello.
+    let mut s = std::net::TcpStream::connect(addr.strip_prefix("tcp://").unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&pre).unwrap();
+    s.write_all(&8u32.to_le_bytes()).unwrap();
+    s.write_all(&4u32.to_le_bytes()).unwrap();
+    s.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
+    let _ = s.read_to_end(&mut sink);
+    let client = c.client().unwrap();
+    let (g, out, _) = tree(10, 8);
+    assert_eq!(num(&client.run(&g, &[out]).unwrap()[0]), 110);
+}
+
+#[test]
+fn a_scheduler_that_is_gone_is_an_error_not_a_hang() {
+    let c = cluster(1, 1);
+    let client = c.client().unwrap();
+    c.close();
+    let (g, out, _) = tree(10, 8);
+    let e = client.run(&g, &[out]).unwrap_err();
+    assert!(e.to_string().contains("executor"), "{e}");
+}
