@@ -29,6 +29,7 @@ pub mod limits;
 pub mod ops;
 pub mod reduction;
 pub mod registry;
+mod wire;
 
 pub use array::{ChunkedArray, Chunking, normalize_chunks};
 pub use chunk::{Chunk, Element};

@@ -56,6 +56,13 @@ pub struct EvalArgs {
     /// task graphs count against it too (about 1 KiB per task).
     #[arg(long)]
     pub memory_limit: Option<String>,
+    /// Compute on the cluster whose scheduler is at this address (tcp://HOST:PORT).
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "cluster")]
+    pub scheduler: Option<String>,
+    /// Compute on a cluster started on this machine for the run:
+    /// local[:N_WORKERS[xTHREADS]] (e.g. local:2x1).
+    #[arg(long, value_name = "local[:NxT]")]
+    pub cluster: Option<String>,
 }
 
 /// Opens the dataset named by `--store` or `--catalog/--search/--key`.
@@ -86,7 +93,8 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
 /// Runs `gridflow eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
     // First: it sets the graph budget that opening and evaluating count against.
-    let exec = Executor::new(args.threads, args.memory_limit.as_deref())?;
+    let exec = Executor::new(args.threads, args.memory_limit.as_deref())?
+        .with_cluster(args.scheduler.as_deref(), args.cluster.as_deref())?;
     let expr = gridflow_expr::parse(&args.expr).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;
     let ds = open_source(args)?;
     let value = eval(&expr, &Env { ds }).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;

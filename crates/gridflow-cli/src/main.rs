@@ -104,7 +104,37 @@ enum Command {
     ///   gridflow eval --store S 'ds.tas.sel(time=slice("1850-02", "1850-03")).isel(lat=0)'
     ///   gridflow eval 'da.ones((20000, 20000), chunks=(200, 200)).sum()'
     #[command(verbatim_doc_comment, after_help = catalog_cmd::TERMS_HELP)]
-    Eval(eval_cmd::EvalArgs),
+    Eval(Box<eval_cmd::EvalArgs>),
+    /// Run a scheduler of the distributed runtime; prints the address it listens on.
+    Scheduler {
+        /// Host (interface) to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port (0: any free port).
+        #[arg(long, default_value_t = 8786)]
+        port: u16,
+        /// Also write the address to this file (JSON: {"address": ...}).
+        #[arg(long)]
+        scheduler_file: Option<PathBuf>,
+    },
+    /// Run a worker of the distributed runtime, joining the scheduler at ADDRESS.
+    Worker {
+        /// The scheduler's address (tcp://HOST:PORT).
+        address: String,
+        /// Threads running tasks (default: one per core).
+        #[arg(long)]
+        nthreads: Option<usize>,
+        /// Memory limit, e.g. 4GiB (reported to the scheduler; default: none).
+        #[arg(long)]
+        memory_limit: Option<String>,
+        /// Directory for spilled data (accepted for compatibility; spilling is not
+        /// implemented yet).
+        #[arg(long)]
+        local_directory: Option<PathBuf>,
+        /// Name shown in cluster information.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -234,6 +264,38 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Info { url, json } => eval_cmd::info(&url, json),
         Command::Eval(args) => eval_cmd::run(&args),
+        Command::Scheduler {
+            host,
+            port,
+            scheduler_file,
+        } => Ok(gridflow_distributed::node::run_scheduler(
+            &host,
+            port,
+            scheduler_file.as_deref(),
+        )?),
+        Command::Worker {
+            address,
+            nthreads,
+            memory_limit,
+            local_directory: _,
+            name,
+        } => {
+            // Workers run read tasks: the store's source kinds must be known here.
+            gridflow_store::register();
+            let mut o = gridflow_distributed::WorkerOptions {
+                nthreads: nthreads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+                    .max(1),
+                ..gridflow_distributed::WorkerOptions::default()
+            };
+            if let Some(m) = memory_limit {
+                o.memory_limit = common::parse_size(&m)? as u64;
+            }
+            if let Some(n) = name {
+                o.name = n;
+            }
+            Ok(gridflow_distributed::worker::run::<gridflow_array::ArrayOp>(&address, o)?)
+        }
     }
 }
 

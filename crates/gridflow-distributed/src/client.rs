@@ -24,7 +24,7 @@ pub struct Client {
     rt: tokio::runtime::Runtime,
     conn: Mutex<Conn>,
     address: String,
-    progress: Option<ProgressFn>,
+    progress: Mutex<Option<ProgressFn>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -67,15 +67,23 @@ impl Client {
             rt,
             conn: Mutex::new(conn),
             address: address.to_owned(),
-            progress: None,
+            progress: Mutex::new(None),
         })
     }
 
     /// Calls `f` as tasks finish (the scheduler reports progress in batches; `f` sees every
     /// count).
-    pub fn with_progress(mut self, f: ProgressFn) -> Client {
-        self.progress = Some(f);
+    pub fn with_progress(self, f: ProgressFn) -> Client {
+        self.set_progress(Some(f));
         self
+    }
+
+    /// Sets (or removes) the progress callback of later computations.
+    pub fn set_progress(&self, f: Option<ProgressFn>) {
+        *self
+            .progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = f;
     }
 
     /// The scheduler's address.
@@ -136,11 +144,11 @@ impl Client {
         let n = tasks.len();
         let mut submit = Vec::with_capacity(n);
         for id in 0..n {
-            let payload = postcard::to_allocvec(&*tasks.expr(id)).map_err(|source| {
-                cluster_error(DistError::Codec {
-                    what: format!("encoding task {}", tasks.key(id)),
-                    source,
-                })
+            let payload = crate::frame::encode_task(&*tasks.expr(id)).map_err(|e| {
+                cluster_error(DistError::Cluster(format!(
+                    "encoding task {}: {e}",
+                    tasks.key(id)
+                )))
             })?;
             submit.push(SubmitTask {
                 payload,
@@ -149,6 +157,11 @@ impl Client {
         }
         let outputs = tasks.outputs().to_vec();
         let address = self.address.clone();
+        let progress = self
+            .progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let mut c = self.lock();
         let outcome = self.rt.block_on(async {
             send(
@@ -166,7 +179,7 @@ impl Client {
                 match recv(&mut c, &address).await? {
                     ToClient::Accepted { job: j } => job = Some(j),
                     ToClient::Progress { job: j, done } if Some(j) == job => {
-                        if let Some(p) = &self.progress {
+                        if let Some(p) = &progress {
                             let done = usize::try_from(done).unwrap_or(usize::MAX).min(n);
                             for d in reported + 1..=done {
                                 p(Progress { done: d, total: n });

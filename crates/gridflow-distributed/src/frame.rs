@@ -181,3 +181,15 @@ async fn read_n<R: AsyncReadExt + Unpin>(
     }
     Ok(())
 }
+
+/// Encodes a task's expression as its payload: MessagePack, which (unlike the control
+/// messages' postcard) describes itself, so operations may hold free-form values (a
+/// kernel's JSON parameters). The scheduler never decodes payloads.
+pub fn encode_task<T: Serialize>(expr: &T) -> std::result::Result<Vec<u8>, String> {
+    rmp_serde::to_vec_named(expr).map_err(|e| e.to_string())
+}
+
+/// Decodes a payload written by [`encode_task`].
+pub fn decode_task<T: DeserializeOwned>(payload: &[u8]) -> std::result::Result<T, String> {
+    rmp_serde::from_slice(payload).map_err(|e| e.to_string())
+}

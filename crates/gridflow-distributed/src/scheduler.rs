@@ -106,7 +106,7 @@ fn serve(
     rx: UnboundedReceiver<Event>,
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
+        .enable_all()
         .build()
         .map_err(|e| DistError::io("starting the scheduler's event loop", e))?;
     rt.block_on(async move {

@@ -291,7 +291,7 @@ where
     fn compute(&mut self, tasks: Vec<ComputeTask>) {
         let mut wanted: FxHashMap<String, Vec<u64>> = FxHashMap::default();
         for t in tasks {
-            let expr: Expr<O> = match postcard::from_bytes(&t.payload) {
+            let expr: Expr<O> = match crate::frame::decode_task(&t.payload) {
                 Ok(e) => e,
                 Err(e) => {
                     let _ = self.tx.send(Event::Failed(

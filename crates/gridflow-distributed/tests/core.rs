@@ -4,11 +4,14 @@
 use gridflow_distributed::core::{Action, Config, Core, TaskId, TaskState, WorkerId};
 use std::collections::VecDeque;
 
+/// A task as `Core::submit` takes it: (payload, inputs).
+type Spec = (Vec<u8>, Vec<u32>);
+
 /// A job of `n` roots summed by fan-in-4 reductions, as (payload, inputs) in priority
 /// order (a post-order: each sum right after its inputs). Returns the tasks and the root.
-fn tree_job(n: u32) -> (Vec<(Vec<u8>, Vec<u32>)>, u32) {
-    let mut tasks: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
-    fn build(lo: u32, hi: u32, tasks: &mut Vec<(Vec<u8>, Vec<u32>)>) -> u32 {
+fn tree_job(n: u32) -> (Vec<Spec>, u32) {
+    let mut tasks: Vec<Spec> = Vec::new();
+    fn build(lo: u32, hi: u32, tasks: &mut Vec<Spec>) -> u32 {
         if hi - lo == 1 {
             tasks.push((vec![1], vec![]));
             return tasks.len() as u32 - 1;
@@ -42,13 +45,18 @@ fn root_tasks_are_queued_by_worker_saturation_and_neighbours_stay_together() {
     let mut core = Core::new(Config::default());
     let w0 = core.add_worker(2);
     let w1 = core.add_worker(2);
-    let tasks: Vec<(Vec<u8>, Vec<u32>)> = (0..100).map(|_| (vec![0], vec![])).collect();
+    let tasks: Vec<Spec> = (0..100).map(|_| (vec![0], vec![])).collect();
     let job = core.submit(tasks, (0..100).collect()).unwrap();
     let c = computes(&core.take_actions());
     // ceil(1.1 × 2) = 3 roots per worker; the rest wait on the scheduler.
     assert_eq!(c.len(), 6);
     assert_eq!(core.queued(), 94);
-    let on = |w| c.iter().filter(|(x, _)| *x == w).map(|(_, t)| *t - job).collect::<Vec<_>>();
+    let on = |w| {
+        c.iter()
+            .filter(|(x, _)| *x == w)
+            .map(|(_, t)| *t - job)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(on(w0), vec![0, 1, 2]);
     assert_eq!(on(w1), vec![3, 4, 5]);
     assert_eq!(core.state(job + 50), TaskState::Queued);
@@ -83,14 +91,26 @@ fn a_task_goes_where_most_of_its_input_bytes_are() {
     core.finished(w1, job + 2, 8);
     let actions = core.take_actions();
     // Both inputs are released on their holders; the output is kept until gathered.
-    assert!(actions.contains(&Action::Release { worker: w0, task: job }));
-    assert!(actions.contains(&Action::Release { worker: w1, task: job + 1 }));
+    assert!(actions.contains(&Action::Release {
+        worker: w0,
+        task: job
+    }));
+    assert!(actions.contains(&Action::Release {
+        worker: w1,
+        task: job + 1
+    }));
     assert!(actions.contains(&Action::Done { job }));
     assert_eq!(core.state(job + 2), TaskState::Memory);
     assert_eq!(core.state(job), TaskState::Forgotten);
     core.release_job(job);
     let actions = core.take_actions();
-    assert_eq!(actions, vec![Action::Release { worker: w1, task: job + 2 }]);
+    assert_eq!(
+        actions,
+        vec![Action::Release {
+            worker: w1,
+            task: job + 2
+        }]
+    );
     // Everything was forgotten: the dense table is empty again.
     assert_eq!(core.tasks_held(), 0);
 }
@@ -116,7 +136,10 @@ fn a_failure_fails_the_job_and_late_results_are_released() {
     core.finished(w, job + 1, 8);
     assert_eq!(
         core.take_actions(),
-        vec![Action::Release { worker: w, task: job + 1 }]
+        vec![Action::Release {
+            worker: w,
+            task: job + 1
+        }]
     );
     assert_eq!(core.tasks_held(), 0);
 }
@@ -129,9 +152,17 @@ fn a_lost_worker_s_running_tasks_move_and_lost_results_fail_the_job() {
     let (tasks, root) = tree_job(16);
     let job = core.submit(tasks, vec![root]).unwrap();
     let c = computes(&core.take_actions());
-    let on_w0: Vec<TaskId> = c.iter().filter(|(w, _)| *w == w0).map(|(_, t)| *t).collect();
+    let on_w0: Vec<TaskId> = c
+        .iter()
+        .filter(|(w, _)| *w == w0)
+        .map(|(_, t)| *t)
+        .collect();
     assert!(!on_w0.is_empty());
-    let on_w1: Vec<TaskId> = c.iter().filter(|(w, _)| *w == w1).map(|(_, t)| *t).collect();
+    let on_w1: Vec<TaskId> = c
+        .iter()
+        .filter(|(w, _)| *w == w1)
+        .map(|(_, t)| *t)
+        .collect();
     core.remove_worker(w0);
     // w1 is saturated: w0's roots go back to the scheduler's queue...
     assert!(computes(&core.take_actions()).is_empty());
