@@ -170,6 +170,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let url = out
             .to_str()
             .ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
+        if exec.remote.is_some() {
+            note!(
+                "note: -o computes and writes from this process; store-write tasks on the cluster are not implemented yet"
+            );
+        }
         let t = std::time::Instant::now();
         ds.to_zarr(url, &zarr_options)
             .with_context(|| format!("writing {}", out.display()))?;

@@ -526,7 +526,7 @@ impl Core {
             x.processing.remove(&id);
         }
         let job = match self.task(id) {
-            Some(t) if t.state == TaskState::Processing => t.job,
+            Some(t) if t.state == TaskState::Processing && t.processing_on == Some(w) => t.job,
             _ => {
                 self.fill(w);
                 return;

@@ -67,8 +67,12 @@ enum Event<V> {
     Scheduler(ToWorker),
     SchedulerClosed(Option<DistError>),
     Fetched(Vec<(u64, Arc<V>)>),
-    FetchFailed(String),
-    Done { id: u64, nbytes: u64 },
+    /// Inputs that could not be fetched, and why.
+    FetchFailed(Vec<u64>, String),
+    Done {
+        id: u64,
+        nbytes: u64,
+    },
     Failed(FromWorker, u64),
 }
 
@@ -223,8 +227,18 @@ where
                     });
                 }
                 Event::Fetched(values) => st.fetched(values),
-                Event::FetchFailed(why) => {
-                    stop = Some(Err(DistError::Cluster(why)));
+                Event::FetchFailed(ids, why) => {
+                    // The tasks waiting for these inputs fail (their job may already be
+                    // gone); the worker itself carries on.
+                    for id in st.fetch_failed(&ids) {
+                        st.task_ended(id);
+                        failures.push(FromWorker::Failed {
+                            id,
+                            op: "fetch".into(),
+                            message: why.clone(),
+                            panicked: false,
+                        });
+                    }
                 }
                 Event::Done { id, nbytes } => {
                     st.task_ended(id);
@@ -349,9 +363,10 @@ where
                         let _ = tx.send(Event::Fetched(values));
                     }
                     Err(e) => {
-                        let _ = tx.send(Event::FetchFailed(format!(
-                            "fetching inputs from {address}: {e}"
-                        )));
+                        let _ = tx.send(Event::FetchFailed(
+                            ids,
+                            format!("fetching inputs from {address}: {e}"),
+                        ));
                     }
                 }
             });
@@ -387,6 +402,21 @@ where
                 self.run(ready);
             }
         }
+    }
+
+    /// Inputs that could not be fetched: the tasks waiting for them are dropped and
+    /// returned.
+    fn fetch_failed(&mut self, ids: &[u64]) -> Vec<u64> {
+        let mut failed = Vec::new();
+        for id in ids {
+            self.fetching.remove(id);
+            for t in self.waiters.remove(id).unwrap_or_default() {
+                if self.waiting.remove(&t).is_some() {
+                    failed.push(t);
+                }
+            }
+        }
+        failed
     }
 
     /// A task ended: drop the fetched copies of inputs no local task still needs.
