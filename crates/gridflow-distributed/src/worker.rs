@@ -76,15 +76,16 @@ enum Event<V> {
     Failed(FromWorker, u64),
 }
 
-/// A task whose expression has been decoded, ready for a pool thread.
-struct Ready<O> {
+/// A task whose inputs are all here, for a pool thread (which decodes the payload: the
+/// event loop only routes).
+struct Ready {
     id: u64,
-    expr: Expr<O>,
+    payload: Vec<u8>,
     inputs: Vec<u64>,
 }
 
-struct Pool<O> {
-    queue: Mutex<(VecDeque<Ready<O>>, bool)>,
+struct Pool {
+    queue: Mutex<(VecDeque<Ready>, bool)>,
     wake: Condvar,
 }
 
@@ -174,7 +175,7 @@ where
         });
     }
 
-    let pool = Arc::new(Pool::<O> {
+    let pool = Arc::new(Pool {
         queue: Mutex::new((VecDeque::new(), false)),
         wake: Condvar::new(),
     });
@@ -285,7 +286,7 @@ where
 struct WorkerState<O: Execute> {
     store: Store<O::Value>,
     /// Tasks waiting for fetched inputs: id → (task, inputs still missing).
-    waiting: FxHashMap<u64, (Ready<O>, usize)>,
+    waiting: FxHashMap<u64, (Ready, usize)>,
     /// Missing input → tasks waiting for it.
     waiters: FxHashMap<u64, Vec<u64>>,
     fetching: FxHashSet<u64>,
@@ -294,7 +295,7 @@ struct WorkerState<O: Execute> {
     /// Inputs of each queued or running task that were fetched (to drop after use).
     uses: FxHashMap<u64, Vec<u64>>,
     tx: UnboundedSender<Event<O::Value>>,
-    pool: Arc<Pool<O>>,
+    pool: Arc<Pool>,
 }
 
 impl<O> WorkerState<O>
@@ -305,21 +306,6 @@ where
     fn compute(&mut self, tasks: Vec<ComputeTask>) {
         let mut wanted: FxHashMap<String, Vec<u64>> = FxHashMap::default();
         for t in tasks {
-            let expr: Expr<O> = match crate::frame::decode_task(&t.payload) {
-                Ok(e) => e,
-                Err(e) => {
-                    let _ = self.tx.send(Event::Failed(
-                        FromWorker::Failed {
-                            id: t.id,
-                            op: "decode".into(),
-                            message: format!("undecodable task payload ({e}); are the client and worker the same gridflow version?"),
-                            panicked: false,
-                        },
-                        t.id,
-                    ));
-                    continue;
-                }
-            };
             let mut missing = 0;
             let mut fetched_inputs = Vec::new();
             {
@@ -346,7 +332,7 @@ where
             self.uses.insert(t.id, fetched_inputs);
             let ready = Ready {
                 id: t.id,
-                expr,
+                payload: t.payload,
                 inputs: t.inputs,
             };
             if missing == 0 {
@@ -373,7 +359,7 @@ where
         }
     }
 
-    fn run(&self, ready: Ready<O>) {
+    fn run(&self, ready: Ready) {
         let mut q = lock(&self.pool.queue);
         q.0.push_back(ready);
         drop(q);
@@ -438,7 +424,7 @@ where
 }
 
 fn compute_thread<O: Execute>(
-    pool: &Pool<O>,
+    pool: &Pool,
     store: &Store<O::Value>,
     tx: &UnboundedSender<Event<O::Value>>,
 ) {
@@ -458,16 +444,33 @@ fn compute_thread<O: Execute>(
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
         };
+        let expr: Expr<O> = match crate::frame::decode_task(&task.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                let msg = FromWorker::Failed {
+                    id: task.id,
+                    op: "decode".into(),
+                    message: format!(
+                        "undecodable task payload ({e}); are the client and worker the same gridflow version?"
+                    ),
+                    panicked: false,
+                };
+                if tx.send(Event::Failed(msg, task.id)).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
         let args: Option<Vec<Arc<O::Value>>> = {
             let s = lock(store);
             task.inputs.iter().map(|i| s.get(i).cloned()).collect()
         };
         let key = Key::new("task", &[]);
         let outcome = match args {
-            Some(args) => run_task(&task.expr, &args, &key),
+            Some(args) => run_task(&expr, &args, &key),
             None => Err(gridflow_runtime::RuntimeError::TaskFailed {
                 key,
-                op: task.expr.label(),
+                op: expr.label(),
                 message: "an input is missing on the worker (released too early)".into(),
             }),
         };
@@ -488,7 +491,7 @@ fn compute_thread<O: Execute>(
                     gridflow_runtime::RuntimeError::TaskPanicked { op, message, .. } => {
                         (op, message, true)
                     }
-                    other => (task.expr.label(), other.to_string(), false),
+                    other => (expr.label(), other.to_string(), false),
                 };
                 Event::Failed(
                     FromWorker::Failed {
