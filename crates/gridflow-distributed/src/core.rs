@@ -116,14 +116,24 @@ struct Job {
 /// How to schedule.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
-    /// Root tasks a worker may hold at once, per thread (Dask's `worker-saturation`).
+    /// Tasks a worker may hold at once, per thread, before it gets more root tasks (Dask's
+    /// `worker-saturation`).
     pub worker_saturation: f64,
+    /// Bytes of root results per thread a worker may have in flight: when roots turn out
+    /// small (tiny tasks), a worker gets up to this many bytes' worth of them at once
+    /// (never more than `max_roots_per_thread`), so that tiny tasks are not bound by one
+    /// scheduler round trip each; large roots stay at the saturation limit. 0: off.
+    pub root_bytes_per_thread: u64,
+    /// The most roots per thread a worker gets at once.
+    pub max_roots_per_thread: u32,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
             worker_saturation: 1.1,
+            root_bytes_per_thread: 16 << 20,
+            max_roots_per_thread: 64,
         }
     }
 }
@@ -141,6 +151,10 @@ pub struct Core {
     queue: BinaryHeap<Reverse<TaskId>>,
     jobs: FxHashMap<u64, Job>,
     actions: Vec<Action>,
+    /// Root tasks finished, and a moving average of their results' bytes (for the root
+    /// limit).
+    roots_done: u64,
+    root_bytes: u64,
 }
 
 impl Core {
@@ -155,6 +169,8 @@ impl Core {
             queue: BinaryHeap::new(),
             jobs: FxHashMap::default(),
             actions: Vec::new(),
+            roots_done: 0,
+            root_bytes: 0,
         }
     }
 
@@ -232,8 +248,17 @@ impl Core {
         self.workers.iter().filter(|w| w.alive).count()
     }
 
+    /// Tasks worker `w` may hold before it gets more roots: the saturation limit, raised
+    /// for small roots (see [`Config::root_bytes_per_thread`]) once a few have finished.
     fn limit(&self, w: &Worker) -> usize {
-        ((f64::from(w.nthreads) * self.config.worker_saturation).ceil() as usize).max(1)
+        let base = ((f64::from(w.nthreads) * self.config.worker_saturation).ceil() as usize).max(1);
+        let c = &self.config;
+        if c.root_bytes_per_thread == 0 || self.roots_done < u64::from(w.nthreads) * 4 {
+            return base;
+        }
+        let avg = self.root_bytes.max(1);
+        let per_thread = (c.root_bytes_per_thread / avg).min(u64::from(c.max_roots_per_thread));
+        base.max((per_thread * u64::from(w.nthreads)) as usize)
     }
 
     /// A worker joined with `nthreads` threads; it is given queued root tasks at once.
@@ -470,9 +495,19 @@ impl Core {
         t.nbytes = nbytes;
         t.who_has.push(w);
         let job = t.job;
+        let root = t.root;
         let inputs = t.inputs.clone();
         let dependents = std::mem::take(&mut t.dependents);
         let nobody_reads = t.readers_left == 0;
+        if root {
+            // A moving average, so that large roots after small ones shrink the limit at once.
+            self.roots_done += 1;
+            self.root_bytes = if self.roots_done == 1 {
+                nbytes
+            } else {
+                self.root_bytes - self.root_bytes / 4 + nbytes / 4
+            };
+        }
         let mut done_now = None;
         if let Some(j) = self.jobs.get_mut(&job) {
             j.done += 1;

@@ -10,7 +10,6 @@ use crate::{DistError, Result};
 use gridflow_graph::{Expr, Key};
 use gridflow_runtime::{Execute, WireValue, run_task};
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
@@ -85,7 +84,8 @@ struct Ready {
 }
 
 struct Pool {
-    queue: Mutex<(VecDeque<Ready>, bool)>,
+    /// Ready tasks by id (= priority: the lowest runs first), and whether to stop.
+    queue: Mutex<(std::collections::BTreeMap<u64, Ready>, bool)>,
     wake: Condvar,
 }
 
@@ -176,7 +176,7 @@ where
     }
 
     let pool = Arc::new(Pool {
-        queue: Mutex::new((VecDeque::new(), false)),
+        queue: Mutex::new((std::collections::BTreeMap::new(), false)),
         wake: Condvar::new(),
     });
     let mut threads = Vec::new();
@@ -361,7 +361,7 @@ where
 
     fn run(&self, ready: Ready) {
         let mut q = lock(&self.pool.queue);
-        q.0.push_back(ready);
+        q.0.insert(ready.id, ready);
         drop(q);
         self.pool.wake.notify_one();
     }
@@ -435,7 +435,7 @@ fn compute_thread<O: Execute>(
                 if q.1 {
                     return;
                 }
-                if let Some(t) = q.0.pop_front() {
+                if let Some((_, t)) = q.0.pop_first() {
                     break t;
                 }
                 q = pool

@@ -72,6 +72,7 @@ fn a_task_goes_where_most_of_its_input_bytes_are() {
     // One root per thread, so that each worker gets one of the two roots.
     let mut core = Core::new(Config {
         worker_saturation: 1.0,
+        ..Config::default()
     });
     let w0 = core.add_worker(1);
     let w1 = core.add_worker(1);
@@ -203,7 +204,7 @@ fn malformed_jobs_are_refused() {
 /// Drives the core with simulated workers (each finishes its tasks in FIFO order, one per
 /// step), returning the number of steps, the most tasks any worker held at once, and
 /// whether every job finished.
-fn simulate(core: &mut Core, workers: &[WorkerId], jobs: usize) -> (usize, usize) {
+fn simulate(core: &mut Core, workers: &[WorkerId], jobs: usize, nbytes: u64) -> (usize, usize) {
     let mut running: Vec<VecDeque<TaskId>> = vec![VecDeque::new(); workers.len()];
     let mut done_jobs = 0;
     let mut steps = 0;
@@ -227,7 +228,7 @@ fn simulate(core: &mut Core, workers: &[WorkerId], jobs: usize) -> (usize, usize
         let mut any = false;
         for &w in workers {
             if let Some(t) = running[w as usize].pop_front() {
-                core.finished(w, t, 1000);
+                core.finished(w, t, nbytes);
                 any = true;
             }
         }
@@ -238,17 +239,56 @@ fn simulate(core: &mut Core, workers: &[WorkerId], jobs: usize) -> (usize, usize
 
 #[test]
 fn simulated_workers_run_several_jobs_to_completion_with_bounded_queues() {
+    // Results of 64 MiB: far above the root byte budget, so the saturation limit holds.
     let mut core = Core::new(Config::default());
     let workers: Vec<WorkerId> = (0..8).map(|_| core.add_worker(2)).collect();
     for _ in 0..3 {
         let (tasks, root) = tree_job(2000);
         core.submit(tasks, vec![root]).unwrap();
     }
-    let (steps, most) = simulate(&mut core, &workers, 3);
+    let (steps, most) = simulate(&mut core, &workers, 3, 64 << 20);
     // 3 × 2,667 tasks over 8 workers: a balanced run takes ~1,000 steps.
     assert!(steps < 1500, "{steps} steps");
     // Root queuing: a worker never holds more than its saturation limit of roots plus the
     // reductions its own results made ready.
     assert!(most <= 8, "a worker held {most} tasks");
     assert_eq!(core.tasks_held(), 0, "every job forgotten");
+}
+
+#[test]
+fn tiny_roots_are_sent_deeper_but_never_past_the_cap() {
+    // 8-byte roots: once a few finished, each worker gets up to 64 roots per thread.
+    let mut core = Core::new(Config::default());
+    let workers: Vec<WorkerId> = (0..4).map(|_| core.add_worker(2)).collect();
+    let (tasks, root) = tree_job(20_000);
+    core.submit(tasks, vec![root]).unwrap();
+    let (_, most) = simulate(&mut core, &workers, 1, 8);
+    assert!(
+        most > 8,
+        "small roots queue deeper on workers (held {most})"
+    );
+    assert!(most <= 2 * 64 + 2 * 4, "never past the cap (held {most})");
+}
+
+#[test]
+fn large_roots_after_small_ones_shrink_the_limit_at_once() {
+    let mut core = Core::new(Config::default());
+    let w = core.add_worker(1);
+    let n = 400u32;
+    core.submit((0..n).map(|_| (vec![], vec![])).collect(), (0..n).collect())
+        .unwrap();
+    let mut running: Vec<TaskId> = computes(&core.take_actions()).iter().map(|c| c.1).collect();
+    // Small results: the worker is given more and more roots.
+    for _ in 0..8 {
+        let t = running.remove(0);
+        core.finished(w, t, 8);
+        running.extend(computes(&core.take_actions()).iter().map(|c| c.1));
+    }
+    assert!(core.processing(w) > 2, "deep queue for tiny roots");
+    // Two 64 MiB results: no new root until the worker is back under the saturation limit.
+    for _ in 0..2 {
+        let t = running.remove(0);
+        core.finished(w, t, 64 << 20);
+        assert!(computes(&core.take_actions()).is_empty());
+    }
 }
