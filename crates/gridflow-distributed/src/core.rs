@@ -292,6 +292,12 @@ impl Core {
         if let Some(bad) = outputs.iter().find(|&&o| u64::from(o) >= n) {
             return Err(format!("output {bad} is not a task of the job ({n} tasks)"));
         }
+        if n > 0 && !self.workers.is_empty() && self.alive_workers() == 0 {
+            return Err(format!(
+                "no workers: all {} worker(s) of the cluster have left",
+                self.workers.len()
+            ));
+        }
         let job = self.next_id;
         self.next_id += n.max(1);
         // Tasks of an empty job: none; its id still advances so that ids stay unique.
@@ -665,6 +671,26 @@ impl Core {
         }
         for x in 0..self.workers.len() {
             self.fill(x as WorkerId);
+        }
+        // The last worker left: nothing would ever run; fail the jobs instead of hanging.
+        if self.alive_workers() == 0 {
+            let mut jobs: Vec<u64> = self.jobs.keys().copied().collect();
+            jobs.sort_unstable();
+            for job in jobs {
+                let unfinished = self.jobs.get(&job).is_some_and(|j| j.done < j.len);
+                if unfinished {
+                    self.actions.push(Action::Failed {
+                        job,
+                        task: None,
+                        op: "cluster".into(),
+                        message: format!(
+                            "no workers: the last worker ({w}) left before the job finished"
+                        ),
+                        panicked: false,
+                    });
+                    self.forget_job(job);
+                }
+            }
         }
     }
 }

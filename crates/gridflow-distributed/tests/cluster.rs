@@ -171,3 +171,27 @@ fn a_scheduler_that_is_gone_is_an_error_not_a_hang() {
     let e = client.run(&g, &[out]).unwrap_err();
     assert!(e.to_string().contains("executor"), "{e}");
 }
+
+#[test]
+fn a_cluster_whose_workers_all_died_fails_clearly_instead_of_hanging() {
+    let c = cluster(1, 1);
+    let client = c.client().unwrap();
+    for pid in c.worker_pids() {
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let start = std::time::Instant::now();
+    while !client.workers().unwrap().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the scheduler never noticed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (g, out, _) = tree(10, 8);
+    let e = client.run(&g, &[out]).unwrap_err();
+    assert!(e.to_string().contains("no workers"), "{e}");
+}

@@ -292,3 +292,18 @@ fn large_roots_after_small_ones_shrink_the_limit_at_once() {
         assert!(computes(&core.take_actions()).is_empty());
     }
 }
+
+#[test]
+fn losing_the_last_worker_fails_unfinished_jobs_and_refuses_new_ones() {
+    let mut core = Core::new(Config::default());
+    let w = core.add_worker(1);
+    let (tasks, root) = tree_job(8);
+    let job = core.submit(tasks, vec![root]).unwrap();
+    core.take_actions();
+    core.remove_worker(w);
+    let actions = core.take_actions();
+    assert!(actions.iter().any(|a| matches!(a,
+        Action::Failed { job: j, message, .. } if *j == job && message.contains("no workers"))));
+    let e = core.submit(vec![(vec![], vec![])], vec![0]).unwrap_err();
+    assert!(e.contains("no workers"), "{e}");
+}
