@@ -83,6 +83,8 @@ pub struct WorkerInfo {
     pub nthreads: u32,
     /// Memory limit in bytes (0: none).
     pub memory_limit: u64,
+    /// Bytes of inputs this worker has fetched from peers so far.
+    pub bytes_fetched: u64,
 }
 
 /// Scheduler → client.
@@ -164,6 +166,11 @@ pub struct TaskDone {
 pub enum FromWorker {
     /// Tasks finished (a batch).
     Finished(Vec<TaskDone>),
+    /// Bytes of inputs fetched from peers so far (sent when it changed).
+    Metrics {
+        /// The running total.
+        bytes_fetched: u64,
+    },
     /// A task failed.
     Failed {
         /// Global id.

@@ -169,6 +169,7 @@ async fn connection(
                 address: data_address,
                 nthreads,
                 memory_limit,
+                bytes_fetched: 0,
             };
             let _ = tx.send(Event::Worker {
                 conn,
@@ -288,6 +289,11 @@ impl State {
                         message,
                         panicked,
                     } => self.core.failed(w, id, op, message, panicked),
+                    FromWorker::Metrics { bytes_fetched } => {
+                        if let Some(i) = self.worker_info.get_mut(w as usize) {
+                            i.bytes_fetched = bytes_fetched;
+                        }
+                    }
                 }
             }
             Event::FromClient(conn, msg) => self.client_message(conn, msg),

@@ -201,6 +201,7 @@ where
         tx: tx.clone(),
         pool: pool.clone(),
     };
+    let (mut fetched_bytes, mut reported_fetched) = (0u64, 0u64);
     let outcome = loop {
         let Some(ev) = rx.recv().await else {
             break Ok(());
@@ -227,7 +228,10 @@ where
                         Some(e) => Err(e),
                     });
                 }
-                Event::Fetched(values) => st.fetched(values),
+                Event::Fetched(values) => {
+                    fetched_bytes += values.iter().map(|(_, v)| O::nbytes(v) as u64).sum::<u64>();
+                    st.fetched(values);
+                }
                 Event::FetchFailed(ids, why) => {
                     // The tasks waiting for these inputs fail (their job may already be
                     // gone); the worker itself carries on.
@@ -256,6 +260,13 @@ where
             next = rx.try_recv().ok();
         }
         // One frame of finished tasks per wake-up: the batch the scheduler handles at once.
+        if fetched_bytes != reported_fetched {
+            reported_fetched = fetched_bytes;
+            let m = FromWorker::Metrics {
+                bytes_fetched: fetched_bytes,
+            };
+            write_frame(&mut w, &scheduler, &encode(&m)?, &[]).await?;
+        }
         if !finished.is_empty() {
             write_frame(
                 &mut w,
