@@ -34,11 +34,24 @@ pub fn run(o: &Options) -> Result<()> {
     let mut timings: Vec<(&str, f64)> = Vec::new();
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
     outln!("gridflow demo: a CMIP6 analysis session, end to end")?;
-    outln!(
-        "Running on the local executor: {} worker thread(s), a memory budget of {}.",
-        o.exec.threads,
-        human(o.exec.memory_limit)
-    )?;
+    match &o.exec.remote {
+        Some(r) => {
+            let workers = r.client.workers()?;
+            let threads: u32 = workers.iter().map(|w| w.nthreads).sum();
+            let memory: u64 = workers.iter().map(|w| w.memory_limit).sum();
+            outln!(
+                "Running on the cluster at {}: {} worker(s), {threads} thread(s), {} of memory.",
+                r.client.address(),
+                workers.len(),
+                human(usize::try_from(memory).unwrap_or(usize::MAX))
+            )?;
+        }
+        None => outln!(
+            "Running on the local executor: {} worker thread(s), a memory budget of {}.",
+            o.exec.threads,
+            human(o.exec.memory_limit)
+        )?,
+    }
 
     step(
         1,

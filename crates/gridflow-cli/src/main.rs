@@ -62,6 +62,12 @@ enum Command {
         /// Memory budget of the local executor, e.g. 2GB (default: half the RAM).
         #[arg(long)]
         memory_limit: Option<String>,
+        /// Run on the cluster whose scheduler is at this address (tcp://HOST:PORT).
+        #[arg(long, value_name = "ADDRESS", conflicts_with = "cluster")]
+        scheduler: Option<String>,
+        /// Run on a cluster started on this machine for the demo: local[:N_WORKERS[xTHREADS]].
+        #[arg(long, value_name = "local[:NxT]")]
+        cluster: Option<String>,
     },
     /// Search an intake-esm catalog.
     Catalog {
@@ -234,11 +240,14 @@ fn run(cli: Cli) -> Result<()> {
             out,
             threads,
             memory_limit,
+            scheduler,
+            cluster,
         } => demo::run(&demo::Options {
             steps: sample_steps(years, steps)?,
             data,
             out,
-            exec: common::Executor::new(threads, memory_limit.as_deref())?,
+            exec: common::Executor::new(threads, memory_limit.as_deref())?
+                .with_cluster(scheduler.as_deref(), cluster.as_deref())?,
         }),
         Command::Catalog {
             command:
