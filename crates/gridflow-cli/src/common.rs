@@ -134,17 +134,10 @@ pub fn open_options() -> Result<gridflow_dataset::OpenOptions> {
     Ok(Limits::from_env()?.open_options())
 }
 
-/// The machine's total memory in bytes (from /proc/meminfo; 8 GiB when unknown).
+/// The memory this process may use in bytes: the machine's total, or less when a cgroup
+/// or a Slurm allocation limits the process.
 pub fn total_memory() -> usize {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<usize>().ok())
-        })
-        .map_or(8 << 30, |kb| kb.saturating_mul(1024))
+    usize::try_from(gridflow_distributed::machine::available_memory()).unwrap_or(usize::MAX)
 }
 
 /// Where computations run: the local executor (`threads`, default: the cores) or a cluster
@@ -271,8 +264,7 @@ pub struct Remote {
 }
 
 /// Parses `local`, `local:N` or `local:NxT` into (workers, threads per worker). `local`
-/// alone sizes like Dask's `Client()` on a small machine: one single-threaded worker per
-/// core, at most four, then threads per worker to use the other cores.
+/// alone sizes like Dask's `Client()` (see `gridflow_distributed::machine::default_layout`).
 pub fn parse_local_cluster(spec: &str) -> Result<(usize, usize)> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let bad = || {
@@ -284,8 +276,7 @@ pub fn parse_local_cluster(spec: &str) -> Result<(usize, usize)> {
         return Err(bad());
     };
     if rest.is_empty() {
-        let n = cores.clamp(1, 4);
-        return Ok((n, cores.checked_div(n).unwrap_or(1).max(1)));
+        return Ok(gridflow_distributed::machine::default_layout(cores));
     }
     let rest = rest.strip_prefix(':').ok_or_else(bad)?;
     let (n, t) = match rest.split_once('x') {

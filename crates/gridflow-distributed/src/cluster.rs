@@ -38,6 +38,22 @@ impl Default for LocalClusterOptions {
     }
 }
 
+impl LocalClusterOptions {
+    /// Sized like Dask's `Client()`: workers × threads from the cores this process may use
+    /// ([`crate::machine::default_layout`]), the memory it may use
+    /// ([`crate::machine::available_memory`]) split between the workers.
+    pub fn for_machine() -> LocalClusterOptions {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let (n_workers, threads_per_worker) = crate::machine::default_layout(cores);
+        LocalClusterOptions {
+            n_workers,
+            threads_per_worker,
+            memory_limit: crate::machine::available_memory() / n_workers.max(1) as u64,
+            ..LocalClusterOptions::default()
+        }
+    }
+}
+
 /// A scheduler and worker processes on this machine; stopped on drop (or
 /// [`LocalCluster::close`]).
 pub struct LocalCluster {

@@ -22,6 +22,7 @@ mod cluster;
 pub mod core;
 pub mod error;
 pub mod frame;
+pub mod machine;
 pub mod messages;
 pub mod node;
 pub mod scheduler;

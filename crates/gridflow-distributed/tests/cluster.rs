@@ -260,3 +260,21 @@ fn a_worker_s_data_port_survives_garbage_and_unknown_ids() {
     let (g, out, _) = tree(10, 8);
     assert_eq!(num(&client.run(&g, &[out]).unwrap()[0]), 110);
 }
+
+#[test]
+fn a_cluster_sized_for_the_machine_uses_its_cores_and_memory() {
+    let o = gridflow_distributed::LocalClusterOptions::for_machine();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(o.n_workers * o.threads_per_worker, cores);
+    let c = LocalCluster::with_options(LocalClusterOptions {
+        program: Some(env!("CARGO_BIN_EXE_gridflow-test-node").into()),
+        ..o.clone()
+    })
+    .unwrap();
+    let w = c.client().unwrap().workers().unwrap();
+    assert_eq!(w.len(), o.n_workers);
+    assert!(
+        w.iter()
+            .all(|x| x.memory_limit == o.memory_limit && x.memory_limit > 0)
+    );
+}

@@ -307,3 +307,42 @@ fn losing_the_last_worker_fails_unfinished_jobs_and_refuses_new_ones() {
     let e = core.submit(vec![(vec![], vec![])], vec![0]).unwrap_err();
     assert!(e.contains("no workers"), "{e}");
 }
+
+#[test]
+fn machine_sizing_reads_cgroup_meminfo_and_slurm_limits() {
+    use gridflow_distributed::machine::{
+        default_layout, parse_cgroup_max, parse_meminfo_total, slurm_memory,
+    };
+    assert_eq!(parse_cgroup_max("max\n"), None);
+    assert_eq!(parse_cgroup_max("4294967296\n"), Some(4 << 30));
+    assert_eq!(parse_cgroup_max("garbage"), None);
+    let meminfo = "MemTotal:       24576000 kB\nMemFree:  100 kB\n";
+    assert_eq!(parse_meminfo_total(meminfo), Some(24_576_000 * 1024));
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    };
+    assert_eq!(
+        slurm_memory(env(&[("SLURM_MEM_PER_NODE", "4000")])),
+        Some(4000 << 20)
+    );
+    assert_eq!(
+        slurm_memory(env(&[
+            ("SLURM_MEM_PER_CPU", "1000"),
+            ("SLURM_CPUS_ON_NODE", "3")
+        ])),
+        Some(3000 << 20)
+    );
+    assert_eq!(slurm_memory(env(&[])), None);
+    assert_eq!(default_layout(2), (2, 1));
+    assert_eq!(default_layout(4), (4, 1));
+    assert_eq!(default_layout(16), (4, 4));
+    assert_eq!(default_layout(12), (3, 4));
+    let (w, t) = default_layout(7);
+    assert_eq!(w * t, 7);
+    assert!(gridflow_distributed::machine::available_memory() > 0);
+}
