@@ -6,7 +6,7 @@ use crate::ops::{ArrayOp, Value};
 use crate::registry::{ChunkSource, SourceRef};
 use crate::{ArrayError, Chunk, DType, Element, Result, Scalar};
 use gridflow_graph::{Compiled, DenseTasks, Expr, Graph, Indexed, Key, Task, Tokenizer};
-use gridflow_runtime::{RunReport, Scheduler};
+use gridflow_runtime::{Executor, LocalExecutor, Plan, RunReport};
 use ndarray::ArrayD;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::{Arc, OnceLock};
@@ -786,17 +786,17 @@ impl ChunkedArray {
     /// optimization.
     fn run_graph(
         &self,
-        scheduler: &Scheduler,
+        executor: &dyn Executor<ArrayOp>,
         outputs: &[Key],
     ) -> Result<(Vec<Arc<Value>>, RunReport)> {
         let start = Instant::now();
         let Some(mut index) = LayerIndex::new(self.counted_layers("compute")?) else {
-            return Ok(scheduler.run_with_report(&self.graph(), outputs)?);
+            return Ok(executor.run_with_report(&self.graph(), outputs)?);
         };
         let n = index.universe;
         let program = Indexed::from_dense(outputs, &mut index, n)?.program(true)?;
         let optimize = start.elapsed();
-        let (values, mut report) = scheduler.run_compiled_with_report(program)?;
+        let (values, mut report) = executor.run_plan(Plan::new(&program))?;
         report.optimize_time += optimize;
         report.elapsed += optimize;
         Ok((values, report))
@@ -810,16 +810,19 @@ impl ChunkedArray {
 
     /// Computes every block and assembles the result in memory.
     pub fn compute(&self) -> Result<Chunk> {
-        self.compute_with(&Scheduler::Default)
+        self.compute_with(&LocalExecutor::Default)
     }
 
-    /// Computes with a chosen scheduler.
-    pub fn compute_with(&self, scheduler: &Scheduler) -> Result<Chunk> {
-        self.compute_with_report(scheduler).map(|(c, _)| c)
+    /// Computes on a chosen executor (a local pool, a cluster).
+    pub fn compute_with(&self, executor: &dyn Executor<ArrayOp>) -> Result<Chunk> {
+        self.compute_with_report(executor).map(|(c, _)| c)
     }
 
-    /// Computes with a chosen scheduler and returns what the run did.
-    pub fn compute_with_report(&self, scheduler: &Scheduler) -> Result<(Chunk, RunReport)> {
+    /// Computes on a chosen executor and returns what the run did.
+    pub fn compute_with_report(
+        &self,
+        executor: &dyn Executor<ArrayOp>,
+    ) -> Result<(Chunk, RunReport)> {
         self.check_graph("compute")?;
         let keys = self.keys();
         if keys.is_empty() {
@@ -828,7 +831,7 @@ impl ChunkedArray {
                 empty_report(),
             ));
         }
-        let (values, report) = self.run_graph(scheduler, &keys)?;
+        let (values, report) = self.run_graph(executor, &keys)?;
         let blocks: Vec<&Chunk> = values
             .iter()
             .map(|v| match &**v {
@@ -881,17 +884,17 @@ impl ChunkedArray {
     /// Computes every block and keeps them in memory: the returned array has the same keys
     /// but its graph holds the blocks, so later computations reuse them (Dask's `persist`).
     pub fn persist(&self) -> Result<ChunkedArray> {
-        self.persist_with(&Scheduler::Default)
+        self.persist_with(&LocalExecutor::Default)
     }
 
-    /// [`ChunkedArray::persist`] with a chosen scheduler.
-    pub fn persist_with(&self, scheduler: &Scheduler) -> Result<ChunkedArray> {
+    /// [`ChunkedArray::persist`] on a chosen executor.
+    pub fn persist_with(&self, executor: &dyn Executor<ArrayOp>) -> Result<ChunkedArray> {
         self.check_graph("persist")?;
         let keys = self.keys();
         let values = if keys.is_empty() {
             Vec::new()
         } else {
-            self.run_graph(scheduler, &keys)?.0
+            self.run_graph(executor, &keys)?.0
         };
         let mut tasks = Vec::with_capacity(keys.len());
         for (k, v) in keys.into_iter().zip(values) {
@@ -1111,7 +1114,7 @@ mod tests {
         same_as_hashed(&ChunkedArray::concatenate(&[&x, &r], 0)?)?;
         // A persisted layer has the same name as the layer it replaces: the first one met
         // wins in both paths.
-        let p = r.persist_with(&Scheduler::Synchronous)?;
+        let p = r.persist_with(&LocalExecutor::Synchronous)?;
         same_as_hashed(&p.add(&r)?.max(None)?)?;
         same_as_hashed(&r.add(&p)?.max(None)?)?;
         Ok(())
@@ -1133,7 +1136,7 @@ mod tests {
             ..x.clone()
         };
         assert!(LayerIndex::new(y.layers()).is_none());
-        let total = y.sum(None)?.compute_with(&Scheduler::threads(2))?;
+        let total = y.sum(None)?.compute_with(&LocalExecutor::threads(2))?;
         assert_eq!(total.scalar().map(|s| s.as_f64()), Some(4.0));
         Ok(())
     }
@@ -1156,8 +1159,8 @@ mod tests {
                 ))
             },
         )?;
-        let err = y.compute_with(&Scheduler::Synchronous).map(|_| ());
-        let hashed = Scheduler::Synchronous
+        let err = y.compute_with(&LocalExecutor::Synchronous).map(|_| ());
+        let hashed = LocalExecutor::Synchronous
             .run(&y.graph(), &y.keys())
             .map(|_| ());
         match (err, hashed) {

@@ -8,11 +8,11 @@
 //!
 //! ```
 //! use gridflow_array::{ChunkedArray, DType};
-//! use gridflow_runtime::Scheduler;
+//! use gridflow_runtime::LocalExecutor;
 //! let x = ChunkedArray::random(&[400, 300], [100, 100], 42).unwrap();
 //! let anomaly = x.sub(&x.mean(Some(&[0])).unwrap()).unwrap();
 //! let std = anomaly.std(Some(&[0]), 0).unwrap();
-//! let values = std.compute_with(&Scheduler::threads(2)).unwrap();
+//! let values = std.compute_with(&LocalExecutor::threads(2)).unwrap();
 //! assert_eq!(values.shape(), &[300]);
 //! ```
 
@@ -32,6 +32,7 @@ pub mod ops;
 pub mod reduction;
 pub mod registry;
 mod stream;
+mod wire;
 
 pub use array::{ChunkedArray, Chunking, normalize_chunks};
 pub use chunk::{Chunk, Element};
@@ -39,7 +40,10 @@ pub use chunkspec::{AxisChunks, ChunkNumber, ChunkSpec};
 pub use dtype::{DType, Scalar, promote};
 pub use elementwise::{Operand, where_};
 pub use error::{ArrayError, Result};
-pub use gridflow_runtime::Scheduler;
+pub use gridflow_runtime::{Executor, LocalExecutor};
+/// The former name of [`LocalExecutor`], kept while the remaining callers move to
+/// [`Executor`]; the name belongs to the distributed scheduler.
+pub type Scheduler = LocalExecutor;
 pub use indexing::Indexer;
 pub use limits::{graph_memory_limit, set_graph_memory_limit};
 pub use ops::{ArrayOp, Value};

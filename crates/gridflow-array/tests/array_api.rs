@@ -3,15 +3,17 @@
 
 use gridflow_array::kernels::BinaryOp;
 use gridflow_array::{
-    ArrayError, ArrayOp, Chunk, ChunkSource, ChunkedArray, Chunking, DType, Indexer, Scalar,
-    Scheduler, register_kernel, register_source_kind, where_,
+    ArrayError, ArrayOp, Chunk, ChunkSource, ChunkedArray, Chunking, DType, Indexer, LocalExecutor,
+    Scalar, register_kernel, register_source_kind, where_,
 };
 use gridflow_graph::Graph;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn values(a: &ChunkedArray) -> Vec<f64> {
-    a.compute_with(&Scheduler::threads(2)).unwrap().to_f64_vec()
+    a.compute_with(&LocalExecutor::threads(2))
+        .unwrap()
+        .to_f64_vec()
 }
 
 #[test]
@@ -185,7 +187,7 @@ fn failing_kernels_name_the_chunk_key() {
         .map_blocks("fails-on-block-1", &[], serde_json::Value::Null, DType::F64)
         .unwrap();
     let e = y
-        .compute_with(&Scheduler::threads(2))
+        .compute_with(&LocalExecutor::threads(2))
         .unwrap_err()
         .to_string();
     assert!(e.contains(&format!("('{}', 1)", y.name())), "{e}");
@@ -311,7 +313,7 @@ fn persist_keeps_blocks_in_memory() {
     let y = x
         .map_blocks("count-calls", &[], serde_json::Value::Null, DType::F64)
         .unwrap();
-    let p = y.persist_with(&Scheduler::threads(2)).unwrap();
+    let p = y.persist_with(&LocalExecutor::threads(2)).unwrap();
     assert_eq!(CALLS.load(Ordering::SeqCst), 10);
     assert_eq!(p.name(), y.name());
     let total = p.sum(None).unwrap().compute_scalar().unwrap();
@@ -331,7 +333,7 @@ fn memory_budget_bounds_held_results() {
     let x = ChunkedArray::ones(&[64 * 131_072], [131_072], DType::F64).unwrap();
     let s = x.mul(2.0).unwrap().sum(None).unwrap();
     let (c, report) = s
-        .compute_with_report(&Scheduler::threads(2).with_memory_limit(4 << 20))
+        .compute_with_report(&LocalExecutor::threads(2).with_memory_limit(4 << 20))
         .unwrap();
     assert_eq!(c.scalar(), Some(Scalar::Float(2.0 * 64.0 * 131_072.0)));
     // Partials are tiny; blocks are reduced as soon as they are made (fused).
@@ -390,7 +392,7 @@ fn lazy_reads_from_a_source_and_graphs_serialize() {
     let json = serde_json::to_string(&g).unwrap();
     assert!(json.contains("test-counting"));
     let back: Graph<ArrayOp> = serde_json::from_str(&json).unwrap();
-    let v = Scheduler::Synchronous.run(&back, &part.keys()).unwrap();
+    let v = LocalExecutor::Synchronous.run(&back, &part.keys()).unwrap();
     match &*v[0] {
         gridflow_array::Value::Chunk(c) => assert_eq!(c.scalar(), Some(Scalar::Float(22.0))),
         other => panic!("unexpected {other:?}"),
@@ -412,7 +414,7 @@ fn long_elementwise_chains_stream_through_tiles_exactly() {
         .unwrap()
         .neg()
         .unwrap();
-    let got = y.compute_with(&Scheduler::threads(2)).unwrap();
+    let got = y.compute_with(&LocalExecutor::threads(2)).unwrap();
     assert_eq!(got.dtype(), DType::F32);
     assert_eq!(got.shape(), &[50_000, 3]);
     let xs = x.compute().unwrap().to_f64_vec();

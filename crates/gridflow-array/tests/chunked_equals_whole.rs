@@ -4,7 +4,7 @@
 
 use gridflow_array::kernels::{BinaryOp, ReduceOp, SliceSpec, UnaryOp, slice};
 use gridflow_array::{
-    Chunk, ChunkedArray, Chunking, DType, Indexer, ReduceOptions, Scalar, Scheduler, where_,
+    Chunk, ChunkedArray, Chunking, DType, Indexer, LocalExecutor, ReduceOptions, Scalar, where_,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -361,8 +361,8 @@ fn chunked_chains_equal_whole_array() {
                 ),
             }
         }
-        let got = chunked.compute_with(&Scheduler::threads(2));
-        let want = reference.compute_with(&Scheduler::Synchronous);
+        let got = chunked.compute_with(&LocalExecutor::threads(2));
+        let want = reference.compute_with(&LocalExecutor::Synchronous);
         match (got, want) {
             (Ok(g), Ok(w)) => {
                 if let Err(e) = close(&g, &w) {

@@ -3,7 +3,7 @@
 //! is process-wide.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
-use gridflow_array::{ArrayError, Chunk, ChunkSource, ChunkedArray, DType, Result, Scheduler};
+use gridflow_array::{ArrayError, Chunk, ChunkSource, ChunkedArray, DType, LocalExecutor, Result};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -68,7 +68,7 @@ fn graph_sizes_are_bounded_before_allocation() -> Result<()> {
         Err(ArrayError::GraphTooLarge { tasks, .. }) => assert_eq!(tasks, "100000000"),
         other => panic!("expected GraphTooLarge, got {other:?}"),
     }
-    match masked.compute_with(&Scheduler::Synchronous) {
+    match masked.compute_with(&LocalExecutor::Synchronous) {
         Err(ArrayError::GraphTooLarge { op, tasks, .. }) => {
             assert_eq!(op, "compute");
             assert_eq!(tasks, "300000000");

@@ -8,7 +8,7 @@
 mod suite;
 
 use anyhow::{Context, Result, bail};
-use gridflow_array::{Chunk, ChunkedArray, DType, Scheduler};
+use gridflow_array::{Chunk, ChunkedArray, DType, LocalExecutor};
 use std::process::Command;
 use std::time::Instant;
 
@@ -90,7 +90,7 @@ fn row(bench: &str, what: &str, secs: f64, extra: &str) {
 fn overhead(quick: bool) -> Result<()> {
     let n = if quick { 2_000 } else { 100_000 };
     let x = ChunkedArray::ones(&[n], [1], DType::F64)?.sum(None)?;
-    let sched = Scheduler::threads(threads());
+    let sched = LocalExecutor::threads(threads());
     let mut last = None;
     let secs = median_secs(if quick { 1 } else { 5 }, || {
         let (c, report) = x.compute_with_report(&sched)?;
@@ -146,7 +146,7 @@ fn w5(quick: bool) -> Result<()> {
 
 /// Times `ones((n, n), chunks=(c, c)).sum()` phase by phase and prints a row.
 fn w5_row(bench: &str, n: usize, c: usize, reps: usize) -> Result<()> {
-    let sched = Scheduler::threads(threads());
+    let sched = LocalExecutor::threads(threads());
     let mut tasks = (0, 0);
     let mut phases: [Vec<f64>; 6] = Default::default();
     let mut run = |phases: Option<&mut [Vec<f64>; 6]>| -> Result<()> {
@@ -206,9 +206,9 @@ fn elementwise(quick: bool) -> Result<()> {
     let n: usize = if quick { 1 << 20 } else { 1 << 27 };
     let block = if quick { 1 << 16 } else { 1 << 20 };
     let t = threads();
-    let x = ChunkedArray::random(&[n], [block], 3)?.persist_with(&Scheduler::threads(t))?;
+    let x = ChunkedArray::random(&[n], [block], 3)?.persist_with(&LocalExecutor::threads(t))?;
     let expr = x.mul(2.0)?.add(1.0)?.sqrt()?.sum(None)?;
-    let sched = Scheduler::threads(t);
+    let sched = LocalExecutor::threads(t);
     // The same numbers as one contiguous ndarray, summed by a hand-written loop on t threads.
     let data = match x.compute_with(&sched)? {
         Chunk::F64(a) => a.into_raw_vec_and_offset().0,
@@ -287,7 +287,7 @@ fn out_of_core(quick: bool) -> Result<()> {
     let x = ChunkedArray::random(&[n], [block], 11)?.sum(None)?;
     let t = Instant::now();
     let (v, report) =
-        x.compute_with_report(&Scheduler::threads(threads()).with_memory_limit(64 << 20))?;
+        x.compute_with_report(&LocalExecutor::threads(threads()).with_memory_limit(64 << 20))?;
     let secs = t.elapsed().as_secs_f64();
     let sum = v.scalar().map_or(f64::NAN, |s| s.as_f64());
     let mean = sum / n as f64;
@@ -297,7 +297,7 @@ fn out_of_core(quick: bool) -> Result<()> {
     if quick {
         // small enough to hold: the same numbers generated as one block, summed in order
         let whole =
-            ChunkedArray::random(&[n], [block], 11)?.compute_with(&Scheduler::Synchronous)?;
+            ChunkedArray::random(&[n], [block], 11)?.compute_with(&LocalExecutor::Synchronous)?;
         let want: f64 = whole.to_f64_vec().iter().sum();
         if !((sum - want) / want).abs().le(&1e-6) {
             bail!("out-of-core sum {sum} and the in-memory sum {want} disagree");

@@ -1,8 +1,9 @@
 //! What the subcommands share: the local executor settings, progress bars, JSON output,
 //! plots and memory checks.
 
+use crate::out::note;
 use anyhow::{Context, Result, anyhow, bail};
-use gridflow_array::Scheduler;
+use gridflow_array::{ArrayOp, LocalExecutor};
 use gridflow_dataset::{DataArray, IndexValues, ValueKind};
 use gridflow_plot::{DateParts, LinePlot, MapPlot};
 use gridflow_runtime::Progress;
@@ -178,22 +179,18 @@ pub fn catalog_options(storage: &StorageArgs) -> Result<gridflow_catalog::OpenOp
     Ok(o)
 }
 
-/// The machine's total memory in bytes (from /proc/meminfo; 8 GiB when unknown).
+/// The memory this process may use in bytes: the machine's total, or less when a cgroup
+/// or a Slurm allocation limits the process.
 pub fn total_memory() -> usize {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<usize>().ok())
-        })
-        .map_or(8 << 30, |kb| kb.saturating_mul(1024))
+    usize::try_from(gridflow_distributed::machine::available_memory()).unwrap_or(usize::MAX)
 }
 
-/// The local executor: `threads` (default: the cores), a memory budget (default: half the
-/// machine's memory), and a progress bar on stderr when it is a terminal.
+/// Where computations run: the local executor (`threads`, default: the cores) or a cluster
+/// (`--scheduler ADDRESS`, `--cluster local[:N[xT]]`), with a memory budget (default: half
+/// the machine's memory) and a progress bar on stderr when it is a terminal.
 pub struct Executor {
+    /// The cluster's client, when computing on one (else the local thread pool).
+    pub remote: Option<Remote>,
     /// Worker threads.
     pub threads: usize,
     /// Memory budget for held results, bytes.
@@ -215,19 +212,66 @@ impl Executor {
         // Building and compiling task graphs counts against the same budget.
         gridflow_array::set_graph_memory_limit(memory_limit);
         Ok(Executor {
+            remote: None,
             threads,
             memory_limit,
             progress: std::io::stderr().is_terminal(),
         })
     }
 
-    /// A scheduler whose progress bar is labelled `label`.
-    pub fn scheduler(&self, label: &'static str) -> Scheduler {
-        let s = Scheduler::threads(self.threads).with_memory_limit(self.memory_limit);
+    /// Computes on a cluster: `scheduler` is a running scheduler's address, `cluster`
+    /// `local[:N_WORKERS[xTHREADS]]` starts one on this machine (closed when this value
+    /// is dropped).
+    pub fn with_cluster(
+        mut self,
+        scheduler: Option<&str>,
+        cluster: Option<&str>,
+    ) -> Result<Executor> {
+        self.remote = match (scheduler, cluster) {
+            (Some(_), Some(_)) => bail!("give --scheduler or --cluster, not both"),
+            (Some(addr), None) => Some(Remote {
+                client: gridflow_distributed::Client::connect(addr)
+                    .with_context(|| format!("connecting to the scheduler at {addr}"))?,
+                _cluster: None,
+            }),
+            (None, Some(spec)) => {
+                let (n, t) = parse_local_cluster(spec)?;
+                let per_worker = self.memory_limit.checked_div(n).unwrap_or(0) as u64;
+                let cluster = gridflow_distributed::LocalCluster::new(n, t, per_worker)
+                    .context("starting the local cluster")?;
+                let client = cluster
+                    .client()
+                    .context("connecting to the local cluster")?;
+                note!(
+                    "cluster {}: {n} worker(s) x {t} thread(s), {} each",
+                    cluster.address(),
+                    human(per_worker as usize)
+                );
+                Some(Remote {
+                    client,
+                    _cluster: Some(cluster),
+                })
+            }
+            (None, None) => None,
+        };
+        Ok(self)
+    }
+
+    /// The executor to compute on, its progress bar labelled `label`.
+    pub fn executor(&self, label: &'static str) -> Box<dyn gridflow_array::Executor<ArrayOp> + '_> {
+        if let Some(r) = &self.remote {
+            r.client.set_progress(if self.progress {
+                Some(std::sync::Arc::new(progress_bar(label)))
+            } else {
+                None
+            });
+            return Box::new(&r.client);
+        }
+        let s = LocalExecutor::threads(self.threads).with_memory_limit(self.memory_limit);
         if self.progress {
-            s.with_progress(progress_bar(label))
+            Box::new(s.with_progress(progress_bar(label)))
         } else {
-            s
+            Box::new(s)
         }
     }
 
@@ -254,6 +298,45 @@ impl Executor {
         }
         Ok(())
     }
+}
+
+/// A connection to a cluster, and the cluster itself when this process started it.
+pub struct Remote {
+    /// The client.
+    pub client: gridflow_distributed::Client,
+    /// The local cluster started by `--cluster` (stopped on drop).
+    _cluster: Option<gridflow_distributed::LocalCluster>,
+}
+
+/// Parses `local`, `local:N` or `local:NxT` into (workers, threads per worker). `local`
+/// alone sizes like Dask's `Client()` (see `gridflow_distributed::machine::default_layout`).
+pub fn parse_local_cluster(spec: &str) -> Result<(usize, usize)> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let bad = || {
+        anyhow::anyhow!(
+            "--cluster {spec:?}: expected local, local:N_WORKERS or local:N_WORKERSxTHREADS (e.g. local:2x1)"
+        )
+    };
+    let Some(rest) = spec.strip_prefix("local") else {
+        return Err(bad());
+    };
+    if rest.is_empty() {
+        return Ok(gridflow_distributed::machine::default_layout(cores));
+    }
+    let rest = rest.strip_prefix(':').ok_or_else(bad)?;
+    let (n, t) = match rest.split_once('x') {
+        Some((n, t)) => (n, Some(t)),
+        None => (rest, None),
+    };
+    let n: usize = n.parse().map_err(|_| bad())?;
+    let t: usize = match t {
+        Some(t) => t.parse().map_err(|_| bad())?,
+        None => 1,
+    };
+    if n == 0 || t == 0 {
+        bail!("--cluster {spec:?}: workers and threads must be at least 1");
+    }
+    Ok((n, t))
 }
 
 /// Bytes as `1.2 GiB`.

@@ -34,11 +34,24 @@ pub fn run(o: &Options) -> Result<()> {
     let mut timings: Vec<(&str, f64)> = Vec::new();
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
     outln!("gridflow demo: a CMIP6 analysis session, end to end")?;
-    outln!(
-        "Running on the local executor: {} worker thread(s), a memory budget of {}.",
-        o.exec.threads,
-        human(o.exec.memory_limit)
-    )?;
+    match &o.exec.remote {
+        Some(r) => {
+            let workers = r.client.workers()?;
+            let threads: u32 = workers.iter().map(|w| w.nthreads).sum();
+            let memory: u64 = workers.iter().map(|w| w.memory_limit).sum();
+            outln!(
+                "Running on the cluster at {}: {} worker(s), {threads} thread(s), {} of memory.",
+                r.client.address(),
+                workers.len(),
+                human(usize::try_from(memory).unwrap_or(usize::MAX))
+            )?;
+        }
+        None => outln!(
+            "Running on the local executor: {} worker thread(s), a memory budget of {}.",
+            o.exec.threads,
+            human(o.exec.memory_limit)
+        )?,
+    }
 
     step(
         1,
@@ -219,7 +232,7 @@ pub fn run(o: &Options) -> Result<()> {
 
 fn compute(da: &DataArray, exec: &Executor, label: &'static str) -> Result<DataArray> {
     exec.check_fits(da, label)?;
-    Ok(da.compute_with(&exec.scheduler(label))?)
+    Ok(da.compute_with(&exec.executor(label))?)
 }
 
 /// The mean of the values that are not NaN (NaN if none is), and how many are NaN.

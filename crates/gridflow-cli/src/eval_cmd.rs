@@ -59,6 +59,13 @@ pub struct EvalArgs {
     /// task graphs count against it too (about 1 KiB per task).
     #[arg(long)]
     pub memory_limit: Option<String>,
+    /// Compute on the cluster whose scheduler is at this address (tcp://HOST:PORT).
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "cluster")]
+    pub scheduler: Option<String>,
+    /// Compute on a cluster started on this machine for the run:
+    /// local[:N_WORKERS[xTHREADS]] (e.g. local:2x1).
+    #[arg(long, value_name = "local[:NxT]")]
+    pub cluster: Option<String>,
 }
 
 /// Opens the dataset named by `--store` or `--catalog/--search/--key`.
@@ -90,7 +97,8 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
 /// Runs `gridflow eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
     // First: it sets the graph budget that opening and evaluating count against.
-    let exec = Executor::new(args.threads, args.memory_limit.as_deref())?;
+    let exec = Executor::new(args.threads, args.memory_limit.as_deref())?
+        .with_cluster(args.scheduler.as_deref(), args.cluster.as_deref())?;
     let expr = gridflow_expr::parse(&args.expr).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;
     let ds = open_source(args)?;
     let value = eval(&expr, &Env { ds }).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;
@@ -167,6 +175,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let url = out
             .to_str()
             .ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
+        if exec.remote.is_some() {
+            note!(
+                "note: -o computes and writes from this process; store-write tasks on the cluster are not implemented yet"
+            );
+        }
         let t = std::time::Instant::now();
         ds.to_zarr(url, &zarr_options)
             .with_context(|| format!("writing {}", out.display()))?;
@@ -182,7 +195,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     match result {
         Result_::Array(a) => {
             exec.check_fits(&a, "eval")?;
-            let c = a.compute_with(&exec.scheduler("compute"))?;
+            let c = a.compute_with(&exec.executor("compute"))?;
             if let Some(p) = &args.plot {
                 let title = args.expr.clone();
                 plot(&c, &title, None, p, args.overwrite)?;
@@ -198,7 +211,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             for v in d.data_vars().keys() {
                 exec.check_fits(&d.get(v)?, v)?;
             }
-            let c = d.compute_with(&exec.scheduler("compute"))?;
+            let c = d.compute_with(&exec.executor("compute"))?;
             if args.json {
                 let mut vars = serde_json::Map::new();
                 for v in c.data_vars().keys() {

@@ -62,6 +62,12 @@ enum Command {
         /// Memory budget of the local executor, e.g. 2GB (default: half the RAM).
         #[arg(long)]
         memory_limit: Option<String>,
+        /// Run on the cluster whose scheduler is at this address (tcp://HOST:PORT).
+        #[arg(long, value_name = "ADDRESS", conflicts_with = "cluster")]
+        scheduler: Option<String>,
+        /// Run on a cluster started on this machine for the demo: local[:N_WORKERS[xTHREADS]].
+        #[arg(long, value_name = "local[:NxT]")]
+        cluster: Option<String>,
     },
     /// Search an intake-esm catalog.
     Catalog {
@@ -110,7 +116,37 @@ enum Command {
     ///   gridflow eval --store gs://BUCKET/PATH.zarr 'ds.tas.isel(time=0).mean()'
     ///   gridflow eval --store az://data/tas.zarr --storage-option account_name=ACCOUNT 'ds.tas.mean()'
     #[command(verbatim_doc_comment, after_help = format!("{}\n\n{}", catalog_cmd::TERMS_HELP, common::storage_help()))]
-    Eval(eval_cmd::EvalArgs),
+    Eval(Box<eval_cmd::EvalArgs>),
+    /// Run a scheduler of the distributed runtime; prints the address it listens on.
+    Scheduler {
+        /// Host (interface) to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port (0: any free port).
+        #[arg(long, default_value_t = 8786)]
+        port: u16,
+        /// Also write the address to this file (JSON: {"address": ...}).
+        #[arg(long)]
+        scheduler_file: Option<PathBuf>,
+    },
+    /// Run a worker of the distributed runtime, joining the scheduler at ADDRESS.
+    Worker {
+        /// The scheduler's address (tcp://HOST:PORT).
+        address: String,
+        /// Threads running tasks (default: one per core).
+        #[arg(long)]
+        nthreads: Option<usize>,
+        /// Memory limit, e.g. 4GiB (reported to the scheduler; default: none).
+        #[arg(long)]
+        memory_limit: Option<String>,
+        /// Directory for spilled data (accepted for compatibility; spilling is not
+        /// implemented yet).
+        #[arg(long)]
+        local_directory: Option<PathBuf>,
+        /// Name shown in cluster information.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -213,11 +249,14 @@ fn run(cli: Cli) -> Result<()> {
             out,
             threads,
             memory_limit,
+            scheduler,
+            cluster,
         } => demo::run(&demo::Options {
             steps: sample_steps(years, steps)?,
             data,
             out,
-            exec: common::Executor::new(threads, memory_limit.as_deref())?,
+            exec: common::Executor::new(threads, memory_limit.as_deref())?
+                .with_cluster(scheduler.as_deref(), cluster.as_deref())?,
         }),
         Command::Catalog {
             command:
@@ -245,6 +284,38 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Info { url, json, storage } => eval_cmd::info(&url, json, &storage),
         Command::Eval(args) => eval_cmd::run(&args),
+        Command::Scheduler {
+            host,
+            port,
+            scheduler_file,
+        } => Ok(gridflow_distributed::node::run_scheduler(
+            &host,
+            port,
+            scheduler_file.as_deref(),
+        )?),
+        Command::Worker {
+            address,
+            nthreads,
+            memory_limit,
+            local_directory: _,
+            name,
+        } => {
+            // Workers run read tasks: the store's source kinds must be known here.
+            gridflow_store::register();
+            let mut o = gridflow_distributed::WorkerOptions {
+                nthreads: nthreads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+                    .max(1),
+                ..gridflow_distributed::WorkerOptions::default()
+            };
+            if let Some(m) = memory_limit {
+                o.memory_limit = common::parse_size(&m)? as u64;
+            }
+            if let Some(n) = name {
+                o.name = n;
+            }
+            Ok(gridflow_distributed::worker::run::<gridflow_array::ArrayOp>(&address, o)?)
+        }
     }
 }
 

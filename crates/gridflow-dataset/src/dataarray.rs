@@ -4,7 +4,9 @@ use crate::error::{DatasetError, Result, invalid};
 use crate::index::{Index, SelOptions, Selector};
 use crate::variable::{Attrs, IndexSel, ValueKind, Variable};
 use gridflow_array::kernels::{BinaryOp, ReduceOp, UnaryOp};
-use gridflow_array::{ChunkedArray, DType, ReduceOptions, Scalar, Scheduler};
+use gridflow_array::{
+    ArrayOp, ChunkedArray, DType, Executor, LocalExecutor, ReduceOptions, Scalar,
+};
 use indexmap::IndexMap;
 
 /// Coordinates by name, in insertion order.
@@ -611,9 +613,9 @@ impl DataArray {
         Ok(self.with_variable(self.variable.replace(self.dims().to_vec(), data)))
     }
 
-    /// Computes the values on `scheduler`, returning an in-memory data array.
-    pub fn compute_with(&self, scheduler: &Scheduler) -> Result<DataArray> {
-        let chunk = self.data().compute_with(scheduler)?;
+    /// Computes the values on `executor`, returning an in-memory data array.
+    pub fn compute_with(&self, executor: &dyn Executor<ArrayOp>) -> Result<DataArray> {
+        let chunk = self.data().compute_with(executor)?;
         let chunks: Vec<usize> = chunk.shape().iter().map(|&s| s.max(1)).collect();
         let data = ChunkedArray::from_chunk(chunk, chunks)?;
         Ok(self.with_variable(self.variable.replace(self.dims().to_vec(), data)))
@@ -621,12 +623,12 @@ impl DataArray {
 
     /// Computes on the default thread pool.
     pub fn compute(&self) -> Result<DataArray> {
-        self.compute_with(&Scheduler::default())
+        self.compute_with(&LocalExecutor::default())
     }
 
     /// Computes the blocks and keeps them in memory (for reuse by later computations).
-    pub fn persist_with(&self, scheduler: &Scheduler) -> Result<DataArray> {
-        let data = self.data().persist_with(scheduler)?;
+    pub fn persist_with(&self, executor: &dyn Executor<ArrayOp>) -> Result<DataArray> {
+        let data = self.data().persist_with(executor)?;
         Ok(self.with_variable(self.variable.replace(self.dims().to_vec(), data)))
     }
 

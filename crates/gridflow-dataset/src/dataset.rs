@@ -7,7 +7,7 @@ use crate::dataarray::{
 use crate::error::{DatasetError, Result, invalid};
 use crate::index::{Index, SelOptions, Selector};
 use crate::variable::{Attrs, IndexSel, Variable};
-use gridflow_array::{ChunkedArray, Scheduler};
+use gridflow_array::{ArrayOp, ChunkedArray, Executor};
 use indexmap::IndexMap;
 
 /// Data variables, coordinates and attributes over shared named dimensions: xarray's
@@ -561,14 +561,14 @@ impl Dataset {
         Ok(out)
     }
 
-    /// Computes every data variable on `scheduler`.
-    pub fn compute_with(&self, scheduler: &Scheduler) -> Result<Dataset> {
-        self.map_vars(|da| da.compute_with(scheduler))
+    /// Computes every data variable on `executor`.
+    pub fn compute_with(&self, executor: &dyn Executor<ArrayOp>) -> Result<Dataset> {
+        self.map_vars(|da| da.compute_with(executor))
     }
 
     /// Computes every data variable and keeps its blocks in memory.
-    pub fn persist_with(&self, scheduler: &Scheduler) -> Result<Dataset> {
-        self.map_vars(|da| da.persist_with(scheduler))
+    pub fn persist_with(&self, executor: &dyn Executor<ArrayOp>) -> Result<Dataset> {
+        self.map_vars(|da| da.persist_with(executor))
     }
 
     /// Total bytes of all variables (data and coordinates) when loaded.

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use gridflow_array::kernels::BinaryOp;
-use gridflow_array::{Chunk, ChunkedArray, DType, Scheduler};
+use gridflow_array::{Chunk, ChunkedArray, DType, LocalExecutor};
 use gridflow_dataset::{Coords, DataArray, Dataset, IndexSel, Reduction, Variable};
 use indexmap::IndexMap;
 
@@ -27,7 +27,7 @@ fn array(
 }
 
 fn vals(da: &DataArray) -> Vec<f64> {
-    da.compute_with(&Scheduler::threads(2))
+    da.compute_with(&LocalExecutor::threads(2))
         .unwrap()
         .to_f64_vec()
         .unwrap()
@@ -109,7 +109,7 @@ fn concat_merge_and_reshaping() {
     assert_eq!(r.dims(), ["time", "lon"]);
     let ch = a.chunk(&[("time", 1)]).unwrap();
     assert_eq!(ch.data().chunks()[0], vec![1, 1]);
-    let p = a.persist_with(&Scheduler::threads(2)).unwrap();
+    let p = a.persist_with(&LocalExecutor::threads(2)).unwrap();
     assert_eq!(vals(&p), vals(&a));
     let with = a
         .assign_coords(&[("x", Variable::from_f64("x", vec![5.0, 7.0]).unwrap())])

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use gridflow_array::kernels::BinaryOp;
-use gridflow_array::{Scalar, Scheduler};
+use gridflow_array::{LocalExecutor, Scalar};
 use gridflow_dataset::{
     DataArray, Dataset, IndexSel, Label, Method, OpenOptions, Reduction, SelOptions, Selector,
     ValueKind, open_zarr,
@@ -54,7 +54,7 @@ fn assert_close(got: &[f64], want: &[f64], rel: f64, what: &str) {
 }
 
 fn values(da: &DataArray) -> Vec<f64> {
-    da.compute_with(&Scheduler::threads(2))
+    da.compute_with(&LocalExecutor::threads(2))
         .unwrap()
         .to_f64_vec()
         .unwrap()

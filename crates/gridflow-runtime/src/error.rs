@@ -29,6 +29,9 @@ pub enum RuntimeError {
     /// The graph is malformed.
     #[error(transparent)]
     Graph(#[from] GraphError),
+    /// The executor itself failed (a cluster's connection, a lost worker...), not a task.
+    #[error("executor: {0}")]
+    Executor(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The thread pool could not be started.
     #[error("could not start worker threads: {0}")]
     Spawn(String),

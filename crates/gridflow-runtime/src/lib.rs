@@ -1,15 +1,26 @@
 //! Executors for gridflow task graphs.
 //!
-//! [`Scheduler::Synchronous`] runs tasks one by one on the calling thread (for debugging);
-//! [`Scheduler::Threads`] runs them on a local thread pool in memory-aware priority order,
-//! holding back new source tasks while the results held in memory exceed the budget.
-//! Both run the same graph of [`Execute`] operations.
+//! An [`Executor`] runs a compiled graph of [`Execute`] operations and returns its outputs;
+//! arrays, datasets and the CLI take `&dyn Executor<O>` and do not care where tasks run.
+//! [`LocalExecutor::Synchronous`] runs tasks one by one on the calling thread (for
+//! debugging); [`LocalExecutor::Threads`] runs them on a local thread pool in memory-aware
+//! priority order, holding back new source tasks while the results held in memory exceed
+//! the budget. The policy (what starts next, what is released, what is admitted) is a
+//! state machine without I/O, [`SchedulingState`], that the pool drives.
+//! [`conformance`] is the behaviour every executor must show, as a test suite.
 
+pub mod conformance;
 pub mod error;
+mod executor;
 mod local;
+pub mod state;
+mod wire;
 
 pub use error::{Result, RuntimeError};
-pub use local::{Progress, ProgressFn, RunReport, Scheduler};
+pub use executor::{Executor, Plan, Progress, ProgressFn, RunReport};
+pub use local::LocalExecutor;
+pub use state::{Admission, SchedulingState};
+pub use wire::WireValue;
 
 use gridflow_graph::Operation;
 
@@ -46,4 +57,15 @@ pub trait Execute: Operation {
 
     /// Bytes a value holds in memory (for the memory budget and reports).
     fn nbytes(value: &Self::Value) -> usize;
+}
+
+/// Runs one (possibly fused) task expression on the calling thread: what a local pool
+/// thread and a distributed worker both do with a task and its input values. A panic in an
+/// operation is caught and returned as [`RuntimeError::TaskPanicked`].
+pub fn run_task<O: Execute>(
+    expr: &gridflow_graph::Expr<O>,
+    inputs: &[std::sync::Arc<O::Value>],
+    key: &gridflow_graph::Key,
+) -> Result<std::sync::Arc<O::Value>> {
+    local::run_expr(expr, inputs, key)
 }

@@ -1,174 +1,55 @@
-//! Executor behaviour: results, errors, memory budget and progress, on real thread pools.
+//! The local executor: the conformance suite in every configuration, then what only a
+//! local pool promises (its memory budget and ordering) and the scheduling state machine
+//! stepped by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly on purpose.
-use gridflow_graph::{Graph, Key, Operation, Task};
-use gridflow_runtime::{Execute, RuntimeError, Scheduler};
-use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use gridflow_graph::{Graph, Key, Task};
+use gridflow_runtime::conformance::{TestOp, num, tree};
+use gridflow_runtime::{Admission, Executor, LocalExecutor, Plan, ProgressFn, SchedulingState};
 
-/// Values are byte buffers whose first 8 bytes hold a number.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-enum Op {
-    /// A source producing `value` padded to `bytes` bytes.
-    Make {
-        value: u64,
-        bytes: usize,
-    },
-    /// Sum of the inputs' numbers (8 bytes).
-    Sum,
-    /// Doubles the number, keeping the size.
-    Double,
-    Fail,
-    Panic,
+fn with_progress(e: LocalExecutor, p: Option<ProgressFn>) -> Box<dyn Executor<TestOp>> {
+    match p {
+        Some(p) => Box::new(e.with_progress(move |x| p(x))),
+        None => Box::new(e),
+    }
 }
 
-impl Operation for Op {
-    fn label(&self) -> String {
-        match self {
-            Op::Make { .. } => "make".into(),
-            Op::Sum => "sum".into(),
-            Op::Double => "double".into(),
-            Op::Fail => "fail".into(),
-            Op::Panic => "panic".into(),
+mod synchronous {
+    use super::*;
+    gridflow_runtime::executor_conformance!(|p: Option<ProgressFn>| {
+        // Progress needs a pool; a one-thread pool runs on the calling thread too.
+        match p {
+            None => Box::new(LocalExecutor::Synchronous) as Box<dyn Executor<TestOp>>,
+            p => with_progress(LocalExecutor::threads(1), p),
         }
-    }
-    fn is_source(&self) -> bool {
-        matches!(self, Op::Make { .. })
-    }
-    fn is_blockwise(&self) -> bool {
-        matches!(self, Op::Double)
-    }
+    });
 }
 
-fn num(v: &[u8]) -> u64 {
-    u64::from_le_bytes(v[..8].try_into().unwrap())
+mod one_thread {
+    use super::*;
+    gridflow_runtime::executor_conformance!(|p| with_progress(LocalExecutor::threads(1), p));
 }
 
-fn buf(n: u64, bytes: usize) -> Vec<u8> {
-    let mut v = vec![0u8; bytes.max(8)];
-    v[..8].copy_from_slice(&n.to_le_bytes());
-    v
+mod two_threads {
+    use super::*;
+    gridflow_runtime::executor_conformance!(|p| with_progress(LocalExecutor::threads(2), p));
 }
 
-impl Execute for Op {
-    type Value = Vec<u8>;
-    type Error = String;
-    fn execute(&self, inputs: &[&Vec<u8>]) -> Result<Vec<u8>, String> {
-        match self {
-            Op::Make { value, bytes } => Ok(buf(*value, *bytes)),
-            Op::Sum => Ok(buf(inputs.iter().map(|v| num(v)).sum(), 8)),
-            Op::Double => Ok(buf(num(inputs[0]) * 2, inputs[0].len())),
-            Op::Fail => Err("deliberate failure".into()),
-            Op::Panic => panic!("deliberate panic"),
-        }
-    }
-    fn nbytes(v: &Vec<u8>) -> usize {
-        v.len()
-    }
+mod four_threads {
+    use super::*;
+    gridflow_runtime::executor_conformance!(|p| with_progress(LocalExecutor::threads(4), p));
 }
 
-/// `n` sources of `bytes` bytes each (values 1..=n), doubled, summed in a tree of fan-in 4.
-fn tree(n: u64, bytes: usize) -> (Graph<Op>, Key) {
-    let mut g = Graph::new();
-    let mut level: Vec<Key> = Vec::new();
-    for i in 0..n {
-        let m = Key::new("make", &[i as u32]);
-        let d = Key::new("double", &[i as u32]);
-        g.insert(
-            m.clone(),
-            Task::new(
-                Op::Make {
-                    value: i + 1,
-                    bytes,
-                },
-                vec![],
-            ),
-        );
-        g.insert(d.clone(), Task::new(Op::Double, vec![m]));
-        level.push(d);
-    }
-    let mut depth = 0;
-    while level.len() > 1 {
-        depth += 1;
-        let name = format!("sum{depth}");
-        level = level
-            .chunks(4)
-            .enumerate()
-            .map(|(j, grp)| {
-                let k = Key::new(name.as_str(), &[j as u32]);
-                g.insert(k.clone(), Task::new(Op::Sum, grp.to_vec()));
-                k
-            })
-            .collect();
-    }
-    (g, level[0].clone())
+mod default_pool {
+    use super::*;
+    gridflow_runtime::executor_conformance!(|p| with_progress(LocalExecutor::Default, p));
 }
 
-#[test]
-fn every_scheduler_computes_the_same_result() {
-    let (g, out) = tree(1000, 8);
-    let want: u64 = (1..=1000u64).map(|v| 2 * v).sum();
-    for s in [
-        Scheduler::Synchronous,
-        Scheduler::threads(1),
-        Scheduler::threads(2),
-        Scheduler::threads(4),
-        Scheduler::Default,
-    ] {
-        let (v, report) = s.run_with_report(&g, std::slice::from_ref(&out)).unwrap();
-        assert_eq!(num(&v[0]), want, "{s:?}");
-        assert_eq!(report.tasks_before, g.len());
-        assert!(report.tasks_after < report.tasks_before, "make+double fuse");
-    }
-}
-
-#[test]
-fn several_outputs_come_back_in_the_order_asked() {
-    let (g, out) = tree(16, 8);
-    let a = Key::new("sum1", &[1]);
-    let v = Scheduler::threads(2)
-        .run(&g, &[out.clone(), a.clone(), out])
-        .unwrap();
-    assert_eq!(num(&v[1]), 2 * (5 + 6 + 7 + 8));
-    assert_eq!(num(&v[0]), num(&v[2]));
-}
-
-#[test]
-fn a_failing_task_names_its_key() {
-    let (mut g, _) = tree(8, 8);
-    let bad = Key::new("bad", &[3]);
-    g.insert(
-        bad.clone(),
-        Task::new(Op::Fail, vec![Key::new("sum1", &[0])]),
-    );
-    for s in [Scheduler::Synchronous, Scheduler::threads(2)] {
-        let e = s.run(&g, std::slice::from_ref(&bad)).unwrap_err();
-        assert!(matches!(e, RuntimeError::TaskFailed { .. }));
-        let msg = e.to_string();
-        assert!(
-            msg.contains("('bad', 3)") && msg.contains("deliberate failure"),
-            "{msg}"
-        );
-    }
-}
-
-#[test]
-fn a_panicking_kernel_does_not_cross_the_api() {
-    let mut g: Graph<Op> = Graph::new();
-    let k = Key::new("boom", &[0]);
-    g.insert(k.clone(), Task::new(Op::Panic, vec![]));
-    let e = Scheduler::threads(2).run(&g, &[k]).unwrap_err();
-    assert!(e.to_string().contains("deliberate panic"), "{e}");
-}
-
-#[test]
-fn missing_outputs_are_errors() {
-    let (g, _) = tree(4, 8);
-    assert!(
-        Scheduler::threads(2)
-            .run(&g, &[Key::new("nope", &[])])
-            .is_err()
-    );
+mod tight_memory_budget {
+    use super::*;
+    gridflow_runtime::executor_conformance!(|p| with_progress(
+        LocalExecutor::threads(3).with_memory_limit(1),
+        p
+    ));
 }
 
 #[test]
@@ -176,8 +57,8 @@ fn memory_limit_holds_back_new_sources() {
     // 256 sources of 1 MiB: without a limit, two threads may still keep memory low thanks to
     // the ordering, but with a 4 MiB limit the peak must stay near the limit.
     let mib = 1 << 20;
-    let (g, out) = tree(256, mib);
-    let limited = Scheduler::threads(2).with_memory_limit(4 * mib);
+    let (g, out, _) = tree(256, mib);
+    let limited = LocalExecutor::threads(2).with_memory_limit(4 * mib);
     let (v, report) = limited
         .run_with_report(&g, std::slice::from_ref(&out))
         .unwrap();
@@ -195,8 +76,10 @@ fn memory_limit_holds_back_new_sources() {
 #[test]
 fn ordering_alone_keeps_a_reduction_streaming() {
     let mib = 1 << 20;
-    let (g, out) = tree(512, mib);
-    let (_, report) = Scheduler::Synchronous.run_with_report(&g, &[out]).unwrap();
+    let (g, out, _) = tree(512, mib);
+    let (_, report) = LocalExecutor::Synchronous
+        .run_with_report(&g, &[out])
+        .unwrap();
     // The fan-in of 4 needs four doubled chunks at once; breadth-first would hold all 512.
     assert!(
         report.peak_held_bytes <= 4 * mib + 1024,
@@ -206,16 +89,119 @@ fn ordering_alone_keeps_a_reduction_streaming() {
 }
 
 #[test]
-fn progress_is_reported_for_every_task() {
-    let (g, out) = tree(100, 8);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
-    let (_, report) = Scheduler::threads(2)
-        .with_progress(move |p| {
-            assert!(p.done <= p.total);
-            c.fetch_add(1, Ordering::Relaxed);
-        })
-        .run_with_report(&g, &[out])
+fn peak_estimates_admit_fewer_sources_than_held_bytes_alone() {
+    // Four sources of 1 MiB, summed in one task: with a 2.5 MiB budget and estimates of
+    // 1 MiB per source, at most two sources may be running or held before the sum...
+    // except that the sum needs all four, so admission must still let the run finish.
+    let mib = 1u64 << 20;
+    let (g, out, _) = tree(4, mib as usize);
+    let program = g
+        .indexed(std::slice::from_ref(&out))
+        .unwrap()
+        .program(true)
         .unwrap();
-    assert_eq!(calls.load(Ordering::Relaxed), report.tasks_after);
+    let peaks = vec![mib; program_len(&program)];
+    let ex = LocalExecutor::threads(4).with_memory_limit((2 * mib + mib / 2) as usize);
+    let (v, report) = ex
+        .run_plan(Plan::new(&program).with_peak_bytes(&peaks))
+        .unwrap();
+    assert_eq!(num(&v[0]), 20);
+    assert!(report.peak_held_bytes as u64 <= 4 * mib + 8);
+}
+
+fn program_len<O: gridflow_graph::Operation>(p: &dyn gridflow_graph::Runnable<O>) -> usize {
+    p.len()
+}
+
+/// Steps the state machine by hand on `tree(8)`: a source held back by the budget starts
+/// again once memory is released, values nobody reads are released at once, and the run
+/// completes with every task counted once.
+#[test]
+fn the_state_machine_admits_releases_and_completes() {
+    let (g, out, _) = tree(8, 100);
+    let c = g.compile(std::slice::from_ref(&out), true).unwrap();
+    // Fused: 8 make+double sources, 2 sum1, 1 sum2 = 11 tasks.
+    assert_eq!(c.len(), 11);
+    let mut s = SchedulingState::new(
+        &c,
+        Admission {
+            limit: Some(150),
+            peak_bytes: None,
+        },
+    );
+    assert_eq!(s.ready(), 8);
+    let first = s.next_task().unwrap();
+    let second = s.next_task().unwrap();
+    assert!(first < second, "priority order");
+    let mut released = Vec::new();
+    let f = s.finished(&c, first, 100, |i| released.push(i));
+    assert!(f.keep && released.is_empty());
+    let f = s.finished(&c, second, 100, |i| released.push(i));
+    assert!(f.keep);
+    assert_eq!(s.held_bytes(), 200);
+    // Over budget and nothing running: one source may still start (to make progress)...
+    let third = s.next_task().unwrap();
+    // ...but not a second one while it runs.
+    assert_eq!(s.next_task(), None);
+    assert_eq!(s.running(), 1);
+    s.finished(&c, third, 100, |i| released.push(i));
+    let fourth = s.next_task().unwrap();
+    s.finished(&c, fourth, 100, |i| released.push(i));
+    // Four leaves held: their sum is ready and preferred over new sources.
+    let sum = s.next_task().unwrap();
+    assert!(c.inputs[sum as usize].len() == 4, "the sum runs next");
+    let f = s.finished(&c, sum, 8, |i| released.push(i));
+    assert!(f.keep);
+    released.sort_unstable();
+    let mut want = c.inputs[sum as usize].clone();
+    want.sort_unstable();
+    assert_eq!(released, want, "the leaves are released after the sum");
+    assert_eq!(s.held_bytes(), 8);
+    // Run the rest to completion, one at a time.
+    while let Some(t) = s.next_task() {
+        s.finished(&c, t, 8, |_| {});
+    }
+    assert!(s.is_complete());
+    assert_eq!(s.done(), 11);
+    assert_eq!(s.peak_bytes(), 400 + 8);
+    // Only the output is held at the end.
+    assert_eq!(s.held_bytes(), 8);
+}
+
+#[test]
+fn the_state_machine_reserves_estimated_peaks() {
+    let mut g = Graph::new();
+    let mut leaves = Vec::new();
+    for i in 0..4u32 {
+        let k = Key::new("make", &[i]);
+        g.insert(
+            k.clone(),
+            Task::new(TestOp::Make { value: 1, bytes: 8 }, vec![]),
+        );
+        leaves.push(k);
+    }
+    let root = Key::new("root", &[]);
+    g.insert(root.clone(), Task::new(TestOp::Sum, leaves));
+    let c = g.compile(std::slice::from_ref(&root), true).unwrap();
+    let mut peaks = vec![0u64; c.len()];
+    for (id, ins) in c.inputs.iter().enumerate() {
+        if ins.is_empty() {
+            peaks[id] = 40;
+        }
+    }
+    let mut s = SchedulingState::new(
+        &c,
+        Admission {
+            limit: Some(100),
+            peak_bytes: Some(peaks),
+        },
+    );
+    // Two sources of estimated 40 bytes fit in 100; a third does not while they run.
+    let a = s.next_task().unwrap();
+    let b = s.next_task().unwrap();
+    assert_eq!(s.next_task(), None);
+    s.finished(&c, a, 8, |_| {});
+    // 8 held + 40 reserved + 40 wanted <= 100: admitted.
+    let c3 = s.next_task().unwrap();
+    assert_ne!(c3, b);
 }

@@ -1,0 +1,714 @@
+//! The scheduler's state machine: task states on dense ids, root-task queuing, placement
+//! and release, with no I/O. The server feeds it events (a worker joined, a task finished,
+//! a job arrived) and sends the [`Action`]s it returns; tests and simulations drive it
+//! directly.
+
+use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// A worker's id in the scheduler (dense, never reused).
+pub type WorkerId = u32;
+
+/// A task's global id: its job's id plus its position in the job.
+pub type TaskId = u64;
+
+/// Dask's task states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Known, not yet needed.
+    Released,
+    /// Waiting for inputs to be computed.
+    Waiting,
+    /// A ready root task waiting on the scheduler for a worker with a free thread.
+    Queued,
+    /// Assigned to a worker.
+    Processing,
+    /// Computed; held by one or more workers.
+    Memory,
+    /// Failed.
+    Erred,
+    /// Done with: nobody needs it; its data was released.
+    Forgotten,
+}
+
+/// What the server must do after an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send task `task` to `worker` to run.
+    Compute {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        task: TaskId,
+    },
+    /// Tell `worker` to drop the result of `task`.
+    Release {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        task: TaskId,
+    },
+    /// Tasks finished in a job so far.
+    Progress {
+        /// The job.
+        job: u64,
+        /// Tasks done.
+        done: u64,
+    },
+    /// Every task of a job finished; its outputs are in memory.
+    Done {
+        /// The job.
+        job: u64,
+    },
+    /// A job cannot finish; it has been forgotten.
+    Failed {
+        /// The job.
+        job: u64,
+        /// The failing task, if a task failed.
+        task: Option<TaskId>,
+        /// The operation's label.
+        op: String,
+        /// What went wrong.
+        message: String,
+        /// True when the operation panicked.
+        panicked: bool,
+    },
+}
+
+/// A task as the scheduler sees it: its payload is opaque.
+#[derive(Debug)]
+struct Task {
+    state: TaskState,
+    job: u64,
+    root: bool,
+    payload: Vec<u8>,
+    /// Inputs by position (global ids, may repeat).
+    inputs: Vec<TaskId>,
+    /// Distinct tasks reading this one.
+    dependents: Vec<TaskId>,
+    /// Distinct inputs not yet in memory.
+    waiting: u32,
+    /// Distinct readers not yet finished, plus one when the client will gather it.
+    readers_left: u32,
+    nbytes: u64,
+    who_has: Vec<WorkerId>,
+    processing_on: Option<WorkerId>,
+}
+
+#[derive(Debug)]
+struct Worker {
+    nthreads: u32,
+    alive: bool,
+    /// Tasks assigned and not yet reported finished.
+    processing: rustc_hash::FxHashSet<TaskId>,
+}
+
+#[derive(Debug)]
+struct Job {
+    len: u64,
+    outputs: Vec<u32>,
+    done: u64,
+    held: u64,
+    peak: u64,
+}
+
+/// How to schedule.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Tasks a worker may hold at once, per thread, before it gets more root tasks (Dask's
+    /// `worker-saturation`).
+    pub worker_saturation: f64,
+    /// Bytes of root results per thread a worker may have in flight: when roots turn out
+    /// small (tiny tasks), a worker gets up to this many bytes' worth of them at once
+    /// (never more than `max_roots_per_thread`), so that tiny tasks are not bound by one
+    /// scheduler round trip each; large roots stay at the saturation limit. 0: off.
+    pub root_bytes_per_thread: u64,
+    /// The most roots per thread a worker gets at once.
+    pub max_roots_per_thread: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            worker_saturation: 1.1,
+            root_bytes_per_thread: 16 << 20,
+            max_roots_per_thread: 64,
+        }
+    }
+}
+
+/// The scheduler's state.
+#[derive(Debug)]
+pub struct Core {
+    config: Config,
+    /// Tasks by global id minus `first`; tasks of forgotten jobs at the front are dropped.
+    tasks: VecDeque<Task>,
+    first: TaskId,
+    next_id: TaskId,
+    workers: Vec<Worker>,
+    /// Ready root tasks, lowest id (highest priority) first.
+    queue: BinaryHeap<Reverse<TaskId>>,
+    jobs: FxHashMap<u64, Job>,
+    actions: Vec<Action>,
+    /// Root tasks finished, and a moving average of their results' bytes (for the root
+    /// limit).
+    roots_done: u64,
+    root_bytes: u64,
+}
+
+impl Core {
+    /// An empty scheduler.
+    pub fn new(config: Config) -> Core {
+        Core {
+            config,
+            tasks: VecDeque::new(),
+            first: 0,
+            next_id: 0,
+            workers: Vec::new(),
+            queue: BinaryHeap::new(),
+            jobs: FxHashMap::default(),
+            actions: Vec::new(),
+            roots_done: 0,
+            root_bytes: 0,
+        }
+    }
+
+    /// Takes the actions produced since the last call.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    fn task(&self, id: TaskId) -> Option<&Task> {
+        let i = id.checked_sub(self.first)?;
+        self.tasks.get(usize::try_from(i).ok()?)
+    }
+
+    fn task_mut(&mut self, id: TaskId) -> Option<&mut Task> {
+        let i = id.checked_sub(self.first)?;
+        self.tasks.get_mut(usize::try_from(i).ok()?)
+    }
+
+    /// A task's state (`Forgotten` for ids no longer or never known).
+    pub fn state(&self, id: TaskId) -> TaskState {
+        self.task(id).map_or(TaskState::Forgotten, |t| t.state)
+    }
+
+    /// A task's opaque payload.
+    pub fn payload(&self, id: TaskId) -> &[u8] {
+        self.task(id).map_or(&[], |t| &t.payload)
+    }
+
+    /// A task's inputs by position (global ids).
+    pub fn inputs(&self, id: TaskId) -> &[TaskId] {
+        self.task(id).map_or(&[], |t| &t.inputs)
+    }
+
+    /// The workers holding a task's result.
+    pub fn who_has(&self, id: TaskId) -> &[WorkerId] {
+        self.task(id).map_or(&[], |t| &t.who_has)
+    }
+
+    /// Bytes of a task's result (0 before it is computed).
+    pub fn nbytes(&self, id: TaskId) -> u64 {
+        self.task(id).map_or(0, |t| t.nbytes)
+    }
+
+    /// The global ids of a job's outputs, in the order submitted.
+    pub fn outputs(&self, job: u64) -> Vec<TaskId> {
+        self.jobs.get(&job).map_or_else(Vec::new, |j| {
+            j.outputs.iter().map(|&o| job + u64::from(o)).collect()
+        })
+    }
+
+    /// Most bytes a job's results held at once.
+    pub fn job_peak_bytes(&self, job: u64) -> u64 {
+        self.jobs.get(&job).map_or(0, |j| j.peak)
+    }
+
+    /// Tasks known (not yet dropped), for memory accounting.
+    pub fn tasks_held(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Tasks processing on a worker.
+    pub fn processing(&self, w: WorkerId) -> usize {
+        self.workers
+            .get(w as usize)
+            .map_or(0, |x| x.processing.len())
+    }
+
+    /// Root tasks queued on the scheduler.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Workers alive.
+    pub fn alive_workers(&self) -> usize {
+        self.workers.iter().filter(|w| w.alive).count()
+    }
+
+    /// Tasks worker `w` may hold before it gets more roots: the saturation limit, raised
+    /// for small roots (see [`Config::root_bytes_per_thread`]) once a few have finished.
+    fn limit(&self, w: &Worker) -> usize {
+        let base = ((f64::from(w.nthreads) * self.config.worker_saturation).ceil() as usize).max(1);
+        let c = &self.config;
+        if c.root_bytes_per_thread == 0 || self.roots_done < u64::from(w.nthreads) * 4 {
+            return base;
+        }
+        let avg = self.root_bytes.max(1);
+        let per_thread = (c.root_bytes_per_thread / avg).min(u64::from(c.max_roots_per_thread));
+        base.max((per_thread * u64::from(w.nthreads)) as usize)
+    }
+
+    /// A worker joined with `nthreads` threads; it is given queued root tasks at once.
+    pub fn add_worker(&mut self, nthreads: u32) -> WorkerId {
+        let id = self.workers.len() as WorkerId;
+        self.workers.push(Worker {
+            nthreads: nthreads.max(1),
+            alive: true,
+            processing: Default::default(),
+        });
+        self.fill(id);
+        id
+    }
+
+    /// A job arrived: `tasks` as (payload, inputs by position within the job), in priority
+    /// order; inputs must come before their readers. Returns the job's id, or an error
+    /// naming the malformed task.
+    pub fn submit(
+        &mut self,
+        tasks: Vec<(Vec<u8>, Vec<u32>)>,
+        outputs: Vec<u32>,
+    ) -> Result<u64, String> {
+        let n = tasks.len() as u64;
+        for (i, (_, ins)) in tasks.iter().enumerate() {
+            if let Some(bad) = ins.iter().find(|&&x| x as usize >= i) {
+                return Err(format!(
+                    "task {i} reads task {bad}, which does not come before it"
+                ));
+            }
+        }
+        if let Some(bad) = outputs.iter().find(|&&o| u64::from(o) >= n) {
+            return Err(format!("output {bad} is not a task of the job ({n} tasks)"));
+        }
+        if n > 0 && !self.workers.is_empty() && self.alive_workers() == 0 {
+            return Err(format!(
+                "no workers: all {} worker(s) of the cluster have left",
+                self.workers.len()
+            ));
+        }
+        let job = self.next_id;
+        self.next_id += n.max(1);
+        // Tasks of an empty job: none; its id still advances so that ids stay unique.
+        if n == 0 {
+            self.jobs.insert(
+                job,
+                Job {
+                    len: 0,
+                    outputs,
+                    done: 0,
+                    held: 0,
+                    peak: 0,
+                },
+            );
+            self.actions.push(Action::Done { job });
+            return Ok(job);
+        }
+        // Fill the gap left by earlier empty jobs so that ids index `tasks`.
+        while self.first + (self.tasks.len() as u64) < job {
+            self.tasks.push_back(Task::forgotten(u64::MAX));
+        }
+        let base = self.tasks.len();
+        for (payload, ins) in tasks {
+            let inputs: Vec<TaskId> = ins.iter().map(|&i| job + u64::from(i)).collect();
+            let mut distinct = inputs.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let id = self.first + self.tasks.len() as u64;
+            for &i in &distinct {
+                let t = &mut self.tasks[(i - self.first) as usize];
+                t.dependents.push(id);
+                t.readers_left += 1;
+            }
+            self.tasks.push_back(Task {
+                state: TaskState::Released,
+                job,
+                root: distinct.is_empty(),
+                payload,
+                waiting: distinct.len() as u32,
+                inputs,
+                dependents: Vec::new(),
+                readers_left: 0,
+                nbytes: 0,
+                who_has: Vec::new(),
+                processing_on: None,
+            });
+        }
+        let mut pinned = outputs.clone();
+        pinned.sort_unstable();
+        pinned.dedup();
+        for o in pinned {
+            self.tasks[base + o as usize].readers_left += 1;
+        }
+        self.jobs.insert(
+            job,
+            Job {
+                len: n,
+                outputs,
+                done: 0,
+                held: 0,
+                peak: 0,
+            },
+        );
+        for i in 0..n {
+            let t = &mut self.tasks[base + i as usize];
+            if t.waiting == 0 {
+                t.state = TaskState::Queued;
+                self.queue.push(Reverse(job + i));
+            } else {
+                t.state = TaskState::Waiting;
+            }
+        }
+        for w in 0..self.workers.len() {
+            self.fill(w as WorkerId);
+        }
+        Ok(job)
+    }
+
+    /// Gives worker `w` queued root tasks up to its saturation limit: consecutive roots
+    /// (neighbours in the graph) go to the same worker.
+    fn fill(&mut self, w: WorkerId) {
+        let Some(worker) = self.workers.get(w as usize) else {
+            return;
+        };
+        if !worker.alive {
+            return;
+        }
+        let limit = self.limit(worker);
+        while self.workers[w as usize].processing.len() < limit {
+            let Some(Reverse(id)) = self.queue.pop() else {
+                return;
+            };
+            if self.state(id) != TaskState::Queued {
+                continue; // its job was forgotten while it waited
+            }
+            self.assign(id, w);
+        }
+    }
+
+    fn assign(&mut self, id: TaskId, w: WorkerId) {
+        if let Some(t) = self.task_mut(id) {
+            t.state = TaskState::Processing;
+            t.processing_on = Some(w);
+        }
+        self.workers[w as usize].processing.insert(id);
+        self.actions.push(Action::Compute {
+            worker: w,
+            task: id,
+        });
+    }
+
+    /// The worker for a ready non-root task: the one holding the most bytes of its inputs,
+    /// ties to the least occupied (then the lowest id).
+    fn place(&self, id: TaskId) -> Option<WorkerId> {
+        let mut held: FxHashMap<WorkerId, u64> = FxHashMap::default();
+        for &i in self.inputs(id) {
+            let nb = self.nbytes(i).max(1);
+            for &w in self.who_has(i) {
+                *held.entry(w).or_default() += nb;
+            }
+        }
+        let occupancy = |w: WorkerId| {
+            let x = &self.workers[w as usize];
+            x.processing.len() as f64 / f64::from(x.nthreads)
+        };
+        let best_holder = held
+            .iter()
+            .filter(|(w, _)| self.workers[**w as usize].alive)
+            .max_by(|(wa, ba), (wb, bb)| {
+                ba.cmp(bb)
+                    .then_with(|| occupancy(**wb).total_cmp(&occupancy(**wa)))
+                    .then_with(|| wb.cmp(wa))
+            })
+            .map(|(w, _)| *w);
+        best_holder.or_else(|| {
+            (0..self.workers.len() as WorkerId)
+                .filter(|&w| self.workers[w as usize].alive)
+                .min_by(|&a, &b| occupancy(a).total_cmp(&occupancy(b)).then(a.cmp(&b)))
+        })
+    }
+
+    fn make_ready(&mut self, id: TaskId) {
+        let root = self.task(id).is_some_and(|t| t.root);
+        if root {
+            if let Some(t) = self.task_mut(id) {
+                t.state = TaskState::Queued;
+            }
+            self.queue.push(Reverse(id));
+            return;
+        }
+        match self.place(id) {
+            Some(w) => self.assign(id, w),
+            None => {
+                // No worker alive: wait (as a queued task) for one to join.
+                if let Some(t) = self.task_mut(id) {
+                    t.state = TaskState::Queued;
+                }
+                self.queue.push(Reverse(id));
+            }
+        }
+    }
+
+    /// Drops a result nobody needs: every holder is told to release it.
+    fn release_data(&mut self, id: TaskId) {
+        let Some(t) = self.task_mut(id) else { return };
+        let holders = std::mem::take(&mut t.who_has);
+        let (job, nbytes) = (t.job, t.nbytes);
+        t.state = TaskState::Forgotten;
+        t.payload = Vec::new();
+        for w in holders {
+            self.actions.push(Action::Release {
+                worker: w,
+                task: id,
+            });
+        }
+        if let Some(j) = self.jobs.get_mut(&job) {
+            j.held = j.held.saturating_sub(nbytes);
+        }
+    }
+
+    /// Worker `w` finished task `id` with a result of `nbytes` bytes.
+    pub fn finished(&mut self, w: WorkerId, id: TaskId, nbytes: u64) {
+        if let Some(x) = self.workers.get_mut(w as usize) {
+            x.processing.remove(&id);
+        }
+        let live = self
+            .task(id)
+            .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(w));
+        if !live {
+            // Its job was forgotten meanwhile (or the report is stale): drop the result.
+            self.actions.push(Action::Release {
+                worker: w,
+                task: id,
+            });
+            self.fill(w);
+            return;
+        }
+        let Some(t) = self.task_mut(id) else { return };
+        t.state = TaskState::Memory;
+        t.processing_on = None;
+        t.nbytes = nbytes;
+        t.who_has.push(w);
+        let job = t.job;
+        let root = t.root;
+        let inputs = t.inputs.clone();
+        let dependents = std::mem::take(&mut t.dependents);
+        let nobody_reads = t.readers_left == 0;
+        if root {
+            // A moving average, so that large roots after small ones shrink the limit at once.
+            self.roots_done += 1;
+            self.root_bytes = if self.roots_done == 1 {
+                nbytes
+            } else {
+                self.root_bytes - self.root_bytes / 4 + nbytes / 4
+            };
+        }
+        let mut done_now = None;
+        if let Some(j) = self.jobs.get_mut(&job) {
+            j.done += 1;
+            j.held += nbytes;
+            j.peak = j.peak.max(j.held);
+            self.actions.push(Action::Progress { job, done: j.done });
+            if j.done == j.len {
+                done_now = Some(job);
+            }
+        }
+        let mut seen: Vec<TaskId> = Vec::with_capacity(inputs.len());
+        for i in inputs {
+            if seen.contains(&i) {
+                continue;
+            }
+            seen.push(i);
+            if let Some(ti) = self.task_mut(i) {
+                ti.readers_left = ti.readers_left.saturating_sub(1);
+                if ti.readers_left == 0 {
+                    self.release_data(i);
+                }
+            }
+        }
+        if nobody_reads {
+            self.release_data(id);
+        }
+        for &d in &dependents {
+            let ready = match self.task_mut(d) {
+                Some(td) if td.state == TaskState::Waiting => {
+                    td.waiting = td.waiting.saturating_sub(1);
+                    td.waiting == 0
+                }
+                _ => false,
+            };
+            if ready {
+                self.make_ready(d);
+            }
+        }
+        if let Some(t) = self.task_mut(id) {
+            t.dependents = dependents;
+        }
+        if let Some(job) = done_now {
+            self.actions.push(Action::Done { job });
+        }
+        self.fill(w);
+    }
+
+    /// Task `id` failed on worker `w`: its job fails and is forgotten.
+    pub fn failed(&mut self, w: WorkerId, id: TaskId, op: String, message: String, panicked: bool) {
+        if let Some(x) = self.workers.get_mut(w as usize) {
+            x.processing.remove(&id);
+        }
+        let job = match self.task(id) {
+            Some(t) if t.state == TaskState::Processing && t.processing_on == Some(w) => t.job,
+            _ => {
+                self.fill(w);
+                return;
+            }
+        };
+        if let Some(t) = self.task_mut(id) {
+            t.state = TaskState::Erred;
+            t.processing_on = None;
+        }
+        self.actions.push(Action::Failed {
+            job,
+            task: Some(id),
+            op,
+            message,
+            panicked,
+        });
+        self.forget_job(job);
+        self.fill(w);
+    }
+
+    /// The client is done with a job (gathered or gave up): everything it holds is
+    /// released.
+    pub fn release_job(&mut self, job: u64) {
+        self.forget_job(job);
+    }
+
+    fn forget_job(&mut self, job: u64) {
+        let Some(j) = self.jobs.remove(&job) else {
+            return;
+        };
+        for id in job..job + j.len {
+            let state = self.state(id);
+            match state {
+                TaskState::Memory => self.release_data(id),
+                // A running task's result is released when it reports; queued ones are
+                // skipped when popped.
+                _ => {
+                    if let Some(t) = self.task_mut(id) {
+                        t.state = TaskState::Forgotten;
+                        t.payload = Vec::new();
+                        t.dependents = Vec::new();
+                    }
+                }
+            }
+        }
+        // Drop forgotten tasks at the front: ids stay dense without growing forever.
+        while self
+            .tasks
+            .front()
+            .is_some_and(|t| t.state == TaskState::Forgotten && !self.jobs.contains_key(&t.job))
+        {
+            self.tasks.pop_front();
+            self.first += 1;
+        }
+    }
+
+    /// A worker left (its connection closed): its running tasks go back to be scheduled
+    /// elsewhere; jobs whose results were held only there fail (recomputing lost results
+    /// is not implemented yet).
+    pub fn remove_worker(&mut self, w: WorkerId) {
+        let Some(worker) = self.workers.get_mut(w as usize) else {
+            return;
+        };
+        worker.alive = false;
+        let running: Vec<TaskId> = worker.processing.drain().collect();
+        let mut lost_jobs: Vec<(u64, TaskId)> = Vec::new();
+        for id in self.first..self.first + self.tasks.len() as u64 {
+            let Some(t) = self.task_mut(id) else { continue };
+            if t.who_has.contains(&w) {
+                t.who_has.retain(|&x| x != w);
+                if t.who_has.is_empty() && t.state == TaskState::Memory {
+                    lost_jobs.push((t.job, id));
+                }
+            }
+        }
+        for id in running {
+            if self.state(id) == TaskState::Processing {
+                if let Some(t) = self.task_mut(id) {
+                    t.processing_on = None;
+                    t.state = TaskState::Waiting;
+                }
+                self.make_ready(id);
+            }
+        }
+        lost_jobs.sort_unstable();
+        lost_jobs.dedup_by_key(|(j, _)| *j);
+        for (job, id) in lost_jobs {
+            if self.jobs.contains_key(&job) {
+                self.actions.push(Action::Failed {
+                    job,
+                    task: Some(id),
+                    op: "worker".into(),
+                    message: format!(
+                        "worker {w} left while holding this task's result (recomputing lost \
+                         results is not implemented yet)"
+                    ),
+                    panicked: false,
+                });
+                self.forget_job(job);
+            }
+        }
+        for x in 0..self.workers.len() {
+            self.fill(x as WorkerId);
+        }
+        // The last worker left: nothing would ever run; fail the jobs instead of hanging.
+        if self.alive_workers() == 0 {
+            let mut jobs: Vec<u64> = self.jobs.keys().copied().collect();
+            jobs.sort_unstable();
+            for job in jobs {
+                let unfinished = self.jobs.get(&job).is_some_and(|j| j.done < j.len);
+                if unfinished {
+                    self.actions.push(Action::Failed {
+                        job,
+                        task: None,
+                        op: "cluster".into(),
+                        message: format!(
+                            "no workers: the last worker ({w}) left before the job finished"
+                        ),
+                        panicked: false,
+                    });
+                    self.forget_job(job);
+                }
+            }
+        }
+    }
+}
+
+impl Task {
+    fn forgotten(job: u64) -> Task {
+        Task {
+            state: TaskState::Forgotten,
+            job,
+            root: false,
+            payload: Vec::new(),
+            inputs: Vec::new(),
+            dependents: Vec::new(),
+            waiting: 0,
+            readers_left: 0,
+            nbytes: 0,
+            who_has: Vec::new(),
+            processing_on: None,
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The error type of the distributed runtime.
+
+use thiserror::Error;
+
+/// Errors of the scheduler, workers, client and local cluster.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DistError {
+    /// A socket or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done (`connecting to tcp://127.0.0.1:8786`).
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The peer did not open with gridflow's preamble: not a gridflow node.
+    #[error("{peer}: not a gridflow peer (bad preamble {got:02x?}); is the address right?")]
+    BadMagic {
+        /// The peer's address.
+        peer: String,
+        /// The bytes received instead.
+        got: Vec<u8>,
+    },
+    /// The peer speaks another version of the protocol.
+    #[error(
+        "{peer}: protocol version mismatch: the peer speaks version {theirs}, this build \
+         speaks version {ours}; run the same gridflow version everywhere"
+    )]
+    VersionMismatch {
+        /// The peer's address.
+        peer: String,
+        /// Our version.
+        ours: u32,
+        /// The peer's version.
+        theirs: u32,
+    },
+    /// A frame or message broke the protocol (too large, truncated, undecodable, unexpected).
+    #[error("{peer}: protocol error: {detail}")]
+    Protocol {
+        /// The peer's address.
+        peer: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A connection closed while a reply was still expected.
+    #[error("{peer}: connection closed {during}")]
+    Closed {
+        /// The peer's address.
+        peer: String,
+        /// What was under way.
+        during: String,
+    },
+    /// A value could not be encoded or decoded.
+    #[error("{what}: {source}")]
+    Codec {
+        /// What was being encoded or decoded.
+        what: String,
+        /// The cause.
+        source: postcard::Error,
+    },
+    /// The cluster cannot run the request (no workers, lost data...).
+    #[error("cluster: {0}")]
+    Cluster(String),
+}
+
+impl DistError {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> DistError {
+        DistError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn protocol(peer: &str, detail: impl Into<String>) -> DistError {
+        DistError::Protocol {
+            peer: peer.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The result type of the distributed runtime.
+pub type Result<T, E = DistError> = std::result::Result<T, E>;

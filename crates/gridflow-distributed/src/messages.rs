@@ -1,0 +1,210 @@
+//! The messages of the protocol (serde-encoded with postcard; see `docs/protocol.md`).
+//!
+//! Task ids on the wire are the scheduler's dense global ids (`u64`); task payloads are
+//! opaque bytes to the scheduler (a serialized expression the workers decode).
+
+use serde::{Deserialize, Serialize};
+
+/// What a peer is, sent first after the preamble.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Hello {
+    /// A worker joining the cluster.
+    Worker {
+        /// Its name (for logs and cluster information).
+        name: String,
+        /// Threads running tasks.
+        nthreads: u32,
+        /// Its memory limit in bytes (0: none).
+        memory_limit: u64,
+        /// Where peers and clients fetch its data (`host:port`).
+        data_address: String,
+    },
+    /// A client submitting graphs.
+    Client,
+}
+
+/// The scheduler's answer to a [`Hello`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Welcome {
+    /// Accepted; a worker learns its id.
+    Accepted {
+        /// The worker's id (0 for a client).
+        id: u32,
+    },
+    /// Refused, saying why.
+    Refused(String),
+}
+
+/// One task submitted by a client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmitTask {
+    /// The serialized expression (opaque to the scheduler).
+    pub payload: Vec<u8>,
+    /// Inputs by position, as ids within the job (may repeat).
+    pub inputs: Vec<u32>,
+}
+
+/// Client → scheduler.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum FromClient {
+    /// Runs a compiled graph: tasks in priority order (id within the job = position).
+    Submit {
+        /// The tasks.
+        tasks: Vec<SubmitTask>,
+        /// Ids of the results the client will gather.
+        outputs: Vec<u32>,
+    },
+    /// The client has gathered (or given up on) the job's results: forget it.
+    Release {
+        /// The job.
+        job: u64,
+    },
+    /// Asks for [`ToClient::Info`].
+    Info,
+}
+
+/// Where a result is held: a task id and the data address of one worker holding it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Location {
+    /// The global task id.
+    pub id: u64,
+    /// A holder's data address.
+    pub address: String,
+}
+
+/// A worker as seen by the scheduler.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Its name.
+    pub name: String,
+    /// Its data address.
+    pub address: String,
+    /// Threads running tasks.
+    pub nthreads: u32,
+    /// Memory limit in bytes (0: none).
+    pub memory_limit: u64,
+    /// Bytes of inputs this worker has fetched from peers so far.
+    pub bytes_fetched: u64,
+}
+
+/// Scheduler → client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ToClient {
+    /// The job was accepted under this id.
+    Accepted {
+        /// The job's id.
+        job: u64,
+    },
+    /// Tasks finished so far.
+    Progress {
+        /// The job.
+        job: u64,
+        /// Tasks done.
+        done: u64,
+    },
+    /// Every task finished; the outputs are held here (in the order submitted).
+    Done {
+        /// The job.
+        job: u64,
+        /// One location per requested output.
+        outputs: Vec<Location>,
+        /// Most bytes of results the job held at once on the cluster.
+        peak_bytes: u64,
+    },
+    /// A task failed (or the cluster could not run the job); the job is forgotten.
+    Failed {
+        /// The job.
+        job: u64,
+        /// The failing task's id within the job, when a task failed.
+        task: Option<u32>,
+        /// The operation's label.
+        op: String,
+        /// What went wrong.
+        message: String,
+        /// True when the operation panicked.
+        panicked: bool,
+    },
+    /// The cluster's workers.
+    Info(Vec<WorkerInfo>),
+}
+
+/// A task for a worker to run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ComputeTask {
+    /// Global id.
+    pub id: u64,
+    /// The serialized expression.
+    pub payload: Vec<u8>,
+    /// Inputs by position (global ids, may repeat).
+    pub inputs: Vec<u64>,
+    /// Where the inputs this worker may not hold are (one holder each).
+    pub who_has: Vec<Location>,
+}
+
+/// Scheduler → worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Tasks to run (a batch).
+    Compute(Vec<ComputeTask>),
+    /// Results nobody needs any more: drop them.
+    Release(Vec<u64>),
+    /// Stop the worker process.
+    Shutdown,
+}
+
+/// A finished task, as a worker reports it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct TaskDone {
+    /// Global id.
+    pub id: u64,
+    /// Bytes of the result.
+    pub nbytes: u64,
+}
+
+/// Worker → scheduler.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// Tasks finished (a batch).
+    Finished(Vec<TaskDone>),
+    /// Bytes of inputs fetched from peers so far (sent when it changed).
+    Metrics {
+        /// The running total.
+        bytes_fetched: u64,
+    },
+    /// A task failed.
+    Failed {
+        /// Global id.
+        id: u64,
+        /// The operation's label.
+        op: String,
+        /// What went wrong.
+        message: String,
+        /// True when the operation panicked.
+        panicked: bool,
+    },
+}
+
+/// Client or worker → a worker's data port.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum DataRequest {
+    /// Sends these results, one [`DataReply`] frame each, in order.
+    Get(Vec<u64>),
+}
+
+/// A worker's data port → the requester; a `Value` frame carries the value's body as its
+/// raw payload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum DataReply {
+    /// The value of a task: its header here, its body as the frame's payload.
+    Value {
+        /// Global id.
+        id: u64,
+        /// The value's header ([`gridflow_runtime::WireValue::write_header`]).
+        header: Vec<u8>,
+    },
+    /// This worker does not hold the task's result.
+    Missing {
+        /// Global id.
+        id: u64,
+    },
+}

@@ -1,0 +1,91 @@
+//! The `scheduler` and `worker` commands, for programs that run cluster nodes of their own
+//! operation type (the `gridflow` binary parses its options with clap and calls
+//! [`run_scheduler`] and [`crate::worker::run`] itself).
+
+use crate::scheduler::{self, write_scheduler_file};
+use crate::worker::{self, WorkerOptions};
+use crate::{DistError, Result};
+use gridflow_runtime::{Execute, WireValue};
+use std::path::Path;
+
+/// Runs a scheduler on `host:port` (port 0: any free port), printing the address chosen and
+/// writing it to `scheduler_file` if given, until the process is stopped.
+pub fn run_scheduler(host: &str, port: u16, scheduler_file: Option<&Path>) -> Result<()> {
+    let listener = scheduler::bind(host, port)?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| DistError::io("reading the scheduler's address", e))?;
+    if let Some(f) = scheduler_file {
+        write_scheduler_file(f, &address)?;
+    }
+    println!("gridflow scheduler at tcp://{address}");
+    scheduler::run(listener)
+}
+
+fn usage(what: &str) -> DistError {
+    DistError::Cluster(format!(
+        "{what}\nusage: scheduler [--host H] [--port P] [--scheduler-file F]\n       \
+         worker ADDRESS [--nthreads N] [--memory-limit BYTES] [--name NAME]"
+    ))
+}
+
+/// Parses and runs `scheduler ...` or `worker ...` (arguments after the program name).
+pub fn main<O>(args: &[String]) -> Result<()>
+where
+    O: Execute,
+    O::Value: WireValue,
+{
+    let Some((cmd, rest)) = args.split_first() else {
+        return Err(usage("no command"));
+    };
+    let mut positional = Vec::new();
+    let mut opts: Vec<(&str, &str)> = Vec::new();
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        if let Some(name) = a.strip_prefix("--") {
+            let v = it
+                .next()
+                .ok_or_else(|| usage(&format!("--{name} needs a value")))?;
+            opts.push((name, v.as_str()));
+        } else {
+            positional.push(a.as_str());
+        }
+    }
+    let get = |k: &str| opts.iter().rev().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    let num = |k: &str| -> Result<Option<u64>> {
+        get(k)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| usage(&format!("--{k} {v:?} is not a whole number")))
+            })
+            .transpose()
+    };
+    match cmd.as_str() {
+        "scheduler" => {
+            let port = num("port")?.unwrap_or(8786);
+            let port = u16::try_from(port).map_err(|_| usage("--port is above 65535"))?;
+            run_scheduler(
+                get("host").unwrap_or("127.0.0.1"),
+                port,
+                get("scheduler-file").map(Path::new),
+            )
+        }
+        "worker" => {
+            let [address] = positional.as_slice() else {
+                return Err(usage("worker needs the scheduler's ADDRESS"));
+            };
+            let mut o = WorkerOptions::default();
+            if let Some(n) = num("nthreads")? {
+                o.nthreads = usize::try_from(n).unwrap_or(1).max(1);
+            }
+            if let Some(m) = num("memory-limit")? {
+                o.memory_limit = m;
+            }
+            if let Some(n) = get("name") {
+                o.name = n.to_owned();
+            }
+            worker::run::<O>(address, o)
+        }
+        other => Err(usage(&format!("unknown command {other:?}"))),
+    }
+}

@@ -1,0 +1,616 @@
+//! A worker process: runs tasks on a thread pool with the same [`Execute`] operations as
+//! the local executor, holds results in memory, serves them to peers and clients on its
+//! data port, and fetches missing inputs directly from the peers holding them.
+
+use crate::frame::{encode, read_frame, read_preamble, write_frame, write_preamble};
+use crate::messages::{
+    ComputeTask, DataReply, DataRequest, FromWorker, Hello, TaskDone, ToWorker, Welcome,
+};
+use crate::{DistError, Result};
+use gridflow_graph::{Expr, Key};
+use gridflow_runtime::{Execute, WireValue, run_task};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::{Arc, Condvar, Mutex};
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+/// How a worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Threads running tasks (at least one).
+    pub nthreads: usize,
+    /// Memory limit in bytes (0: none); reported to the scheduler.
+    pub memory_limit: u64,
+    /// Name shown in cluster information.
+    pub name: String,
+    /// Host to bind the data port on (peers must reach it).
+    pub host: String,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> WorkerOptions {
+        WorkerOptions {
+            nthreads: 1,
+            memory_limit: 0,
+            name: format!("worker-{}", std::process::id()),
+            host: "127.0.0.1".into(),
+        }
+    }
+}
+
+type Store<V> = Arc<Mutex<FxHashMap<u64, Arc<V>>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Strips a `tcp://` prefix.
+pub fn host_port(address: &str) -> &str {
+    address.strip_prefix("tcp://").unwrap_or(address)
+}
+
+/// Opens a connection to a gridflow peer and exchanges preambles.
+pub(crate) async fn connect(address: &str) -> Result<TcpStream> {
+    let addr = host_port(address);
+    let mut s = TcpStream::connect(addr)
+        .await
+        .map_err(|e| DistError::io(format!("connecting to {address}"), e))?;
+    let _ = s.set_nodelay(true);
+    write_preamble(&mut s, address).await?;
+    read_preamble(&mut s, address).await?;
+    Ok(s)
+}
+
+enum Event<V> {
+    Scheduler(ToWorker),
+    SchedulerClosed(Option<DistError>),
+    Fetched(Vec<(u64, Arc<V>)>),
+    /// Inputs that could not be fetched, and why.
+    FetchFailed(Vec<u64>, String),
+    Done {
+        id: u64,
+        nbytes: u64,
+    },
+    Failed(FromWorker, u64),
+}
+
+/// A task whose inputs are all here, for a pool thread (which decodes the payload: the
+/// event loop only routes).
+struct Ready {
+    id: u64,
+    payload: Vec<u8>,
+    inputs: Vec<u64>,
+}
+
+struct Pool {
+    /// Ready tasks by id (= priority: the lowest runs first), and whether to stop.
+    queue: Mutex<(std::collections::BTreeMap<u64, Ready>, bool)>,
+    wake: Condvar,
+}
+
+/// Runs a worker until the scheduler tells it to stop or goes away.
+pub fn run<O>(scheduler: &str, options: WorkerOptions) -> Result<()>
+where
+    O: Execute,
+    O::Value: WireValue,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| DistError::io("starting the worker's event loop", e))?;
+    rt.block_on(serve::<O>(scheduler.to_owned(), options))
+}
+
+async fn serve<O>(scheduler: String, options: WorkerOptions) -> Result<()>
+where
+    O: Execute,
+    O::Value: WireValue,
+{
+    let store: Store<O::Value> = Arc::default();
+    let listener = TcpListener::bind((options.host.as_str(), 0))
+        .await
+        .map_err(|e| DistError::io(format!("binding the data port on {}", options.host), e))?;
+    let data_address = listener
+        .local_addr()
+        .map_err(|e| DistError::io("reading the data port's address", e))?
+        .to_string();
+    tokio::spawn(data_server::<O::Value>(listener, store.clone()));
+
+    let stream = connect(&scheduler).await?;
+    let (mut r, w) = stream.into_split();
+    let mut w = BufWriter::new(w);
+    let hello = Hello::Worker {
+        name: options.name.clone(),
+        nthreads: options.nthreads.max(1) as u32,
+        memory_limit: options.memory_limit,
+        data_address,
+    };
+    write_frame(&mut w, &scheduler, &encode(&hello)?, &[]).await?;
+    w.flush()
+        .await
+        .map_err(|e| DistError::io(format!("{scheduler}: sending"), e))?;
+    let welcome: Welcome = match read_frame(&mut r, &scheduler).await? {
+        Some(f) => f.decode(&scheduler)?,
+        None => {
+            return Err(DistError::Closed {
+                peer: scheduler,
+                during: "before accepting this worker".into(),
+            });
+        }
+    };
+    if let Welcome::Refused(why) = welcome {
+        return Err(DistError::Cluster(format!(
+            "the scheduler refused this worker: {why}"
+        )));
+    }
+
+    let (tx, mut rx) = unbounded_channel::<Event<O::Value>>();
+    {
+        let tx = tx.clone();
+        let peer = scheduler.clone();
+        tokio::spawn(async move {
+            loop {
+                match read_frame(&mut r, &peer).await {
+                    Ok(Some(f)) => match f.decode::<ToWorker>(&peer) {
+                        Ok(m) => {
+                            let _ = tx.send(Event::Scheduler(m));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Event::SchedulerClosed(Some(e)));
+                            return;
+                        }
+                    },
+                    Ok(None) => {
+                        let _ = tx.send(Event::SchedulerClosed(None));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Event::SchedulerClosed(Some(e)));
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    let pool = Arc::new(Pool {
+        queue: Mutex::new((std::collections::BTreeMap::new(), false)),
+        wake: Condvar::new(),
+    });
+    let mut threads = Vec::new();
+    for i in 0..options.nthreads.max(1) {
+        let pool = pool.clone();
+        let store = store.clone();
+        let tx = tx.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("gridflow-worker-{i}"))
+            .spawn(move || compute_thread::<O>(&pool, &store, &tx))
+            .map_err(|e| DistError::io("starting worker threads", e))?;
+        threads.push(t);
+    }
+
+    let mut st = WorkerState::<O> {
+        store: store.clone(),
+        waiting: FxHashMap::default(),
+        waiters: FxHashMap::default(),
+        fetching: FxHashSet::default(),
+        borrowed: FxHashMap::default(),
+        uses: FxHashMap::default(),
+        tx: tx.clone(),
+        pool: pool.clone(),
+    };
+    let (mut fetched_bytes, mut reported_fetched) = (0u64, 0u64);
+    let outcome = loop {
+        let Some(ev) = rx.recv().await else {
+            break Ok(());
+        };
+        let mut finished = Vec::new();
+        let mut failures = Vec::new();
+        let mut stop = None;
+        let mut next = Some(ev);
+        while let Some(ev) = next.take() {
+            match ev {
+                Event::Scheduler(ToWorker::Compute(tasks)) => st.compute(tasks),
+                Event::Scheduler(ToWorker::Release(ids)) => {
+                    let mut s = lock(&st.store);
+                    for id in ids {
+                        if !st.borrowed.contains_key(&id) {
+                            s.remove(&id);
+                        }
+                    }
+                }
+                Event::Scheduler(ToWorker::Shutdown) => stop = Some(Ok(())),
+                Event::SchedulerClosed(e) => {
+                    stop = Some(match e {
+                        None => Ok(()),
+                        Some(e) => Err(e),
+                    });
+                }
+                Event::Fetched(values) => {
+                    fetched_bytes += values.iter().map(|(_, v)| O::nbytes(v) as u64).sum::<u64>();
+                    st.fetched(values);
+                }
+                Event::FetchFailed(ids, why) => {
+                    // The tasks waiting for these inputs fail (their job may already be
+                    // gone); the worker itself carries on.
+                    for id in st.fetch_failed(&ids) {
+                        st.task_ended(id);
+                        failures.push(FromWorker::Failed {
+                            id,
+                            op: "fetch".into(),
+                            message: why.clone(),
+                            panicked: false,
+                        });
+                    }
+                }
+                Event::Done { id, nbytes } => {
+                    st.task_ended(id);
+                    finished.push(TaskDone { id, nbytes });
+                }
+                Event::Failed(msg, id) => {
+                    st.task_ended(id);
+                    failures.push(msg);
+                }
+            }
+            if stop.is_some() {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        // One frame of finished tasks per wake-up: the batch the scheduler handles at once.
+        if fetched_bytes != reported_fetched {
+            reported_fetched = fetched_bytes;
+            let m = FromWorker::Metrics {
+                bytes_fetched: fetched_bytes,
+            };
+            write_frame(&mut w, &scheduler, &encode(&m)?, &[]).await?;
+        }
+        if !finished.is_empty() {
+            write_frame(
+                &mut w,
+                &scheduler,
+                &encode(&FromWorker::Finished(finished))?,
+                &[],
+            )
+            .await?;
+        }
+        for f in failures {
+            write_frame(&mut w, &scheduler, &encode(&f)?, &[]).await?;
+        }
+        w.flush()
+            .await
+            .map_err(|e| DistError::io(format!("{scheduler}: sending"), e))?;
+        if let Some(s) = stop {
+            break s;
+        }
+    };
+    {
+        let mut q = lock(&pool.queue);
+        q.1 = true;
+    }
+    pool.wake.notify_all();
+    outcome
+}
+
+struct WorkerState<O: Execute> {
+    store: Store<O::Value>,
+    /// Tasks waiting for fetched inputs: id → (task, inputs still missing).
+    waiting: FxHashMap<u64, (Ready, usize)>,
+    /// Missing input → tasks waiting for it.
+    waiters: FxHashMap<u64, Vec<u64>>,
+    fetching: FxHashSet<u64>,
+    /// Inputs fetched from peers, with the number of local tasks still to read them.
+    borrowed: FxHashMap<u64, u32>,
+    /// Inputs of each queued or running task that were fetched (to drop after use).
+    uses: FxHashMap<u64, Vec<u64>>,
+    tx: UnboundedSender<Event<O::Value>>,
+    pool: Arc<Pool>,
+}
+
+impl<O> WorkerState<O>
+where
+    O: Execute,
+    O::Value: WireValue,
+{
+    fn compute(&mut self, tasks: Vec<ComputeTask>) {
+        let mut wanted: FxHashMap<String, Vec<u64>> = FxHashMap::default();
+        for t in tasks {
+            let mut missing = 0;
+            let mut fetched_inputs = Vec::new();
+            {
+                let store = lock(&self.store);
+                let mut seen = FxHashSet::default();
+                for &i in &t.inputs {
+                    if !seen.insert(i) {
+                        continue;
+                    }
+                    let remote = t.who_has.iter().find(|l| l.id == i);
+                    if let Some(loc) = remote {
+                        fetched_inputs.push(i);
+                        *self.borrowed.entry(i).or_default() += 1;
+                        if !store.contains_key(&i) {
+                            missing += 1;
+                            self.waiters.entry(i).or_default().push(t.id);
+                            if self.fetching.insert(i) {
+                                wanted.entry(loc.address.clone()).or_default().push(i);
+                            }
+                        }
+                    }
+                }
+            }
+            self.uses.insert(t.id, fetched_inputs);
+            let ready = Ready {
+                id: t.id,
+                payload: t.payload,
+                inputs: t.inputs,
+            };
+            if missing == 0 {
+                self.run(ready);
+            } else {
+                self.waiting.insert(t.id, (ready, missing));
+            }
+        }
+        for (address, ids) in wanted {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                match fetch::<O::Value>(&address, &ids).await {
+                    Ok(values) => {
+                        let _ = tx.send(Event::Fetched(values));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Event::FetchFailed(
+                            ids,
+                            format!("fetching inputs from {address}: {e}"),
+                        ));
+                    }
+                }
+            });
+        }
+    }
+
+    fn run(&self, ready: Ready) {
+        let mut q = lock(&self.pool.queue);
+        q.0.insert(ready.id, ready);
+        drop(q);
+        self.pool.wake.notify_one();
+    }
+
+    fn fetched(&mut self, values: Vec<(u64, Arc<O::Value>)>) {
+        let mut now_ready = Vec::new();
+        {
+            let mut store = lock(&self.store);
+            for (id, v) in values {
+                self.fetching.remove(&id);
+                store.insert(id, v);
+                for t in self.waiters.remove(&id).unwrap_or_default() {
+                    if let Some((_, missing)) = self.waiting.get_mut(&t) {
+                        *missing -= 1;
+                        if *missing == 0 {
+                            now_ready.push(t);
+                        }
+                    }
+                }
+            }
+        }
+        for t in now_ready {
+            if let Some((ready, _)) = self.waiting.remove(&t) {
+                self.run(ready);
+            }
+        }
+    }
+
+    /// Inputs that could not be fetched: the tasks waiting for them are dropped and
+    /// returned.
+    fn fetch_failed(&mut self, ids: &[u64]) -> Vec<u64> {
+        let mut failed = Vec::new();
+        for id in ids {
+            self.fetching.remove(id);
+            for t in self.waiters.remove(id).unwrap_or_default() {
+                if self.waiting.remove(&t).is_some() {
+                    failed.push(t);
+                }
+            }
+        }
+        failed
+    }
+
+    /// A task ended: drop the fetched copies of inputs no local task still needs.
+    fn task_ended(&mut self, id: u64) {
+        let Some(inputs) = self.uses.remove(&id) else {
+            return;
+        };
+        let mut store = lock(&self.store);
+        for i in inputs {
+            if let Some(n) = self.borrowed.get_mut(&i) {
+                *n -= 1;
+                if *n == 0 {
+                    self.borrowed.remove(&i);
+                    store.remove(&i);
+                }
+            }
+        }
+    }
+}
+
+fn compute_thread<O: Execute>(
+    pool: &Pool,
+    store: &Store<O::Value>,
+    tx: &UnboundedSender<Event<O::Value>>,
+) {
+    loop {
+        let task = {
+            let mut q = lock(&pool.queue);
+            loop {
+                if q.1 {
+                    return;
+                }
+                if let Some((_, t)) = q.0.pop_first() {
+                    break t;
+                }
+                q = pool
+                    .wake
+                    .wait(q)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        };
+        let expr: Expr<O> = match crate::frame::decode_task(&task.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                let msg = FromWorker::Failed {
+                    id: task.id,
+                    op: "decode".into(),
+                    message: format!(
+                        "undecodable task payload ({e}); are the client and worker the same gridflow version?"
+                    ),
+                    panicked: false,
+                };
+                if tx.send(Event::Failed(msg, task.id)).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let args: Option<Vec<Arc<O::Value>>> = {
+            let s = lock(store);
+            task.inputs.iter().map(|i| s.get(i).cloned()).collect()
+        };
+        let key = Key::new("task", &[]);
+        let outcome = match args {
+            Some(args) => run_task(&expr, &args, &key),
+            None => Err(gridflow_runtime::RuntimeError::TaskFailed {
+                key,
+                op: expr.label(),
+                message: "an input is missing on the worker (released too early)".into(),
+            }),
+        };
+        let ev = match outcome {
+            Ok(v) => {
+                let nbytes = O::nbytes(&v) as u64;
+                lock(store).insert(task.id, v);
+                Event::Done {
+                    id: task.id,
+                    nbytes,
+                }
+            }
+            Err(e) => {
+                let (op, message, panicked) = match e {
+                    gridflow_runtime::RuntimeError::TaskFailed { op, message, .. } => {
+                        (op, message, false)
+                    }
+                    gridflow_runtime::RuntimeError::TaskPanicked { op, message, .. } => {
+                        (op, message, true)
+                    }
+                    other => (expr.label(), other.to_string(), false),
+                };
+                Event::Failed(
+                    FromWorker::Failed {
+                        id: task.id,
+                        op,
+                        message,
+                        panicked,
+                    },
+                    task.id,
+                )
+            }
+        };
+        if tx.send(ev).is_err() {
+            return;
+        }
+    }
+}
+
+/// Serves held values to peers and clients.
+async fn data_server<V: WireValue + Send + Sync + 'static>(listener: TcpListener, store: Store<V>) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_data(stream, &peer.to_string(), &store).await {
+                eprintln!("gridflow worker: data connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+async fn serve_data<V: WireValue>(
+    mut stream: TcpStream,
+    peer: &str,
+    store: &Store<V>,
+) -> Result<()> {
+    let _ = stream.set_nodelay(true);
+    write_preamble(&mut stream, peer).await?;
+    read_preamble(&mut stream, peer).await?;
+    let (mut r, w) = stream.into_split();
+    let mut w = BufWriter::new(w);
+    while let Some(f) = read_frame(&mut r, peer).await? {
+        let DataRequest::Get(ids) = f.decode(peer)?;
+        for id in ids {
+            let v = lock(store).get(&id).cloned();
+            match v {
+                Some(v) => {
+                    let mut header = Vec::new();
+                    v.write_header(&mut header);
+                    let msg = encode(&DataReply::Value { id, header })?;
+                    write_frame(&mut w, peer, &msg, &v.body()).await?;
+                }
+                None => {
+                    write_frame(&mut w, peer, &encode(&DataReply::Missing { id })?, &[]).await?;
+                }
+            }
+        }
+        w.flush()
+            .await
+            .map_err(|e| DistError::io(format!("{peer}: sending data"), e))?;
+    }
+    Ok(())
+}
+
+/// Fetches values by id from a worker's data port.
+pub(crate) async fn fetch<V: WireValue>(address: &str, ids: &[u64]) -> Result<Vec<(u64, Arc<V>)>> {
+    let stream = connect(address).await?;
+    let (mut r, w) = stream.into_split();
+    let mut w = BufWriter::new(w);
+    write_frame(
+        &mut w,
+        address,
+        &encode(&DataRequest::Get(ids.to_vec()))?,
+        &[],
+    )
+    .await?;
+    w.flush()
+        .await
+        .map_err(|e| DistError::io(format!("{address}: sending"), e))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for &want in ids {
+        let Some(f) = read_frame(&mut r, address).await? else {
+            return Err(DistError::Closed {
+                peer: address.to_owned(),
+                during: "while sending data".into(),
+            });
+        };
+        match f.decode::<DataReply>(address)? {
+            DataReply::Value { id, header } if id == want => {
+                let v = V::from_parts(&header, f.payload).map_err(|e| {
+                    DistError::protocol(address, format!("value of task {id}: {e}"))
+                })?;
+                out.push((id, Arc::new(v)));
+            }
+            DataReply::Value { id, .. } => {
+                return Err(DistError::protocol(
+                    address,
+                    format!("sent task {id} when asked for {want}"),
+                ));
+            }
+            DataReply::Missing { id } => {
+                return Err(DistError::Cluster(format!(
+                    "worker {address} does not hold the result of task {id}"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,137 @@
+//! The executor trait: what arrays, datasets and the CLI hand a compiled graph to.
+
+use crate::{Execute, Result};
+use gridflow_graph::{Graph, Key, Runnable};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A compiled graph to run, with what the compiler estimated about it.
+pub struct Plan<'a, O> {
+    /// The tasks, in priority order (id = position).
+    pub tasks: &'a (dyn Runnable<O> + Sync),
+    /// Estimated peak bytes of each task while it runs, by id (for memory admission).
+    /// `None`: executors admit source tasks on the bytes of held results alone.
+    pub peak_bytes: Option<&'a [u64]>,
+}
+
+impl<'a, O> Plan<'a, O> {
+    /// A plan without estimates.
+    pub fn new(tasks: &'a (dyn Runnable<O> + Sync)) -> Plan<'a, O> {
+        Plan {
+            tasks,
+            peak_bytes: None,
+        }
+    }
+
+    /// Adds per-task peak-byte estimates.
+    pub fn with_peak_bytes(self, peak_bytes: &'a [u64]) -> Plan<'a, O> {
+        Plan {
+            peak_bytes: Some(peak_bytes),
+            ..self
+        }
+    }
+}
+
+/// Something that runs compiled graphs of `O` operations and returns their outputs: the
+/// local thread pool ([`crate::LocalExecutor`]) or a client of a distributed cluster.
+/// Callers take `&dyn Executor<O>` and do not care which.
+pub trait Executor<O: Execute>: Send + Sync {
+    /// Runs a compiled plan, returning the values of its outputs in the order of
+    /// `plan.tasks.outputs()`, and what the run did.
+    fn run_plan(&self, plan: Plan<'_, O>) -> Result<(Vec<Arc<O::Value>>, RunReport)>;
+
+    /// Threads that run tasks, over all processes (for sizing batches).
+    fn thread_count(&self) -> usize;
+
+    /// A short description for logs and errors (`threads(4)`, `tcp://127.0.0.1:8786`).
+    fn describe(&self) -> String;
+
+    /// Compiles `graph` for `outputs` (cull, fuse, order) and runs it; the report counts
+    /// compiling as optimization.
+    fn run_with_report(
+        &self,
+        graph: &Graph<O>,
+        outputs: &[Key],
+    ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
+        let start = Instant::now();
+        let program = graph.indexed(outputs)?.program(true)?;
+        let optimize_time = start.elapsed();
+        let (values, mut report) = self.run_plan(Plan::new(&program))?;
+        report.optimize_time += optimize_time;
+        report.elapsed += optimize_time;
+        Ok((values, report))
+    }
+
+    /// [`Executor::run_with_report`] without the report.
+    fn run(&self, graph: &Graph<O>, outputs: &[Key]) -> Result<Vec<Arc<O::Value>>> {
+        self.run_with_report(graph, outputs).map(|(v, _)| v)
+    }
+}
+
+impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for &E {
+    fn run_plan(&self, plan: Plan<'_, O>) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
+        (**self).run_plan(plan)
+    }
+    fn thread_count(&self) -> usize {
+        (**self).thread_count()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for Box<E> {
+    fn run_plan(&self, plan: Plan<'_, O>) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
+        (**self).run_plan(plan)
+    }
+    fn thread_count(&self) -> usize {
+        (**self).thread_count()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for Arc<E> {
+    fn run_plan(&self, plan: Plan<'_, O>) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
+        (**self).run_plan(plan)
+    }
+    fn thread_count(&self) -> usize {
+        (**self).thread_count()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Progress of a run, passed to the progress callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Tasks finished.
+    pub done: usize,
+    /// Tasks in the optimized graph.
+    pub total: usize,
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunReport {
+    /// Tasks in the graph handed to the executor.
+    pub tasks_before: usize,
+    /// Tasks after culling and fusion (what actually ran).
+    pub tasks_after: usize,
+    /// Most bytes of task results held in memory at once (over all workers of a cluster,
+    /// each counted at its own peak).
+    pub peak_held_bytes: usize,
+    /// Threads used.
+    pub threads: usize,
+    /// Wall time, all included.
+    pub elapsed: Duration,
+    /// Of which: culling, fusion and ordering.
+    pub optimize_time: Duration,
+    /// Of which: running the tasks.
+    pub execute_time: Duration,
+}
