@@ -13,10 +13,11 @@
 //!   chain. The plan records the task's estimated peak bytes for admission.
 
 use crate::ArrayOp;
-use crate::groupby::GroupOp;
 use crate::kernels::ReduceSpec;
+use crate::kernels::group::GroupOp;
+use crate::ops::{StreamPlan, StreamTail};
 use crate::registry::SourceRef;
-use crate::stream::{StreamPlan, StreamTail, row_axis_of};
+use crate::stream::row_axis_of;
 use gridflow_graph::{Expr, Operation};
 use std::ops::Range;
 
@@ -111,7 +112,7 @@ fn stream_plan(
         }
         Some(ArrayOp::Group(GroupOp::Partial(p))) => {
             // Only a group partial along the rows accumulates slab by slab.
-            crate::groupby::group_partial_stream(p, row)?;
+            crate::kernels::group::group_partial_stream(p, row)?;
             StreamTail::Group(p.clone())
         }
         Some(_) => return None,

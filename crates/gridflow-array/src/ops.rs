@@ -1,12 +1,11 @@
 //! [`ArrayOp`]: the operations of array tasks, as plain serializable data.
 
-use crate::groupby::GroupOp;
+use crate::kernels::group::{GroupOp, GroupPartial};
 use crate::kernels::{ArgContext, BinaryOp, Partial, ReduceSpec, SliceSpec, UnaryOp};
 use crate::registry::SourceRef;
-use crate::stream::StreamPlan;
 use crate::{ArrayError, Chunk, DType, Result, Scalar};
-use gridflow_graph::{Expr, Operation};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 use std::sync::Arc;
 
 /// What an array task produces: a block, or the partial state of a tree reduction.
@@ -169,109 +168,37 @@ pub enum ArrayOp {
     },
 }
 
-impl Operation for ArrayOp {
-    fn label(&self) -> String {
-        match self {
-            ArrayOp::Full { value, .. } => format!("full({value})"),
-            ArrayOp::Arange { .. } => "arange".into(),
-            ArrayOp::Random { .. } => "random".into(),
-            ArrayOp::Literal(_) => "array".into(),
-            ArrayOp::Read { source, .. } => format!("read-{}", source.0.kind()),
-            ArrayOp::Unary(op) => op.name().into(),
-            ArrayOp::AsType(d) => format!("astype({d})"),
-            ArrayOp::Binary(op) => op.name().into(),
-            ArrayOp::BinaryScalar { op, scalar, .. } => {
-                format!("{}({})", op.name(), compact(*scalar))
-            }
-            ArrayOp::Where => "where".into(),
-            ArrayOp::MaskEq(fill) => format!("mask({})", compact(*fill)),
-            ArrayOp::ReduceBlock { spec, .. } => format!("{}-chunk", spec.op.name()),
-            ArrayOp::ReduceCombine { spec } => format!("{}-combine", spec.op.name()),
-            ArrayOp::ReduceFinalize { spec, .. } => format!("{}-agg", spec.op.name()),
-            ArrayOp::Slice(_) => "getitem".into(),
-            ArrayOp::Take { .. } => "take".into(),
-            ArrayOp::Gather { .. } => "rechunk".into(),
-            ArrayOp::Transpose(_) => "transpose".into(),
-            ArrayOp::DropAxes(_) => "squeeze".into(),
-            ArrayOp::ExpandAxes(_) => "expand_dims".into(),
-            ArrayOp::MapBlocks { kernel, .. } => kernel.clone(),
-            ArrayOp::Stream(plan) => plan.label(),
-            ArrayOp::Group(g) => g.label(),
-        }
-    }
-
-    fn is_blockwise(&self) -> bool {
-        matches!(
-            self,
-            ArrayOp::Unary(_)
-                | ArrayOp::AsType(_)
-                | ArrayOp::Binary(_)
-                | ArrayOp::BinaryScalar { .. }
-                | ArrayOp::Where
-                | ArrayOp::MaskEq(_)
-        )
-    }
-
-    fn is_source(&self) -> bool {
-        matches!(
-            self,
-            ArrayOp::Full { .. }
-                | ArrayOp::Arange { .. }
-                | ArrayOp::Random { .. }
-                | ArrayOp::Literal(_)
-                | ArrayOp::Read { .. }
-                | ArrayOp::Stream(_)
-        )
-    }
-
-    fn lowers(&self) -> bool {
-        match self {
-            ArrayOp::ReduceBlock { .. }
-            | ArrayOp::Group(GroupOp::Partial(_))
-            | ArrayOp::Slice(_)
-            | ArrayOp::Take { .. }
-            | ArrayOp::DropAxes(_)
-            | ArrayOp::ExpandAxes(_)
-            | ArrayOp::Transpose(_) => true,
-            op => op.is_pointwise(),
-        }
-    }
-
-    fn lower(expr: &Expr<ArrayOp>) -> Option<Expr<ArrayOp>> {
-        crate::lower::lower(expr)
-    }
-
-    fn peak_bytes(expr: &Expr<ArrayOp>) -> Option<u64> {
-        match expr {
-            Expr::Call {
-                op: ArrayOp::Stream(plan),
-                ..
-            } => plan.peak_bytes,
-            _ => None,
-        }
-    }
+/// A task lowered to stream its read (see [`ArrayOp::Stream`]): the block of
+/// `source` is read slab by slab of whole rows (axis 0), only the rows in `rows` when the
+/// task selects a range of them, and each slab runs through `steps`, row-local operations
+/// with the selections first (a selection never decodes or masks what it drops). The
+/// task then holds a slab (a few MiB) and its result instead of the decoded block.
+///
+/// Plain data like every operation: a plan lowered here can be drawn, hashed and sent to
+/// another process, which rebuilds the source from its kind and spec.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StreamPlan {
+    pub(crate) source: SourceRef,
+    pub(crate) block: Vec<usize>,
+    /// The rows of the block the task reads (all of them when `None`).
+    pub(crate) rows: Option<Range<usize>>,
+    /// Row-local operations applied to each slab, in order.
+    pub(crate) steps: Vec<ArrayOp>,
+    /// What becomes of the slabs' results.
+    pub(crate) tail: StreamTail,
+    /// The estimated peak bytes of the task (slab buffers and result).
+    pub(crate) peak_bytes: Option<u64>,
 }
 
-/// A scalar for labels: at most 4 significant digits (`0.01745`, `273.1`, `1e+06`).
-fn compact(s: Scalar) -> String {
-    match s {
-        Scalar::Float(v) if v != 0.0 && v.is_finite() && (v.abs() >= 1e5 || v.abs() < 1e-3) => {
-            format!("{v:.3e}")
-        }
-        Scalar::Float(v) if v.is_finite() => {
-            let t = format!(
-                "{:.*}",
-                (3 - v.abs().log10().floor().clamp(-4.0, 3.0) as i32).max(0) as usize,
-                v
-            );
-            if t.contains('.') {
-                t.trim_end_matches('0').trim_end_matches('.').to_owned()
-            } else {
-                t
-            }
-        }
-        other => other.to_string(),
-    }
+/// How a streamed task combines the results of its slabs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum StreamTail {
+    /// Glued back together along the row axis.
+    Rows,
+    /// Reduced: partials over the row axis are combined, others glued.
+    Reduce(ReduceSpec),
+    /// A group-by partial along the rows, fed slab by slab.
+    Group(GroupPartial),
 }
 
 impl ArrayOp {

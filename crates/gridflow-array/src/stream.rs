@@ -2,45 +2,10 @@
 //! runs its row-local operations on each slab.
 
 use crate::exec::apply_owned;
-use crate::groupby::{GroupOp, GroupPartial, GroupPartialStream};
-use crate::kernels::{self, Partial, ReduceSpec, SliceSpec};
-use crate::registry::SourceRef;
+use crate::kernels::group::{GroupOp, GroupPartialStream, group_partial_stream};
+use crate::kernels::{self, Partial, SliceSpec};
+use crate::ops::{StreamPlan, StreamTail};
 use crate::{ArrayError, ArrayOp, Chunk, Result, Value};
-use serde::{Deserialize, Serialize};
-use std::ops::Range;
-
-/// A task lowered to stream its read (see [`crate::ArrayOp::Stream`]): the block of
-/// `source` is read slab by slab of whole rows (axis 0), only the rows in `rows` when the
-/// task selects a range of them, and each slab runs through `steps`, row-local operations
-/// with the selections first (a selection never decodes or masks what it drops). The
-/// task then holds a slab (a few MiB) and its result instead of the decoded block.
-///
-/// Plain data like every operation: a plan lowered here can be drawn, hashed and sent to
-/// another process, which rebuilds the source from its kind and spec.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StreamPlan {
-    pub(crate) source: SourceRef,
-    pub(crate) block: Vec<usize>,
-    /// The rows of the block the task reads (all of them when `None`).
-    pub(crate) rows: Option<Range<usize>>,
-    /// Row-local operations applied to each slab, in order.
-    pub(crate) steps: Vec<ArrayOp>,
-    /// What becomes of the slabs' results.
-    pub(crate) tail: StreamTail,
-    /// The estimated peak bytes of the task (slab buffers and result).
-    pub(crate) peak_bytes: Option<u64>,
-}
-
-/// How a streamed task combines the results of its slabs.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) enum StreamTail {
-    /// Glued back together along the row axis.
-    Rows,
-    /// Reduced: partials over the row axis are combined, others glued.
-    Reduce(ReduceSpec),
-    /// A group-by partial along the rows, fed slab by slab.
-    Group(GroupPartial),
-}
 
 impl StreamPlan {
     /// A short label: the read, its row range, and the streamed operations.
@@ -72,7 +37,7 @@ impl StreamPlan {
         let row = row_axis_of(&rowwise).ok_or_else(|| internal("not row-local"))?;
         let mut group: Option<GroupPartialStream> = match &self.tail {
             StreamTail::Group(p) => Some(
-                crate::groupby::group_partial_stream(p, row)
+                group_partial_stream(p, row)
                     .ok_or_else(|| internal("not a group partial along the rows"))?,
             ),
             _ => None,

@@ -11,6 +11,7 @@
 
 pub mod elementwise;
 pub(crate) mod fused;
+pub mod group;
 pub mod reduce;
 pub mod shape;
 
