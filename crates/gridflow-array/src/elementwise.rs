@@ -234,7 +234,7 @@ impl ChunkedArray {
     ///
     /// ```
     /// use gridflow_array::{ChunkedArray, DType, Scalar};
-    /// let x = ChunkedArray::full(&[4], Scalar::Float(1e20), 2, DType::F32).unwrap();
+    /// let x = ChunkedArray::full(&[4], Scalar::Float(1e20), [2], DType::F32).unwrap();
     /// let n = x.mask_eq(Scalar::Float(1e20)).unwrap().count(None).unwrap();
     /// assert_eq!(n.compute_scalar().unwrap().as_f64(), 0.0);
     /// ```
