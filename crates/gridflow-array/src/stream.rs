@@ -2,7 +2,7 @@
 //! runs its row-local operations on each slab.
 
 use crate::exec::apply_owned;
-use crate::kernels::group::{GroupOp, GroupPartialStream, group_partial_stream};
+use crate::kernels::group::{GroupPartialStream, group_partial_stream};
 use crate::kernels::{self, Partial, SliceSpec};
 use crate::ops::{StreamPlan, StreamTail};
 use crate::{ArrayError, ArrayOp, Chunk, Result, Value};
@@ -18,7 +18,7 @@ impl StreamPlan {
         match &self.tail {
             StreamTail::Rows => {}
             StreamTail::Reduce(spec) => parts.push(format!("{}-chunk", spec.op.name())),
-            StreamTail::Group(p) => parts.push(GroupOp::Partial(p.clone()).label()),
+            StreamTail::Group(p) => parts.push(p.label()),
         }
         format!("stream({})", parts.join("+"))
     }
@@ -131,9 +131,7 @@ impl StreamPlan {
                     value.chunk("reduce")?,
                     None,
                 )?))),
-                StreamTail::Group(p) => Ok(Value::Chunk(
-                    GroupOp::Partial(p.clone()).run(&[value.chunk("group partial")?])?,
-                )),
+                StreamTail::Group(p) => Ok(Value::Chunk(p.run(value.chunk("group partial")?)?)),
             };
         }
         glue_rows(parts, row)

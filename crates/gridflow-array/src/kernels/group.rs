@@ -150,11 +150,23 @@ impl GroupPartial {
     }
 }
 
+impl GroupPartial {
+    /// Label for drawings and errors (`groupby-mean-chunk`).
+    pub fn label(&self) -> String {
+        format!("groupby-{}-chunk", self.stat.name())
+    }
+
+    /// The partial states of one whole block.
+    pub(crate) fn run(&self, x: &Chunk) -> Result<Chunk> {
+        partial_block(x, self)
+    }
+}
+
 impl GroupOp {
     /// Label for drawings and errors (`groupby-mean-chunk`, `median`).
     pub fn label(&self) -> String {
         match self {
-            GroupOp::Partial(p) => format!("groupby-{}-chunk", p.stat.name()),
+            GroupOp::Partial(p) => p.label(),
             GroupOp::Combine { stat, .. } => format!("groupby-{}-combine", stat.name()),
             GroupOp::Finalize { stat, .. } => format!("groupby-{}-agg", stat.name()),
             GroupOp::Blockwise { partial, .. } => format!("groupby-{}", partial.stat.name()),
@@ -172,7 +184,7 @@ impl GroupOp {
             }),
         };
         match self {
-            GroupOp::Partial(p) => partial_block(one()?, p),
+            GroupOp::Partial(p) => p.run(one()?),
             GroupOp::Combine {
                 axis,
                 ngroups,
