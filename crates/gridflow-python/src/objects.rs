@@ -170,6 +170,14 @@ impl PyDataArray {
         self.inner.coord(name).py().map(da)
     }
 
+    /// A copy with these attributes (JSON text of an object).
+    fn with_attrs_json(&self, attrs: &str) -> PyResult<PyDataArray> {
+        let attrs: gridflow_dataset::Attrs = serde_json::from_str(attrs).py()?;
+        let mut inner = self.inner.clone();
+        *inner.attrs_mut() = attrs;
+        Ok(da(inner))
+    }
+
     /// A renamed copy.
     fn rename(&self, name: &str) -> PyDataArray {
         da(self.inner.rename(name))

@@ -251,7 +251,12 @@ class DataArray(_Lazy):
                 return DataArray(self._obj.binary_scalar(op, other.item(), reflected))
             o = _from_numpy(other, self)
             a, b = (o, self) if reflected else (self, o)
-            return DataArray(a._obj.binary(op, b._obj))
+            out = a._obj.binary(op, b._obj)
+            if reflected:
+                # ``array op da`` is da's reflected operator in xarray: da's dimension order
+                out = out.transpose(list(self.dims))
+            # an array has no name: the result keeps this one's, as in xarray
+            return DataArray(out.rename(self.name) if self.name is not None else out)
         return NotImplemented
 
     def __add__(self, o): return self._binary("add", o)
@@ -301,6 +306,13 @@ class DataArray(_Lazy):
             return b._binary(name, a, reflected=True)
         return NotImplemented
 
+    def __array_function__(self, func, types, args, kwargs):
+        """``np.where(cond, x, y)`` stays lazy (as ``xr.where``); other NumPy functions
+        are not dispatched (compute first: ``np.median(da.values)``)."""
+        if func is np.where and len(args) == 3 and not kwargs:
+            return where(*args)
+        return NotImplemented
+
     def __array__(self, dtype=None, copy=None):
         v = self.values
         return v if dtype is None else v.astype(dtype, copy=False)
@@ -342,6 +354,24 @@ for _name in _REDUCTIONS:
         method.__doc__ = f"Lazy ``{name}`` over ``dim`` (a name, a list of names, or all when None)."
         return method
     setattr(DataArray, _name, _make(_name))
+
+
+def where(cond, x, y):
+    """``xr.where(cond, x, y)`` for a gridflow condition with one of ``x``/``y`` a
+    DataArray and the other a number (or both DataArrays broadcast by name)."""
+    cond = cond if isinstance(cond, DataArray) else None
+    if cond is None:
+        raise TypeError("gridflow.where: the condition must be a gridflow.DataArray")
+    if isinstance(x, DataArray) and not isinstance(y, DataArray):
+        out = x.where(cond, y)
+    elif isinstance(y, DataArray) and not isinstance(x, DataArray):
+        out = y.where(~cond, x)
+    elif isinstance(x, DataArray) and isinstance(y, DataArray):
+        raise NotImplementedError("gridflow.where: x and y both arrays is not supported yet; one must be a number")
+    else:
+        raise TypeError("gridflow.where: x or y must be a gridflow.DataArray")
+    # xarray's where takes its attributes from x
+    return DataArray(out._obj.with_attrs_json(json.dumps(x.attrs if isinstance(x, DataArray) else {})))
 
 
 def _show_svg(svg, filename):
