@@ -20,13 +20,34 @@ fn default() -> Option<Arc<Client>> {
         .clone()
 }
 
-/// Runs `f` with the default client, or the local thread pool when there is none.
+/// Runs `f` with the default client, or the local thread pool when there is none;
+/// `progress(done, total)` (a Python callable) is called as tasks finish.
 pub fn with_executor<R>(
+    progress: Option<Py<PyAny>>,
     f: impl FnOnce(&(dyn Executor<ArrayOp> + Sync)) -> PyResult<R>,
 ) -> PyResult<R> {
+    let callback = progress.map(|cb| {
+        Arc::new(move |p: gridflow_runtime::Progress| {
+            // Called from the executor's threads while the caller has released the GIL;
+            // an error raised by the callback must not stop the computation.
+            Python::attach(|py| {
+                if let Err(e) = cb.call1(py, (p.done, p.total)) {
+                    e.write_unraisable(py, None);
+                }
+            });
+        }) as gridflow_runtime::ProgressFn
+    });
     match default() {
-        Some(c) => f(&*c),
-        None => f(&LocalExecutor::default()),
+        Some(c) => {
+            c.set_progress(callback);
+            let out = f(&*c);
+            c.set_progress(None);
+            out
+        }
+        None => match callback {
+            Some(cb) => f(&LocalExecutor::default().with_progress(move |p| cb(p))),
+            None => f(&LocalExecutor::default()),
+        },
     }
 }
 

@@ -334,11 +334,12 @@ impl PyDataArray {
     /// Computes on the default client (or the local thread pool; the GIL released) and
     /// returns `(name, variable, coords)`, each variable as
     /// `(name, dims, values, kind, attrs_json, encoding_json)`.
-    fn compute_raw(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        with_executor(|exec| {
+    #[pyo3(signature = (progress=None))]
+    fn compute_raw(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        with_executor(progress, |exec| {
             let name = self.inner.name().unwrap_or_default();
             let var = variable_to_py(py, name, self.inner.variable(), exec)?;
-            let coords = coords_to_py(py, self.inner.coords(), exec)?;
+            let coords = coords_to_py(py, self.inner.coords())?;
             Ok((self.inner.name(), var, coords)
                 .into_pyobject(py)?
                 .into_any()
@@ -347,8 +348,9 @@ impl PyDataArray {
     }
 
     /// Only the values, computed (a NumPy array owning the Rust buffer).
-    fn compute_values(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        with_executor(|exec| {
+    #[pyo3(signature = (progress=None))]
+    fn compute_values(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        with_executor(progress, |exec| {
             let data = self.inner.data().clone();
             let chunk = py.detach(|| data.compute_with(exec)).py()?;
             Ok(crate::convert::chunk_to_numpy(py, chunk))
@@ -360,14 +362,13 @@ impl PyDataArray {
     }
 }
 
-fn coords_to_py(
-    py: Python<'_>,
-    coords: &Coords,
-    exec: &(dyn gridflow_array::Executor<gridflow_array::ArrayOp> + Sync),
-) -> PyResult<Vec<Py<PyAny>>> {
+/// Coordinates are small (mostly labels already in memory): computed here, on the local
+/// pool, without progress reports that would restart the caller's bar.
+fn coords_to_py(py: Python<'_>, coords: &Coords) -> PyResult<Vec<Py<PyAny>>> {
+    let local = gridflow_array::LocalExecutor::default();
     coords
         .iter()
-        .map(|(k, v)| variable_to_py(py, k, v, exec))
+        .map(|(k, v)| variable_to_py(py, k, v, &local))
         .collect()
 }
 
@@ -583,15 +584,16 @@ impl PyDataset {
     /// Computes every variable (one run per variable on the default client or the local
     /// pool, GIL released, so that each result's buffer goes to NumPy without a copy) and
     /// returns `(data_vars, coords, attrs_json, encoding_json)`.
-    fn compute_raw(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        with_executor(|exec| {
+    #[pyo3(signature = (progress=None))]
+    fn compute_raw(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        with_executor(progress, |exec| {
             let computed = &self.inner;
             let vars = computed
                 .data_vars()
                 .iter()
                 .map(|(k, v)| variable_to_py(py, k, v, exec))
                 .collect::<PyResult<Vec<_>>>()?;
-            let coords = coords_to_py(py, computed.coords(), exec)?;
+            let coords = coords_to_py(py, computed.coords())?;
             let out = PyList::new(py, [vars, coords])?;
             Ok((
                 out,

@@ -15,6 +15,7 @@ from ._gridflow import GridflowError
 from .catalog import EsmDatastore, open_esm_datastore
 from .core import DataArray, Dataset
 from .distributed import Client, LocalCluster
+from ._progress import set_progress
 from . import _gridflow
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "open_esm_datastore",
     "open_zarr",
     "optimize",
+    "set_progress",
 ]
 
 

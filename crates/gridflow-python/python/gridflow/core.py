@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _gridflow
 from ._convert import decode_values, to_xarray_dataarray, to_xarray_dataset
+from ._progress import progress_for
 
 _REDUCTIONS = ("sum", "mean", "min", "max", "std", "var", "count", "median", "prod", "any", "all")
 _UNARY = frozenset(_gridflow.unary_op_names())
@@ -318,15 +319,19 @@ class DataArray(_Lazy):
         return v if dtype is None else v.astype(dtype, copy=False)
 
     # --- computing ----------------------------------------------------------------
-    def compute(self, **kwargs):
+    def compute(self, progress=None, **kwargs):
         """The values, computed (GIL released), as an ``xarray.DataArray`` with the same
-        dims, coords, attrs and encoding; numbers are NumPy arrays over gridflow's buffers."""
-        return to_xarray_dataarray(self._obj.compute_raw())
+        dims, coords, attrs and encoding; numbers are NumPy arrays over gridflow's buffers.
+        ``progress``: ``True``/``False``/a callable ``f(done, total)``; by default a bar is
+        shown in Jupyter (``gridflow.set_progress``)."""
+        with progress_for(progress) as cb:
+            return to_xarray_dataarray(self._obj.compute_raw(cb))
 
     @property
     def values(self):
         """The computed values as a NumPy array (numbers: the Rust buffer, no copy)."""
-        return decode_values(self._obj.compute_values(), self._obj.kind)
+        with progress_for() as cb:
+            return decode_values(self._obj.compute_values(cb), self._obj.kind)
 
     def to_numpy(self):
         return self.values
@@ -555,10 +560,11 @@ class Dataset(_Lazy):
     def reduce_by_name(self, name, dim=None, skipna=None, ddof=0):
         return Dataset(self._obj.reduce(name, _dims_arg(dim), skipna, ddof))
 
-    def compute(self, **kwargs):
+    def compute(self, progress=None, **kwargs):
         """Every variable computed (GIL released) as an ``xarray.Dataset`` with attrs and
-        encodings."""
-        return to_xarray_dataset(self._obj.compute_raw())
+        encodings (``progress`` as ``DataArray.compute``)."""
+        with progress_for(progress) as cb:
+            return to_xarray_dataset(self._obj.compute_raw(cb))
 
     def visualize(self, filename=None, **kwargs):
         """The task graph of the first data variable, as ``DataArray.visualize``."""
