@@ -8,6 +8,7 @@
 mod catalog;
 mod cluster;
 mod convert;
+mod dask;
 mod error;
 mod objects;
 
@@ -24,6 +25,8 @@ fn _gridflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<objects::PyRolling>()?;
     m.add_class::<catalog::PyCatalog>()?;
     m.add_class::<cluster::PyClient>()?;
+    m.add_class::<dask::PyTaskValue>()?;
+    m.add_function(wrap_pyfunction!(dask::run_task, m)?)?;
     m.add_function(wrap_pyfunction!(objects::open_zarr, m)?)?;
     m.add_function(wrap_pyfunction!(objects::from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(objects::unary_op_names, m)?)?;

@@ -316,6 +316,14 @@ impl PyDataArray {
         Ok(PyRolling { inner: r })
     }
 
+    /// The optimized graph for Dask: `(tasks, outputs, numblocks)` (see `gridflow.dask`).
+    #[allow(clippy::type_complexity)]
+    fn dask_tasks(
+        &self,
+    ) -> PyResult<(Vec<(String, Vec<u8>, Vec<String>)>, Vec<String>, Vec<usize>)> {
+        crate::dask::dask_tasks(self)
+    }
+
     /// Tasks in the graph as built.
     fn graph_len(&self) -> usize {
         self.inner.data().graph_len()
