@@ -12,6 +12,12 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::sync::Arc;
 
+/// What `__reduce__` returns: the constructor and its arguments (wire header, body).
+type Reduced<'py> = (
+    Bound<'py, PyAny>,
+    (Bound<'py, PyBytes>, Bound<'py, PyBytes>),
+);
+
 /// A value passed between gridflow tasks inside Dask (a block or a partial reduction);
 /// pickles as gridflow's wire encoding, so it can move between Dask workers.
 #[pyclass(name = "TaskValue", module = "gridflow._gridflow", frozen)]
@@ -30,12 +36,7 @@ impl PyTaskValue {
         })
     }
 
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<(
-        Bound<'py, PyAny>,
-        (Bound<'py, PyBytes>, Bound<'py, PyBytes>),
-    )> {
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Reduced<'py>> {
         let py = slf.py();
         let v = &slf.get().value;
         let mut header = Vec::new();
