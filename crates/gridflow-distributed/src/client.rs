@@ -1,5 +1,6 @@
 //! The client: submits compiled graphs to a scheduler and gathers results from workers.
 
+use crate::auth::{Security, Stream};
 use crate::frame::{encode, read_frame, write_frame};
 use crate::messages::{FromClient, Hello, Location, SubmitTask, ToClient, Welcome, WorkerInfo};
 use crate::worker::{connect, fetch};
@@ -11,11 +12,11 @@ use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 
 struct Conn {
-    r: OwnedReadHalf,
-    w: BufWriter<OwnedWriteHalf>,
+    r: ReadHalf<Stream>,
+    w: BufWriter<WriteHalf<Stream>>,
 }
 
 /// A connection to a scheduler; an [`Executor`] for any operation type whose values can
@@ -25,6 +26,7 @@ pub struct Client {
     conn: Mutex<Conn>,
     address: String,
     progress: Mutex<Option<ProgressFn>>,
+    sec: Security,
 }
 
 impl std::fmt::Debug for Client {
@@ -34,16 +36,22 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to the scheduler at `address` (`tcp://host:port` or `host:port`),
-    /// checking the protocol version.
+    /// Connects to the scheduler at `address` (`tcp://host:port`, `tls://host:port` or
+    /// `host:port`), checking the protocol version, with the credentials of the environment
+    /// ([`Security::from_env`]).
     pub fn connect(address: &str) -> Result<Client> {
+        Client::connect_with(address, Security::from_env()?)
+    }
+
+    /// Connects with these credentials.
+    pub fn connect_with(address: &str, sec: Security) -> Result<Client> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| DistError::io("starting the client's event loop", e))?;
         let conn = rt.block_on(async {
-            let stream = connect(address).await?;
-            let (mut r, w) = stream.into_split();
+            let stream = connect(address, &sec).await?;
+            let (mut r, w) = tokio::io::split(stream);
             let mut w = BufWriter::new(w);
             write_frame(&mut w, address, &encode(&Hello::Client)?, &[]).await?;
             w.flush()
@@ -68,6 +76,7 @@ impl Client {
             conn: Mutex::new(conn),
             address: address.to_owned(),
             progress: Mutex::new(None),
+            sec,
         })
     }
 
@@ -192,7 +201,7 @@ impl Client {
                         outputs,
                         peak_bytes,
                     } if Some(j) == job => {
-                        let values = gather::<O::Value>(&outputs).await;
+                        let values = gather::<O::Value>(&outputs, &self.sec).await;
                         send(&mut c, &address, &FromClient::Release { job: j }).await?;
                         return Ok(Ok((values?, peak_bytes)));
                     }
@@ -254,7 +263,7 @@ async fn recv(c: &mut Conn, address: &str) -> Result<ToClient> {
 }
 
 /// Fetches the outputs from the workers holding them, one connection per worker.
-async fn gather<V: WireValue>(outputs: &[Location]) -> Result<Vec<Arc<V>>> {
+async fn gather<V: WireValue>(outputs: &[Location], sec: &Security) -> Result<Vec<Arc<V>>> {
     let mut by_worker: FxHashMap<&str, Vec<u64>> = FxHashMap::default();
     for l in outputs {
         let ids = by_worker.entry(l.address.as_str()).or_default();
@@ -269,7 +278,7 @@ async fn gather<V: WireValue>(outputs: &[Location]) -> Result<Vec<Arc<V>>> {
                 "a result is held by no worker (its worker left)".into(),
             ));
         }
-        for (id, v) in fetch::<V>(address, &ids).await? {
+        for (id, v) in fetch::<V>(address, &ids, sec).await? {
             values.insert(id, v);
         }
     }

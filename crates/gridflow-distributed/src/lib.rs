@@ -17,6 +17,7 @@
 //! # Ok::<(), gridflow_distributed::DistError>(())
 //! ```
 
+pub mod auth;
 mod client;
 mod cluster;
 pub mod core;
@@ -28,6 +29,7 @@ pub mod node;
 pub mod scheduler;
 pub mod worker;
 
+pub use auth::{Security, TlsFiles};
 pub use client::Client;
 pub use cluster::{LocalCluster, LocalClusterOptions};
 pub use error::{DistError, Result};

@@ -116,7 +116,7 @@ fn connecting_to_a_server_of_another_version_names_both_versions() {
     let e = Client::connect(&format!("tcp://{addr}")).unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains("version 7") && msg.contains("version 1"),
+        msg.contains("version 7") && msg.contains("version 2"),
         "{msg}"
     );
     server.join().unwrap();
