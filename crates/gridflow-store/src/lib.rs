@@ -9,6 +9,9 @@
 //!   tasks fetch and decode store chunks on the executor's threads;
 //! * [`ZarrArray::read_region`] reads only the inner chunks of sharded arrays it needs;
 //! * [`to_zarr`] writes a chunked array (v2 with consolidated metadata, or v3) in parallel;
+//! * [`kerchunk`] reference sets (JSON version 0 and 1) open as read-only stores whose chunks
+//!   are byte ranges of other files (netCDF-4/HDF5 ones, typically): [`ZarrStore::open`]
+//!   recognises a reference file by its content;
 //! * [`staging`] puts local outputs in place only when complete (temporary sibling + rename).
 //!
 //! Call [`register`] once per process that runs read tasks (the `"zarr"` source kind).
@@ -20,6 +23,7 @@ pub mod clouds;
 pub mod error;
 pub mod fetch;
 mod http;
+pub mod kerchunk;
 pub mod metadata;
 pub mod staging;
 pub mod storage;
