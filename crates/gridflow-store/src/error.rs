@@ -179,6 +179,14 @@ pub enum StoreError {
         /// What is wrong, naming the key.
         detail: String,
     },
+    /// A netCDF file that cannot be read.
+    #[error("netCDF file {path}: {detail}")]
+    Netcdf {
+        /// The file.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
     /// A file that is neither a Zarr store nor a reference set gridflow reads.
     #[error("{url}: {detail}")]
     NotAStore {

@@ -14,7 +14,10 @@
 //!   recognises a reference file by its content;
 //! * [`staging`] puts local outputs in place only when complete (temporary sibling + rename).
 //!
-//! Call [`register`] once per process that runs read tasks (the `"zarr"` source kind).
+//! * [`netcdf::NetcdfFile`] reads local netCDF-3 and netCDF-4 files as lazy chunked arrays.
+//!
+//! Call [`register`] once per process that runs read tasks (the `"zarr"` and `"netcdf"`
+//! source kinds).
 
 pub mod array;
 mod aws_profile;
@@ -25,6 +28,7 @@ pub mod fetch;
 mod http;
 pub mod kerchunk;
 pub mod metadata;
+pub mod netcdf;
 pub mod staging;
 pub mod storage;
 mod strings;
@@ -44,4 +48,5 @@ pub use write::{
 /// (call it in every process that deserializes or runs read tasks; idempotent).
 pub fn register() {
     gridflow_array::register_source_kind("zarr", |spec| Ok(array::source_from_spec(spec)?));
+    gridflow_array::register_source_kind("netcdf", |spec| Ok(netcdf::source_from_spec(spec)?));
 }
