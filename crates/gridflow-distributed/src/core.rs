@@ -107,7 +107,10 @@ struct Worker {
 #[derive(Debug)]
 struct Job {
     len: u64,
-    outputs: Vec<u32>,
+    /// Outputs as global ids (results of this job, or results held from earlier jobs).
+    outputs: Vec<TaskId>,
+    /// Distinct outputs still pinned for the client (each counts one in `readers_left`).
+    pinned: Vec<TaskId>,
     done: u64,
     held: u64,
     peak: u64,
@@ -150,6 +153,8 @@ pub struct Core {
     /// Ready root tasks, lowest id (highest priority) first.
     queue: BinaryHeap<Reverse<TaskId>>,
     jobs: FxHashMap<u64, Job>,
+    /// Jobs waiting for a held result they output (all their own tasks done).
+    output_waiters: FxHashMap<TaskId, Vec<u64>>,
     actions: Vec<Action>,
     /// Root tasks finished, and a moving average of their results' bytes (for the root
     /// limit).
@@ -168,6 +173,7 @@ impl Core {
             workers: Vec::new(),
             queue: BinaryHeap::new(),
             jobs: FxHashMap::default(),
+            output_waiters: FxHashMap::default(),
             actions: Vec::new(),
             roots_done: 0,
             root_bytes: 0,
@@ -216,9 +222,14 @@ impl Core {
 
     /// The global ids of a job's outputs, in the order submitted.
     pub fn outputs(&self, job: u64) -> Vec<TaskId> {
-        self.jobs.get(&job).map_or_else(Vec::new, |j| {
-            j.outputs.iter().map(|&o| job + u64::from(o)).collect()
-        })
+        self.jobs
+            .get(&job)
+            .map_or_else(Vec::new, |j| j.outputs.clone())
+    }
+
+    /// True while the job is known (not yet finished and released, failed or cancelled).
+    pub fn has_job(&self, job: u64) -> bool {
+        self.jobs.contains_key(&job)
     }
 
     /// Most bytes a job's results held at once.
@@ -281,16 +292,44 @@ impl Core {
         tasks: Vec<(Vec<u8>, Vec<u32>)>,
         outputs: Vec<u32>,
     ) -> Result<u64, String> {
+        self.submit_with_held(tasks, outputs, &[])
+    }
+
+    /// Like [`Core::submit`], but the job may also read results held from earlier jobs
+    /// (persisted results, futures, scattered data): an input or output position `n + k`
+    /// (`n` = the job's task count) is `held[k]`, a global id. Held results must still be
+    /// known (in memory or on their way); each reader keeps them alive until it finished.
+    pub fn submit_with_held(
+        &mut self,
+        tasks: Vec<(Vec<u8>, Vec<u32>)>,
+        outputs: Vec<u32>,
+        held: &[TaskId],
+    ) -> Result<u64, String> {
         let n = tasks.len() as u64;
         for (i, (_, ins)) in tasks.iter().enumerate() {
-            if let Some(bad) = ins.iter().find(|&&x| x as usize >= i) {
+            if let Some(bad) = ins.iter().find(|&&x| {
+                (x as usize >= i && u64::from(x) < n) || u64::from(x) >= n + held.len() as u64
+            }) {
                 return Err(format!(
                     "task {i} reads task {bad}, which does not come before it"
                 ));
             }
         }
-        if let Some(bad) = outputs.iter().find(|&&o| u64::from(o) >= n) {
+        if let Some(bad) = outputs
+            .iter()
+            .find(|&&o| u64::from(o) >= n + held.len() as u64)
+        {
             return Err(format!("output {bad} is not a task of the job ({n} tasks)"));
+        }
+        for &h in held {
+            match self.state(h) {
+                TaskState::Forgotten | TaskState::Erred => {
+                    return Err(format!(
+                        "held result {h} is gone (released, cancelled or failed)"
+                    ));
+                }
+                _ => {}
+            }
         }
         if n > 0 && !self.workers.is_empty() && self.alive_workers() == 0 {
             return Err(format!(
@@ -300,19 +339,37 @@ impl Core {
         }
         let job = self.next_id;
         self.next_id += n.max(1);
+        let global = |p: u32| -> TaskId {
+            let p = u64::from(p);
+            if p < n {
+                job + p
+            } else {
+                held[(p - n) as usize]
+            }
+        };
+        let outputs: Vec<TaskId> = outputs.into_iter().map(global).collect();
+        let mut pinned = outputs.clone();
+        pinned.sort_unstable();
+        pinned.dedup();
         // Tasks of an empty job: none; its id still advances so that ids stay unique.
         if n == 0 {
+            for &o in &pinned {
+                if let Some(t) = self.task_mut(o) {
+                    t.readers_left += 1;
+                }
+            }
             self.jobs.insert(
                 job,
                 Job {
                     len: 0,
                     outputs,
+                    pinned,
                     done: 0,
                     held: 0,
                     peak: 0,
                 },
             );
-            self.actions.push(Action::Done { job });
+            self.check_done(job);
             return Ok(job);
         }
         // Fill the gap left by earlier empty jobs so that ids index `tasks`.
@@ -321,22 +378,28 @@ impl Core {
         }
         let base = self.tasks.len();
         for (payload, ins) in tasks {
-            let inputs: Vec<TaskId> = ins.iter().map(|&i| job + u64::from(i)).collect();
+            let inputs: Vec<TaskId> = ins.iter().map(|&i| global(i)).collect();
             let mut distinct = inputs.clone();
             distinct.sort_unstable();
             distinct.dedup();
             let id = self.first + self.tasks.len() as u64;
+            let mut waiting = 0u32;
             for &i in &distinct {
-                let t = &mut self.tasks[(i - self.first) as usize];
-                t.dependents.push(id);
+                let Some(t) = self.task_mut(i) else { continue };
                 t.readers_left += 1;
+                // A held result already in memory is not waited for (and needs no list of
+                // readers: they are only used to wake tasks up).
+                if t.state != TaskState::Memory {
+                    t.dependents.push(id);
+                    waiting += 1;
+                }
             }
             self.tasks.push_back(Task {
                 state: TaskState::Released,
                 job,
                 root: distinct.is_empty(),
                 payload,
-                waiting: distinct.len() as u32,
+                waiting,
                 inputs,
                 dependents: Vec::new(),
                 readers_left: 0,
@@ -345,17 +408,17 @@ impl Core {
                 processing_on: None,
             });
         }
-        let mut pinned = outputs.clone();
-        pinned.sort_unstable();
-        pinned.dedup();
-        for o in pinned {
-            self.tasks[base + o as usize].readers_left += 1;
+        for &o in &pinned {
+            if let Some(t) = self.task_mut(o) {
+                t.readers_left += 1;
+            }
         }
         self.jobs.insert(
             job,
             Job {
                 len: n,
                 outputs,
+                pinned,
                 done: 0,
                 held: 0,
                 peak: 0,
@@ -364,8 +427,13 @@ impl Core {
         for i in 0..n {
             let t = &mut self.tasks[base + i as usize];
             if t.waiting == 0 {
-                t.state = TaskState::Queued;
-                self.queue.push(Reverse(job + i));
+                if t.root {
+                    t.state = TaskState::Queued;
+                    self.queue.push(Reverse(job + i));
+                } else {
+                    t.state = TaskState::Waiting;
+                    self.make_ready(job + i);
+                }
             } else {
                 t.state = TaskState::Waiting;
             }
@@ -374,6 +442,97 @@ impl Core {
             self.fill(w as WorkerId);
         }
         Ok(job)
+    }
+
+    /// Data a client placed on workers itself (`scatter`): a job of results already in
+    /// memory, `(worker, bytes)` each, pinned for the client. Returns the job's id (the
+    /// results' ids are `job..job + parts.len()`).
+    pub fn scatter(&mut self, parts: &[(WorkerId, u64)]) -> Result<u64, String> {
+        if let Some((w, _)) = parts
+            .iter()
+            .find(|(w, _)| !self.workers.get(*w as usize).is_some_and(|x| x.alive))
+        {
+            return Err(format!("scatter: worker {w} is not in the cluster"));
+        }
+        let n = parts.len() as u64;
+        let job = self.next_id;
+        self.next_id += n.max(1);
+        while self.first + (self.tasks.len() as u64) < job {
+            self.tasks.push_back(Task::forgotten(u64::MAX));
+        }
+        let mut held = 0;
+        for &(w, nbytes) in parts {
+            let mut t = Task::forgotten(job);
+            t.state = TaskState::Memory;
+            t.root = true;
+            t.nbytes = nbytes;
+            t.who_has = vec![w];
+            t.readers_left = 1;
+            held += nbytes;
+            self.tasks.push_back(t);
+        }
+        let outputs: Vec<TaskId> = (job..job + n).collect();
+        self.jobs.insert(
+            job,
+            Job {
+                len: n,
+                pinned: outputs.clone(),
+                outputs,
+                done: n,
+                held,
+                peak: held,
+            },
+        );
+        Ok(job)
+    }
+
+    /// The client dropped its handles on these results: each loses one pin, and a job none
+    /// of whose outputs are pinned any more is forgotten (cancelled, if it was running).
+    pub fn release_keys(&mut self, ids: &[TaskId]) {
+        for &id in ids {
+            let Some(job) = self.task(id).map(|t| t.job) else {
+                continue;
+            };
+            let Some(j) = self.jobs.get_mut(&job) else {
+                continue;
+            };
+            let Some(at) = j.pinned.iter().position(|&p| p == id) else {
+                continue;
+            };
+            j.pinned.swap_remove(at);
+            let empty = j.pinned.is_empty();
+            self.drop_reader(id);
+            if empty {
+                self.forget_job(job);
+            }
+        }
+    }
+
+    /// One reader (or pin) of `id` is gone; its result is dropped when none is left.
+    fn drop_reader(&mut self, id: TaskId) {
+        let Some(t) = self.task_mut(id) else { return };
+        t.readers_left = t.readers_left.saturating_sub(1);
+        if t.readers_left == 0 && t.state == TaskState::Memory {
+            self.release_data(id);
+        }
+    }
+
+    /// Emits `Done` for a job whose tasks all finished and whose outputs are in memory.
+    fn check_done(&mut self, job: u64) {
+        let Some(j) = self.jobs.get(&job) else { return };
+        if j.done != j.len {
+            return;
+        }
+        let pending: Vec<TaskId> = j
+            .outputs
+            .iter()
+            .copied()
+            .filter(|&o| self.state(o) != TaskState::Memory)
+            .collect();
+        match pending.first() {
+            None => self.actions.push(Action::Done { job }),
+            Some(&o) => self.output_waiters.entry(o).or_default().push(job),
+        }
     }
 
     /// Gives worker `w` queued root tasks up to its saturation limit: consecutive roots
@@ -514,15 +673,13 @@ impl Core {
                 self.root_bytes - self.root_bytes / 4 + nbytes / 4
             };
         }
-        let mut done_now = None;
+        let mut done_now = false;
         if let Some(j) = self.jobs.get_mut(&job) {
             j.done += 1;
             j.held += nbytes;
             j.peak = j.peak.max(j.held);
             self.actions.push(Action::Progress { job, done: j.done });
-            if j.done == j.len {
-                done_now = Some(job);
-            }
+            done_now = j.done == j.len;
         }
         let mut seen: Vec<TaskId> = Vec::with_capacity(inputs.len());
         for i in inputs {
@@ -530,12 +687,7 @@ impl Core {
                 continue;
             }
             seen.push(i);
-            if let Some(ti) = self.task_mut(i) {
-                ti.readers_left = ti.readers_left.saturating_sub(1);
-                if ti.readers_left == 0 {
-                    self.release_data(i);
-                }
-            }
+            self.drop_reader(i);
         }
         if nobody_reads {
             self.release_data(id);
@@ -555,8 +707,14 @@ impl Core {
         if let Some(t) = self.task_mut(id) {
             t.dependents = dependents;
         }
-        if let Some(job) = done_now {
-            self.actions.push(Action::Done { job });
+        if done_now {
+            self.check_done(job);
+        }
+        // Jobs whose own tasks are done but which output this (held) result.
+        if let Some(jobs) = self.output_waiters.remove(&id) {
+            for j in jobs {
+                self.check_done(j);
+            }
         }
         self.fill(w);
     }
@@ -595,20 +753,62 @@ impl Core {
     }
 
     fn forget_job(&mut self, job: u64) {
+        let mut orphans: Vec<u64> = Vec::new();
+        self.forget_one(job, &mut orphans);
+        // Jobs reading results of a forgotten job that were never computed can never
+        // finish: they fail, naming the job they depended on.
+        while let Some(o) = orphans.pop() {
+            if self.jobs.contains_key(&o) {
+                self.actions.push(Action::Failed {
+                    job: o,
+                    task: None,
+                    op: "input".into(),
+                    message: format!(
+                        "it reads results of job {job}, which was cancelled or failed first"
+                    ),
+                    panicked: false,
+                });
+                self.forget_one(o, &mut orphans);
+            }
+        }
+    }
+
+    fn forget_one(&mut self, job: u64, orphans: &mut Vec<u64>) {
         let Some(j) = self.jobs.remove(&job) else {
             return;
         };
+        for id in j.pinned {
+            self.drop_reader(id);
+        }
         for id in job..job + j.len {
-            let state = self.state(id);
-            match state {
-                TaskState::Memory => self.release_data(id),
-                // A running task's result is released when it reports; queued ones are
-                // skipped when popped.
+            let Some(t) = self.task(id) else { continue };
+            match t.state {
+                // Results are dropped when their last reader or pin goes.
+                TaskState::Memory | TaskState::Forgotten => {}
+                // Unfinished: its reads are given back; queued ones are skipped when popped,
+                // a running one's result is released when it reports.
                 _ => {
+                    let mut ins = t.inputs.clone();
+                    ins.sort_unstable();
+                    ins.dedup();
+                    for &d in &t.dependents {
+                        if let Some(dj) = self.task(d).map(|x| x.job)
+                            && dj != job
+                            && !orphans.contains(&dj)
+                        {
+                            orphans.push(dj);
+                        }
+                    }
+                    if let Some(js) = self.output_waiters.remove(&id) {
+                        orphans.extend(js.into_iter().filter(|&x| x != job));
+                    }
                     if let Some(t) = self.task_mut(id) {
                         t.state = TaskState::Forgotten;
                         t.payload = Vec::new();
                         t.dependents = Vec::new();
+                    }
+                    for i in ins {
+                        self.drop_reader(i);
                     }
                 }
             }

@@ -22,13 +22,15 @@ mod cluster;
 pub mod core;
 pub mod error;
 pub mod frame;
+pub mod futures;
 pub mod machine;
 pub mod messages;
 pub mod node;
 pub mod scheduler;
 pub mod worker;
 
-pub use client::Client;
+pub use client::{AsCompleted, Client, Persistent};
 pub use cluster::{LocalCluster, LocalClusterOptions};
 pub use error::{DistError, Result};
+pub use futures::{Future, FutureStatus};
 pub use worker::WorkerOptions;
