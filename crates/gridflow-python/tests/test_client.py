@@ -60,3 +60,14 @@ def test_bad_client_arguments_are_errors():
         gridflow.LocalCluster(n_workers=0)
     with pytest.raises(gridflow.GridflowError):
         gridflow.Client("tcp://127.0.0.1:1")
+
+
+def test_client_sized_from_the_machine():
+    ds = gridflow.open_zarr(STORE)
+    want = ds.tas.max("time").compute()
+    with gridflow.Client() as client:
+        workers = client.scheduler_info()["workers"]
+        assert len(workers) >= 1
+        assert all(w["nthreads"] >= 1 for w in workers.values())
+        got = ds.tas.max("time").compute()
+    xr.testing.assert_identical(got, want)

@@ -209,3 +209,12 @@ def test_visualize_and_html_repr(tmp_path):
     html = da._repr_html_()
     assert "gridflow.DataArray" in html and "<pre>" in html
     assert gridflow.optimize(da) is da
+
+
+def test_storage_options_are_checked_by_name():
+    path = str(DATASET_FIXTURES / "daily_360.zarr")
+    with pytest.raises(gridflow.GridflowError, match="storage_options"):
+        gridflow.open_zarr(path, storage_options={"no_such_option": "1"})
+    ds = gridflow.open_zarr(path, chunks={"time": 360})
+    assert ds.tas.chunks[0][0] >= 360
+    assert "<pre>" in ds._repr_html_() and "tas" in ds._repr_html_()
