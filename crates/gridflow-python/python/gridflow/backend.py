@@ -3,17 +3,16 @@ behind xarray's lazy indexing."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
+import xarray as xr
 from xarray.backends import BackendArray, BackendEntrypoint
 from xarray.core import indexing
 
-import xarray as xr
-
 from . import _gridflow
 from ._convert import decode_values
-
 
 
 class GridflowBackendArray(BackendArray):
@@ -65,7 +64,6 @@ class GridflowBackendEntrypoint(BackendEntrypoint):
             os.fspath(filename_or_obj), None, _storage_options(storage_options), decode_cf is not False
         )
         drop = set([drop_variables] if isinstance(drop_variables, str) else drop_variables or ())
-        import json
 
         def variable(name):
             obj = ds.get(name)

@@ -60,10 +60,9 @@ class EsmDatastore:
         return {k: len(v) for k, v in self._obj.unique()}
 
     def __getitem__(self, key):
-        rows = self._obj.key_rows(key)
-        del rows
-        sub = self.to_dataset_dict()
-        return sub[key]
+        """One dataset by key (an unknown key is an error naming it)."""
+        self._obj.key_rows(key)
+        return self.to_dataset_dict()[key]
 
     def to_dataset_dict(self, storage_options=None, progressbar=None, **kwargs):
         """Every dataset, opened lazily and combined as intake-esm does; keyed as

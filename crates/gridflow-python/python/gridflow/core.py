@@ -80,7 +80,7 @@ class _Lazy:
         return _attrs_repr_html(repr(self))
 
     def __repr__(self):
-        return repr(self._obj).replace("<gridflow.", "<gridflow.", 1)
+        return repr(self._obj)
 
 
 class DataArray(_Lazy):
