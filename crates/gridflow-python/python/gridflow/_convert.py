@@ -58,9 +58,20 @@ def decode_values(values: np.ndarray, kind) -> np.ndarray:
     raise ValueError(f"unknown value kind {kind!r}")
 
 
+def _xarray():
+    try:
+        import xarray as xr
+    except ImportError as e:
+        raise ImportError(
+            "compute() returns xarray objects: install xarray (pip install 'gridflow[xarray]'), "
+            "or take the values alone with .values"
+        ) from e
+    return xr
+
+
 def xr_variable(raw):
     """An ``xarray.Variable`` from a raw variable tuple, with attrs and encoding."""
-    import xarray as xr
+    xr = _xarray()
 
     _name, dims, values, kind, attrs_json, encoding_json = raw
     return xr.Variable(
@@ -73,7 +84,7 @@ def xr_variable(raw):
 
 def to_xarray_dataarray(raw):
     """``compute_raw()`` of a DataArray as an ``xarray.DataArray``."""
-    import xarray as xr
+    xr = _xarray()
 
     name, var_raw, coords_raw = raw
     var = xr_variable(var_raw)
@@ -85,7 +96,7 @@ def to_xarray_dataarray(raw):
 
 def to_xarray_dataset(raw):
     """``compute_raw()`` of a Dataset as an ``xarray.Dataset``."""
-    import xarray as xr
+    xr = _xarray()
 
     (vars_raw, coords_raw), attrs_json, encoding_json = raw
     data_vars = {v[0]: xr_variable(v) for v in vars_raw}
