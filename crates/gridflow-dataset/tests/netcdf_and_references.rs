@@ -22,9 +22,10 @@ fn expected() -> Value {
         .unwrap()
 }
 
-/// The three reference sets: (key in expected.json, file).
-const SETS: [(&str, &str); 3] = [
+/// The reference sets: (key in expected.json, file or directory).
+const SETS: [(&str, &str); 4] = [
     ("std", "std_netcdf4.json"),
+    ("std", "std_netcdf4.parq"),
     ("noleap", "noleap_h5netcdf.json"),
     ("run", "run_noleap.json"),
 ];
