@@ -156,17 +156,12 @@ impl ZarrStore {
     /// or HDF5 file is refused with a message saying so.
     pub fn open(url: &str, options: StoreOptions) -> Result<ZarrStore> {
         let parsed = StoreUrl::parse(url)?;
-        use crate::kerchunk::{Layout, References};
         let storage = match crate::kerchunk::detect(&parsed)? {
-            Layout::Json => {
-                let refs = References::open(&parsed, &options)?;
+            crate::kerchunk::Layout::Zarr => Arc::new(Storage::new(&parsed, &options)?),
+            layout => {
+                let refs = crate::kerchunk::open_cached(&parsed, layout, &options)?;
                 Arc::new(Storage::references(&parsed, &options, refs))
             }
-            Layout::Parquet => {
-                let refs = References::open_parquet(&parsed, &options)?;
-                Arc::new(Storage::references(&parsed, &options, refs))
-            }
-            Layout::Zarr => Arc::new(Storage::new(&parsed, &options)?),
         };
         Ok(ZarrStore {
             inner: Arc::new(StoreInner {

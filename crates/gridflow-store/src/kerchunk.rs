@@ -163,6 +163,58 @@ pub(crate) fn detect(url: &StoreUrl) -> Result<Layout> {
     }
 }
 
+/// A parsed reference set per (URL, options): read tasks rebuilt on workers (one per task)
+/// share it instead of reading and parsing the file again. A local file is read again when
+/// its size or modification time changed; a remote one is kept for the process's life.
+#[allow(clippy::type_complexity)]
+fn ref_cache()
+-> &'static Mutex<HashMap<String, (Option<(u64, std::time::SystemTime)>, Arc<References>)>> {
+    static CACHE: std::sync::OnceLock<
+        Mutex<HashMap<String, (Option<(u64, std::time::SystemTime)>, Arc<References>)>>,
+    > = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Opens the reference set at `url` (JSON or Parquet), through the per-process cache.
+pub(crate) fn open_cached(
+    url: &StoreUrl,
+    layout: Layout,
+    options: &StoreOptions,
+) -> Result<Arc<References>> {
+    let key = format!(
+        "{layout:?} {url} {}",
+        serde_json::to_string(options).unwrap_or_default()
+    );
+    let stamp = match url {
+        StoreUrl::Local(p) => {
+            let target = if layout == Layout::Parquet {
+                p.join(".zmetadata")
+            } else {
+                p.clone()
+            };
+            std::fs::metadata(&target)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        }
+        _ => None,
+    };
+    let local = matches!(url, StoreUrl::Local(_));
+    if let Ok(c) = ref_cache().lock()
+        && let Some((s, r)) = c.get(&key)
+        && (!local || (stamp.is_some() && *s == stamp))
+    {
+        return Ok(r.clone());
+    }
+    let refs = Arc::new(match layout {
+        Layout::Parquet => References::open_parquet(url, options)?,
+        _ => References::open(url, options)?,
+    });
+    if let Ok(mut c) = ref_cache().lock() {
+        c.insert(key, (stamp, refs.clone()));
+    }
+    Ok(refs)
+}
+
 fn err(source: &str, detail: impl Into<String>) -> StoreError {
     StoreError::References {
         url: source.to_owned(),

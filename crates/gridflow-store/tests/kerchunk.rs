@@ -126,3 +126,23 @@ fn reference_stores_refuse_writes() {
     let e = e.unwrap_err().to_string();
     assert!(e.contains("read-only"), "{e}");
 }
+
+#[test]
+fn a_rewritten_reference_file_is_read_again() {
+    // opened reference sets are cached per process; a changed local file is not served stale
+    let dir = scratch("rewrite");
+    let p = dir.join("refs.json");
+    let text = std::fs::read_to_string(netcdf_dir().join("std_netcdf4.json")).unwrap();
+    let abs = netcdf_dir().canonicalize().unwrap();
+    let text = text.replace(
+        "\"std_netcdf4.nc\"",
+        &format!("\"{}/std_netcdf4.nc\"", abs.display()),
+    );
+    std::fs::write(&p, &text).unwrap();
+    assert!(open(&p).unwrap().open_array("orog").is_ok());
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["refs"].as_object_mut().unwrap().remove("orog/.zarray");
+    std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+    assert!(open(&p).unwrap().open_array("orog").is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
