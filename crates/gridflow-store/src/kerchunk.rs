@@ -535,6 +535,20 @@ impl References {
                     .map(|r| r.end(u64::MAX))
                     .max()
                     .unwrap_or(*offset);
+                // a local read allocates the whole range first: a length past the file's end
+                // (a corrupt reference) must fail here, not exhaust memory
+                if !url.contains("://") || url.starts_with("file://") {
+                    match storage.size_key(&file)? {
+                        None => return Err(self.missing(key, url)),
+                        Some(n) if n < end => {
+                            return Err(StorageError::Other(format!(
+                                "kerchunk references {}: key {key:?}: {url} is {n} bytes, shorter than the reference says (it ends at byte {end})",
+                                self.source
+                            )));
+                        }
+                        Some(_) => {}
+                    }
+                }
                 let got = storage
                     .get_partial_many(&file, Box::new(mapped.into_iter()))
                     .and_then(|g| match g {
