@@ -42,6 +42,14 @@ pub enum Action {
         /// The task.
         task: TaskId,
     },
+    /// Ask `worker` to give back `task` if it has not started it (work stealing); the
+    /// worker answers through [`Core::steal_response`].
+    Steal {
+        /// The worker holding the task (the victim).
+        worker: WorkerId,
+        /// The task.
+        task: TaskId,
+    },
     /// Tell `worker` to drop the result of `task`.
     Release {
         /// The worker.
@@ -102,6 +110,8 @@ struct Worker {
     alive: bool,
     /// Tasks assigned and not yet reported finished.
     processing: rustc_hash::FxHashSet<TaskId>,
+    /// Tasks being stolen for this worker (asked of their victim, not yet answered).
+    incoming: u32,
 }
 
 #[derive(Debug)]
@@ -129,6 +139,12 @@ pub struct Config {
     pub root_bytes_per_thread: u64,
     /// The most roots per thread a worker gets at once.
     pub max_roots_per_thread: u32,
+    /// Work stealing: an idle worker takes unstarted tasks from a saturated one when
+    /// moving the task's inputs costs at most this many times the task's expected compute
+    /// time (Dask's compute-to-transfer ratio). 0: no stealing.
+    pub steal_ratio: f64,
+    /// Bytes per second assumed for moving inputs between workers (for stealing).
+    pub bandwidth: f64,
 }
 
 impl Default for Config {
@@ -137,6 +153,8 @@ impl Default for Config {
             worker_saturation: 1.1,
             root_bytes_per_thread: 16 << 20,
             max_roots_per_thread: 64,
+            steal_ratio: 2.0,
+            bandwidth: 100e6,
         }
     }
 }
@@ -160,6 +178,15 @@ pub struct Core {
     /// limit).
     roots_done: u64,
     root_bytes: u64,
+    /// Workers with more tasks than threads (unstarted ones wait there), and workers with
+    /// free threads: stealing looks only at these.
+    saturated: rustc_hash::FxHashSet<WorkerId>,
+    idle: rustc_hash::FxHashSet<WorkerId>,
+    /// Steals asked and not answered: task → the worker it is for.
+    stealing: FxHashMap<TaskId, WorkerId>,
+    /// A moving average of task run times reported by workers, in µs (0: none yet).
+    task_micros: f64,
+    steals: u64,
 }
 
 impl Core {
@@ -177,7 +204,153 @@ impl Core {
             actions: Vec::new(),
             roots_done: 0,
             root_bytes: 0,
+            saturated: Default::default(),
+            idle: Default::default(),
+            stealing: FxHashMap::default(),
+            task_micros: 0.0,
+            steals: 0,
         }
+    }
+
+    /// Tasks moved between workers by stealing so far.
+    pub fn steals(&self) -> u64 {
+        self.steals
+    }
+
+    /// Updates whether worker `w` is saturated or idle (after its load changed).
+    fn touch(&mut self, w: WorkerId) {
+        let Some(x) = self.workers.get(w as usize) else {
+            return;
+        };
+        let load = x.processing.len() + x.incoming as usize;
+        let (sat, idle) = if x.alive {
+            (
+                x.processing.len() > x.nthreads as usize,
+                load < x.nthreads as usize,
+            )
+        } else {
+            (false, false)
+        };
+        if sat {
+            self.saturated.insert(w);
+        } else {
+            self.saturated.remove(&w);
+        }
+        if idle {
+            self.idle.insert(w);
+        } else {
+            self.idle.remove(&w);
+        }
+    }
+
+    /// Work stealing: while some worker has free threads and another has tasks waiting
+    /// beyond its threads, ask the latter for its lowest-priority tasks (the ones it would
+    /// start last) whose inputs are cheap to move compared with running them. Call once per
+    /// batch of events; cheap when nobody is idle or nobody is saturated.
+    pub fn balance(&mut self) {
+        if self.config.steal_ratio <= 0.0 || self.saturated.is_empty() || self.idle.is_empty() {
+            return;
+        }
+        // Only roots are waiting on the scheduler: idle workers get those first (`fill`).
+        if !self.queue.is_empty() {
+            return;
+        }
+        let mut thieves: Vec<WorkerId> = self.idle.iter().copied().collect();
+        thieves.sort_unstable();
+        let mut victims: Vec<WorkerId> = self.saturated.iter().copied().collect();
+        // Most waiting tasks per thread first.
+        victims.sort_by(|&a, &b| {
+            let ex = |w: WorkerId| {
+                let x = &self.workers[w as usize];
+                (x.processing.len() as f64 - f64::from(x.nthreads)) / f64::from(x.nthreads)
+            };
+            ex(b).total_cmp(&ex(a)).then(a.cmp(&b))
+        });
+        let compute_s = if self.task_micros > 0.0 {
+            self.task_micros / 1e6
+        } else {
+            // Unknown run time: steal only what needs no transfer.
+            0.0
+        };
+        for v in victims {
+            let (nthreads, mut waiting) = {
+                let x = &self.workers[v as usize];
+                let mut ids: Vec<TaskId> = x
+                    .processing
+                    .iter()
+                    .copied()
+                    .filter(|t| !self.stealing.contains_key(t))
+                    .collect();
+                // Workers start the lowest ids first: the highest are the least likely started.
+                ids.sort_unstable_by(|a, b| b.cmp(a));
+                (x.nthreads as usize, ids)
+            };
+            let mut spare = waiting.len().saturating_sub(nthreads);
+            waiting.truncate(spare);
+            for t in waiting {
+                if spare == 0 {
+                    break;
+                }
+                let Some(&thief) = thieves.iter().find(|&&w| {
+                    let x = &self.workers[w as usize];
+                    x.alive && x.processing.len() + (x.incoming as usize) < x.nthreads as usize
+                }) else {
+                    return;
+                };
+                let missing: u64 = {
+                    let mut ins = self.inputs(t).to_vec();
+                    ins.sort_unstable();
+                    ins.dedup();
+                    ins.iter()
+                        .filter(|&&i| !self.who_has(i).contains(&thief))
+                        .map(|&i| self.nbytes(i))
+                        .sum()
+                };
+                let transfer_s = missing as f64 / self.config.bandwidth;
+                if missing > 0 && transfer_s > self.config.steal_ratio * compute_s {
+                    continue;
+                }
+                self.stealing.insert(t, thief);
+                self.workers[thief as usize].incoming += 1;
+                self.touch(thief);
+                spare -= 1;
+                self.actions.push(Action::Steal { worker: v, task: t });
+            }
+        }
+    }
+
+    /// The victim's answer to [`Action::Steal`]: `stolen` when it had not started the task
+    /// and dropped it; the task then goes to the worker it was stolen for. A task that
+    /// started stays where it is.
+    pub fn steal_response(&mut self, victim: WorkerId, id: TaskId, stolen: bool) {
+        let Some(thief) = self.stealing.remove(&id) else {
+            return;
+        };
+        if let Some(x) = self.workers.get_mut(thief as usize) {
+            x.incoming = x.incoming.saturating_sub(1);
+        }
+        self.touch(thief);
+        let live = self
+            .task(id)
+            .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(victim));
+        if !stolen || !live {
+            return;
+        }
+        if let Some(x) = self.workers.get_mut(victim as usize) {
+            x.processing.remove(&id);
+        }
+        self.touch(victim);
+        self.steals += 1;
+        if self.workers.get(thief as usize).is_some_and(|x| x.alive) {
+            self.assign(id, thief);
+        } else {
+            if let Some(t) = self.task_mut(id) {
+                t.processing_on = None;
+                t.state = TaskState::Waiting;
+            }
+            self.make_ready(id);
+        }
+        self.fill(victim);
     }
 
     /// Takes the actions produced since the last call.
@@ -279,7 +452,9 @@ impl Core {
             nthreads: nthreads.max(1),
             alive: true,
             processing: Default::default(),
+            incoming: 0,
         });
+        self.touch(id);
         self.fill(id);
         id
     }
@@ -538,6 +713,7 @@ impl Core {
     /// Gives worker `w` queued root tasks up to its saturation limit: consecutive roots
     /// (neighbours in the graph) go to the same worker.
     fn fill(&mut self, w: WorkerId) {
+        self.touch(w);
         let Some(worker) = self.workers.get(w as usize) else {
             return;
         };
@@ -562,6 +738,7 @@ impl Core {
             t.processing_on = Some(w);
         }
         self.workers[w as usize].processing.insert(id);
+        self.touch(w);
         self.actions.push(Action::Compute {
             worker: w,
             task: id,
@@ -635,6 +812,17 @@ impl Core {
         if let Some(j) = self.jobs.get_mut(&job) {
             j.held = j.held.saturating_sub(nbytes);
         }
+    }
+
+    /// [`Core::finished`], with the task's run time on the worker (µs; for stealing).
+    pub fn finished_timed(&mut self, w: WorkerId, id: TaskId, nbytes: u64, micros: u64) {
+        let m = micros as f64;
+        self.task_micros = if self.task_micros == 0.0 {
+            m
+        } else {
+            0.9 * self.task_micros + 0.1 * m
+        };
+        self.finished(w, id, nbytes);
     }
 
     /// Worker `w` finished task `id` with a result of `nbytes` bytes.
@@ -832,7 +1020,18 @@ impl Core {
             return;
         };
         worker.alive = false;
+        worker.incoming = 0;
         let running: Vec<TaskId> = worker.processing.drain().collect();
+        self.touch(w);
+        // Steals asked of this worker will never be answered.
+        for t in &running {
+            if let Some(thief) = self.stealing.remove(t)
+                && let Some(x) = self.workers.get_mut(thief as usize)
+            {
+                x.incoming = x.incoming.saturating_sub(1);
+                self.touch(thief);
+            }
+        }
         let mut lost_jobs: Vec<(u64, TaskId)> = Vec::new();
         for id in self.first..self.first + self.tasks.len() as u64 {
             let Some(t) = self.task_mut(id) else { continue };
