@@ -1,6 +1,7 @@
 //! The client: submits compiled graphs to a scheduler and gathers results from workers;
 //! keeps results on the workers for later graphs (`persist`, futures, `scatter`).
 
+use crate::auth::{Security, Stream};
 use crate::frame::{encode, read_frame, write_frame};
 use crate::futures::{Future, Hold};
 use crate::messages::{FromClient, Hello, Location, SubmitTask, ToClient, Welcome, WorkerInfo};
@@ -14,11 +15,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 
 pub(crate) struct Conn {
-    r: OwnedReadHalf,
-    w: BufWriter<OwnedWriteHalf>,
+    r: ReadHalf<Stream>,
+    w: BufWriter<WriteHalf<Stream>>,
 }
 
 /// What the client knows of a job that has handles (futures, persisted results).
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     conn: Mutex<Conn>,
     pub(crate) address: String,
     progress: Mutex<Option<ProgressFn>>,
+    /// Credentials for the scheduler and the workers' data ports.
+    pub(crate) sec: Security,
     pub(crate) state: Mutex<State>,
 }
 
@@ -85,16 +88,22 @@ struct Prepared {
 }
 
 impl Client {
-    /// Connects to the scheduler at `address` (`tcp://host:port` or `host:port`),
-    /// checking the protocol version.
+    /// Connects to the scheduler at `address` (`tcp://host:port`, `tls://host:port` or
+    /// `host:port`), checking the protocol version, with the credentials of the environment
+    /// ([`Security::from_env`]).
     pub fn connect(address: &str) -> Result<Client> {
+        Client::connect_with(address, Security::from_env()?)
+    }
+
+    /// Connects with these credentials.
+    pub fn connect_with(address: &str, sec: Security) -> Result<Client> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| DistError::io("starting the client's event loop", e))?;
         let conn = rt.block_on(async {
-            let stream = connect(address).await?;
-            let (mut r, w) = stream.into_split();
+            let stream = connect(address, &sec).await?;
+            let (mut r, w) = tokio::io::split(stream);
             let mut w = BufWriter::new(w);
             write_frame(&mut w, address, &encode(&Hello::Client)?, &[]).await?;
             w.flush()
@@ -120,6 +129,7 @@ impl Client {
                 conn: Mutex::new(conn),
                 address: address.to_owned(),
                 progress: Mutex::new(None),
+                sec,
                 state: Mutex::new(State::default()),
             }),
         })
@@ -354,7 +364,7 @@ impl Client {
         }
         self.inner.rt.block_on(async {
             for (address, vals) in &by_worker {
-                crate::worker::put(address, vals).await?;
+                crate::worker::put(address, vals, &self.inner.sec).await?;
             }
             Ok::<(), DistError>(())
         })?;
@@ -500,7 +510,7 @@ impl Client {
                             outputs,
                             peak_bytes,
                         } if j == job => {
-                            let values = gather::<V>(&outputs).await;
+                            let values = gather::<V>(&outputs, &inner.sec).await;
                             send(c, &inner.address, &FromClient::Release { job: j }).await?;
                             return Ok(Ok((values?, peak_bytes)));
                         }
@@ -760,12 +770,12 @@ impl Inner {
 
     /// Fetches held results from the workers holding them.
     pub(crate) fn gather<V: WireValue>(&self, locations: &[Location]) -> Result<Vec<Arc<V>>> {
-        self.rt.block_on(gather::<V>(locations))
+        self.rt.block_on(gather::<V>(locations, &self.sec))
     }
 }
 
 /// Fetches the outputs from the workers holding them, one connection per worker.
-async fn gather<V: WireValue>(outputs: &[Location]) -> Result<Vec<Arc<V>>> {
+async fn gather<V: WireValue>(outputs: &[Location], sec: &Security) -> Result<Vec<Arc<V>>> {
     let mut by_worker: FxHashMap<&str, Vec<u64>> = FxHashMap::default();
     for l in outputs {
         let ids = by_worker.entry(l.address.as_str()).or_default();
@@ -780,7 +790,7 @@ async fn gather<V: WireValue>(outputs: &[Location]) -> Result<Vec<Arc<V>>> {
                 "a result is held by no worker (its worker left)".into(),
             ));
         }
-        for (id, v) in fetch::<V>(address, &ids).await? {
+        for (id, v) in fetch::<V>(address, &ids, sec).await? {
             values.insert(id, v);
         }
     }

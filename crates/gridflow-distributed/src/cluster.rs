@@ -1,7 +1,8 @@
 //! A cluster on this machine: a scheduler on a thread of this process and worker
 //! processes started from a program (by default the running binary).
 
-use crate::scheduler::{self, SchedulerHandle};
+use crate::auth::{Security, TLS_ENV, TOKEN_ENV, TOKEN_FILE_ENV};
+use crate::scheduler::{self, SchedulerHandle, SchedulerOptions};
 use crate::{Client, DistError, Result};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -23,6 +24,9 @@ pub struct LocalClusterOptions {
     pub args: Vec<String>,
     /// How long to wait for every worker to join.
     pub timeout: Duration,
+    /// Credentials of the scheduler, the workers (given the secret through their
+    /// environment, never their command line) and [`LocalCluster::client`].
+    pub security: Security,
 }
 
 impl Default for LocalClusterOptions {
@@ -34,6 +38,7 @@ impl Default for LocalClusterOptions {
             program: None,
             args: vec!["worker".into()],
             timeout: Duration::from_secs(30),
+            security: Security::none(),
         }
     }
 }
@@ -58,6 +63,7 @@ impl LocalClusterOptions {
 /// [`LocalCluster::close`]).
 pub struct LocalCluster {
     scheduler: SchedulerHandle,
+    security: Security,
     workers: Vec<Child>,
 }
 
@@ -80,8 +86,15 @@ impl LocalCluster {
     /// A cluster as `options` say; returns once every worker has joined.
     pub fn with_options(options: LocalClusterOptions) -> Result<LocalCluster> {
         let listener = scheduler::bind("127.0.0.1", 0)?;
-        let handle = scheduler::spawn(listener)?;
-        let address = format!("tcp://{}", handle.address());
+        let sec = options.security.clone();
+        let handle = scheduler::spawn_with(
+            listener,
+            SchedulerOptions {
+                security: sec.clone(),
+                ..SchedulerOptions::default()
+            },
+        )?;
+        let address = format!("{}{}", sec.scheme(), handle.address());
         let program = match &options.program {
             Some(p) => p.clone(),
             None => std::env::current_exe()
@@ -89,10 +102,25 @@ impl LocalCluster {
         };
         let mut cluster = LocalCluster {
             scheduler: handle,
+            security: sec.clone(),
             workers: Vec::new(),
         };
         for i in 0..options.n_workers.max(1) {
-            let child = Command::new(&program)
+            let mut cmd = Command::new(&program);
+            // The workers' credentials are exactly the cluster's, whatever this process's
+            // environment says.
+            for k in [TOKEN_ENV, TOKEN_FILE_ENV].iter().chain(&TLS_ENV) {
+                cmd.env_remove(k);
+            }
+            if let Some(t) = sec.token() {
+                cmd.env(TOKEN_ENV, String::from_utf8_lossy(t).as_ref());
+            }
+            if let Some(f) = sec.tls_files() {
+                cmd.env(TLS_ENV[0], &f.ca)
+                    .env(TLS_ENV[1], &f.cert)
+                    .env(TLS_ENV[2], &f.key);
+            }
+            let child = cmd
                 .args(&options.args)
                 .arg(&address)
                 .args(["--nthreads", &options.threads_per_worker.max(1).to_string()])
@@ -105,7 +133,7 @@ impl LocalCluster {
                 })?;
             cluster.workers.push(child);
         }
-        let client = Client::connect(&address)?;
+        let client = Client::connect_with(&address, sec.clone())?;
         let n = cluster.workers.len();
         let start = std::time::Instant::now();
         loop {
@@ -132,14 +160,14 @@ impl LocalCluster {
         Ok(cluster)
     }
 
-    /// The scheduler's address (`tcp://127.0.0.1:PORT`).
+    /// The scheduler's address (`tcp://127.0.0.1:PORT`, or `tls://` with TLS).
     pub fn address(&self) -> String {
-        format!("tcp://{}", self.scheduler.address())
+        format!("{}{}", self.security.scheme(), self.scheduler.address())
     }
 
-    /// A client connected to this cluster.
+    /// A client connected to this cluster, with the cluster's credentials.
     pub fn client(&self) -> Result<Client> {
-        Client::connect(&self.address())
+        Client::connect_with(&self.address(), self.security.clone())
     }
 
     /// Process ids of the workers.

@@ -51,6 +51,14 @@ pub enum DistError {
         /// What was under way.
         during: String,
     },
+    /// Authentication or TLS failed: a wrong or missing credential, on either side.
+    #[error("{peer}: authentication failed: {detail}")]
+    Auth {
+        /// The peer's address.
+        peer: String,
+        /// What was wrong and what to do.
+        detail: String,
+    },
     /// A value could not be encoded or decoded.
     #[error("{what}: {source}")]
     Codec {

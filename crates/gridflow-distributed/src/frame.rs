@@ -121,6 +121,16 @@ impl Frame {
 
 /// Reads one frame; `Ok(None)` when the peer closed the connection between frames.
 pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, peer: &str) -> Result<Option<Frame>> {
+    read_frame_limited(r, peer, MAX_FRAME).await
+}
+
+/// Reads one frame of at most `limit` bytes (the handshake's frames are small).
+pub async fn read_frame_limited<R: AsyncReadExt + Unpin>(
+    r: &mut R,
+    peer: &str,
+    limit: u32,
+) -> Result<Option<Frame>> {
+    let limit = limit.min(MAX_FRAME);
     let mut head = [0u8; 8];
     let mut got = 0;
     while got < head.len() {
@@ -141,10 +151,10 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, peer: &str) -> Resul
     }
     let total = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     let mlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    if !(4..=MAX_FRAME).contains(&total) || mlen > total - 4 || mlen > MAX_MESSAGE {
+    if !(4..=limit).contains(&total) || mlen > total - 4 || mlen > MAX_MESSAGE {
         return Err(DistError::protocol(
             peer,
-            format!("bad frame header (length {total}, message length {mlen}; limit {MAX_FRAME})"),
+            format!("bad frame header (length {total}, message length {mlen}; limit {limit})"),
         ));
     }
     // Buffers grow as bytes arrive (up to 64 MiB reserved at once), so a corrupt length

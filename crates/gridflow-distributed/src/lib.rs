@@ -17,6 +17,7 @@
 //! # Ok::<(), gridflow_distributed::DistError>(())
 //! ```
 
+pub mod auth;
 mod client;
 mod cluster;
 pub mod core;
@@ -29,6 +30,7 @@ pub mod node;
 pub mod scheduler;
 pub mod worker;
 
+pub use auth::{Security, TlsFiles};
 pub use client::{AsCompleted, Client, Persistent};
 pub use cluster::{LocalCluster, LocalClusterOptions};
 pub use error::{DistError, Result};

@@ -5,16 +5,18 @@
 //! the resulting actions grouped per peer (one `Compute` batch and one `Release` batch
 //! per worker, the last progress per job), so tiny tasks are not one round trip each.
 
+use crate::auth::{Security, Stream};
 use crate::core::{Action, Config, Core, TaskId, WorkerId};
-use crate::frame::{self, encode, read_frame, read_preamble, write_frame, write_preamble};
+use crate::frame::{self, encode, read_frame, write_frame};
 use crate::messages::{
     ComputeTask, FromClient, FromWorker, Hello, Location, ToClient, ToWorker, Welcome, WorkerInfo,
 };
 use crate::{DistError, Result};
 use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
-use tokio::io::BufWriter;
-use tokio::net::{TcpListener, TcpStream};
+use std::time::Duration;
+use tokio::io::{BufWriter, WriteHalf};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 type ConnId = u64;
@@ -33,6 +35,35 @@ enum Event {
     FromClient(ConnId, FromClient),
     Closed(ConnId),
     Shutdown,
+}
+
+/// How a scheduler runs.
+#[derive(Clone, Debug)]
+pub struct SchedulerOptions {
+    /// Credentials demanded of workers and clients (and proven to them).
+    pub security: Security,
+    /// How often workers send heartbeats, and the scheduler sends its own to workers.
+    pub heartbeat_interval: Duration,
+    /// A worker not heard from for this long is removed (and its tasks rescheduled).
+    pub heartbeat_timeout: Duration,
+    /// Workers a task may take down with it before it fails its computation (Dask's
+    /// `allowed-failures`).
+    pub allowed_failures: u32,
+    /// How long to wait, after a worker's connection closes, for its nanny to report how
+    /// it died (0: no nanny; the worker is removed at once).
+    pub nanny_grace: Duration,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> SchedulerOptions {
+        SchedulerOptions {
+            security: Security::none(),
+            heartbeat_interval: Duration::from_millis(500),
+            heartbeat_timeout: Duration::from_secs(30),
+            allowed_failures: 3,
+            nanny_grace: Duration::ZERO,
+        }
+    }
 }
 
 /// A scheduler running on a thread of this process (what [`crate::LocalCluster`] uses).
@@ -72,8 +103,17 @@ pub fn bind(host: &str, port: u16) -> Result<std::net::TcpListener> {
     Ok(l)
 }
 
-/// Starts a scheduler on a thread of this process, listening on `listener`.
+/// Starts a scheduler on a thread of this process, listening on `listener`, without
+/// credentials (for 127.0.0.1).
 pub fn spawn(listener: std::net::TcpListener) -> Result<SchedulerHandle> {
+    spawn_with(listener, SchedulerOptions::default())
+}
+
+/// Starts a scheduler on a thread of this process, as `options` say.
+pub fn spawn_with(
+    listener: std::net::TcpListener,
+    options: SchedulerOptions,
+) -> Result<SchedulerHandle> {
     let address = listener
         .local_addr()
         .map_err(|e| DistError::io("reading the scheduler's address", e))?;
@@ -82,7 +122,7 @@ pub fn spawn(listener: std::net::TcpListener) -> Result<SchedulerHandle> {
     let thread = std::thread::Builder::new()
         .name("gridflow-scheduler".into())
         .spawn(move || {
-            if let Err(e) = serve(listener, tx, rx) {
+            if let Err(e) = serve(listener, options, tx, rx) {
                 eprintln!("gridflow scheduler: {e}");
             }
         })
@@ -95,13 +135,14 @@ pub fn spawn(listener: std::net::TcpListener) -> Result<SchedulerHandle> {
 }
 
 /// Runs a scheduler on the calling thread until it is shut down.
-pub fn run(listener: std::net::TcpListener) -> Result<()> {
+pub fn run(listener: std::net::TcpListener, options: SchedulerOptions) -> Result<()> {
     let (tx, rx) = unbounded_channel();
-    serve(listener, tx, rx)
+    serve(listener, options, tx, rx)
 }
 
 fn serve(
     listener: std::net::TcpListener,
+    options: SchedulerOptions,
     tx: UnboundedSender<Event>,
     rx: UnboundedReceiver<Event>,
 ) -> Result<()> {
@@ -112,13 +153,13 @@ fn serve(
     rt.block_on(async move {
         let listener = TcpListener::from_std(listener)
             .map_err(|e| DistError::io("listening for connections", e))?;
-        tokio::spawn(accept(listener, tx));
-        event_loop(rx).await;
+        tokio::spawn(accept(listener, tx, options.security.clone()));
+        event_loop(rx, options).await;
         Ok(())
     })
 }
 
-async fn accept(listener: TcpListener, tx: UnboundedSender<Event>) {
+async fn accept(listener: TcpListener, tx: UnboundedSender<Event>, sec: Security) {
     let mut next: ConnId = 0;
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
@@ -127,8 +168,14 @@ async fn accept(listener: TcpListener, tx: UnboundedSender<Event>) {
         next += 1;
         let conn = next;
         let tx = tx.clone();
+        let sec = sec.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, peer, conn, tx.clone()).await {
+            let served = async {
+                let peer = peer.to_string();
+                let s = crate::auth::accept(stream, &peer, &sec).await?;
+                connection(s, peer, conn, tx.clone()).await
+            };
+            if let Err(e) = served.await {
                 // A bad peer is reported and dropped; the scheduler keeps running.
                 eprintln!("gridflow scheduler: connection from {peer}: {e}");
             }
@@ -138,16 +185,12 @@ async fn accept(listener: TcpListener, tx: UnboundedSender<Event>) {
 }
 
 async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Stream,
+    peer: String,
     conn: ConnId,
     tx: UnboundedSender<Event>,
 ) -> Result<()> {
-    let _ = stream.set_nodelay(true);
-    let peer = peer.to_string();
-    let (mut r, mut w) = stream.into_split();
-    write_preamble(&mut w, &peer).await?;
-    read_preamble(&mut r, &peer).await?;
+    let (mut r, w) = tokio::io::split(stream);
     let Some(f) = read_frame(&mut r, &peer).await? else {
         return Ok(());
     };
@@ -191,11 +234,7 @@ async fn connection(
 }
 
 /// Writes queued messages as frames, flushing once the queue is empty.
-async fn writer(
-    w: tokio::net::tcp::OwnedWriteHalf,
-    peer: String,
-    mut rx: UnboundedReceiver<Vec<u8>>,
-) {
+async fn writer(w: WriteHalf<Stream>, peer: String, mut rx: UnboundedReceiver<Vec<u8>>) {
     use tokio::io::AsyncWriteExt;
     let mut w = BufWriter::with_capacity(1 << 16, w);
     while let Some(m) = rx.recv().await {
@@ -223,7 +262,7 @@ struct State {
     jobs: FxHashMap<u64, ConnId>,
 }
 
-async fn event_loop(mut rx: UnboundedReceiver<Event>) {
+async fn event_loop(mut rx: UnboundedReceiver<Event>, _options: SchedulerOptions) {
     let mut s = State {
         core: Core::new(Config::default()),
         workers: FxHashMap::default(),
@@ -537,10 +576,10 @@ impl State {
 }
 
 /// Writes `address` to `path` (the scheduler file), whole, through a temporary file.
-pub fn write_scheduler_file(path: &std::path::Path, address: &SocketAddr) -> Result<()> {
+pub fn write_scheduler_file(path: &std::path::Path, address: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let body = format!(
-        "{{\"address\": \"tcp://{address}\", \"protocol_version\": {}}}\n",
+        "{{\"address\": \"{address}\", \"protocol_version\": {}}}\n",
         frame::PROTOCOL_VERSION
     );
     std::fs::write(&tmp, body)

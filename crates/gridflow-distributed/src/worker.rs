@@ -2,7 +2,8 @@
 //! the local executor, holds results in memory, serves them to peers and clients on its
 //! data port, and fetches missing inputs directly from the peers holding them.
 
-use crate::frame::{encode, read_frame, read_preamble, write_frame, write_preamble};
+use crate::auth::{Security, Stream};
+use crate::frame::{encode, read_frame, write_frame};
 use crate::messages::{
     ComputeTask, DataReply, DataRequest, FromWorker, Hello, TaskDone, ToWorker, Welcome,
 };
@@ -12,7 +13,7 @@ use gridflow_runtime::{Execute, WireValue, run_task};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::{Arc, Condvar, Mutex};
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 /// How a worker runs.
@@ -26,6 +27,9 @@ pub struct WorkerOptions {
     pub name: String,
     /// Host to bind the data port on (peers must reach it).
     pub host: String,
+    /// The credentials this worker proves to the scheduler and demands on its data port;
+    /// `None`: from the environment ([`Security::from_env`]).
+    pub security: Option<Security>,
 }
 
 impl Default for WorkerOptions {
@@ -35,6 +39,7 @@ impl Default for WorkerOptions {
             memory_limit: 0,
             name: format!("worker-{}", std::process::id()),
             host: "127.0.0.1".into(),
+            security: None,
         }
     }
 }
@@ -45,21 +50,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Strips a `tcp://` prefix.
+/// Strips a `tcp://` or `tls://` prefix.
 pub fn host_port(address: &str) -> &str {
-    address.strip_prefix("tcp://").unwrap_or(address)
+    crate::auth::parse_address(address).1
 }
 
-/// Opens a connection to a gridflow peer and exchanges preambles.
-pub(crate) async fn connect(address: &str) -> Result<TcpStream> {
-    let addr = host_port(address);
-    let mut s = TcpStream::connect(addr)
-        .await
-        .map_err(|e| DistError::io(format!("connecting to {address}"), e))?;
-    let _ = s.set_nodelay(true);
-    write_preamble(&mut s, address).await?;
-    read_preamble(&mut s, address).await?;
-    Ok(s)
+/// Opens a connection to a gridflow peer: handshake and authentication.
+pub(crate) async fn connect(address: &str, sec: &Security) -> Result<Stream> {
+    crate::auth::connect(address, sec).await
 }
 
 enum Event<V> {
@@ -109,18 +107,32 @@ where
     O: Execute,
     O::Value: WireValue,
 {
+    let sec = match options.security.clone() {
+        Some(s) => s,
+        None => Security::from_env()?,
+    };
+    sec.check_listen(&options.host)?;
     let store: Store<O::Value> = Arc::default();
     let listener = TcpListener::bind((options.host.as_str(), 0))
         .await
         .map_err(|e| DistError::io(format!("binding the data port on {}", options.host), e))?;
     let data_address = listener
         .local_addr()
-        .map_err(|e| DistError::io("reading the data port's address", e))?
-        .to_string();
-    tokio::spawn(data_server::<O::Value>(listener, store.clone()));
+        .map_err(|e| DistError::io("reading the data port's address", e))?;
+    // Plain `host:port` for TCP (as before), `tls://host:port` for TLS.
+    let data_address = if sec.has_tls() {
+        format!("tls://{data_address}")
+    } else {
+        data_address.to_string()
+    };
+    tokio::spawn(data_server::<O::Value>(
+        listener,
+        store.clone(),
+        sec.clone(),
+    ));
 
-    let stream = connect(&scheduler).await?;
-    let (mut r, w) = stream.into_split();
+    let stream = connect(&scheduler, &sec).await?;
+    let (mut r, w) = tokio::io::split(stream);
     let mut w = BufWriter::new(w);
     let hello = Hello::Worker {
         name: options.name.clone(),
@@ -201,6 +213,7 @@ where
         uses: FxHashMap::default(),
         tx: tx.clone(),
         pool: pool.clone(),
+        sec: sec.clone(),
     };
     let (mut fetched_bytes, mut reported_fetched) = (0u64, 0u64);
     let outcome = loop {
@@ -313,6 +326,7 @@ struct WorkerState<O: Execute> {
     uses: FxHashMap<u64, Vec<u64>>,
     tx: UnboundedSender<Event<O::Value>>,
     pool: Arc<Pool>,
+    sec: Security,
 }
 
 impl<O> WorkerState<O>
@@ -360,8 +374,9 @@ where
         }
         for (address, ids) in wanted {
             let tx = self.tx.clone();
+            let sec = self.sec.clone();
             tokio::spawn(async move {
-                match fetch::<O::Value>(&address, &ids).await {
+                match fetch::<O::Value>(&address, &ids, &sec).await {
                     Ok(values) => {
                         let _ = tx.send(Event::Fetched(values));
                     }
@@ -541,29 +556,32 @@ fn compute_thread<O: Execute>(
 }
 
 /// Serves held values to peers and clients.
-async fn data_server<V: WireValue + Send + Sync + 'static>(listener: TcpListener, store: Store<V>) {
+async fn data_server<V: WireValue + Send + Sync + 'static>(
+    listener: TcpListener,
+    store: Store<V>,
+    sec: Security,
+) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let store = store.clone();
+        let sec = sec.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_data(stream, &peer.to_string(), &store).await {
+            let peer = peer.to_string();
+            let served = async {
+                let s = crate::auth::accept(stream, &peer, &sec).await?;
+                serve_data(s, &peer, &store).await
+            };
+            if let Err(e) = served.await {
                 eprintln!("gridflow worker: data connection from {peer}: {e}");
             }
         });
     }
 }
 
-async fn serve_data<V: WireValue>(
-    mut stream: TcpStream,
-    peer: &str,
-    store: &Store<V>,
-) -> Result<()> {
-    let _ = stream.set_nodelay(true);
-    write_preamble(&mut stream, peer).await?;
-    read_preamble(&mut stream, peer).await?;
-    let (mut r, w) = stream.into_split();
+async fn serve_data<V: WireValue>(stream: Stream, peer: &str, store: &Store<V>) -> Result<()> {
+    let (mut r, w) = tokio::io::split(stream);
     let mut w = BufWriter::new(w);
     while let Some(f) = read_frame(&mut r, peer).await? {
         let ids = match f.decode(peer)? {
@@ -605,9 +623,13 @@ async fn serve_data<V: WireValue>(
 }
 
 /// Sends values to a worker's data port to be stored under their global ids (scatter).
-pub(crate) async fn put<V: WireValue>(address: &str, values: &[(u64, Arc<V>)]) -> Result<()> {
-    let stream = connect(address).await?;
-    let (mut r, w) = stream.into_split();
+pub(crate) async fn put<V: WireValue>(
+    address: &str,
+    values: &[(u64, Arc<V>)],
+    sec: &Security,
+) -> Result<()> {
+    let stream = connect(address, sec).await?;
+    let (mut r, w) = tokio::io::split(stream);
     let mut w = BufWriter::new(w);
     for (id, v) in values {
         let mut header = Vec::new();
@@ -644,9 +666,13 @@ pub(crate) async fn put<V: WireValue>(address: &str, values: &[(u64, Arc<V>)]) -
 }
 
 /// Fetches values by id from a worker's data port.
-pub(crate) async fn fetch<V: WireValue>(address: &str, ids: &[u64]) -> Result<Vec<(u64, Arc<V>)>> {
-    let stream = connect(address).await?;
-    let (mut r, w) = stream.into_split();
+pub(crate) async fn fetch<V: WireValue>(
+    address: &str,
+    ids: &[u64],
+    sec: &Security,
+) -> Result<Vec<(u64, Arc<V>)>> {
+    let stream = connect(address, sec).await?;
+    let (mut r, w) = tokio::io::split(stream);
     let mut w = BufWriter::new(w);
     write_frame(
         &mut w,
