@@ -102,6 +102,10 @@ struct Task {
     nbytes: u64,
     who_has: Vec<WorkerId>,
     processing_on: Option<WorkerId>,
+    /// False for scattered data (no task to run again if it is lost).
+    recomputable: bool,
+    /// Times the task was placed again after failing to fetch an input.
+    retries: u8,
 }
 
 #[derive(Debug)]
@@ -581,6 +585,8 @@ impl Core {
                 nbytes: 0,
                 who_has: Vec::new(),
                 processing_on: None,
+                recomputable: true,
+                retries: 0,
             });
         }
         for &o in &pinned {
@@ -643,6 +649,7 @@ impl Core {
             t.nbytes = nbytes;
             t.who_has = vec![w];
             t.readers_left = 1;
+            t.recomputable = false;
             held += nbytes;
             self.tasks.push_back(t);
         }
@@ -801,8 +808,9 @@ impl Core {
         let Some(t) = self.task_mut(id) else { return };
         let holders = std::mem::take(&mut t.who_has);
         let (job, nbytes) = (t.job, t.nbytes);
+        // The payload stays while the job lives: a reader may need this result again if its
+        // own is lost with a worker.
         t.state = TaskState::Forgotten;
-        t.payload = Vec::new();
         for w in holders {
             self.actions.push(Action::Release {
                 worker: w,
@@ -834,11 +842,18 @@ impl Core {
             .task(id)
             .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(w));
         if !live {
-            // Its job was forgotten meanwhile (or the report is stale): drop the result.
-            self.actions.push(Action::Release {
-                worker: w,
-                task: id,
-            });
+            // Its job was forgotten meanwhile (or the report is stale): drop the result,
+            // unless this worker's copy is the one the scheduler counts on (a task run twice
+            // after a worker loss).
+            let counted = self
+                .task(id)
+                .is_some_and(|t| t.state == TaskState::Memory && t.who_has.contains(&w));
+            if !counted {
+                self.actions.push(Action::Release {
+                    worker: w,
+                    task: id,
+                });
+            }
             self.fill(w);
             return;
         }
@@ -912,13 +927,27 @@ impl Core {
         if let Some(x) = self.workers.get_mut(w as usize) {
             x.processing.remove(&id);
         }
-        let job = match self.task(id) {
-            Some(t) if t.state == TaskState::Processing && t.processing_on == Some(w) => t.job,
+        let (job, retries) = match self.task(id) {
+            Some(t) if t.state == TaskState::Processing && t.processing_on == Some(w) => {
+                (t.job, t.retries)
+            }
             _ => {
                 self.fill(w);
                 return;
             }
         };
+        // An input that could not be fetched (its holder went away or no longer had it):
+        // the task is placed again, from the scheduler's current view, a few times before
+        // its job fails.
+        if op == "fetch" && retries < 3 {
+            if let Some(t) = self.task_mut(id) {
+                t.retries += 1;
+                t.processing_on = Some(w);
+            }
+            self.requeue(id);
+            self.fill(w);
+            return;
+        }
         if let Some(t) = self.task_mut(id) {
             t.state = TaskState::Erred;
             t.processing_on = None;
@@ -972,7 +1001,11 @@ impl Core {
             let Some(t) = self.task(id) else { continue };
             match t.state {
                 // Results are dropped when their last reader or pin goes.
-                TaskState::Memory | TaskState::Forgotten => {}
+                TaskState::Memory | TaskState::Forgotten => {
+                    if let Some(t) = self.task_mut(id) {
+                        t.payload = Vec::new();
+                    }
+                }
                 // Unfinished: its reads are given back; queued ones are skipped when popped,
                 // a running one's result is released when it reports.
                 _ => {
@@ -1012,9 +1045,97 @@ impl Core {
         }
     }
 
+    /// A finished task whose result is gone (lost with a worker, or released) but needed
+    /// again: it becomes unfinished, reads its inputs again (reviving released ones in
+    /// turn), and is queued once they are all in memory (`requeue` collects what to place).
+    fn revive(&mut self, id: TaskId, requeue: &mut Vec<TaskId>) {
+        let mut stack = vec![id];
+        while let Some(t) = stack.pop() {
+            let Some(task) = self.task(t) else { continue };
+            let finished = match task.state {
+                TaskState::Memory => task.who_has.is_empty(),
+                TaskState::Forgotten => self.jobs.contains_key(&task.job) && task.recomputable,
+                _ => false,
+            };
+            if !finished {
+                continue;
+            }
+            let job = task.job;
+            let mut ins = task.inputs.clone();
+            ins.sort_unstable();
+            ins.dedup();
+            if let Some(j) = self.jobs.get_mut(&job) {
+                j.done = j.done.saturating_sub(1);
+            }
+            if let Some(x) = self.task_mut(t) {
+                x.state = TaskState::Waiting;
+                x.who_has.clear();
+            }
+            for i in ins {
+                let available = self.state(i) == TaskState::Memory && !self.who_has(i).is_empty();
+                if let Some(ti) = self.task_mut(i) {
+                    // This task reads it again.
+                    ti.readers_left += 1;
+                    if !ti.dependents.contains(&t) {
+                        ti.dependents.push(t);
+                    }
+                }
+                if !available {
+                    stack.push(i);
+                }
+            }
+            requeue.push(t);
+        }
+    }
+
+    /// An unfinished task whose inputs changed (lost, or its worker left): it waits for the
+    /// inputs not in memory, and is placed when none is missing.
+    fn requeue(&mut self, id: TaskId) {
+        let Some(t) = self.task(id) else { return };
+        if !matches!(
+            t.state,
+            TaskState::Waiting | TaskState::Queued | TaskState::Processing
+        ) {
+            return;
+        }
+        let (mut ins, state, on) = (t.inputs.clone(), t.state, t.processing_on);
+        if let Some(w) = on {
+            // Running elsewhere on an input that is gone: it will fail to fetch it (a stale
+            // report) or finish (ignored); it runs again once its inputs are back.
+            if let Some(x) = self.workers.get_mut(w as usize) {
+                x.processing.remove(&id);
+            }
+            self.touch(w);
+        }
+        ins.sort_unstable();
+        ins.dedup();
+        let waiting = ins
+            .iter()
+            .filter(|&&i| self.state(i) != TaskState::Memory || self.who_has(i).is_empty())
+            .count() as u32;
+        let queued = state == TaskState::Queued;
+        if let Some(x) = self.task_mut(id) {
+            x.state = TaskState::Waiting;
+            x.processing_on = None;
+            x.waiting = waiting;
+        }
+        if queued {
+            // Already in the queue: popping skips it unless it is queued again below.
+            if waiting == 0
+                && let Some(x) = self.task_mut(id)
+            {
+                x.state = TaskState::Queued;
+            }
+            return;
+        }
+        if waiting == 0 {
+            self.make_ready(id);
+        }
+    }
+
     /// A worker left (its connection closed): its running tasks go back to be scheduled
-    /// elsewhere; jobs whose results were held only there fail (recomputing lost results
-    /// is not implemented yet).
+    /// elsewhere, and results held only there that are still needed are recomputed
+    /// (scattered data, which has no lineage, fails its job).
     pub fn remove_worker(&mut self, w: WorkerId) {
         let Some(worker) = self.workers.get_mut(w as usize) else {
             return;
@@ -1032,36 +1153,68 @@ impl Core {
                 self.touch(thief);
             }
         }
-        let mut lost_jobs: Vec<(u64, TaskId)> = Vec::new();
+        // Results only this worker held are lost: those still needed are recomputed from
+        // their lineage (inputs released meanwhile are recomputed too), as Dask does.
+        let mut lost: Vec<TaskId> = Vec::new();
         for id in self.first..self.first + self.tasks.len() as u64 {
             let Some(t) = self.task_mut(id) else { continue };
             if t.who_has.contains(&w) {
                 t.who_has.retain(|&x| x != w);
                 if t.who_has.is_empty() && t.state == TaskState::Memory {
-                    lost_jobs.push((t.job, id));
+                    lost.push(id);
                 }
             }
         }
-        for id in running {
-            if self.state(id) == TaskState::Processing {
+        let mut unrecoverable: Vec<(u64, TaskId)> = Vec::new();
+        let mut requeue: Vec<TaskId> = running;
+        for &id in &lost {
+            let Some(t) = self.task(id) else { continue };
+            let (job, needed, recomputable, nbytes) =
+                (t.job, t.readers_left > 0, t.recomputable, t.nbytes);
+            if let Some(j) = self.jobs.get_mut(&job) {
+                j.held = j.held.saturating_sub(nbytes);
+            }
+            if !needed || !self.jobs.contains_key(&job) {
                 if let Some(t) = self.task_mut(id) {
-                    t.processing_on = None;
-                    t.state = TaskState::Waiting;
+                    t.state = TaskState::Forgotten;
                 }
-                self.make_ready(id);
+                continue;
+            }
+            if !recomputable {
+                unrecoverable.push((job, id));
+                continue;
+            }
+            // Readers that counted on this result wait for it again.
+            let dependents = self
+                .task(id)
+                .map(|t| t.dependents.clone())
+                .unwrap_or_default();
+            self.revive(id, &mut requeue);
+            for d in dependents {
+                match self.state(d) {
+                    TaskState::Waiting | TaskState::Queued | TaskState::Processing => {
+                        requeue.push(d);
+                    }
+                    _ => {}
+                }
             }
         }
-        lost_jobs.sort_unstable();
-        lost_jobs.dedup_by_key(|(j, _)| *j);
-        for (job, id) in lost_jobs {
+        requeue.sort_unstable();
+        requeue.dedup();
+        for id in requeue {
+            self.requeue(id);
+        }
+        unrecoverable.sort_unstable();
+        unrecoverable.dedup_by_key(|(j, _)| *j);
+        for (job, id) in unrecoverable {
             if self.jobs.contains_key(&job) {
                 self.actions.push(Action::Failed {
                     job,
                     task: Some(id),
                     op: "worker".into(),
                     message: format!(
-                        "worker {w} left while holding this task's result (recomputing lost \
-                         results is not implemented yet)"
+                        "worker {w} left while holding this result, which was scattered \
+                         (not computed): it cannot be recomputed"
                     ),
                     panicked: false,
                 });
@@ -1108,6 +1261,8 @@ impl Task {
             nbytes: 0,
             who_has: Vec::new(),
             processing_on: None,
+            recomputable: true,
+            retries: 0,
         }
     }
 }
