@@ -26,7 +26,7 @@ use crate::catalog::EsmCatalog;
 use crate::plan::{AssetRef, DatasetPlan, Label, PlanOptions};
 use gridflow_dataset::{
     CombineOptions, Dataset, DatasetError, Index, IndexValues, OpenOptions, Variable,
-    combine_by_coords, open_zarr,
+    combine_by_coords, open_netcdf, open_zarr,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -334,12 +334,20 @@ impl EsmCatalog {
         columns: &[String],
     ) -> Opened {
         let asset = &plan.assets[a];
-        if !asset.format.starts_with("zarr") {
-            let detail = format!("{} assets are not supported (only Zarr)", asset.format);
+        // intake-esm's formats: "zarr"/"zarr2"/"zarr3", "netcdf", and "reference" (kerchunk
+        // reference sets, which open as Zarr stores)
+        let opened = if asset.format.starts_with("zarr") || asset.format == "reference" {
+            open_zarr(&asset.path, open)
+        } else if asset.format == "netcdf" {
+            open_netcdf(&asset.path, open)
+        } else {
+            let detail = format!(
+                "{} assets are not supported (zarr, netcdf and reference are)",
+                asset.format
+            );
             return Err(self.asset_error(plan, a, detail));
-        }
-        let ds =
-            open_zarr(&asset.path, open).map_err(|e| self.asset_error(plan, a, e.to_string()))?;
+        };
+        let ds = opened.map_err(|e| self.asset_error(plan, a, e.to_string()))?;
         prepare_asset(ds, plan, asset, columns)
             .map_err(|e| self.asset_error(plan, a, e.to_string()))
     }

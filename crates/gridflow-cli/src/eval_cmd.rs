@@ -4,7 +4,7 @@ use crate::common::{Executor, json_number, plot, to_json};
 use crate::eval::{Env, Val, eval};
 use crate::out::{note, outln};
 use anyhow::{Context, Result, anyhow, bail};
-use gridflow_dataset::{DataArray, Dataset, ToZarrOptions, open_zarr};
+use gridflow_dataset::{DataArray, Dataset, ToZarrOptions, open_dataset};
 use gridflow_store::{WriteMode, staging};
 use serde_json::json;
 use std::path::PathBuf;
@@ -14,7 +14,9 @@ use std::path::PathBuf;
 pub struct EvalArgs {
     /// The expression, e.g. 'ds.tas.mean("time")'.
     pub expr: String,
-    /// A Zarr store to bind to `ds` (local path, http(s)://, s3://, gs://, az://, abfs://).
+    /// The data to bind to `ds`: a Zarr store (local path, http(s)://, s3://, gs://, az://,
+    /// abfs://), a kerchunk reference file (JSON, recognised by content), a local netCDF file,
+    /// or a glob of netCDF files ('run_*.nc', combined by their coordinates).
     #[arg(long, conflicts_with = "catalog")]
     pub store: Option<String>,
     /// An intake-esm catalog (JSON) whose search leaves the dataset bound to `ds`.
@@ -72,7 +74,7 @@ pub struct EvalArgs {
 fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
     if let Some(url) = &args.store {
         return Ok(Some(
-            open_zarr(url, &crate::common::open_options(&args.storage)?)
+            open_dataset(url, &crate::common::open_options(&args.storage)?)
                 .with_context(|| format!("opening {url}"))?,
         ));
     }
@@ -315,7 +317,7 @@ fn print_scalar(v: serde_json::Value, as_json: bool) -> Result<()> {
 
 /// Runs `gridflow info`.
 pub fn info(url: &str, as_json: bool, storage: &crate::common::StorageArgs) -> Result<()> {
-    let ds = open_zarr(url, &crate::common::open_options(storage)?)
+    let ds = open_dataset(url, &crate::common::open_options(storage)?)
         .with_context(|| format!("opening {url}"))?;
     if as_json {
         let vars: serde_json::Map<String, serde_json::Value> = ds

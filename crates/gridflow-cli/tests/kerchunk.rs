@@ -70,12 +70,62 @@ fn eval_on_references_equals_xarray_on_the_files() {
         assert!(out.contains("tas") && out.contains("time:"), "{out}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
-    // a netCDF file given as the store says what it is
-    let nc = netcdf_dir().join("std_netcdf4.nc");
-    let (ok, _, err) = gridflow(&["eval", "--store", nc.to_str().unwrap(), "ds.tas.mean()"]);
+}
+
+/// The `values` of a `--json` result, flattened.
+fn json_values(out: &str) -> Vec<f64> {
+    fn flat(v: &Value, out: &mut Vec<f64>) {
+        match v {
+            Value::Array(a) => a.iter().for_each(|x| flat(x, out)),
+            x => out.push(x.as_f64().unwrap_or(f64::NAN)),
+        }
+    }
+    let v: Value = serde_json::from_str(out).unwrap();
+    let mut got = Vec::new();
+    flat(&v["values"], &mut got);
+    got
+}
+
+#[test]
+fn eval_on_netcdf_files_and_globs_equals_xarray() {
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(netcdf_dir().join("expected.json")).unwrap())
+            .unwrap();
+    let dir = netcdf_dir();
+    for (name, store) in [
+        ("std", dir.join("std_netcdf4.nc")),
+        ("noleap", dir.join("noleap_h5netcdf.nc")),
+        ("run", dir.join("run_noleap_*.nc")),
+    ] {
+        let store = store.to_str().unwrap();
+        let (ok, out, err) =
+            gridflow(&["eval", "--store", store, "ds.tas.mean(\"time\")", "--json"]);
+        assert!(ok, "{store}: {err}");
+        let got = json_values(&out);
+        let want: Vec<f64> = expected[name]["time_mean"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap_or(f64::NAN))
+            .collect();
+        assert_eq!(got.len(), want.len(), "{store}: {out}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-9 * w.abs(), "{store}: {g} vs {w}");
+        }
+    }
+    // -o never replaces the netCDF file it reads
+    let nc = dir.join("std_netcdf4.nc");
+    let before = std::fs::read(&nc).unwrap();
+    let (ok, _, err) = gridflow(&[
+        "eval",
+        "--store",
+        nc.to_str().unwrap(),
+        "ds.tas.mean(\"time\").rename(\"m\")",
+        "-o",
+        nc.to_str().unwrap(),
+        "--overwrite",
+    ]);
     assert!(!ok);
-    assert!(
-        err.contains("netCDF/HDF5") && err.contains("kerchunk"),
-        "{err}"
-    );
+    assert!(err.contains("std_netcdf4.nc"), "{err}");
+    assert_eq!(std::fs::read(&nc).unwrap(), before);
 }

@@ -22,9 +22,10 @@ fn expected() -> Value {
         .unwrap()
 }
 
-/// The three reference sets: (key in expected.json, file).
-const SETS: [(&str, &str); 3] = [
+/// The reference sets: (key in expected.json, file or directory).
+const SETS: [(&str, &str); 4] = [
     ("std", "std_netcdf4.json"),
+    ("std", "std_netcdf4.parq"),
     ("noleap", "noleap_h5netcdf.json"),
     ("run", "run_noleap.json"),
 ];
@@ -267,7 +268,11 @@ fn remote_references_and_targets_equal_xarray() {
 fn netcdf_files_read_directly_equal_xarray() {
     let e = expected();
     let dir = netcdf_dir();
-    for (name, file) in [("std", "std_netcdf4.nc"), ("noleap", "noleap_h5netcdf.nc")] {
+    for (name, file) in [
+        ("std", "std_netcdf4.nc"),
+        ("std", "std_classic.nc"),
+        ("noleap", "noleap_h5netcdf.nc"),
+    ] {
         let p = dir.join(file);
         let ds = open_netcdf(p.to_str().unwrap(), &OpenOptions::default())
             .unwrap_or_else(|err| panic!("{file}: {err}"));

@@ -150,16 +150,18 @@ impl ZarrStore {
     /// Nothing is read yet. Pass [`StoreOptions::read_only`] to guarantee no writes.
     ///
     /// A kerchunk reference set opens as a read-only store: a local regular file whose
-    /// content is JSON, or a remote URL ending in `.json` (read here, whole). A local netCDF
+    /// content is JSON, or a remote URL ending in `.json` (read here, whole); kerchunk's
+    /// Parquet form: a local directory with a `.zmetadata` and no `.zgroup`, or a remote URL
+    /// ending in `.parq` (its reference files read here). A local netCDF
     /// or HDF5 file is refused with a message saying so.
     pub fn open(url: &str, options: StoreOptions) -> Result<ZarrStore> {
         let parsed = StoreUrl::parse(url)?;
         let storage = match crate::kerchunk::detect(&parsed)? {
-            true => {
-                let refs = crate::kerchunk::References::open(&parsed, &options)?;
+            crate::kerchunk::Layout::Zarr => Arc::new(Storage::new(&parsed, &options)?),
+            layout => {
+                let refs = crate::kerchunk::open_cached(&parsed, layout, &options)?;
                 Arc::new(Storage::references(&parsed, &options, refs))
             }
-            false => Arc::new(Storage::new(&parsed, &options)?),
         };
         Ok(ZarrStore {
             inner: Arc::new(StoreInner {

@@ -87,17 +87,49 @@ pub fn sniff(head: &[u8]) -> FileKind {
     }
 }
 
+/// What a store URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// A Zarr store.
+    Zarr,
+    /// A JSON reference set.
+    Json,
+    /// A Parquet reference set (a directory of `.parq` files and a `.zmetadata`).
+    Parquet,
+}
+
 /// Whether `url` names a kerchunk reference set rather than a Zarr store: a local regular
-/// file holding JSON, or a remote URL ending in `.json`. A local netCDF/HDF5 file or any
-/// other regular file is an error saying what it is.
-pub(crate) fn detect(url: &StoreUrl) -> Result<bool> {
+/// file holding JSON, a local directory with a `.zmetadata` but no `.zgroup`/`zarr.json`
+/// (kerchunk's Parquet form keeps the group metadata inside `.zmetadata`), or a remote URL
+/// ending in `.json` or `.parq`/`.parquet`. A local netCDF/HDF5 file or any other regular
+/// file is an error saying what it is.
+pub(crate) fn detect(url: &StoreUrl) -> Result<Layout> {
+    let remote = |p: &str| {
+        if p.ends_with(".json") {
+            Layout::Json
+        } else if p.ends_with(".parq") || p.ends_with(".parquet") {
+            Layout::Parquet
+        } else {
+            Layout::Zarr
+        }
+    };
     match url {
         StoreUrl::Local(path) => {
             let Ok(meta) = std::fs::metadata(path) else {
-                return Ok(false);
+                return Ok(Layout::Zarr);
             };
+            if meta.is_dir() {
+                let parquet = path.join(".zmetadata").is_file()
+                    && !path.join(".zgroup").exists()
+                    && !path.join("zarr.json").exists();
+                return Ok(if parquet {
+                    Layout::Parquet
+                } else {
+                    Layout::Zarr
+                });
+            }
             if !meta.is_file() {
-                return Ok(false);
+                return Ok(Layout::Zarr);
             }
             let mut head = [0u8; 64];
             let n = std::fs::File::open(path)
@@ -109,7 +141,7 @@ pub(crate) fn detect(url: &StoreUrl) -> Result<bool> {
                 })?;
             let shown = path.display().to_string();
             match sniff(&head[..n]) {
-                FileKind::Json => Ok(true),
+                FileKind::Json => Ok(Layout::Json),
                 FileKind::Hdf5 | FileKind::NetCdf3 => Err(StoreError::NotAStore {
                     url: shown,
                     detail: "a netCDF/HDF5 file, which gridflow does not open as a store; \
@@ -124,11 +156,63 @@ pub(crate) fn detect(url: &StoreUrl) -> Result<bool> {
                 }),
             }
         }
-        StoreUrl::Http(u) => Ok(u.ends_with(".json")),
+        StoreUrl::Http(u) => Ok(remote(u)),
         StoreUrl::S3 { prefix, .. }
         | StoreUrl::Gcs { prefix, .. }
-        | StoreUrl::Azure { prefix, .. } => Ok(prefix.ends_with(".json")),
+        | StoreUrl::Azure { prefix, .. } => Ok(remote(prefix)),
     }
+}
+
+/// A parsed reference set per (URL, options): read tasks rebuilt on workers (one per task)
+/// share it instead of reading and parsing the file again. A local file is read again when
+/// its size or modification time changed; a remote one is kept for the process's life.
+#[allow(clippy::type_complexity)]
+fn ref_cache()
+-> &'static Mutex<HashMap<String, (Option<(u64, std::time::SystemTime)>, Arc<References>)>> {
+    static CACHE: std::sync::OnceLock<
+        Mutex<HashMap<String, (Option<(u64, std::time::SystemTime)>, Arc<References>)>>,
+    > = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Opens the reference set at `url` (JSON or Parquet), through the per-process cache.
+pub(crate) fn open_cached(
+    url: &StoreUrl,
+    layout: Layout,
+    options: &StoreOptions,
+) -> Result<Arc<References>> {
+    let key = format!(
+        "{layout:?} {url} {}",
+        serde_json::to_string(options).unwrap_or_default()
+    );
+    let stamp = match url {
+        StoreUrl::Local(p) => {
+            let target = if layout == Layout::Parquet {
+                p.join(".zmetadata")
+            } else {
+                p.clone()
+            };
+            std::fs::metadata(&target)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        }
+        _ => None,
+    };
+    let local = matches!(url, StoreUrl::Local(_));
+    if let Ok(c) = ref_cache().lock()
+        && let Some((s, r)) = c.get(&key)
+        && (!local || (stamp.is_some() && *s == stamp))
+    {
+        return Ok(r.clone());
+    }
+    let refs = Arc::new(match layout {
+        Layout::Parquet => References::open_parquet(url, options)?,
+        _ => References::open(url, options)?,
+    });
+    if let Ok(mut c) = ref_cache().lock() {
+        c.insert(key, (stamp, refs.clone()));
+    }
+    Ok(refs)
 }
 
 fn err(source: &str, detail: impl Into<String>) -> StoreError {
@@ -217,6 +301,129 @@ impl References {
         options.read_only = true;
         Ok(References {
             source: source.to_owned(),
+            refs,
+            options,
+            targets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Reads kerchunk's Parquet form at `url` (a directory): `.zmetadata` holds the Zarr
+    /// metadata and `record_size`; `VAR/refs.N.parq` holds the references of chunks
+    /// `N * record_size ..` of `VAR` (in C order of its chunk grid) in the columns `path`,
+    /// `offset`, `size` and `raw` (inline bytes); a row with neither is a missing chunk.
+    /// Every reference file is read now.
+    pub(crate) fn open_parquet(url: &StoreUrl, options: &StoreOptions) -> Result<References> {
+        let source = url.to_string();
+        let base = source.trim_end_matches('/').to_owned();
+        let read = |name: &str| -> Result<Vec<u8>> {
+            crate::fetch::read_bytes_capped(&format!("{base}/{name}"), options, MAX_REFERENCE_BYTES)
+        };
+        // relative targets are relative to the directory holding the reference set, as
+        // for a JSON file
+        let parent = base.rsplit_once('/').map_or("", |(d, _)| d);
+        let meta: Value = serde_json::from_slice(&read(".zmetadata")?)
+            .map_err(|e| err(&source, format!(".zmetadata is not JSON: {e}")))?;
+        let record_size = meta
+            .get("record_size")
+            .and_then(Value::as_u64)
+            .filter(|&n| n > 0)
+            .ok_or_else(|| err(&source, ".zmetadata has no positive \"record_size\""))?;
+        let Some(Value::Object(md)) = meta.get("metadata") else {
+            return Err(err(&source, ".zmetadata has no \"metadata\" object"));
+        };
+        let mut refs = BTreeMap::new();
+        for (k, v) in md {
+            let bytes = match v {
+                Value::String(s) => s.clone().into_bytes(),
+                other => other.to_string().into_bytes(),
+            };
+            refs.insert(k.clone(), Reference::Inline(Bytes::from(bytes)));
+        }
+        for (k, v) in md {
+            let Some(var) = k.strip_suffix("/.zarray") else {
+                continue;
+            };
+            let zarray: Value = match v {
+                Value::String(s) => {
+                    serde_json::from_str(s).map_err(|e| err(&source, format!("{k}: {e}")))?
+                }
+                other => other.clone(),
+            };
+            let dims = |f: &str| -> Result<Vec<u64>> {
+                zarray
+                    .get(f)
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>())
+                    .ok_or_else(|| err(&source, format!("{k}: no integer list {f:?}")))
+            };
+            let (shape, chunks) = (dims("shape")?, dims("chunks")?);
+            if shape.len() != chunks.len() || chunks.contains(&0) {
+                return Err(err(
+                    &source,
+                    format!("{k}: shape {shape:?} and chunks {chunks:?}"),
+                ));
+            }
+            let sep = zarray
+                .get("dimension_separator")
+                .and_then(Value::as_str)
+                .unwrap_or(".")
+                .to_owned();
+            let grid: Vec<u64> = shape
+                .iter()
+                .zip(&chunks)
+                .map(|(&n, &c)| n.div_ceil(c))
+                .collect();
+            let total = grid.iter().try_fold(1u64, |a, &g| a.checked_mul(g));
+            let total = total
+                .filter(|&t| t <= MAX_GENERATED_KEYS)
+                .ok_or_else(|| err(&source, format!("{k}: chunk grid {grid:?} is too big")))?;
+            for record in 0..total.div_ceil(record_size) {
+                let file = format!("{var}/refs.{record}.parq");
+                let raw = read(&file)?;
+                let rows = parquet_rows(&raw).map_err(|e| {
+                    err(&source, format!("{file}: not a readable Parquet file: {e}"))
+                })?;
+                for (i, row) in rows.into_iter().enumerate() {
+                    let index = record * record_size + i as u64;
+                    if index >= total {
+                        break;
+                    }
+                    // the chunk's key from its index in C order of the grid
+                    let mut rest = index;
+                    let mut idx = vec![0u64; grid.len()];
+                    for (d, &g) in grid.iter().enumerate().rev() {
+                        idx[d] = rest % g;
+                        rest /= g;
+                    }
+                    let key = if idx.is_empty() {
+                        format!("{var}/0")
+                    } else {
+                        let parts: Vec<String> = idx.iter().map(u64::to_string).collect();
+                        format!("{var}/{}", parts.join(&sep))
+                    };
+                    let r = match row {
+                        ParquetRef::Raw(b) => Reference::Inline(Bytes::from(b)),
+                        ParquetRef::Range { path, offset, size } => Reference::Range {
+                            url: resolve(parent, &path),
+                            offset,
+                            length: Some(size),
+                        },
+                        ParquetRef::Missing => continue,
+                    };
+                    refs.insert(key, r);
+                }
+            }
+        }
+        if !refs.contains_key(".zgroup") {
+            return Err(err(
+                &source,
+                "no .zgroup in .zmetadata: not a kerchunk reference set",
+            ));
+        }
+        let mut options = options.clone();
+        options.read_only = true;
+        Ok(References {
+            source,
             refs,
             options,
             targets: Mutex::new(HashMap::new()),
@@ -328,6 +535,20 @@ impl References {
                     .map(|r| r.end(u64::MAX))
                     .max()
                     .unwrap_or(*offset);
+                // a local read allocates the whole range first: a length past the file's end
+                // (a corrupt reference) must fail here, not exhaust memory
+                if !url.contains("://") || url.starts_with("file://") {
+                    match storage.size_key(&file)? {
+                        None => return Err(self.missing(key, url)),
+                        Some(n) if n < end => {
+                            return Err(StorageError::Other(format!(
+                                "kerchunk references {}: key {key:?}: {url} is {n} bytes, shorter than the reference says (it ends at byte {end})",
+                                self.source
+                            )));
+                        }
+                        Some(_) => {}
+                    }
+                }
                 let got = storage
                     .get_partial_many(&file, Box::new(mapped.into_iter()))
                     .and_then(|g| match g {
@@ -419,6 +640,51 @@ impl References {
         dirs.sort();
         (keys, dirs)
     }
+}
+
+/// One row of a Parquet reference file.
+enum ParquetRef {
+    Raw(Vec<u8>),
+    Range {
+        path: String,
+        offset: u64,
+        size: u64,
+    },
+    Missing,
+}
+
+/// The rows of one `refs.N.parq` file.
+fn parquet_rows(raw: &[u8]) -> std::result::Result<Vec<ParquetRef>, String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    let reader =
+        SerializedFileReader::new(Bytes::copy_from_slice(raw)).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for row in reader.get_row_iter(None).map_err(|e| e.to_string())? {
+        let row = row.map_err(|e| e.to_string())?;
+        let (mut path, mut offset, mut size, mut data) = (None, 0i64, 0i64, None);
+        for (name, field) in row.get_column_iter() {
+            match (name.as_str(), field) {
+                ("path", Field::Str(s)) => path = Some(s.clone()),
+                ("offset", Field::Long(n)) => offset = *n,
+                ("offset", Field::Int(n)) => offset = i64::from(*n),
+                ("size", Field::Long(n)) => size = *n,
+                ("size", Field::Int(n)) => size = i64::from(*n),
+                ("raw", Field::Bytes(b)) => data = Some(b.data().to_vec()),
+                _ => {}
+            }
+        }
+        out.push(match (data, path) {
+            (Some(b), _) => ParquetRef::Raw(b),
+            (None, Some(p)) => ParquetRef::Range {
+                path: p,
+                offset: u64::try_from(offset).map_err(|_| format!("offset {offset}"))?,
+                size: u64::try_from(size).map_err(|_| format!("size {size}"))?,
+            },
+            (None, None) => ParquetRef::Missing,
+        });
+    }
+    Ok(out)
 }
 
 /// Makes a target URL absolute: URLs with a scheme and absolute paths as they are, relative

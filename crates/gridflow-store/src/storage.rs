@@ -521,13 +521,13 @@ impl Storage {
     pub(crate) fn references(
         url: &StoreUrl,
         options: &StoreOptions,
-        refs: crate::kerchunk::References,
+        refs: Arc<crate::kerchunk::References>,
     ) -> Storage {
         Storage {
             url: url.to_string(),
             read_only: true,
             max_metadata_bytes: options.max_metadata_bytes,
-            backend: Backend::Refs(Arc::new(refs)),
+            backend: Backend::Refs(refs),
             http: None,
             unsigned: false,
             connect_timeout_secs: options.connect_timeout_secs.max(1),

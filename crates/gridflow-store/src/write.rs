@@ -11,6 +11,7 @@ use gridflow_array::{
 use gridflow_graph::{Graph, Key, Task};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use zarrs::storage::{ReadableStorageTraits, StoreKey, StorePrefix, WritableStorageTraits};
 
 /// What to do when the target already exists.
@@ -816,6 +817,18 @@ struct SourceLocation {
 pub fn input_stores(array: &ChunkedArray) -> Vec<(StoreUrl, String)> {
     let mut out: Vec<(StoreUrl, String)> = Vec::new();
     for src in array.sources() {
+        // a netCDF file read directly is an input too (its spec names the file)
+        if src.kind() == "netcdf" {
+            if let Ok(Value::Object(spec)) = serde_json::from_str::<Value>(&src.spec())
+                && let Some(Value::String(p)) = spec.get("path")
+            {
+                let item = (StoreUrl::Local(PathBuf::from(p)), String::new());
+                if !out.contains(&item) {
+                    out.push(item);
+                }
+            }
+            continue;
+        }
         if src.kind() != "zarr" {
             continue;
         }

@@ -126,3 +126,92 @@ fn reference_stores_refuse_writes() {
     let e = e.unwrap_err().to_string();
     assert!(e.contains("read-only"), "{e}");
 }
+
+#[test]
+fn a_rewritten_reference_file_is_read_again() {
+    // opened reference sets are cached per process; a changed local file is not served stale
+    let dir = scratch("rewrite");
+    let p = dir.join("refs.json");
+    let text = std::fs::read_to_string(netcdf_dir().join("std_netcdf4.json")).unwrap();
+    let abs = netcdf_dir().canonicalize().unwrap();
+    let text = text.replace(
+        "\"std_netcdf4.nc\"",
+        &format!("\"{}/std_netcdf4.nc\"", abs.display()),
+    );
+    std::fs::write(&p, &text).unwrap();
+    assert!(open(&p).unwrap().open_array("orog").is_ok());
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["refs"].as_object_mut().unwrap().remove("orog/.zarray");
+    std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+    assert!(open(&p).unwrap().open_array("orog").is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mutated_reference_sets_fail_cleanly() {
+    // bytes of the JSON references changed at random: every open and chunk read returns a
+    // value or an error (no panic, no runaway allocation from a huge length)
+    let dir = scratch("mutated");
+    let abs = netcdf_dir().canonicalize().unwrap();
+    let text = std::fs::read_to_string(netcdf_dir().join("std_netcdf4.json"))
+        .unwrap()
+        .replace(
+            "\"std_netcdf4.nc\"",
+            &format!("\"{}/std_netcdf4.nc\"", abs.display()),
+        );
+    let bytes = text.as_bytes();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut opened, mut read) = (0, 0);
+    for case in 0..300 {
+        let mut m = bytes.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let i = (next() % m.len() as u64) as usize;
+            m[i] = b"0123456789{}[]\",:9e-"[(next() % 20) as usize];
+        }
+        let p = dir.join(format!("m{case}.json"));
+        std::fs::write(&p, &m).unwrap();
+        let Ok(store) = open(&p) else { continue };
+        let Ok(group) = store.open_group("") else {
+            continue;
+        };
+        opened += 1;
+        for name in group.array_paths() {
+            let Ok(a) = group.array(&name) else { continue };
+            let grid: Vec<u64> = a.grid_shape().iter().map(|&g| g as u64).collect();
+            if grid.iter().product::<u64>() > 64 {
+                continue;
+            }
+            let mut idx = vec![0u64; grid.len()];
+            loop {
+                if a.read_chunk(&idx).is_ok() {
+                    read += 1;
+                }
+                let mut d = idx.len();
+                let mut done = true;
+                while d > 0 {
+                    d -= 1;
+                    idx[d] += 1;
+                    if idx[d] < grid[d] {
+                        done = false;
+                        break;
+                    }
+                    idx[d] = 0;
+                }
+                if done {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        opened > 0 && read > 0,
+        "{opened} opened, {read} chunks read"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
