@@ -177,14 +177,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let url = out
             .to_str()
             .ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
-        if exec.remote.is_some() {
-            note!(
-                "note: -o computes and writes from this process; store-write tasks on the cluster are not implemented yet"
-            );
-        }
         let t = std::time::Instant::now();
-        ds.to_zarr(url, &zarr_options)
-            .with_context(|| format!("writing {}", out.display()))?;
+        if exec.remote.is_some() {
+            // Store-write tasks: each worker writes the chunks it computes.
+            ds.to_zarr_with(url, &zarr_options, &exec.executor("to_zarr"))
+        } else {
+            ds.to_zarr(url, &zarr_options)
+        }
+        .with_context(|| format!("writing {}", out.display()))?;
         note!(
             "wrote {} in {:.2} s",
             out.display(),

@@ -1,6 +1,7 @@
-//! `persist` of dataset variables on a local cluster of `gridflow worker` processes: later
-//! computations read the blocks held on the workers by key, not the store (whose chunks
-//! are corrupted after persisting), and their results equal the local executor's exactly.
+//! On a local cluster of `gridflow worker` processes: `persist` of dataset variables (later
+//! computations read the blocks held on the workers by key, not the store, whose chunks are
+//! corrupted after persisting) and `to_zarr` as store-write tasks on the workers; results
+//! equal the local executor's exactly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly on purpose.
 
 use gridflow_dataset::{OpenOptions, open_zarr};
@@ -91,5 +92,115 @@ fn persisted_variables_are_read_by_key_and_equal_the_local_executor() {
     // Dropping every array built on the persisted blocks releases them.
     drop((kept, mean_kept, total_kept));
     assert!(client.held_keys().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn files(dir: &Path, base: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, base, out);
+        } else {
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            out.push((rel, std::fs::read(&p).unwrap()));
+        }
+    }
+}
+
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    files(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn to_zarr_on_a_cluster_writes_from_the_workers_and_equals_the_local_write() {
+    let cluster = LocalCluster::with_options(LocalClusterOptions {
+        n_workers: 2,
+        threads_per_worker: 1,
+        program: Some(env!("CARGO_BIN_EXE_gridflow").into()),
+        ..LocalClusterOptions::default()
+    })
+    .unwrap();
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = ran.clone();
+    let client = cluster
+        .client()
+        .unwrap()
+        .with_progress(std::sync::Arc::new(move |_| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+    let dir = std::env::temp_dir().join(format!("gridflow-to-zarr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ds = open_zarr(fixture().to_str().unwrap(), &OpenOptions::default()).unwrap();
+    let zonal = gridflow_dataset::Dataset::from_dataarray(
+        &ds.get("tas").unwrap().mean(Some(&["lon"])).unwrap(),
+    )
+    .unwrap();
+    for (name, d) in [("whole", ds.clone()), ("zonal", zonal)] {
+        let local = dir.join(format!("{name}-local.zarr"));
+        let remote = dir.join(format!("{name}-cluster.zarr"));
+        let opts = gridflow_dataset::ToZarrOptions::default();
+        d.to_zarr(local.to_str().unwrap(), &opts).unwrap();
+        let before = ran.load(std::sync::atomic::Ordering::SeqCst);
+        d.to_zarr_with(remote.to_str().unwrap(), &opts, &client)
+            .unwrap();
+        assert!(
+            ran.load(std::sync::atomic::Ordering::SeqCst) > before,
+            "{name}: no task ran on the cluster"
+        );
+        // Byte for byte: the same chunks (same compressor) and the same metadata.
+        let (a, b) = (tree(&local), tree(&remote));
+        assert_eq!(
+            a.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            b.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            "{name}: different keys"
+        );
+        for ((k, x), (_, y)) in a.iter().zip(&b) {
+            assert!(x == y, "{name}: {k} differs");
+        }
+        // And it opens to the same values.
+        let back = open_zarr(remote.to_str().unwrap(), &OpenOptions::default()).unwrap();
+        for v in d.data_vars().keys() {
+            let got = back.get(v).unwrap().to_f64_vec().unwrap();
+            let want = d.get(v).unwrap().compute().unwrap().to_f64_vec().unwrap();
+            assert_eq!(bits(&got), bits(&want), "{name}: {v}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn eval_output_on_a_local_cluster_equals_the_local_write() {
+    let dir = std::env::temp_dir().join(format!("gridflow-eval-o-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let expr = "(ds.tas - 273.15).mean(\"lon\")";
+    let mut trees = Vec::new();
+    for (name, how) in [
+        ("local", ["--threads", "2"]),
+        ("cluster", ["--cluster", "local:2x1"]),
+    ] {
+        let out = dir.join(format!("{name}.zarr"));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_gridflow"))
+            .args(["eval", "--store"])
+            .arg(fixture())
+            .args(how)
+            .arg("-o")
+            .arg(&out)
+            .arg(expr)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        trees.push(tree(&out));
+    }
+    assert!(!trees[0].is_empty());
+    assert!(trees[0] == trees[1], "the cluster wrote another store");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -685,6 +685,21 @@ impl Dataset {
     /// deletes the old store (its root metadata first, then every key under the prefix); if
     /// the write then fails, no store opens at that prefix.
     pub fn to_zarr(&self, url: &str, options: &ToZarrOptions) -> Result<()> {
+        self.to_zarr_with(url, options, &gridflow_array::LocalExecutor::default())
+    }
+
+    /// [`Dataset::to_zarr`] on an executor. On a cluster, every chunk is written by a
+    /// store-write task on the worker that computes it, straight to the store (a local
+    /// target is staged in a sibling directory the workers must be able to reach: the same
+    /// machine or a shared file system; object stores need the credentials in
+    /// `options.store`), and all variables are one graph, so nothing they share is
+    /// computed twice. Metadata is written by this process once every chunk is stored.
+    pub fn to_zarr_with(
+        &self,
+        url: &str,
+        options: &ToZarrOptions,
+        executor: &dyn gridflow_array::Executor<gridflow_array::ArrayOp>,
+    ) -> Result<()> {
         self.check_to_zarr(url, options)?;
         match StoreUrl::parse(url)? {
             StoreUrl::Local(path) => {
@@ -697,14 +712,14 @@ impl Dataset {
                 })?;
                 {
                     let store = ZarrStore::open(tmp, options.store.clone())?;
-                    self.write_store(&store, options)?;
+                    self.write_store(&store, options, executor)?;
                 }
                 staged.commit()?;
             }
             _ => {
                 let store = ZarrStore::open(url, options.store.clone())?;
                 clear_store(&store, options.mode)?;
-                self.write_store(&store, options)?;
+                self.write_store(&store, options, executor)?;
             }
         }
         Ok(())
@@ -712,7 +727,15 @@ impl Dataset {
 
     /// Writes every array's chunks and metadata, then the root group, then the consolidated
     /// metadata.
-    fn write_store(&self, store: &ZarrStore, options: &ToZarrOptions) -> Result<()> {
+    fn write_store(
+        &self,
+        store: &ZarrStore,
+        options: &ToZarrOptions,
+        executor: &dyn gridflow_array::Executor<gridflow_array::ArrayOp>,
+    ) -> Result<()> {
+        // On a cluster, every array's chunks are written by tasks of one graph.
+        let remote = executor.persists_remotely();
+        let mut writes = Vec::new();
         let mut group_attrs = self.attrs.clone();
         let coord_names: Vec<String> = self
             .coords
@@ -777,7 +800,19 @@ impl Dataset {
                 groups: false,
                 ..WriteOptions::default()
             };
-            to_zarr(&data, store, name, &wo)?;
+            if remote {
+                writes.push(gridflow_store::ArrayWrite::prepare(
+                    &data, store, name, &wo,
+                )?);
+            } else {
+                to_zarr(&data, store, name, &wo)?;
+            }
+        }
+        if !writes.is_empty() {
+            gridflow_store::write_with(&writes, executor)?;
+            for w in writes {
+                w.finish()?;
+            }
         }
         write_group_attrs(store, options.format, &group_attrs)?;
         // `.zmetadata` is v2's; a v3 store with one would be opened as an empty v2 store

@@ -4,10 +4,14 @@
 //! `cargo run --release -p gridflow-distributed --example simulate -- [TASKS] [WORKERS...]`
 //! (default: 1,000,000 tasks on 10, 100 and 1,000 workers of 2 threads). The graph is a
 //! reduction tree of fan-in 4 over ¾ of the tasks as roots. Each simulated step, every
-//! worker finishes one task per thread (oldest first) with a 1 MB result; results move
-//! between workers only as placement decides (transfers are not timed). Prints one
-//! Markdown row per cluster size: scheduler CPU time per task (submit + every event),
-//! scheduler memory per task (peak RSS growth after the submit / tasks), steps taken.
+//! worker finishes one task per thread (oldest first) with a 1 MB result after a simulated
+//! 1 ms; results move between workers only as placement decides (transfers are not timed).
+//! Three workers are lost mid-run (at ¼, ½ and ¾ of the tasks): what they were running
+//! is placed elsewhere and the results only they held are recomputed from their lineage.
+//! Work stealing runs every step; a steal succeeds when the task has not started (is not
+//! among the first two in the worker's queue). Prints one Markdown row per cluster size:
+//! scheduler CPU time per task (submit + every event), scheduler memory per task (RSS
+//! growth after the submit / tasks), steps, workers lost, tasks run again, steals.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A harness: fail loudly.
 
 use gridflow_distributed::core::{Action, Config, Core, TaskId, WorkerId};
@@ -55,8 +59,10 @@ fn main() {
     } else {
         vec![10, 100, 1000]
     };
-    println!("| workers × threads | tasks | scheduler CPU | per task | memory per task | steps |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| workers × threads | tasks | scheduler CPU | per task | memory per task | steps | lost workers | tasks run again | steals |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &n_workers in &clusters {
         // Measured before the job is built: its task vectors move into the scheduler.
         let before = rss_kib();
@@ -71,15 +77,37 @@ fn main() {
         cpu += t.elapsed();
         let after = rss_kib();
         let mut running: Vec<VecDeque<TaskId>> = vec![VecDeque::new(); n_workers];
-        let mut steps = 0usize;
+        let mut alive = vec![true; n_workers];
+        // Lose three workers at ¼, ½ and ¾ of the tasks run.
+        let mut losses: Vec<(usize, WorkerId)> = [1, 2, 3]
+            .iter()
+            .map(|&q| {
+                (
+                    total * q / 4,
+                    workers[(n_workers * q / 4).min(n_workers - 1)],
+                )
+            })
+            .collect();
+        let (mut steps, mut ran, mut lost) = (0usize, 0usize, 0usize);
         let mut done = false;
         while !done {
             let t = Instant::now();
+            core.balance();
             let actions = core.take_actions();
             cpu += t.elapsed();
+            let mut answers = Vec::new();
             for a in actions {
                 match a {
                     Action::Compute { worker, task } => running[worker as usize].push_back(task),
+                    Action::Steal { worker, task } => {
+                        let q = &mut running[worker as usize];
+                        // The first two (one per thread) have started.
+                        let at = q.iter().position(|&x| x == task).filter(|&i| i >= 2);
+                        if let Some(i) = at {
+                            q.remove(i);
+                        }
+                        answers.push((worker, task, at.is_some()));
+                    }
                     Action::Done { job } => {
                         done = true;
                         let t = Instant::now();
@@ -91,21 +119,39 @@ fn main() {
                 }
             }
             let t = Instant::now();
+            for (w, task, stolen) in answers {
+                core.steal_response(w, task, stolen);
+            }
             for &w in &workers {
+                if !alive[w as usize] {
+                    continue;
+                }
                 for _ in 0..2 {
                     if let Some(task) = running[w as usize].pop_front() {
-                        core.finished(w, task, 1 << 20);
+                        core.finished_timed(w, task, 1 << 20, 1_000);
+                        ran += 1;
                     }
                 }
+            }
+            if let Some(&(at, w)) = losses.first()
+                && ran >= at
+            {
+                losses.remove(0);
+                alive[w as usize] = false;
+                running[w as usize].clear();
+                core.remove_worker(w);
+                lost += 1;
             }
             cpu += t.elapsed();
             steps += 1;
         }
         println!(
-            "| {n_workers} × 2 | {total} | {:.2} s | {:.2} µs | {:.0} B | {steps} |",
+            "| {n_workers} × 2 | {total} | {:.2} s | {:.2} µs | {:.0} B | {steps} | {lost} | {} | {} |",
             cpu.as_secs_f64(),
             cpu.as_secs_f64() / total as f64 * 1e6,
             (after.saturating_sub(before) * 1024) as f64 / total as f64,
+            ran.saturating_sub(total),
+            core.steals(),
         );
     }
 }

@@ -42,6 +42,14 @@ pub enum Action {
         /// The task.
         task: TaskId,
     },
+    /// Ask `worker` to give back `task` if it has not started it (work stealing); the
+    /// worker answers through [`Core::steal_response`].
+    Steal {
+        /// The worker holding the task (the victim).
+        worker: WorkerId,
+        /// The task.
+        task: TaskId,
+    },
     /// Tell `worker` to drop the result of `task`.
     Release {
         /// The worker.
@@ -94,6 +102,10 @@ struct Task {
     nbytes: u64,
     who_has: Vec<WorkerId>,
     processing_on: Option<WorkerId>,
+    /// False for scattered data (no task to run again if it is lost).
+    recomputable: bool,
+    /// Times the task was placed again after failing to fetch an input.
+    retries: u8,
 }
 
 #[derive(Debug)]
@@ -102,6 +114,8 @@ struct Worker {
     alive: bool,
     /// Tasks assigned and not yet reported finished.
     processing: rustc_hash::FxHashSet<TaskId>,
+    /// Tasks being stolen for this worker (asked of their victim, not yet answered).
+    incoming: u32,
 }
 
 #[derive(Debug)]
@@ -129,6 +143,12 @@ pub struct Config {
     pub root_bytes_per_thread: u64,
     /// The most roots per thread a worker gets at once.
     pub max_roots_per_thread: u32,
+    /// Work stealing: an idle worker takes unstarted tasks from a saturated one when
+    /// moving the task's inputs costs at most this many times the task's expected compute
+    /// time (Dask's compute-to-transfer ratio). 0: no stealing.
+    pub steal_ratio: f64,
+    /// Bytes per second assumed for moving inputs between workers (for stealing).
+    pub bandwidth: f64,
 }
 
 impl Default for Config {
@@ -137,6 +157,8 @@ impl Default for Config {
             worker_saturation: 1.1,
             root_bytes_per_thread: 16 << 20,
             max_roots_per_thread: 64,
+            steal_ratio: 2.0,
+            bandwidth: 100e6,
         }
     }
 }
@@ -160,6 +182,15 @@ pub struct Core {
     /// limit).
     roots_done: u64,
     root_bytes: u64,
+    /// Workers with more tasks than threads (unstarted ones wait there), and workers with
+    /// free threads: stealing looks only at these.
+    saturated: rustc_hash::FxHashSet<WorkerId>,
+    idle: rustc_hash::FxHashSet<WorkerId>,
+    /// Steals asked and not answered: task → the worker it is for.
+    stealing: FxHashMap<TaskId, WorkerId>,
+    /// A moving average of task run times reported by workers, in µs (0: none yet).
+    task_micros: f64,
+    steals: u64,
 }
 
 impl Core {
@@ -177,7 +208,153 @@ impl Core {
             actions: Vec::new(),
             roots_done: 0,
             root_bytes: 0,
+            saturated: Default::default(),
+            idle: Default::default(),
+            stealing: FxHashMap::default(),
+            task_micros: 0.0,
+            steals: 0,
         }
+    }
+
+    /// Tasks moved between workers by stealing so far.
+    pub fn steals(&self) -> u64 {
+        self.steals
+    }
+
+    /// Updates whether worker `w` is saturated or idle (after its load changed).
+    fn touch(&mut self, w: WorkerId) {
+        let Some(x) = self.workers.get(w as usize) else {
+            return;
+        };
+        let load = x.processing.len() + x.incoming as usize;
+        let (sat, idle) = if x.alive {
+            (
+                x.processing.len() > x.nthreads as usize,
+                load < x.nthreads as usize,
+            )
+        } else {
+            (false, false)
+        };
+        if sat {
+            self.saturated.insert(w);
+        } else {
+            self.saturated.remove(&w);
+        }
+        if idle {
+            self.idle.insert(w);
+        } else {
+            self.idle.remove(&w);
+        }
+    }
+
+    /// Work stealing: while some worker has free threads and another has tasks waiting
+    /// beyond its threads, ask the latter for its lowest-priority tasks (the ones it would
+    /// start last) whose inputs are cheap to move compared with running them. Call once per
+    /// batch of events; cheap when nobody is idle or nobody is saturated.
+    pub fn balance(&mut self) {
+        if self.config.steal_ratio <= 0.0 || self.saturated.is_empty() || self.idle.is_empty() {
+            return;
+        }
+        // Only roots are waiting on the scheduler: idle workers get those first (`fill`).
+        if !self.queue.is_empty() {
+            return;
+        }
+        let mut thieves: Vec<WorkerId> = self.idle.iter().copied().collect();
+        thieves.sort_unstable();
+        let mut victims: Vec<WorkerId> = self.saturated.iter().copied().collect();
+        // Most waiting tasks per thread first.
+        victims.sort_by(|&a, &b| {
+            let ex = |w: WorkerId| {
+                let x = &self.workers[w as usize];
+                (x.processing.len() as f64 - f64::from(x.nthreads)) / f64::from(x.nthreads)
+            };
+            ex(b).total_cmp(&ex(a)).then(a.cmp(&b))
+        });
+        let compute_s = if self.task_micros > 0.0 {
+            self.task_micros / 1e6
+        } else {
+            // Unknown run time: steal only what needs no transfer.
+            0.0
+        };
+        for v in victims {
+            let (nthreads, mut waiting) = {
+                let x = &self.workers[v as usize];
+                let mut ids: Vec<TaskId> = x
+                    .processing
+                    .iter()
+                    .copied()
+                    .filter(|t| !self.stealing.contains_key(t))
+                    .collect();
+                // Workers start the lowest ids first: the highest are the least likely started.
+                ids.sort_unstable_by(|a, b| b.cmp(a));
+                (x.nthreads as usize, ids)
+            };
+            let mut spare = waiting.len().saturating_sub(nthreads);
+            waiting.truncate(spare);
+            for t in waiting {
+                if spare == 0 {
+                    break;
+                }
+                let Some(&thief) = thieves.iter().find(|&&w| {
+                    let x = &self.workers[w as usize];
+                    x.alive && x.processing.len() + (x.incoming as usize) < x.nthreads as usize
+                }) else {
+                    return;
+                };
+                let missing: u64 = {
+                    let mut ins = self.inputs(t).to_vec();
+                    ins.sort_unstable();
+                    ins.dedup();
+                    ins.iter()
+                        .filter(|&&i| !self.who_has(i).contains(&thief))
+                        .map(|&i| self.nbytes(i))
+                        .sum()
+                };
+                let transfer_s = missing as f64 / self.config.bandwidth;
+                if missing > 0 && transfer_s > self.config.steal_ratio * compute_s {
+                    continue;
+                }
+                self.stealing.insert(t, thief);
+                self.workers[thief as usize].incoming += 1;
+                self.touch(thief);
+                spare -= 1;
+                self.actions.push(Action::Steal { worker: v, task: t });
+            }
+        }
+    }
+
+    /// The victim's answer to [`Action::Steal`]: `stolen` when it had not started the task
+    /// and dropped it; the task then goes to the worker it was stolen for. A task that
+    /// started stays where it is.
+    pub fn steal_response(&mut self, victim: WorkerId, id: TaskId, stolen: bool) {
+        let Some(thief) = self.stealing.remove(&id) else {
+            return;
+        };
+        if let Some(x) = self.workers.get_mut(thief as usize) {
+            x.incoming = x.incoming.saturating_sub(1);
+        }
+        self.touch(thief);
+        let live = self
+            .task(id)
+            .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(victim));
+        if !stolen || !live {
+            return;
+        }
+        if let Some(x) = self.workers.get_mut(victim as usize) {
+            x.processing.remove(&id);
+        }
+        self.touch(victim);
+        self.steals += 1;
+        if self.workers.get(thief as usize).is_some_and(|x| x.alive) {
+            self.assign(id, thief);
+        } else {
+            if let Some(t) = self.task_mut(id) {
+                t.processing_on = None;
+                t.state = TaskState::Waiting;
+            }
+            self.make_ready(id);
+        }
+        self.fill(victim);
     }
 
     /// Takes the actions produced since the last call.
@@ -279,7 +456,9 @@ impl Core {
             nthreads: nthreads.max(1),
             alive: true,
             processing: Default::default(),
+            incoming: 0,
         });
+        self.touch(id);
         self.fill(id);
         id
     }
@@ -406,6 +585,8 @@ impl Core {
                 nbytes: 0,
                 who_has: Vec::new(),
                 processing_on: None,
+                recomputable: true,
+                retries: 0,
             });
         }
         for &o in &pinned {
@@ -468,6 +649,7 @@ impl Core {
             t.nbytes = nbytes;
             t.who_has = vec![w];
             t.readers_left = 1;
+            t.recomputable = false;
             held += nbytes;
             self.tasks.push_back(t);
         }
@@ -538,6 +720,7 @@ impl Core {
     /// Gives worker `w` queued root tasks up to its saturation limit: consecutive roots
     /// (neighbours in the graph) go to the same worker.
     fn fill(&mut self, w: WorkerId) {
+        self.touch(w);
         let Some(worker) = self.workers.get(w as usize) else {
             return;
         };
@@ -562,6 +745,7 @@ impl Core {
             t.processing_on = Some(w);
         }
         self.workers[w as usize].processing.insert(id);
+        self.touch(w);
         self.actions.push(Action::Compute {
             worker: w,
             task: id,
@@ -624,8 +808,9 @@ impl Core {
         let Some(t) = self.task_mut(id) else { return };
         let holders = std::mem::take(&mut t.who_has);
         let (job, nbytes) = (t.job, t.nbytes);
+        // The payload stays while the job lives: a reader may need this result again if its
+        // own is lost with a worker.
         t.state = TaskState::Forgotten;
-        t.payload = Vec::new();
         for w in holders {
             self.actions.push(Action::Release {
                 worker: w,
@@ -637,6 +822,17 @@ impl Core {
         }
     }
 
+    /// [`Core::finished`], with the task's run time on the worker (µs; for stealing).
+    pub fn finished_timed(&mut self, w: WorkerId, id: TaskId, nbytes: u64, micros: u64) {
+        let m = micros as f64;
+        self.task_micros = if self.task_micros == 0.0 {
+            m
+        } else {
+            0.9 * self.task_micros + 0.1 * m
+        };
+        self.finished(w, id, nbytes);
+    }
+
     /// Worker `w` finished task `id` with a result of `nbytes` bytes.
     pub fn finished(&mut self, w: WorkerId, id: TaskId, nbytes: u64) {
         if let Some(x) = self.workers.get_mut(w as usize) {
@@ -646,11 +842,18 @@ impl Core {
             .task(id)
             .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(w));
         if !live {
-            // Its job was forgotten meanwhile (or the report is stale): drop the result.
-            self.actions.push(Action::Release {
-                worker: w,
-                task: id,
-            });
+            // Its job was forgotten meanwhile (or the report is stale): drop the result,
+            // unless this worker's copy is the one the scheduler counts on (a task run twice
+            // after a worker loss).
+            let counted = self
+                .task(id)
+                .is_some_and(|t| t.state == TaskState::Memory && t.who_has.contains(&w));
+            if !counted {
+                self.actions.push(Action::Release {
+                    worker: w,
+                    task: id,
+                });
+            }
             self.fill(w);
             return;
         }
@@ -724,13 +927,27 @@ impl Core {
         if let Some(x) = self.workers.get_mut(w as usize) {
             x.processing.remove(&id);
         }
-        let job = match self.task(id) {
-            Some(t) if t.state == TaskState::Processing && t.processing_on == Some(w) => t.job,
+        let (job, retries) = match self.task(id) {
+            Some(t) if t.state == TaskState::Processing && t.processing_on == Some(w) => {
+                (t.job, t.retries)
+            }
             _ => {
                 self.fill(w);
                 return;
             }
         };
+        // An input that could not be fetched (its holder went away or no longer had it):
+        // the task is placed again, from the scheduler's current view, a few times before
+        // its job fails.
+        if op == "fetch" && retries < 3 {
+            if let Some(t) = self.task_mut(id) {
+                t.retries += 1;
+                t.processing_on = Some(w);
+            }
+            self.requeue(id);
+            self.fill(w);
+            return;
+        }
         if let Some(t) = self.task_mut(id) {
             t.state = TaskState::Erred;
             t.processing_on = None;
@@ -784,7 +1001,11 @@ impl Core {
             let Some(t) = self.task(id) else { continue };
             match t.state {
                 // Results are dropped when their last reader or pin goes.
-                TaskState::Memory | TaskState::Forgotten => {}
+                TaskState::Memory | TaskState::Forgotten => {
+                    if let Some(t) = self.task_mut(id) {
+                        t.payload = Vec::new();
+                    }
+                }
                 // Unfinished: its reads are given back; queued ones are skipped when popped,
                 // a running one's result is released when it reports.
                 _ => {
@@ -824,45 +1045,176 @@ impl Core {
         }
     }
 
+    /// A finished task whose result is gone (lost with a worker, or released) but needed
+    /// again: it becomes unfinished, reads its inputs again (reviving released ones in
+    /// turn), and is queued once they are all in memory (`requeue` collects what to place).
+    fn revive(&mut self, id: TaskId, requeue: &mut Vec<TaskId>) {
+        let mut stack = vec![id];
+        while let Some(t) = stack.pop() {
+            let Some(task) = self.task(t) else { continue };
+            let finished = match task.state {
+                TaskState::Memory => task.who_has.is_empty(),
+                TaskState::Forgotten => self.jobs.contains_key(&task.job) && task.recomputable,
+                _ => false,
+            };
+            if !finished {
+                continue;
+            }
+            let job = task.job;
+            let mut ins = task.inputs.clone();
+            ins.sort_unstable();
+            ins.dedup();
+            if let Some(j) = self.jobs.get_mut(&job) {
+                j.done = j.done.saturating_sub(1);
+            }
+            if let Some(x) = self.task_mut(t) {
+                x.state = TaskState::Waiting;
+                x.who_has.clear();
+            }
+            for i in ins {
+                let available = self.state(i) == TaskState::Memory && !self.who_has(i).is_empty();
+                if let Some(ti) = self.task_mut(i) {
+                    // This task reads it again.
+                    ti.readers_left += 1;
+                    if !ti.dependents.contains(&t) {
+                        ti.dependents.push(t);
+                    }
+                }
+                if !available {
+                    stack.push(i);
+                }
+            }
+            requeue.push(t);
+        }
+    }
+
+    /// An unfinished task whose inputs changed (lost, or its worker left): it waits for the
+    /// inputs not in memory, and is placed when none is missing.
+    fn requeue(&mut self, id: TaskId) {
+        let Some(t) = self.task(id) else { return };
+        if !matches!(
+            t.state,
+            TaskState::Waiting | TaskState::Queued | TaskState::Processing
+        ) {
+            return;
+        }
+        let (mut ins, state, on) = (t.inputs.clone(), t.state, t.processing_on);
+        if let Some(w) = on {
+            // Running elsewhere on an input that is gone: it will fail to fetch it (a stale
+            // report) or finish (ignored); it runs again once its inputs are back.
+            if let Some(x) = self.workers.get_mut(w as usize) {
+                x.processing.remove(&id);
+            }
+            self.touch(w);
+        }
+        ins.sort_unstable();
+        ins.dedup();
+        let waiting = ins
+            .iter()
+            .filter(|&&i| self.state(i) != TaskState::Memory || self.who_has(i).is_empty())
+            .count() as u32;
+        let queued = state == TaskState::Queued;
+        if let Some(x) = self.task_mut(id) {
+            x.state = TaskState::Waiting;
+            x.processing_on = None;
+            x.waiting = waiting;
+        }
+        if queued {
+            // Already in the queue: popping skips it unless it is queued again below.
+            if waiting == 0
+                && let Some(x) = self.task_mut(id)
+            {
+                x.state = TaskState::Queued;
+            }
+            return;
+        }
+        if waiting == 0 {
+            self.make_ready(id);
+        }
+    }
+
     /// A worker left (its connection closed): its running tasks go back to be scheduled
-    /// elsewhere; jobs whose results were held only there fail (recomputing lost results
-    /// is not implemented yet).
+    /// elsewhere, and results held only there that are still needed are recomputed
+    /// (scattered data, which has no lineage, fails its job).
     pub fn remove_worker(&mut self, w: WorkerId) {
         let Some(worker) = self.workers.get_mut(w as usize) else {
             return;
         };
         worker.alive = false;
+        worker.incoming = 0;
         let running: Vec<TaskId> = worker.processing.drain().collect();
-        let mut lost_jobs: Vec<(u64, TaskId)> = Vec::new();
+        self.touch(w);
+        // Steals asked of this worker will never be answered.
+        for t in &running {
+            if let Some(thief) = self.stealing.remove(t)
+                && let Some(x) = self.workers.get_mut(thief as usize)
+            {
+                x.incoming = x.incoming.saturating_sub(1);
+                self.touch(thief);
+            }
+        }
+        // Results only this worker held are lost: those still needed are recomputed from
+        // their lineage (inputs released meanwhile are recomputed too), as Dask does.
+        let mut lost: Vec<TaskId> = Vec::new();
         for id in self.first..self.first + self.tasks.len() as u64 {
             let Some(t) = self.task_mut(id) else { continue };
             if t.who_has.contains(&w) {
                 t.who_has.retain(|&x| x != w);
                 if t.who_has.is_empty() && t.state == TaskState::Memory {
-                    lost_jobs.push((t.job, id));
+                    lost.push(id);
                 }
             }
         }
-        for id in running {
-            if self.state(id) == TaskState::Processing {
+        let mut unrecoverable: Vec<(u64, TaskId)> = Vec::new();
+        let mut requeue: Vec<TaskId> = running;
+        for &id in &lost {
+            let Some(t) = self.task(id) else { continue };
+            let (job, needed, recomputable, nbytes) =
+                (t.job, t.readers_left > 0, t.recomputable, t.nbytes);
+            if let Some(j) = self.jobs.get_mut(&job) {
+                j.held = j.held.saturating_sub(nbytes);
+            }
+            if !needed || !self.jobs.contains_key(&job) {
                 if let Some(t) = self.task_mut(id) {
-                    t.processing_on = None;
-                    t.state = TaskState::Waiting;
+                    t.state = TaskState::Forgotten;
                 }
-                self.make_ready(id);
+                continue;
+            }
+            if !recomputable {
+                unrecoverable.push((job, id));
+                continue;
+            }
+            // Readers that counted on this result wait for it again.
+            let dependents = self
+                .task(id)
+                .map(|t| t.dependents.clone())
+                .unwrap_or_default();
+            self.revive(id, &mut requeue);
+            for d in dependents {
+                match self.state(d) {
+                    TaskState::Waiting | TaskState::Queued | TaskState::Processing => {
+                        requeue.push(d);
+                    }
+                    _ => {}
+                }
             }
         }
-        lost_jobs.sort_unstable();
-        lost_jobs.dedup_by_key(|(j, _)| *j);
-        for (job, id) in lost_jobs {
+        requeue.sort_unstable();
+        requeue.dedup();
+        for id in requeue {
+            self.requeue(id);
+        }
+        unrecoverable.sort_unstable();
+        unrecoverable.dedup_by_key(|(j, _)| *j);
+        for (job, id) in unrecoverable {
             if self.jobs.contains_key(&job) {
                 self.actions.push(Action::Failed {
                     job,
                     task: Some(id),
                     op: "worker".into(),
                     message: format!(
-                        "worker {w} left while holding this task's result (recomputing lost \
-                         results is not implemented yet)"
+                        "worker {w} left while holding this result, which was scattered \
+                         (not computed): it cannot be recomputed"
                     ),
                     panicked: false,
                 });
@@ -909,6 +1261,8 @@ impl Task {
             nbytes: 0,
             who_has: Vec::new(),
             processing_on: None,
+            recomputable: true,
+            retries: 0,
         }
     }
 }

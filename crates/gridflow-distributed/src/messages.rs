@@ -164,6 +164,9 @@ pub enum ToWorker {
     Compute(Vec<ComputeTask>),
     /// Results nobody needs any more: drop them.
     Release(Vec<u64>),
+    /// Work stealing: give these tasks back if they have not started (answered by
+    /// [`FromWorker::StealResponse`]).
+    Steal(Vec<u64>),
     /// Stop the worker process.
     Shutdown,
 }
@@ -175,6 +178,8 @@ pub struct TaskDone {
     pub id: u64,
     /// Bytes of the result.
     pub nbytes: u64,
+    /// How long the task ran, in µs (the scheduler's estimate of task cost for stealing).
+    pub micros: u64,
 }
 
 /// Worker → scheduler.
@@ -182,6 +187,9 @@ pub struct TaskDone {
 pub enum FromWorker {
     /// Tasks finished (a batch).
     Finished(Vec<TaskDone>),
+    /// The answer to [`ToWorker::Steal`]: for each task, true when it had not started and
+    /// was dropped here (it will run elsewhere), false when it runs or ran here.
+    StealResponse(Vec<(u64, bool)>),
     /// Bytes of inputs fetched from peers so far (sent when it changed).
     Metrics {
         /// The running total.

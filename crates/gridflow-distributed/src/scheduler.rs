@@ -279,6 +279,7 @@ async fn event_loop(mut rx: UnboundedReceiver<Event>, _options: SchedulerOptions
                 Err(_) => break,
             }
         }
+        s.core.balance();
         s.dispatch();
         if stop {
             for (_, out) in s.workers.values() {
@@ -319,7 +320,12 @@ impl State {
                 match msg {
                     FromWorker::Finished(done) => {
                         for d in done {
-                            self.core.finished(w, d.id, d.nbytes);
+                            self.core.finished_timed(w, d.id, d.nbytes, d.micros);
+                        }
+                    }
+                    FromWorker::StealResponse(answers) => {
+                        for (id, stolen) in answers {
+                            self.core.steal_response(w, id, stolen);
                         }
                     }
                     FromWorker::Failed {
@@ -466,6 +472,7 @@ impl State {
         }
         let mut compute: FxHashMap<WorkerId, Vec<ComputeTask>> = FxHashMap::default();
         let mut release: FxHashMap<WorkerId, Vec<u64>> = FxHashMap::default();
+        let mut steal: FxHashMap<WorkerId, Vec<u64>> = FxHashMap::default();
         let mut progress: FxHashMap<u64, u64> = FxHashMap::default();
         for a in actions {
             match a {
@@ -489,6 +496,9 @@ impl State {
                 }
                 Action::Release { worker, task } => {
                     release.entry(worker).or_default().push(task);
+                }
+                Action::Steal { worker, task } => {
+                    steal.entry(worker).or_default().push(task);
                 }
                 Action::Progress { job, done } => {
                     progress.insert(job, done);
@@ -549,6 +559,9 @@ impl State {
         }
         for (w, ids) in release {
             self.send_worker(w, &ToWorker::Release(ids));
+        }
+        for (w, ids) in steal {
+            self.send_worker(w, &ToWorker::Steal(ids));
         }
     }
 

@@ -69,6 +69,7 @@ enum Event<V> {
     Done {
         id: u64,
         nbytes: u64,
+        micros: u64,
     },
     Failed(FromWorker, u64),
 }
@@ -221,6 +222,7 @@ where
         };
         let mut finished = Vec::new();
         let mut failures = Vec::new();
+        let mut steals = Vec::new();
         let mut stop = None;
         let mut next = Some(ev);
         while let Some(ev) = next.take() {
@@ -233,6 +235,10 @@ where
                             s.remove(&id);
                         }
                     }
+                }
+                Event::Scheduler(ToWorker::Steal(ids)) => {
+                    let answers = ids.into_iter().map(|id| (id, st.give_back(id))).collect();
+                    steals.push(FromWorker::StealResponse(answers));
                 }
                 Event::Scheduler(ToWorker::Shutdown) => stop = Some(Ok(())),
                 Event::SchedulerClosed(e) => {
@@ -258,9 +264,9 @@ where
                         });
                     }
                 }
-                Event::Done { id, nbytes } => {
+                Event::Done { id, nbytes, micros } => {
                     st.task_ended(id);
-                    finished.push(TaskDone { id, nbytes });
+                    finished.push(TaskDone { id, nbytes, micros });
                 }
                 Event::Failed(msg, id) => {
                     st.task_ended(id);
@@ -289,7 +295,7 @@ where
             )
             .await?;
         }
-        for f in failures {
+        for f in failures.into_iter().chain(steals) {
             write_frame(&mut w, &scheduler, &encode(&f)?, &[]).await?;
         }
         w.flush()
@@ -431,6 +437,17 @@ where
         failed
     }
 
+    /// Work stealing: drops task `id` if it has not started (queued for a thread or
+    /// waiting for inputs) and says whether it did.
+    fn give_back(&mut self, id: u64) -> bool {
+        let queued = lock(&self.pool.queue).0.remove(&id).is_some();
+        let waiting = !queued && self.waiting.remove(&id).is_some();
+        if queued || waiting {
+            self.task_ended(id);
+        }
+        queued || waiting
+    }
+
     /// A task ended: drop the fetched copies of inputs no local task still needs.
     fn task_ended(&mut self, id: u64) {
         let Some(inputs) = self.uses.remove(&id) else {
@@ -492,6 +509,7 @@ fn compute_thread<O: Execute>(
             task.inputs.iter().map(|i| s.get(i).cloned()).collect()
         };
         let key = Key::new("task", &[]);
+        let started = std::time::Instant::now();
         let outcome = match args {
             Some(args) => run_task(&expr, &args, &key),
             None => Err(gridflow_runtime::RuntimeError::TaskFailed {
@@ -507,6 +525,7 @@ fn compute_thread<O: Execute>(
                 Event::Done {
                     id: task.id,
                     nbytes,
+                    micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
                 }
             }
             Err(e) => {

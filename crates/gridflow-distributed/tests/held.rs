@@ -258,3 +258,52 @@ fn scattered_data_is_held_on_workers_and_read_by_later_graphs() {
     drop(futures);
     assert!(client.held_keys().is_empty());
 }
+
+#[test]
+fn work_stealing_balances_tasks_piled_on_one_worker() {
+    // One small root read by 16 slow tasks: placement by bytes held puts them all on the
+    // root's worker; the idle one steals unstarted ones (their 8-byte input is cheap to move).
+    let c = cluster(2, 1);
+    let client = c.client().unwrap();
+    let log = temp_log("steal");
+    let mut g: Graph<TestOp> = Graph::new();
+    let root = Key::new("root", &[]);
+    g.insert(
+        root.clone(),
+        Task::new(TestOp::Make { value: 1, bytes: 8 }, vec![]),
+    );
+    let mut slow = Vec::new();
+    for i in 0..16u32 {
+        let k = Key::new("slow", &[i]);
+        g.insert(
+            k.clone(),
+            Task::new(
+                TestOp::Slow {
+                    ms: 100,
+                    log: log.to_str().unwrap().to_owned(),
+                },
+                vec![root.clone()],
+            ),
+        );
+        slow.push(k);
+    }
+    let total = Key::new("total", &[]);
+    add_sum(&mut g, &total, &slow);
+    let start = Instant::now();
+    let v = client.run(&g, std::slice::from_ref(&total)).unwrap();
+    let took = start.elapsed();
+    assert_eq!(num(&v[0]), 16);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut per_pid: std::collections::BTreeMap<&str, usize> = Default::default();
+    for l in text.lines() {
+        *per_pid.entry(l).or_default() += 1;
+    }
+    assert_eq!(per_pid.values().sum::<usize>(), 16);
+    assert_eq!(per_pid.len(), 2, "one worker ran everything: {per_pid:?}");
+    assert!(
+        per_pid.values().all(|&n| n >= 4),
+        "still unbalanced: {per_pid:?}"
+    );
+    // 16 × 100 ms on one thread would take 1.6 s.
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+}

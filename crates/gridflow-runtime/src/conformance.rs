@@ -42,6 +42,14 @@ pub enum TestOp {
     Fail,
     /// Panics with "deliberate panic".
     Panic,
+    /// Sleeps `ms` milliseconds, appends this process's id and a newline to `log`, and
+    /// returns the sum of its inputs: tests see which worker ran it and how long it took.
+    Slow {
+        /// Milliseconds.
+        ms: u64,
+        /// The file to append to.
+        log: String,
+    },
     /// Like `Make`, and appends one byte to the file `log` each time it runs: tests count
     /// how often a source was read, across processes.
     Counted {
@@ -63,6 +71,7 @@ impl Operation for TestOp {
             TestOp::Fail => "fail".into(),
             TestOp::Panic => "panic".into(),
             TestOp::Counted { .. } => "counted".into(),
+            TestOp::Slow { .. } => "slow".into(),
         }
     }
     fn is_source(&self) -> bool {
@@ -100,6 +109,17 @@ impl Execute for TestOp {
             }
             TestOp::Fail => Err("deliberate failure".into()),
             TestOp::Panic => panic!("deliberate panic"),
+            TestOp::Slow { ms, log } => {
+                use std::io::Write;
+                std::thread::sleep(std::time::Duration::from_millis(*ms));
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .and_then(|mut f| writeln!(f, "{}", std::process::id()))
+                    .map_err(|e| format!("slow: appending to {log}: {e}"))?;
+                Ok(buf(inputs.iter().map(|v| num(v)).sum(), 8))
+            }
             TestOp::Counted { value, bytes, log } => {
                 use std::io::Write;
                 std::fs::OpenOptions::new()

@@ -40,8 +40,8 @@ pub use metadata::ZarrFormat;
 pub use storage::{StoreOptions, StoreUrl};
 pub use strings::{MAX_STRING_ELEMENTS, StringArray, is_string_entry, write_string_array};
 pub use write::{
-    Compression, WriteMode, WriteOptions, check_not_input, clear_store, consolidate_metadata,
-    input_stores, to_zarr, write_group_attrs,
+    ArrayWrite, Compression, WriteMode, WriteOptions, check_not_input, clear_store,
+    consolidate_metadata, input_stores, to_zarr, to_zarr_with, write_group_attrs, write_with,
 };
 
 /// Registers the `"zarr"` chunk-source kind, so read tasks can be rebuilt from their spec
@@ -49,4 +49,5 @@ pub use write::{
 pub fn register() {
     gridflow_array::register_source_kind("zarr", |spec| Ok(array::source_from_spec(spec)?));
     gridflow_array::register_source_kind("netcdf", |spec| Ok(netcdf::source_from_spec(spec)?));
+    write::register_write_kernel();
 }

@@ -5,7 +5,10 @@ use crate::array::{ZarrArray, ZarrStore};
 use crate::error::{Result, StoreError};
 use crate::metadata::{self, ArrayEntry, ZarrFormat};
 use crate::storage::StoreUrl;
-use gridflow_array::{Chunk, ChunkedArray, Chunking, DType, Scheduler, Value as ArrayValue};
+use gridflow_array::{
+    ArrayOp, Chunk, ChunkedArray, Chunking, DType, Executor, Scheduler, Value as ArrayValue,
+};
+use gridflow_graph::{Graph, Key, Task};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -219,6 +222,244 @@ pub fn to_zarr(
     path: &str,
     options: &WriteOptions,
 ) -> Result<ZarrArray> {
+    let w = ArrayWrite::prepare(array, store, path, options)?;
+    w.write_here(options)?;
+    w.finish()
+}
+
+/// [`to_zarr`] on an executor: when it is a cluster, every block's chunk is written by a
+/// store-write task on the worker that computes the block, straight to the store (which
+/// workers must be able to open: a local path they share, or an object store), and the
+/// whole array is one graph, so nothing shared between blocks is computed twice. On the
+/// local executor this is [`to_zarr`].
+pub fn to_zarr_with(
+    array: &ChunkedArray,
+    store: &ZarrStore,
+    path: &str,
+    options: &WriteOptions,
+    executor: &dyn Executor<ArrayOp>,
+) -> Result<ZarrArray> {
+    if !executor.persists_remotely() {
+        return to_zarr(array, store, path, options);
+    }
+    let w = ArrayWrite::prepare(array, store, path, options)?;
+    write_with(std::slice::from_ref(&w), executor)?;
+    w.finish()
+}
+
+/// Writes the chunks of several prepared arrays as store-write tasks of one graph on
+/// `executor` (see [`to_zarr_with`]); their metadata is written by [`ArrayWrite::finish`].
+pub fn write_with(writes: &[ArrayWrite], executor: &dyn Executor<ArrayOp>) -> Result<()> {
+    register_write_kernel();
+    let mut graph: Graph<ArrayOp> = Graph::new();
+    let mut keys = Vec::new();
+    for w in writes {
+        graph.merge(&w.array.graph());
+        for (k, t) in w.write_tasks()? {
+            graph.insert(k.clone(), t);
+            keys.push(k);
+        }
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    executor
+        .run(&graph, &keys)
+        .map_err(gridflow_array::ArrayError::from)?;
+    Ok(())
+}
+
+/// One array's write, prepared: checked, the old array erased when overwriting, its
+/// metadata computed (written by [`ArrayWrite::finish`], after the chunks).
+#[derive(Debug)]
+pub struct ArrayWrite {
+    store: ZarrStore,
+    path: String,
+    /// The array, rechunked to regular chunks.
+    array: ChunkedArray,
+    zarr: ZarrArray,
+    entry: ArrayEntry,
+    meta_keys: Vec<(String, Vec<u8>)>,
+    format: ZarrFormat,
+    groups: bool,
+    consolidated: bool,
+}
+
+impl ArrayWrite {
+    /// Checks and prepares writing `array` to `path` in `store` (see [`to_zarr`]).
+    pub fn prepare(
+        array: &ChunkedArray,
+        store: &ZarrStore,
+        path: &str,
+        options: &WriteOptions,
+    ) -> Result<ArrayWrite> {
+        prepare(array, store, path, options)
+    }
+
+    /// The store-write tasks: one per block, reading the block's key and writing its chunk.
+    pub fn write_tasks(&self) -> Result<Vec<(Key, Task<ArrayOp>)>> {
+        let spec = serde_json::to_string(&WriteSpec {
+            url: self.store.url_string(),
+            options: self.store.options().clone(),
+            path: self.path.clone(),
+            entry: self.entry.clone(),
+        })
+        .map_err(|e| StoreError::Invalid {
+            url: self.store.url_string(),
+            path: self.path.clone(),
+            detail: format!("describing the write for workers: {e}"),
+        })?;
+        let name = gridflow_graph::tokenize(
+            "zarr-write",
+            &[spec.as_bytes(), self.array.name().as_bytes()],
+        );
+        Ok(block_indices(&self.array.numblocks())
+            .into_iter()
+            .map(|idx| {
+                let index: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+                let task = Task::new(
+                    ArrayOp::MapBlocks {
+                        kernel: WRITE_KERNEL.into(),
+                        params: json!({"spec": spec, "block": idx}),
+                        dtype: DType::U8,
+                    },
+                    vec![self.array.block_key(&idx)],
+                );
+                (Key::new(name.as_str(), &index), task)
+            })
+            .collect())
+    }
+
+    /// Computes and writes the chunks from this process, in bounded parallel batches.
+    pub fn write_here(&self, options: &WriteOptions) -> Result<()> {
+        write_chunks(&self.array, &self.zarr, options)
+    }
+
+    /// Writes the metadata (after the chunks), the groups and the consolidated metadata as
+    /// the options asked, and returns the array opened for reading.
+    pub fn finish(self) -> Result<ZarrArray> {
+        for (key, bytes) in self.meta_keys {
+            put(&self.store, &self.path, &key, bytes)?;
+        }
+        if self.groups {
+            write_groups(&self.store, &self.path, self.format)?;
+        }
+        if self.format == ZarrFormat::V2 && self.consolidated {
+            consolidate_metadata(&self.store)?;
+        }
+        Ok(self.zarr)
+    }
+}
+
+/// What a worker needs to write chunks of an array without reading any metadata.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WriteSpec {
+    url: String,
+    options: crate::StoreOptions,
+    path: String,
+    entry: ArrayEntry,
+}
+
+/// The registered name of the store-write kernel.
+pub const WRITE_KERNEL: &str = "gridflow-zarr-write";
+
+/// Registers the store-write kernel (done by [`crate::register`], which every worker calls).
+pub fn register_write_kernel() {
+    gridflow_array::register_kernel(WRITE_KERNEL, |blocks: &[&Chunk], params: &Value| {
+        write_kernel(blocks, params).map_err(|e| gridflow_array::ArrayError::Kernel {
+            op: "zarr-write".into(),
+            detail: e.to_string(),
+        })
+    });
+}
+
+/// Writes one block (the kernel's only input) as the chunk `params.block` of the array
+/// `params.spec`; returns a 0-d `u8` (the task's result is only "done"). Each process opens
+/// an array once per spec.
+fn write_kernel(blocks: &[&Chunk], params: &Value) -> Result<Chunk> {
+    static OPEN: std::sync::OnceLock<std::sync::Mutex<Vec<(String, ZarrArray)>>> =
+        std::sync::OnceLock::new();
+    let bad = |detail: String| StoreError::Invalid {
+        url: String::new(),
+        path: String::new(),
+        detail,
+    };
+    let spec = params
+        .get("spec")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("zarr-write: no spec".into()))?;
+    let block: Vec<usize> = params
+        .get("block")
+        .and_then(Value::as_array)
+        .map(|v| {
+            v.iter()
+                .filter_map(Value::as_u64)
+                .map(|x| x as usize)
+                .collect()
+        })
+        .ok_or_else(|| bad("zarr-write: no block index".into()))?;
+    let [chunk] = blocks else {
+        return Err(bad(format!(
+            "zarr-write: {} inputs, expected 1",
+            blocks.len()
+        )));
+    };
+    let open = OPEN.get_or_init(Default::default);
+    let cached = open
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .find(|(s, _)| s == spec)
+        .map(|(_, z)| z.clone());
+    let zarr = match cached {
+        Some(z) => z,
+        None => {
+            let s: WriteSpec = serde_json::from_str(spec)
+                .map_err(|e| bad(format!("zarr-write: not a write spec: {e}")))?;
+            let store = ZarrStore::open(&s.url, s.options)?;
+            let z = ZarrArray::from_entry(store, &s.path, s.entry)?;
+            let mut o = open
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // A few arrays are written at a time: keep the last ones.
+            if o.len() >= 64 {
+                o.remove(0);
+            }
+            o.push((spec.to_owned(), z.clone()));
+            z
+        }
+    };
+    write_block(&zarr, &block, chunk)?;
+    Ok(Chunk::U8(ndarray::ArrayD::zeros(ndarray::IxDyn(&[]))))
+}
+
+/// Every block index of a grid, in C order (none when an axis has no blocks).
+fn block_indices(numblocks: &[usize]) -> Vec<Vec<usize>> {
+    let mut indices: Vec<Vec<usize>> = vec![vec![]];
+    for &n in numblocks {
+        indices = indices
+            .into_iter()
+            .flat_map(|p| {
+                (0..n).map(move |i| {
+                    let mut q = p.clone();
+                    q.push(i);
+                    q
+                })
+            })
+            .collect();
+    }
+    if numblocks.contains(&0) {
+        indices.clear();
+    }
+    indices
+}
+
+fn prepare(
+    array: &ChunkedArray,
+    store: &ZarrStore,
+    path: &str,
+    options: &WriteOptions,
+) -> Result<ArrayWrite> {
     let url = store.url_string();
     let path = path.trim_matches('/').to_owned();
     if store.is_read_only() {
@@ -400,8 +641,22 @@ pub fn to_zarr(
             }
         }
     };
-    let zarr = ZarrArray::from_entry(store.clone(), &path, entry)?;
+    let zarr = ZarrArray::from_entry(store.clone(), &path, entry.clone())?;
+    Ok(ArrayWrite {
+        store: store.clone(),
+        path,
+        array,
+        zarr,
+        entry,
+        meta_keys,
+        format: options.format,
+        groups: options.groups,
+        consolidated: options.consolidated,
+    })
+}
 
+/// Computes the blocks here in batches and writes them with parallel writers.
+fn write_chunks(array: &ChunkedArray, zarr: &ZarrArray, options: &WriteOptions) -> Result<()> {
     // chunks, in bounded parallel batches
     let threads = if options.threads == 0 {
         std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
@@ -414,23 +669,7 @@ pub fn to_zarr(
         options.batch_blocks
     };
     let scheduler = Scheduler::threads(threads);
-    let numblocks = array.numblocks();
-    let mut indices: Vec<Vec<usize>> = vec![vec![]];
-    for &n in &numblocks {
-        indices = indices
-            .into_iter()
-            .flat_map(|p| {
-                (0..n).map(move |i| {
-                    let mut q = p.clone();
-                    q.push(i);
-                    q
-                })
-            })
-            .collect();
-    }
-    if numblocks.contains(&0) {
-        indices.clear();
-    }
+    let indices = block_indices(&array.numblocks());
     let graph = array.graph();
     for group_idx in indices.chunks(batch.max(1)) {
         let keys: Vec<_> = group_idx.iter().map(|i| array.block_key(i)).collect();
@@ -440,7 +679,7 @@ pub fn to_zarr(
         let jobs: Vec<(&Vec<usize>, &ArrayValue)> =
             group_idx.iter().zip(values.iter().map(|v| &**v)).collect();
         let per = jobs.len().div_ceil(threads).max(1);
-        let zarr_ref = &zarr;
+        let zarr_ref = zarr;
         std::thread::scope(|s| {
             let handles: Vec<_> = jobs
                 .chunks(per)
@@ -472,16 +711,7 @@ pub fn to_zarr(
             Ok::<(), StoreError>(())
         })?;
     }
-    for (key, bytes) in meta_keys {
-        put(store, &path, &key, bytes)?;
-    }
-    if options.groups {
-        write_groups(store, &path, options.format)?;
-    }
-    if options.format == ZarrFormat::V2 && options.consolidated {
-        consolidate_metadata(store)?;
-    }
-    Ok(zarr)
+    Ok(())
 }
 
 /// Creates the metadata of the root group and every intermediate group of `path` where
