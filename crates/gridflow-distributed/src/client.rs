@@ -228,6 +228,12 @@ impl Client {
                     ))));
                 };
                 let key = tasks.key(t).clone();
+                // The scheduler does not decode tasks: it leaves the operation to us.
+                let op = if op.is_empty() {
+                    tasks.expr(t).label()
+                } else {
+                    op
+                };
                 Err(if panicked {
                     RuntimeError::TaskPanicked { key, op, message }
                 } else {

@@ -126,6 +126,12 @@ pub struct Config {
     pub root_bytes_per_thread: u64,
     /// The most roots per thread a worker gets at once.
     pub max_roots_per_thread: u32,
+    /// Workers a task may be running on when they die before it fails its job instead of
+    /// being tried again (Dask's `allowed-failures`).
+    pub allowed_failures: u32,
+    /// When every worker has left, keep jobs waiting for workers to join (a nanny restarts
+    /// them) instead of failing them.
+    pub wait_for_workers: bool,
 }
 
 impl Default for Config {
@@ -134,6 +140,8 @@ impl Default for Config {
             worker_saturation: 1.1,
             root_bytes_per_thread: 16 << 20,
             max_roots_per_thread: 64,
+            allowed_failures: 3,
+            wait_for_workers: false,
         }
     }
 }
@@ -155,6 +163,10 @@ pub struct Core {
     /// limit).
     roots_done: u64,
     root_bytes: u64,
+    /// Tasks that were running on workers that died, with how each died.
+    suspects: FxHashMap<TaskId, Vec<String>>,
+    /// Tasks a worker said it started and has not finished.
+    executing: FxHashMap<TaskId, WorkerId>,
 }
 
 impl Core {
@@ -171,6 +183,8 @@ impl Core {
             actions: Vec::new(),
             roots_done: 0,
             root_bytes: 0,
+            suspects: FxHashMap::default(),
+            executing: FxHashMap::default(),
         }
     }
 
@@ -292,7 +306,11 @@ impl Core {
         if let Some(bad) = outputs.iter().find(|&&o| u64::from(o) >= n) {
             return Err(format!("output {bad} is not a task of the job ({n} tasks)"));
         }
-        if n > 0 && !self.workers.is_empty() && self.alive_workers() == 0 {
+        if n > 0
+            && !self.workers.is_empty()
+            && self.alive_workers() == 0
+            && !self.config.wait_for_workers
+        {
             return Err(format!(
                 "no workers: all {} worker(s) of the cluster have left",
                 self.workers.len()
@@ -465,8 +483,9 @@ impl Core {
         let Some(t) = self.task_mut(id) else { return };
         let holders = std::mem::take(&mut t.who_has);
         let (job, nbytes) = (t.job, t.nbytes);
+        // The payload stays while the job lives: a lost result downstream may need this
+        // task again (lineage).
         t.state = TaskState::Forgotten;
-        t.payload = Vec::new();
         for w in holders {
             self.actions.push(Action::Release {
                 worker: w,
@@ -478,14 +497,35 @@ impl Core {
         }
     }
 
+    /// Worker `w` started running task `id` (only tasks started on a worker are blamed for
+    /// its death).
+    pub fn started(&mut self, w: WorkerId, id: TaskId) {
+        if self
+            .task(id)
+            .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(w))
+        {
+            self.executing.insert(id, w);
+        }
+    }
+
     /// Worker `w` finished task `id` with a result of `nbytes` bytes.
     pub fn finished(&mut self, w: WorkerId, id: TaskId, nbytes: u64) {
+        self.executing.remove(&id);
         if let Some(x) = self.workers.get_mut(w as usize) {
             x.processing.remove(&id);
         }
         let live = self
             .task(id)
             .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(w));
+        let counted = self
+            .task(id)
+            .is_some_and(|t| t.state == TaskState::Memory && t.who_has.contains(&w));
+        if !live && counted {
+            // A second report of a task run twice here (rescheduled, then sent back to the
+            // same worker): the result the scheduler counts on stays.
+            self.fill(w);
+            return;
+        }
         if !live {
             // Its job was forgotten meanwhile (or the report is stale): drop the result.
             self.actions.push(Action::Release {
@@ -563,6 +603,7 @@ impl Core {
 
     /// Task `id` failed on worker `w`: its job fails and is forgotten.
     pub fn failed(&mut self, w: WorkerId, id: TaskId, op: String, message: String, panicked: bool) {
+        self.executing.remove(&id);
         if let Some(x) = self.workers.get_mut(w as usize) {
             x.processing.remove(&id);
         }
@@ -599,6 +640,7 @@ impl Core {
             return;
         };
         for id in job..job + j.len {
+            self.suspects.remove(&id);
             let state = self.state(id);
             match state {
                 TaskState::Memory => self.release_data(id),
@@ -624,56 +666,101 @@ impl Core {
         }
     }
 
-    /// A worker left (its connection closed): its running tasks go back to be scheduled
-    /// elsewhere; jobs whose results were held only there fail (recomputing lost results
-    /// is not implemented yet).
+    /// A worker left (its connection closed): see [`Core::remove_worker_because`].
     pub fn remove_worker(&mut self, w: WorkerId) {
+        self.remove_worker_because(w, &format!("worker {w}: its connection closed"));
+    }
+
+    /// A worker left, for `reason` (how it died, for error messages). Its running tasks are
+    /// scheduled elsewhere, and results held only there that are still needed are
+    /// recomputed from their lineage. A task that was running on `allowed_failures` workers
+    /// that died fails its job with every death's reason; other jobs go on.
+    pub fn remove_worker_because(&mut self, w: WorkerId, reason: &str) {
         let Some(worker) = self.workers.get_mut(w as usize) else {
             return;
         };
+        if !worker.alive {
+            return;
+        }
         worker.alive = false;
-        let running: Vec<TaskId> = worker.processing.drain().collect();
-        let mut lost_jobs: Vec<(u64, TaskId)> = Vec::new();
+        let mut running: Vec<TaskId> = worker.processing.drain().collect();
+        running.sort_unstable();
+        let mut lost = Vec::new();
         for id in self.first..self.first + self.tasks.len() as u64 {
             let Some(t) = self.task_mut(id) else { continue };
             if t.who_has.contains(&w) {
                 t.who_has.retain(|&x| x != w);
                 if t.who_has.is_empty() && t.state == TaskState::Memory {
-                    lost_jobs.push((t.job, id));
+                    lost.push(id);
                 }
             }
         }
+        let mut reset = Vec::new();
+        let mut killed: Vec<(u64, TaskId, String)> = Vec::new();
+        running.retain(|&id| {
+            self.task(id)
+                .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(w))
+        });
+        // Blame the tasks it said it was running; if it died before saying (a task that
+        // kills its worker at once), the highest-priority ones it had, as its threads take
+        // them in that order.
+        let mut blamed: Vec<TaskId> = running
+            .iter()
+            .copied()
+            .filter(|id| self.executing.get(id) == Some(&w))
+            .collect();
+        if blamed.is_empty() {
+            let nthreads = self.workers.get(w as usize).map_or(1, |x| x.nthreads) as usize;
+            blamed = running.iter().copied().take(nthreads).collect();
+        }
         for id in running {
-            if self.state(id) == TaskState::Processing {
+            self.executing.remove(&id);
+            let Some(t) = self.task(id) else { continue };
+            let job = t.job;
+            if !blamed.contains(&id) {
                 if let Some(t) = self.task_mut(id) {
                     t.processing_on = None;
                     t.state = TaskState::Waiting;
                 }
-                self.make_ready(id);
+                reset.push(id);
+                continue;
             }
+            let deaths = self.suspects.entry(id).or_default();
+            deaths.push(reason.to_owned());
+            if deaths.len() as u32 >= self.config.allowed_failures.max(1) {
+                let message = format!(
+                    "it was running on {} workers that died (allowed failures: {}): {}",
+                    deaths.len(),
+                    self.config.allowed_failures,
+                    deaths.join("; ")
+                );
+                killed.push((job, id, message));
+            }
+            if let Some(t) = self.task_mut(id) {
+                t.processing_on = None;
+                t.state = TaskState::Waiting;
+            }
+            reset.push(id);
         }
-        lost_jobs.sort_unstable();
-        lost_jobs.dedup_by_key(|(j, _)| *j);
-        for (job, id) in lost_jobs {
+        for (job, id, message) in killed {
             if self.jobs.contains_key(&job) {
                 self.actions.push(Action::Failed {
                     job,
                     task: Some(id),
-                    op: "worker".into(),
-                    message: format!(
-                        "worker {w} left while holding this task's result (recomputing lost \
-                         results is not implemented yet)"
-                    ),
+                    // The scheduler does not decode payloads: the client names the operation.
+                    op: String::new(),
+                    message,
                     panicked: false,
                 });
                 self.forget_job(job);
             }
         }
+        self.recover(lost, reset);
         for x in 0..self.workers.len() {
             self.fill(x as WorkerId);
         }
         // The last worker left: nothing would ever run; fail the jobs instead of hanging.
-        if self.alive_workers() == 0 {
+        if self.alive_workers() == 0 && !self.config.wait_for_workers {
             let mut jobs: Vec<u64> = self.jobs.keys().copied().collect();
             jobs.sort_unstable();
             for job in jobs {
@@ -691,6 +778,148 @@ impl Core {
                     self.forget_job(job);
                 }
             }
+        }
+    }
+
+    /// Worker `w` could not fetch `inputs` of task `id` from `holder`: the holder no longer
+    /// counts as holding them (they are recomputed if nobody else does) and the task is
+    /// scheduled again.
+    pub fn missing(
+        &mut self,
+        w: WorkerId,
+        id: TaskId,
+        inputs: &[TaskId],
+        holder: Option<WorkerId>,
+    ) {
+        if let Some(x) = self.workers.get_mut(w as usize) {
+            x.processing.remove(&id);
+        }
+        let mut reset = Vec::new();
+        if let Some(t) = self.task_mut(id)
+            && t.state == TaskState::Processing
+            && t.processing_on == Some(w)
+        {
+            t.processing_on = None;
+            t.state = TaskState::Waiting;
+            reset.push(id);
+        }
+        self.executing.remove(&id);
+        let mut lost = Vec::new();
+        if let Some(h) = holder {
+            for &i in inputs {
+                if let Some(t) = self.task_mut(i)
+                    && t.who_has.contains(&h)
+                {
+                    t.who_has.retain(|&x| x != h);
+                    if t.who_has.is_empty() && t.state == TaskState::Memory {
+                        lost.push(i);
+                    }
+                }
+            }
+        }
+        self.recover(lost, reset);
+        for x in 0..self.workers.len() {
+            self.fill(x as WorkerId);
+        }
+    }
+
+    /// Results `lost` (in memory, now held by nobody) are recomputed if still needed, with
+    /// whatever of their lineage was released; `reset` tasks (taken back from a worker) are
+    /// scheduled again. Tasks that read a lost result and have not finished wait for it.
+    fn recover(&mut self, lost: Vec<TaskId>, reset: Vec<TaskId>) {
+        let live = |c: &Core, id: TaskId| c.task(id).is_some_and(|t| c.jobs.contains_key(&t.job));
+        let mut affected: Vec<TaskId> = reset.into_iter().filter(|&id| live(self, id)).collect();
+        let mut todo: Vec<TaskId> = Vec::new();
+        for id in lost {
+            let Some(t) = self.task(id) else { continue };
+            let (job, nbytes) = (t.job, t.nbytes);
+            if let Some(j) = self.jobs.get_mut(&job) {
+                j.held = j.held.saturating_sub(nbytes);
+            }
+            let Some(t) = self.task(id) else { continue };
+            if t.readers_left == 0 || !self.jobs.contains_key(&job) {
+                continue;
+            }
+            // Readers not yet finished wait for it again (taken back if already sent).
+            for &d in &t.dependents.clone() {
+                let on = match self.task(d) {
+                    Some(td)
+                        if matches!(
+                            td.state,
+                            TaskState::Waiting | TaskState::Queued | TaskState::Processing
+                        ) =>
+                    {
+                        td.processing_on
+                    }
+                    _ => continue,
+                };
+                if let Some(x) = on
+                    && let Some(wx) = self.workers.get_mut(x as usize)
+                {
+                    wx.processing.remove(&d);
+                }
+                affected.push(d);
+            }
+            todo.push(id);
+        }
+        // The lineage to run again: lost results, and released inputs they need.
+        let mut again: Vec<TaskId> = Vec::new();
+        while let Some(id) = todo.pop() {
+            let needs = self.task(id).is_some_and(|t| {
+                self.jobs.contains_key(&t.job)
+                    && (t.state == TaskState::Forgotten
+                        || (t.state == TaskState::Memory && t.who_has.is_empty()))
+            });
+            if !needs {
+                continue;
+            }
+            let Some(t) = self.task_mut(id) else { continue };
+            t.state = TaskState::Waiting;
+            t.processing_on = None;
+            let job = t.job;
+            let mut inputs = t.inputs.clone();
+            inputs.sort_unstable();
+            inputs.dedup();
+            if let Some(j) = self.jobs.get_mut(&job) {
+                j.done = j.done.saturating_sub(1);
+            }
+            again.push(id);
+            todo.extend(inputs);
+        }
+        for &id in &again {
+            let mut inputs = self.inputs(id).to_vec();
+            inputs.sort_unstable();
+            inputs.dedup();
+            for i in inputs {
+                if let Some(ti) = self.task_mut(i) {
+                    ti.readers_left += 1;
+                }
+            }
+        }
+        affected.extend(again);
+        affected.sort_unstable();
+        affected.dedup();
+        let mut ready = Vec::new();
+        for id in affected {
+            let mut inputs = self.inputs(id).to_vec();
+            inputs.sort_unstable();
+            inputs.dedup();
+            let waiting = inputs
+                .iter()
+                .filter(|&&i| self.state(i) != TaskState::Memory)
+                .count() as u32;
+            self.executing.remove(&id);
+            if let Some(t) = self.task_mut(id) {
+                t.state = TaskState::Waiting;
+                t.processing_on = None;
+                t.waiting = waiting;
+                if waiting == 0 {
+                    ready.push(id);
+                }
+            }
+        }
+        for id in ready {
+            self.make_ready(id);
         }
     }
 }

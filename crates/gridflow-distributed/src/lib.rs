@@ -27,6 +27,7 @@ pub mod machine;
 pub mod messages;
 pub mod node;
 pub mod scheduler;
+pub mod testing;
 pub mod worker;
 
 pub use auth::{Security, TlsFiles};

@@ -150,6 +150,9 @@ pub enum ToWorker {
     Release(Vec<u64>),
     /// Stop the worker process.
     Shutdown,
+    /// The scheduler is alive (sent every heartbeat interval): a worker that hears nothing
+    /// for its time-out exits.
+    Heartbeat,
 }
 
 /// A finished task, as a worker reports it.
@@ -182,6 +185,24 @@ pub enum FromWorker {
         /// True when the operation panicked.
         panicked: bool,
     },
+    /// The worker is alive (sent every heartbeat interval).
+    Heartbeat,
+    /// Inputs of a task could not be fetched from the worker said to hold them: the
+    /// scheduler stops counting on that holder for them and reschedules the task
+    /// (recomputing the inputs if no other worker holds them).
+    Missing {
+        /// The task (global id) that was waiting for the inputs.
+        id: u64,
+        /// The inputs that could not be fetched.
+        inputs: Vec<u64>,
+        /// The data address they were fetched from.
+        holder: String,
+        /// Why the fetch failed.
+        message: String,
+    },
+    /// Tasks a thread started running (so that a worker's death blames the tasks it was
+    /// really running, not those queued behind them).
+    Started(Vec<u64>),
 }
 
 /// Client or worker → a worker's data port.

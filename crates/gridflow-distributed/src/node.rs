@@ -141,6 +141,15 @@ where
                 o.name = n.to_owned();
             }
             o.security = Some(security(get)?);
+            if let Some(f) = get("running-file") {
+                o.running_file = Some(f.into());
+            }
+            if let Some(ms) = num("heartbeat-interval")? {
+                o.heartbeat_interval = std::time::Duration::from_millis(ms);
+            }
+            if let Some(ms) = num("heartbeat-timeout")? {
+                o.heartbeat_timeout = std::time::Duration::from_millis(ms);
+            }
             worker::run::<O>(address, o)
         }
         other => Err(usage(&format!("unknown command {other:?}"))),

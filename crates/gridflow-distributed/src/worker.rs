@@ -30,6 +30,15 @@ pub struct WorkerOptions {
     /// The credentials this worker proves to the scheduler and demands on its data port;
     /// `None`: from the environment ([`Security::from_env`]).
     pub security: Option<Security>,
+    /// How often to tell the scheduler this worker is alive.
+    pub heartbeat_interval: std::time::Duration,
+    /// Hearing nothing from the scheduler for this long, the worker exits.
+    pub heartbeat_timeout: std::time::Duration,
+    /// A file where each thread writes the id of the task it is running (8 bytes per
+    /// thread, id + 1, 0 when idle), for a nanny to read if the process dies: a task that
+    /// kills its worker at once is then blamed for sure. Written without syncing (the page
+    /// cache outlives the process), so it costs one small write per task.
+    pub running_file: Option<std::path::PathBuf>,
 }
 
 impl Default for WorkerOptions {
@@ -40,6 +49,9 @@ impl Default for WorkerOptions {
             name: format!("worker-{}", std::process::id()),
             host: "127.0.0.1".into(),
             security: None,
+            heartbeat_interval: std::time::Duration::from_millis(500),
+            heartbeat_timeout: std::time::Duration::from_secs(30),
+            running_file: None,
         }
     }
 }
@@ -64,8 +76,12 @@ enum Event<V> {
     Scheduler(ToWorker),
     SchedulerClosed(Option<DistError>),
     Fetched(Vec<(u64, Arc<V>)>),
-    /// Inputs that could not be fetched, and why.
-    FetchFailed(Vec<u64>, String),
+    /// Inputs that could not be fetched, from where, and why.
+    FetchFailed(Vec<u64>, String, String),
+    /// Time to send a heartbeat and check the scheduler's.
+    Tick,
+    /// A thread started a task.
+    Started(u64),
     Done {
         id: u64,
         nbytes: u64,
@@ -191,14 +207,21 @@ where
         queue: Mutex::new((std::collections::BTreeMap::new(), false)),
         wake: Condvar::new(),
     });
+    let running = match &options.running_file {
+        Some(p) => Some(Arc::new(std::fs::File::create(p).map_err(|e| {
+            DistError::io(format!("creating the running-task file {}", p.display()), e)
+        })?)),
+        None => None,
+    };
     let mut threads = Vec::new();
     for i in 0..options.nthreads.max(1) {
         let pool = pool.clone();
         let store = store.clone();
         let tx = tx.clone();
+        let running = running.clone().map(|f| (f, i as u64 * 8));
         let t = std::thread::Builder::new()
             .name(format!("gridflow-worker-{i}"))
-            .spawn(move || compute_thread::<O>(&pool, &store, &tx))
+            .spawn(move || compute_thread::<O>(&pool, &store, &tx, running.as_ref()))
             .map_err(|e| DistError::io("starting worker threads", e))?;
         threads.push(t);
     }
@@ -215,6 +238,22 @@ where
         sec: sec.clone(),
     };
     let (mut fetched_bytes, mut reported_fetched) = (0u64, 0u64);
+    {
+        let tx = tx.clone();
+        let every = options
+            .heartbeat_interval
+            .max(std::time::Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if tx.send(Event::Tick).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let mut last_heard = std::time::Instant::now();
     let outcome = loop {
         let Some(ev) = rx.recv().await else {
             break Ok(());
@@ -222,8 +261,13 @@ where
         let mut finished = Vec::new();
         let mut failures = Vec::new();
         let mut stop = None;
+        let mut heartbeat = false;
+        let mut started = Vec::new();
         let mut next = Some(ev);
         while let Some(ev) = next.take() {
+            if matches!(ev, Event::Scheduler(_)) {
+                last_heard = std::time::Instant::now();
+            }
             match ev {
                 Event::Scheduler(ToWorker::Compute(tasks)) => st.compute(tasks),
                 Event::Scheduler(ToWorker::Release(ids)) => {
@@ -235,26 +279,40 @@ where
                     }
                 }
                 Event::Scheduler(ToWorker::Shutdown) => stop = Some(Ok(())),
+                Event::Scheduler(ToWorker::Heartbeat) => {}
+                Event::Started(id) => started.push(id),
+                Event::Tick => {
+                    if last_heard.elapsed() > options.heartbeat_timeout {
+                        stop = Some(Err(DistError::Cluster(format!(
+                            "worker {}: no word from the scheduler at {scheduler} for {:?} \
+                             (its heartbeat time-out); exiting",
+                            options.name, options.heartbeat_timeout
+                        ))));
+                    }
+                    heartbeat = true;
+                }
                 Event::SchedulerClosed(e) => {
-                    stop = Some(match e {
-                        None => Ok(()),
-                        Some(e) => Err(e),
-                    });
+                    stop = Some(Err(e.unwrap_or_else(|| DistError::Closed {
+                        peer: scheduler.clone(),
+                        during: "by the scheduler without a shutdown: it went away; this \
+                                 worker exits"
+                            .into(),
+                    })));
                 }
                 Event::Fetched(values) => {
                     fetched_bytes += values.iter().map(|(_, v)| O::nbytes(v) as u64).sum::<u64>();
                     st.fetched(values);
                 }
-                Event::FetchFailed(ids, why) => {
-                    // The tasks waiting for these inputs fail (their job may already be
-                    // gone); the worker itself carries on.
+                Event::FetchFailed(ids, holder, why) => {
+                    // The tasks waiting for these inputs go back to the scheduler, which
+                    // finds (or recomputes) the inputs elsewhere; the worker carries on.
                     for id in st.fetch_failed(&ids) {
                         st.task_ended(id);
-                        failures.push(FromWorker::Failed {
+                        failures.push(FromWorker::Missing {
                             id,
-                            op: "fetch".into(),
+                            inputs: ids.clone(),
+                            holder: holder.clone(),
                             message: why.clone(),
-                            panicked: false,
                         });
                     }
                 }
@@ -280,6 +338,10 @@ where
             };
             write_frame(&mut w, &scheduler, &encode(&m)?, &[]).await?;
         }
+        if !started.is_empty() {
+            let m = encode(&FromWorker::Started(started))?;
+            write_frame(&mut w, &scheduler, &m, &[]).await?;
+        }
         if !finished.is_empty() {
             write_frame(
                 &mut w,
@@ -291,6 +353,9 @@ where
         }
         for f in failures {
             write_frame(&mut w, &scheduler, &encode(&f)?, &[]).await?;
+        }
+        if heartbeat {
+            write_frame(&mut w, &scheduler, &encode(&FromWorker::Heartbeat)?, &[]).await?;
         }
         w.flush()
             .await
@@ -377,6 +442,7 @@ where
                     Err(e) => {
                         let _ = tx.send(Event::FetchFailed(
                             ids,
+                            address.clone(),
                             format!("fetching inputs from {address}: {e}"),
                         ));
                     }
@@ -449,10 +515,20 @@ where
     }
 }
 
+/// Records the task a thread runs (id + 1; 0: idle) at its offset of the running file.
+fn mark_running(running: Option<&(Arc<std::fs::File>, u64)>, id: Option<u64>) {
+    use std::os::unix::fs::FileExt;
+    if let Some((f, offset)) = running {
+        let v = id.map_or(0, |i| i.wrapping_add(1));
+        let _ = f.write_at(&v.to_le_bytes(), *offset);
+    }
+}
+
 fn compute_thread<O: Execute>(
     pool: &Pool,
     store: &Store<O::Value>,
     tx: &UnboundedSender<Event<O::Value>>,
+    running: Option<&(Arc<std::fs::File>, u64)>,
 ) {
     loop {
         let task = {
@@ -462,6 +538,8 @@ fn compute_thread<O: Execute>(
                     return;
                 }
                 if let Some((_, t)) = q.0.pop_first() {
+                    mark_running(running, Some(t.id));
+                    let _ = tx.send(Event::Started(t.id));
                     break t;
                 }
                 q = pool
@@ -530,6 +608,7 @@ fn compute_thread<O: Execute>(
                 )
             }
         };
+        mark_running(running, None);
         if tx.send(ev).is_err() {
             return;
         }
