@@ -190,6 +190,41 @@ def targets(runs):
     return out
 
 
+def cluster_rows(runs):
+    """W1–W4 (and any other workload run on both clusters): gridflow's CLI on the local
+    executor and on its local cluster, beside Dask's LocalCluster (the faster of flox or not)."""
+    out = []
+    for w in ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]:
+        gc = Stat(runs.get((w, "gridflow-cluster"), []))
+        if not gc.n:
+            continue
+        gl = Stat(runs.get((w, "gridflow-eval"), []))
+        dcs = [Stat(runs.get((w, i), [])) for i in ("dask-cluster", "dask-cluster-flox")]
+        dcs = [d for d in dcs if d.wall]
+        dc = min(dcs, key=lambda d: d.wall) if dcs else Stat([])
+        out.append((w, gl, gc, dc))
+    return out
+
+
+def cluster_targets(crows):
+    out = []
+    for w, gl, gc, dc in crows:
+        if w not in ("W1", "W2", "W3", "W4"):
+            continue
+        for name, value, goal, met, unit in [
+            (f"{w} Dask LocalCluster ÷ gridflow cluster", dc.wall and gc.wall and dc.wall / gc.wall,
+             "≥ 3×", lambda v: v >= 3, "×"),
+            (f"{w} gridflow cluster ÷ gridflow local executor", gl.wall and gc.wall and gc.wall / gl.wall,
+             "≤ 1.3×", lambda v: v <= 1.3, "×"),
+            (f"{w} peak RSS gridflow cluster ÷ Dask LocalCluster", dc.rss and gc.rss and gc.rss / dc.rss,
+             "< 1", lambda v: v < 1, ""),
+        ]:
+            v = "–" if not value else f"{value:.2f}{unit}"
+            verdict = "–" if not value else ("**met**" if met(value) else "**missed**")
+            out.append(f"| {name} | {goal} | {v} | {verdict} |")
+    return out
+
+
 def plot(rws, path):
     import matplotlib
 
@@ -306,6 +341,20 @@ def main():
             if s.n:
                 p(f"- {impl}: {fmt_mib(s.rss_max)} ({s.n} runs completed)")
         p()
+    crows = cluster_rows(runs)
+    if crows:
+        p("On clusters of 2 single-threaded worker processes: `gridflow eval --cluster local:2x1` (starts its "
+          "scheduler and workers, computes, stops them) beside `gridflow eval --threads 2` and Dask's "
+          "`LocalCluster(n_workers=2, threads_per_worker=1)` (the faster of with and without flox), whole "
+          "processes; peak RSS of the whole process tree (client, scheduler and workers).")
+        p()
+        p("| workload | gridflow local | gridflow cluster | Dask LocalCluster | Dask cluster ÷ gridflow cluster | "
+          "gridflow cluster ÷ local | gridflow cluster RSS | Dask cluster RSS |")
+        p("|---|---|---|---|---|---|---|---|")
+        for w, gl, gc, dc in crows:
+            p(f"| {LABEL[w]} | {fmt_s(gl.wall)} | {fmt_s(gc.wall)} | {fmt_s(dc.wall)} | {ratio(dc.wall, gc.wall, 1)} | "
+              f"{ratio(gc.wall, gl.wall)} | {fmt_mib(gc.rss)} | {fmt_mib(dc.rss)} |")
+        p()
     p("Checksums (float64 sum of the result values that are not NaN): gridflow's, and the largest relative difference "
       f"of every other run from it (tolerance {args.tolerance:g}):")
     p()
@@ -319,7 +368,7 @@ def main():
     p()
     p("| target | goal | measured | |")
     p("|---|---|---|---|")
-    for line in targets(runs):
+    for line in targets(runs) + cluster_targets(crows):
         p(line)
     p()
     p("Spread of the wall times (min–max over repetitions) and load average (1 min) during the runs:")

@@ -134,6 +134,10 @@ def plan(args):
             expr = EVAL_EXPR[w].format(n=n, c=c)
             r["gridflow-eval"] = ([args.gridflow_bin, "eval"] + ([] if w == "W5" else ["--store", store])
                                   + ["--threads", "2", "--json"] + lim + [expr])
+            # the same CLI on a local cluster of 2 single-threaded worker processes, as
+            # Dask's LocalCluster(n_workers=2, threads_per_worker=1); includes its start-up
+            r["gridflow-cluster"] = ([args.gridflow_bin, "eval"] + ([] if w == "W5" else ["--store", store])
+                                     + ["--cluster", "local:2x1", "--json"] + lim + [expr])
         r["dask-threads"] = py + [w] + src + size + ["--scheduler", "threads"]
         r["dask-cluster"] = py + [w] + src + size + ["--scheduler", "cluster"] + lim
         if w == "W3":
@@ -197,10 +201,10 @@ def compare_values(args, runs, rel=1e-6):
 
 def quick_impls(w):
     """The smoke run's subset: every workload's checksum is checked against Dask once, and
-    every kind of run (eval CLI, flox, LocalCluster, floor) runs once, in about a minute."""
+    every kind of run (eval CLI, gridflow's and Dask's local clusters, flox, floor) runs once, in about a minute."""
     return {"W0": ["gridflow", "dask-threads"],
             "W1": ["gridflow", "gridflow-eval", "dask-threads", "floor"],
-            "W2": ["gridflow", "dask-threads"],
+            "W2": ["gridflow", "gridflow-cluster", "dask-threads"],
             "W3": ["gridflow", "dask-threads", "dask-threads-flox"],
             "W4": ["gridflow", "dask-threads"],
             "W5": ["gridflow", "dask-threads"],
@@ -217,7 +221,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--workloads", default="W0,W1,W2,W3,W4,W5,W6,W7")
-    ap.add_argument("--impls", default="gridflow,gridflow-eval,dask-threads,dask-threads-flox,"
+    ap.add_argument("--impls", default="gridflow,gridflow-eval,gridflow-cluster,dask-threads,dask-threads-flox,"
                                         "dask-cluster,dask-cluster-flox,floor")
     ap.add_argument("--memory-limit", default="1.5GB", help="W6's limit for both tools")
     ap.add_argument("--out", required=True, help="JSON lines, appended")
@@ -236,7 +240,7 @@ def main():
                 for impl in names[k:] + names[:k]:  # rotate, so no tool always goes first
                     m = measure(impls[impl])
                     result = json_line(m["stdout"])
-                    if impl == "gridflow-eval":
+                    if impl in ("gridflow-eval", "gridflow-cluster"):
                         result = {"checksum": eval_checksum(result)} if m["rc"] == 0 else None
                     rec = {"rep": rep, "workload": w, "impl": impl, "argv": impls[impl],
                            "memory_limit": args.memory_limit if w == "W6" else None,

@@ -8,7 +8,7 @@
 #
 # Env: GRIDFLOW_SUITE_DATA (data dir, default target/bench-suite[-quick]), GRIDFLOW_SUITE_REPEAT
 # (default 3), GRIDFLOW_SUITE_LIMIT (W6 memory limit, default 1.5GB), GRIDFLOW_SUITE_WORKLOADS
-# (e.g. W1,W3), GRIDFLOW_SUITE_IMPLS, CARGO_TARGET_DIR / GRIDFLOW_JOBS (cargo),
+# (e.g. W1,W3), GRIDFLOW_SUITE_IMPLS, GRIDFLOW_SUITE_TINY=0 (skip the tiny-task runs), CARGO_TARGET_DIR / GRIDFLOW_JOBS (cargo),
 # GRIDFLOW_BENCH_VENV (python venv, default bench/.venv).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -81,5 +81,15 @@ plot=(--quick)
 (( quick )) || plot=(--plot "$data/benchmarks-suite.png")
 "$py" "$here/report.py" "$out" --machine "$machine" "${plot[@]}" \
   ${GRIDFLOW_SUITE_WORKLOADS:+--workloads "$GRIDFLOW_SUITE_WORKLOADS"} | tee "$data/report.md" || status=$?
-(( quick )) || echo "report: $data/report.md, plot: $data/benchmarks-suite.png" >&2
+
+if [[ "${GRIDFLOW_SUITE_TINY:-1}" != 0 ]]; then
+  # tiny tasks on gridflow's and Dask's local clusters (tiny_tasks.py: whole processes,
+  # exact sums checked); Dask runs fewer tasks, at milliseconds each
+  echo "== tiny tasks on clusters" >&2
+  tiny=(--repeat "$repeat")
+  (( quick )) && tiny=(--n 2000 --dask-n 200 --repeat 1)
+  "$py" "$here/tiny_tasks.py" --gridflow "$bin/gridflow" --python "$py" "${tiny[@]}" \
+    --out "$data/tiny-tasks.jsonl" | tee "$data/tiny-tasks.md" || status=$?
+fi
+(( quick )) || echo "report: $data/report.md, $data/tiny-tasks.md, plot: $data/benchmarks-suite.png" >&2
 exit "$status"

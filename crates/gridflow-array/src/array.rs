@@ -27,6 +27,9 @@ pub(crate) struct Layer {
     tasks: OnceLock<Vec<(Key, Task<ArrayOp>)>>,
     /// Blocks per axis and the maker of one block's task (lazy layers only).
     make: Option<(Vec<usize>, MakeTask)>,
+    /// Keeps this layer's results held by an executor (a cluster's workers) while any array
+    /// built on the layer lives ([`ChunkedArray::persist_with`]).
+    held: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Layer {
@@ -36,6 +39,7 @@ impl std::fmt::Debug for Layer {
             .field("ntasks", &self.ntasks)
             .field("made", &self.tasks.get().is_some())
             .field("deps", &self.deps.len())
+            .field("held", &self.held.is_some())
             .finish()
     }
 }
@@ -53,6 +57,7 @@ impl Layer {
             ntasks: tasks.len(),
             tasks: OnceLock::from(tasks),
             make: None,
+            held: None,
         }
     }
 
@@ -71,6 +76,7 @@ impl Layer {
             ntasks,
             tasks: OnceLock::new(),
             make: Some((numblocks, make)),
+            held: None,
         }
     }
 
@@ -790,6 +796,12 @@ impl ChunkedArray {
         outputs: &[Key],
     ) -> Result<(Vec<Arc<Value>>, RunReport)> {
         let start = Instant::now();
+        // An executor holding persisted results cuts the graph where they are: it needs the
+        // graph itself, not a plan compiled here.
+        if executor.holds_results() {
+            self.counted_layers("compute")?;
+            return Ok(executor.run_with_report(&self.graph(), outputs)?);
+        }
         let Some(mut index) = LayerIndex::new(self.counted_layers("compute")?) else {
             return Ok(executor.run_with_report(&self.graph(), outputs)?);
         };
@@ -887,12 +899,34 @@ impl ChunkedArray {
         self.persist_with(&LocalExecutor::Default)
     }
 
-    /// [`ChunkedArray::persist`] on a chosen executor.
+    /// [`ChunkedArray::persist`] on a chosen executor. On a cluster the blocks stay on the
+    /// workers that computed them: the returned array keeps its graph and holds them, and
+    /// later computations on the same client read them by key (once every array built on
+    /// it is dropped, the workers drop them).
     pub fn persist_with(&self, executor: &dyn Executor<ArrayOp>) -> Result<ChunkedArray> {
         self.check_graph("persist")?;
         let keys = self.keys();
         let values = if keys.is_empty() {
             Vec::new()
+        } else if executor.persists_remotely() {
+            self.counted_layers("persist")?;
+            match executor.persist_graph(&self.graph(), &keys)? {
+                gridflow_runtime::Persisted::Values(v) => v,
+                gridflow_runtime::Persisted::Held(keep) => {
+                    let layer = Arc::new(Layer {
+                        name: self.layer.name.clone(),
+                        deps: self.layer.deps.clone(),
+                        ntasks: self.layer.ntasks,
+                        tasks: OnceLock::from(self.layer.tasks().to_vec()),
+                        make: None,
+                        held: Some(keep),
+                    });
+                    return Ok(ChunkedArray {
+                        layer,
+                        ..self.clone()
+                    });
+                }
+            }
         } else {
             self.run_graph(executor, &keys)?.0
         };

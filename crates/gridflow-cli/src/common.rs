@@ -1,7 +1,7 @@
 //! What the subcommands share: the local executor settings, progress bars, JSON output,
 //! plots and memory checks.
 
-use crate::out::note;
+use crate::out::{note, outln};
 use anyhow::{Context, Result, anyhow, bail};
 use gridflow_array::{ArrayOp, LocalExecutor};
 use gridflow_dataset::{DataArray, IndexValues, ValueKind};
@@ -255,6 +255,21 @@ impl Executor {
             (None, None) => None,
         };
         Ok(self)
+    }
+
+    /// Stops the local cluster this process started, if any, saying so.
+    pub fn close(self) -> Result<()> {
+        if let Some(Remote {
+            client,
+            _cluster: Some(cluster),
+        }) = self.remote
+        {
+            let n = client.workers().map_or(0, |w| w.len());
+            drop(client);
+            cluster.close();
+            outln!("Closed the local cluster ({n} worker process(es) stopped).")?;
+        }
+        Ok(())
     }
 
     /// The executor to compute on, its progress bar labelled `label`.

@@ -223,10 +223,7 @@ pub fn run(o: &Options) -> Result<()> {
         "total",
         start.elapsed().as_secs_f64()
     )?;
-    outln!(
-        "\nDone: the executor has shut down. Outputs are in {}.",
-        o.out.display()
-    )?;
+    outln!("\nDone. Outputs are in {}.", o.out.display())?;
     Ok(())
 }
 

@@ -56,16 +56,17 @@ enum Command {
         /// Directory for the figures and the task-graph drawing.
         #[arg(long, default_value = "gridflow-demo")]
         out: PathBuf,
-        /// Worker threads (default: one per core).
-        #[arg(long)]
+        /// Compute in this process on N threads instead of on a local cluster.
+        #[arg(long, conflicts_with_all = ["scheduler", "cluster"])]
         threads: Option<usize>,
-        /// Memory budget of the local executor, e.g. 2GB (default: half the RAM).
+        /// Memory budget, e.g. 2GB, split between the workers (default: half the RAM).
         #[arg(long)]
         memory_limit: Option<String>,
         /// Run on the cluster whose scheduler is at this address (tcp://HOST:PORT).
         #[arg(long, value_name = "ADDRESS", conflicts_with = "cluster")]
         scheduler: Option<String>,
-        /// Run on a cluster started on this machine for the demo: local[:N_WORKERS[xTHREADS]].
+        /// The cluster started on this machine for the demo: local[:N_WORKERS[xTHREADS]]
+        /// (default: local, sized from the cores as Dask's `Client()` is).
         #[arg(long, value_name = "local[:NxT]")]
         cluster: Option<String>,
     },
@@ -251,13 +252,22 @@ fn run(cli: Cli) -> Result<()> {
             memory_limit,
             scheduler,
             cluster,
-        } => demo::run(&demo::Options {
-            steps: sample_steps(years, steps)?,
-            data,
-            out,
-            exec: common::Executor::new(threads, memory_limit.as_deref())?
-                .with_cluster(scheduler.as_deref(), cluster.as_deref())?,
-        }),
+        } => {
+            // As the tutorial's `Client()`: a local cluster unless told otherwise.
+            let cluster = match (&threads, &scheduler, cluster) {
+                (None, None, None) => Some("local".to_owned()),
+                (_, _, c) => c,
+            };
+            let options = demo::Options {
+                steps: sample_steps(years, steps)?,
+                data,
+                out,
+                exec: common::Executor::new(threads, memory_limit.as_deref())?
+                    .with_cluster(scheduler.as_deref(), cluster.as_deref())?,
+            };
+            demo::run(&options)?;
+            options.exec.close()
+        }
         Command::Catalog {
             command:
                 CatalogCommand::Search {

@@ -168,3 +168,57 @@ fn a_bad_cluster_spec_or_address_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// `gridflow demo` runs on a local cluster unless given `--threads` (as the tutorial's
+/// `Client()`), says so, prints the same numbers as the in-process executor and stops its
+/// worker processes at the end.
+#[test]
+fn the_demo_runs_on_a_local_cluster_by_default() {
+    let dir = std::env::temp_dir().join(format!("gridflow-demo-cluster-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    let demo = |extra: &[&str], out: &str| {
+        let o = gridflow()
+            .args(["demo", "--steps", "48", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(dir.join(out))
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "{extra:?}: {text}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        text
+    };
+    let local = demo(&["--threads", "2"], "local");
+    let cluster = demo(&[], "cluster");
+    assert!(local.contains("Running on the local executor"), "{local}");
+    assert!(cluster.contains("Running on the cluster at"), "{cluster}");
+    let closed = cluster
+        .lines()
+        .find(|l| l.starts_with("Closed the local cluster ("))
+        .unwrap_or_else(|| panic!("no closing line in:\n{cluster}"));
+    assert!(
+        !closed.starts_with("Closed the local cluster (0 "),
+        "{closed}"
+    );
+    // The computed figures (not the timings) are the same on both executors.
+    let figures = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(" K (") || l.contains("unweighted mean"))
+            .map(|l| {
+                // drop the "in 0.12 s" part
+                let (head, tail) = l.split_once(" in ").unwrap();
+                let tail = tail.split_once(" s").unwrap().1;
+                format!("{head}{tail}")
+            })
+            .collect()
+    };
+    assert_eq!(figures(&local).len(), 2, "{local}");
+    assert_eq!(figures(&local), figures(&cluster));
+    let _ = std::fs::remove_dir_all(&dir);
+}

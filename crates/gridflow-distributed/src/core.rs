@@ -107,7 +107,10 @@ struct Worker {
 #[derive(Debug)]
 struct Job {
     len: u64,
-    outputs: Vec<u32>,
+    /// Outputs as global ids (results of this job, or results held from earlier jobs).
+    outputs: Vec<TaskId>,
+    /// Distinct outputs still pinned for the client (each counts one in `readers_left`).
+    pinned: Vec<TaskId>,
     done: u64,
     held: u64,
     peak: u64,
@@ -158,6 +161,8 @@ pub struct Core {
     /// Ready root tasks, lowest id (highest priority) first.
     queue: BinaryHeap<Reverse<TaskId>>,
     jobs: FxHashMap<u64, Job>,
+    /// Jobs waiting for a held result they output (all their own tasks done).
+    output_waiters: FxHashMap<TaskId, Vec<u64>>,
     actions: Vec<Action>,
     /// Root tasks finished, and a moving average of their results' bytes (for the root
     /// limit).
@@ -180,6 +185,7 @@ impl Core {
             workers: Vec::new(),
             queue: BinaryHeap::new(),
             jobs: FxHashMap::default(),
+            output_waiters: FxHashMap::default(),
             actions: Vec::new(),
             roots_done: 0,
             root_bytes: 0,
@@ -230,9 +236,14 @@ impl Core {
 
     /// The global ids of a job's outputs, in the order submitted.
     pub fn outputs(&self, job: u64) -> Vec<TaskId> {
-        self.jobs.get(&job).map_or_else(Vec::new, |j| {
-            j.outputs.iter().map(|&o| job + u64::from(o)).collect()
-        })
+        self.jobs
+            .get(&job)
+            .map_or_else(Vec::new, |j| j.outputs.clone())
+    }
+
+    /// True while the job is known (not yet finished and released, failed or cancelled).
+    pub fn has_job(&self, job: u64) -> bool {
+        self.jobs.contains_key(&job)
     }
 
     /// Most bytes a job's results held at once.
@@ -295,16 +306,44 @@ impl Core {
         tasks: Vec<(Vec<u8>, Vec<u32>)>,
         outputs: Vec<u32>,
     ) -> Result<u64, String> {
+        self.submit_with_held(tasks, outputs, &[])
+    }
+
+    /// Like [`Core::submit`], but the job may also read results held from earlier jobs
+    /// (persisted results, futures, scattered data): an input or output position `n + k`
+    /// (`n` = the job's task count) is `held[k]`, a global id. Held results must still be
+    /// known (in memory or on their way); each reader keeps them alive until it finished.
+    pub fn submit_with_held(
+        &mut self,
+        tasks: Vec<(Vec<u8>, Vec<u32>)>,
+        outputs: Vec<u32>,
+        held: &[TaskId],
+    ) -> Result<u64, String> {
         let n = tasks.len() as u64;
         for (i, (_, ins)) in tasks.iter().enumerate() {
-            if let Some(bad) = ins.iter().find(|&&x| x as usize >= i) {
+            if let Some(bad) = ins.iter().find(|&&x| {
+                (x as usize >= i && u64::from(x) < n) || u64::from(x) >= n + held.len() as u64
+            }) {
                 return Err(format!(
                     "task {i} reads task {bad}, which does not come before it"
                 ));
             }
         }
-        if let Some(bad) = outputs.iter().find(|&&o| u64::from(o) >= n) {
+        if let Some(bad) = outputs
+            .iter()
+            .find(|&&o| u64::from(o) >= n + held.len() as u64)
+        {
             return Err(format!("output {bad} is not a task of the job ({n} tasks)"));
+        }
+        for &h in held {
+            match self.state(h) {
+                TaskState::Forgotten | TaskState::Erred => {
+                    return Err(format!(
+                        "held result {h} is gone (released, cancelled or failed)"
+                    ));
+                }
+                _ => {}
+            }
         }
         if n > 0
             && !self.workers.is_empty()
@@ -318,19 +357,37 @@ impl Core {
         }
         let job = self.next_id;
         self.next_id += n.max(1);
+        let global = |p: u32| -> TaskId {
+            let p = u64::from(p);
+            if p < n {
+                job + p
+            } else {
+                held[(p - n) as usize]
+            }
+        };
+        let outputs: Vec<TaskId> = outputs.into_iter().map(global).collect();
+        let mut pinned = outputs.clone();
+        pinned.sort_unstable();
+        pinned.dedup();
         // Tasks of an empty job: none; its id still advances so that ids stay unique.
         if n == 0 {
+            for &o in &pinned {
+                if let Some(t) = self.task_mut(o) {
+                    t.readers_left += 1;
+                }
+            }
             self.jobs.insert(
                 job,
                 Job {
                     len: 0,
                     outputs,
+                    pinned,
                     done: 0,
                     held: 0,
                     peak: 0,
                 },
             );
-            self.actions.push(Action::Done { job });
+            self.check_done(job);
             return Ok(job);
         }
         // Fill the gap left by earlier empty jobs so that ids index `tasks`.
@@ -339,22 +396,28 @@ impl Core {
         }
         let base = self.tasks.len();
         for (payload, ins) in tasks {
-            let inputs: Vec<TaskId> = ins.iter().map(|&i| job + u64::from(i)).collect();
+            let inputs: Vec<TaskId> = ins.iter().map(|&i| global(i)).collect();
             let mut distinct = inputs.clone();
             distinct.sort_unstable();
             distinct.dedup();
             let id = self.first + self.tasks.len() as u64;
+            let mut waiting = 0u32;
             for &i in &distinct {
-                let t = &mut self.tasks[(i - self.first) as usize];
-                t.dependents.push(id);
+                let Some(t) = self.task_mut(i) else { continue };
                 t.readers_left += 1;
+                // A held result already in memory is not waited for (and needs no list of
+                // readers: they are only used to wake tasks up).
+                if t.state != TaskState::Memory {
+                    t.dependents.push(id);
+                    waiting += 1;
+                }
             }
             self.tasks.push_back(Task {
                 state: TaskState::Released,
                 job,
                 root: distinct.is_empty(),
                 payload,
-                waiting: distinct.len() as u32,
+                waiting,
                 inputs,
                 dependents: Vec::new(),
                 readers_left: 0,
@@ -363,17 +426,17 @@ impl Core {
                 processing_on: None,
             });
         }
-        let mut pinned = outputs.clone();
-        pinned.sort_unstable();
-        pinned.dedup();
-        for o in pinned {
-            self.tasks[base + o as usize].readers_left += 1;
+        for &o in &pinned {
+            if let Some(t) = self.task_mut(o) {
+                t.readers_left += 1;
+            }
         }
         self.jobs.insert(
             job,
             Job {
                 len: n,
                 outputs,
+                pinned,
                 done: 0,
                 held: 0,
                 peak: 0,
@@ -382,8 +445,13 @@ impl Core {
         for i in 0..n {
             let t = &mut self.tasks[base + i as usize];
             if t.waiting == 0 {
-                t.state = TaskState::Queued;
-                self.queue.push(Reverse(job + i));
+                if t.root {
+                    t.state = TaskState::Queued;
+                    self.queue.push(Reverse(job + i));
+                } else {
+                    t.state = TaskState::Waiting;
+                    self.make_ready(job + i);
+                }
             } else {
                 t.state = TaskState::Waiting;
             }
@@ -392,6 +460,97 @@ impl Core {
             self.fill(w as WorkerId);
         }
         Ok(job)
+    }
+
+    /// Data a client placed on workers itself (`scatter`): a job of results already in
+    /// memory, `(worker, bytes)` each, pinned for the client. Returns the job's id (the
+    /// results' ids are `job..job + parts.len()`).
+    pub fn scatter(&mut self, parts: &[(WorkerId, u64)]) -> Result<u64, String> {
+        if let Some((w, _)) = parts
+            .iter()
+            .find(|(w, _)| !self.workers.get(*w as usize).is_some_and(|x| x.alive))
+        {
+            return Err(format!("scatter: worker {w} is not in the cluster"));
+        }
+        let n = parts.len() as u64;
+        let job = self.next_id;
+        self.next_id += n.max(1);
+        while self.first + (self.tasks.len() as u64) < job {
+            self.tasks.push_back(Task::forgotten(u64::MAX));
+        }
+        let mut held = 0;
+        for &(w, nbytes) in parts {
+            let mut t = Task::forgotten(job);
+            t.state = TaskState::Memory;
+            t.root = true;
+            t.nbytes = nbytes;
+            t.who_has = vec![w];
+            t.readers_left = 1;
+            held += nbytes;
+            self.tasks.push_back(t);
+        }
+        let outputs: Vec<TaskId> = (job..job + n).collect();
+        self.jobs.insert(
+            job,
+            Job {
+                len: n,
+                pinned: outputs.clone(),
+                outputs,
+                done: n,
+                held,
+                peak: held,
+            },
+        );
+        Ok(job)
+    }
+
+    /// The client dropped its handles on these results: each loses one pin, and a job none
+    /// of whose outputs are pinned any more is forgotten (cancelled, if it was running).
+    pub fn release_keys(&mut self, ids: &[TaskId]) {
+        for &id in ids {
+            let Some(job) = self.task(id).map(|t| t.job) else {
+                continue;
+            };
+            let Some(j) = self.jobs.get_mut(&job) else {
+                continue;
+            };
+            let Some(at) = j.pinned.iter().position(|&p| p == id) else {
+                continue;
+            };
+            j.pinned.swap_remove(at);
+            let empty = j.pinned.is_empty();
+            self.drop_reader(id);
+            if empty {
+                self.forget_job(job);
+            }
+        }
+    }
+
+    /// One reader (or pin) of `id` is gone; its result is dropped when none is left.
+    fn drop_reader(&mut self, id: TaskId) {
+        let Some(t) = self.task_mut(id) else { return };
+        t.readers_left = t.readers_left.saturating_sub(1);
+        if t.readers_left == 0 && t.state == TaskState::Memory {
+            self.release_data(id);
+        }
+    }
+
+    /// Emits `Done` for a job whose tasks all finished and whose outputs are in memory.
+    fn check_done(&mut self, job: u64) {
+        let Some(j) = self.jobs.get(&job) else { return };
+        if j.done != j.len {
+            return;
+        }
+        let pending: Vec<TaskId> = j
+            .outputs
+            .iter()
+            .copied()
+            .filter(|&o| self.state(o) != TaskState::Memory)
+            .collect();
+        match pending.first() {
+            None => self.actions.push(Action::Done { job }),
+            Some(&o) => self.output_waiters.entry(o).or_default().push(job),
+        }
     }
 
     /// Gives worker `w` queued root tasks up to its saturation limit: consecutive roots
@@ -554,14 +713,16 @@ impl Core {
                 self.root_bytes - self.root_bytes / 4 + nbytes / 4
             };
         }
-        let mut done_now = None;
+        let mut done_now = false;
         if let Some(j) = self.jobs.get_mut(&job) {
-            j.done += 1;
             j.held += nbytes;
             j.peak = j.peak.max(j.held);
-            self.actions.push(Action::Progress { job, done: j.done });
-            if j.done == j.len {
-                done_now = Some(job);
+            // A result recomputed after its job was done (lost with a worker) does not
+            // count twice.
+            if j.done < j.len {
+                j.done += 1;
+                self.actions.push(Action::Progress { job, done: j.done });
+                done_now = j.done == j.len;
             }
         }
         let mut seen: Vec<TaskId> = Vec::with_capacity(inputs.len());
@@ -570,12 +731,7 @@ impl Core {
                 continue;
             }
             seen.push(i);
-            if let Some(ti) = self.task_mut(i) {
-                ti.readers_left = ti.readers_left.saturating_sub(1);
-                if ti.readers_left == 0 {
-                    self.release_data(i);
-                }
-            }
+            self.drop_reader(i);
         }
         if nobody_reads {
             self.release_data(id);
@@ -595,8 +751,14 @@ impl Core {
         if let Some(t) = self.task_mut(id) {
             t.dependents = dependents;
         }
-        if let Some(job) = done_now {
-            self.actions.push(Action::Done { job });
+        if done_now {
+            self.check_done(job);
+        }
+        // Jobs whose own tasks are done but which output this (held) result.
+        if let Some(jobs) = self.output_waiters.remove(&id) {
+            for j in jobs {
+                self.check_done(j);
+            }
         }
         self.fill(w);
     }
@@ -636,21 +798,63 @@ impl Core {
     }
 
     fn forget_job(&mut self, job: u64) {
+        let mut orphans: Vec<u64> = Vec::new();
+        self.forget_one(job, &mut orphans);
+        // Jobs reading results of a forgotten job that were never computed can never
+        // finish: they fail, naming the job they depended on.
+        while let Some(o) = orphans.pop() {
+            if self.jobs.contains_key(&o) {
+                self.actions.push(Action::Failed {
+                    job: o,
+                    task: None,
+                    op: "input".into(),
+                    message: format!(
+                        "it reads results of job {job}, which was cancelled or failed first"
+                    ),
+                    panicked: false,
+                });
+                self.forget_one(o, &mut orphans);
+            }
+        }
+    }
+
+    fn forget_one(&mut self, job: u64, orphans: &mut Vec<u64>) {
         let Some(j) = self.jobs.remove(&job) else {
             return;
         };
+        for id in j.pinned {
+            self.drop_reader(id);
+        }
         for id in job..job + j.len {
             self.suspects.remove(&id);
-            let state = self.state(id);
-            match state {
-                TaskState::Memory => self.release_data(id),
-                // A running task's result is released when it reports; queued ones are
-                // skipped when popped.
+            let Some(t) = self.task(id) else { continue };
+            match t.state {
+                // Results are dropped when their last reader or pin goes.
+                TaskState::Memory | TaskState::Forgotten => {}
+                // Unfinished: its reads are given back; queued ones are skipped when popped,
+                // a running one's result is released when it reports.
                 _ => {
+                    let mut ins = t.inputs.clone();
+                    ins.sort_unstable();
+                    ins.dedup();
+                    for &d in &t.dependents {
+                        if let Some(dj) = self.task(d).map(|x| x.job)
+                            && dj != job
+                            && !orphans.contains(&dj)
+                        {
+                            orphans.push(dj);
+                        }
+                    }
+                    if let Some(js) = self.output_waiters.remove(&id) {
+                        orphans.extend(js.into_iter().filter(|&x| x != job));
+                    }
                     if let Some(t) = self.task_mut(id) {
                         t.state = TaskState::Forgotten;
                         t.payload = Vec::new();
                         t.dependents = Vec::new();
+                    }
+                    for i in ins {
+                        self.drop_reader(i);
                     }
                 }
             }
@@ -825,52 +1029,61 @@ impl Core {
 
     /// Results `lost` (in memory, now held by nobody) are recomputed if still needed, with
     /// whatever of their lineage was released; `reset` tasks (taken back from a worker) are
-    /// scheduled again. Tasks that read a lost result and have not finished wait for it.
+    /// scheduled again. Tasks that read a lost result and have not finished wait for it; if
+    /// it cannot be recomputed (its lineage is gone), their jobs fail saying so.
     fn recover(&mut self, lost: Vec<TaskId>, reset: Vec<TaskId>) {
-        let live = |c: &Core, id: TaskId| c.task(id).is_some_and(|t| c.jobs.contains_key(&t.job));
-        let mut affected: Vec<TaskId> = reset.into_iter().filter(|&id| live(self, id)).collect();
+        let mut affected: Vec<TaskId> = reset;
         let mut todo: Vec<TaskId> = Vec::new();
         for id in lost {
             let Some(t) = self.task(id) else { continue };
-            let (job, nbytes) = (t.job, t.nbytes);
+            let (job, nbytes, needed) = (t.job, t.nbytes, t.readers_left > 0);
             if let Some(j) = self.jobs.get_mut(&job) {
                 j.held = j.held.saturating_sub(nbytes);
             }
-            let Some(t) = self.task(id) else { continue };
-            if t.readers_left == 0 || !self.jobs.contains_key(&job) {
-                continue;
+            if needed {
+                todo.push(id);
             }
-            // Readers not yet finished wait for it again (taken back if already sent).
-            for &d in &t.dependents.clone() {
-                let on = match self.task(d) {
-                    Some(td)
-                        if matches!(
-                            td.state,
-                            TaskState::Waiting | TaskState::Queued | TaskState::Processing
-                        ) =>
-                    {
-                        td.processing_on
-                    }
-                    _ => continue,
-                };
-                if let Some(x) = on
+        }
+        if todo.is_empty() && affected.is_empty() {
+            return;
+        }
+        // Unfinished readers of lost results wait for them again (taken back if already
+        // sent to a worker). Readers are found by their inputs: a held result read by a
+        // later job does not list that reader among its dependents.
+        let lost_set: rustc_hash::FxHashSet<TaskId> = todo.iter().copied().collect();
+        if !lost_set.is_empty() {
+            for id in self.first..self.first + self.tasks.len() as u64 {
+                let Some(t) = self.task(id) else { continue };
+                if !matches!(
+                    t.state,
+                    TaskState::Waiting | TaskState::Queued | TaskState::Processing
+                ) || !t.inputs.iter().any(|i| lost_set.contains(i))
+                {
+                    continue;
+                }
+                if let Some(x) = t.processing_on
                     && let Some(wx) = self.workers.get_mut(x as usize)
                 {
-                    wx.processing.remove(&d);
+                    wx.processing.remove(&id);
                 }
-                affected.push(d);
+                affected.push(id);
             }
-            todo.push(id);
         }
         // The lineage to run again: lost results, and released inputs they need.
         let mut again: Vec<TaskId> = Vec::new();
+        let mut unrecoverable: Vec<TaskId> = Vec::new();
         while let Some(id) = todo.pop() {
-            let needs = self.task(id).is_some_and(|t| {
-                self.jobs.contains_key(&t.job)
-                    && (t.state == TaskState::Forgotten
-                        || (t.state == TaskState::Memory && t.who_has.is_empty()))
-            });
-            if !needs {
+            let Some(t) = self.task(id) else {
+                unrecoverable.push(id);
+                continue;
+            };
+            let gone = t.state == TaskState::Forgotten
+                || (t.state == TaskState::Memory && t.who_has.is_empty());
+            if !gone {
+                continue;
+            }
+            if t.payload.is_empty() {
+                unrecoverable.push(id);
                 continue;
             }
             let Some(t) = self.task_mut(id) else { continue };
@@ -880,7 +1093,9 @@ impl Core {
             let mut inputs = t.inputs.clone();
             inputs.sort_unstable();
             inputs.dedup();
-            if let Some(j) = self.jobs.get_mut(&job) {
+            if let Some(j) = self.jobs.get_mut(&job)
+                && j.done < j.len
+            {
                 j.done = j.done.saturating_sub(1);
             }
             again.push(id);
@@ -899,15 +1114,56 @@ impl Core {
         affected.extend(again);
         affected.sort_unstable();
         affected.dedup();
+        if !unrecoverable.is_empty() {
+            let mut jobs: Vec<u64> = affected
+                .iter()
+                .filter(|&&id| self.inputs(id).iter().any(|i| unrecoverable.contains(i)))
+                .filter_map(|&id| self.task(id).map(|t| t.job))
+                .collect();
+            jobs.sort_unstable();
+            jobs.dedup();
+            for job in jobs {
+                if self.jobs.contains_key(&job) {
+                    self.actions.push(Action::Failed {
+                        job,
+                        task: None,
+                        op: "worker".into(),
+                        message: format!(
+                            "results it reads (tasks {unrecoverable:?}) were lost with a worker \
+                             and cannot be recomputed: their lineage was released"
+                        ),
+                        panicked: false,
+                    });
+                    self.forget_job(job);
+                }
+            }
+        }
         let mut ready = Vec::new();
         for id in affected {
+            // Tasks of forgotten jobs are Forgotten, unless they are lineage that a live
+            // reader needs.
+            let live = self
+                .task(id)
+                .is_some_and(|t| t.state != TaskState::Forgotten);
+            if !live {
+                continue;
+            }
             let mut inputs = self.inputs(id).to_vec();
             inputs.sort_unstable();
             inputs.dedup();
-            let waiting = inputs
-                .iter()
-                .filter(|&&i| self.state(i) != TaskState::Memory)
-                .count() as u32;
+            let mut waiting = 0u32;
+            for &i in &inputs {
+                if self.state(i) == TaskState::Memory {
+                    continue;
+                }
+                waiting += 1;
+                // It must be woken when the input is computed again.
+                if let Some(ti) = self.task_mut(i)
+                    && !ti.dependents.contains(&id)
+                {
+                    ti.dependents.push(id);
+                }
+            }
             self.executing.remove(&id);
             if let Some(t) = self.task_mut(id) {
                 t.state = TaskState::Waiting;

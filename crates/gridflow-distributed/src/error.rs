@@ -70,6 +70,31 @@ pub enum DistError {
     /// The cluster cannot run the request (no workers, lost data...).
     #[error("cluster: {0}")]
     Cluster(String),
+    /// A task of a future's graph failed on a worker.
+    #[error("task {key} failed in {op}{}: {message}", if *.panicked { " (panicked)" } else { "" })]
+    Task {
+        /// The failing task's key (or the future's, when the failing task is unknown).
+        key: gridflow_graph::Key,
+        /// The operation's label.
+        op: String,
+        /// What went wrong.
+        message: String,
+        /// True when the operation panicked.
+        panicked: bool,
+    },
+    /// The future was cancelled before its result was fetched.
+    #[error("the future of {key} was cancelled")]
+    Cancelled {
+        /// The future's key.
+        key: gridflow_graph::Key,
+    },
+    /// A submitted graph is malformed (a missing input, a cycle).
+    #[error("graph: {source}")]
+    Graph {
+        /// The cause.
+        #[from]
+        source: gridflow_graph::GraphError,
+    },
 }
 
 impl DistError {

@@ -23,6 +23,7 @@ mod cluster;
 pub mod core;
 pub mod error;
 pub mod frame;
+pub mod futures;
 pub mod machine;
 pub mod messages;
 pub mod node;
@@ -31,7 +32,8 @@ pub mod testing;
 pub mod worker;
 
 pub use auth::{Security, TlsFiles};
-pub use client::Client;
+pub use client::{AsCompleted, Client, Persistent};
 pub use cluster::{LocalCluster, LocalClusterOptions};
 pub use error::{DistError, Result};
+pub use futures::{Future, FutureStatus};
 pub use worker::WorkerOptions;

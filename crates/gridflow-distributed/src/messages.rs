@@ -47,12 +47,28 @@ pub struct SubmitTask {
 /// Client → scheduler.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum FromClient {
-    /// Runs a compiled graph: tasks in priority order (id within the job = position).
+    /// Runs a compiled graph: tasks in priority order (id within the job = position). An
+    /// input or output position `tasks.len() + k` is the result held under global id
+    /// `held[k]` (a persisted result, a future's or scattered data), read by key instead of
+    /// recomputed.
     Submit {
         /// The tasks.
         tasks: Vec<SubmitTask>,
-        /// Ids of the results the client will gather.
+        /// Ids of the results the client will gather (or hold as futures).
         outputs: Vec<u32>,
+        /// Results of earlier jobs this job reads, by global id.
+        held: Vec<u64>,
+    },
+    /// The client dropped its last handle on these results (global ids): each loses the
+    /// client's pin; a job with no pinned output left is forgotten (cancelled if running).
+    ReleaseKeys(Vec<u64>),
+    /// The client is placing data on workers itself: one result per part, `(data address
+    /// of the worker, bytes)`. Answered by `Accepted { job }`; the results' global ids are
+    /// `job..job + parts.len()`, pinned like a job's outputs. The client then sends the
+    /// values to those workers' data ports (`DataRequest::Put`).
+    Scatter {
+        /// Where each value goes and its size.
+        parts: Vec<(String, u64)>,
     },
     /// The client has gathered (or given up on) the job's results: forget it.
     Release {
@@ -210,6 +226,14 @@ pub enum FromWorker {
 pub enum DataRequest {
     /// Sends these results, one [`DataReply`] frame each, in order.
     Get(Vec<u64>),
+    /// Stores a value under a global id (scattered data): its header here, its body as
+    /// the frame's payload. Answered by [`DataReply::Stored`].
+    Put {
+        /// Global id.
+        id: u64,
+        /// The value's header ([`gridflow_runtime::WireValue::write_header`]).
+        header: Vec<u8>,
+    },
 }
 
 /// A worker's data port → the requester; a `Value` frame carries the value's body as its
@@ -227,5 +251,17 @@ pub enum DataReply {
     Missing {
         /// Global id.
         id: u64,
+    },
+    /// A `Put` value was stored.
+    Stored {
+        /// Global id.
+        id: u64,
+    },
+    /// A `Put` value could not be decoded.
+    Refused {
+        /// Global id.
+        id: u64,
+        /// Why.
+        message: String,
     },
 }

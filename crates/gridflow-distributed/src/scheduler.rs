@@ -590,9 +590,52 @@ impl State {
 
     fn client_message(&mut self, conn: ConnId, msg: FromClient) {
         match msg {
-            FromClient::Submit { tasks, outputs } => {
+            FromClient::ReleaseKeys(ids) => {
+                self.core.release_keys(&ids);
+                let core = &self.core;
+                self.jobs.retain(|&j, _| core.has_job(j));
+            }
+            FromClient::Scatter { parts } => {
+                let mut placed = Vec::with_capacity(parts.len());
+                let mut missing = None;
+                for (address, nbytes) in &parts {
+                    let w =
+                        self.worker_info.iter().enumerate().position(|(i, x)| {
+                            x.address == *address && self.worker_conn[i].is_some()
+                        });
+                    match w {
+                        Some(w) => placed.push((w as WorkerId, *nbytes)),
+                        None => missing = Some(address.clone()),
+                    }
+                }
+                let outcome = match missing {
+                    Some(a) => Err(format!("scatter: no worker at {a}")),
+                    None => self.core.scatter(&placed),
+                };
+                match outcome {
+                    Ok(job) => {
+                        self.jobs.insert(job, conn);
+                        self.send_client(conn, &ToClient::Accepted { job });
+                    }
+                    Err(message) => self.send_client(
+                        conn,
+                        &ToClient::Failed {
+                            job: u64::MAX,
+                            task: None,
+                            op: "scatter".into(),
+                            message,
+                            panicked: false,
+                        },
+                    ),
+                }
+            }
+            FromClient::Submit {
+                tasks,
+                outputs,
+                held,
+            } => {
                 let tasks = tasks.into_iter().map(|t| (t.payload, t.inputs)).collect();
-                match self.core.submit(tasks, outputs) {
+                match self.core.submit_with_held(tasks, outputs, &held) {
                     Ok(job) => {
                         self.jobs.insert(job, conn);
                         self.send_client(conn, &ToClient::Accepted { job });

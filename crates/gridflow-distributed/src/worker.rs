@@ -644,7 +644,23 @@ async fn serve_data<V: WireValue>(stream: Stream, peer: &str, store: &Store<V>) 
     let (mut r, w) = tokio::io::split(stream);
     let mut w = BufWriter::new(w);
     while let Some(f) = read_frame(&mut r, peer).await? {
-        let DataRequest::Get(ids) = f.decode(peer)?;
+        let ids = match f.decode(peer)? {
+            DataRequest::Get(ids) => ids,
+            DataRequest::Put { id, header } => {
+                let reply = match V::from_parts(&header, f.payload) {
+                    Ok(v) => {
+                        lock(store).insert(id, Arc::new(v));
+                        DataReply::Stored { id }
+                    }
+                    Err(message) => DataReply::Refused { id, message },
+                };
+                write_frame(&mut w, peer, &encode(&reply)?, &[]).await?;
+                w.flush()
+                    .await
+                    .map_err(|e| DistError::io(format!("{peer}: sending data"), e))?;
+                continue;
+            }
+        };
         for id in ids {
             let v = lock(store).get(&id).cloned();
             match v {
@@ -662,6 +678,49 @@ async fn serve_data<V: WireValue>(stream: Stream, peer: &str, store: &Store<V>) 
         w.flush()
             .await
             .map_err(|e| DistError::io(format!("{peer}: sending data"), e))?;
+    }
+    Ok(())
+}
+
+/// Sends values to a worker's data port to be stored under their global ids (scatter).
+pub(crate) async fn put<V: WireValue>(
+    address: &str,
+    values: &[(u64, Arc<V>)],
+    sec: &Security,
+) -> Result<()> {
+    let stream = connect(address, sec).await?;
+    let (mut r, w) = tokio::io::split(stream);
+    let mut w = BufWriter::new(w);
+    for (id, v) in values {
+        let mut header = Vec::new();
+        v.write_header(&mut header);
+        let msg = encode(&DataRequest::Put { id: *id, header })?;
+        write_frame(&mut w, address, &msg, &v.body()).await?;
+    }
+    w.flush()
+        .await
+        .map_err(|e| DistError::io(format!("{address}: sending"), e))?;
+    for (want, _) in values {
+        let Some(f) = read_frame(&mut r, address).await? else {
+            return Err(DistError::Closed {
+                peer: address.to_owned(),
+                during: "while storing scattered data".into(),
+            });
+        };
+        match f.decode::<DataReply>(address)? {
+            DataReply::Stored { id } if id == *want => {}
+            DataReply::Refused { id, message } => {
+                return Err(DistError::Cluster(format!(
+                    "worker {address} refused scattered value {id}: {message}"
+                )));
+            }
+            other => {
+                return Err(DistError::protocol(
+                    address,
+                    format!("unexpected answer to storing {want}: {other:?}"),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -710,6 +769,12 @@ pub(crate) async fn fetch<V: WireValue>(
                 return Err(DistError::Cluster(format!(
                     "worker {address} does not hold the result of task {id}"
                 )));
+            }
+            other => {
+                return Err(DistError::protocol(
+                    address,
+                    format!("unexpected answer to fetching {want}: {other:?}"),
+                ));
             }
         }
     }

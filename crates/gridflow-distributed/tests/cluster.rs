@@ -116,7 +116,11 @@ fn connecting_to_a_server_of_another_version_names_both_versions() {
     let e = Client::connect(&format!("tcp://{addr}")).unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains("version 7") && msg.contains("version 2"),
+        msg.contains("version 7")
+            && msg.contains(&format!(
+                "version {}",
+                gridflow_distributed::frame::PROTOCOL_VERSION
+            )),
         "{msg}"
     );
     server.join().unwrap();
@@ -142,7 +146,7 @@ fn a_garbage_frame_is_dropped_without_harming_the_scheduler() {
     let mut s = std::net::TcpStream::connect(addr.strip_prefix("tcp://").unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut pre = Vec::from(*b"GFLW");
-    pre.extend_from_slice(&1u32.to_le_bytes());
+    pre.extend_from_slice(&gridflow_distributed::frame::PROTOCOL_VERSION.to_le_bytes());
     s.write_all(&pre).unwrap();
     // A frame header claiming 3 GiB, then garbage.
     s.write_all(&(3u32 << 30).to_le_bytes()).unwrap();

@@ -42,6 +42,16 @@ pub enum TestOp {
     Fail,
     /// Panics with "deliberate panic".
     Panic,
+    /// Like `Make`, and appends one byte to the file `log` each time it runs: tests count
+    /// how often a source was read, across processes.
+    Counted {
+        /// The number.
+        value: u64,
+        /// The buffer's size (at least 8).
+        bytes: usize,
+        /// The file to append to.
+        log: String,
+    },
 }
 
 impl Operation for TestOp {
@@ -52,10 +62,11 @@ impl Operation for TestOp {
             TestOp::Double => "double".into(),
             TestOp::Fail => "fail".into(),
             TestOp::Panic => "panic".into(),
+            TestOp::Counted { .. } => "counted".into(),
         }
     }
     fn is_source(&self) -> bool {
-        matches!(self, TestOp::Make { .. })
+        matches!(self, TestOp::Make { .. } | TestOp::Counted { .. })
     }
     fn is_blockwise(&self) -> bool {
         matches!(self, TestOp::Double)
@@ -89,6 +100,16 @@ impl Execute for TestOp {
             }
             TestOp::Fail => Err("deliberate failure".into()),
             TestOp::Panic => panic!("deliberate panic"),
+            TestOp::Counted { value, bytes, log } => {
+                use std::io::Write;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .and_then(|mut f| f.write_all(b"."))
+                    .map_err(|e| format!("counted: appending to {log}: {e}"))?;
+                Ok(buf(*value, *bytes))
+            }
         }
     }
     fn nbytes(v: &Vec<u8>) -> usize {

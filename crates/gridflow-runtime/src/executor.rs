@@ -66,6 +66,45 @@ pub trait Executor<O: Execute>: Send + Sync {
     fn run(&self, graph: &Graph<O>, outputs: &[Key]) -> Result<Vec<Arc<O::Value>>> {
         self.run_with_report(graph, outputs).map(|(v, _)| v)
     }
+
+    /// True when this executor holds persisted results that later graphs may read by key
+    /// (see [`Executor::persist_graph`]): callers then hand it whole graphs
+    /// ([`Executor::run_with_report`]) rather than plans they compiled themselves, so that
+    /// it can cut the graph where a held result is.
+    fn holds_results(&self) -> bool {
+        false
+    }
+
+    /// True when [`Executor::persist_graph`] keeps results where they were computed (a
+    /// cluster) instead of returning them: callers then persist through it.
+    fn persists_remotely(&self) -> bool {
+        false
+    }
+
+    /// Computes `outputs` and keeps them: the local executor returns the values (the caller
+    /// keeps them in its graph); a cluster keeps them on its workers and returns a handle,
+    /// and while the handle lives, graphs run on it that contain those keys read the held
+    /// results instead of recomputing them (Dask's `persist`).
+    fn persist_graph(&self, graph: &Graph<O>, outputs: &[Key]) -> Result<Persisted<O::Value>> {
+        Ok(Persisted::Values(self.run(graph, outputs)?))
+    }
+}
+
+/// What [`Executor::persist_graph`] kept.
+pub enum Persisted<V> {
+    /// The values, in the order of the outputs: the caller keeps them.
+    Values(Vec<Arc<V>>),
+    /// The results stay where they were computed while this handle (or a clone) lives.
+    Held(Arc<dyn std::any::Any + Send + Sync>),
+}
+
+impl<V> std::fmt::Debug for Persisted<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Persisted::Values(v) => write!(f, "Persisted::Values({} values)", v.len()),
+            Persisted::Held(_) => f.write_str("Persisted::Held"),
+        }
+    }
 }
 
 impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for &E {
@@ -77,6 +116,22 @@ impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for &E {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn run_with_report(
+        &self,
+        graph: &Graph<O>,
+        outputs: &[Key],
+    ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
+        (**self).run_with_report(graph, outputs)
+    }
+    fn holds_results(&self) -> bool {
+        (**self).holds_results()
+    }
+    fn persists_remotely(&self) -> bool {
+        (**self).persists_remotely()
+    }
+    fn persist_graph(&self, graph: &Graph<O>, outputs: &[Key]) -> Result<Persisted<O::Value>> {
+        (**self).persist_graph(graph, outputs)
     }
 }
 
@@ -90,6 +145,22 @@ impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for Box<E> {
     fn describe(&self) -> String {
         (**self).describe()
     }
+    fn run_with_report(
+        &self,
+        graph: &Graph<O>,
+        outputs: &[Key],
+    ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
+        (**self).run_with_report(graph, outputs)
+    }
+    fn holds_results(&self) -> bool {
+        (**self).holds_results()
+    }
+    fn persists_remotely(&self) -> bool {
+        (**self).persists_remotely()
+    }
+    fn persist_graph(&self, graph: &Graph<O>, outputs: &[Key]) -> Result<Persisted<O::Value>> {
+        (**self).persist_graph(graph, outputs)
+    }
 }
 
 impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for Arc<E> {
@@ -101,6 +172,22 @@ impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for Arc<E> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn run_with_report(
+        &self,
+        graph: &Graph<O>,
+        outputs: &[Key],
+    ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
+        (**self).run_with_report(graph, outputs)
+    }
+    fn holds_results(&self) -> bool {
+        (**self).holds_results()
+    }
+    fn persists_remotely(&self) -> bool {
+        (**self).persists_remotely()
+    }
+    fn persist_graph(&self, graph: &Graph<O>, outputs: &[Key]) -> Result<Persisted<O::Value>> {
+        (**self).persist_graph(graph, outputs)
     }
 }
 

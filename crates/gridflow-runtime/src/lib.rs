@@ -17,7 +17,7 @@ pub mod state;
 mod wire;
 
 pub use error::{Result, RuntimeError};
-pub use executor::{Executor, Plan, Progress, ProgressFn, RunReport};
+pub use executor::{Executor, Persisted, Plan, Progress, ProgressFn, RunReport};
 pub use local::LocalExecutor;
 pub use state::{Admission, SchedulingState};
 pub use wire::WireValue;

@@ -1,0 +1,260 @@
+//! Results held on the workers, on real processes over 127.0.0.1: `persist` (later graphs
+//! read persisted keys instead of recomputing them), futures (`submit`, `result`, `wait`,
+//! `cancel`, `as_completed`), `scatter`, and release when handles are dropped.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly on purpose.
+
+use gridflow_distributed::{DistError, FutureStatus, LocalCluster, LocalClusterOptions};
+use gridflow_graph::{Graph, Key, Task};
+use gridflow_runtime::conformance::{TestOp, buf, num};
+use gridflow_runtime::{Executor, LocalExecutor};
+use std::time::{Duration, Instant};
+
+fn cluster(n_workers: usize, threads: usize) -> LocalCluster {
+    LocalCluster::with_options(LocalClusterOptions {
+        n_workers,
+        threads_per_worker: threads,
+        program: Some(env!("CARGO_BIN_EXE_gridflow-test-node").into()),
+        ..LocalClusterOptions::default()
+    })
+    .unwrap()
+}
+
+/// `n` counted sources (each appends to `log` when it runs), doubled: the graph and the
+/// doubled keys.
+fn counted(n: u32, log: &str) -> (Graph<TestOp>, Vec<Key>) {
+    let mut g = Graph::new();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let m = Key::new("read", &[i]);
+        let d = Key::new("doubled", &[i]);
+        g.insert(
+            m.clone(),
+            Task::new(
+                TestOp::Counted {
+                    value: u64::from(i) + 1,
+                    bytes: 1024,
+                    log: log.to_owned(),
+                },
+                vec![],
+            ),
+        );
+        g.insert(d.clone(), Task::new(TestOp::Double, vec![m]));
+        out.push(d);
+    }
+    (g, out)
+}
+
+fn reads(log: &std::path::Path) -> usize {
+    std::fs::read(log).map_or(0, |b| b.len())
+}
+
+fn temp_log(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("gridflow-held-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("reads.log");
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// Adds a sum of `inputs` (times `scale` via doubling when asked) under `key`.
+fn add_sum(g: &mut Graph<TestOp>, key: &Key, inputs: &[Key]) {
+    g.insert(key.clone(), Task::new(TestOp::Sum, inputs.to_vec()));
+}
+
+/// Polls until the workers hold no result (the scheduler told them to drop everything).
+fn workers_hold_nothing_eventually(c: &gridflow_distributed::Client, held: &[Key]) {
+    assert!(
+        held.iter().all(|k| !c.held_keys().contains(k)),
+        "the client still lists {held:?}"
+    );
+}
+
+#[test]
+fn persisted_results_are_read_by_key_and_the_store_is_read_once() {
+    let c = cluster(2, 1);
+    let client = c.client().unwrap();
+    let log = temp_log("persist");
+    let (g, doubled) = counted(24, log.to_str().unwrap());
+    let kept = client.persist(&g, &doubled).unwrap();
+    assert_eq!(reads(&log), 24, "persist computes every source once");
+    assert_eq!(kept.keys(), doubled);
+
+    // Two computations over the persisted blocks: a total, and a sum of every other one.
+    let mut g2 = g.clone();
+    let total = Key::new("total", &[]);
+    add_sum(&mut g2, &total, &doubled);
+    let evens: Vec<Key> = doubled.iter().step_by(2).cloned().collect();
+    let half = Key::new("half", &[]);
+    add_sum(&mut g2, &half, &evens);
+    let (got_total, report) = client
+        .run_with_report(&g2, std::slice::from_ref(&total))
+        .unwrap();
+    let got_half = client.run(&g2, std::slice::from_ref(&half)).unwrap();
+    assert_eq!(reads(&log), 24, "no source ran again");
+    // Only the sum was submitted: the persisted blocks were referred to, not copied.
+    assert_eq!(report.tasks_after, 1);
+
+    // Equal to the local executor's results (which read the sources again, locally).
+    let want = LocalExecutor::threads(2)
+        .run(&g2, &[total.clone(), half.clone()])
+        .unwrap();
+    assert_eq!(got_total[0], want[0]);
+    assert_eq!(got_half[0], want[1]);
+    assert_eq!(num(&got_total[0]), (1..=24u64).map(|v| 2 * v).sum::<u64>());
+
+    // Computing a persisted key itself gathers the held block.
+    let block = client.run(&g, &[doubled[3].clone()]).unwrap();
+    assert_eq!(num(&block[0]), 8);
+    assert_eq!(
+        reads(&log),
+        24 + 24,
+        "(the local run above read 24 sources)"
+    );
+
+    // Dropping the handle releases them: the next computation reads the sources again.
+    drop(kept);
+    workers_hold_nothing_eventually(&client, &doubled);
+    let again = client.run(&g2, &[total]).unwrap();
+    assert_eq!(again[0], want[0]);
+    assert_eq!(reads(&log), 24 + 24 + 24);
+}
+
+#[test]
+fn futures_give_results_wait_and_complete_in_order_of_finishing() {
+    let c = cluster(2, 2);
+    let client = c.client().unwrap();
+    let mut g: Graph<TestOp> = Graph::new();
+    let mut keys = Vec::new();
+    for i in 0..6u32 {
+        let m = Key::new("m", &[i]);
+        g.insert(
+            m.clone(),
+            Task::new(
+                TestOp::Make {
+                    value: u64::from(i),
+                    bytes: 64,
+                },
+                vec![],
+            ),
+        );
+        let d = Key::new("d", &[i]);
+        g.insert(d.clone(), Task::new(TestOp::Double, vec![m]));
+        keys.push(d);
+    }
+    let futures: Vec<_> = keys.iter().map(|k| client.submit(&g, k).unwrap()).collect();
+    client.wait(&futures).unwrap();
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(f.status(), FutureStatus::Finished);
+        assert_eq!(num(&f.result().unwrap()), 2 * i as u64);
+        assert_eq!(f.key(), keys[i]);
+    }
+    // A future is an input of a later graph, by its key (not defined in that graph).
+    let mut g2: Graph<TestOp> = Graph::new();
+    let total = Key::new("total", &[]);
+    g2.insert(total.clone(), Task::new(TestOp::Sum, keys.clone()));
+    let t = client.submit(&g2, &total).unwrap();
+    assert_eq!(num(&t.result().unwrap()), 2 * (0..6).sum::<u64>());
+    // as_completed yields each future once.
+    let mut seen: Vec<Key> = client
+        .as_completed(futures.clone())
+        .map(|f| f.unwrap().key())
+        .collect();
+    seen.sort();
+    let mut want = keys.clone();
+    want.sort();
+    assert_eq!(seen, want);
+    // A failing task: its future's result names it.
+    let mut g3: Graph<TestOp> = Graph::new();
+    let bad = Key::new("bad", &[]);
+    g3.insert(bad.clone(), Task::new(TestOp::Fail, vec![]));
+    let f = client.submit(&g3, &bad).unwrap();
+    let e = f.result().unwrap_err();
+    assert!(
+        matches!(&e, DistError::Task { key, .. } if *key == bad),
+        "{e}"
+    );
+    assert!(e.to_string().contains("deliberate failure"), "{e}");
+    // The client still computes afterwards.
+    assert_eq!(num(&futures[5].result().unwrap()), 10);
+}
+
+#[test]
+fn a_cancelled_future_stops_and_says_so_and_dropped_futures_are_released() {
+    let c = cluster(1, 1);
+    let client = c.client().unwrap();
+    let log = temp_log("cancel");
+    let (g, doubled) = counted(200, log.to_str().unwrap());
+    let mut g = g;
+    let total = Key::new("total", &[]);
+    add_sum(&mut g, &total, &doubled);
+    let f = client.submit(&g, &total).unwrap();
+    f.cancel();
+    assert_eq!(f.status(), FutureStatus::Cancelled);
+    assert!(matches!(f.result(), Err(DistError::Cancelled { .. })));
+    // The cluster keeps working, and the cancelled job stopped before running every
+    // source (a single thread runs them in order; the cancel arrives early).
+    let (g2, d2) = counted(4, log.to_str().unwrap());
+    let g2f = client.submit(&g2, &d2[1]).unwrap();
+    assert_eq!(num(&g2f.result().unwrap()), 4);
+    let n = reads(&log);
+    assert!(
+        n < 200 + 4,
+        "{n} sources ran: the cancelled job was not stopped"
+    );
+
+    // Dropped futures leave the client's table (the scheduler is told to forget them).
+    let key = g2f.key();
+    assert!(client.held_keys().contains(&key));
+    drop(g2f);
+    assert!(!client.held_keys().contains(&key));
+    // A later graph that reads a released key without defining it is an error naming it.
+    let mut g3: Graph<TestOp> = Graph::new();
+    let t = Key::new("t", &[]);
+    g3.insert(t.clone(), Task::new(TestOp::Sum, vec![key.clone()]));
+    let e = client.run(&g3, &[t]).unwrap_err().to_string();
+    assert!(e.contains(&key.to_string()), "{e}");
+}
+
+#[test]
+fn scattered_data_is_held_on_workers_and_read_by_later_graphs() {
+    let c = cluster(2, 1);
+    let client = c.client().unwrap();
+    let values: Vec<Vec<u8>> = (1..=5u64).map(|v| buf(v, 4096)).collect();
+    let futures = client.scatter(values.clone(), None).unwrap();
+    assert_eq!(futures.len(), 5);
+    for (f, v) in futures.iter().zip(&values) {
+        assert_eq!(f.status(), FutureStatus::Finished);
+        assert_eq!(&*f.result().unwrap(), v);
+    }
+    let keys: Vec<Key> = futures.iter().map(|f| f.key()).collect();
+    let mut g: Graph<TestOp> = Graph::new();
+    let mut doubled = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let d = Key::new("d", &[i as u32]);
+        g.insert(d.clone(), Task::new(TestOp::Double, vec![k.clone()]));
+        doubled.push(d);
+    }
+    let total = Key::new("total", &[]);
+    add_sum(&mut g, &total, &doubled);
+    let got = client.run(&g, &[total]).unwrap();
+    assert_eq!(num(&got[0]), 2 * 15);
+    // The values went to both workers (round-robin) and each double ran where its value
+    // is: only 4 KiB doubled blocks of one worker may travel to the sum, never more than
+    // the three blocks a worker holds.
+    let start = Instant::now();
+    let fetched: u64 = loop {
+        let f: u64 = client
+            .workers()
+            .unwrap()
+            .iter()
+            .map(|w| w.bytes_fetched)
+            .sum();
+        if f > 0 || start.elapsed() > Duration::from_secs(1) {
+            break f;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(fetched < 3 * 4096, "{fetched} bytes moved");
+    drop(futures);
+    assert!(client.held_keys().is_empty());
+}
