@@ -36,6 +36,9 @@ pub struct LocalClusterOptions {
     pub heartbeat_timeout: Duration,
     /// Restart workers that die (the nanny); off, a dead worker stays dead.
     pub restart_workers: bool,
+    /// Where workers spill results (a directory per worker inside); `None`: the system's
+    /// temporary directory.
+    pub local_directory: Option<PathBuf>,
 }
 
 impl Default for LocalClusterOptions {
@@ -51,6 +54,7 @@ impl Default for LocalClusterOptions {
             allowed_failures: 3,
             heartbeat_timeout: Duration::from_secs(30),
             restart_workers: true,
+            local_directory: None,
         }
     }
 }
@@ -133,18 +137,22 @@ impl Spawner {
             .args(["--name", name])
             .arg("--running-file")
             .arg(self.running_file(name))
-            .args([
-                "--heartbeat-timeout",
-                &options.heartbeat_timeout.as_millis().to_string(),
-            ])
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                DistError::io(
-                    format!("starting worker {name} ({})", self.program.display()),
-                    e,
-                )
-            })
+            .stdin(Stdio::null());
+        if let Some(d) = &options.local_directory {
+            cmd.arg("--local-directory").arg(d.join(name));
+        }
+        cmd.args([
+            "--heartbeat-timeout",
+            &options.heartbeat_timeout.as_millis().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            DistError::io(
+                format!("starting worker {name} ({})", self.program.display()),
+                e,
+            )
+        })
     }
 }
 

@@ -25,6 +25,7 @@ pub mod error;
 pub mod frame;
 pub mod futures;
 pub mod machine;
+pub mod memory;
 pub mod messages;
 pub mod node;
 pub mod scheduler;

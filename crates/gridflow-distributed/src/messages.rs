@@ -101,6 +101,12 @@ pub struct WorkerInfo {
     pub memory_limit: u64,
     /// Bytes of inputs this worker has fetched from peers so far.
     pub bytes_fetched: u64,
+    /// Bytes of results held in memory (as last reported).
+    pub managed_bytes: u64,
+    /// Bytes of the process's memory that are not results (resident minus managed).
+    pub unmanaged_bytes: u64,
+    /// Bytes of results spilled to the worker's local directory.
+    pub spilled_bytes: u64,
 }
 
 /// Scheduler → client.
@@ -189,6 +195,12 @@ pub enum FromWorker {
     Metrics {
         /// The running total.
         bytes_fetched: u64,
+        /// Bytes of results in memory.
+        managed: u64,
+        /// Bytes of results spilled to disk.
+        spilled: u64,
+        /// The process's resident memory.
+        rss: u64,
     },
     /// A task failed.
     Failed {

@@ -271,6 +271,9 @@ async fn connection(
                 nthreads,
                 memory_limit,
                 bytes_fetched: 0,
+                managed_bytes: 0,
+                unmanaged_bytes: 0,
+                spilled_bytes: 0,
             };
             let _ = tx.send(Event::Worker {
                 conn,
@@ -433,9 +436,17 @@ impl State {
                         message,
                         panicked,
                     } => self.core.failed(w, id, op, message, panicked),
-                    FromWorker::Metrics { bytes_fetched } => {
+                    FromWorker::Metrics {
+                        bytes_fetched,
+                        managed,
+                        spilled,
+                        rss,
+                    } => {
                         if let Some(i) = self.worker_info.get_mut(w as usize) {
                             i.bytes_fetched = bytes_fetched;
+                            i.managed_bytes = managed;
+                            i.spilled_bytes = spilled;
+                            i.unmanaged_bytes = rss.saturating_sub(managed);
                         }
                     }
                 }

@@ -39,6 +39,9 @@ pub struct WorkerOptions {
     /// kills its worker at once is then blamed for sure. Written without syncing (the page
     /// cache outlives the process), so it costs one small write per task.
     pub running_file: Option<std::path::PathBuf>,
+    /// Where results are spilled when memory runs short (with a memory limit); `None`: a
+    /// directory of its own under the system's temporary directory.
+    pub local_directory: Option<std::path::PathBuf>,
 }
 
 impl Default for WorkerOptions {
@@ -52,11 +55,12 @@ impl Default for WorkerOptions {
             heartbeat_interval: std::time::Duration::from_millis(500),
             heartbeat_timeout: std::time::Duration::from_secs(30),
             running_file: None,
+            local_directory: None,
         }
     }
 }
 
-type Store<V> = Arc<Mutex<FxHashMap<u64, Arc<V>>>>;
+type Store<V> = Arc<crate::memory::DataStore<V>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -127,7 +131,23 @@ where
         None => Security::from_env()?,
     };
     sec.check_listen(&options.host)?;
-    let store: Store<O::Value> = Arc::default();
+    let dir = options.local_directory.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("gridflow-worker-{}", std::process::id()))
+    });
+    let store: Store<O::Value> = crate::memory::DataStore::new(
+        options.memory_limit,
+        (options.memory_limit > 0).then(|| dir.clone()),
+        O::nbytes,
+        crate::memory::Thresholds::default(),
+    )
+    .map_err(|e| DistError::io(format!("creating the local directory {}", dir.display()), e))?;
+    let spiller = {
+        let store = store.clone();
+        std::thread::Builder::new()
+            .name("gridflow-spill".into())
+            .spawn(move || store.spill_loop())
+            .map_err(|e| DistError::io("starting the spill thread", e))?
+    };
     let listener = TcpListener::bind((options.host.as_str(), 0))
         .await
         .map_err(|e| DistError::io(format!("binding the data port on {}", options.host), e))?;
@@ -271,10 +291,9 @@ where
             match ev {
                 Event::Scheduler(ToWorker::Compute(tasks)) => st.compute(tasks),
                 Event::Scheduler(ToWorker::Release(ids)) => {
-                    let mut s = lock(&st.store);
                     for id in ids {
                         if !st.borrowed.contains_key(&id) {
-                            s.remove(&id);
+                            st.store.remove(&id);
                         }
                     }
                 }
@@ -331,10 +350,15 @@ where
             next = rx.try_recv().ok();
         }
         // One frame of finished tasks per wake-up: the batch the scheduler handles at once.
-        if fetched_bytes != reported_fetched {
+        // Metrics when bytes moved, and with every heartbeat (memory changes all the time).
+        if fetched_bytes != reported_fetched || heartbeat {
             reported_fetched = fetched_bytes;
+            let u = store.usage();
             let m = FromWorker::Metrics {
                 bytes_fetched: fetched_bytes,
+                managed: u.managed,
+                spilled: u.spilled,
+                rss: u.rss,
             };
             write_frame(&mut w, &scheduler, &encode(&m)?, &[]).await?;
         }
@@ -369,6 +393,11 @@ where
         q.1 = true;
     }
     pool.wake.notify_all();
+    store.stop();
+    let _ = spiller.join();
+    if let Some(e) = store.take_spill_error() {
+        eprintln!("gridflow worker {}: {e}", options.name);
+    }
     outcome
 }
 
@@ -399,7 +428,7 @@ where
             let mut missing = 0;
             let mut fetched_inputs = Vec::new();
             {
-                let store = lock(&self.store);
+                let store = &self.store;
                 let mut seen = FxHashSet::default();
                 for &i in &t.inputs {
                     if !seen.insert(i) {
@@ -461,7 +490,7 @@ where
     fn fetched(&mut self, values: Vec<(u64, Arc<O::Value>)>) {
         let mut now_ready = Vec::new();
         {
-            let mut store = lock(&self.store);
+            let store = &self.store;
             for (id, v) in values {
                 self.fetching.remove(&id);
                 store.insert(id, v);
@@ -502,13 +531,12 @@ where
         let Some(inputs) = self.uses.remove(&id) else {
             return;
         };
-        let mut store = lock(&self.store);
         for i in inputs {
             if let Some(n) = self.borrowed.get_mut(&i) {
                 *n -= 1;
                 if *n == 0 {
                     self.borrowed.remove(&i);
-                    store.remove(&i);
+                    self.store.remove(&i);
                 }
             }
         }
@@ -524,13 +552,19 @@ fn mark_running(running: Option<&(Arc<std::fs::File>, u64)>, id: Option<u64>) {
     }
 }
 
-fn compute_thread<O: Execute>(
+fn compute_thread<O>(
     pool: &Pool,
     store: &Store<O::Value>,
     tx: &UnboundedSender<Event<O::Value>>,
     running: Option<&(Arc<std::fs::File>, u64)>,
-) {
+) where
+    O: Execute,
+    O::Value: WireValue,
+{
     loop {
+        // Paused (memory above the pause threshold): no new task starts until spilling
+        // catches up.
+        store.wait_while_paused();
         let task = {
             let mut q = lock(&pool.queue);
             loop {
@@ -565,23 +599,31 @@ fn compute_thread<O: Execute>(
                 continue;
             }
         };
-        let args: Option<Vec<Arc<O::Value>>> = {
-            let s = lock(store);
-            task.inputs.iter().map(|i| s.get(i).cloned()).collect()
-        };
+        // Spilled inputs are read back here (rarely: the least recently used are spilled).
+        let args: Result<Option<Vec<Arc<O::Value>>>, String> = task
+            .inputs
+            .iter()
+            .map(|i| store.get(i))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.into_iter().collect::<Option<Vec<_>>>());
         let key = Key::new("task", &[]);
         let outcome = match args {
-            Some(args) => run_task(&expr, &args, &key),
-            None => Err(gridflow_runtime::RuntimeError::TaskFailed {
+            Ok(Some(args)) => run_task(&expr, &args, &key),
+            Ok(None) => Err(gridflow_runtime::RuntimeError::TaskFailed {
                 key,
                 op: expr.label(),
                 message: "an input is missing on the worker (released too early)".into(),
+            }),
+            Err(message) => Err(gridflow_runtime::RuntimeError::TaskFailed {
+                key,
+                op: expr.label(),
+                message,
             }),
         };
         let ev = match outcome {
             Ok(v) => {
                 let nbytes = O::nbytes(&v) as u64;
-                lock(store).insert(task.id, v);
+                store.insert(task.id, v);
                 Event::Done {
                     id: task.id,
                     nbytes,
@@ -649,7 +691,7 @@ async fn serve_data<V: WireValue>(stream: Stream, peer: &str, store: &Store<V>) 
             DataRequest::Put { id, header } => {
                 let reply = match V::from_parts(&header, f.payload) {
                     Ok(v) => {
-                        lock(store).insert(id, Arc::new(v));
+                        store.insert(id, Arc::new(v));
                         DataReply::Stored { id }
                     }
                     Err(message) => DataReply::Refused { id, message },
@@ -662,7 +704,9 @@ async fn serve_data<V: WireValue>(stream: Stream, peer: &str, store: &Store<V>) 
             }
         };
         for id in ids {
-            let v = lock(store).get(&id).cloned();
+            // A spilled value is read back off the event loop's other tasks.
+            let v = tokio::task::block_in_place(|| store.get(&id))
+                .map_err(|e| DistError::Cluster(format!("serving task {id}: {e}")))?;
             match v {
                 Some(v) => {
                     let mut header = Vec::new();
