@@ -140,8 +140,8 @@ enum Command {
         /// Memory limit, e.g. 4GiB (reported to the scheduler; default: none).
         #[arg(long)]
         memory_limit: Option<String>,
-        /// Directory for spilled data (accepted for compatibility; spilling is not
-        /// implemented yet).
+        /// Directory for results spilled when memory runs short (with --memory-limit;
+        /// default: one under the system's temporary directory).
         #[arg(long)]
         local_directory: Option<PathBuf>,
         /// Name shown in cluster information.
@@ -307,7 +307,7 @@ fn run(cli: Cli) -> Result<()> {
             address,
             nthreads,
             memory_limit,
-            local_directory: _,
+            local_directory,
             name,
         } => {
             // Workers run read tasks: the store's source kinds must be known here.
@@ -324,6 +324,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(n) = name {
                 o.name = n;
             }
+            o.local_directory = local_directory;
             Ok(gridflow_distributed::worker::run::<gridflow_array::ArrayOp>(&address, o)?)
         }
     }
