@@ -100,6 +100,8 @@ struct Task {
 struct Worker {
     nthreads: u32,
     alive: bool,
+    /// Short of memory: gets no new tasks until it says otherwise.
+    paused: bool,
     /// Tasks assigned and not yet reported finished.
     processing: rustc_hash::FxHashSet<TaskId>,
 }
@@ -292,6 +294,7 @@ impl Core {
         self.workers.push(Worker {
             nthreads: nthreads.max(1),
             alive: true,
+            paused: false,
             processing: Default::default(),
         });
         self.fill(id);
@@ -559,7 +562,7 @@ impl Core {
         let Some(worker) = self.workers.get(w as usize) else {
             return;
         };
-        if !worker.alive {
+        if !worker.alive || worker.paused {
             return;
         }
         let limit = self.limit(worker);
@@ -602,7 +605,7 @@ impl Core {
         };
         let best_holder = held
             .iter()
-            .filter(|(w, _)| self.workers[**w as usize].alive)
+            .filter(|(w, _)| self.workers[**w as usize].takes_tasks())
             .max_by(|(wa, ba), (wb, bb)| {
                 ba.cmp(bb)
                     .then_with(|| occupancy(**wb).total_cmp(&occupancy(**wa)))
@@ -611,7 +614,7 @@ impl Core {
             .map(|(w, _)| *w);
         best_holder.or_else(|| {
             (0..self.workers.len() as WorkerId)
-                .filter(|&w| self.workers[w as usize].alive)
+                .filter(|&w| self.workers[w as usize].takes_tasks())
                 .min_by(|&a, &b| occupancy(a).total_cmp(&occupancy(b)).then(a.cmp(&b)))
         })
     }
@@ -1027,6 +1030,34 @@ impl Core {
         }
     }
 
+    /// Worker `w` is short of memory (`paused`) or no longer: a paused worker gets no new
+    /// tasks, and the tasks it hands back (queued there, not started) are scheduled again,
+    /// on other workers or, if every worker is paused, on the scheduler's queue.
+    pub fn set_paused(&mut self, w: WorkerId, paused: bool, returned: &[TaskId]) {
+        let Some(x) = self.workers.get_mut(w as usize) else {
+            return;
+        };
+        x.paused = paused;
+        let mut reset = Vec::new();
+        for &id in returned {
+            if let Some(x) = self.workers.get_mut(w as usize) {
+                x.processing.remove(&id);
+            }
+            if let Some(t) = self.task_mut(id)
+                && t.state == TaskState::Processing
+                && t.processing_on == Some(w)
+            {
+                t.processing_on = None;
+                t.state = TaskState::Waiting;
+                reset.push(id);
+            }
+        }
+        self.recover(Vec::new(), reset);
+        for x in 0..self.workers.len() {
+            self.fill(x as WorkerId);
+        }
+    }
+
     /// Results `lost` (in memory, now held by nobody) are recomputed if still needed, with
     /// whatever of their lineage was released; `reset` tasks (taken back from a worker) are
     /// scheduled again. Tasks that read a lost result and have not finished wait for it; if
@@ -1177,6 +1208,12 @@ impl Core {
         for id in ready {
             self.make_ready(id);
         }
+    }
+}
+
+impl Worker {
+    fn takes_tasks(&self) -> bool {
+        self.alive && !self.paused
     }
 }
 

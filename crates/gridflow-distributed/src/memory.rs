@@ -233,6 +233,18 @@ impl<V: WireValue> DataStore<V> {
         lock(&self.inner).spill_error.take()
     }
 
+    /// True when the worker should pause: process memory above the pause threshold while
+    /// results are a real part of it (so that spilling can bring it down).
+    pub fn should_pause(&self) -> bool {
+        if !self.spills() {
+            return false;
+        }
+        let g = lock(&self.inner);
+        let target = self.thresholds.target * self.limit as f64;
+        g.managed as f64 > target / 4.0
+            && (own_rss().max(g.managed) as f64) > self.thresholds.pause * self.limit as f64
+    }
+
     /// Blocks a task thread while the worker is paused: process memory above the pause
     /// threshold and something left to spill. Returns at once without a limit.
     pub fn wait_while_paused(&self) {

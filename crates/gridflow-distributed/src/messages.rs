@@ -231,6 +231,14 @@ pub enum FromWorker {
     /// Tasks a thread started running (so that a worker's death blames the tasks it was
     /// really running, not those queued behind them).
     Started(Vec<u64>),
+    /// The worker is short of memory (process memory above its pause threshold) and starts
+    /// no new task, handing back those queued and not started; or it is no longer.
+    Paused {
+        /// Paused (true) or resumed (false).
+        paused: bool,
+        /// Tasks handed back to be scheduled elsewhere.
+        returned: Vec<u64>,
+    },
 }
 
 /// Client or worker → a worker's data port.

@@ -406,6 +406,22 @@ impl State {
                 self.life.last_seen.insert(conn, std::time::Instant::now());
                 match msg {
                     FromWorker::Heartbeat => {}
+                    FromWorker::Paused { paused, returned } => {
+                        self.note(format!(
+                            "worker {} {}",
+                            self.worker_name(w),
+                            if paused {
+                                format!(
+                                    "paused: its memory is above its pause threshold; {} \
+                                     queued task(s) handed back",
+                                    returned.len()
+                                )
+                            } else {
+                                "resumed".into()
+                            }
+                        ));
+                        self.core.set_paused(w, paused, &returned);
+                    }
                     FromWorker::Started(ids) => {
                         for id in ids {
                             self.core.started(w, id);

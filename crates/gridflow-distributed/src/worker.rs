@@ -274,6 +274,7 @@ where
         });
     }
     let mut last_heard = std::time::Instant::now();
+    let mut paused = false;
     let outcome = loop {
         let Some(ev) = rx.recv().await else {
             break Ok(());
@@ -282,6 +283,7 @@ where
         let mut failures = Vec::new();
         let mut stop = None;
         let mut heartbeat = false;
+        let mut pause_msg = None;
         let mut started = Vec::new();
         let mut next = Some(ev);
         while let Some(ev) = next.take() {
@@ -309,6 +311,24 @@ where
                         ))));
                     }
                     heartbeat = true;
+                    // Short of memory: start nothing new, and hand queued tasks back.
+                    let p = st.store.should_pause();
+                    if p != paused {
+                        paused = p;
+                        let returned: Vec<u64> = if p {
+                            let mut q = lock(&st.pool.queue);
+                            std::mem::take(&mut q.0).into_keys().collect()
+                        } else {
+                            Vec::new()
+                        };
+                        for &id in &returned {
+                            st.task_ended(id);
+                        }
+                        pause_msg = Some(FromWorker::Paused {
+                            paused: p,
+                            returned,
+                        });
+                    }
                 }
                 Event::SchedulerClosed(e) => {
                     stop = Some(Err(e.unwrap_or_else(|| DistError::Closed {
@@ -380,6 +400,9 @@ where
         }
         if heartbeat {
             write_frame(&mut w, &scheduler, &encode(&FromWorker::Heartbeat)?, &[]).await?;
+        }
+        if let Some(m) = pause_msg {
+            write_frame(&mut w, &scheduler, &encode(&m)?, &[]).await?;
         }
         w.flush()
             .await

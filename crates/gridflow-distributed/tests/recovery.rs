@@ -255,3 +255,39 @@ fn a_task_that_kills_three_workers_fails_its_job_naming_each_death() {
     assert_eq!(sim.done, vec![other]);
     assert_eq!(sim.value(core.outputs(other)[0]), Some(10));
 }
+
+#[test]
+fn a_paused_worker_gets_no_new_tasks_and_its_queued_ones_move() {
+    let mut core = Core::new(Config::default());
+    let mut sim = Sim::default();
+    let w0 = core.add_worker(1);
+    let w1 = core.add_worker(1);
+    sim.alive = vec![w0, w1];
+    let (tasks, root) = tree_job(30);
+    let job = core.submit(tasks, vec![root]).unwrap();
+    sim.absorb(&mut core);
+    // w0 pauses and hands back everything queued there.
+    let returned: Vec<TaskId> = sim.queue.remove(&w0).unwrap_or_default().into();
+    assert!(!returned.is_empty());
+    core.set_paused(w0, true, &returned);
+    sim.absorb(&mut core);
+    for _ in 0..5 {
+        sim.step(&mut core);
+    }
+    assert!(
+        sim.queue.get(&w0).is_none_or(VecDeque::is_empty),
+        "a paused worker was given tasks"
+    );
+    assert_eq!(core.processing(w0), 0);
+    // Resumed, it takes work again, and the job completes with the right sum.
+    core.set_paused(w0, false, &[]);
+    sim.absorb(&mut core);
+    let mut steps = 0;
+    while sim.done.is_empty() {
+        assert!(sim.step(&mut core), "stuck");
+        steps += 1;
+        assert!(steps < 1000);
+    }
+    assert_eq!(sim.done, vec![job]);
+    assert_eq!(sim.value(core.outputs(job)[0]), Some(30));
+}
