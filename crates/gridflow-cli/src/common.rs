@@ -13,27 +13,7 @@ use std::path::Path;
 
 /// Parses a memory size: `"2GB"`, `"512MiB"`, `"1.5 GiB"`, `"800M"`, or bytes.
 pub fn parse_size(s: &str) -> Result<usize> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .with_context(|| format!("memory size {s:?}: {num:?} is not a number"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "kib" => 1024.0,
-        "m" | "mb" => 1e6,
-        "mib" => 1024.0 * 1024.0,
-        "g" | "gb" => 1e9,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "t" | "tb" => 1e12,
-        "tib" => 1024f64.powi(4),
-        other => bail!("memory size {s:?}: unknown unit {other:?} (use B, kB, MB, GB, MiB, GiB)"),
-    };
-    Ok((n * mult) as usize)
+    Ok(gridflow_runtime::parse_size(s)?)
 }
 
 /// The environment variable that raises (or lowers) the limits on what metadata may make

@@ -375,7 +375,11 @@ impl DataArray {
     pub fn unary(&self, op: UnaryOp) -> Result<DataArray> {
         self.numeric_only(op.name())?;
         let data = self.data().unary(op)?;
-        Ok(self.with_variable(Variable::derived(self.dims().to_vec(), data)))
+        Ok(self.with_variable(Variable::derived_keeping(
+            self.dims().to_vec(),
+            data,
+            self.attrs(),
+        )))
     }
 
     /// Casts to `dtype`.
@@ -417,7 +421,11 @@ impl DataArray {
     ) -> Result<DataArray> {
         self.numeric_only(op.name())?;
         let data = self.data().binary_scalar(op, s, scalar_on_left)?;
-        Ok(self.with_variable(Variable::derived(self.dims().to_vec(), data)))
+        Ok(self.with_variable(Variable::derived_keeping(
+            self.dims().to_vec(),
+            data,
+            self.attrs(),
+        )))
     }
 
     /// `self <op> other`, aligned by dimension name: shared dimensions are inner-joined on
@@ -439,7 +447,7 @@ impl DataArray {
         let (coords, indexes) = merge_coords(&a, &b);
         Ok(DataArray {
             name,
-            variable: Variable::derived(dims, data),
+            variable: Variable::derived_keeping(dims, data, &drop_conflicts(a.attrs(), b.attrs())),
             coords,
             indexes,
         })
@@ -831,15 +839,27 @@ pub(crate) fn reduce_variable(
         data.reduce(rop, &ro)?
     };
     if time && reduction != Reduction::Count {
-        Ok(v.replace(keep, out).without_attrs())
+        Ok(v.replace(keep, out).without_encoding())
     } else {
-        Ok(Variable::derived(keep, out))
+        Ok(Variable::derived_keeping(keep, out, &v.attrs))
     }
 }
 
+/// The attributes of a binary operation's result, as xarray's default
+/// `keep_attrs="drop_conflicts"`: both operands' attributes, less the keys they disagree on.
+pub(crate) fn drop_conflicts(a: &Attrs, b: &Attrs) -> Attrs {
+    let mut out = Attrs::new();
+    for (k, v) in a.iter().chain(b.iter()) {
+        let conflict = matches!((a.get(k), b.get(k)), (Some(x), Some(y)) if x != y);
+        if !conflict && !out.contains_key(k) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 impl Variable {
-    fn without_attrs(mut self) -> Variable {
-        self.attrs = Attrs::new();
+    fn without_encoding(mut self) -> Variable {
         self.encoding = Attrs::new();
         self
     }

@@ -287,7 +287,7 @@ impl Dataset {
             data_vars: vars,
             coords,
             indexes,
-            attrs: Attrs::new(),
+            attrs: self.attrs.clone(),
             encoding: Attrs::new(),
             order: Vec::new(),
         })

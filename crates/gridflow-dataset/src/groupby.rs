@@ -338,7 +338,7 @@ impl GroupBy {
         };
         let mut dims = obj.dims().to_vec();
         dims[axis] = self.group_dim.clone();
-        let variable = Variable::derived(dims, data);
+        let variable = Variable::derived_keeping(dims, data, &obj.variable.attrs);
         let mut coords: Coords = obj
             .coords
             .iter()
@@ -529,6 +529,7 @@ impl Weighted {
         let prod = partial.binary(BinaryOp::Mul, &self.weights)?;
         let mut out = prod.reduce(Reduction::Sum, Some(&r), Some(true))?;
         out.name = self.obj.name.clone();
+        out.variable.attrs = self.obj.attrs().clone();
         Ok(out)
     }
 
@@ -560,6 +561,8 @@ impl Weighted {
         )?;
         let mut out = s.binary(BinaryOp::Div, &w)?;
         out.name = self.obj.name.clone();
+        // xarray keeps the weighted array's attributes (not the weights').
+        out.variable.attrs = self.obj.attrs().clone();
         Ok(out)
     }
 }
@@ -615,7 +618,8 @@ impl Rolling {
         chunks[axis] = self.obj.data().chunks()[axis].clone();
         let out = out.rechunk(chunks)?;
         let mut da = self.obj.clone();
-        da.variable = Variable::derived(self.obj.dims().to_vec(), out);
+        da.variable =
+            Variable::derived_keeping(self.obj.dims().to_vec(), out, &self.obj.variable.attrs);
         Ok(da)
     }
 

@@ -37,6 +37,7 @@ pub mod dataset;
 pub mod error;
 pub mod groupby;
 pub mod index;
+pub mod netcdf;
 pub mod repr;
 pub mod variable;
 
@@ -51,4 +52,5 @@ pub use groupby::{GroupBy, Rolling, Weighted};
 pub use index::{
     Index, IndexValues, Label, Method, Order, SelOptions, Selector, Tolerance, parse_duration,
 };
+pub use netcdf::{Combine, open_dataset, open_mfdataset, open_netcdf};
 pub use variable::{Attrs, IndexSel, NAT, ValueKind, Variable};

@@ -286,6 +286,17 @@ impl Variable {
     }
 
     /// A numeric variable over computed data (attributes dropped, as xarray does by default).
+    pub(crate) fn derived_keeping(
+        dims: Vec<String>,
+        data: ChunkedArray,
+        attrs: &Attrs,
+    ) -> Variable {
+        let mut v = Variable::derived(dims, data);
+        v.attrs = attrs.clone();
+        v
+    }
+
+    /// A derived numeric variable without attributes or encoding.
     pub(crate) fn derived(dims: Vec<String>, data: ChunkedArray) -> Variable {
         Variable {
             dims,

@@ -50,9 +50,9 @@ pub(crate) struct Inner {
     conn: Mutex<Conn>,
     pub(crate) address: String,
     progress: Mutex<Option<ProgressFn>>,
-    pub(crate) state: Mutex<State>,
-    /// The credentials proven to the scheduler and to workers' data ports.
+    /// Credentials for the scheduler and the workers' data ports.
     pub(crate) sec: Security,
+    pub(crate) state: Mutex<State>,
 }
 
 /// A connection to a scheduler; an [`Executor`] for any operation type whose values can
@@ -131,8 +131,8 @@ impl Client {
                 conn: Mutex::new(conn),
                 address: address.to_owned(),
                 progress: Mutex::new(None),
-                state: Mutex::new(State::default()),
                 sec,
+                state: Mutex::new(State::default()),
             }),
         })
     }

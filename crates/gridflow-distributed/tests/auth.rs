@@ -401,7 +401,7 @@ fn ten_thousand_random_and_mutated_frames_leave_the_scheduler_serving() {
                 },
             ],
             outputs: vec![1],
-            held: vec![],
+            held: vec![7],
         }),
         enc(&FromClient::Release { job: 3 }),
         enc(&FromClient::Info),

@@ -35,6 +35,14 @@ pub enum RuntimeError {
     /// The thread pool could not be started.
     #[error("could not start worker threads: {0}")]
     Spawn(String),
+    /// A memory size that does not parse ([`crate::parse_size`]).
+    #[error("memory size {text:?}: {detail}")]
+    InvalidSize {
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 /// The result type of the runtime.

@@ -13,12 +13,14 @@ pub mod conformance;
 pub mod error;
 mod executor;
 mod local;
+mod size;
 pub mod state;
 mod wire;
 
 pub use error::{Result, RuntimeError};
 pub use executor::{Executor, Persisted, Plan, Progress, ProgressFn, RunReport};
 pub use local::LocalExecutor;
+pub use size::parse_size;
 pub use state::{Admission, SchedulingState};
 pub use wire::WireValue;
 

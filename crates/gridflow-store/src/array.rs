@@ -148,9 +148,19 @@ struct StoreInner {
 impl ZarrStore {
     /// Opens a store at a path, `file://`, `http(s)://` or `s3://bucket/prefix` URL.
     /// Nothing is read yet. Pass [`StoreOptions::read_only`] to guarantee no writes.
+    ///
+    /// A kerchunk reference set opens as a read-only store: a local regular file whose
+    /// content is JSON, or a remote URL ending in `.json` (read here, whole). A local netCDF
+    /// or HDF5 file is refused with a message saying so.
     pub fn open(url: &str, options: StoreOptions) -> Result<ZarrStore> {
         let parsed = StoreUrl::parse(url)?;
-        let storage = Arc::new(Storage::new(&parsed, &options)?);
+        let storage = match crate::kerchunk::detect(&parsed)? {
+            true => {
+                let refs = crate::kerchunk::References::open(&parsed, &options)?;
+                Arc::new(Storage::references(&parsed, &options, refs))
+            }
+            false => Arc::new(Storage::new(&parsed, &options)?),
+        };
         Ok(ZarrStore {
             inner: Arc::new(StoreInner {
                 url: parsed,

@@ -171,6 +171,30 @@ pub enum StoreError {
         /// What is wrong.
         detail: String,
     },
+    /// A kerchunk reference set that cannot be read (bad JSON, bad reference, bad template).
+    #[error("kerchunk references {url}: {detail}")]
+    References {
+        /// The reference file's URL.
+        url: String,
+        /// What is wrong, naming the key.
+        detail: String,
+    },
+    /// A netCDF file that cannot be read.
+    #[error("netCDF file {path}: {detail}")]
+    Netcdf {
+        /// The file.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A file that is neither a Zarr store nor a reference set gridflow reads.
+    #[error("{url}: {detail}")]
+    NotAStore {
+        /// The path or URL.
+        url: String,
+        /// What it is, and what gridflow reads instead.
+        detail: String,
+    },
     /// An error from the array layer (computing the blocks to write, for example).
     #[error(transparent)]
     Array(#[from] gridflow_array::ArrayError),

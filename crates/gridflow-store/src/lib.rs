@@ -9,9 +9,15 @@
 //!   tasks fetch and decode store chunks on the executor's threads;
 //! * [`ZarrArray::read_region`] reads only the inner chunks of sharded arrays it needs;
 //! * [`to_zarr`] writes a chunked array (v2 with consolidated metadata, or v3) in parallel;
+//! * [`kerchunk`] reference sets (JSON version 0 and 1) open as read-only stores whose chunks
+//!   are byte ranges of other files (netCDF-4/HDF5 ones, typically): [`ZarrStore::open`]
+//!   recognises a reference file by its content;
 //! * [`staging`] puts local outputs in place only when complete (temporary sibling + rename).
 //!
-//! Call [`register`] once per process that runs read tasks (the `"zarr"` source kind).
+//! * [`netcdf::NetcdfFile`] reads local netCDF-3 and netCDF-4 files as lazy chunked arrays.
+//!
+//! Call [`register`] once per process that runs read tasks (the `"zarr"` and `"netcdf"`
+//! source kinds).
 
 pub mod array;
 mod aws_profile;
@@ -20,7 +26,9 @@ pub mod clouds;
 pub mod error;
 pub mod fetch;
 mod http;
+pub mod kerchunk;
 pub mod metadata;
+pub mod netcdf;
 pub mod staging;
 pub mod storage;
 mod strings;
@@ -40,4 +48,5 @@ pub use write::{
 /// (call it in every process that deserializes or runs read tasks; idempotent).
 pub fn register() {
     gridflow_array::register_source_kind("zarr", |spec| Ok(array::source_from_spec(spec)?));
+    gridflow_array::register_source_kind("netcdf", |spec| Ok(netcdf::source_from_spec(spec)?));
 }

@@ -336,6 +336,8 @@ enum Backend {
         store: FilesystemStore,
     },
     Object(Arc<dyn ObjectStore>),
+    /// A kerchunk reference set: keys are inline values or byte ranges of other files.
+    Refs(Arc<crate::kerchunk::References>),
 }
 
 /// The synchronous storage zarrs uses: a local directory or an object store, with request
@@ -515,6 +517,26 @@ impl Storage {
         })
     }
 
+    /// A read-only storage over a kerchunk reference set (`url`: the reference file's).
+    pub(crate) fn references(
+        url: &StoreUrl,
+        options: &StoreOptions,
+        refs: crate::kerchunk::References,
+    ) -> Storage {
+        Storage {
+            url: url.to_string(),
+            read_only: true,
+            max_metadata_bytes: options.max_metadata_bytes,
+            backend: Backend::Refs(Arc::new(refs)),
+            http: None,
+            unsigned: false,
+            connect_timeout_secs: options.connect_timeout_secs.max(1),
+            read_timeout_secs: options.read_timeout_secs.max(1),
+            bytes_read: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        }
+    }
+
     /// The store URL (for messages).
     pub fn url(&self) -> &str {
         &self.url
@@ -667,6 +689,21 @@ impl Storage {
                 self.count(buf.len());
                 Ok(Some(Bytes::from(buf)))
             }
+            Backend::Refs(refs) => {
+                let size = refs.size(key.as_str()).map_err(CappedError::Storage)?;
+                match size {
+                    None => {
+                        self.count(0);
+                        Ok(None)
+                    }
+                    Some(size) if size > limit => Err(CappedError::TooLarge { size, limit }),
+                    Some(_) => {
+                        let got = refs.get(key.as_str()).map_err(CappedError::Storage)?;
+                        self.count(got.as_ref().map_or(0, Bytes::len));
+                        Ok(got)
+                    }
+                }
+            }
             Backend::Object(_) if self.http.is_some() => {
                 let Some(h) = &self.http else {
                     return Ok(None);
@@ -777,6 +814,7 @@ impl Storage {
                 dirs.sort();
                 Ok((keys, dirs))
             }
+            Backend::Refs(refs) => Ok(refs.list_dir(prefix)),
         }
     }
 
@@ -845,6 +883,11 @@ impl ReadableStorageTraits for Storage {
                 Some(h) => block_on(self.http_get(h, key.as_str(), None))?,
                 None => block_on(self.os_get(store, key.as_str(), None))?,
             },
+            Backend::Refs(refs) => {
+                let v = refs.get(key.as_str())?;
+                self.count(v.as_ref().map_or(0, Bytes::len));
+                Ok(v)
+            }
         }
     }
 
@@ -855,6 +898,13 @@ impl ReadableStorageTraits for Storage {
     ) -> std::result::Result<MaybeBytesIterator<'a>, StorageError> {
         let ranges: Vec<ByteRange> = byte_ranges.collect();
         let out: Option<Vec<Bytes>> = match &self.backend {
+            Backend::Refs(refs) => {
+                let v = refs.get_ranges(key.as_str(), &ranges)?;
+                for b in v.iter().flatten() {
+                    self.count(b.len());
+                }
+                v
+            }
             Backend::Fs { store, .. } => {
                 self.check_regular(key)?;
                 match store.get_partial_many(key, Box::new(ranges.into_iter()))? {
@@ -927,6 +977,7 @@ impl ReadableStorageTraits for Storage {
     fn size_key(&self, key: &StoreKey) -> std::result::Result<Option<u64>, StorageError> {
         match &self.backend {
             Backend::Fs { store, .. } => store.size_key(key),
+            Backend::Refs(refs) => refs.size(key.as_str()),
             Backend::Object(store) => match &self.http {
                 Some(h) => block_on(self.http_size(h, key.as_str()))?,
                 None => block_on(self.os_head(store, key.as_str()))?,
@@ -944,6 +995,7 @@ impl WritableStorageTraits for Storage {
         self.check_writable()?;
         match &self.backend {
             Backend::Fs { store, .. } => store.set(key, value),
+            Backend::Refs(_) => Err(StorageError::ReadOnly),
             Backend::Object(store) => block_on(async {
                 store
                     .put(&ObjectPath::from(key.as_str()), PutPayload::from(value))
@@ -965,6 +1017,7 @@ impl WritableStorageTraits for Storage {
             Backend::Object(_) => Err(StorageError::Unsupported(
                 "partial writes to object stores".into(),
             )),
+            Backend::Refs(_) => Err(StorageError::ReadOnly),
         }
     }
 
@@ -972,6 +1025,7 @@ impl WritableStorageTraits for Storage {
         self.check_writable()?;
         match &self.backend {
             Backend::Fs { store, .. } => store.erase(key),
+            Backend::Refs(_) => Err(StorageError::ReadOnly),
             Backend::Object(store) => block_on(async {
                 match store.delete(&ObjectPath::from(key.as_str())).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -985,6 +1039,7 @@ impl WritableStorageTraits for Storage {
         self.check_writable()?;
         match &self.backend {
             Backend::Fs { store, .. } => store.erase_prefix(prefix),
+            Backend::Refs(_) => Err(StorageError::ReadOnly),
             Backend::Object(_) => {
                 for k in self.list_recursive(prefix.as_str())? {
                     self.erase(&StoreKey::new(k)?)?;

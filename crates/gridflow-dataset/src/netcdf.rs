@@ -1,0 +1,187 @@
+//! netCDF files as lazy datasets, one file ([`open_netcdf`]) or many combined by their
+//! coordinates ([`open_mfdataset`], a list or a glob), with the same CF decoding as Zarr
+//! stores; [`open_dataset`] picks the reader from what the path is.
+
+use crate::cf::{OpenOptions, UNREADABLE, decode_cf, open_zarr};
+use crate::combine::{CombineOptions, combine_by_coords, concat};
+use crate::dataset::Dataset;
+use crate::error::{Result, invalid};
+use crate::variable::Variable;
+use gridflow_store::kerchunk::{FileKind, sniff};
+use gridflow_store::netcdf::NetcdfFile;
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+
+/// Opens a local netCDF-3 or netCDF-4 file lazily: metadata and dimension coordinates are
+/// read now, data variables block by block when computed (blocks follow the file's HDF5
+/// chunks). Variables of types gridflow does not read (char, string, compound) are listed
+/// as unreadable in the dataset's encoding. `options.chunks` and `options.group` are not
+/// used (the file's root group is read).
+pub fn open_netcdf(url: &str, options: &OpenOptions) -> Result<Dataset> {
+    gridflow_store::register();
+    let file = NetcdfFile::open(url)?;
+    let mut raw: IndexMap<String, Variable> = IndexMap::new();
+    let mut unreadable: Vec<(String, String)> = Vec::new();
+    for v in file.variables() {
+        if v.dtype.is_none() {
+            unreadable.push((
+                v.name.clone(),
+                format!("type {} is not read by gridflow", v.nc_type),
+            ));
+            continue;
+        }
+        let data = file.to_chunked(&v.name)?;
+        let mut var = Variable::new(v.dims.clone(), data)?;
+        var.attrs = v.attrs.clone().into_iter().collect();
+        if let Some(d) = v.dtype {
+            var.encoding.insert("dtype".into(), json!(d.name()));
+        }
+        raw.insert(v.name.clone(), var);
+    }
+    let mut ds = decode_cf(
+        raw,
+        file.attrs().clone().into_iter().collect(),
+        &options.decode,
+    )?;
+    if !unreadable.is_empty() {
+        ds.encoding.insert(
+            UNREADABLE.into(),
+            Value::Object(unreadable.into_iter().map(|(k, e)| (k, json!(e))).collect()),
+        );
+    }
+    ds.encoding
+        .insert("source".into(), json!(file.path().display().to_string()));
+    Ok(ds)
+}
+
+/// How [`open_mfdataset`] combines its files (xarray's `combine=`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Combine {
+    /// Ordered and concatenated by their coordinates (xarray's default).
+    #[default]
+    ByCoords,
+    /// Concatenated in the order given along this dimension.
+    Nested(String),
+}
+
+/// Opens several netCDF files (or Zarr stores, or reference sets) as one dataset, as
+/// xarray's `open_mfdataset`: each is opened with [`open_dataset`] and they are combined
+/// by their coordinates (`Combine::ByCoords`: pieces of one run split along time come
+/// together in time order) or concatenated along a dimension in the given order.
+pub fn open_mfdataset(
+    paths: &[String],
+    combine: &Combine,
+    options: &OpenOptions,
+) -> Result<Dataset> {
+    if paths.is_empty() {
+        return Err(invalid("open_mfdataset", "no files to open"));
+    }
+    let parts = paths
+        .iter()
+        .map(|p| open_dataset(p, options))
+        .collect::<Result<Vec<Dataset>>>()?;
+    match combine {
+        Combine::ByCoords => combine_by_coords(&parts, &CombineOptions::default()),
+        Combine::Nested(dim) => concat(&parts, dim, &CombineOptions::default()),
+    }
+}
+
+/// The files a glob names (`*` and `?` in the last path component only), sorted; a path
+/// without wildcards is returned as it is.
+pub fn expand_glob(pattern: &str) -> Result<Vec<String>> {
+    if !pattern.contains(['*', '?']) {
+        return Ok(vec![pattern.to_owned()]);
+    }
+    let (dir, name) = match pattern.rsplit_once('/') {
+        Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
+        None => (".", pattern),
+    };
+    if dir.contains(['*', '?']) || dir.contains("://") {
+        return Err(invalid(
+            pattern,
+            "wildcards are matched in the file name of a local path only",
+        ));
+    }
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| invalid(pattern, format!("reading {dir}: {e}")))?;
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e.map_err(|e| invalid(pattern, format!("reading {dir}: {e}")))?;
+        let n = e.file_name().to_string_lossy().into_owned();
+        if wildcard(name.as_bytes(), n.as_bytes()) {
+            out.push(if pattern.contains('/') {
+                format!("{}/{n}", dir.trim_end_matches('/'))
+            } else {
+                n
+            });
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        return Err(invalid(pattern, "no file matches"));
+    }
+    Ok(out)
+}
+
+/// Shell-style `*` / `?` matching.
+fn wildcard(p: &[u8], s: &[u8]) -> bool {
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, si));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == s[si] => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match star {
+                Some((sp, ss)) => {
+                    pi = sp + 1;
+                    si = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// Opens whatever `url` is: a glob of files ([`open_mfdataset`] by coordinates), a local
+/// netCDF file (recognised by its first bytes; [`open_netcdf`]), else a Zarr store or a
+/// kerchunk reference set ([`open_zarr`]).
+pub fn open_dataset(url: &str, options: &OpenOptions) -> Result<Dataset> {
+    if !url.contains("://") && url.contains(['*', '?']) {
+        let paths = expand_glob(url)?;
+        return open_mfdataset(&paths, &Combine::ByCoords, options);
+    }
+    let local = url.strip_prefix("file://").unwrap_or(url);
+    if !local.contains("://") && std::path::Path::new(local).is_file() {
+        let mut head = [0u8; 8];
+        let n = std::fs::File::open(local)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .unwrap_or(0);
+        if matches!(sniff(&head[..n]), FileKind::Hdf5 | FileKind::NetCdf3) {
+            return open_netcdf(url, options);
+        }
+    }
+    open_zarr(url, options)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::wildcard;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard(b"run_*.nc", b"run_0.nc"));
+        assert!(wildcard(b"*", b""));
+        assert!(wildcard(b"r?n_*_*.nc", b"run_a_b.nc"));
+        assert!(!wildcard(b"run_*.nc", b"run_0.json"));
+        assert!(!wildcard(b"?", b""));
+    }
+}

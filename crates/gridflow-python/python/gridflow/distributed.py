@@ -1,0 +1,129 @@
+"""``Client`` and ``LocalCluster``: gridflow's distributed runtime from Python, with
+Dask's names. Creating a client makes ``compute()`` run on its cluster until it is closed."""
+
+from __future__ import annotations
+
+import sys
+
+from . import _gridflow
+
+
+def _memory(limit):
+    if limit is None or limit == "auto":
+        return None
+    if isinstance(limit, (int, float)):
+        return int(limit)
+    return _gridflow.parse_size(str(limit))
+
+
+def _start_local(n_workers, threads_per_worker, memory_limit):
+    # Workers are this interpreter running gridflow's worker loop (the Rust one).
+    return _gridflow.Client.start_local(
+        sys.executable,
+        ["-m", "gridflow._worker"],
+        n_workers,
+        threads_per_worker,
+        _memory(memory_limit),
+    )
+
+
+class LocalCluster:
+    """A scheduler and worker processes on this machine. Sizes left out come from the
+    machine (cores, and the memory this process may use: cgroup and Slurm limits), as
+    Dask's ``LocalCluster()``; ``memory_limit`` is per worker (``"4GB"`` or bytes)."""
+
+    def __init__(self, n_workers=None, threads_per_worker=None, memory_limit=None):
+        self._handle = _start_local(n_workers, threads_per_worker, memory_limit)
+
+    @property
+    def scheduler_address(self):
+        return self._handle.address
+
+    @property
+    def dashboard_link(self):
+        """gridflow has no dashboard yet: ``None``."""
+        return None
+
+    @property
+    def workers(self):
+        return {w[0]: {"address": w[1], "nthreads": w[2], "memory_limit": w[3]} for w in self._handle.workers()}
+
+    def close(self):
+        self._handle.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"LocalCluster({self.scheduler_address!r}, workers={len(self.workers)})"
+
+
+class Client:
+    """Computes on a gridflow cluster. ``Client()`` starts a ``LocalCluster`` sized from
+    the machine; ``Client(n_workers=, threads_per_worker=, memory_limit=)`` forwards to it;
+    ``Client("tcp://host:port")`` connects to a running scheduler (``gridflow
+    scheduler``); ``Client(cluster)`` to a ``LocalCluster``. The newest open client is
+    where ``compute()`` runs."""
+
+    def __init__(self, address=None, *, n_workers=None, threads_per_worker=None, memory_limit=None, set_as_default=True):
+        self._cluster = None
+        if isinstance(address, LocalCluster):
+            self._cluster = address
+            self._handle = _gridflow.Client.connect(address.scheduler_address)
+        elif address is not None:
+            self._handle = _gridflow.Client.connect(str(address))
+        else:
+            self._handle = _start_local(n_workers, threads_per_worker, memory_limit)
+        self._closed = False
+        if set_as_default:
+            self._handle.make_default()
+
+    @property
+    def scheduler_address(self):
+        return self._handle.address
+
+    @property
+    def dashboard_link(self):
+        """gridflow has no dashboard yet: ``None``."""
+        return None
+
+    @property
+    def cluster(self):
+        return self._cluster
+
+    def scheduler_info(self):
+        return {
+            "address": self.scheduler_address,
+            "workers": {w[1]: {"name": w[0], "nthreads": w[2], "memory_limit": w[3]} for w in self._handle.workers()},
+        }
+
+    def nthreads(self):
+        return {w[1]: w[2] for w in self._handle.workers()}
+
+    def compute(self, obj):
+        """Computes a gridflow object on this client's cluster."""
+        self._handle.make_default()
+        return obj.compute()
+
+    def close(self):
+        """Stops using the cluster (and stops it, if this client started it)."""
+        if not self._closed:
+            self._handle.close()
+            self._closed = True
+
+    @property
+    def status(self):
+        return "closed" if self._closed else "running"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        n = len(self._handle.workers()) if not self._closed else 0
+        return f"<gridflow.Client: scheduler={self.scheduler_address!r}, workers={n}, status={self.status}>"

@@ -1,0 +1,222 @@
+//! `Client` and `LocalCluster` from `gridflow-distributed`, the default executor that
+//! `compute()` runs on, and the worker entry point for worker processes started from
+//! Python.
+
+use crate::error::{PyResultExt, err};
+use gridflow_array::{ArrayOp, Executor, LocalExecutor};
+use gridflow_distributed::{Client, LocalCluster, LocalClusterOptions, WorkerOptions};
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The client that `compute()` uses (the last one created and not closed), as Dask's
+/// default client.
+static DEFAULT: Mutex<Option<Arc<Client>>> = Mutex::new(None);
+
+fn default() -> Option<Arc<Client>> {
+    DEFAULT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Runs `f` with the default client, or the local thread pool when there is none;
+/// `progress(done, total)` (a Python callable) is called as tasks finish.
+pub fn with_executor<R>(
+    progress: Option<Py<PyAny>>,
+    f: impl FnOnce(&(dyn Executor<ArrayOp> + Sync)) -> PyResult<R>,
+) -> PyResult<R> {
+    let callback = progress.map(|cb| {
+        Arc::new(move |p: gridflow_runtime::Progress| {
+            // Called from the executor's threads while the caller has released the GIL;
+            // an error raised by the callback must not stop the computation.
+            Python::attach(|py| {
+                if let Err(e) = cb.call1(py, (p.done, p.total)) {
+                    e.write_unraisable(py, None);
+                }
+            });
+        }) as gridflow_runtime::ProgressFn
+    });
+    match default() {
+        Some(c) => {
+            c.set_progress(callback);
+            let out = f(&*c);
+            c.set_progress(None);
+            out
+        }
+        None => match callback {
+            Some(cb) => f(&LocalExecutor::default().with_progress(move |p| cb(p))),
+            None => f(&LocalExecutor::default()),
+        },
+    }
+}
+
+/// A connection to a scheduler, and the local cluster it owns (if it started one).
+#[pyclass(name = "Client", module = "gridflow._gridflow", frozen)]
+pub struct PyClient {
+    client: Arc<Client>,
+    cluster: Mutex<Option<LocalCluster>>,
+    cluster_address: Option<String>,
+}
+
+#[pymethods]
+impl PyClient {
+    /// Connects to the scheduler at `address`.
+    #[staticmethod]
+    fn connect(py: Python<'_>, address: &str) -> PyResult<PyClient> {
+        let a = address.to_owned();
+        let client = py.detach(|| Client::connect(&a)).py()?;
+        Ok(PyClient {
+            client: Arc::new(client),
+            cluster: Mutex::new(None),
+            cluster_address: None,
+        })
+    }
+
+    /// Starts a scheduler and worker processes on this machine (sizes left `None` come
+    /// from `LocalClusterOptions::for_machine`); workers run `program ARGS... ADDRESS
+    /// --nthreads N --memory-limit BYTES --name NAME`.
+    #[staticmethod]
+    #[pyo3(signature = (program, args, n_workers=None, threads_per_worker=None, memory_limit=None))]
+    fn start_local(
+        py: Python<'_>,
+        program: PathBuf,
+        args: Vec<String>,
+        n_workers: Option<usize>,
+        threads_per_worker: Option<usize>,
+        memory_limit: Option<u64>,
+    ) -> PyResult<PyClient> {
+        let mut o = LocalClusterOptions::for_machine();
+        if let Some(n) = n_workers {
+            if n == 0 {
+                return Err(err("LocalCluster: n_workers must be at least 1"));
+            }
+            // The machine's memory is split between the workers asked for.
+            o.memory_limit = o.memory_limit * o.n_workers.max(1) as u64 / n as u64;
+            o.n_workers = n;
+        }
+        if let Some(t) = threads_per_worker {
+            if t == 0 {
+                return Err(err("LocalCluster: threads_per_worker must be at least 1"));
+            }
+            o.threads_per_worker = t;
+        }
+        if let Some(m) = memory_limit {
+            o.memory_limit = m;
+        }
+        o.program = Some(program);
+        o.args = args;
+        let (cluster, client) = py
+            .detach(|| {
+                let cluster = LocalCluster::with_options(o)?;
+                let client = cluster.client()?;
+                Ok::<_, gridflow_distributed::DistError>((cluster, client))
+            })
+            .py()?;
+        Ok(PyClient {
+            cluster_address: Some(cluster.address()),
+            client: Arc::new(client),
+            cluster: Mutex::new(Some(cluster)),
+        })
+    }
+
+    /// The scheduler's address.
+    #[getter]
+    fn address(&self) -> String {
+        self.cluster_address
+            .clone()
+            .unwrap_or_else(|| self.client.address().to_owned())
+    }
+
+    /// Whether this client started its own local cluster.
+    #[getter]
+    fn owns_cluster(&self) -> bool {
+        self.cluster_address.is_some()
+    }
+
+    /// The workers: `(name, address, nthreads, memory_limit)` each.
+    fn workers(&self, py: Python<'_>) -> PyResult<Vec<(String, String, u32, u64)>> {
+        let c = self.client.clone();
+        let w = py.detach(|| c.workers()).py()?;
+        Ok(w.into_iter()
+            .map(|w| (w.name, w.address, w.nthreads, w.memory_limit))
+            .collect())
+    }
+
+    /// Makes this client the one `compute()` uses.
+    fn make_default(&self) {
+        *DEFAULT.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.client.clone());
+    }
+
+    /// Stops using this client (and stops its local cluster, if it started one).
+    fn close(&self, py: Python<'_>) {
+        {
+            let mut d = DEFAULT.lock().unwrap_or_else(PoisonError::into_inner);
+            if d.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.client)) {
+                *d = None;
+            }
+        }
+        let cluster = self
+            .cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(c) = cluster {
+            py.detach(|| c.close());
+        }
+    }
+
+    /// Whether `close()` was called on a client that started its own cluster.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.cluster_address.is_some()
+            && self
+                .cluster
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_none()
+    }
+}
+
+/// Sets (or with `None` clears) the default client.
+#[pyfunction]
+#[pyo3(signature = (client=None))]
+pub fn set_default_client(client: Option<&PyClient>) {
+    *DEFAULT.lock().unwrap_or_else(PoisonError::into_inner) = client.map(|c| c.client.clone());
+}
+
+/// The default client's scheduler address, if there is one.
+#[pyfunction]
+pub fn default_client() -> Option<String> {
+    default().map(|c| c.address().to_owned())
+}
+
+/// Runs a worker process of the distributed runtime until the scheduler stops it (the
+/// body of `python -m gridflow._worker`).
+#[pyfunction]
+pub fn run_worker(
+    py: Python<'_>,
+    address: &str,
+    nthreads: usize,
+    memory_limit: u64,
+    name: String,
+) -> PyResult<()> {
+    // Workers run read tasks: the store's source kinds must be known here.
+    gridflow_store::register();
+    let o = WorkerOptions {
+        nthreads: nthreads.max(1),
+        memory_limit,
+        name,
+        ..WorkerOptions::default()
+    };
+    let a = address.to_owned();
+    py.detach(|| gridflow_distributed::worker::run::<ArrayOp>(&a, o))
+        .py()
+}
+
+/// Parses a memory size (`"4GB"`, `"512MiB"`, bytes) as `gridflow worker
+/// --memory-limit` does.
+#[pyfunction]
+pub fn parse_size(text: &str) -> PyResult<usize> {
+    gridflow_runtime::parse_size(text).py()
+}

@@ -1,0 +1,62 @@
+"""``gridflow.Client`` / ``LocalCluster``: compute runs on worker processes and gives the
+local results."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import gridflow
+from gridflow import _gridflow
+
+from conftest import DATASET_FIXTURES
+
+STORE = str(DATASET_FIXTURES / "daily_360.zarr")
+
+
+def _exprs(ds):
+    return [
+        ds.tas.mean("time"),
+        ds.tas.groupby("time.month").mean().isel(lon=0),
+        ds.tas.weighted(np.cos(np.deg2rad(ds.lat))).mean(["lat", "lon"]),
+        (ds.tas - 273.15).where(ds.tas > 280).max("time"),
+    ]
+
+
+def test_client_with_worker_processes_gives_the_local_results():
+    ds = gridflow.open_zarr(STORE)
+    local = [e.compute() for e in _exprs(ds)]
+    with gridflow.Client(n_workers=2, threads_per_worker=1, memory_limit="500MB") as client:
+        assert _gridflow.default_client() is not None
+        info = client.scheduler_info()
+        assert len(info["workers"]) == 2
+        assert all(w["nthreads"] == 1 for w in info["workers"].values())
+        assert all(w["memory_limit"] == 500_000_000 for w in info["workers"].values())
+        assert client.dashboard_link is None
+        remote = [e.compute() for e in _exprs(ds)]
+    assert client.status == "closed"
+    assert _gridflow.default_client() is None
+    for a, b in zip(local, remote):
+        xr.testing.assert_identical(a, b)
+
+
+def test_client_connects_to_a_running_cluster_by_address():
+    ds = gridflow.open_zarr(STORE)
+    want = ds.tas.sum(["lat", "lon"]).compute()
+    with gridflow.LocalCluster(n_workers=1, threads_per_worker=2) as cluster:
+        assert len(cluster.workers) == 1
+        with gridflow.Client(cluster.scheduler_address) as client:
+            assert client.scheduler_address.endswith(cluster.scheduler_address.rsplit(":", 1)[-1])
+            got = ds.tas.sum(["lat", "lon"]).compute()
+        with gridflow.Client(cluster) as client2:
+            got2 = client2.compute(ds.tas.sum(["lat", "lon"]))
+    xr.testing.assert_identical(got, want)
+    xr.testing.assert_identical(got2, want)
+
+
+def test_bad_client_arguments_are_errors():
+    with pytest.raises(gridflow.GridflowError, match="memory size"):
+        gridflow.Client(n_workers=1, memory_limit="lots")
+    with pytest.raises(gridflow.GridflowError, match="n_workers"):
+        gridflow.LocalCluster(n_workers=0)
+    with pytest.raises(gridflow.GridflowError):
+        gridflow.Client("tcp://127.0.0.1:1")

@@ -1,0 +1,454 @@
+//! netCDF files (netCDF-3 classic / 64-bit offset / CDF-5 and netCDF-4 on HDF5) read
+//! directly, through the pure-Rust `netcdf-reader` crate: chunked and contiguous layouts,
+//! deflate and shuffle, dimensions from netCDF-4's dimension scales, unlimited dimensions.
+//!
+//! Each numeric variable becomes a lazy [`ChunkedArray`] whose blocks are read by a
+//! [`ChunkSource`] of kind `"netcdf"` (hyperslab reads, one per block, on the executor's
+//! threads); blocks follow the file's HDF5 chunks, grouped along the first dimension up to
+//! about [`BLOCK_BYTES`]. Only local files are read this way (the reader maps the file into
+//! memory); remote netCDF files are read through kerchunk references ([`crate::kerchunk`]).
+
+use crate::error::{Result, StoreError};
+use gridflow_array::{Chunk, ChunkSource, ChunkedArray, DType};
+use netcdf_reader::{NcAttrValue, NcFile, NcSliceInfo, NcSliceInfoElem, NcType};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Target decoded bytes of one block (whole HDF5 chunks along the other dimensions, as many
+/// rows of them along the first as fit).
+pub const BLOCK_BYTES: usize = 32 << 20;
+
+/// One variable of a netCDF file.
+#[derive(Clone, Debug)]
+pub struct NcVar {
+    /// The variable's name.
+    pub name: String,
+    /// Dimension names.
+    pub dims: Vec<String>,
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// The data type; `None` for types gridflow does not read (char, string, compound...).
+    pub dtype: Option<DType>,
+    /// The netCDF type, for messages.
+    pub nc_type: String,
+    /// Attributes as JSON (numbers, strings, lists of them), netCDF's own hidden ones left
+    /// out.
+    pub attrs: Map<String, Value>,
+}
+
+/// An open netCDF file: its variables and global attributes.
+#[derive(Clone)]
+pub struct NetcdfFile {
+    path: PathBuf,
+    file: Arc<NcFile>,
+    vars: Vec<NcVar>,
+    attrs: Map<String, Value>,
+}
+
+impl std::fmt::Debug for NetcdfFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetcdfFile")
+            .field("path", &self.path)
+            .field("variables", &self.vars.len())
+            .finish()
+    }
+}
+
+fn nc_err(path: &Path, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Netcdf {
+        path: path.display().to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Open files by path, shared by every read task of this process.
+fn cache() -> &'static Mutex<HashMap<PathBuf, Arc<NcFile>>> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<NcFile>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn open_cached(path: &Path) -> Result<Arc<NcFile>> {
+    if let Ok(c) = cache().lock()
+        && let Some(f) = c.get(path)
+    {
+        return Ok(f.clone());
+    }
+    let meta = std::fs::metadata(path).map_err(|source| StoreError::Io {
+        op: "opening",
+        path: path.to_owned(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(nc_err(path, "not a regular file"));
+    }
+    let f = Arc::new(NcFile::open(path).map_err(|e| nc_err(path, e))?);
+    if let Ok(mut c) = cache().lock() {
+        c.insert(path.to_owned(), f.clone());
+    }
+    Ok(f)
+}
+
+fn dtype_of(t: &NcType) -> Option<DType> {
+    Some(match t {
+        NcType::Byte => DType::I8,
+        NcType::UByte => DType::U8,
+        NcType::Short => DType::I16,
+        NcType::UShort => DType::U16,
+        NcType::Int => DType::I32,
+        NcType::UInt => DType::U32,
+        NcType::Int64 => DType::I64,
+        NcType::UInt64 => DType::U64,
+        NcType::Float => DType::F32,
+        NcType::Double => DType::F64,
+        _ => return None,
+    })
+}
+
+/// A float as JSON, with xarray's spellings of the values JSON lacks.
+fn float_json(x: f64) -> Value {
+    if x.is_nan() {
+        json!("NaN")
+    } else if x.is_infinite() {
+        json!(if x > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        json!(x)
+    }
+}
+
+/// An attribute value as JSON: one number as a number, several as a list, text as a string.
+fn attr_json(v: &NcAttrValue) -> Value {
+    fn list<T: Copy>(v: &[T], f: impl Fn(T) -> Value) -> Value {
+        match v {
+            [one] => f(*one),
+            many => Value::Array(many.iter().map(|&x| f(x)).collect()),
+        }
+    }
+    match v {
+        NcAttrValue::Chars(s) => json!(s.trim_end_matches('\0')),
+        NcAttrValue::Strings(s) => match s.as_slice() {
+            [one] => json!(one),
+            many => json!(many),
+        },
+        NcAttrValue::Bytes(v) => list(v, |x| json!(x)),
+        NcAttrValue::UBytes(v) => list(v, |x| json!(x)),
+        NcAttrValue::Shorts(v) => list(v, |x| json!(x)),
+        NcAttrValue::UShorts(v) => list(v, |x| json!(x)),
+        NcAttrValue::Ints(v) => list(v, |x| json!(x)),
+        NcAttrValue::UInts(v) => list(v, |x| json!(x)),
+        NcAttrValue::Int64s(v) => list(v, |x| json!(x)),
+        NcAttrValue::UInt64s(v) => list(v, |x| json!(x)),
+        NcAttrValue::Floats(v) => list(v, |x| float_json(f64::from(x))),
+        NcAttrValue::Doubles(v) => list(v, float_json),
+    }
+}
+
+/// Attributes netCDF-C and HDF5 keep for themselves (xarray does not show them either).
+fn hidden(name: &str) -> bool {
+    name.starts_with("_Netcdf4")
+        || name.starts_with("_nc3")
+        || matches!(
+            name,
+            "DIMENSION_LIST" | "REFERENCE_LIST" | "CLASS" | "NAME" | "_NCProperties" | "_IsNetcdf4"
+        )
+}
+
+fn attrs_json(attrs: &[netcdf_reader::NcAttribute]) -> Map<String, Value> {
+    attrs
+        .iter()
+        .filter(|a| !hidden(&a.name))
+        .map(|a| (a.name.clone(), attr_json(&a.value)))
+        .collect()
+}
+
+impl NetcdfFile {
+    /// Opens a local netCDF file (a path or `file://` URL) and reads its metadata.
+    pub fn open(url: &str) -> Result<NetcdfFile> {
+        let path = match url.strip_prefix("file://") {
+            Some(p) => PathBuf::from(p),
+            None if url.contains("://") => {
+                return Err(StoreError::Url {
+                    url: url.to_owned(),
+                    detail: "netCDF files are read directly only from local disk; open kerchunk \
+                             references to a remote file instead"
+                        .into(),
+                });
+            }
+            None => PathBuf::from(url),
+        };
+        let path = std::path::absolute(&path).map_err(|source| StoreError::Io {
+            op: "resolving",
+            path: path.clone(),
+            source,
+        })?;
+        let file = open_cached(&path)?;
+        let mut vars = Vec::new();
+        for v in file.variables().map_err(|e| nc_err(&path, e))? {
+            vars.push(NcVar {
+                name: v.name().to_owned(),
+                dims: v.dimensions().iter().map(|d| d.name.clone()).collect(),
+                shape: v
+                    .shape()
+                    .iter()
+                    .map(|&n| usize::try_from(n).unwrap_or(usize::MAX))
+                    .collect(),
+                dtype: dtype_of(v.dtype()),
+                nc_type: format!("{:?}", v.dtype()),
+                attrs: attrs_json(v.attributes()),
+            });
+        }
+        let attrs = attrs_json(file.global_attributes().map_err(|e| nc_err(&path, e))?);
+        Ok(NetcdfFile {
+            path,
+            file,
+            vars,
+            attrs,
+        })
+    }
+
+    /// The file's absolute path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The variables, in file order.
+    pub fn variables(&self) -> &[NcVar] {
+        &self.vars
+    }
+
+    /// The global attributes.
+    pub fn attrs(&self) -> &Map<String, Value> {
+        &self.attrs
+    }
+
+    fn var(&self, name: &str) -> Result<&NcVar> {
+        self.vars
+            .iter()
+            .find(|v| v.name == name)
+            .ok_or_else(|| nc_err(&self.path, format!("no variable {name:?}")))
+    }
+
+    /// The block shape of `name`: its HDF5 chunks (the whole array when contiguous or
+    /// netCDF-3), with whole chunks grouped along the first dimension up to [`BLOCK_BYTES`].
+    fn block_shape(&self, v: &NcVar, dtype: DType) -> Vec<usize> {
+        let chunk: Vec<usize> = self
+            .file
+            .iter_variable_chunks(&v.name)
+            .ok()
+            .and_then(|mut it| it.next())
+            .and_then(|c| c.ok())
+            .map(|c| {
+                c.shape()
+                    .iter()
+                    .map(|&n| usize::try_from(n).unwrap_or(1).max(1))
+                    .collect::<Vec<usize>>()
+            })
+            .filter(|c| c.len() == v.shape.len())
+            .unwrap_or_else(|| {
+                // contiguous: whole rows along the first dimension
+                let mut s = v.shape.clone();
+                if let Some(first) = s.first_mut() {
+                    *first = 1;
+                }
+                s
+            });
+        let mut block: Vec<usize> = chunk
+            .iter()
+            .zip(&v.shape)
+            .map(|(&c, &n)| c.min(n.max(1)))
+            .collect();
+        if let Some(&rows) = block.first() {
+            let row_bytes = block[1..]
+                .iter()
+                .fold(dtype.size(), |a, &c| a.saturating_mul(c))
+                .max(1);
+            let per = (BLOCK_BYTES / row_bytes.saturating_mul(rows).max(1)).max(1);
+            block[0] = rows.saturating_mul(per).min(v.shape[0].max(1));
+        }
+        block
+    }
+
+    /// A lazy array over variable `name`.
+    pub fn to_chunked(&self, name: &str) -> Result<ChunkedArray> {
+        let v = self.var(name)?;
+        let dtype = v.dtype.ok_or_else(|| {
+            nc_err(
+                &self.path,
+                format!(
+                    "variable {name:?} is of type {}, which gridflow does not read",
+                    v.nc_type
+                ),
+            )
+        })?;
+        let block = self.block_shape(v, dtype);
+        let chunks: Vec<Vec<usize>> = v
+            .shape
+            .iter()
+            .zip(&block)
+            .map(|(&n, &b)| {
+                if n == 0 {
+                    vec![0]
+                } else {
+                    let mut c = vec![b; n / b];
+                    if n % b != 0 {
+                        c.push(n % b);
+                    }
+                    c
+                }
+            })
+            .collect();
+        let source = NetcdfSource {
+            spec: SourceSpec {
+                path: self.path.clone(),
+                var: name.to_owned(),
+                shape: v.shape.clone(),
+                block,
+                dtype: dtype.name().to_owned(),
+            },
+            dtype,
+            file: OnceLock::new(),
+        };
+        Ok(ChunkedArray::from_source(
+            Arc::new(source),
+            &v.shape,
+            chunks,
+            dtype,
+        )?)
+    }
+}
+
+/// What a `"netcdf"` read task needs to rebuild its source in any process.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct SourceSpec {
+    path: PathBuf,
+    var: String,
+    shape: Vec<usize>,
+    block: Vec<usize>,
+    dtype: String,
+}
+
+/// Reads the blocks of one netCDF variable by hyperslab.
+struct NetcdfSource {
+    spec: SourceSpec,
+    dtype: DType,
+    file: OnceLock<Arc<NcFile>>,
+}
+
+impl std::fmt::Debug for NetcdfSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetcdfSource")
+            .field("spec", &self.spec)
+            .finish()
+    }
+}
+
+impl NetcdfSource {
+    fn file(&self) -> Result<&Arc<NcFile>> {
+        if let Some(f) = self.file.get() {
+            return Ok(f);
+        }
+        let f = open_cached(&self.spec.path)?;
+        Ok(self.file.get_or_init(|| f))
+    }
+
+    fn region(&self, block: &[usize]) -> Option<Vec<std::ops::Range<usize>>> {
+        (block.len() == self.spec.shape.len()).then(|| {
+            block
+                .iter()
+                .zip(&self.spec.block)
+                .zip(&self.spec.shape)
+                .map(|((&b, &s), &n)| {
+                    let start = b.saturating_mul(s).min(n);
+                    start..start.saturating_add(s).min(n)
+                })
+                .collect()
+        })
+    }
+}
+
+impl ChunkSource for NetcdfSource {
+    fn kind(&self) -> &str {
+        "netcdf"
+    }
+
+    fn spec(&self) -> String {
+        serde_json::to_string(&self.spec).unwrap_or_default()
+    }
+
+    fn read_block(&self, block: &[usize]) -> gridflow_array::Result<Chunk> {
+        let path = &self.spec.path;
+        let region = self
+            .region(block)
+            .ok_or_else(|| nc_err(path, format!("block index {block:?} has the wrong length")))?;
+        let sel = NcSliceInfo {
+            selections: region
+                .iter()
+                .map(|r| NcSliceInfoElem::Slice {
+                    start: r.start as u64,
+                    end: r.end as u64,
+                    step: 1,
+                })
+                .collect(),
+        };
+        let file = self.file()?;
+        let var = &self.spec.var;
+        let fail = |e: netcdf_reader::Error| {
+            nc_err(path, format!("variable {var:?}, block {block:?}: {e}"))
+        };
+        macro_rules! rd {
+            ($t:ty, $v:ident) => {
+                Chunk::$v(file.read_variable_slice::<$t>(var, &sel).map_err(fail)?)
+            };
+        }
+        let chunk = match self.dtype {
+            DType::I8 => rd!(i8, I8),
+            DType::U8 => rd!(u8, U8),
+            DType::I16 => rd!(i16, I16),
+            DType::U16 => rd!(u16, U16),
+            DType::I32 => rd!(i32, I32),
+            DType::U32 => rd!(u32, U32),
+            DType::I64 => rd!(i64, I64),
+            DType::U64 => rd!(u64, U64),
+            DType::F32 => rd!(f32, F32),
+            DType::F64 => rd!(f64, F64),
+            DType::Bool => {
+                return Err(nc_err(path, "netCDF has no boolean type").into());
+            }
+        };
+        let want: Vec<usize> = region.iter().map(|r| r.len()).collect();
+        if chunk.shape() != want.as_slice() {
+            return Err(nc_err(
+                path,
+                format!(
+                    "variable {var:?}, block {block:?}: read shape {:?}, expected {want:?}",
+                    chunk.shape()
+                ),
+            )
+            .into());
+        }
+        Ok(chunk)
+    }
+
+    fn block_shape(&self, block: &[usize]) -> Option<Vec<usize>> {
+        self.region(block)
+            .map(|r| r.iter().map(|x| x.len()).collect())
+    }
+}
+
+/// Rebuilds a `"netcdf"` source from its spec (registered by [`crate::register`]).
+pub(crate) fn source_from_spec(spec: &str) -> Result<Arc<dyn ChunkSource>> {
+    let s: SourceSpec = serde_json::from_str(spec).map_err(|e| StoreError::Url {
+        url: spec.chars().take(200).collect(),
+        detail: format!("not a netcdf source spec: {e}"),
+    })?;
+    let dtype = DType::parse(&s.dtype).ok_or_else(|| StoreError::Url {
+        url: s.path.display().to_string(),
+        detail: format!("unknown dtype {:?} in a netcdf source spec", s.dtype),
+    })?;
+    Ok(Arc::new(NetcdfSource {
+        spec: s,
+        dtype,
+        file: OnceLock::new(),
+    }))
+}
