@@ -147,6 +147,13 @@ enum Command {
         /// Name shown in cluster information.
         #[arg(long)]
         name: Option<String>,
+        /// Exit when nothing is heard from the scheduler for this many milliseconds
+        /// (default 30000).
+        #[arg(long)]
+        heartbeat_timeout: Option<u64>,
+        /// Where each thread records the task it runs, for a nanny (set by local clusters).
+        #[arg(long, hide = true)]
+        running_file: Option<PathBuf>,
     },
 }
 
@@ -309,6 +316,8 @@ fn run(cli: Cli) -> Result<()> {
             memory_limit,
             local_directory,
             name,
+            heartbeat_timeout,
+            running_file,
         } => {
             // Workers run read tasks: the store's source kinds must be known here.
             gridflow_store::register();
@@ -325,6 +334,10 @@ fn run(cli: Cli) -> Result<()> {
                 o.name = n;
             }
             o.local_directory = local_directory;
+            o.running_file = running_file;
+            if let Some(ms) = heartbeat_timeout {
+                o.heartbeat_timeout = std::time::Duration::from_millis(ms);
+            }
             Ok(gridflow_distributed::worker::run::<gridflow_array::ArrayOp>(&address, o)?)
         }
     }
