@@ -140,13 +140,20 @@ enum Command {
         /// Memory limit, e.g. 4GiB (reported to the scheduler; default: none).
         #[arg(long)]
         memory_limit: Option<String>,
-        /// Directory for spilled data (accepted for compatibility; spilling is not
-        /// implemented yet).
+        /// Directory for results spilled when memory runs short (with --memory-limit;
+        /// default: one under the system's temporary directory).
         #[arg(long)]
         local_directory: Option<PathBuf>,
         /// Name shown in cluster information.
         #[arg(long)]
         name: Option<String>,
+        /// Exit when nothing is heard from the scheduler for this many milliseconds
+        /// (default 30000).
+        #[arg(long)]
+        heartbeat_timeout: Option<u64>,
+        /// Where each thread records the task it runs, for a nanny (set by local clusters).
+        #[arg(long, hide = true)]
+        running_file: Option<PathBuf>,
     },
 }
 
@@ -307,8 +314,10 @@ fn run(cli: Cli) -> Result<()> {
             address,
             nthreads,
             memory_limit,
-            local_directory: _,
+            local_directory,
             name,
+            heartbeat_timeout,
+            running_file,
         } => {
             // Workers run read tasks: the store's source kinds must be known here.
             gridflow_store::register();
@@ -323,6 +332,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             if let Some(n) = name {
                 o.name = n;
+            }
+            o.local_directory = local_directory;
+            o.running_file = running_file;
+            if let Some(ms) = heartbeat_timeout {
+                o.heartbeat_timeout = std::time::Duration::from_millis(ms);
             }
             Ok(gridflow_distributed::worker::run::<gridflow_array::ArrayOp>(&address, o)?)
         }

@@ -85,17 +85,19 @@ struct Prepared {
     outputs: Vec<u32>,
     held: Vec<u64>,
     keys: Vec<Key>,
+    /// Each submitted task's operation label (the scheduler does not decode tasks, so
+    /// a failure it detects, such as a task that killed its workers, is named here).
+    labels: Vec<String>,
 }
 
 impl Client {
-    /// Connects to the scheduler at `address` (`tcp://host:port`, `tls://host:port` or
-    /// `host:port`), checking the protocol version, with the credentials of the environment
-    /// ([`Security::from_env`]).
+    /// Connects to the scheduler at `address` (`tcp://host:port` or `host:port`),
+    /// checking the protocol version.
     pub fn connect(address: &str) -> Result<Client> {
         Client::connect_with(address, Security::from_env()?)
     }
 
-    /// Connects with these credentials.
+    /// Connects with these credentials (a shared secret, TLS certificates).
     pub fn connect_with(address: &str, sec: Security) -> Result<Client> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -438,6 +440,7 @@ impl Client {
         }
         let mut tasks = Vec::with_capacity(n_real as usize);
         let mut keys = Vec::with_capacity(n_real as usize);
+        let mut labels = Vec::with_capacity(n_real as usize);
         for id in 0..n_all {
             if is_cut(id) {
                 continue;
@@ -454,6 +457,7 @@ impl Client {
                     .collect(),
             });
             keys.push(program.key(id).clone());
+            labels.push(program.expr(id).label());
         }
         let outs = program.outputs()[..outputs.len()]
             .iter()
@@ -464,6 +468,7 @@ impl Client {
             outputs: outs,
             held: held_ids,
             keys,
+            labels,
         })
     }
 
@@ -477,6 +482,7 @@ impl Client {
             outputs,
             held,
             keys,
+            labels,
         } = prepared;
         let n = tasks.len();
         let progress = lock(&self.inner.progress).clone();
@@ -536,6 +542,10 @@ impl Client {
                     return Err(cluster_error(DistError::Cluster(format!(
                         "{op}: {message}"
                     ))));
+                };
+                let op = match task.and_then(|t| labels.get(t as usize)) {
+                    Some(l) if op.is_empty() => l.clone(),
+                    _ => op,
                 };
                 Err(if panicked {
                     RuntimeError::TaskPanicked { key, op, message }
@@ -818,6 +828,7 @@ where
         let n = tasks.len();
         let mut submit = Vec::with_capacity(n);
         let mut keys = Vec::with_capacity(n);
+        let mut labels = Vec::with_capacity(n);
         for id in 0..n {
             let payload = crate::frame::encode_task(&*tasks.expr(id)).map_err(|e| {
                 cluster_error(DistError::Cluster(format!(
@@ -830,12 +841,14 @@ where
                 inputs: tasks.inputs(id).to_vec(),
             });
             keys.push(tasks.key(id).clone());
+            labels.push(tasks.expr(id).label());
         }
         let prepared = Prepared {
             tasks: submit,
             outputs: tasks.outputs().to_vec(),
             held: Vec::new(),
             keys,
+            labels,
         };
         let (values, mut report) = self.run_prepared(prepared, tasks.tasks_before(), start)?;
         // Encoding is part of running a plan compiled elsewhere.

@@ -2,10 +2,12 @@
 //! processes started from a program (by default the running binary).
 
 use crate::auth::{Security, TLS_ENV, TOKEN_ENV, TOKEN_FILE_ENV};
-use crate::scheduler::{self, SchedulerHandle, SchedulerOptions};
+use crate::scheduler::{self, ExitReporter, SchedulerHandle, SchedulerOptions};
 use crate::{Client, DistError, Result};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How to start a local cluster.
@@ -27,6 +29,16 @@ pub struct LocalClusterOptions {
     /// Credentials of the scheduler, the workers (given the secret through their
     /// environment, never their command line) and [`LocalCluster::client`].
     pub security: Security,
+    /// Workers a task may take down with it before it fails its computation.
+    pub allowed_failures: u32,
+    /// A worker not heard from for this long is removed (and one that hears nothing from
+    /// the scheduler for this long exits).
+    pub heartbeat_timeout: Duration,
+    /// Restart workers that die (the nanny); off, a dead worker stays dead.
+    pub restart_workers: bool,
+    /// Where workers spill results (a directory per worker inside); `None`: the system's
+    /// temporary directory.
+    pub local_directory: Option<PathBuf>,
 }
 
 impl Default for LocalClusterOptions {
@@ -39,6 +51,10 @@ impl Default for LocalClusterOptions {
             args: vec!["worker".into()],
             timeout: Duration::from_secs(30),
             security: Security::none(),
+            allowed_failures: 3,
+            heartbeat_timeout: Duration::from_secs(30),
+            restart_workers: true,
+            local_directory: None,
         }
     }
 }
@@ -59,12 +75,179 @@ impl LocalClusterOptions {
     }
 }
 
-/// A scheduler and worker processes on this machine; stopped on drop (or
-/// [`LocalCluster::close`]).
+/// A worker process and its name.
+struct Slot {
+    name: String,
+    child: Child,
+}
+
+/// Starts worker processes (again, when the nanny restarts one).
+#[derive(Clone)]
+struct Spawner {
+    program: PathBuf,
+    address: String,
+    options: LocalClusterOptions,
+}
+
+impl Spawner {
+    /// Where worker `name` records the tasks it runs (see
+    /// [`crate::WorkerOptions::running_file`]).
+    fn running_file(&self, name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "gridflow-{}-{}-{name}.running",
+            std::process::id(),
+            self.address.rsplit(':').next().unwrap_or("0")
+        ))
+    }
+
+    /// The tasks worker `name` was running when it died (the file is removed).
+    fn was_running(&self, name: &str) -> Vec<u64> {
+        let p = self.running_file(name);
+        let ids = std::fs::read(&p)
+            .unwrap_or_default()
+            .chunks_exact(8)
+            .filter_map(|c| c.try_into().ok().map(u64::from_le_bytes))
+            .filter(|&v| v != 0)
+            .map(|v| v - 1)
+            .collect();
+        let _ = std::fs::remove_file(&p);
+        ids
+    }
+
+    fn spawn(&self, name: &str) -> Result<Child> {
+        let (options, sec) = (&self.options, &self.options.security);
+        let mut cmd = Command::new(&self.program);
+        // The workers' credentials are exactly the cluster's, whatever this process's
+        // environment says.
+        for k in [TOKEN_ENV, TOKEN_FILE_ENV].iter().chain(&TLS_ENV) {
+            cmd.env_remove(k);
+        }
+        if let Some(t) = sec.token() {
+            cmd.env(TOKEN_ENV, String::from_utf8_lossy(t).as_ref());
+        }
+        if let Some(f) = sec.tls_files() {
+            cmd.env(TLS_ENV[0], &f.ca)
+                .env(TLS_ENV[1], &f.cert)
+                .env(TLS_ENV[2], &f.key);
+        }
+        cmd.args(&options.args)
+            .arg(&self.address)
+            .args(["--nthreads", &options.threads_per_worker.max(1).to_string()])
+            .args(["--memory-limit", &options.memory_limit.to_string()])
+            .args(["--name", name])
+            .arg("--running-file")
+            .arg(self.running_file(name))
+            .stdin(Stdio::null());
+        if let Some(d) = &options.local_directory {
+            cmd.arg("--local-directory").arg(d.join(name));
+        }
+        cmd.args([
+            "--heartbeat-timeout",
+            &options.heartbeat_timeout.as_millis().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            DistError::io(
+                format!("starting worker {name} ({})", self.program.display()),
+                e,
+            )
+        })
+    }
+}
+
+/// How a worker process ended, for error messages: the signal (with what usually sends
+/// it), or the exit code.
+pub fn describe_exit(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(sig) = status.signal() {
+        let what = match sig {
+            9 => "SIGKILL: killed by another process or by the kernel's out-of-memory killer",
+            6 => "SIGABRT: the process aborted",
+            11 => "SIGSEGV: invalid memory access",
+            7 => "SIGBUS: bus error",
+            15 => "SIGTERM: asked to terminate",
+            2 => "SIGINT: interrupted",
+            _ => "a signal",
+        };
+        return format!("was killed by signal {sig} ({what})");
+    }
+    match status.code() {
+        Some(c) => format!("exited with code {c}"),
+        None => format!("ended ({status})"),
+    }
+}
+
+/// The resident memory of a process in bytes (`VmRSS`), if it can be read.
+pub fn process_rss(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// The nanny: restarts workers that die, telling the scheduler how they died, and
+/// restarts a worker whose memory passes 95% of its limit.
+fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, stop: &AtomicBool) {
+    let limit = spawner.options.memory_limit;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        let mut slots = slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        for slot in slots.iter_mut() {
+            let reason = match slot.child.try_wait() {
+                Ok(Some(status)) => describe_exit(status),
+                Ok(None) => {
+                    let rss = process_rss(slot.child.id()).unwrap_or(0);
+                    if limit == 0 || (rss as f64) < 0.95 * limit as f64 {
+                        continue;
+                    }
+                    let _ = slot.child.kill();
+                    let _ = slot.child.wait();
+                    format!(
+                        "was restarted by the nanny: its memory ({} MiB) passed 95% of its \
+                         limit ({} MiB)",
+                        rss >> 20,
+                        limit >> 20
+                    )
+                }
+                Err(_) => continue,
+            };
+            report.exited(&slot.name, reason.clone(), spawner.was_running(&slot.name));
+            if !spawner.options.restart_workers {
+                continue;
+            }
+            match spawner.spawn(&slot.name) {
+                Ok(c) => slot.child = c,
+                Err(e) => {
+                    eprintln!(
+                        "gridflow nanny: worker {} {reason}; restarting it failed: {e}",
+                        slot.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A scheduler and worker processes on this machine, with a nanny restarting workers that
+/// die; stopped on drop (or [`LocalCluster::close`]).
 pub struct LocalCluster {
     scheduler: SchedulerHandle,
     security: Security,
-    workers: Vec<Child>,
+    workers: Arc<Mutex<Vec<Slot>>>,
+    stop_nanny: Arc<AtomicBool>,
+    nanny: Option<std::thread::JoinHandle<()>>,
+    running_files: Vec<PathBuf>,
 }
 
 impl LocalCluster {
@@ -91,6 +274,11 @@ impl LocalCluster {
             listener,
             SchedulerOptions {
                 security: sec.clone(),
+                allowed_failures: options.allowed_failures,
+                heartbeat_timeout: options.heartbeat_timeout,
+                // The nanny polls every 50 ms: a worker's death is explained well within this.
+                nanny_grace: Duration::from_secs(2),
+                wait_for_workers: options.restart_workers,
                 ..SchedulerOptions::default()
             },
         )?;
@@ -100,48 +288,35 @@ impl LocalCluster {
             None => std::env::current_exe()
                 .map_err(|e| DistError::io("finding this program to start workers", e))?,
         };
+        let spawner = Spawner {
+            program: program.clone(),
+            address: address.clone(),
+            options: options.clone(),
+        };
         let mut cluster = LocalCluster {
             scheduler: handle,
             security: sec.clone(),
-            workers: Vec::new(),
+            workers: Arc::default(),
+            stop_nanny: Arc::default(),
+            nanny: None,
+            running_files: Vec::new(),
         };
         for i in 0..options.n_workers.max(1) {
-            let mut cmd = Command::new(&program);
-            // The workers' credentials are exactly the cluster's, whatever this process's
-            // environment says.
-            for k in [TOKEN_ENV, TOKEN_FILE_ENV].iter().chain(&TLS_ENV) {
-                cmd.env_remove(k);
-            }
-            if let Some(t) = sec.token() {
-                cmd.env(TOKEN_ENV, String::from_utf8_lossy(t).as_ref());
-            }
-            if let Some(f) = sec.tls_files() {
-                cmd.env(TLS_ENV[0], &f.ca)
-                    .env(TLS_ENV[1], &f.cert)
-                    .env(TLS_ENV[2], &f.key);
-            }
-            let child = cmd
-                .args(&options.args)
-                .arg(&address)
-                .args(["--nthreads", &options.threads_per_worker.max(1).to_string()])
-                .args(["--memory-limit", &options.memory_limit.to_string()])
-                .args(["--name", &format!("local-{i}")])
-                .stdin(Stdio::null())
-                .spawn()
-                .map_err(|e| {
-                    DistError::io(format!("starting worker {i} ({})", program.display()), e)
-                })?;
-            cluster.workers.push(child);
+            let name = format!("local-{i}");
+            cluster.running_files.push(spawner.running_file(&name));
+            let child = spawner.spawn(&name)?;
+            cluster.lock().push(Slot { name, child });
         }
         let client = Client::connect_with(&address, sec.clone())?;
-        let n = cluster.workers.len();
+        let n = cluster.lock().len();
         let start = std::time::Instant::now();
         loop {
             // A worker that exits early is reported with its status, not waited for.
-            for (i, c) in cluster.workers.iter_mut().enumerate() {
-                if let Ok(Some(status)) = c.try_wait() {
+            for s in cluster.lock().iter_mut() {
+                if let Ok(Some(status)) = s.child.try_wait() {
                     return Err(DistError::Cluster(format!(
-                        "worker {i} ({}) exited at start-up: {status}",
+                        "worker {} ({}) exited at start-up: {status}",
+                        s.name,
                         program.display()
                     )));
                 }
@@ -157,7 +332,21 @@ impl LocalCluster {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let (slots, stop) = (cluster.workers.clone(), cluster.stop_nanny.clone());
+        let report = cluster.scheduler.exit_reporter();
+        cluster.nanny = Some(
+            std::thread::Builder::new()
+                .name("gridflow-nanny".into())
+                .spawn(move || nanny(&slots, &spawner, &report, &stop))
+                .map_err(|e| DistError::io("starting the nanny thread", e))?,
+        );
         Ok(cluster)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+        self.workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The scheduler's address (`tcp://127.0.0.1:PORT`, or `tls://` with TLS).
@@ -170,9 +359,15 @@ impl LocalCluster {
         Client::connect_with(&self.address(), self.security.clone())
     }
 
-    /// Process ids of the workers.
+    /// Process ids of the workers (a restarted worker has a new one).
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.workers.iter().map(Child::id).collect()
+        self.lock().iter().map(|s| s.child.id()).collect()
+    }
+
+    /// The scheduler's log of cluster events: workers lost and how they died, tasks
+    /// rescheduled.
+    pub fn log(&self) -> Vec<String> {
+        self.scheduler.log()
     }
 
     /// Stops the workers and the scheduler.
@@ -181,11 +376,18 @@ impl LocalCluster {
     }
 
     fn stop(&mut self) {
+        // The nanny first, so that workers told to shut down are not restarted.
+        self.stop_nanny.store(true, Ordering::Relaxed);
+        if let Some(t) = self.nanny.take() {
+            let _ = t.join();
+        }
         // The scheduler tells workers to shut down; any still running after a grace
         // period are killed.
         self.scheduler.shutdown();
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        for c in &mut self.workers {
+        let mut slots = self.lock();
+        for s in slots.iter_mut() {
+            let c = &mut s.child;
             loop {
                 match c.try_wait() {
                     Ok(Some(_)) | Err(_) => break,
@@ -200,7 +402,11 @@ impl LocalCluster {
                 }
             }
         }
-        self.workers.clear();
+        slots.clear();
+        drop(slots);
+        for p in &self.running_files {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 

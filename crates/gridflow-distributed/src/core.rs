@@ -112,6 +112,8 @@ struct Task {
 struct Worker {
     nthreads: u32,
     alive: bool,
+    /// Short of memory: gets no new tasks until it says otherwise.
+    paused: bool,
     /// Tasks assigned and not yet reported finished.
     processing: rustc_hash::FxHashSet<TaskId>,
     /// Tasks being stolen for this worker (asked of their victim, not yet answered).
@@ -149,6 +151,12 @@ pub struct Config {
     pub steal_ratio: f64,
     /// Bytes per second assumed for moving inputs between workers (for stealing).
     pub bandwidth: f64,
+    /// Workers a task may be running on when they die before it fails its job instead of
+    /// being tried again (Dask's `allowed-failures`).
+    pub allowed_failures: u32,
+    /// When every worker has left, keep jobs waiting for workers to join (a nanny restarts
+    /// them) instead of failing them.
+    pub wait_for_workers: bool,
 }
 
 impl Default for Config {
@@ -159,6 +167,8 @@ impl Default for Config {
             max_roots_per_thread: 64,
             steal_ratio: 2.0,
             bandwidth: 100e6,
+            allowed_failures: 3,
+            wait_for_workers: false,
         }
     }
 }
@@ -191,6 +201,10 @@ pub struct Core {
     /// A moving average of task run times reported by workers, in µs (0: none yet).
     task_micros: f64,
     steals: u64,
+    /// Tasks that were running on workers that died, with how each died.
+    suspects: FxHashMap<TaskId, Vec<String>>,
+    /// Tasks a worker said it started and has not finished.
+    executing: FxHashMap<TaskId, WorkerId>,
 }
 
 impl Core {
@@ -213,6 +227,8 @@ impl Core {
             stealing: FxHashMap::default(),
             task_micros: 0.0,
             steals: 0,
+            suspects: FxHashMap::default(),
+            executing: FxHashMap::default(),
         }
     }
 
@@ -227,7 +243,8 @@ impl Core {
             return;
         };
         let load = x.processing.len() + x.incoming as usize;
-        let (sat, idle) = if x.alive {
+        // A paused worker steals nothing; what it holds it hands back itself.
+        let (sat, idle) = if x.takes_tasks() {
             (
                 x.processing.len() > x.nthreads as usize,
                 load < x.nthreads as usize,
@@ -297,7 +314,8 @@ impl Core {
                 }
                 let Some(&thief) = thieves.iter().find(|&&w| {
                     let x = &self.workers[w as usize];
-                    x.alive && x.processing.len() + (x.incoming as usize) < x.nthreads as usize
+                    x.takes_tasks()
+                        && x.processing.len() + (x.incoming as usize) < x.nthreads as usize
                 }) else {
                     return;
                 };
@@ -455,6 +473,7 @@ impl Core {
         self.workers.push(Worker {
             nthreads: nthreads.max(1),
             alive: true,
+            paused: false,
             processing: Default::default(),
             incoming: 0,
         });
@@ -510,7 +529,11 @@ impl Core {
                 _ => {}
             }
         }
-        if n > 0 && !self.workers.is_empty() && self.alive_workers() == 0 {
+        if n > 0
+            && !self.workers.is_empty()
+            && self.alive_workers() == 0
+            && !self.config.wait_for_workers
+        {
             return Err(format!(
                 "no workers: all {} worker(s) of the cluster have left",
                 self.workers.len()
@@ -724,7 +747,7 @@ impl Core {
         let Some(worker) = self.workers.get(w as usize) else {
             return;
         };
-        if !worker.alive {
+        if !worker.takes_tasks() {
             return;
         }
         let limit = self.limit(worker);
@@ -768,7 +791,7 @@ impl Core {
         };
         let best_holder = held
             .iter()
-            .filter(|(w, _)| self.workers[**w as usize].alive)
+            .filter(|(w, _)| self.workers[**w as usize].takes_tasks())
             .max_by(|(wa, ba), (wb, bb)| {
                 ba.cmp(bb)
                     .then_with(|| occupancy(**wb).total_cmp(&occupancy(**wa)))
@@ -777,7 +800,7 @@ impl Core {
             .map(|(w, _)| *w);
         best_holder.or_else(|| {
             (0..self.workers.len() as WorkerId)
-                .filter(|&w| self.workers[w as usize].alive)
+                .filter(|&w| self.workers[w as usize].takes_tasks())
                 .min_by(|&a, &b| occupancy(a).total_cmp(&occupancy(b)).then(a.cmp(&b)))
         })
     }
@@ -833,8 +856,20 @@ impl Core {
         self.finished(w, id, nbytes);
     }
 
+    /// Worker `w` started running task `id` (only tasks started on a worker are blamed for
+    /// its death).
+    pub fn started(&mut self, w: WorkerId, id: TaskId) {
+        if self
+            .task(id)
+            .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(w))
+        {
+            self.executing.insert(id, w);
+        }
+    }
+
     /// Worker `w` finished task `id` with a result of `nbytes` bytes.
     pub fn finished(&mut self, w: WorkerId, id: TaskId, nbytes: u64) {
+        self.executing.remove(&id);
         if let Some(x) = self.workers.get_mut(w as usize) {
             x.processing.remove(&id);
         }
@@ -924,6 +959,7 @@ impl Core {
 
     /// Task `id` failed on worker `w`: its job fails and is forgotten.
     pub fn failed(&mut self, w: WorkerId, id: TaskId, op: String, message: String, panicked: bool) {
+        self.executing.remove(&id);
         if let Some(x) = self.workers.get_mut(w as usize) {
             x.processing.remove(&id);
         }
@@ -998,6 +1034,8 @@ impl Core {
             self.drop_reader(id);
         }
         for id in job..job + j.len {
+            self.suspects.remove(&id);
+            self.executing.remove(&id);
             let Some(t) = self.task(id) else { continue };
             match t.state {
                 // Results are dropped when their last reader or pin goes.
@@ -1133,28 +1171,83 @@ impl Core {
         }
     }
 
-    /// A worker left (its connection closed): its running tasks go back to be scheduled
-    /// elsewhere, and results held only there that are still needed are recomputed
-    /// (scattered data, which has no lineage, fails its job).
+    /// A worker left (its connection closed): see [`Core::remove_worker_because`].
     pub fn remove_worker(&mut self, w: WorkerId) {
+        self.remove_worker_because(w, &format!("worker {w}: its connection closed"));
+    }
+
+    /// A worker left, for `reason` (how it died, for error messages). Its running tasks go
+    /// back to be scheduled elsewhere, and results held only there that are still needed
+    /// are recomputed from their lineage, as Dask does (scattered data, which has no
+    /// lineage, fails its job). A task that was running on `allowed_failures` workers that
+    /// died fails its job with every death's reason; other jobs go on.
+    pub fn remove_worker_because(&mut self, w: WorkerId, reason: &str) {
         let Some(worker) = self.workers.get_mut(w as usize) else {
             return;
         };
+        if !worker.alive {
+            return;
+        }
         worker.alive = false;
         worker.incoming = 0;
-        let running: Vec<TaskId> = worker.processing.drain().collect();
+        let mut running: Vec<TaskId> = worker.processing.drain().collect();
+        running.sort_unstable();
         self.touch(w);
-        // Steals asked of this worker will never be answered.
-        for t in &running {
-            if let Some(thief) = self.stealing.remove(t)
-                && let Some(x) = self.workers.get_mut(thief as usize)
-            {
-                x.incoming = x.incoming.saturating_sub(1);
-                self.touch(thief);
+        for &t in &running {
+            self.cancel_steal(t);
+        }
+        running.retain(|&id| {
+            self.task(id)
+                .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(w))
+        });
+        // Blame the tasks it said it was running; if it died before saying (a task that
+        // kills its worker at once), the highest-priority ones it had, as its threads take
+        // them in that order.
+        let mut blamed: Vec<TaskId> = running
+            .iter()
+            .copied()
+            .filter(|id| self.executing.get(id) == Some(&w))
+            .collect();
+        if blamed.is_empty() {
+            let nthreads = self.workers.get(w as usize).map_or(1, |x| x.nthreads) as usize;
+            blamed = running.iter().copied().take(nthreads).collect();
+        }
+        let mut killed: Vec<(u64, TaskId, String)> = Vec::new();
+        for &id in &running {
+            self.executing.remove(&id);
+            if !blamed.contains(&id) {
+                continue;
+            }
+            let Some(job) = self.task(id).map(|t| t.job) else {
+                continue;
+            };
+            let deaths = self.suspects.entry(id).or_default();
+            deaths.push(reason.to_owned());
+            if deaths.len() as u32 >= self.config.allowed_failures.max(1) {
+                let message = format!(
+                    "it was running on {} workers that died (allowed failures: {}): {}",
+                    deaths.len(),
+                    self.config.allowed_failures,
+                    deaths.join("; ")
+                );
+                killed.push((job, id, message));
+            }
+        }
+        for (job, id, message) in killed {
+            if self.jobs.contains_key(&job) {
+                self.actions.push(Action::Failed {
+                    job,
+                    task: Some(id),
+                    // The scheduler does not decode payloads: the client names the operation.
+                    op: String::new(),
+                    message,
+                    panicked: false,
+                });
+                self.forget_job(job);
             }
         }
         // Results only this worker held are lost: those still needed are recomputed from
-        // their lineage (inputs released meanwhile are recomputed too), as Dask does.
+        // their lineage (inputs released meanwhile are recomputed too).
         let mut lost: Vec<TaskId> = Vec::new();
         for id in self.first..self.first + self.tasks.len() as u64 {
             let Some(t) = self.task_mut(id) else { continue };
@@ -1165,8 +1258,106 @@ impl Core {
                 }
             }
         }
+        self.recover(lost, running, &format!("worker {w} left"));
+        // The last worker left: nothing would ever run; fail the jobs instead of hanging
+        // (unless a nanny is bringing workers back).
+        if self.alive_workers() == 0 && !self.config.wait_for_workers {
+            let mut jobs: Vec<u64> = self.jobs.keys().copied().collect();
+            jobs.sort_unstable();
+            for job in jobs {
+                let unfinished = self.jobs.get(&job).is_some_and(|j| j.done < j.len);
+                if unfinished {
+                    self.actions.push(Action::Failed {
+                        job,
+                        task: None,
+                        op: "cluster".into(),
+                        message: format!(
+                            "no workers: the last worker ({w}) left before the job finished"
+                        ),
+                        panicked: false,
+                    });
+                    self.forget_job(job);
+                }
+            }
+        }
+    }
+
+    /// Worker `w` could not fetch `inputs` of task `id` from `holder`: the holder no longer
+    /// counts as holding them (they are recomputed if nobody else does) and the task is
+    /// scheduled again.
+    pub fn missing(
+        &mut self,
+        w: WorkerId,
+        id: TaskId,
+        inputs: &[TaskId],
+        holder: Option<WorkerId>,
+    ) {
+        self.executing.remove(&id);
+        let live = self
+            .task(id)
+            .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(w));
+        if !live {
+            if let Some(x) = self.workers.get_mut(w as usize) {
+                x.processing.remove(&id);
+            }
+            self.fill(w);
+            return;
+        }
+        self.cancel_steal(id);
+        let mut lost = Vec::new();
+        if let Some(h) = holder {
+            for &i in inputs {
+                if let Some(t) = self.task_mut(i)
+                    && t.who_has.contains(&h)
+                {
+                    t.who_has.retain(|&x| x != h);
+                    if t.who_has.is_empty() && t.state == TaskState::Memory {
+                        lost.push(i);
+                    }
+                }
+            }
+        }
+        self.recover(lost, vec![id], &format!("worker {w} could not fetch it"));
+    }
+
+    /// Worker `w` is short of memory (`paused`) or no longer: a paused worker gets no new
+    /// tasks, and the tasks it hands back (queued there, not started) are scheduled again,
+    /// on other workers or, if every worker is paused, on the scheduler's queue.
+    pub fn set_paused(&mut self, w: WorkerId, paused: bool, returned: &[TaskId]) {
+        let Some(x) = self.workers.get_mut(w as usize) else {
+            return;
+        };
+        x.paused = paused;
+        let mut back = Vec::new();
+        for &id in returned {
+            let live = self
+                .task(id)
+                .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(w));
+            if live {
+                self.cancel_steal(id);
+                self.executing.remove(&id);
+                back.push(id);
+            }
+        }
+        self.recover(Vec::new(), back, &format!("worker {w} paused"));
+    }
+
+    /// A steal asked for task `t` will not be answered (its victim left or gave it back).
+    fn cancel_steal(&mut self, t: TaskId) {
+        if let Some(thief) = self.stealing.remove(&t)
+            && let Some(x) = self.workers.get_mut(thief as usize)
+        {
+            x.incoming = x.incoming.saturating_sub(1);
+            self.touch(thief);
+        }
+    }
+
+    /// Results `lost` (in memory, now held by nobody) are recomputed if still needed, with
+    /// whatever of their lineage was released, and their unfinished readers wait for them
+    /// again; tasks in `requeue` (taken back from a worker) are scheduled again. A lost
+    /// result that cannot be recomputed (scattered data) fails its job, saying `why`.
+    fn recover(&mut self, lost: Vec<TaskId>, mut requeue: Vec<TaskId>, why: &str) {
         let mut unrecoverable: Vec<(u64, TaskId)> = Vec::new();
-        let mut requeue: Vec<TaskId> = running;
         for &id in &lost {
             let Some(t) = self.task(id) else { continue };
             let (job, needed, recomputable, nbytes) =
@@ -1213,8 +1404,8 @@ impl Core {
                     task: Some(id),
                     op: "worker".into(),
                     message: format!(
-                        "worker {w} left while holding this result, which was scattered \
-                         (not computed): it cannot be recomputed"
+                        "{why} while it alone held this result, which was scattered (not \
+                         computed): it cannot be recomputed"
                     ),
                     panicked: false,
                 });
@@ -1224,26 +1415,13 @@ impl Core {
         for x in 0..self.workers.len() {
             self.fill(x as WorkerId);
         }
-        // The last worker left: nothing would ever run; fail the jobs instead of hanging.
-        if self.alive_workers() == 0 {
-            let mut jobs: Vec<u64> = self.jobs.keys().copied().collect();
-            jobs.sort_unstable();
-            for job in jobs {
-                let unfinished = self.jobs.get(&job).is_some_and(|j| j.done < j.len);
-                if unfinished {
-                    self.actions.push(Action::Failed {
-                        job,
-                        task: None,
-                        op: "cluster".into(),
-                        message: format!(
-                            "no workers: the last worker ({w}) left before the job finished"
-                        ),
-                        panicked: false,
-                    });
-                    self.forget_job(job);
-                }
-            }
-        }
+    }
+}
+
+impl Worker {
+    /// Alive and not paused: may be given tasks.
+    fn takes_tasks(&self) -> bool {
+        self.alive && !self.paused
     }
 }
 

@@ -25,9 +25,11 @@ pub mod error;
 pub mod frame;
 pub mod futures;
 pub mod machine;
+pub mod memory;
 pub mod messages;
 pub mod node;
 pub mod scheduler;
+pub mod testing;
 pub mod worker;
 
 pub use auth::{Security, TlsFiles};

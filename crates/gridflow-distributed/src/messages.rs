@@ -101,6 +101,12 @@ pub struct WorkerInfo {
     pub memory_limit: u64,
     /// Bytes of inputs this worker has fetched from peers so far.
     pub bytes_fetched: u64,
+    /// Bytes of results held in memory (as last reported).
+    pub managed_bytes: u64,
+    /// Bytes of the process's memory that are not results (resident minus managed).
+    pub unmanaged_bytes: u64,
+    /// Bytes of results spilled to the worker's local directory.
+    pub spilled_bytes: u64,
 }
 
 /// Scheduler → client.
@@ -169,6 +175,9 @@ pub enum ToWorker {
     Steal(Vec<u64>),
     /// Stop the worker process.
     Shutdown,
+    /// The scheduler is alive (sent every heartbeat interval): a worker that hears nothing
+    /// for its time-out exits.
+    Heartbeat,
 }
 
 /// A finished task, as a worker reports it.
@@ -194,6 +203,12 @@ pub enum FromWorker {
     Metrics {
         /// The running total.
         bytes_fetched: u64,
+        /// Bytes of results in memory.
+        managed: u64,
+        /// Bytes of results spilled to disk.
+        spilled: u64,
+        /// The process's resident memory.
+        rss: u64,
     },
     /// A task failed.
     Failed {
@@ -205,6 +220,32 @@ pub enum FromWorker {
         message: String,
         /// True when the operation panicked.
         panicked: bool,
+    },
+    /// The worker is alive (sent every heartbeat interval).
+    Heartbeat,
+    /// Inputs of a task could not be fetched from the worker said to hold them: the
+    /// scheduler stops counting on that holder for them and reschedules the task
+    /// (recomputing the inputs if no other worker holds them).
+    Missing {
+        /// The task (global id) that was waiting for the inputs.
+        id: u64,
+        /// The inputs that could not be fetched.
+        inputs: Vec<u64>,
+        /// The data address they were fetched from.
+        holder: String,
+        /// Why the fetch failed.
+        message: String,
+    },
+    /// Tasks a thread started running (so that a worker's death blames the tasks it was
+    /// really running, not those queued behind them).
+    Started(Vec<u64>),
+    /// The worker is short of memory (process memory above its pause threshold) and starts
+    /// no new task, handing back those queued and not started; or it is no longer.
+    Paused {
+        /// Paused (true) or resumed (false).
+        paused: bool,
+        /// Tasks handed back to be scheduled elsewhere.
+        returned: Vec<u64>,
     },
 }
 

@@ -68,7 +68,7 @@ fn usage(what: &str) -> DistError {
     DistError::Cluster(format!(
         "{what}\nusage: scheduler [--host H] [--port P] [--scheduler-file F] \
          [--heartbeat-timeout MS] [--allowed-failures N] [AUTH]\n       \
-         worker ADDRESS [--nthreads N] [--memory-limit BYTES] [--name NAME] \
+         worker ADDRESS [--nthreads N] [--memory-limit BYTES] [--name NAME] [--local-directory D] \
          [--heartbeat-interval MS] [--heartbeat-timeout MS] [AUTH]\n\
          AUTH: [--auth-token T | --auth-token-file F] [--tls-ca F --tls-cert F --tls-key F]"
     ))
@@ -141,6 +141,18 @@ where
                 o.name = n.to_owned();
             }
             o.security = Some(security(get)?);
+            if let Some(d) = get("local-directory") {
+                o.local_directory = Some(d.into());
+            }
+            if let Some(f) = get("running-file") {
+                o.running_file = Some(f.into());
+            }
+            if let Some(ms) = num("heartbeat-interval")? {
+                o.heartbeat_interval = std::time::Duration::from_millis(ms);
+            }
+            if let Some(ms) = num("heartbeat-timeout")? {
+                o.heartbeat_timeout = std::time::Duration::from_millis(ms);
+            }
             worker::run::<O>(address, o)
         }
         other => Err(usage(&format!("unknown command {other:?}"))),

@@ -34,7 +34,34 @@ enum Event {
     FromWorker(ConnId, FromWorker),
     FromClient(ConnId, FromClient),
     Closed(ConnId),
+    /// Heartbeats to send and time-outs to check.
+    Tick,
+    /// The nanny saw a worker process end: its name and how.
+    WorkerExited {
+        name: String,
+        reason: String,
+        /// The tasks its threads were running when it died.
+        running: Vec<u64>,
+    },
     Shutdown,
+}
+
+/// The scheduler's log of cluster events (workers lost, tasks blamed), also printed.
+pub type EventLog = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Tells a scheduler on a thread of this process how its workers' processes ended (the
+/// nanny's side).
+#[derive(Clone)]
+pub(crate) struct ExitReporter(UnboundedSender<Event>);
+
+impl ExitReporter {
+    pub(crate) fn exited(&self, name: &str, reason: String, running: Vec<u64>) {
+        let _ = self.0.send(Event::WorkerExited {
+            name: name.to_owned(),
+            reason,
+            running,
+        });
+    }
 }
 
 /// How a scheduler runs.
@@ -52,6 +79,9 @@ pub struct SchedulerOptions {
     /// How long to wait, after a worker's connection closes, for its nanny to report how
     /// it died (0: no nanny; the worker is removed at once).
     pub nanny_grace: Duration,
+    /// Keep jobs waiting when every worker has left (a nanny restarts them) instead of
+    /// failing them.
+    pub wait_for_workers: bool,
 }
 
 impl Default for SchedulerOptions {
@@ -62,6 +92,7 @@ impl Default for SchedulerOptions {
             heartbeat_timeout: Duration::from_secs(30),
             allowed_failures: 3,
             nanny_grace: Duration::ZERO,
+            wait_for_workers: false,
         }
     }
 }
@@ -70,6 +101,7 @@ impl Default for SchedulerOptions {
 pub struct SchedulerHandle {
     address: SocketAddr,
     events: UnboundedSender<Event>,
+    log: EventLog,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -77,6 +109,18 @@ impl SchedulerHandle {
     /// The address workers and clients connect to.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The cluster events logged so far (workers lost and why, tasks blamed).
+    pub fn log(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn exit_reporter(&self) -> ExitReporter {
+        ExitReporter(self.events.clone())
     }
 
     /// Stops the scheduler: workers are told to shut down, then the loop ends.
@@ -119,10 +163,12 @@ pub fn spawn_with(
         .map_err(|e| DistError::io("reading the scheduler's address", e))?;
     let (tx, rx) = unbounded_channel();
     let events = tx.clone();
+    let log = EventLog::default();
+    let log2 = log.clone();
     let thread = std::thread::Builder::new()
         .name("gridflow-scheduler".into())
         .spawn(move || {
-            if let Err(e) = serve(listener, options, tx, rx) {
+            if let Err(e) = serve(listener, options, tx, rx, log2) {
                 eprintln!("gridflow scheduler: {e}");
             }
         })
@@ -130,6 +176,7 @@ pub fn spawn_with(
     Ok(SchedulerHandle {
         address,
         events,
+        log,
         thread: Some(thread),
     })
 }
@@ -137,7 +184,7 @@ pub fn spawn_with(
 /// Runs a scheduler on the calling thread until it is shut down.
 pub fn run(listener: std::net::TcpListener, options: SchedulerOptions) -> Result<()> {
     let (tx, rx) = unbounded_channel();
-    serve(listener, options, tx, rx)
+    serve(listener, options, tx, rx, EventLog::default())
 }
 
 fn serve(
@@ -145,6 +192,7 @@ fn serve(
     options: SchedulerOptions,
     tx: UnboundedSender<Event>,
     rx: UnboundedReceiver<Event>,
+    log: EventLog,
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -153,8 +201,18 @@ fn serve(
     rt.block_on(async move {
         let listener = TcpListener::from_std(listener)
             .map_err(|e| DistError::io("listening for connections", e))?;
-        tokio::spawn(accept(listener, tx, options.security.clone()));
-        event_loop(rx, options).await;
+        tokio::spawn(accept(listener, tx.clone(), options.security.clone()));
+        let every = options.heartbeat_interval.max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if tx.send(Event::Tick).is_err() {
+                    return;
+                }
+            }
+        });
+        event_loop(rx, options, log).await;
         Ok(())
     })
 }
@@ -213,6 +271,9 @@ async fn connection(
                 nthreads,
                 memory_limit,
                 bytes_fetched: 0,
+                managed_bytes: 0,
+                unmanaged_bytes: 0,
+                spilled_bytes: 0,
             };
             let _ = tx.send(Event::Worker {
                 conn,
@@ -260,11 +321,36 @@ struct State {
     clients: FxHashMap<ConnId, UnboundedSender<Vec<u8>>>,
     /// The client of each job.
     jobs: FxHashMap<u64, ConnId>,
+    life: Liveness,
 }
 
-async fn event_loop(mut rx: UnboundedReceiver<Event>, _options: SchedulerOptions) {
+/// What the scheduler knows of its workers' health.
+struct Liveness {
+    options: SchedulerOptions,
+    /// When each worker connection was last heard from.
+    last_seen: FxHashMap<ConnId, std::time::Instant>,
+    /// Workers whose connection closed, waiting (until the deadline) for the nanny to say
+    /// how they died.
+    pending: Vec<(WorkerId, std::time::Instant)>,
+    /// How workers died, by name, as the nanny reported before their connection closed.
+    exits: FxHashMap<String, (String, Vec<u64>)>,
+    log: EventLog,
+}
+
+async fn event_loop(mut rx: UnboundedReceiver<Event>, options: SchedulerOptions, log: EventLog) {
     let mut s = State {
-        core: Core::new(Config::default()),
+        core: Core::new(Config {
+            allowed_failures: options.allowed_failures,
+            wait_for_workers: options.wait_for_workers,
+            ..Config::default()
+        }),
+        life: Liveness {
+            options,
+            last_seen: FxHashMap::default(),
+            pending: Vec::new(),
+            exits: FxHashMap::default(),
+            log,
+        },
         workers: FxHashMap::default(),
         worker_conn: Vec::new(),
         worker_info: Vec::new(),
@@ -303,6 +389,7 @@ impl State {
             Event::Worker { conn, info, out } => {
                 let id = self.core.add_worker(info.nthreads);
                 self.workers.insert(conn, (id, out));
+                self.life.last_seen.insert(conn, std::time::Instant::now());
                 if self.worker_conn.len() <= id as usize {
                     self.worker_conn.resize(id as usize + 1, None);
                     self.worker_info.resize(id as usize + 1, info.clone());
@@ -317,7 +404,44 @@ impl State {
                 let Some(&(w, _)) = self.workers.get(&conn) else {
                     return false;
                 };
+                self.life.last_seen.insert(conn, std::time::Instant::now());
                 match msg {
+                    FromWorker::Heartbeat => {}
+                    FromWorker::Paused { paused, returned } => {
+                        self.note(format!(
+                            "worker {} {}",
+                            self.worker_name(w),
+                            if paused {
+                                format!(
+                                    "paused: its memory is above its pause threshold; {} \
+                                     queued task(s) handed back",
+                                    returned.len()
+                                )
+                            } else {
+                                "resumed".into()
+                            }
+                        ));
+                        self.core.set_paused(w, paused, &returned);
+                    }
+                    FromWorker::Started(ids) => {
+                        for id in ids {
+                            self.core.started(w, id);
+                        }
+                    }
+                    FromWorker::Missing {
+                        id,
+                        inputs,
+                        holder,
+                        message,
+                    } => {
+                        let h = self.worker_by_address(&holder);
+                        self.note(format!(
+                            "worker {} could not fetch inputs of task {id}: {message}; \
+                             rescheduling it",
+                            self.worker_name(w)
+                        ));
+                        self.core.missing(w, id, &inputs, h);
+                    }
                     FromWorker::Finished(done) => {
                         for d in done {
                             self.core.finished_timed(w, d.id, d.nbytes, d.micros);
@@ -334,18 +458,63 @@ impl State {
                         message,
                         panicked,
                     } => self.core.failed(w, id, op, message, panicked),
-                    FromWorker::Metrics { bytes_fetched } => {
+                    FromWorker::Metrics {
+                        bytes_fetched,
+                        managed,
+                        spilled,
+                        rss,
+                    } => {
                         if let Some(i) = self.worker_info.get_mut(w as usize) {
                             i.bytes_fetched = bytes_fetched;
+                            i.managed_bytes = managed;
+                            i.spilled_bytes = spilled;
+                            i.unmanaged_bytes = rss.saturating_sub(managed);
                         }
                     }
                 }
             }
             Event::FromClient(conn, msg) => self.client_message(conn, msg),
+            Event::Tick => self.tick(),
+            Event::WorkerExited {
+                name,
+                reason,
+                running,
+            } => {
+                let pending = self
+                    .life
+                    .pending
+                    .iter()
+                    .position(|&(w, _)| self.worker_name(w) == name);
+                match pending {
+                    Some(i) => {
+                        let (w, _) = self.life.pending.swap_remove(i);
+                        for id in running {
+                            self.core.started(w, id);
+                        }
+                        self.lose_worker(w, &reason);
+                    }
+                    None => {
+                        self.life.exits.insert(name, (reason, running));
+                    }
+                }
+            }
             Event::Closed(conn) => {
+                self.life.last_seen.remove(&conn);
                 if let Some((w, _)) = self.workers.remove(&conn) {
                     self.worker_conn[w as usize] = None;
-                    self.core.remove_worker(w);
+                    let name = self.worker_name(w);
+                    if let Some((reason, running)) = self.life.exits.remove(&name) {
+                        for id in running {
+                            self.core.started(w, id);
+                        }
+                        self.lose_worker(w, &reason);
+                    } else if self.life.options.nanny_grace.is_zero() {
+                        self.lose_worker(w, "its connection closed");
+                    } else {
+                        // Its nanny will say how it died; wait a little for that.
+                        let deadline = std::time::Instant::now() + self.life.options.nanny_grace;
+                        self.life.pending.push((w, deadline));
+                    }
                 }
                 if self.clients.remove(&conn).is_some() {
                     let jobs: Vec<u64> = self
@@ -362,6 +531,88 @@ impl State {
             }
         }
         false
+    }
+
+    fn worker_name(&self, w: WorkerId) -> String {
+        self.worker_info
+            .get(w as usize)
+            .map_or_else(|| format!("{w}"), |i| i.name.clone())
+    }
+
+    fn worker_by_address(&self, address: &str) -> Option<WorkerId> {
+        self.worker_info
+            .iter()
+            .position(|i| i.address == address)
+            .map(|w| w as WorkerId)
+    }
+
+    /// Logs a cluster event (printed, and kept for [`SchedulerHandle::log`]).
+    fn note(&self, line: String) {
+        eprintln!("gridflow scheduler: {line}");
+        let mut log = self
+            .life
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if log.len() < 10_000 {
+            log.push(line);
+        }
+    }
+
+    /// A worker is gone for `reason`: its tasks are rescheduled and its results recomputed.
+    fn lose_worker(&mut self, w: WorkerId, reason: &str) {
+        let (name, address) = self
+            .worker_info
+            .get(w as usize)
+            .map_or_else(Default::default, |i| (i.name.clone(), i.address.clone()));
+        let running = self.core.processing(w);
+        self.note(format!(
+            "lost worker {name} ({address}): {reason}; {running} task(s) it was running and \
+             results only it held are computed again elsewhere"
+        ));
+        self.core
+            .remove_worker_because(w, &format!("worker {name} ({address}) {reason}"));
+    }
+
+    /// Heartbeats out; workers silent past the time-out, and closed ones whose nanny did not
+    /// report in time, are removed.
+    fn tick(&mut self) {
+        let now = std::time::Instant::now();
+        let timeout = self.life.options.heartbeat_timeout;
+        let silent: Vec<ConnId> = self
+            .life
+            .last_seen
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) > timeout)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in silent {
+            self.life.last_seen.remove(&conn);
+            if let Some((w, out)) = self.workers.remove(&conn) {
+                if let Ok(m) = encode(&ToWorker::Shutdown) {
+                    let _ = out.send(m);
+                }
+                self.worker_conn[w as usize] = None;
+                self.lose_worker(
+                    w,
+                    &format!("sent no heartbeat for {timeout:?} (its heartbeat time-out)"),
+                );
+            }
+        }
+        let (due, wait): (Vec<_>, Vec<_>) = self
+            .life
+            .pending
+            .drain(..)
+            .partition(|&(_, deadline)| deadline <= now);
+        self.life.pending = wait;
+        for (w, _) in due {
+            self.lose_worker(w, "its connection closed");
+        }
+        if let Ok(m) = encode(&ToWorker::Heartbeat) {
+            for (_, out) in self.workers.values() {
+                let _ = out.send(m.clone());
+            }
+        }
     }
 
     fn send_client(&self, conn: ConnId, msg: &ToClient) {

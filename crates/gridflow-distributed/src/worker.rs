@@ -30,6 +30,18 @@ pub struct WorkerOptions {
     /// The credentials this worker proves to the scheduler and demands on its data port;
     /// `None`: from the environment ([`Security::from_env`]).
     pub security: Option<Security>,
+    /// How often to tell the scheduler this worker is alive.
+    pub heartbeat_interval: std::time::Duration,
+    /// Hearing nothing from the scheduler for this long, the worker exits.
+    pub heartbeat_timeout: std::time::Duration,
+    /// A file where each thread writes the id of the task it is running (8 bytes per
+    /// thread, id + 1, 0 when idle), for a nanny to read if the process dies: a task that
+    /// kills its worker at once is then blamed for sure. Written without syncing (the page
+    /// cache outlives the process), so it costs one small write per task.
+    pub running_file: Option<std::path::PathBuf>,
+    /// Where results are spilled when memory runs short (with a memory limit); `None`: a
+    /// directory of its own under the system's temporary directory.
+    pub local_directory: Option<std::path::PathBuf>,
 }
 
 impl Default for WorkerOptions {
@@ -40,11 +52,15 @@ impl Default for WorkerOptions {
             name: format!("worker-{}", std::process::id()),
             host: "127.0.0.1".into(),
             security: None,
+            heartbeat_interval: std::time::Duration::from_millis(500),
+            heartbeat_timeout: std::time::Duration::from_secs(30),
+            running_file: None,
+            local_directory: None,
         }
     }
 }
 
-type Store<V> = Arc<Mutex<FxHashMap<u64, Arc<V>>>>;
+type Store<V> = Arc<crate::memory::DataStore<V>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -64,8 +80,12 @@ enum Event<V> {
     Scheduler(ToWorker),
     SchedulerClosed(Option<DistError>),
     Fetched(Vec<(u64, Arc<V>)>),
-    /// Inputs that could not be fetched, and why.
-    FetchFailed(Vec<u64>, String),
+    /// Inputs that could not be fetched, from where, and why.
+    FetchFailed(Vec<u64>, String, String),
+    /// Time to send a heartbeat and check the scheduler's.
+    Tick,
+    /// A thread started a task.
+    Started(u64),
     Done {
         id: u64,
         nbytes: u64,
@@ -112,7 +132,23 @@ where
         None => Security::from_env()?,
     };
     sec.check_listen(&options.host)?;
-    let store: Store<O::Value> = Arc::default();
+    let dir = options.local_directory.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("gridflow-worker-{}", std::process::id()))
+    });
+    let store: Store<O::Value> = crate::memory::DataStore::new(
+        options.memory_limit,
+        (options.memory_limit > 0).then(|| dir.clone()),
+        O::nbytes,
+        crate::memory::Thresholds::default(),
+    )
+    .map_err(|e| DistError::io(format!("creating the local directory {}", dir.display()), e))?;
+    let spiller = {
+        let store = store.clone();
+        std::thread::Builder::new()
+            .name("gridflow-spill".into())
+            .spawn(move || store.spill_loop())
+            .map_err(|e| DistError::io("starting the spill thread", e))?
+    };
     let listener = TcpListener::bind((options.host.as_str(), 0))
         .await
         .map_err(|e| DistError::io(format!("binding the data port on {}", options.host), e))?;
@@ -192,14 +228,21 @@ where
         queue: Mutex::new((std::collections::BTreeMap::new(), false)),
         wake: Condvar::new(),
     });
+    let running = match &options.running_file {
+        Some(p) => Some(Arc::new(std::fs::File::create(p).map_err(|e| {
+            DistError::io(format!("creating the running-task file {}", p.display()), e)
+        })?)),
+        None => None,
+    };
     let mut threads = Vec::new();
     for i in 0..options.nthreads.max(1) {
         let pool = pool.clone();
         let store = store.clone();
         let tx = tx.clone();
+        let running = running.clone().map(|f| (f, i as u64 * 8));
         let t = std::thread::Builder::new()
             .name(format!("gridflow-worker-{i}"))
-            .spawn(move || compute_thread::<O>(&pool, &store, &tx))
+            .spawn(move || compute_thread::<O>(&pool, &store, &tx, running.as_ref()))
             .map_err(|e| DistError::io("starting worker threads", e))?;
         threads.push(t);
     }
@@ -216,6 +259,23 @@ where
         sec: sec.clone(),
     };
     let (mut fetched_bytes, mut reported_fetched) = (0u64, 0u64);
+    {
+        let tx = tx.clone();
+        let every = options
+            .heartbeat_interval
+            .max(std::time::Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if tx.send(Event::Tick).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let mut last_heard = std::time::Instant::now();
+    let mut paused = false;
     let outcome = loop {
         let Some(ev) = rx.recv().await else {
             break Ok(());
@@ -224,15 +284,20 @@ where
         let mut failures = Vec::new();
         let mut steals = Vec::new();
         let mut stop = None;
+        let mut heartbeat = false;
+        let mut pause_msg = None;
+        let mut started = Vec::new();
         let mut next = Some(ev);
         while let Some(ev) = next.take() {
+            if matches!(ev, Event::Scheduler(_)) {
+                last_heard = std::time::Instant::now();
+            }
             match ev {
                 Event::Scheduler(ToWorker::Compute(tasks)) => st.compute(tasks),
                 Event::Scheduler(ToWorker::Release(ids)) => {
-                    let mut s = lock(&st.store);
                     for id in ids {
                         if !st.borrowed.contains_key(&id) {
-                            s.remove(&id);
+                            st.store.remove(&id);
                         }
                     }
                 }
@@ -241,26 +306,58 @@ where
                     steals.push(FromWorker::StealResponse(answers));
                 }
                 Event::Scheduler(ToWorker::Shutdown) => stop = Some(Ok(())),
+                Event::Scheduler(ToWorker::Heartbeat) => {}
+                Event::Started(id) => started.push(id),
+                Event::Tick => {
+                    if last_heard.elapsed() > options.heartbeat_timeout {
+                        stop = Some(Err(DistError::Cluster(format!(
+                            "worker {}: no word from the scheduler at {scheduler} for {:?} \
+                             (its heartbeat time-out); exiting",
+                            options.name, options.heartbeat_timeout
+                        ))));
+                    }
+                    heartbeat = true;
+                    // Short of memory: start nothing new, and hand queued tasks back.
+                    let p = st.store.should_pause();
+                    if p != paused {
+                        paused = p;
+                        let returned: Vec<u64> = if p {
+                            let mut q = lock(&st.pool.queue);
+                            std::mem::take(&mut q.0).into_keys().collect()
+                        } else {
+                            Vec::new()
+                        };
+                        for &id in &returned {
+                            st.task_ended(id);
+                        }
+                        pause_msg = Some(FromWorker::Paused {
+                            paused: p,
+                            returned,
+                        });
+                    }
+                }
                 Event::SchedulerClosed(e) => {
-                    stop = Some(match e {
-                        None => Ok(()),
-                        Some(e) => Err(e),
-                    });
+                    stop = Some(Err(e.unwrap_or_else(|| DistError::Closed {
+                        peer: scheduler.clone(),
+                        during: "by the scheduler without a shutdown: it went away; this \
+                                 worker exits"
+                            .into(),
+                    })));
                 }
                 Event::Fetched(values) => {
                     fetched_bytes += values.iter().map(|(_, v)| O::nbytes(v) as u64).sum::<u64>();
                     st.fetched(values);
                 }
-                Event::FetchFailed(ids, why) => {
-                    // The tasks waiting for these inputs fail (their job may already be
-                    // gone); the worker itself carries on.
+                Event::FetchFailed(ids, holder, why) => {
+                    // The tasks waiting for these inputs go back to the scheduler, which
+                    // finds (or recomputes) the inputs elsewhere; the worker carries on.
                     for id in st.fetch_failed(&ids) {
                         st.task_ended(id);
-                        failures.push(FromWorker::Failed {
+                        failures.push(FromWorker::Missing {
                             id,
-                            op: "fetch".into(),
+                            inputs: ids.clone(),
+                            holder: holder.clone(),
                             message: why.clone(),
-                            panicked: false,
                         });
                     }
                 }
@@ -279,12 +376,21 @@ where
             next = rx.try_recv().ok();
         }
         // One frame of finished tasks per wake-up: the batch the scheduler handles at once.
-        if fetched_bytes != reported_fetched {
+        // Metrics when bytes moved, and with every heartbeat (memory changes all the time).
+        if fetched_bytes != reported_fetched || heartbeat {
             reported_fetched = fetched_bytes;
+            let u = store.usage();
             let m = FromWorker::Metrics {
                 bytes_fetched: fetched_bytes,
+                managed: u.managed,
+                spilled: u.spilled,
+                rss: u.rss,
             };
             write_frame(&mut w, &scheduler, &encode(&m)?, &[]).await?;
+        }
+        if !started.is_empty() {
+            let m = encode(&FromWorker::Started(started))?;
+            write_frame(&mut w, &scheduler, &m, &[]).await?;
         }
         if !finished.is_empty() {
             write_frame(
@@ -298,6 +404,12 @@ where
         for f in failures.into_iter().chain(steals) {
             write_frame(&mut w, &scheduler, &encode(&f)?, &[]).await?;
         }
+        if heartbeat {
+            write_frame(&mut w, &scheduler, &encode(&FromWorker::Heartbeat)?, &[]).await?;
+        }
+        if let Some(m) = pause_msg {
+            write_frame(&mut w, &scheduler, &encode(&m)?, &[]).await?;
+        }
         w.flush()
             .await
             .map_err(|e| DistError::io(format!("{scheduler}: sending"), e))?;
@@ -310,6 +422,11 @@ where
         q.1 = true;
     }
     pool.wake.notify_all();
+    store.stop();
+    let _ = spiller.join();
+    if let Some(e) = store.take_spill_error() {
+        eprintln!("gridflow worker {}: {e}", options.name);
+    }
     outcome
 }
 
@@ -340,7 +457,7 @@ where
             let mut missing = 0;
             let mut fetched_inputs = Vec::new();
             {
-                let store = lock(&self.store);
+                let store = &self.store;
                 let mut seen = FxHashSet::default();
                 for &i in &t.inputs {
                     if !seen.insert(i) {
@@ -383,6 +500,7 @@ where
                     Err(e) => {
                         let _ = tx.send(Event::FetchFailed(
                             ids,
+                            address.clone(),
                             format!("fetching inputs from {address}: {e}"),
                         ));
                     }
@@ -401,7 +519,7 @@ where
     fn fetched(&mut self, values: Vec<(u64, Arc<O::Value>)>) {
         let mut now_ready = Vec::new();
         {
-            let mut store = lock(&self.store);
+            let store = &self.store;
             for (id, v) in values {
                 self.fetching.remove(&id);
                 store.insert(id, v);
@@ -453,25 +571,40 @@ where
         let Some(inputs) = self.uses.remove(&id) else {
             return;
         };
-        let mut store = lock(&self.store);
         for i in inputs {
             if let Some(n) = self.borrowed.get_mut(&i) {
                 *n -= 1;
                 if *n == 0 {
                     self.borrowed.remove(&i);
-                    store.remove(&i);
+                    self.store.remove(&i);
                 }
             }
         }
     }
 }
 
-fn compute_thread<O: Execute>(
+/// Records the task a thread runs (id + 1; 0: idle) at its offset of the running file.
+fn mark_running(running: Option<&(Arc<std::fs::File>, u64)>, id: Option<u64>) {
+    use std::os::unix::fs::FileExt;
+    if let Some((f, offset)) = running {
+        let v = id.map_or(0, |i| i.wrapping_add(1));
+        let _ = f.write_at(&v.to_le_bytes(), *offset);
+    }
+}
+
+fn compute_thread<O>(
     pool: &Pool,
     store: &Store<O::Value>,
     tx: &UnboundedSender<Event<O::Value>>,
-) {
+    running: Option<&(Arc<std::fs::File>, u64)>,
+) where
+    O: Execute,
+    O::Value: WireValue,
+{
     loop {
+        // Paused (memory above the pause threshold): no new task starts until spilling
+        // catches up.
+        store.wait_while_paused();
         let task = {
             let mut q = lock(&pool.queue);
             loop {
@@ -479,6 +612,8 @@ fn compute_thread<O: Execute>(
                     return;
                 }
                 if let Some((_, t)) = q.0.pop_first() {
+                    mark_running(running, Some(t.id));
+                    let _ = tx.send(Event::Started(t.id));
                     break t;
                 }
                 q = pool
@@ -504,24 +639,32 @@ fn compute_thread<O: Execute>(
                 continue;
             }
         };
-        let args: Option<Vec<Arc<O::Value>>> = {
-            let s = lock(store);
-            task.inputs.iter().map(|i| s.get(i).cloned()).collect()
-        };
+        // Spilled inputs are read back here (rarely: the least recently used are spilled).
+        let args: Result<Option<Vec<Arc<O::Value>>>, String> = task
+            .inputs
+            .iter()
+            .map(|i| store.get(i))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.into_iter().collect::<Option<Vec<_>>>());
         let key = Key::new("task", &[]);
         let started = std::time::Instant::now();
         let outcome = match args {
-            Some(args) => run_task(&expr, &args, &key),
-            None => Err(gridflow_runtime::RuntimeError::TaskFailed {
+            Ok(Some(args)) => run_task(&expr, &args, &key),
+            Ok(None) => Err(gridflow_runtime::RuntimeError::TaskFailed {
                 key,
                 op: expr.label(),
                 message: "an input is missing on the worker (released too early)".into(),
+            }),
+            Err(message) => Err(gridflow_runtime::RuntimeError::TaskFailed {
+                key,
+                op: expr.label(),
+                message,
             }),
         };
         let ev = match outcome {
             Ok(v) => {
                 let nbytes = O::nbytes(&v) as u64;
-                lock(store).insert(task.id, v);
+                store.insert(task.id, v);
                 Event::Done {
                     id: task.id,
                     nbytes,
@@ -549,6 +692,7 @@ fn compute_thread<O: Execute>(
                 )
             }
         };
+        mark_running(running, None);
         if tx.send(ev).is_err() {
             return;
         }
@@ -589,7 +733,7 @@ async fn serve_data<V: WireValue>(stream: Stream, peer: &str, store: &Store<V>) 
             DataRequest::Put { id, header } => {
                 let reply = match V::from_parts(&header, f.payload) {
                     Ok(v) => {
-                        lock(store).insert(id, Arc::new(v));
+                        store.insert(id, Arc::new(v));
                         DataReply::Stored { id }
                     }
                     Err(message) => DataReply::Refused { id, message },
@@ -602,7 +746,9 @@ async fn serve_data<V: WireValue>(stream: Stream, peer: &str, store: &Store<V>) 
             }
         };
         for id in ids {
-            let v = lock(store).get(&id).cloned();
+            // A spilled value is read back off the event loop's other tasks.
+            let v = tokio::task::block_in_place(|| store.get(&id))
+                .map_err(|e| DistError::Cluster(format!("serving task {id}: {e}")))?;
             match v {
                 Some(v) => {
                     let mut header = Vec::new();

@@ -178,7 +178,12 @@ fn a_scheduler_that_is_gone_is_an_error_not_a_hang() {
 
 #[test]
 fn a_cluster_whose_workers_all_died_fails_clearly_instead_of_hanging() {
-    let c = cluster(1, 1);
+    let c = LocalCluster::with_options(LocalClusterOptions {
+        program: Some(env!("CARGO_BIN_EXE_gridflow-test-node").into()),
+        restart_workers: false,
+        ..LocalClusterOptions::default()
+    })
+    .unwrap();
     let client = c.client().unwrap();
     for pid in c.worker_pids() {
         let status = std::process::Command::new("kill")
