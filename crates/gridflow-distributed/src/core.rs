@@ -114,6 +114,9 @@ struct Worker {
     alive: bool,
     /// Short of memory: gets no new tasks until it says otherwise.
     paused: bool,
+    /// It has reported a task started, finished or failed: it really runs tasks (a peer
+    /// that registers and leaves at once is no evidence against the tasks it was sent).
+    reported: bool,
     /// Tasks assigned and not yet reported finished.
     processing: rustc_hash::FxHashSet<TaskId>,
     /// Tasks being stolen for this worker (asked of their victim, not yet answered).
@@ -474,6 +477,7 @@ impl Core {
             nthreads: nthreads.max(1),
             alive: true,
             paused: false,
+            reported: false,
             processing: Default::default(),
             incoming: 0,
         });
@@ -859,6 +863,7 @@ impl Core {
     /// Worker `w` started running task `id` (only tasks started on a worker are blamed for
     /// its death).
     pub fn started(&mut self, w: WorkerId, id: TaskId) {
+        self.mark_reported(w);
         if self
             .task(id)
             .is_some_and(|t| t.state == TaskState::Processing && t.processing_on == Some(w))
@@ -870,6 +875,7 @@ impl Core {
     /// Worker `w` finished task `id` with a result of `nbytes` bytes.
     pub fn finished(&mut self, w: WorkerId, id: TaskId, nbytes: u64) {
         self.executing.remove(&id);
+        self.mark_reported(w);
         if let Some(x) = self.workers.get_mut(w as usize) {
             x.processing.remove(&id);
         }
@@ -960,6 +966,7 @@ impl Core {
     /// Task `id` failed on worker `w`: its job fails and is forgotten.
     pub fn failed(&mut self, w: WorkerId, id: TaskId, op: String, message: String, panicked: bool) {
         self.executing.remove(&id);
+        self.mark_reported(w);
         if let Some(x) = self.workers.get_mut(w as usize) {
             x.processing.remove(&id);
         }
@@ -1202,14 +1209,18 @@ impl Core {
         });
         // Blame the tasks it said it was running; if it died before saying (a task that
         // kills its worker at once), the highest-priority ones it had, as its threads take
-        // them in that order.
+        // them in that order — but only if it ever reported running anything: a peer that
+        // registers and leaves without a word blames nothing.
         let mut blamed: Vec<TaskId> = running
             .iter()
             .copied()
             .filter(|id| self.executing.get(id) == Some(&w))
             .collect();
-        if blamed.is_empty() {
-            let nthreads = self.workers.get(w as usize).map_or(1, |x| x.nthreads) as usize;
+        let (nthreads, reported) = self
+            .workers
+            .get(w as usize)
+            .map_or((1, false), |x| (x.nthreads as usize, x.reported));
+        if blamed.is_empty() && reported {
             blamed = running.iter().copied().take(nthreads).collect();
         }
         let mut killed: Vec<(u64, TaskId, String)> = Vec::new();
@@ -1340,6 +1351,12 @@ impl Core {
             }
         }
         self.recover(Vec::new(), back, &format!("worker {w} paused"));
+    }
+
+    fn mark_reported(&mut self, w: WorkerId) {
+        if let Some(x) = self.workers.get_mut(w as usize) {
+            x.reported = true;
+        }
     }
 
     /// A steal asked for task `t` will not be answered (its victim left or gave it back).

@@ -65,7 +65,18 @@ struct Inner<V> {
     clock: u64,
     /// The last spill error (a full disk), reported once.
     spill_error: Option<String>,
+    /// Spilled results that queued tasks will read: the spill thread reads them back
+    /// ahead, so task threads rarely touch the disk.
+    wanted: std::collections::VecDeque<u64>,
     stop: bool,
+}
+
+/// What the spill thread does next.
+enum Job<V> {
+    /// Write this result (chosen at this use count) to disk.
+    Spill(u64, Arc<V>, u64),
+    /// Read this spilled result back.
+    Unspill(u64),
 }
 
 /// The results a worker holds, in memory or spilled.
@@ -107,6 +118,7 @@ impl<V: WireValue> DataStore<V> {
                 spilled: 0,
                 clock: 0,
                 spill_error: None,
+                wanted: std::collections::VecDeque::new(),
                 stop: false,
             }),
             wake: Condvar::new(),
@@ -189,24 +201,38 @@ impl<V: WireValue> DataStore<V> {
                 return Ok(None);
             }
         }
-        let Some(path) = self.path(*id) else {
-            return Ok(None);
+        self.unspill(*id).map(Some)
+    }
+
+    /// Reads a spilled result back into memory (if it was not released meanwhile; then it
+    /// is returned all the same). Another thread may be reading the same file: whichever
+    /// finishes first puts it back, the other's copy is dropped.
+    fn unspill(&self, id: u64) -> Result<Arc<V>, String> {
+        let Some(path) = self.path(id) else {
+            return Err(format!(
+                "result {id} was spilled but this worker has no spill directory"
+            ));
         };
-        let bytes = std::fs::read(&path)
-            .map_err(|e| format!("reading the spilled result {}: {e}", path.display()))?;
+        let read = std::fs::read(&path);
+        let mut g = lock(&self.inner);
+        if let Some(e) = g.memory.get(&id) {
+            // Put back by another thread meanwhile.
+            return Ok(e.value.clone());
+        }
+        let bytes =
+            read.map_err(|e| format!("reading the spilled result {}: {e}", path.display()))?;
         let value = decode_spill::<V>(&bytes)
             .map_err(|e| format!("the spill file {} is corrupt: {e}", path.display()))?;
         let value = Arc::new(value);
-        let mut g = lock(&self.inner);
         // Still wanted (not released while it was read)?
-        if let Some(b) = g.disk.remove(id) {
+        if let Some(b) = g.disk.remove(&id) {
             g.spilled -= b;
             let _ = std::fs::remove_file(&path);
             g.clock += 1;
             let last_use = g.clock;
             let nbytes = (self.nbytes)(&value) as u64;
             g.memory.insert(
-                *id,
+                id,
                 Entry {
                     value: value.clone(),
                     nbytes,
@@ -215,7 +241,27 @@ impl<V: WireValue> DataStore<V> {
             );
             g.managed += nbytes;
         }
-        Ok(Some(value))
+        Ok(value)
+    }
+
+    /// Tasks about to run will read `ids`: the spilled ones among them are read back by the
+    /// spill thread ahead of them, while memory is below the spill target.
+    pub fn prefetch(&self, ids: &[u64]) {
+        if !self.spills() {
+            return;
+        }
+        let mut g = lock(&self.inner);
+        let mut any = false;
+        for id in ids {
+            if g.disk.contains_key(id) && !g.wanted.contains(id) {
+                g.wanted.push_back(*id);
+                any = true;
+            }
+        }
+        drop(g);
+        if any {
+            self.wake.notify_all();
+        }
     }
 
     /// Managed, spilled and resident bytes now.
@@ -292,7 +338,7 @@ impl<V: WireValue> DataStore<V> {
         let target = (self.thresholds.target * self.limit as f64) as u64;
         let spill_rss = (self.thresholds.spill * self.limit as f64) as u64;
         loop {
-            let candidate = {
+            let job = {
                 let mut g = lock(&self.inner);
                 loop {
                     if g.stop {
@@ -309,8 +355,25 @@ impl<V: WireValue> DataStore<V> {
                             .filter(|(_, e)| Arc::strong_count(&e.value) == 1)
                             .min_by_key(|(_, e)| e.last_use)
                             .map(|(id, e)| (*id, e.value.clone(), e.last_use));
-                        if let Some(c) = lru {
-                            break c;
+                        if let Some((id, v, last_use)) = lru {
+                            break Job::Spill(id, v, last_use);
+                        }
+                    } else if !over_target && !over_rss {
+                        // Room below the target: read back what queued tasks will read.
+                        let mut next = None;
+                        while let Some(id) = g.wanted.pop_front() {
+                            if let Some(&b) = g.disk.get(&id) {
+                                // Only what would not be spilled again at once.
+                                let fits = g.managed + b <= target
+                                    && (own_rss() + b <= spill_rss || g.managed + b <= target / 4);
+                                if fits {
+                                    next = Some(id);
+                                }
+                                break;
+                            }
+                        }
+                        if let Some(id) = next {
+                            break Job::Unspill(id);
                         }
                     }
                     let (ng, _) = self
@@ -324,7 +387,16 @@ impl<V: WireValue> DataStore<V> {
                     }
                 }
             };
-            let (id, value, last_use) = candidate;
+            let (id, value, last_use) = match job {
+                Job::Spill(id, value, last_use) => (id, value, last_use),
+                Job::Unspill(id) => {
+                    if let Err(e) = self.unspill(id) {
+                        // The task that reads it will report the error.
+                        eprintln!("gridflow worker: {e}");
+                    }
+                    continue;
+                }
+            };
             let Some(path) = self.path(id) else { return };
             let written = write_spill(&path, &*value);
             drop(value);
@@ -398,4 +470,88 @@ pub fn decode_spill<V: WireValue>(bytes: &[u8]) -> Result<V, String> {
     }
     let (header, body) = rest.split_at(len);
     V::from_parts(header, body.to_vec())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+        for _ in 0..500 {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// Results over the target are spilled by the spill thread; once memory is free again,
+    /// the spilled results that queued tasks will read are read back by that thread too,
+    /// so the task thread finds them in memory.
+    #[test]
+    fn the_spill_thread_spills_and_reads_back_ahead_of_tasks() {
+        let dir = std::env::temp_dir().join(format!("gridflow-spill-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // 1 MiB limit: the target (60%) holds 6 results of 100 KB. The test process's own
+        // memory is far above 70% of that limit: spilling by RSS is left out here.
+        let thresholds = Thresholds {
+            spill: 1e6,
+            ..Thresholds::default()
+        };
+        let store: Arc<DataStore<Vec<u8>>> =
+            DataStore::new(1 << 20, Some(dir.clone()), Vec::len, thresholds).unwrap();
+        let spiller = {
+            let s = store.clone();
+            std::thread::spawn(move || s.spill_loop())
+        };
+        for id in 0..10u64 {
+            store.insert(id, Arc::new(vec![id as u8; 100_000]));
+        }
+        assert!(
+            wait_until(|| store.usage().managed <= (0.6 * f64::from(1 << 20)) as u64),
+            "never spilled down to the target: {:?}",
+            store.usage()
+        );
+        let spilled: Vec<u64> = (0..10)
+            .filter(|id| lock(&store.inner).disk.contains_key(id))
+            .collect();
+        assert!(spilled.len() >= 4, "{spilled:?}");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), spilled.len());
+        // Free room, then announce a task reading two spilled results.
+        let kept: Vec<u64> = (0..10).filter(|id| !spilled.contains(id)).collect();
+        for id in &kept {
+            store.remove(id);
+        }
+        let want = [spilled[0], spilled[1]];
+        store.prefetch(&want);
+        assert!(
+            wait_until(|| {
+                let g = lock(&store.inner);
+                want.iter().all(|id| g.memory.contains_key(id))
+            }),
+            "the spill thread did not read them back"
+        );
+        for id in want {
+            let v = store.get(&id).unwrap().unwrap();
+            assert_eq!(*v, vec![id as u8; 100_000]);
+        }
+        // Values stay intact through spill and read-back; the rest is still on disk.
+        let last = *spilled.last().unwrap();
+        assert!(lock(&store.inner).disk.contains_key(&last));
+        assert_eq!(
+            *store.get(&last).unwrap().unwrap(),
+            vec![last as u8; 100_000]
+        );
+        store.stop();
+        spiller.join().unwrap();
+        drop(store);
+        assert_eq!(
+            std::fs::read_dir(&dir).map_or(0, |d| d.count()),
+            0,
+            "spill files left behind"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -510,6 +510,8 @@ where
     }
 
     fn run(&self, ready: Ready) {
+        // Spilled inputs are read back by the spill thread, not by the task thread.
+        self.store.prefetch(&ready.inputs);
         let mut q = lock(&self.pool.queue);
         q.0.insert(ready.id, ready);
         drop(q);
@@ -724,7 +726,11 @@ async fn data_server<V: WireValue + Send + Sync + 'static>(
     }
 }
 
-async fn serve_data<V: WireValue>(stream: Stream, peer: &str, store: &Store<V>) -> Result<()> {
+async fn serve_data<V: WireValue + Send + Sync + 'static>(
+    stream: Stream,
+    peer: &str,
+    store: &Store<V>,
+) -> Result<()> {
     let (mut r, w) = tokio::io::split(stream);
     let mut w = BufWriter::new(w);
     while let Some(f) = read_frame(&mut r, peer).await? {
@@ -746,8 +752,11 @@ async fn serve_data<V: WireValue>(stream: Stream, peer: &str, store: &Store<V>) 
             }
         };
         for id in ids {
-            // A spilled value is read back off the event loop's other tasks.
-            let v = tokio::task::block_in_place(|| store.get(&id))
+            // A spilled value is read back on the blocking pool, off the connection handlers.
+            let st = store.clone();
+            let v = tokio::task::spawn_blocking(move || st.get(&id))
+                .await
+                .map_err(|e| DistError::Cluster(format!("serving task {id}: {e}")))?
                 .map_err(|e| DistError::Cluster(format!("serving task {id}: {e}")))?;
             match v {
                 Some(v) => {

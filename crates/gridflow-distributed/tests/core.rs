@@ -566,3 +566,64 @@ fn scattered_data_is_in_memory_where_it_was_put() {
     assert_eq!(computes(&core.take_actions()), vec![(w1, j)]);
     assert!(core.scatter(&[(7, 1)]).is_err());
 }
+
+/// A peer that registers as a worker, is sent tasks and leaves without reporting anything
+/// (a port scanner, a fuzzer, a worker killed before it started) blames none of them: the
+/// job goes on however often it happens. A worker that did report work and dies with tasks
+/// it never said it started blames the first of them (a task that kills its worker at once),
+/// and the third such death fails the job naming the task.
+#[test]
+fn only_workers_that_ran_something_blame_their_tasks_when_they_die() {
+    let mut core = Core::new(Config::default());
+    let real = core.add_worker(1);
+    let (tasks, root) = tree_job(16);
+    let job = core.submit(tasks, vec![root]).unwrap();
+    core.take_actions();
+    for _ in 0..5 {
+        let ghost = core.add_worker(1);
+        let sent = computes(&core.take_actions());
+        assert!(sent.iter().any(|(w, _)| *w == ghost), "{sent:?}");
+        core.remove_worker(ghost);
+        let a = core.take_actions();
+        assert!(
+            !a.iter().any(|x| matches!(x, Action::Failed { .. })),
+            "a silent peer failed the job: {a:?}"
+        );
+    }
+    assert!(core.has_job(job));
+    // Workers that report a finished task, then die holding the same first task.
+    let mut failed = None;
+    for round in 0..3 {
+        let w = core.add_worker(1);
+        let sent = computes(&core.take_actions());
+        let mine: Vec<TaskId> = sent
+            .iter()
+            .filter(|(x, _)| *x == w)
+            .map(|(_, t)| *t)
+            .collect();
+        assert!(
+            !mine.is_empty(),
+            "round {round}: nothing sent to the new worker"
+        );
+        // It reports its own last task done, so it is known to run tasks.
+        core.finished(w, *mine.last().unwrap(), 8);
+        core.take_actions();
+        core.remove_worker(w);
+        for a in core.take_actions() {
+            if let Action::Failed {
+                job: j,
+                task,
+                message,
+                ..
+            } = a
+            {
+                failed = Some((j, task, message));
+            }
+        }
+    }
+    let (j, task, message) = failed.expect("the third death did not fail the job");
+    assert_eq!(j, job);
+    assert!(task.is_some());
+    assert!(message.contains("3 workers that died"), "{message}");
+    let _ = real;
+}
