@@ -129,6 +129,8 @@ enum Command {
         /// Also write the address to this file (JSON: {"address": ...}).
         #[arg(long)]
         scheduler_file: Option<PathBuf>,
+        #[command(flatten)]
+        auth: AuthArgs,
     },
     /// Run a worker of the distributed runtime, joining the scheduler at ADDRESS.
     Worker {
@@ -154,7 +156,48 @@ enum Command {
         /// Where each thread records the task it runs, for a nanny (set by local clusters).
         #[arg(long, hide = true)]
         running_file: Option<PathBuf>,
+        #[command(flatten)]
+        auth: AuthArgs,
     },
+}
+
+/// Who may connect (scheduler and workers). Without these, the environment's
+/// GRIDFLOW_AUTH_TOKEN or GRIDFLOW_AUTH_TOKEN_FILE and GRIDFLOW_TLS_CA / _CERT / _KEY are used
+/// (clients such as `eval --scheduler` read those); with none, only 127.0.0.1 is allowed.
+#[derive(clap::Args)]
+struct AuthArgs {
+    /// The cluster's shared secret, proven by challenge-response (never sent). Visible to
+    /// other users in the process list: prefer --auth-token-file or GRIDFLOW_AUTH_TOKEN.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "auth_token_file")]
+    auth_token: Option<String>,
+    /// A file holding the shared secret, readable only by its owner.
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
+    /// The CA certificate for tls:// (mutual TLS, with --tls-cert and --tls-key).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// This node's certificate (chain) for tls://.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// This node's private key for tls://.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_cert"])]
+    tls_key: Option<PathBuf>,
+}
+
+impl AuthArgs {
+    /// The credentials: the environment's, then these options over them.
+    fn security(self) -> Result<gridflow_distributed::Security> {
+        let mut s = gridflow_distributed::Security::from_env()?;
+        if let Some(t) = self.auth_token {
+            s = s.with_token(t.trim())?;
+        } else if let Some(f) = self.auth_token_file {
+            s = s.with_token_file(&f)?;
+        }
+        if let (Some(ca), Some(cert), Some(key)) = (self.tls_ca, self.tls_cert, self.tls_key) {
+            s = s.with_tls(gridflow_distributed::TlsFiles { ca, cert, key })?;
+        }
+        Ok(s)
+    }
 }
 
 #[derive(Subcommand)]
@@ -305,10 +348,15 @@ fn run(cli: Cli) -> Result<()> {
             host,
             port,
             scheduler_file,
-        } => Ok(gridflow_distributed::node::run_scheduler(
+            auth,
+        } => Ok(gridflow_distributed::node::run_scheduler_with(
             &host,
             port,
             scheduler_file.as_deref(),
+            gridflow_distributed::scheduler::SchedulerOptions {
+                security: auth.security()?,
+                ..Default::default()
+            },
         )?),
         Command::Worker {
             address,
@@ -318,6 +366,7 @@ fn run(cli: Cli) -> Result<()> {
             name,
             heartbeat_timeout,
             running_file,
+            auth,
         } => {
             // Workers run read tasks: the store's source kinds must be known here.
             gridflow_store::register();
@@ -335,6 +384,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             o.local_directory = local_directory;
             o.running_file = running_file;
+            o.security = Some(auth.security()?);
             if let Some(ms) = heartbeat_timeout {
                 o.heartbeat_timeout = std::time::Duration::from_millis(ms);
             }

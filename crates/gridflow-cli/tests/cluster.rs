@@ -222,3 +222,103 @@ fn the_demo_runs_on_a_local_cluster_by_default() {
     assert_eq!(figures(&local), figures(&cluster));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `gridflow scheduler` and `worker` with `--auth-token-file`: a client holding the token
+/// (here through GRIDFLOW_AUTH_TOKEN_FILE) computes the local executor's result; one without
+/// it, or with another token, is refused with a clear error; a token file others may read
+/// is refused at start-up; and a non-loopback host needs a token.
+#[test]
+fn a_cluster_with_a_token_serves_its_holders_and_refuses_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("gridflow-auth-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "s3cret-of-this-test\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let other = dir.join("other");
+    std::fs::write(&other, "another-secret").unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // A world-readable token file, and a public interface without a token: refused.
+    let open = dir.join("open");
+    std::fs::write(&open, "x").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [
+        vec![
+            "scheduler",
+            "--port",
+            "0",
+            "--auth-token-file",
+            open.to_str().unwrap(),
+        ],
+        vec!["scheduler", "--port", "0", "--host", "0.0.0.0"],
+    ] {
+        let o = gridflow()
+            .args(&args)
+            .env_remove("GRIDFLOW_AUTH_TOKEN")
+            .env_remove("GRIDFLOW_AUTH_TOKEN_FILE")
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{args:?} started");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+
+    let file = dir.join("scheduler.json");
+    let mut procs = Procs(Vec::new());
+    procs.0.push(
+        gridflow()
+            .args(["scheduler", "--port", "0", "--scheduler-file"])
+            .arg(&file)
+            .arg("--auth-token-file")
+            .arg(&token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let info: Value = serde_json::from_str(&wait_for_file(&file, &mut procs.0[0])).unwrap();
+    let address = info["address"].as_str().unwrap().to_owned();
+    procs.0.push(
+        gridflow()
+            .args(["worker", &address, "--nthreads", "1", "--auth-token-file"])
+            .arg(&token)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (store, expr) = cases().into_iter().next().unwrap();
+    let local = eval(store.as_deref(), &expr, &["--threads", "2"]);
+    let run = |token: Option<&Path>| {
+        let mut c = gridflow();
+        c.env_remove("GRIDFLOW_AUTH_TOKEN");
+        match token {
+            Some(t) => c.env("GRIDFLOW_AUTH_TOKEN_FILE", t),
+            None => c.env_remove("GRIDFLOW_AUTH_TOKEN_FILE"),
+        };
+        c.args(["eval", "--json", "--scheduler", &address]);
+        if let Some(s) = &store {
+            c.arg("--store").arg(s);
+        }
+        c.arg(&expr).output().unwrap()
+    };
+    let ok = run(Some(&token));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(String::from_utf8(ok.stdout).unwrap(), local);
+    for bad in [None, Some(other.as_path())] {
+        let o = run(bad);
+        assert!(!o.status.success(), "{bad:?} was served");
+        let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+        assert!(
+            err.contains("token") || err.contains("auth") || err.contains("refused"),
+            "{bad:?}: {err}"
+        );
+    }
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
