@@ -107,89 +107,45 @@ impl<V> std::fmt::Debug for Persisted<V> {
     }
 }
 
-impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for &E {
-    fn run_plan(&self, plan: Plan<'_, O>) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
-        (**self).run_plan(plan)
-    }
-    fn thread_count(&self) -> usize {
-        (**self).thread_count()
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn run_with_report(
-        &self,
-        graph: &Graph<O>,
-        outputs: &[Key],
-    ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
-        (**self).run_with_report(graph, outputs)
-    }
-    fn holds_results(&self) -> bool {
-        (**self).holds_results()
-    }
-    fn persists_remotely(&self) -> bool {
-        (**self).persists_remotely()
-    }
-    fn persist_graph(&self, graph: &Graph<O>, outputs: &[Key]) -> Result<Persisted<O::Value>> {
-        (**self).persist_graph(graph, outputs)
-    }
+/// A reference or smart pointer to an executor is that executor: every method, the
+/// optional ones included, goes through to it.
+macro_rules! forward_executor {
+    ($($ptr:ty),*) => {$(
+        impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for $ptr {
+            fn run_plan(&self, plan: Plan<'_, O>) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
+                (**self).run_plan(plan)
+            }
+            fn thread_count(&self) -> usize {
+                (**self).thread_count()
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+            fn run_with_report(
+                &self,
+                graph: &Graph<O>,
+                outputs: &[Key],
+            ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
+                (**self).run_with_report(graph, outputs)
+            }
+            fn holds_results(&self) -> bool {
+                (**self).holds_results()
+            }
+            fn persists_remotely(&self) -> bool {
+                (**self).persists_remotely()
+            }
+            fn persist_graph(
+                &self,
+                graph: &Graph<O>,
+                outputs: &[Key],
+            ) -> Result<Persisted<O::Value>> {
+                (**self).persist_graph(graph, outputs)
+            }
+        }
+    )*};
 }
 
-impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for Box<E> {
-    fn run_plan(&self, plan: Plan<'_, O>) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
-        (**self).run_plan(plan)
-    }
-    fn thread_count(&self) -> usize {
-        (**self).thread_count()
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn run_with_report(
-        &self,
-        graph: &Graph<O>,
-        outputs: &[Key],
-    ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
-        (**self).run_with_report(graph, outputs)
-    }
-    fn holds_results(&self) -> bool {
-        (**self).holds_results()
-    }
-    fn persists_remotely(&self) -> bool {
-        (**self).persists_remotely()
-    }
-    fn persist_graph(&self, graph: &Graph<O>, outputs: &[Key]) -> Result<Persisted<O::Value>> {
-        (**self).persist_graph(graph, outputs)
-    }
-}
-
-impl<O: Execute, E: Executor<O> + ?Sized> Executor<O> for Arc<E> {
-    fn run_plan(&self, plan: Plan<'_, O>) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
-        (**self).run_plan(plan)
-    }
-    fn thread_count(&self) -> usize {
-        (**self).thread_count()
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn run_with_report(
-        &self,
-        graph: &Graph<O>,
-        outputs: &[Key],
-    ) -> Result<(Vec<Arc<O::Value>>, RunReport)> {
-        (**self).run_with_report(graph, outputs)
-    }
-    fn holds_results(&self) -> bool {
-        (**self).holds_results()
-    }
-    fn persists_remotely(&self) -> bool {
-        (**self).persists_remotely()
-    }
-    fn persist_graph(&self, graph: &Graph<O>, outputs: &[Key]) -> Result<Persisted<O::Value>> {
-        (**self).persist_graph(graph, outputs)
-    }
-}
+forward_executor!(&E, Box<E>, Arc<E>);
 
 /// A progress callback.
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
