@@ -227,6 +227,9 @@ impl Executor {
                     cluster.address(),
                     human(per_worker as usize)
                 );
+                if let Some(link) = cluster.dashboard_link() {
+                    note!("dashboard: {link}");
+                }
                 Some(Remote {
                     client,
                     _cluster: Some(cluster),

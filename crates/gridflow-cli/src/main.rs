@@ -129,6 +129,9 @@ enum Command {
         /// Also write the address to this file (JSON: {"address": ...}).
         #[arg(long)]
         scheduler_file: Option<PathBuf>,
+        /// Where to serve the dashboard: HOST:PORT, :PORT, :0 for any free port, or none.
+        #[arg(long, default_value = ":8787", value_name = "HOST:PORT")]
+        dashboard_address: String,
         #[command(flatten)]
         auth: AuthArgs,
     },
@@ -348,6 +351,7 @@ fn run(cli: Cli) -> Result<()> {
             host,
             port,
             scheduler_file,
+            dashboard_address,
             auth,
         } => Ok(gridflow_distributed::node::run_scheduler_with(
             &host,
@@ -355,6 +359,7 @@ fn run(cli: Cli) -> Result<()> {
             scheduler_file.as_deref(),
             gridflow_distributed::scheduler::SchedulerOptions {
                 security: auth.security()?,
+                dashboard_address: Some(dashboard_address),
                 ..Default::default()
             },
         )?),

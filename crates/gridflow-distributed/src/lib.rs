@@ -21,6 +21,7 @@ pub mod auth;
 mod client;
 mod cluster;
 pub mod core;
+pub mod dashboard;
 mod deploy;
 pub mod error;
 pub mod frame;
