@@ -33,6 +33,8 @@ pub struct Recorder {
     lanes: Lanes,
     workers: Vec<PerWorker>,
     counters: Counters,
+    /// Publish at the next iteration whatever the time (workers joined or left).
+    force: bool,
 }
 
 impl Recorder {
@@ -46,6 +48,7 @@ impl Recorder {
             lanes: Lanes::default(),
             workers: Vec::new(),
             counters: Counters::default(),
+            force: true,
         }
     }
 
@@ -75,6 +78,7 @@ impl Recorder {
             name: info.name.as_str().into(),
             ..PerWorker::default()
         };
+        self.force = true;
     }
 
     /// A worker is gone: it stores nothing any more.
@@ -82,6 +86,7 @@ impl Recorder {
         if let Some(p) = self.workers.get_mut(w as usize) {
             p.stored = 0;
         }
+        self.force = true;
     }
 
     /// Tasks finished on worker `w` (before the core forgets them).
@@ -182,7 +187,7 @@ impl Recorder {
 
     /// True when a publication is due.
     pub fn due(&self) -> bool {
-        self.last_publish.elapsed() >= PUBLISH_EVERY
+        self.force || self.last_publish.elapsed() >= PUBLISH_EVERY
     }
 
     /// Publishes a snapshot of the scheduler's state. `workers` are the live workers with
@@ -193,6 +198,7 @@ impl Recorder {
         workers: impl Iterator<Item = (WorkerId, WorkerInfo, Option<Instant>)>,
     ) {
         self.last_publish = Instant::now();
+        self.force = false;
         let workers = workers
             .map(|(w, info, seen)| {
                 let stored = self.workers.get(w as usize).map_or(0, |p| p.stored);

@@ -114,6 +114,17 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
             Response::ok("text/css; charset=utf-8", STYLE)
         })
         .route("GET", "/health", |_| Response::ok("text/plain", "ok"))
+        // Browsers ask for it on every page; a 404 there is noise in their consoles.
+        .route("GET", "/favicon.ico", |_| {
+            Response::ok(
+                "image/svg+xml",
+                "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>\
+                 <rect width='16' height='16' rx='3' fill='#263238'/>\
+                 <rect x='3' y='9' width='3' height='4' fill='#4fc3f7'/>\
+                 <rect x='7' y='5' width='3' height='8' fill='#81c784'/>\
+                 <rect x='11' y='3' width='2' height='10' fill='#ffb74d'/></svg>",
+            )
+        })
         .route("GET", "/individual-plots.json", |_| {
             let map: serde_json::Map<String, serde_json::Value> = PANES
                 .iter()

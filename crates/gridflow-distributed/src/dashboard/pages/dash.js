@@ -21,7 +21,14 @@
   const state = { snapshot: null, bars: [], next: 0, frames: 0, logs: [], started: 0 };
   window.gridflowDashboard = state;   // for tests and curious users
 
+  // Groups get distinct colours in the order the scheduler first saw them; others (a
+  // group already gone from the snapshot) a colour hashed from the name.
+  const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+    "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31"];
+  const groupIndex = {};
   function color(name) {
+    const i = groupIndex[name];
+    if (i !== undefined) return PALETTE[i % PALETTE.length];
     let h = 0;
     for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
     return "hsl(" + (h % 360) + ",62%,55%)";
@@ -55,14 +62,20 @@
     el.progress.innerHTML = groups.length ? html : "<span class='muted'>no computation yet</span>";
   }
 
+  // One lane per worker thread, then one per worker for its transfers and spills (drawn
+  // on lane number `nthreads`).
   function lanes(s) {
-    const out = [];
-    for (const w of s.workers) for (let t = 0; t < Math.max(1, w.nthreads); t++) out.push(w.name + "/" + t);
+    const out = [], label = {};
+    for (const w of s.workers) {
+      for (let t = 0; t < Math.max(1, w.nthreads); t++) { out.push(w.name + "/" + t); label[w.name + "/" + t] = w.name + " #" + t; }
+      const k = w.name + "/" + Math.max(1, w.nthreads);
+      out.push(k); label[k] = w.name + " ⇄";
+    }
     for (const b of state.bars) {
       const k = b.worker + "/" + b.thread;
-      if (out.indexOf(k) < 0) out.push(k);
+      if (out.indexOf(k) < 0) { out.push(k); label[k] = b.worker + " #" + b.thread; }
     }
-    return out;
+    return { keys: out, label };
   }
 
   function taskStream(s) {
@@ -72,7 +85,7 @@
       root.innerHTML = "<canvas></canvas><div class='legend'></div>";
       c = root.querySelector("canvas");
     }
-    const ls = lanes(s);
+    const L = lanes(s), ls = L.keys;
     const laneH = 16, left = 90, H = Math.max(60, ls.length * (laneH + 2) + 20);
     const W = c.clientWidth || 600, dpr = window.devicePixelRatio || 1;
     c.width = W * dpr; c.height = H * dpr; c.style.height = H + "px";
@@ -83,7 +96,7 @@
     const t1 = Math.max(s.time, last), t0 = t1 - WINDOW;
     const x = t => left + (W - left - 4) * (t - t0) / WINDOW;
     g.font = "11px system-ui"; g.fillStyle = "#555";
-    ls.forEach((k, i) => g.fillText(k, 2, 14 + i * (laneH + 2)));
+    ls.forEach((k, i) => g.fillText(L.label[k], 2, 14 + i * (laneH + 2)));
     let drawn = 0;
     const seen = {};
     for (const b of state.bars) {
@@ -110,9 +123,11 @@
 
   function memory(s) {
     let html = "";
+    // Without limits, bars share one scale (the largest worker) so that they compare.
+    const widest = Math.max(1, ...s.workers.map(w => w.managed_bytes + w.unmanaged_bytes + w.spilled_bytes));
     for (const w of s.workers) {
       const used = w.managed_bytes + w.unmanaged_bytes;
-      const cap = Math.max(w.memory_limit || 0, used + w.spilled_bytes, 1);
+      const cap = Math.max(w.memory_limit || widest, used + w.spilled_bytes, 1);
       const pct = v => (100 * v / cap).toFixed(2) + "%";
       html += "<div class='row'><span>" + esc(w.name) + "</span><span class='muted'>" + bytes(w.managed_bytes) +
         " managed · " + bytes(w.unmanaged_bytes) + " unmanaged · " + bytes(w.spilled_bytes) + " spilled · limit " +
@@ -183,6 +198,7 @@
   function apply(f) {
     state.frames++;
     state.snapshot = f.snapshot;
+    f.snapshot.groups.forEach((g, i) => { if (groupIndex[g.name] === undefined) groupIndex[g.name] = i; });
     state.started = f.started_unix;
     state.next = f.next;
     state.logs = f.logs;
