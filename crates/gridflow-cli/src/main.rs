@@ -36,6 +36,11 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log filter for this process's structured logs on stderr: a level (error, warn, info,
+    /// debug, trace) or directives (gridflow_distributed=debug,info); default: GRIDFLOW_LOG,
+    /// else RUST_LOG, else info.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -295,6 +300,11 @@ fn run_on_big_stack(cli: Cli) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let default = match cli.command {
+        Command::Scheduler { .. } | Command::Worker { .. } => "info",
+        _ => "warn",
+    };
+    gridflow_distributed::logging::init(cli.log_level.as_deref(), default)?;
     match cli.command {
         Command::Demo {
             years,

@@ -234,7 +234,7 @@ fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, sto
             match spawner.spawn(&slot.name) {
                 Ok(c) => slot.child = c,
                 Err(e) => {
-                    eprintln!(
+                    tracing::error!(
                         "gridflow nanny: worker {} {reason}; restarting it failed: {e}",
                         slot.name
                     );

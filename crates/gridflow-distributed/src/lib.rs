@@ -26,6 +26,7 @@ mod deploy;
 pub mod error;
 pub mod frame;
 pub mod futures;
+pub mod logging;
 pub mod machine;
 pub mod memory;
 pub mod messages;

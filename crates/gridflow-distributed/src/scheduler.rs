@@ -188,7 +188,7 @@ pub fn spawn_with(
         .name("gridflow-scheduler".into())
         .spawn(move || {
             if let Err(e) = serve(listener, options, tx, rx, log2, hub) {
-                eprintln!("gridflow scheduler: {e}");
+                tracing::error!("gridflow scheduler: {e}");
             }
         })
         .map_err(|e| DistError::io("starting the scheduler thread", e))?;
@@ -296,7 +296,7 @@ async fn accept(listener: TcpListener, tx: UnboundedSender<Event>, sec: Security
             };
             if let Err(e) = served.await {
                 // A bad peer is reported and dropped; the scheduler keeps running.
-                eprintln!("gridflow scheduler: connection from {peer}: {e}");
+                tracing::warn!(%peer, "gridflow scheduler: connection from {peer}: {e}");
             }
             let _ = tx.send(Event::Closed(conn));
         });
@@ -468,6 +468,10 @@ impl State {
                     self.worker_info.resize(id as usize + 1, info.clone());
                 }
                 self.worker_conn[id as usize] = Some(conn);
+                self.info(format!(
+                    "worker {} joined: {} thread(s), data at {}",
+                    info.name, info.nthreads, info.address
+                ));
                 if let Some(d) = &mut self.dash {
                     d.joined(id, &info);
                 }
@@ -652,9 +656,17 @@ impl State {
         r.publish(&self.core, live);
     }
 
+    /// Logs a routine event (at info level, and on the dashboard's logs page).
+    fn info(&self, line: String) {
+        tracing::info!("gridflow scheduler: {line}");
+        if let Some(r) = &self.dash {
+            r.hub().log(line);
+        }
+    }
+
     /// Logs a cluster event (printed, and kept for [`SchedulerHandle::log`]).
     fn note(&self, line: String) {
-        eprintln!("gridflow scheduler: {line}");
+        tracing::warn!("gridflow scheduler: {line}");
         if let Some(r) = &self.dash {
             r.hub().log(line.clone());
         }
@@ -786,6 +798,11 @@ impl State {
                         .submit_grouped(tasks, outputs, &held, &groups.names, &groups.of_task);
                 match submitted {
                     Ok(job) => {
+                        self.info(format!(
+                            "computation {job} submitted: {} task(s) in {} group(s)",
+                            groups.of_task.len(),
+                            groups.names.len()
+                        ));
                         if let Some(r) = &mut self.dash {
                             r.job();
                         }
@@ -874,6 +891,7 @@ impl State {
                     progress.insert(job, done);
                 }
                 Action::Done { job } => {
+                    self.info(format!("computation {job} finished"));
                     if let Some(&conn) = self.jobs.get(&job) {
                         if let Some(done) = progress.remove(&job) {
                             self.send_client(conn, &ToClient::Progress { job, done });

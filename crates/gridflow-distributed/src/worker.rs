@@ -425,7 +425,7 @@ where
     store.stop();
     let _ = spiller.join();
     if let Some(e) = store.take_spill_error() {
-        eprintln!("gridflow worker {}: {e}", options.name);
+        tracing::error!(worker = %options.name, "gridflow worker {}: {e}", options.name);
     }
     outcome
 }
@@ -720,7 +720,7 @@ async fn data_server<V: WireValue + Send + Sync + 'static>(
                 serve_data(s, &peer, &store).await
             };
             if let Err(e) = served.await {
-                eprintln!("gridflow worker: data connection from {peer}: {e}");
+                tracing::warn!(%peer, "gridflow worker: data connection from {peer}: {e}");
             }
         });
     }

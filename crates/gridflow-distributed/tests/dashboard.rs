@@ -363,3 +363,45 @@ fn the_dashboard_fills_up_and_completes_in_a_headless_browser() {
         assert!(std::fs::metadata(out.join(f)).unwrap().len() > 1000, "{f}");
     }
 }
+
+/// The local executor feeds the same snapshot through its observer: every task is counted
+/// in its group and drawn once on the thread that ran it.
+#[test]
+fn the_local_executor_feeds_the_same_dashboard() {
+    use gridflow_distributed::dashboard::{Hub, local::LocalObserver};
+    use gridflow_runtime::LocalExecutor;
+    use std::sync::Arc;
+    let hub = Arc::new(Hub::new());
+    let observer = Arc::new(LocalObserver::new(hub.clone()));
+    let exec = LocalExecutor::threads(2).with_observer(observer);
+    let (g, out) = graph(300, 0);
+    let v = exec.run(&g, &[out]).unwrap();
+    assert_eq!(gridflow_runtime::conformance::num(&v[0]), 300 * 301 / 2);
+    let s = hub.snapshot();
+    assert_eq!(s.source, "local");
+    let got: Vec<(&str, u64, u64)> = s
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.total, g.done))
+        .collect();
+    assert_eq!(
+        got,
+        [("load", 300, 300), ("combine", 10, 10), ("total", 1, 1)]
+    );
+    assert_eq!(s.workers.len(), 1);
+    assert_eq!(s.workers[0].nthreads, 2);
+    assert_eq!(s.counters.tasks_completed_total, 311);
+    let (events, _) = hub.events_since(0, usize::MAX);
+    assert_eq!(events.len(), 311);
+    assert!(events.iter().all(|e| e.thread < 2 && e.start <= e.stop));
+    // Bars on one thread never overlap.
+    for t in 0..2 {
+        let mut bars: Vec<(f64, f64)> = events
+            .iter()
+            .filter(|e| e.thread == t)
+            .map(|e| (e.start, e.stop))
+            .collect();
+        bars.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(bars.windows(2).all(|w| w[0].1 <= w[1].0), "thread {t}");
+    }
+}

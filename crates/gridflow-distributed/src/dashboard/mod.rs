@@ -15,6 +15,7 @@
 //! example deployment's `/api/v1/adaptive_target` and `/api/v1/retire_workers`).
 
 pub mod http;
+pub mod local;
 mod metrics;
 pub mod publish;
 mod routes;
@@ -317,7 +318,7 @@ pub fn parse_address(spec: &str) -> Result<Option<(String, u16)>> {
         DEFAULT_PORT
     } else {
         port.parse().map_err(|_| {
-            DistError::Cluster(format!(
+            DistError::Option(format!(
                 "dashboard address {spec:?}: port {port:?} is not a number from 0 to 65535 \
                  (use HOST:PORT, :0 for any free port, or none)"
             ))
