@@ -221,6 +221,8 @@ pub enum FromWorker {
         spilled: u64,
         /// The process's resident memory.
         rss: u64,
+        /// The process's CPU use over the last heartbeat interval, in percent of one core.
+        cpu: f32,
     },
     /// A task failed.
     Failed {

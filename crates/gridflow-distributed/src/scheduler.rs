@@ -551,6 +551,7 @@ impl State {
                         managed,
                         spilled,
                         rss,
+                        cpu,
                     } => {
                         if let Some(i) = self.worker_info.get_mut(w as usize) {
                             i.bytes_fetched = bytes_fetched;
@@ -558,7 +559,7 @@ impl State {
                             i.spilled_bytes = spilled;
                             i.unmanaged_bytes = rss.saturating_sub(managed);
                             if let Some(r) = &mut self.dash {
-                                r.metrics(w, i);
+                                r.metrics(w, i, cpu);
                             }
                         }
                     }

@@ -259,6 +259,7 @@ where
         sec: sec.clone(),
     };
     let (mut fetched_bytes, mut reported_fetched) = (0u64, 0u64);
+    let mut cpu_meter = crate::machine::CpuMeter::default();
     {
         let tx = tx.clone();
         let every = options
@@ -385,6 +386,12 @@ where
                 managed: u.managed,
                 spilled: u.spilled,
                 rss: u.rss,
+                // Measured over heartbeat intervals, not the bursts between transfers.
+                cpu: if heartbeat {
+                    cpu_meter.sample()
+                } else {
+                    cpu_meter.last()
+                },
             };
             write_frame(&mut w, &scheduler, &encode(&m)?, &[]).await?;
         }

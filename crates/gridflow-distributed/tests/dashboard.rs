@@ -243,6 +243,13 @@ fn metrics_parse_and_counters_move_during_a_computation() {
         .collect();
     assert_eq!(totals, [(600, 600), (20, 20), (1, 1)]);
     assert_eq!(groups["edges"], serde_json::json!([[0, 1], [1, 2]]));
+    // Workers report their CPU use with their heartbeats.
+    let workers: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/api/v1/workers")).1).unwrap();
+    for w in workers.as_array().unwrap() {
+        let cpu = w["cpu"].as_f64().unwrap_or_else(|| panic!("no cpu in {w}"));
+        assert!((0.0..=400.0).contains(&cpu), "{w}");
+    }
     let stream: serde_json::Value =
         serde_json::from_str(&get(&format!("{base}/api/v1/task_stream?limit=50")).1).unwrap();
     assert_eq!(stream["events"].as_array().unwrap().len(), 50);
@@ -404,4 +411,23 @@ fn the_local_executor_feeds_the_same_dashboard() {
         bars.sort_by(|a, b| a.0.total_cmp(&b.0));
         assert!(bars.windows(2).all(|w| w[0].1 <= w[1].0), "thread {t}");
     }
+}
+
+#[test]
+fn cpu_use_is_measured() {
+    let mut m = gridflow_distributed::machine::CpuMeter::default();
+    assert_eq!(m.sample(), 0.0);
+    let start = Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < Duration::from_millis(300) {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+    }
+    std::hint::black_box(x);
+    let busy = m.sample();
+    // Loose bounds: the machine may be shared (a busy thread gets a share of a core).
+    assert!(
+        busy > 5.0 && busy < 150.0,
+        "a busy thread used {busy}% of a core"
+    );
+    assert!(gridflow_distributed::machine::process_cpu_seconds().unwrap() > 0.0);
 }

@@ -22,6 +22,7 @@ struct PerWorker {
     fetched: u64,
     spilled: u64,
     last_metrics: Option<Instant>,
+    cpu: Option<f64>,
 }
 
 /// What the scheduler records for its dashboard.
@@ -144,7 +145,7 @@ impl Recorder {
 
     /// Worker `w` reported its memory and transfer totals: growth since the last report
     /// is drawn as a transfer or spill bar on the worker's extra lane.
-    pub fn metrics(&mut self, w: WorkerId, info: &WorkerInfo) {
+    pub fn metrics(&mut self, w: WorkerId, info: &WorkerInfo, cpu: f32) {
         let now_i = Instant::now();
         let now = self.hub.seconds(now_i);
         let lane = info.nthreads.max(1);
@@ -156,6 +157,7 @@ impl Recorder {
         p.fetched = p.fetched.max(info.bytes_fetched);
         p.spilled = info.spilled_bytes;
         p.last_metrics = Some(now_i);
+        p.cpu = Some(f64::from(cpu));
         let name = p.name.clone();
         self.counters.bytes_transferred_total += fetched;
         for (kind, nbytes, what) in [
@@ -201,12 +203,15 @@ impl Recorder {
         self.force = false;
         let workers = workers
             .map(|(w, info, seen)| {
-                let stored = self.workers.get(w as usize).map_or(0, |p| p.stored);
+                let (stored, cpu) = self
+                    .workers
+                    .get(w as usize)
+                    .map_or((0, None), |p| (p.stored, p.cpu));
                 WorkerSnapshot {
                     running: core.processing(w) as u64,
                     stored,
                     last_seen: seen.map_or(0.0, |t| t.elapsed().as_secs_f64()),
-                    cpu: None,
+                    cpu,
                     name: info.name,
                     address: info.address,
                     nthreads: info.nthreads,
