@@ -39,6 +39,10 @@ pub struct LocalClusterOptions {
     /// Where workers spill results (a directory per worker inside); `None`: the system's
     /// temporary directory.
     pub local_directory: Option<PathBuf>,
+    /// Where the scheduler serves its dashboard (`HOST:PORT`; `:0` for any free port; a
+    /// taken port falls back to a free one, as Dask's does); `None` or `"none"`: no
+    /// dashboard. Default `:8787` on 127.0.0.1.
+    pub dashboard_address: Option<String>,
 }
 
 impl Default for LocalClusterOptions {
@@ -55,6 +59,7 @@ impl Default for LocalClusterOptions {
             heartbeat_timeout: Duration::from_secs(30),
             restart_workers: true,
             local_directory: None,
+            dashboard_address: Some(format!(":{}", crate::dashboard::DEFAULT_PORT)),
         }
     }
 }
@@ -230,7 +235,7 @@ fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, sto
             match spawner.spawn(&slot.name) {
                 Ok(c) => slot.child = c,
                 Err(e) => {
-                    eprintln!(
+                    tracing::error!(
                         "gridflow nanny: worker {} {reason}; restarting it failed: {e}",
                         slot.name
                     );
@@ -280,6 +285,7 @@ impl LocalCluster {
                 // The nanny polls every 50 ms: a worker's death is explained well within this.
                 nanny_grace: Duration::from_secs(2),
                 wait_for_workers: options.restart_workers,
+                dashboard_address: options.dashboard_address.clone(),
                 ..SchedulerOptions::default()
             },
         )?;
@@ -353,6 +359,11 @@ impl LocalCluster {
     /// The scheduler's address (`tcp://127.0.0.1:PORT`, or `tls://` with TLS).
     pub fn address(&self) -> String {
         format!("{}{}", self.security.scheme(), self.scheduler.address())
+    }
+
+    /// The dashboard's URL (`http://127.0.0.1:PORT/status`), when it serves one.
+    pub fn dashboard_link(&self) -> Option<String> {
+        self.scheduler.dashboard_link()
     }
 
     /// A client connected to this cluster, with the cluster's credentials.

@@ -259,6 +259,7 @@ where
         sec: sec.clone(),
     };
     let (mut fetched_bytes, mut reported_fetched) = (0u64, 0u64);
+    let mut cpu_meter = crate::machine::CpuMeter::default();
     {
         let tx = tx.clone();
         let every = options
@@ -385,6 +386,12 @@ where
                 managed: u.managed,
                 spilled: u.spilled,
                 rss: u.rss,
+                // Measured over heartbeat intervals, not the bursts between transfers.
+                cpu: if heartbeat {
+                    cpu_meter.sample()
+                } else {
+                    cpu_meter.last()
+                },
             };
             write_frame(&mut w, &scheduler, &encode(&m)?, &[]).await?;
         }
@@ -431,7 +438,7 @@ where
     store.stop();
     let _ = spiller.join();
     if let Some(e) = store.take_spill_error() {
-        eprintln!("gridflow worker {}: {e}", options.name);
+        tracing::error!(worker = %options.name, "gridflow worker {}: {e}", options.name);
     }
     outcome
 }
@@ -732,7 +739,7 @@ async fn data_server<V: WireValue + Send + Sync + 'static>(
                 serve_data(s, &peer, &store).await
             };
             if let Err(e) = served.await {
-                eprintln!("gridflow worker: data connection from {peer}: {e}");
+                tracing::warn!(%peer, "gridflow worker: data connection from {peer}: {e}");
             }
         });
     }
