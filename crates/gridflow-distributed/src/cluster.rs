@@ -201,7 +201,8 @@ pub fn process_rss(pid: u32) -> Option<u64> {
 fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, stop: &AtomicBool) {
     let limit = spawner.options.memory_limit;
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
+        // Parked, not slept: `stop` unparks it, so closing does not wait out a poll.
+        std::thread::park_timeout(Duration::from_millis(50));
         let mut slots = slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -336,7 +337,7 @@ impl LocalCluster {
                     options.timeout
                 )));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(2));
         }
         let (slots, stop) = (cluster.workers.clone(), cluster.stop_nanny.clone());
         let report = cluster.scheduler.exit_reporter();
@@ -390,6 +391,7 @@ impl LocalCluster {
         // The nanny first, so that workers told to shut down are not restarted.
         self.stop_nanny.store(true, Ordering::Relaxed);
         if let Some(t) = self.nanny.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         // The scheduler tells workers to shut down; any still running after a grace

@@ -395,6 +395,12 @@ where
             };
             write_frame(&mut w, &scheduler, &encode(&m)?, &[]).await?;
         }
+        if !finished.is_empty() && !started.is_empty() {
+            // A task that also finished in this batch needs no `Started`: `Finished` says
+            // more (tiny tasks would otherwise cost two reports each).
+            let done: FxHashSet<u64> = finished.iter().map(|d| d.id).collect();
+            started.retain(|id| !done.contains(id));
+        }
         if !started.is_empty() {
             let m = encode(&FromWorker::Started(started))?;
             write_frame(&mut w, &scheduler, &m, &[]).await?;
@@ -610,6 +616,9 @@ fn compute_thread<O>(
     O: Execute,
     O::Value: WireValue,
 {
+    // Whether the running file names a task (cleared only before this thread waits, not
+    // between back-to-back tasks: one write per task instead of two).
+    let mut marked = false;
     loop {
         // Paused (memory above the pause threshold): no new task starts until spilling
         // catches up.
@@ -622,8 +631,12 @@ fn compute_thread<O>(
                 }
                 if let Some((_, t)) = q.0.pop_first() {
                     mark_running(running, Some(t.id));
+                    marked = true;
                     let _ = tx.send(Event::Started(t.id));
                     break t;
+                }
+                if std::mem::take(&mut marked) {
+                    mark_running(running, None);
                 }
                 q = pool
                     .wake
@@ -701,7 +714,6 @@ fn compute_thread<O>(
                 )
             }
         };
-        mark_running(running, None);
         if tx.send(ev).is_err() {
             return;
         }
