@@ -8,7 +8,9 @@ process:
     python bench/suite/dashboard_ab.py --gridflow target/release/gridflow [--n 100000]
         [--pairs 6] [--browser-dir target/browser] [--baseline OLD_GRIDFLOW]
 
-With --baseline, also times `gridflow eval --cluster local:2x1` of this build (its
+Then times `gridflow eval --cluster local:2x1` with `--dashboard none` against the default
+(the scheduler serving a dashboard nobody opens, publishing its snapshots). With
+--baseline, also times `gridflow eval --cluster local:2x1` of this build (its
 scheduler serving a dashboard nobody opens) against OLD_GRIDFLOW (a build without the
 dashboard), interleaved the same way. Every result is checked (N·(N-1)); a wrong one exits
 1. Prints one JSON line per run and a summary.
@@ -116,6 +118,18 @@ def baseline_ab(args):
     return summary(f"eval --cluster local:2x1, {args.n} tasks: without dashboard (a) vs with (b)", old, new)
 
 
+def off_ab(args):
+    off, on = [], []
+    for i in range(args.pairs):
+        for mode in (["off", "on"] if i % 2 == 0 else ["on", "off"]):
+            extra = ["--dashboard", "none"] if mode == "off" else ["--dashboard", ":0"]
+            wall = timed([args.gridflow, "eval", "--json", "--cluster", "local:2x1", *extra, expr(args.n)], args.n)
+            (off if mode == "off" else on).append(wall)
+            print(json.dumps({"pair": i, "dashboard": mode, "wall_s": round(wall, 3),
+                              "load1": os.getloadavg()[0]}), flush=True)
+    return summary(f"eval --cluster local:2x1, {args.n} tasks: --dashboard none (a) vs served, no page (b)", off, on)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gridflow", required=True)
@@ -125,6 +139,7 @@ def main():
     ap.add_argument("--browser-dir", default=os.path.join("target", "browser"))
     args = ap.parse_args()
     page_ab(args)
+    off_ab(args)
     if args.baseline:
         baseline_ab(args)
 
