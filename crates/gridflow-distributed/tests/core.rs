@@ -684,7 +684,7 @@ fn group_counts_match_a_scan_of_task_states_throughout() {
             let c = core.groups();
             finished = [c[0].done, c[1].done];
             assert!(finished[0] + finished[1] < before, "w1 held results");
-            pending = pending.into_iter().filter(|&(x, _)| x != w1).collect();
+            pending.retain(|&(x, _)| x != w1);
             pending.extend(computes(&core.take_actions()));
             check(&core, &finished);
             continue;
