@@ -5,6 +5,8 @@
 //! the resulting actions grouped per peer (one `Compute` batch and one `Release` batch
 //! per worker, the last progress per job), so tiny tasks are not one round trip each.
 
+mod retire;
+
 use crate::auth::{Security, Stream};
 use crate::core::{Action, Config, Core, TaskId, WorkerId};
 use crate::frame::{self, encode, read_frame, write_frame};
@@ -322,6 +324,8 @@ struct State {
     /// The client of each job.
     jobs: FxHashMap<u64, ConnId>,
     life: Liveness,
+    /// Workers retiring and clients waiting for them (`retire.rs`).
+    retiring: retire::Retirements,
 }
 
 /// What the scheduler knows of its workers' health.
@@ -356,6 +360,7 @@ async fn event_loop(mut rx: UnboundedReceiver<Event>, options: SchedulerOptions,
         worker_info: Vec::new(),
         clients: FxHashMap::default(),
         jobs: FxHashMap::default(),
+        retiring: retire::Retirements::default(),
     };
     while let Some(ev) = rx.recv().await {
         let mut stop = s.handle(ev);
@@ -365,6 +370,7 @@ async fn event_loop(mut rx: UnboundedReceiver<Event>, options: SchedulerOptions,
                 Err(_) => break,
             }
         }
+        s.advance_retirements();
         s.core.balance();
         s.dispatch();
         if stop {
@@ -407,6 +413,7 @@ impl State {
                 self.life.last_seen.insert(conn, std::time::Instant::now());
                 match msg {
                     FromWorker::Heartbeat => {}
+                    FromWorker::Replicated { ids, failed } => self.replicated(w, &ids, &failed),
                     FromWorker::Paused { paused, returned } => {
                         self.note(format!(
                             "worker {} {}",
@@ -422,6 +429,10 @@ impl State {
                             }
                         ));
                         self.core.set_paused(w, paused, &returned);
+                        if self.retiring.contains(w) {
+                            // Retiring: it stays out of the placement even with memory free.
+                            self.core.set_paused(w, true, &[]);
+                        }
                     }
                     FromWorker::Started(ids) => {
                         for id in ids {
@@ -700,6 +711,11 @@ impl State {
                     .map(|(_, i)| i.clone())
                     .collect();
                 self.send_client(conn, &ToClient::Info(infos));
+            }
+            FromClient::RetireWorkers { names } => self.retire_workers(conn, names),
+            FromClient::AdaptiveTarget => {
+                let t = self.adaptive_target();
+                self.send_client(conn, &ToClient::AdaptiveTarget(t));
             }
         }
     }

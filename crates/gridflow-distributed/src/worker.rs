@@ -5,7 +5,7 @@
 use crate::auth::{Security, Stream};
 use crate::frame::{encode, read_frame, write_frame};
 use crate::messages::{
-    ComputeTask, DataReply, DataRequest, FromWorker, Hello, TaskDone, ToWorker, Welcome,
+    ComputeTask, DataReply, DataRequest, FromWorker, Hello, Location, TaskDone, ToWorker, Welcome,
 };
 use crate::{DistError, Result};
 use gridflow_graph::{Expr, Key};
@@ -82,6 +82,8 @@ enum Event<V> {
     Fetched(Vec<(u64, Arc<V>)>),
     /// Inputs that could not be fetched, from where, and why.
     FetchFailed(Vec<u64>, String, String),
+    /// Results copied here from a retiring peer (to keep), and those that could not be.
+    Replicated(Vec<(u64, Arc<V>)>, Vec<u64>),
     /// Time to send a heartbeat and check the scheduler's.
     Tick,
     /// A thread started a task.
@@ -306,6 +308,19 @@ where
                     steals.push(FromWorker::StealResponse(answers));
                 }
                 Event::Scheduler(ToWorker::Shutdown) => stop = Some(Ok(())),
+                Event::Scheduler(ToWorker::Replicate(locations)) => {
+                    st.replicate(locations);
+                }
+                Event::Replicated(values, failed) => {
+                    fetched_bytes += values.iter().map(|(_, v)| O::nbytes(v) as u64).sum::<u64>();
+                    let ids: Vec<u64> = values.iter().map(|(id, _)| *id).collect();
+                    st.fetched(values);
+                    for id in &ids {
+                        // Kept for good: no local task's end drops it.
+                        st.borrowed.remove(id);
+                    }
+                    steals.push(FromWorker::Replicated { ids, failed });
+                }
                 Event::Scheduler(ToWorker::Heartbeat) => {}
                 Event::Started(id) => started.push(id),
                 Event::Tick => {
@@ -539,6 +554,28 @@ where
             if let Some((ready, _)) = self.waiting.remove(&t) {
                 self.run(ready);
             }
+        }
+    }
+
+    /// Copies results from the peers holding them (a retiring worker's), to keep.
+    fn replicate(&self, locations: Vec<Location>) {
+        let mut by_holder: FxHashMap<String, Vec<u64>> = FxHashMap::default();
+        for l in locations {
+            by_holder.entry(l.address).or_default().push(l.id);
+        }
+        for (address, ids) in by_holder {
+            let tx = self.tx.clone();
+            let sec = self.sec.clone();
+            tokio::spawn(async move {
+                let ev = match fetch::<O::Value>(&address, &ids, &sec).await {
+                    Ok(values) => Event::Replicated(values, Vec::new()),
+                    Err(e) => {
+                        eprintln!("gridflow worker: copying results from {address}: {e}");
+                        Event::Replicated(Vec::new(), ids)
+                    }
+                };
+                let _ = tx.send(ev);
+            });
         }
     }
 
