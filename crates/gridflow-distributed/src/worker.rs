@@ -42,6 +42,13 @@ pub struct WorkerOptions {
     /// Where results are spilled when memory runs short (with a memory limit); `None`: a
     /// directory of its own under the system's temporary directory.
     pub local_directory: Option<std::path::PathBuf>,
+    /// Retire gracefully after this long (results moved to other workers first), before a
+    /// batch system's walltime kills the process; `None`: run until told to stop.
+    pub lifetime: Option<std::time::Duration>,
+    /// Up to this much is added to `lifetime` (a fraction taken from the process id), so
+    /// that workers started together do not all retire at once (Dask's
+    /// `--lifetime-stagger`).
+    pub lifetime_stagger: std::time::Duration,
 }
 
 impl Default for WorkerOptions {
@@ -56,8 +63,46 @@ impl Default for WorkerOptions {
             heartbeat_timeout: std::time::Duration::from_secs(30),
             running_file: None,
             local_directory: None,
+            lifetime: None,
+            lifetime_stagger: std::time::Duration::ZERO,
         }
     }
+}
+
+impl WorkerOptions {
+    /// When this worker retires: `lifetime` plus its share of the stagger.
+    pub fn retire_after(&self) -> Option<std::time::Duration> {
+        let l = self.lifetime?;
+        // A spread fraction in [0, 1) from the process id (Knuth's multiplicative hash).
+        let frac = f64::from(std::process::id().wrapping_mul(2_654_435_761) % 1000) / 1000.0;
+        Some(l + self.lifetime_stagger.mul_f64(frac))
+    }
+}
+
+/// Retires worker `name` through the scheduler after `after` (its `--lifetime`): the
+/// scheduler moves its results away and then tells it to exit.
+fn retire_later(
+    scheduler: &str,
+    options: &WorkerOptions,
+    after: std::time::Duration,
+) -> Result<()> {
+    let (address, name) = (scheduler.to_owned(), options.name.clone());
+    let sec = options.security.clone();
+    std::thread::Builder::new()
+        .name("gridflow-lifetime".into())
+        .spawn(move || {
+            std::thread::sleep(after);
+            eprintln!("gridflow worker {name}: its lifetime ({after:?}) is over: retiring");
+            let retired = sec
+                .map_or_else(Security::from_env, Ok)
+                .and_then(|sec| crate::Client::connect_with(&address, sec))
+                .and_then(|c| c.retire_workers(std::slice::from_ref(&name)));
+            if let Err(e) = retired {
+                eprintln!("gridflow worker {name}: retiring at the end of its lifetime: {e}");
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| DistError::io("starting the lifetime thread", e))
 }
 
 type Store<V> = Arc<crate::memory::DataStore<V>>;
@@ -121,6 +166,9 @@ where
         .enable_all()
         .build()
         .map_err(|e| DistError::io("starting the worker's event loop", e))?;
+    if let Some(after) = options.retire_after() {
+        retire_later(scheduler, &options, after)?;
+    }
     rt.block_on(serve::<O>(scheduler.to_owned(), options))
 }
 

@@ -249,3 +249,38 @@ fn adapt_scales_up_under_work_and_down_to_zero_after_it() {
     });
     assert!(c.log().iter().any(|l| l.starts_with("retired worker")));
 }
+
+#[test]
+fn workers_retire_at_the_end_of_their_lifetime() {
+    let c = LocalCluster::with_options(LocalClusterOptions {
+        n_workers: 2,
+        threads_per_worker: 1,
+        program: Some(NODE.into()),
+        args: vec![
+            "worker".into(),
+            "--lifetime".into(),
+            "2".into(),
+            "--lifetime-stagger".into(),
+            "2".into(),
+        ],
+        restart_workers: false,
+        ..LocalClusterOptions::default()
+    })
+    .unwrap();
+    let client = c.client().unwrap();
+    let start = Instant::now();
+    wait_until("both workers retired", Duration::from_secs(20), || {
+        client.workers().unwrap().is_empty()
+    });
+    assert!(
+        start.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    let retired = c
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("retired worker"))
+        .count();
+    assert_eq!(retired, 2, "{:?}", c.log());
+}
