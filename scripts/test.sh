@@ -44,6 +44,14 @@ scripts/test-servers.sh start
 source target/test-servers/env
 env | grep '^GRIDFLOW_TEST_' | sort
 
+step "one-node Slurm for the deployment tests (Debian's slurmctld, slurmd, munge; no systemd)"
+# installs the packages when missing, writes target/slurm/slurm.conf and starts the daemons;
+# the trap below stops them however this script ends
+trap 'scripts/test-servers.sh stop; scripts/slurm-setup.sh stop' EXIT
+scripts/slurm-setup.sh start
+# shellcheck source=/dev/null
+source target/slurm/env
+
 step "tests"
 # the fuzz harness runs in its own step below, with its time budget and case counts shown
 cargo nextest run --workspace -j "$jobs" --build-jobs "$jobs" --no-fail-fast \
