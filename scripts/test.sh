@@ -47,10 +47,15 @@ env | grep '^GRIDFLOW_TEST_' | sort
 step "one-node Slurm for the deployment tests (Debian's slurmctld, slurmd, munge; no systemd)"
 # installs the packages when missing, writes target/slurm/slurm.conf and starts the daemons;
 # the trap below stops them however this script ends
-trap 'scripts/test-servers.sh stop; scripts/slurm-setup.sh stop' EXIT
+trap 'scripts/test-servers.sh stop; scripts/slurm-setup.sh stop; scripts/sshd-setup.sh stop' EXIT
 scripts/slurm-setup.sh start
 # shellcheck source=/dev/null
 source target/slurm/env
+
+step "sshd on 127.0.0.1 for the SSH deployment tests (Debian's openssh-server, own host and client keys)"
+scripts/sshd-setup.sh start
+# shellcheck source=/dev/null
+source target/sshd/env
 
 step "tests"
 # the fuzz harness runs in its own step below, with its time budget and case counts shown

@@ -8,8 +8,10 @@ mod command;
 mod error;
 mod signals;
 pub mod slurm;
+pub mod ssh;
 
 pub use command::shell_quote;
 pub use error::{DeployError, Result};
 pub use signals::{cancel_on_signals, run_cleanups};
 pub use slurm::{SlurmCluster, SlurmOptions};
+pub use ssh::{SshCluster, SshOptions};
