@@ -57,6 +57,9 @@ scripts/sshd-setup.sh start
 # shellcheck source=/dev/null
 source target/sshd/env
 
+step "kubernetes-validate venv for the Kubernetes manifest test (pinned; ships the schemas)"
+bash scripts/k8s-validate-setup.sh
+
 step "tests"
 # the fuzz harness runs in its own step below, with its time budget and case counts shown
 cargo nextest run --workspace -j "$jobs" --build-jobs "$jobs" --no-fail-fast \

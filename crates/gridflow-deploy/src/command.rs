@@ -21,15 +21,18 @@ pub(crate) fn run(program: &str, args: &[String], input: Option<&str>) -> Result
         program: program.to_owned(),
         source,
     })?;
+    // A program that fails early stops reading: its own message says more than the
+    // broken pipe, so a write error is reported only if it then succeeds.
+    let mut written = Ok(());
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| DeployError::io(format!("writing to {program}'s input"), e))?;
+        written = stdin.write_all(text.as_bytes());
     }
     let out = child
         .wait_with_output()
         .map_err(|e| DeployError::io(format!("waiting for {program}"), e))?;
-    if !out.status.success() {
+    if out.status.success() {
+        written.map_err(|e| DeployError::io(format!("writing to {program}'s input"), e))?;
+    } else {
         return Err(DeployError::Command {
             command: describe(program, args),
             status: out.status.to_string(),

@@ -6,12 +6,14 @@
 
 mod command;
 mod error;
+pub mod kubernetes;
 mod signals;
 pub mod slurm;
 pub mod ssh;
 
 pub use command::shell_quote;
 pub use error::{DeployError, Result};
+pub use kubernetes::{KubernetesCluster, KubernetesOptions};
 pub use signals::{cancel_on_signals, run_cleanups};
 pub use slurm::{SlurmCluster, SlurmOptions};
 pub use ssh::{SshCluster, SshOptions};
