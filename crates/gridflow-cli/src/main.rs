@@ -11,6 +11,7 @@
 )]
 
 mod catalog_cmd;
+mod cluster_cmd;
 mod common;
 mod demo;
 mod eval;
@@ -118,6 +119,9 @@ enum Command {
     ///   gridflow eval --store az://data/tas.zarr --storage-option account_name=ACCOUNT 'ds.tas.mean()'
     #[command(verbatim_doc_comment, after_help = format!("{}\n\n{}", catalog_cmd::TERMS_HELP, common::storage_help()))]
     Eval(Box<eval_cmd::EvalArgs>),
+    /// Start a cluster on Slurm, SSH hosts or Kubernetes and keep it up until Ctrl-C.
+    #[command(subcommand)]
+    Cluster(cluster_cmd::ClusterCommand),
     /// Run a scheduler of the distributed runtime; prints the address it listens on.
     Scheduler {
         /// Host (interface) to listen on.
@@ -363,6 +367,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Info { url, json, storage } => eval_cmd::info(&url, json, &storage),
         Command::Eval(args) => eval_cmd::run(&args),
+        Command::Cluster(c) => cluster_cmd::run(c),
         Command::Scheduler {
             host,
             port,

@@ -316,6 +316,21 @@ impl KubernetesOptions {
         run(&self.kubectl, &a, input)
     }
 
+    /// Deletes every object of the cluster named `name` (by its `instance` label).
+    pub fn delete(&self) -> Result<()> {
+        self.kubectl(
+            &[
+                "delete",
+                "deployment,service,secret",
+                "-l",
+                &format!("app.kubernetes.io/instance={}", self.name),
+                "--wait=false",
+            ],
+            None,
+        )
+        .map(|_| ())
+    }
+
     fn selector(&self, component: &str) -> String {
         format!(
             "app.kubernetes.io/instance={},app.kubernetes.io/component={component}",
@@ -400,18 +415,18 @@ impl KubernetesCluster {
         {
             a.stop();
         }
-        self.options.kubectl(
-            &[
-                "delete",
-                "deployment,service,secret",
-                "-l",
-                &format!("app.kubernetes.io/instance={}", self.options.name),
-                "--wait=false",
-            ],
-            None,
-        )?;
+        self.options.delete()?;
         *closed = true;
         Ok(())
+    }
+
+    /// Leaves the cluster running in Kubernetes when this handle goes (the CLI's `gridflow
+    /// cluster kubernetes` applies and exits; `--delete` removes it later).
+    pub fn keep(self) {
+        *self
+            .closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
     }
 }
 
