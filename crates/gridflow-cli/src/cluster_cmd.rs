@@ -278,7 +278,10 @@ fn slurm(a: SlurmArgs) -> Result<()> {
         }
         None => {
             let jobs = a.jobs.unwrap_or(1);
-            cluster.scale(jobs * a.processes.max(1) as usize)?;
+            let workers = jobs
+                .checked_mul(a.processes.max(1) as usize)
+                .context("--jobs times --processes is too many workers")?;
+            cluster.scale(workers)?;
             outln!("submitted {jobs} job(s): {}", cluster.job_ids()?.join(", "))?;
         }
     }
