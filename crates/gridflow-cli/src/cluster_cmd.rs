@@ -377,6 +377,84 @@ fn kubernetes(a: &KubernetesArgs) -> Result<()> {
     Ok(())
 }
 
+/// Starts the cluster of `gridflow eval --cluster slurm:...|ssh:...` and waits for its
+/// workers; returns it with a client.
+pub fn start_for_run(spec: &str) -> Result<(Box<dyn Cluster>, gridflow_distributed::Client)> {
+    let timeout = Duration::from_secs(600);
+    let cluster: Box<dyn Cluster> = if let Some(rest) = spec.strip_prefix("slurm:") {
+        let mut parts = rest.split(',');
+        let jobs: usize =
+            parts.next().unwrap_or_default().parse().with_context(|| {
+                format!("--cluster {spec:?}: expected slurm:N_JOBS[,key=value...]")
+            })?;
+        let mut o = SlurmOptions {
+            security: gridflow_distributed::Security::from_env()?,
+            ..SlurmOptions::default()
+        };
+        for kv in parts {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--cluster {spec:?}: {kv:?} is not key=value"))?;
+            let n = || {
+                v.parse::<u32>()
+                    .with_context(|| format!("--cluster {spec:?}: {k}={v:?} is not a whole number"))
+            };
+            match k {
+                "partition" | "queue" => o.partition = Some(v.into()),
+                "account" => o.account = Some(v.into()),
+                "cores" => o.cores = n()?,
+                "processes" => o.processes = n()?,
+                "memory" => o.memory = crate::common::parse_size(v)? as u64,
+                "walltime" => o.walltime = Some(gridflow_deploy::slurm::parse_walltime(v)?),
+                "interface" => o.interface = Some(v.into()),
+                other => bail!(
+                    "--cluster {spec:?}: unknown key {other:?} (partition, account, cores,                      memory, walltime, processes, interface)"
+                ),
+            }
+        }
+        let workers = jobs
+            .max(1)
+            .checked_mul(o.processes.max(1) as usize)
+            .context("too many workers")?;
+        gridflow_deploy::cancel_on_signals()?;
+        let c = SlurmCluster::new(o)?;
+        c.scale(workers)?;
+        crate::out::note!(
+            "cluster {}: {jobs} Slurm job(s): {}",
+            c.scheduler_address(),
+            c.job_ids()?.join(", ")
+        );
+        c.wait_for_workers(workers, timeout)?;
+        Box::new(c)
+    } else if let Some(rest) = spec.strip_prefix("ssh:") {
+        let hosts: Vec<String> = rest
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if hosts.is_empty() {
+            bail!("--cluster {spec:?}: expected ssh:HOST,HOST,...");
+        }
+        gridflow_deploy::cancel_on_signals()?;
+        let c = SshCluster::new(SshOptions {
+            n_workers: hosts.len().saturating_sub(1).max(1),
+            hosts,
+            security: gridflow_distributed::Security::from_env()?,
+            timeout,
+            ..SshOptions::default()
+        })?;
+        crate::out::note!("cluster {} over ssh", c.scheduler_address());
+        Box::new(c)
+    } else {
+        bail!("--cluster {spec:?}: expected local[:NxT], slurm:N_JOBS[,...] or ssh:HOST,...");
+    };
+    let client = gridflow_distributed::Client::connect_with(
+        &cluster.scheduler_address(),
+        cluster.security(),
+    )?;
+    Ok((cluster, client))
+}
+
 /// Prints where clients connect (and writes the scheduler file).
 fn announce(cluster: &dyn Cluster, scheduler_file: Option<&std::path::Path>) -> Result<()> {
     let address = cluster.scheduler_address();

@@ -230,3 +230,58 @@ fn a_slurm_cluster_computes_and_sigterm_cancels_its_jobs() {
     }
     let _ = std::fs::remove_dir_all(&logs);
 }
+
+#[test]
+fn eval_on_a_slurm_cluster_started_for_the_run_equals_the_local_executor() {
+    if !slurm_up() {
+        return;
+    }
+    let mut spec = "slurm:2,cores=1,walltime=00:10:00".to_owned();
+    if let Ok(p) = std::env::var("GRIDFLOW_TEST_SLURM_PARTITION") {
+        spec.push_str(&format!(",partition={p}"));
+    }
+    let expr = "(da.arange(3000, chunks=200) ** 2).sum()";
+    let before = squeue_ids();
+    let remote = gridflow()
+        .args(["eval", "--json", "--cluster", &spec, expr])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&remote.stderr);
+    assert!(remote.status.success(), "{err}");
+    assert!(err.contains("2 Slurm job(s)"), "{err}");
+    let local = gridflow()
+        .args(["eval", "--json", "--threads", "2", expr])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&remote.stdout).lines().next(),
+        String::from_utf8_lossy(&local.stdout).lines().next()
+    );
+    // Its jobs were cancelled at the end.
+    let start = Instant::now();
+    while squeue_ids().iter().any(|i| !before.contains(i)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "jobs left: {:?}",
+            squeue_ids()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn slurm_up() -> bool {
+    let up = std::env::var_os("SLURM_CONF").is_some()
+        && Command::new("sinfo")
+            .arg("-h")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !up {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no Slurm: run scripts/slurm-setup.sh; source target/slurm/env"
+        );
+        eprintln!("skipped: no Slurm (run scripts/slurm-setup.sh; source target/slurm/env)");
+    }
+    up
+}
