@@ -132,3 +132,72 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::core::{Action, Config};
+
+    /// `n` independent root tasks on a core with one worker of `threads` threads.
+    fn roots(n: u32, threads: u32) -> (Core, u64) {
+        let mut core = Core::new(Config::default());
+        core.add_worker(threads);
+        let tasks = (0..n).map(|_| (vec![1u8], vec![])).collect();
+        let job = core.submit(tasks, (0..n).collect()).unwrap();
+        (core, job)
+    }
+
+    #[test]
+    fn the_target_follows_the_documented_rule() {
+        let c = AdaptiveConfig::default();
+        let (core, _) = roots(100, 2);
+        let t = core.adaptive_target(&c, 2, 0, 0);
+        assert_eq!(t.unfinished_tasks, 100);
+        assert_eq!(t.ready_tasks, 100, "queued plus processing");
+        let by_time = (100.0 * c.unknown_task_s / c.target_duration_s / 2.0).ceil() as u64;
+        assert_eq!(t.cpu, by_time.min(50));
+        assert_eq!(t.target, t.cpu);
+        assert_eq!(t.memory, 0);
+        // Held bytes past the fraction of the limits ask for more workers.
+        let m = core.adaptive_target(&c, 2, 1000, 10_000);
+        assert_eq!(
+            m.memory,
+            (10_000.0 / (1000.0 * c.memory_fraction)).ceil() as u64
+        );
+        assert_eq!(m.target, m.cpu.max(m.memory));
+        // Nothing pending: no worker wanted.
+        let idle = Core::new(Config::default()).adaptive_target(&c, 1, 0, 0);
+        assert_eq!((idle.target, idle.unfinished_tasks), (0, 0));
+    }
+
+    #[test]
+    fn results_held_by_one_worker_alone_are_found_and_replicas_recorded() {
+        let (mut core, _) = roots(4, 1);
+        let w1 = core.add_worker(1);
+        let mut done = Vec::new();
+        for _ in 0..4 {
+            for a in core.take_actions() {
+                if let Action::Compute { worker, task } = a {
+                    core.finished(worker, task, 10);
+                    done.push((worker, task));
+                }
+            }
+        }
+        assert_eq!(done.len(), 4);
+        let on0: Vec<TaskId> = done
+            .iter()
+            .filter(|(w, _)| *w == 0)
+            .map(|(_, t)| *t)
+            .collect();
+        let mut only0: Vec<TaskId> = core.held_only_by(0).into_iter().map(|(t, _)| t).collect();
+        only0.sort_unstable();
+        assert_eq!(only0, on0);
+        let first = on0[0];
+        assert!(core.add_replica(first, w1));
+        assert!(!core.held_only_by(0).iter().any(|(t, _)| *t == first));
+        assert!(core.who_has(first).contains(&w1));
+        // A result no longer known is not recorded.
+        assert!(!core.add_replica(10_000, w1));
+    }
+}
