@@ -101,7 +101,8 @@ InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=60
 NodeName=localhost NodeAddr=127.0.0.1 NodeHostname=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+# Up to 2 jobs per CPU: worker jobs mostly wait, and a 1-CPU machine still runs two.
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:2
 EOF
 
 export SLURM_CONF="$dir/slurm.conf"

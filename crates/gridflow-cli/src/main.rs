@@ -415,6 +415,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             o.lifetime = deploy.lifetime.map(std::time::Duration::from_secs);
             o.lifetime_stagger = std::time::Duration::from_secs(deploy.lifetime_stagger);
+            // SIGTERM (a pod stopped, a job cancelled) retires the worker gracefully.
+            if let Some(sec) = &o.security {
+                gridflow_deploy::retire_on_sigterm(&address, &o.name, sec.clone())?;
+            }
             if let Some(ms) = heartbeat_timeout {
                 o.heartbeat_timeout = std::time::Duration::from_millis(ms);
             }

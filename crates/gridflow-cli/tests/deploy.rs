@@ -285,3 +285,47 @@ fn slurm_up() -> bool {
     }
     up
 }
+
+#[test]
+fn sigterm_retires_a_gridflow_worker_gracefully() {
+    let c = gridflow_distributed::LocalCluster::with_options(
+        gridflow_distributed::LocalClusterOptions {
+            n_workers: 2,
+            threads_per_worker: 1,
+            program: Some(env!("CARGO_BIN_EXE_gridflow").into()),
+            restart_workers: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let client = c.client().unwrap();
+    let pids = c.worker_pids();
+    let names: Vec<String> = client
+        .workers()
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pids[1].to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    while client.workers().unwrap().len() != 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the worker did not retire"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = c.log();
+    assert!(
+        log.iter().any(|l| l.starts_with("retired worker local-1")),
+        "retired, not lost: {log:?}"
+    );
+    assert!(!log.iter().any(|l| l.starts_with("lost worker")), "{log:?}");
+}

@@ -256,6 +256,8 @@ impl KubernetesOptions {
                 "template": {
                     "metadata": {"labels": self.labels("worker")},
                     "spec": {
+                        // SIGTERM retires a worker (results moved first): give it time.
+                        "terminationGracePeriodSeconds": 60,
                         "containers": [{
                             "name": "worker",
                             "image": self.image,

@@ -14,6 +14,6 @@ pub mod ssh;
 pub use command::shell_quote;
 pub use error::{DeployError, Result};
 pub use kubernetes::{KubernetesCluster, KubernetesOptions};
-pub use signals::{cancel_on_signals, run_cleanups};
+pub use signals::{cancel_on_signals, retire_on_sigterm, run_cleanups};
 pub use slurm::{SlurmCluster, SlurmOptions};
 pub use ssh::{SshCluster, SshOptions};

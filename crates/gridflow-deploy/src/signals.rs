@@ -81,3 +81,43 @@ pub fn cancel_on_signals() -> Result<()> {
     let _ = INSTALLED.set(());
     Ok(())
 }
+
+/// For a worker process: on SIGTERM (a Kubernetes pod being stopped, `scancel`, a job's
+/// `--signal`), retire gracefully instead of dying — ask the scheduler at `address` to
+/// retire worker `name`, which moves its results to other workers and then tells it to
+/// exit. If the scheduler cannot be asked, or a second SIGTERM comes, exit at once (143).
+pub fn retire_on_sigterm(
+    address: &str,
+    name: &str,
+    security: gridflow_distributed::Security,
+) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DeployError::io("starting the SIGTERM handler", e))?;
+    let mut term = rt
+        .block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        })
+        .map_err(|e| DeployError::io("listening for SIGTERM", e))?;
+    let (address, name) = (address.to_owned(), name.to_owned());
+    std::thread::Builder::new()
+        .name("gridflow-sigterm".into())
+        .spawn(move || {
+            rt.block_on(term.recv());
+            eprintln!("gridflow worker {name}: SIGTERM: retiring (results moved to other workers)");
+            // A second SIGTERM while retiring: stop now.
+            std::thread::spawn(move || {
+                rt.block_on(term.recv());
+                std::process::exit(143);
+            });
+            let retired = gridflow_distributed::Client::connect_with(&address, security)
+                .and_then(|c| c.retire_workers(std::slice::from_ref(&name)));
+            if let Err(e) = retired {
+                eprintln!("gridflow worker {name}: retiring on SIGTERM failed: {e}; exiting");
+                std::process::exit(143);
+            }
+        })
+        .map_err(|e| DeployError::io("starting the SIGTERM handler", e))?;
+    Ok(())
+}
