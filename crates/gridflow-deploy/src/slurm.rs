@@ -899,6 +899,17 @@ mod tests {
     }
 
     #[test]
+    fn an_interfaces_address_is_found_and_a_missing_one_named() {
+        if std::process::Command::new("ip").arg("-V").output().is_err() {
+            eprintln!("skipped: no ip (iproute2)");
+            return;
+        }
+        assert_eq!(interface_address("lo").unwrap(), "127.0.0.1");
+        let e = interface_address("gridflow-none0").unwrap_err().to_string();
+        assert!(e.contains("gridflow-none0"), "{e}");
+    }
+
+    #[test]
     fn options_that_make_no_job_are_refused_by_name() {
         let e = SlurmOptions {
             cores: 1,
