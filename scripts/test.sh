@@ -60,6 +60,11 @@ source target/sshd/env
 step "kubernetes-validate venv for the Kubernetes manifest test (pinned; ships the schemas)"
 bash scripts/k8s-validate-setup.sh
 
+step "headless browser for the dashboard tests (Debian chromium, npm playwright-core into target/browser)"
+# crates/gridflow-distributed/tests/dashboard.rs drives it; with CI=true that test fails
+# when the browser is missing
+eval "$(bash scripts/browser-setup.sh)"
+
 step "tests"
 # the fuzz harness runs in its own step below, with its time budget and case counts shown
 cargo nextest run --workspace -j "$jobs" --build-jobs "$jobs" --no-fail-fast \

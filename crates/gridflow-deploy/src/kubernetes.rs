@@ -213,6 +213,7 @@ impl KubernetesOptions {
                                 "--host", "0.0.0.0",
                                 "--port", self.scheduler_port.to_string(),
                                 "--auth-token-file", "/etc/gridflow/token",
+                                "--dashboard-address", format!("0.0.0.0:{}", self.dashboard_port),
                             ],
                             "ports": [
                                 {"name": "scheduler", "containerPort": self.scheduler_port},

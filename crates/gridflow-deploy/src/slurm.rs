@@ -590,6 +590,11 @@ impl SlurmCluster {
             listener,
             SchedulerOptions {
                 security: security.clone(),
+                // On the scheduler's host, Dask's port (any free one when taken).
+                dashboard_address: Some(format!(
+                    "{host}:{}",
+                    gridflow_distributed::dashboard::DEFAULT_PORT
+                )),
                 ..SchedulerOptions::default()
             },
         )?;
@@ -734,6 +739,12 @@ impl Cluster for SlurmCluster {
 
     fn security(&self) -> Security {
         self.inner.security.clone()
+    }
+
+    fn dashboard_link(&self) -> Option<String> {
+        lock(&self.scheduler)
+            .as_ref()
+            .and_then(SchedulerHandle::dashboard_link)
     }
 
     fn scale(&self, n: usize) -> gridflow_distributed::Result<()> {

@@ -125,6 +125,8 @@ fn wrapped(cmd: &[String]) -> String {
 struct Inner {
     options: SshOptions,
     address: String,
+    /// The dashboard's link, as the scheduler printed it.
+    dashboard: Arc<Mutex<Option<String>>>,
     security: Security,
     workers: Mutex<Vec<Remote>>,
     scheduler: Mutex<Option<Remote>>,
@@ -315,6 +317,7 @@ impl SshCluster {
         let inner = Arc::new(Inner {
             options: options.clone(),
             address: String::new(),
+            dashboard: Arc::default(),
             security,
             workers: Mutex::new(Vec::new()),
             scheduler: Mutex::new(None),
@@ -329,11 +332,15 @@ impl SshCluster {
             options.scheduler_port.to_string(),
             "--scheduler-file".into(),
             inner.scheduler_file(),
+            "--dashboard-address".into(),
+            format!("{listen}:{}", gridflow_distributed::dashboard::DEFAULT_PORT),
         ]);
         let mut sched = inner.start(&first, "scheduler", &cmd, true)?;
-        let address = read_address(&mut sched, options.timeout)?;
+        let dashboard: Arc<Mutex<Option<String>>> = Arc::default();
+        let address = read_address(&mut sched, options.timeout, dashboard.clone())?;
         let inner = Arc::new(Inner {
             address,
+            dashboard,
             workers: Mutex::new(Vec::new()),
             scheduler: Mutex::new(Some(sched)),
             next: AtomicUsize::new(0),
@@ -407,8 +414,12 @@ impl SshCluster {
 }
 
 /// Reads the scheduler's "gridflow scheduler at ADDRESS" line (within `timeout`), then
-/// keeps draining its output.
-fn read_address(sched: &mut Remote, timeout: Duration) -> Result<String> {
+/// keeps draining its output, noting the dashboard's link in `dashboard` when it is printed.
+fn read_address(
+    sched: &mut Remote,
+    timeout: Duration,
+    dashboard: Arc<Mutex<Option<String>>>,
+) -> Result<String> {
     let out =
         sched.child.stdout.take().ok_or_else(|| {
             DeployError::Invalid("ssh: the scheduler's output is not piped".into())
@@ -426,7 +437,11 @@ fn read_address(sched: &mut Remote, timeout: Duration) -> Result<String> {
                 }
             }
             // Whatever else it prints is dropped; reading keeps its pipe from filling.
-            for _ in lines {}
+            for line in lines.map_while(std::result::Result::ok) {
+                if let Some(link) = line.trim().strip_prefix("gridflow dashboard at ") {
+                    *lock(&dashboard) = Some(link.to_owned());
+                }
+            }
         })
         .map_err(|e| DeployError::io("starting the scheduler's reader", e))?;
     let start = Instant::now();
@@ -458,6 +473,10 @@ impl Cluster for SshCluster {
 
     fn security(&self) -> Security {
         self.inner.security.clone()
+    }
+
+    fn dashboard_link(&self) -> Option<String> {
+        lock(&self.inner.dashboard).clone()
     }
 
     fn scale(&self, n: usize) -> gridflow_distributed::Result<()> {

@@ -83,6 +83,7 @@ fn two_worker_jobs_compute_then_adapt_down_to_zero_and_close_leaves_no_job() {
     assert_eq!(ids.len(), 2, "one job per worker: {ids:?}");
     c.wait_for_workers(2, Duration::from_secs(90)).unwrap();
     let client = Client::connect_with(&c.scheduler_address(), c.security()).unwrap();
+    assert!(c.dashboard_link().is_some_and(|l| l.starts_with("http://")));
     let mut names: Vec<String> = client
         .workers()
         .unwrap()

@@ -84,6 +84,22 @@ fn a_two_worker_ssh_cluster_computes_and_leaves_no_process_behind() {
         "{running:#?}"
     );
 
+    // The remote scheduler's dashboard answers the scaling endpoint.
+    let start = Instant::now();
+    let link = loop {
+        if let Some(l) = c.dashboard_link() {
+            break l;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no dashboard link"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (status, body) = get(&link, "/api/v1/adaptive_target");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"workers\":2"), "{body}");
+
     let (g, out, _) = tree(200, 1024);
     let want = LocalExecutor::threads(1)
         .run(&g, std::slice::from_ref(&out))
@@ -134,4 +150,24 @@ fn a_scheduler_that_cannot_start_is_reported() {
     };
     assert!(e.contains("scheduler") && e.contains(&host), "{e}");
     assert!(pgrep(&marker).is_empty());
+}
+
+/// `GET path` from the dashboard at `link`: the status and the body.
+fn get(link: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let host = link
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, out.split_once("\r\n\r\n").unwrap().1.to_owned())
 }

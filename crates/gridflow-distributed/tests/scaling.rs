@@ -284,3 +284,118 @@ fn workers_retire_at_the_end_of_their_lifetime() {
         .count();
     assert_eq!(retired, 2, "{:?}", c.log());
 }
+
+/// One HTTP/1.1 request to the dashboard at `link` (`http://host:port/status`): the
+/// status code and the body.
+fn http(link: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let host = link
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut s = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status: u16 = out.split(' ').nth(1).unwrap().parse().unwrap();
+    let (_, b) = out.split_once("\r\n\r\n").unwrap();
+    (
+        status,
+        serde_json::from_str(b).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn dashboard_cluster(n: usize, security: gridflow_distributed::Security) -> LocalCluster {
+    LocalCluster::with_options(LocalClusterOptions {
+        n_workers: n,
+        threads_per_worker: 1,
+        program: Some(NODE.into()),
+        dashboard_address: Some("127.0.0.1:0".into()),
+        security,
+        ..LocalClusterOptions::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_scaling_endpoints_answer_over_http() {
+    let c = dashboard_cluster(2, gridflow_distributed::Security::none());
+    let link = c.dashboard_link().expect("a dashboard");
+    let client = c.client().unwrap();
+
+    let (status, t) = http(&link, "GET", "/api/v1/adaptive_target", "");
+    assert_eq!(status, 200, "{t}");
+    let want = serde_json::to_value(client.adaptive_target().unwrap()).unwrap();
+    assert_eq!(t, want);
+    assert_eq!(t["workers"], 2);
+
+    let (status, e) = http(
+        &link,
+        "POST",
+        "/api/v1/retire_workers",
+        "{\"workers\": [\"nobody\"]}",
+    );
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("nobody"), "{e}");
+    let (status, e) = http(&link, "POST", "/api/v1/retire_workers", "not json");
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("\"workers\""), "{e}");
+    let (status, e) = http(&link, "GET", "/api/v1/retire_workers", "");
+    assert_eq!(status, 405, "{e}");
+
+    let name = client.workers().unwrap()[1].name.clone();
+    let (status, r) = http(
+        &link,
+        "POST",
+        "/api/v1/retire_workers",
+        &format!("{{\"workers\": [\"{name}\"]}}"),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["retired"], serde_json::json!([name]));
+    assert_eq!(client.workers().unwrap().len(), 1);
+}
+
+#[test]
+fn retiring_over_http_needs_the_clusters_token() {
+    let token = gridflow_distributed::auth::generate_token().unwrap();
+    let sec = gridflow_distributed::Security::none()
+        .with_token(&token)
+        .unwrap();
+    let c = dashboard_cluster(2, sec);
+    let link = c.dashboard_link().unwrap();
+    let client = c.client().unwrap();
+    let name = client.workers().unwrap()[1].name.clone();
+    let (status, e) = http(
+        &link,
+        "POST",
+        "/api/v1/retire_workers",
+        &format!("{{\"workers\": [\"{name}\"]}}"),
+    );
+    assert_eq!(status, 403, "{e}");
+    let (status, _) = http(
+        &link,
+        "POST",
+        "/api/v1/retire_workers",
+        &format!("{{\"workers\": [\"{name}\"], \"token\": \"wrong\"}}"),
+    );
+    assert_eq!(status, 403);
+    assert_eq!(client.workers().unwrap().len(), 2);
+    let (status, r) = http(
+        &link,
+        "POST",
+        "/api/v1/retire_workers",
+        &format!("{{\"workers\": [\"{name}\"], \"token\": \"{token}\"}}"),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(client.workers().unwrap().len(), 1);
+    // Reading the target needs no token (it changes nothing).
+    assert_eq!(http(&link, "GET", "/api/v1/adaptive_target", "").0, 200);
+}

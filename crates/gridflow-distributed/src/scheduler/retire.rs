@@ -66,7 +66,7 @@ impl State {
                     let w = w as WorkerId;
                     req.workers.push(w);
                     if !self.retiring.contains(w) {
-                        self.note(format!("retiring worker {name}"));
+                        self.info(format!("retiring worker {name}"));
                         self.core.set_paused(w, true, &[]);
                         self.retiring.workers.insert(
                             w,
