@@ -129,7 +129,7 @@ impl Adaptive {
                         });
                     if let Err(e) = step {
                         failed2.store(true, Ordering::Relaxed);
-                        eprintln!("gridflow adaptive scaling: {e}");
+                        tracing::warn!("gridflow adaptive scaling: {e}");
                     }
                     let (m, cv) = &*stop2;
                     let guard = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

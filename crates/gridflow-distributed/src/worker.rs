@@ -92,13 +92,13 @@ fn retire_later(
         .name("gridflow-lifetime".into())
         .spawn(move || {
             std::thread::sleep(after);
-            eprintln!("gridflow worker {name}: its lifetime ({after:?}) is over: retiring");
+            tracing::info!("gridflow worker {name}: its lifetime ({after:?}) is over: retiring");
             let retired = sec
                 .map_or_else(Security::from_env, Ok)
                 .and_then(|sec| crate::Client::connect_with(&address, sec))
                 .and_then(|c| c.retire_workers(std::slice::from_ref(&name)));
             if let Err(e) = retired {
-                eprintln!("gridflow worker {name}: retiring at the end of its lifetime: {e}");
+                tracing::warn!("gridflow worker {name}: retiring at the end of its lifetime: {e}");
             }
         })
         .map(|_| ())
@@ -631,7 +631,7 @@ where
                 let ev = match fetch::<O::Value>(&address, &ids, &sec).await {
                     Ok(values) => Event::Replicated(values, Vec::new()),
                     Err(e) => {
-                        eprintln!("gridflow worker: copying results from {address}: {e}");
+                        tracing::warn!("gridflow worker: copying results from {address}: {e}");
                         Event::Replicated(Vec::new(), ids)
                     }
                 };
