@@ -76,7 +76,9 @@ fn two_worker_jobs_compute_then_adapt_down_to_zero_and_close_leaves_no_job() {
     if !slurm() {
         return;
     }
-    let c = SlurmCluster::new(options("scale")).unwrap();
+    let o = options("scale");
+    let logs = o.log_directory.clone().unwrap();
+    let c = SlurmCluster::new(o).unwrap();
     assert!(c.job_script().contains("#SBATCH --cpus-per-task=1"));
     c.scale(2).unwrap();
     let ids = c.job_ids().unwrap();
@@ -129,6 +131,7 @@ fn two_worker_jobs_compute_then_adapt_down_to_zero_and_close_leaves_no_job() {
     wait_until("close leaves no job", Duration::from_secs(30), || {
         in_squeue(&more).is_empty()
     });
+    let _ = std::fs::remove_dir_all(logs);
 }
 
 #[test]
