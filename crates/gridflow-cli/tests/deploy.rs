@@ -329,3 +329,96 @@ fn sigterm_retires_a_gridflow_worker_gracefully() {
     );
     assert!(!log.iter().any(|l| l.starts_with("lost worker")), "{log:?}");
 }
+
+#[test]
+fn an_ssh_cluster_from_the_command_line_leaves_nothing_after_sigterm() {
+    let (Ok(config), Ok(host)) = (
+        std::env::var("GRIDFLOW_TEST_SSH_CONFIG"),
+        std::env::var("GRIDFLOW_TEST_SSH_HOST"),
+    ) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no test sshd: run scripts/sshd-setup.sh; source target/sshd/env"
+        );
+        eprintln!("skipped: no test sshd (run scripts/sshd-setup.sh; source target/sshd/env)");
+        return;
+    };
+    let exe = env!("CARGO_BIN_EXE_gridflow");
+    let mut guard = Guard(
+        gridflow()
+            .args([
+                "cluster",
+                "ssh",
+                "-F",
+                &config,
+                &host,
+                &host,
+                "--workers",
+                "2",
+            ])
+            .args(["--remote-command", exe])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = BufReader::new(guard.0.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    let (mut address, mut running) = (None, 0);
+    let start = Instant::now();
+    while running < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "workers did not start"
+        );
+        let Ok(l) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        if let Some(a) = l.strip_prefix("scheduler at ") {
+            address = Some(a.to_owned());
+        }
+        if l.ends_with(": running") {
+            running += 1;
+        }
+    }
+    let address = address.unwrap();
+    let port = address.rsplit(':').next().unwrap().to_owned();
+    // The remote scheduler and workers (all name the scheduler's port on their command line).
+    let remote = || -> Vec<String> {
+        let out = Command::new("pgrep")
+            .args(["-a", "-f", exe])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!(":{port}")) || l.contains("scheduler --host"))
+            .filter(|l| !l.contains("cluster ssh"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(remote().len() >= 2, "{:#?}", remote());
+    let pid = guard.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(guard.0.wait().unwrap().code(), Some(143));
+    let start = Instant::now();
+    while !remote().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "left: {:#?}",
+            remote()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
