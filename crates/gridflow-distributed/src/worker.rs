@@ -827,8 +827,21 @@ async fn data_server<V: WireValue + Send + Sync + 'static>(
                 let s = crate::auth::accept(stream, &peer, &sec).await?;
                 serve_data(s, &peer, &store).await
             };
-            if let Err(e) = served.await {
-                tracing::warn!(%peer, "gridflow worker: data connection from {peer}: {e}");
+            match served.await {
+                // A peer that exits drops the connections it kept for later fetches: not
+                // worth a warning.
+                Err(DistError::Io { source, .. })
+                    if matches!(
+                        source.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    tracing::debug!(%peer, "data connection from {peer} reset: {source}");
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, "gridflow worker: data connection from {peer}: {e}");
+                }
+                Ok(()) => {}
             }
         });
     }
