@@ -12,14 +12,15 @@ use gridflow_store::netcdf::NetcdfFile;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
-/// Opens a local netCDF-3 or netCDF-4 file lazily: metadata and dimension coordinates are
+/// Opens a netCDF-3 or netCDF-4 file lazily (a local path, or an `http(s)://`, `s3://`,
+/// `gs://` or `az://` URL read by byte ranges with `options.store`): metadata and dimension coordinates are
 /// read now, data variables block by block when computed (blocks follow the file's HDF5
 /// chunks). Variables of types gridflow does not read (char, string, compound) are listed
 /// as unreadable in the dataset's encoding. `options.chunks` and `options.group` are not
 /// used (the file's root group is read).
 pub fn open_netcdf(url: &str, options: &OpenOptions) -> Result<Dataset> {
     gridflow_store::register();
-    let file = NetcdfFile::open(url)?;
+    let file = NetcdfFile::open_with(url, &options.store)?;
     let mut raw: IndexMap<String, Variable> = IndexMap::new();
     let mut unreadable: Vec<(String, String)> = Vec::new();
     for v in file.variables() {
@@ -49,8 +50,7 @@ pub fn open_netcdf(url: &str, options: &OpenOptions) -> Result<Dataset> {
             Value::Object(unreadable.into_iter().map(|(k, e)| (k, json!(e))).collect()),
         );
     }
-    ds.encoding
-        .insert("source".into(), json!(file.path().display().to_string()));
+    ds.encoding.insert("source".into(), json!(file.url()));
     Ok(ds)
 }
 
@@ -150,9 +150,9 @@ fn wildcard(p: &[u8], s: &[u8]) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
-/// Opens whatever `url` is: a glob of files ([`open_mfdataset`] by coordinates), a local
-/// netCDF file (recognised by its first bytes; [`open_netcdf`]), else a Zarr store or a
-/// kerchunk reference set ([`open_zarr`]).
+/// Opens whatever `url` is: a glob of files ([`open_mfdataset`] by coordinates), a netCDF
+/// file (recognised by its first bytes, locally or remotely; [`open_netcdf`]), else a Zarr
+/// store or a kerchunk reference set ([`open_zarr`]).
 pub fn open_dataset(url: &str, options: &OpenOptions) -> Result<Dataset> {
     if !url.contains("://") && url.contains(['*', '?']) {
         let paths = expand_glob(url)?;
@@ -167,8 +167,32 @@ pub fn open_dataset(url: &str, options: &OpenOptions) -> Result<Dataset> {
         if matches!(sniff(&head[..n]), FileKind::Hdf5 | FileKind::NetCdf3) {
             return open_netcdf(url, options);
         }
+    } else if remote_file_is_netcdf(url, options) {
+        return open_netcdf(url, options);
     }
     open_zarr(url, options)
+}
+
+/// Whether a remote `url` is a netCDF file: its first bytes are asked for (one ranged
+/// request) unless the URL looks like a Zarr store (`.zarr`, a trailing `/`) or a reference
+/// set (`.json`, `.parq`); anything unreadable is left to [`open_zarr`] to explain.
+fn remote_file_is_netcdf(url: &str, options: &OpenOptions) -> bool {
+    if !gridflow_store::netcdf_remote::is_remote(url) || url.ends_with('/') {
+        return false;
+    }
+    let name = url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if [".zarr", ".json", ".parq", ".parquet", ".zip"]
+        .iter()
+        .any(|e| name.ends_with(e))
+    {
+        return false;
+    }
+    gridflow_store::netcdf_remote::read_head(url, &options.store, 8)
+        .is_ok_and(|head| matches!(sniff(&head), FileKind::Hdf5 | FileKind::NetCdf3))
 }
 
 #[cfg(test)]

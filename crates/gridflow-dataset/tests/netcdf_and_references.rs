@@ -316,3 +316,65 @@ fn netcdf_files_read_directly_equal_xarray() {
     .to_string();
     assert!(err.contains("expected.json"), "{err}");
 }
+
+#[test]
+fn remote_netcdf_files_read_by_ranges_equal_xarray() {
+    let Some((http, s3, bucket)) = servers("remote_netcdf_files_read_by_ranges_equal_xarray")
+    else {
+        return;
+    };
+    let e = expected();
+    let s3_open = OpenOptions {
+        store: s3_options(&s3),
+        ..OpenOptions::default()
+    };
+    for (name, file) in [
+        ("std", "std_netcdf4.nc"),
+        ("std", "std_classic.nc"),
+        ("noleap", "noleap_h5netcdf.nc"),
+    ] {
+        for (url, opts) in [
+            (format!("{http}/netcdf/{file}"), OpenOptions::default()),
+            (format!("s3://{bucket}/netcdf/{file}"), s3_open.clone()),
+        ] {
+            let ds = open_netcdf(&url, &opts).unwrap_or_else(|err| panic!("{url}: {err}"));
+            check(&ds, &e[name], &url);
+            assert_eq!(ds.encoding["source"], Value::String(url.clone()));
+            // open_dataset (the CLI's --store) recognises it by its first bytes
+            let ds = open_dataset(&url, &opts).unwrap_or_else(|err| panic!("{url}: {err}"));
+            check(&ds, &e[name], &url);
+        }
+    }
+    // Google Cloud Storage (the emulator holds netcdf/ too)
+    match (
+        var("GRIDFLOW_TEST_GCS_ENDPOINT"),
+        var("GRIDFLOW_TEST_GCS_BUCKET"),
+    ) {
+        (Some(endpoint), Some(gcs_bucket)) => {
+            let url = format!("gs://{gcs_bucket}/netcdf/std_netcdf4.nc");
+            let opts = OpenOptions {
+                store: StoreOptions {
+                    endpoint: Some(endpoint),
+                    ..StoreOptions::read_only()
+                },
+                ..OpenOptions::default()
+            };
+            let ds = open_dataset(&url, &opts).unwrap_or_else(|err| panic!("{url}: {err}"));
+            check(&ds, &e["std"], &url);
+        }
+        _ => assert!(!in_ci(), "the GCS emulator is required in CI"),
+    }
+    // one run in 3 remote files, combined by their coordinates
+    let files: Vec<String> = [2, 0, 1]
+        .iter()
+        .map(|i| format!("s3://{bucket}/netcdf/run_noleap_{i}.nc"))
+        .collect();
+    let ds = open_mfdataset(&files, &Combine::ByCoords, &s3_open).unwrap();
+    check(&ds, &e["run"], "remote run by coords");
+    // a missing remote file is named
+    let url = format!("{http}/netcdf/missing.nc");
+    let err = open_netcdf(&url, &OpenOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.nc"), "{err}");
+}

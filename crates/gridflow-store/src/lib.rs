@@ -14,7 +14,8 @@
 //!   recognises a reference file by its content;
 //! * [`staging`] puts local outputs in place only when complete (temporary sibling + rename).
 //!
-//! * [`netcdf::NetcdfFile`] reads local netCDF-3 and netCDF-4 files as lazy chunked arrays.
+//! * [`netcdf::NetcdfFile`] reads netCDF-3 and netCDF-4 files as lazy chunked arrays, local
+//!   ones from disk and remote ones by byte ranges ([`netcdf_remote`]).
 //!
 //! Call [`register`] once per process that runs read tasks (the `"zarr"` and `"netcdf"`
 //! source kinds).
@@ -29,6 +30,7 @@ mod http;
 pub mod kerchunk;
 pub mod metadata;
 pub mod netcdf;
+pub mod netcdf_remote;
 pub mod staging;
 pub mod storage;
 mod strings;

@@ -5,15 +5,17 @@
 //! Each numeric variable becomes a lazy [`ChunkedArray`] whose blocks are read by a
 //! [`ChunkSource`] of kind `"netcdf"` (hyperslab reads, one per block, on the executor's
 //! threads); blocks follow the file's HDF5 chunks, grouped along the first dimension up to
-//! about [`BLOCK_BYTES`]. Only local files are read this way (the reader maps the file into
-//! memory); remote netCDF files are read through kerchunk references ([`crate::kerchunk`]).
+//! about [`BLOCK_BYTES`]. Local files are mapped into memory; files on HTTP, S3, GCS or Azure
+//! are read by byte ranges ([`crate::netcdf_remote`]).
 
 use crate::error::{Result, StoreError};
+use crate::netcdf_remote::{RangeFile, is_remote};
+use crate::storage::StoreOptions;
 use gridflow_array::{Chunk, ChunkSource, ChunkedArray, DType};
 use netcdf_reader::{NcAttrValue, NcFile, NcSliceInfo, NcSliceInfoElem, NcType};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Target decoded bytes of one block (whole HDF5 chunks along the other dimensions, as many
@@ -41,7 +43,8 @@ pub struct NcVar {
 /// An open netCDF file: its variables and global attributes.
 #[derive(Clone)]
 pub struct NetcdfFile {
-    path: PathBuf,
+    url: String,
+    options: StoreOptions,
     file: Arc<NcFile>,
     vars: Vec<NcVar>,
     attrs: Map<String, Value>,
@@ -50,42 +53,51 @@ pub struct NetcdfFile {
 impl std::fmt::Debug for NetcdfFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NetcdfFile")
-            .field("path", &self.path)
+            .field("url", &self.url)
             .field("variables", &self.vars.len())
             .finish()
     }
 }
 
-fn nc_err(path: &Path, detail: impl std::fmt::Display) -> StoreError {
+fn nc_err(path: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Netcdf {
-        path: path.display().to_string(),
+        path: path.to_owned(),
         detail: detail.to_string(),
     }
 }
 
-/// Open files by path, shared by every read task of this process.
-fn cache() -> &'static Mutex<HashMap<PathBuf, Arc<NcFile>>> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<NcFile>>>> = OnceLock::new();
+/// Open files by URL (absolute path for local ones), shared by every read task of this
+/// process.
+fn cache() -> &'static Mutex<HashMap<String, Arc<NcFile>>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<NcFile>>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn open_cached(path: &Path) -> Result<Arc<NcFile>> {
+/// Opens `url`: a remote file through ranged reads, else an absolute local path.
+fn open_cached(url: &str, options: &StoreOptions) -> Result<Arc<NcFile>> {
     if let Ok(c) = cache().lock()
-        && let Some(f) = c.get(path)
+        && let Some(f) = c.get(url)
     {
         return Ok(f.clone());
     }
-    let meta = std::fs::metadata(path).map_err(|source| StoreError::Io {
-        op: "opening",
-        path: path.to_owned(),
-        source,
-    })?;
-    if !meta.is_file() {
-        return Err(nc_err(path, "not a regular file"));
-    }
-    let f = Arc::new(NcFile::open(path).map_err(|e| nc_err(path, e))?);
+    let file = if is_remote(url) {
+        let storage = Arc::new(RangeFile::open(url, options)?);
+        NcFile::from_storage(storage).map_err(|e| nc_err(url, e))?
+    } else {
+        let path = PathBuf::from(url);
+        let meta = std::fs::metadata(&path).map_err(|source| StoreError::Io {
+            op: "opening",
+            path: path.clone(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(nc_err(url, "not a regular file"));
+        }
+        NcFile::open(&path).map_err(|e| nc_err(url, e))?
+    };
+    let f = Arc::new(file);
     if let Ok(mut c) = cache().lock() {
-        c.insert(path.to_owned(), f.clone());
+        c.insert(url.to_owned(), f.clone());
     }
     Ok(f)
 }
@@ -163,28 +175,42 @@ fn attrs_json(attrs: &[netcdf_reader::NcAttribute]) -> Map<String, Value> {
 }
 
 impl NetcdfFile {
-    /// Opens a local netCDF file (a path or `file://` URL) and reads its metadata.
+    /// [`NetcdfFile::open_with`] with default (read-only) store options.
     pub fn open(url: &str) -> Result<NetcdfFile> {
-        let path = match url.strip_prefix("file://") {
-            Some(p) => PathBuf::from(p),
-            None if url.contains("://") => {
-                return Err(StoreError::Url {
-                    url: url.to_owned(),
-                    detail: "netCDF files are read directly only from local disk; open kerchunk \
-                             references to a remote file instead"
-                        .into(),
-                });
-            }
-            None => PathBuf::from(url),
+        NetcdfFile::open_with(url, &StoreOptions::read_only())
+    }
+
+    /// Opens a netCDF file and reads its metadata: a local path or `file://` URL, or an
+    /// `http(s)://`, `s3://`, `gs://` or `az://` URL read by byte ranges with `options`.
+    pub fn open_with(url: &str, options: &StoreOptions) -> Result<NetcdfFile> {
+        let url = if is_remote(url) {
+            url.to_owned()
+        } else {
+            let path = match url.strip_prefix("file://") {
+                Some(p) => PathBuf::from(p),
+                None if url.contains("://") => {
+                    return Err(StoreError::Url {
+                        url: url.to_owned(),
+                        detail: "unsupported scheme for a netCDF file (use a path, file://, \
+                                 http(s)://, s3://, gs://, az://, abfs:// or abfss://)"
+                            .into(),
+                    });
+                }
+                None => PathBuf::from(url),
+            };
+            let abs = std::path::absolute(&path).map_err(|source| StoreError::Io {
+                op: "resolving",
+                path: path.clone(),
+                source,
+            })?;
+            abs.to_str()
+                .ok_or_else(|| nc_err(&abs.display().to_string(), "the path is not UTF-8"))?
+                .to_owned()
         };
-        let path = std::path::absolute(&path).map_err(|source| StoreError::Io {
-            op: "resolving",
-            path: path.clone(),
-            source,
-        })?;
-        let file = open_cached(&path)?;
+        let path = url.as_str();
+        let file = open_cached(path, options)?;
         let mut vars = Vec::new();
-        for v in file.variables().map_err(|e| nc_err(&path, e))? {
+        for v in file.variables().map_err(|e| nc_err(path, e))? {
             vars.push(NcVar {
                 name: v.name().to_owned(),
                 dims: v.dimensions().iter().map(|d| d.name.clone()).collect(),
@@ -198,18 +224,19 @@ impl NetcdfFile {
                 attrs: attrs_json(v.attributes()),
             });
         }
-        let attrs = attrs_json(file.global_attributes().map_err(|e| nc_err(&path, e))?);
+        let attrs = attrs_json(file.global_attributes().map_err(|e| nc_err(path, e))?);
         Ok(NetcdfFile {
-            path,
+            url,
+            options: options.clone(),
             file,
             vars,
             attrs,
         })
     }
 
-    /// The file's absolute path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The file's absolute path, or its URL when remote.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The variables, in file order.
@@ -226,7 +253,7 @@ impl NetcdfFile {
         self.vars
             .iter()
             .find(|v| v.name == name)
-            .ok_or_else(|| nc_err(&self.path, format!("no variable {name:?}")))
+            .ok_or_else(|| nc_err(&self.url, format!("no variable {name:?}")))
     }
 
     /// The block shape of `name`: its HDF5 chunks (the whole array when contiguous or
@@ -274,7 +301,7 @@ impl NetcdfFile {
         let v = self.var(name)?;
         let dtype = v.dtype.ok_or_else(|| {
             nc_err(
-                &self.path,
+                &self.url,
                 format!(
                     "variable {name:?} is of type {}, which gridflow does not read",
                     v.nc_type
@@ -300,7 +327,8 @@ impl NetcdfFile {
             .collect();
         let source = NetcdfSource {
             spec: SourceSpec {
-                path: self.path.clone(),
+                url: self.url.clone(),
+                options: self.options.clone(),
                 var: name.to_owned(),
                 shape: v.shape.clone(),
                 block,
@@ -321,7 +349,9 @@ impl NetcdfFile {
 /// What a `"netcdf"` read task needs to rebuild its source in any process.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct SourceSpec {
-    path: PathBuf,
+    /// An absolute local path or a remote URL.
+    url: String,
+    options: StoreOptions,
     var: String,
     shape: Vec<usize>,
     block: Vec<usize>,
@@ -348,7 +378,7 @@ impl NetcdfSource {
         if let Some(f) = self.file.get() {
             return Ok(f);
         }
-        let f = open_cached(&self.spec.path)?;
+        let f = open_cached(&self.spec.url, &self.spec.options)?;
         Ok(self.file.get_or_init(|| f))
     }
 
@@ -377,7 +407,7 @@ impl ChunkSource for NetcdfSource {
     }
 
     fn read_block(&self, block: &[usize]) -> gridflow_array::Result<Chunk> {
-        let path = &self.spec.path;
+        let path = self.spec.url.as_str();
         let region = self
             .region(block)
             .ok_or_else(|| nc_err(path, format!("block index {block:?} has the wrong length")))?;
@@ -443,7 +473,7 @@ pub(crate) fn source_from_spec(spec: &str) -> Result<Arc<dyn ChunkSource>> {
         detail: format!("not a netcdf source spec: {e}"),
     })?;
     let dtype = DType::parse(&s.dtype).ok_or_else(|| StoreError::Url {
-        url: s.path.display().to_string(),
+        url: s.url.clone(),
         detail: format!("unknown dtype {:?} in a netcdf source spec", s.dtype),
     })?;
     Ok(Arc::new(NetcdfSource {
