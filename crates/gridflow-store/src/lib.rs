@@ -12,6 +12,7 @@
 //! * [`kerchunk`] reference sets (JSON version 0 and 1) open as read-only stores whose chunks
 //!   are byte ranges of other files (netCDF-4/HDF5 ones, typically): [`ZarrStore::open`]
 //!   recognises a reference file by its content;
+//! * [`netcdf_write::write_netcdf`] writes netCDF-4 files (pure Rust);
 //! * [`staging`] puts local outputs in place only when complete (temporary sibling + rename).
 //!
 //! * [`netcdf::NetcdfFile`] reads netCDF-3 and netCDF-4 files as lazy chunked arrays, local
@@ -31,6 +32,7 @@ pub mod kerchunk;
 pub mod metadata;
 pub mod netcdf;
 pub mod netcdf_remote;
+pub mod netcdf_write;
 pub mod staging;
 pub mod storage;
 mod strings;

@@ -73,31 +73,45 @@ fn cache() -> &'static Mutex<HashMap<String, Arc<NcFile>>> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Opens `url`: a remote file through ranged reads, else an absolute local path.
+/// Opens `url`: a remote file through ranged reads, else an absolute local path. A local
+/// file is cached under its size and modification time, so a file replaced
+/// since (a `to_netcdf --overwrite`) is opened again rather than read through a stale map.
 fn open_cached(url: &str, options: &StoreOptions) -> Result<Arc<NcFile>> {
+    let local = (!is_remote(url))
+        .then(|| {
+            let path = PathBuf::from(url);
+            let meta = std::fs::metadata(&path).map_err(|source| StoreError::Io {
+                op: "opening",
+                path: path.clone(),
+                source,
+            })?;
+            if !meta.is_file() {
+                return Err(nc_err(url, "not a regular file"));
+            }
+            Ok((path, meta))
+        })
+        .transpose()?;
+    let key = match &local {
+        Some((_, meta)) => format!("{url}\0{}\0{:?}", meta.len(), meta.modified().ok()),
+        None => url.to_owned(),
+    };
     if let Ok(c) = cache().lock()
-        && let Some(f) = c.get(url)
+        && let Some(f) = c.get(&key)
     {
         return Ok(f.clone());
     }
-    let file = if is_remote(url) {
-        let storage = Arc::new(RangeFile::open(url, options)?);
-        NcFile::from_storage(storage).map_err(|e| nc_err(url, e))?
-    } else {
-        let path = PathBuf::from(url);
-        let meta = std::fs::metadata(&path).map_err(|source| StoreError::Io {
-            op: "opening",
-            path: path.clone(),
-            source,
-        })?;
-        if !meta.is_file() {
-            return Err(nc_err(url, "not a regular file"));
+    let file = match &local {
+        None => {
+            let storage = Arc::new(RangeFile::open(url, options)?);
+            NcFile::from_storage(storage).map_err(|e| nc_err(url, e))?
         }
-        NcFile::open(&path).map_err(|e| nc_err(url, e))?
+        Some((path, _)) => NcFile::open(path).map_err(|e| nc_err(url, e))?,
     };
     let f = Arc::new(file);
     if let Ok(mut c) = cache().lock() {
-        c.insert(url.to_owned(), f.clone());
+        // one entry per URL: a replaced file's old map is dropped with its entry
+        c.retain(|k, _| k.split('\0').next() != Some(url));
+        c.insert(key, f.clone());
     }
     Ok(f)
 }
