@@ -74,6 +74,29 @@ fn chunks_of(v: &Variable) -> Option<Vec<usize>> {
 }
 
 impl Dataset {
+    /// Checks, touching nothing, what [`Dataset::to_netcdf`] checks before it computes: a
+    /// local path, not an existing file unless `options.overwrite` (and never anything but a
+    /// file), and none of the files or stores the dataset reads from (nor a directory
+    /// holding one; symlinks resolved).
+    pub fn check_to_netcdf(&self, path: &str, options: &ToNetcdfOptions) -> Result<()> {
+        let local = path.strip_prefix("file://").unwrap_or(path);
+        if local.contains("://") {
+            return Err(invalid(
+                "to_netcdf",
+                format!("{path}: netCDF files are written to local disk only"),
+            ));
+        }
+        let resolved =
+            gridflow_store::staging::check_output_file(Path::new(local), options.overwrite)?;
+        let roots: Vec<(StoreUrl, String)> = self
+            .input_stores()
+            .into_iter()
+            .map(|(u, _)| (u, String::new()))
+            .collect();
+        check_not_input(&StoreUrl::Local(resolved), "", &roots)?;
+        Ok(())
+    }
+
     /// Writes the dataset to a local netCDF-4 file, computing every variable (on the default
     /// local executor). See [`Dataset::to_netcdf_with`].
     pub fn to_netcdf(&self, path: &str, options: &ToNetcdfOptions) -> Result<()> {
@@ -95,21 +118,8 @@ impl Dataset {
         options: &ToNetcdfOptions,
         executor: &dyn Executor<ArrayOp>,
     ) -> Result<()> {
-        let local = path.strip_prefix("file://").unwrap_or(path);
-        if local.contains("://") {
-            return Err(invalid(
-                "to_netcdf",
-                format!("{path}: netCDF files are written to local disk only"),
-            ));
-        }
-        let target = Path::new(local);
-        let resolved = gridflow_store::staging::check_output_file(target, options.overwrite)?;
-        let roots: Vec<(StoreUrl, String)> = self
-            .input_stores()
-            .into_iter()
-            .map(|(u, _)| (u, String::new()))
-            .collect();
-        check_not_input(&StoreUrl::Local(resolved), "", &roots)?;
+        self.check_to_netcdf(path, options)?;
+        let target = Path::new(path.strip_prefix("file://").unwrap_or(path));
 
         let unlimited: Vec<String> = match &options.unlimited_dims {
             Some(d) => d.clone(),
