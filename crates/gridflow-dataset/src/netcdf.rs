@@ -16,14 +16,28 @@ use serde_json::{Value, json};
 /// `gs://` or `az://` URL read by byte ranges with `options.store`): metadata and dimension coordinates are
 /// read now, data variables block by block when computed (blocks follow the file's HDF5
 /// chunks). Variables of types gridflow does not read (char, string, compound) are listed
-/// as unreadable in the dataset's encoding. `options.chunks` and `options.group` are not
-/// used (the file's root group is read).
+/// as unreadable in the dataset's encoding; char arrays and netCDF-4 strings become string
+/// variables. `options.group` picks a group (`forecast/member1`; xarray's `group=`);
+/// `options.chunks` is not used.
 pub fn open_netcdf(url: &str, options: &OpenOptions) -> Result<Dataset> {
     gridflow_store::register();
-    let file = NetcdfFile::open_with(url, &options.store)?;
+    let file = NetcdfFile::open_group(url, &options.store, &options.group)?;
     let mut raw: IndexMap<String, Variable> = IndexMap::new();
     let mut unreadable: Vec<(String, String)> = Vec::new();
     for v in file.variables() {
+        if v.text {
+            // char arrays and netCDF-4 strings: read now (text is small metadata, names and
+            // labels), as xarray decodes them to strings
+            let values = file.read_strings(&v.name)?;
+            let mut var = Variable::from_string_array(&v.dims, &v.shape, values)?;
+            var.attrs = v.attrs.clone().into_iter().collect();
+            if let Some(enc) = var.attrs.shift_remove("_Encoding") {
+                var.encoding.insert("_Encoding".into(), enc);
+            }
+            var.encoding.insert("dtype".into(), json!("str"));
+            raw.insert(v.name.clone(), var);
+            continue;
+        }
         if v.dtype.is_none() {
             unreadable.push((
                 v.name.clone(),

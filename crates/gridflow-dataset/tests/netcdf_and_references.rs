@@ -378,3 +378,100 @@ fn remote_netcdf_files_read_by_ranges_equal_xarray() {
         .to_string();
     assert!(err.contains("missing.nc"), "{err}");
 }
+
+/// The values of a variable as expected.json's "groups" spells them: strings, ISO dates of a
+/// time dimension coordinate, numbers (NaN as null).
+fn spelled(ds: &Dataset, name: &str, v: &gridflow_dataset::Variable) -> Value {
+    match v.kind() {
+        gridflow_dataset::ValueKind::Strings(table) => Value::Array(
+            v.to_f64_vec()
+                .unwrap()
+                .iter()
+                .map(|&c| Value::String(table[c as usize].clone()))
+                .collect(),
+        ),
+        gridflow_dataset::ValueKind::Time(_) => Value::Array(
+            labels(&ds.get(name).unwrap(), name)
+                .into_iter()
+                .map(Value::String)
+                .collect(),
+        ),
+        gridflow_dataset::ValueKind::Numeric => Value::Array(
+            v.to_f64_vec()
+                .unwrap()
+                .into_iter()
+                .map(|x| {
+                    if x.is_nan() {
+                        Value::Null
+                    } else {
+                        serde_json::json!(x)
+                    }
+                })
+                .collect(),
+        ),
+    }
+}
+
+#[test]
+fn groups_and_text_variables_equal_xarray() {
+    let e = expected();
+    let groups = e["groups"].as_object().unwrap();
+    assert_eq!(groups.len(), 6, "two files, three groups each");
+    for (key, exp) in groups {
+        let (engine, group) = key.split_once(':').unwrap();
+        let path = netcdf_dir().join(format!("groups_{engine}.nc"));
+        let opts = OpenOptions {
+            group: group.to_owned(),
+            ..OpenOptions::default()
+        };
+        let ds = open_dataset(path.to_str().unwrap(), &opts)
+            .unwrap_or_else(|err| panic!("{key}: {err}"));
+        let dims: serde_json::Map<String, Value> = ds
+            .dims()
+            .into_iter()
+            .map(|(k, n)| (k, serde_json::json!(n)))
+            .collect();
+        assert_eq!(Value::Object(dims), exp["dims"], "{key}: dims");
+        for (kind, vars) in [("data_vars", ds.data_vars()), ("coords", ds.coords())] {
+            let want = exp[kind].as_object().unwrap();
+            let mut got_names: Vec<&String> = vars.keys().collect();
+            got_names.sort();
+            let mut want_names: Vec<&String> = want.keys().collect();
+            want_names.sort();
+            assert_eq!(got_names, want_names, "{key}: {kind}");
+            for (name, w) in want {
+                let v = &vars[name.as_str()];
+                assert_eq!(
+                    Value::Array(v.dims().iter().map(|d| Value::String(d.clone())).collect()),
+                    w["dims"],
+                    "{key}: {name} dims"
+                );
+                let got = spelled(&ds, name, v);
+                match (got.as_array(), w["values"].as_array()) {
+                    (Some(g), Some(x)) if x.iter().any(Value::is_number) => {
+                        let g: Vec<f64> =
+                            g.iter().map(|y| y.as_f64().unwrap_or(f64::NAN)).collect();
+                        assert_close(&g, &floats(&w["values"]), &format!("{key}: {name}"));
+                    }
+                    _ => assert_eq!(got, w["values"], "{key}: {name}"),
+                }
+            }
+        }
+        for (k, want) in exp["attrs"].as_object().unwrap() {
+            assert_eq!(ds.attrs.get(k), Some(want), "{key}: attribute {k}");
+        }
+    }
+    // a group that is not there is named, with the groups that are
+    let path = netcdf_dir().join("groups_netcdf4.nc");
+    let opts = OpenOptions {
+        group: "hindcast".into(),
+        ..OpenOptions::default()
+    };
+    let err = open_netcdf(path.to_str().unwrap(), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("hindcast") && err.contains("forecast/member1"),
+        "{err}"
+    );
+}

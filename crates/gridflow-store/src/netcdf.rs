@@ -38,12 +38,19 @@ pub struct NcVar {
     /// Attributes as JSON (numbers, strings, lists of them), netCDF's own hidden ones left
     /// out.
     pub attrs: Map<String, Value>,
+    /// Text: a netCDF-4 `string` variable, or a `char` array whose last dimension (the
+    /// string length, left out of `dims` and `shape`) holds the characters; read with
+    /// [`NetcdfFile::read_strings`].
+    pub text: bool,
+    /// The variable's path in the file (`group/sub/name`).
+    path: String,
 }
 
 /// An open netCDF file: its variables and global attributes.
 #[derive(Clone)]
 pub struct NetcdfFile {
     url: String,
+    group: String,
     options: StoreOptions,
     file: Arc<NcFile>,
     vars: Vec<NcVar>,
@@ -197,6 +204,13 @@ impl NetcdfFile {
     /// Opens a netCDF file and reads its metadata: a local path or `file://` URL, or an
     /// `http(s)://`, `s3://`, `gs://` or `az://` URL read by byte ranges with `options`.
     pub fn open_with(url: &str, options: &StoreOptions) -> Result<NetcdfFile> {
+        NetcdfFile::open_group(url, options, "")
+    }
+
+    /// [`NetcdfFile::open_with`] of one group of the file (`""` or `/`: the root;
+    /// `forecast/member1`: a nested group), as xarray's `group=`: its variables and
+    /// attributes.
+    pub fn open_group(url: &str, options: &StoreOptions, group: &str) -> Result<NetcdfFile> {
         let url = if is_remote(url) {
             url.to_owned()
         } else {
@@ -223,24 +237,55 @@ impl NetcdfFile {
         };
         let path = url.as_str();
         let file = open_cached(path, options)?;
+        let group = group.trim_matches('/').to_owned();
+        let g = if group.is_empty() {
+            file.root_group()
+        } else {
+            file.group(&group)
+        }
+        .map_err(|e| {
+            let have = file
+                .root_group()
+                .map(|r| group_names(r, ""))
+                .unwrap_or_default();
+            nc_err(
+                path,
+                format!("group {group:?}: {e} (groups in the file: {have:?})"),
+            )
+        })?;
         let mut vars = Vec::new();
-        for v in file.variables().map_err(|e| nc_err(path, e))? {
+        for v in &g.variables {
+            let mut dims: Vec<String> = v.dimensions().iter().map(|d| d.name.clone()).collect();
+            let mut shape: Vec<usize> = v
+                .shape()
+                .iter()
+                .map(|&n| usize::try_from(n).unwrap_or(usize::MAX))
+                .collect();
+            let text = matches!(v.dtype(), NcType::String | NcType::Char);
+            if matches!(v.dtype(), NcType::Char) && !dims.is_empty() {
+                // the last dimension is the string length
+                dims.pop();
+                shape.pop();
+            }
             vars.push(NcVar {
                 name: v.name().to_owned(),
-                dims: v.dimensions().iter().map(|d| d.name.clone()).collect(),
-                shape: v
-                    .shape()
-                    .iter()
-                    .map(|&n| usize::try_from(n).unwrap_or(usize::MAX))
-                    .collect(),
+                dims,
+                shape,
                 dtype: dtype_of(v.dtype()),
                 nc_type: format!("{:?}", v.dtype()),
                 attrs: attrs_json(v.attributes()),
+                text,
+                path: if group.is_empty() {
+                    v.name().to_owned()
+                } else {
+                    format!("{group}/{}", v.name())
+                },
             });
         }
-        let attrs = attrs_json(file.global_attributes().map_err(|e| nc_err(path, e))?);
+        let attrs = attrs_json(&g.attributes);
         Ok(NetcdfFile {
             url,
+            group,
             options: options.clone(),
             file,
             vars,
@@ -251,6 +296,42 @@ impl NetcdfFile {
     /// The file's absolute path, or its URL when remote.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The group read (`""`: the root).
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The values of a text variable (see [`NcVar::text`]), one string per element in
+    /// row-major order, trailing NULs of char arrays removed.
+    pub fn read_strings(&self, name: &str) -> Result<Vec<String>> {
+        let v = self.var(name)?;
+        if !v.text {
+            return Err(nc_err(
+                &self.url,
+                format!("variable {name:?} is of type {}, not text", v.nc_type),
+            ));
+        }
+        let values = self
+            .file
+            .read_variable_as_strings(&v.path)
+            .map_err(|e| nc_err(&self.url, format!("variable {name:?}: {e}")))?;
+        let want: usize = v.shape.iter().product();
+        if values.len() != want {
+            return Err(nc_err(
+                &self.url,
+                format!(
+                    "variable {name:?}: read {} strings, its shape {:?} holds {want}",
+                    values.len(),
+                    v.shape
+                ),
+            ));
+        }
+        Ok(values
+            .into_iter()
+            .map(|s| s.trim_end_matches('\0').to_owned())
+            .collect())
     }
 
     /// The variables, in file order.
@@ -275,7 +356,7 @@ impl NetcdfFile {
     fn block_shape(&self, v: &NcVar, dtype: DType) -> Vec<usize> {
         let chunk: Vec<usize> = self
             .file
-            .iter_variable_chunks(&v.name)
+            .iter_variable_chunks(&v.path)
             .ok()
             .and_then(|mut it| it.next())
             .and_then(|c| c.ok())
@@ -343,7 +424,7 @@ impl NetcdfFile {
             spec: SourceSpec {
                 url: self.url.clone(),
                 options: self.options.clone(),
-                var: name.to_owned(),
+                var: v.path.clone(),
                 shape: v.shape.clone(),
                 block,
                 dtype: dtype.name().to_owned(),
@@ -495,4 +576,20 @@ pub(crate) fn source_from_spec(spec: &str) -> Result<Arc<dyn ChunkSource>> {
         dtype,
         file: OnceLock::new(),
     }))
+}
+
+/// Every group path under `g` (for messages).
+fn group_names(g: &netcdf_reader::NcGroup, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in &g.groups {
+        let p = if prefix.is_empty() {
+            sub.name.clone()
+        } else {
+            format!("{prefix}/{}", sub.name)
+        };
+        let below = group_names(sub, &p);
+        out.push(p);
+        out.extend(below);
+    }
+    out
 }
