@@ -22,6 +22,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// rows of them along the first as fit).
 pub const BLOCK_BYTES: usize = 32 << 20;
 
+/// Target decoded bytes of one slab of a streamed read (whole HDF5 chunk rows along the first
+/// dimension, at least one): a task that reduces or slices a block holds this much at a time.
+pub const SLAB_BYTES: usize = 4 << 20;
+
 /// One variable of a netCDF file.
 #[derive(Clone, Debug)]
 pub struct NcVar {
@@ -352,8 +356,9 @@ impl NetcdfFile {
     }
 
     /// The block shape of `name`: its HDF5 chunks (the whole array when contiguous or
-    /// netCDF-3), with whole chunks grouped along the first dimension up to [`BLOCK_BYTES`].
-    fn block_shape(&self, v: &NcVar, dtype: DType) -> Vec<usize> {
+    /// netCDF-3), with whole chunks grouped along the first dimension up to [`BLOCK_BYTES`];
+    /// and the rows of one streamed slab (whole chunks up to `slab_bytes`).
+    fn block_shape(&self, v: &NcVar, dtype: DType, slab_bytes: usize) -> (Vec<usize>, usize) {
         let chunk: Vec<usize> = self
             .file
             .iter_variable_chunks(&v.path)
@@ -380,19 +385,30 @@ impl NetcdfFile {
             .zip(&v.shape)
             .map(|(&c, &n)| c.min(n.max(1)))
             .collect();
+        let mut slab_rows = 1;
         if let Some(&rows) = block.first() {
             let row_bytes = block[1..]
                 .iter()
                 .fold(dtype.size(), |a, &c| a.saturating_mul(c))
                 .max(1);
-            let per = (BLOCK_BYTES / row_bytes.saturating_mul(rows).max(1)).max(1);
+            let chunk_bytes = row_bytes.saturating_mul(rows).max(1);
+            let per = (BLOCK_BYTES / chunk_bytes).max(1);
             block[0] = rows.saturating_mul(per).min(v.shape[0].max(1));
+            slab_rows = rows
+                .saturating_mul((slab_bytes / chunk_bytes).max(1))
+                .max(1);
         }
-        block
+        (block, slab_rows)
     }
 
     /// A lazy array over variable `name`.
     pub fn to_chunked(&self, name: &str) -> Result<ChunkedArray> {
+        self.to_chunked_with_slabs(name, SLAB_BYTES)
+    }
+
+    /// [`NetcdfFile::to_chunked`] whose streamed reads hold about `slab_bytes` (whole HDF5
+    /// chunk rows, at least one) at a time.
+    pub fn to_chunked_with_slabs(&self, name: &str, slab_bytes: usize) -> Result<ChunkedArray> {
         let v = self.var(name)?;
         let dtype = v.dtype.ok_or_else(|| {
             nc_err(
@@ -403,7 +419,7 @@ impl NetcdfFile {
                 ),
             )
         })?;
-        let block = self.block_shape(v, dtype);
+        let (block, slab_rows) = self.block_shape(v, dtype, slab_bytes);
         let chunks: Vec<Vec<usize>> = v
             .shape
             .iter()
@@ -428,6 +444,7 @@ impl NetcdfFile {
                 shape: v.shape.clone(),
                 block,
                 dtype: dtype.name().to_owned(),
+                slab_rows,
             },
             dtype,
             file: OnceLock::new(),
@@ -451,6 +468,14 @@ struct SourceSpec {
     shape: Vec<usize>,
     block: Vec<usize>,
     dtype: String,
+    /// Rows of one streamed slab: whole HDF5 chunks along the first dimension, so slab
+    /// boundaries fall on chunk boundaries and no chunk is decoded twice.
+    #[serde(default = "one")]
+    slab_rows: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Reads the blocks of one netCDF variable by hyperslab.
@@ -506,6 +531,59 @@ impl ChunkSource for NetcdfSource {
         let region = self
             .region(block)
             .ok_or_else(|| nc_err(path, format!("block index {block:?} has the wrong length")))?;
+        self.read_region(block, &region)
+    }
+
+    fn block_shape(&self, block: &[usize]) -> Option<Vec<usize>> {
+        self.region(block)
+            .map(|r| r.iter().map(|x| x.len()).collect())
+    }
+
+    fn read_block_slabs(
+        &self,
+        block: &[usize],
+        visit: &mut dyn FnMut(Chunk) -> gridflow_array::Result<()>,
+    ) -> gridflow_array::Result<()> {
+        self.read_rows_slabs(block, 0..usize::MAX, visit)
+    }
+
+    fn read_rows_slabs(
+        &self,
+        block: &[usize],
+        rows: std::ops::Range<usize>,
+        visit: &mut dyn FnMut(Chunk) -> gridflow_array::Result<()>,
+    ) -> gridflow_array::Result<()> {
+        let path = self.spec.url.as_str();
+        let region = self
+            .region(block)
+            .ok_or_else(|| nc_err(path, format!("block index {block:?} has the wrong length")))?;
+        let Some(first) = region.first().cloned() else {
+            // a 0-d variable: one slab
+            return visit(self.read_region(block, &region)?);
+        };
+        let step = self.spec.slab_rows.max(1);
+        let hi = first.start.saturating_add(rows.end.min(first.len()));
+        let mut at = first.start.saturating_add(rows.start.min(first.len()));
+        while at < hi {
+            // slab ends on the next multiple of `step` rows of the variable (chunk boundaries)
+            let end = ((at / step).saturating_add(1).saturating_mul(step)).min(hi);
+            let mut part = region.clone();
+            part[0] = at..end;
+            visit(self.read_region(block, &part)?)?;
+            at = end;
+        }
+        Ok(())
+    }
+}
+
+impl NetcdfSource {
+    /// Reads the hyperslab `region` (absolute ranges) of the variable.
+    fn read_region(
+        &self,
+        block: &[usize],
+        region: &[std::ops::Range<usize>],
+    ) -> gridflow_array::Result<Chunk> {
+        let path = self.spec.url.as_str();
         let sel = NcSliceInfo {
             selections: region
                 .iter()
@@ -553,11 +631,6 @@ impl ChunkSource for NetcdfSource {
             .into());
         }
         Ok(chunk)
-    }
-
-    fn block_shape(&self, block: &[usize]) -> Option<Vec<usize>> {
-        self.region(block)
-            .map(|r| r.iter().map(|x| x.len()).collect())
     }
 }
 
