@@ -65,6 +65,11 @@ pub fn open_netcdf(url: &str, options: &OpenOptions) -> Result<Dataset> {
         );
     }
     ds.encoding.insert("source".into(), json!(file.url()));
+    if !file.unlimited_dims().is_empty() {
+        // as xarray's encoding["unlimited_dims"]; to_netcdf writes them unlimited again
+        ds.encoding
+            .insert("unlimited_dims".into(), json!(file.unlimited_dims()));
+    }
     Ok(ds)
 }
 

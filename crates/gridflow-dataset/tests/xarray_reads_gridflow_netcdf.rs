@@ -220,3 +220,50 @@ fn outputs_never_cost_data() {
     assert!(err.contains("local disk"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A netCDF file read and written again keeps its unlimited dimensions, its values and its
+/// packing, as xarray sees them in the source.
+#[test]
+fn netcdf_to_netcdf_keeps_unlimited_dims_and_packing() {
+    let Some(py) = venv_python() else {
+        assert!(!in_ci(), "the fixtures venv is required in CI");
+        println!("NOTICE: fixtures venv absent; netCDF to netCDF skipped");
+        return;
+    };
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../gridflow-store/tests/fixtures/netcdf/std_netcdf4.nc");
+    let ds = open_dataset(src.to_str().unwrap(), &OpenOptions::default()).unwrap();
+    let dir = scratch("nc2nc");
+    let out = dir.join("copy.nc");
+    ds.to_netcdf(out.to_str().unwrap(), &ToNetcdfOptions::default())
+        .unwrap();
+    let script = r#"
+import sys, numpy as np, xarray as xr
+a = xr.open_dataset(sys.argv[1], use_cftime=True)
+for engine in ["netcdf4", "h5netcdf"]:
+    b = xr.open_dataset(sys.argv[2], engine=engine, use_cftime=True)
+    assert b.encoding["unlimited_dims"] == a.encoding["unlimited_dims"], (engine, b.encoding)
+    for n in ["tas", "orog", "time", "lat", "lon"]:
+        if a[n].dtype.kind == "O":
+            assert (a[n].values == b[n].values).all(), (engine, n)
+        else:
+            np.testing.assert_array_equal(a[n].values, b[n].values, err_msg=f"{engine} {n}")
+    for k in ["dtype", "scale_factor", "add_offset", "_FillValue"]:
+        assert b.tas.encoding[k] == a.tas.encoding[k], (engine, k, b.tas.encoding[k])
+print("same unlimited dims, values and packing")
+"#;
+    let res = std::process::Command::new(&py)
+        .args(["-c", script])
+        .arg(&src)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(res.status.success(), "{text}");
+    assert!(text.contains("same unlimited dims"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

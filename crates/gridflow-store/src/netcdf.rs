@@ -55,6 +55,7 @@ pub struct NcVar {
 pub struct NetcdfFile {
     url: String,
     group: String,
+    unlimited: Vec<String>,
     options: StoreOptions,
     file: Arc<NcFile>,
     vars: Vec<NcVar>,
@@ -287,9 +288,19 @@ impl NetcdfFile {
             });
         }
         let attrs = attrs_json(&g.attributes);
+        // unlimited dimensions used by the group's variables (they may be defined above it)
+        let mut unlimited: Vec<String> = Vec::new();
+        for v in &g.variables {
+            for d in v.dimensions() {
+                if d.is_unlimited && !unlimited.contains(&d.name) {
+                    unlimited.push(d.name.clone());
+                }
+            }
+        }
         Ok(NetcdfFile {
             url,
             group,
+            unlimited,
             options: options.clone(),
             file,
             vars,
@@ -300,6 +311,11 @@ impl NetcdfFile {
     /// The file's absolute path, or its URL when remote.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The unlimited dimensions of the group's variables.
+    pub fn unlimited_dims(&self) -> &[String] {
+        &self.unlimited
     }
 
     /// The group read (`""`: the root).
