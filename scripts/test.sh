@@ -124,3 +124,6 @@ bash bench/store/run.sh --quick
 
 step "workload suite smoke run (tiny store; gridflow vs Dask + Xarray; checksums checked, timings not)"
 bash bench/suite/run.sh --quick
+
+step "netCDF benchmark smoke run (tiny files; gridflow vs xarray open_mfdataset + Dask; results compared, timings not)"
+bash bench/netcdf/run.sh --quick
