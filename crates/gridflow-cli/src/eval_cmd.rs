@@ -66,9 +66,11 @@ pub struct EvalArgs {
     /// Compute on the cluster whose scheduler is at this address (tcp://HOST:PORT).
     #[arg(long, value_name = "ADDRESS", conflicts_with = "cluster")]
     pub scheduler: Option<String>,
-    /// Compute on a cluster started on this machine for the run:
-    /// local[:N_WORKERS[xTHREADS]] (e.g. local:2x1).
-    #[arg(long, value_name = "local[:NxT]")]
+    /// Compute on a cluster started for the run: local[:N_WORKERS[xTHREADS]] (e.g.
+    /// local:2x1) on this machine, slurm:N_JOBS[,partition=P,account=A,cores=C,memory=M,
+    /// walltime=W,processes=N,interface=I] in Slurm jobs, or ssh:HOST,HOST,... (scheduler
+    /// on the first host); stopped at the end.
+    #[arg(long, value_name = "local[:NxT]|slurm:N[,...]|ssh:HOSTS")]
     pub cluster: Option<String>,
     /// Serve the live dashboard while computing: at HOST:PORT (default :8787, a free port
     /// when taken; :0 for any). With --cluster local the scheduler serves it; otherwise

@@ -11,6 +11,7 @@
 )]
 
 mod catalog_cmd;
+mod cluster_cmd;
 mod common;
 mod demo;
 mod eval;
@@ -123,6 +124,9 @@ enum Command {
     ///   gridflow eval --store az://data/tas.zarr --storage-option account_name=ACCOUNT 'ds.tas.mean()'
     #[command(verbatim_doc_comment, after_help = format!("{}\n\n{}", catalog_cmd::TERMS_HELP, common::storage_help()))]
     Eval(Box<eval_cmd::EvalArgs>),
+    /// Start a cluster on Slurm, SSH hosts or Kubernetes and keep it up until Ctrl-C.
+    #[command(subcommand)]
+    Cluster(cluster_cmd::ClusterCommand),
     /// Run a scheduler of the distributed runtime; prints the address it listens on.
     Scheduler {
         /// Host (interface) to listen on.
@@ -165,8 +169,27 @@ enum Command {
         #[arg(long, hide = true)]
         running_file: Option<PathBuf>,
         #[command(flatten)]
+        deploy: WorkerDeployArgs,
+        #[command(flatten)]
         auth: AuthArgs,
     },
+}
+
+/// Where a worker listens and how long it lives (set by batch-system deployments).
+#[derive(clap::Args)]
+struct WorkerDeployArgs {
+    /// Host (interface address) of the worker's data port, which peers and clients reach
+    /// (default 127.0.0.1).
+    #[arg(long)]
+    host: Option<String>,
+    /// Retire gracefully after this many seconds (results moved to other workers first),
+    /// before a batch job's walltime ends.
+    #[arg(long, value_name = "SECONDS")]
+    lifetime: Option<u64>,
+    /// Add up to this many seconds to --lifetime, so that workers started together do not
+    /// retire together.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    lifetime_stagger: u64,
 }
 
 /// Who may connect (scheduler and workers). Without these, the environment's
@@ -357,6 +380,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Info { url, json, storage } => eval_cmd::info(&url, json, &storage),
         Command::Eval(args) => eval_cmd::run(&args),
+        Command::Cluster(c) => cluster_cmd::run(c),
         Command::Scheduler {
             host,
             port,
@@ -381,6 +405,7 @@ fn run(cli: Cli) -> Result<()> {
             name,
             heartbeat_timeout,
             running_file,
+            deploy,
             auth,
         } => {
             // Workers run read tasks: the store's source kinds must be known here.
@@ -400,6 +425,15 @@ fn run(cli: Cli) -> Result<()> {
             o.local_directory = local_directory;
             o.running_file = running_file;
             o.security = Some(auth.security()?);
+            if let Some(h) = deploy.host {
+                o.host = h;
+            }
+            o.lifetime = deploy.lifetime.map(std::time::Duration::from_secs);
+            o.lifetime_stagger = std::time::Duration::from_secs(deploy.lifetime_stagger);
+            // SIGTERM (a pod stopped, a job cancelled) retires the worker gracefully.
+            if let Some(sec) = &o.security {
+                gridflow_deploy::retire_on_sigterm(&address, &o.name, sec.clone())?;
+            }
             if let Some(ms) = heartbeat_timeout {
                 o.heartbeat_timeout = std::time::Duration::from_millis(ms);
             }
