@@ -9,7 +9,8 @@ use crate::auth::{Security, Stream};
 use crate::core::{Action, Config, Core, TaskId, WorkerId};
 use crate::frame::{self, encode, read_frame, write_frame};
 use crate::messages::{
-    Activity, ComputeTask, FromClient, FromWorker, Hello, Location, ToClient, ToWorker, Welcome, WorkerInfo,
+    Activity, ComputeTask, FromClient, FromWorker, Hello, Location, ToClient, ToWorker, Welcome,
+    WorkerInfo,
 };
 use crate::{DistError, Result};
 use rustc_hash::FxHashMap;
@@ -316,7 +317,9 @@ async fn relay(
     let known = ok_rx.await.unwrap_or(false);
     let (tls, hostport) = crate::auth::parse_address(address);
     let target = if !known {
-        Err(format!("{address} is not the data address of a worker of this cluster"))
+        Err(format!(
+            "{address} is not the data address of a worker of this cluster"
+        ))
     } else if tls {
         Err("relaying to tls:// data ports is not supported".to_owned())
     } else {

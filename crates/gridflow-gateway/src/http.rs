@@ -1,0 +1,67 @@
+//! A small HTTP/1.1 client over hyper (plain `http://`): the gateway's clients and the
+//! JupyterHub check use it.
+
+use crate::{GatewayError, Result};
+use http_body_util::{BodyExt, Full};
+
+/// Splits `http://host:port/path` into (`host:port`, `/path`).
+pub fn split_url(url: &str) -> Result<(&str, &str)> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| GatewayError::Http {
+            what: url.to_owned(),
+            detail: "only http:// URLs are supported".into(),
+        })?;
+    Ok(match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    })
+}
+
+/// Sends one request (a new connection each time) and returns the status and body.
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<(u16, Vec<u8>)> {
+    let (hostport, path) = split_url(url)?;
+    let err = |detail: String| GatewayError::Http {
+        what: format!("{method} {url}"),
+        detail,
+    };
+    let tcp = tokio::net::TcpStream::connect(hostport)
+        .await
+        .map_err(|e| err(format!("connecting: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", hostport);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if !body.is_empty() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::from(body)))
+        .map_err(|e| err(e.to_string()))?;
+    let resp = send
+        .send_request(req)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .to_bytes()
+        .to_vec();
+    Ok((status, body))
+}
