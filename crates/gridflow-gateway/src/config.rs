@@ -247,7 +247,8 @@ impl Config {
         b.resolve(&ClusterOptions::default()).map_err(|e| {
             GatewayError::Invalid(format!("bounds: the defaults break the bounds: {e}"))
         })?;
-        if !(self.check_interval > 0.0) || !(self.idle_timeout >= 0.0) {
+        let positive = self.check_interval.is_finite() && self.check_interval > 0.0;
+        if !positive || self.idle_timeout.is_nan() || self.idle_timeout < 0.0 {
             return Err(GatewayError::Invalid(
                 "check_interval must be above 0 and idle_timeout at least 0 (seconds)".into(),
             ));

@@ -108,6 +108,8 @@ impl LocalBackend {
 
     fn keep(&self, child: Child) -> u32 {
         let pid = child.id();
+        // A reused process id: the earlier process's exit no longer applies.
+        crate::lock(&self.exits).remove(&pid);
         crate::lock(&self.children).insert(pid, child);
         pid
     }
@@ -137,6 +139,7 @@ impl LocalBackend {
                     pid,
                 });
             }
+            self.reap();
             if !self.alive(pid, id) {
                 return Err(GatewayError::cluster(
                     id,
@@ -206,7 +209,11 @@ impl LocalBackend {
     /// Whether process `pid` of cluster `id` is running (its command line names the
     /// cluster, so a reused process id is not mistaken for it).
     pub fn alive(&self, pid: u32, id: &str) -> bool {
-        self.reap();
+        // A child of this gateway not reaped yet is running (its /proc entry may still
+        // show the gateway's command line for a moment after the spawn).
+        if crate::lock(&self.children).contains_key(&pid) {
+            return true;
+        }
         if crate::lock(&self.exits).contains_key(&pid) {
             return false;
         }
@@ -253,9 +260,13 @@ impl LocalBackend {
                 }
             }
         };
+        self.reap();
         signal(rustix::process::Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(3);
-        while pids.iter().any(|&p| self.alive(p, id)) {
+        while {
+            self.reap();
+            pids.iter().any(|&p| self.alive(p, id))
+        } {
             if Instant::now() > deadline {
                 signal(rustix::process::Signal::KILL);
             }

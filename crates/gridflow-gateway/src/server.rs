@@ -214,6 +214,7 @@ impl Shared {
         }
     }
 
+    /// A cluster's report (the caller reaps ended children first: [`LocalBackend::reap`]).
     fn report(&self, rec: &ClusterRecord, token: Option<String>) -> ClusterReport {
         let joined = lock(&self.joined).get(&rec.id).cloned().unwrap_or_default();
         ClusterReport {
@@ -260,6 +261,7 @@ impl Shared {
             *creating.entry(user.name.clone()).or_default() += 1;
         }
         let made = self.start_cluster(user, spec);
+        self.backend.reap();
         if let Some(n) = lock(&self.creating).get_mut(&user.name) {
             *n = n.saturating_sub(1);
         }
@@ -455,6 +457,7 @@ impl Shared {
 
     fn check(&self, id: &str) -> Result<()> {
         let _ops = lock(&self.ops);
+        self.backend.reap();
         let Some(mut rec) = self.read().get(id).cloned() else {
             return Ok(());
         };
@@ -716,6 +719,7 @@ async fn serve(
             },
         )),
         ("GET", ["api", "clusters"]) => {
+            shared.backend.reap();
             let mut list: Vec<ClusterReport> = shared
                 .read()
                 .values()
@@ -735,6 +739,7 @@ async fn serve(
             let r = blocking(move || {
                 let rec = sh.visible(&user, &id)?;
                 let _ = sh.refresh_joined(&rec);
+                sh.backend.reap();
                 let token = if rec.owner == user.name {
                     Some(sh.token_of(&rec)?)
                 } else {
@@ -753,6 +758,7 @@ async fn serve(
                     rec.adapt = None;
                     s.scale_to(rec, r.workers)
                 })?;
+                sh.backend.reap();
                 Ok(sh.report(&sh.visible(&user, &id)?, None))
             })
             .await?;
@@ -776,6 +782,7 @@ async fn serve(
                     rec.adapt = Some((r.minimum, r.maximum));
                     Ok(())
                 })?;
+                sh.backend.reap();
                 Ok(sh.report(&sh.visible(&user, &id)?, None))
             })
             .await?;
