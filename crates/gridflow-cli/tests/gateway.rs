@@ -68,7 +68,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new(name: &str, users: &[(&str, bool)], idle_timeout: f64) -> Fixture {
+    fn new(name: &str, users: &[(&str, bool)], idle_timeout: f64, check: f64) -> Fixture {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("gateway-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -86,7 +86,7 @@ impl Fixture {
             "address": "127.0.0.1:0",
             "state_dir": dir.join("state"),
             "idle_timeout": idle_timeout,
-            "check_interval": 0.2,
+            "check_interval": check,
             "bounds": {"max_workers": 2, "max_threads": 2, "max_clusters_per_user": 2},
             "users": entries,
         });
@@ -223,6 +223,7 @@ fn two_users_compute_apart_and_stop_cleanly() {
         "two-users",
         &[("alice", false), ("bob", false), ("root", true)],
         0.0,
+        0.2,
     );
     let (alice, bob, root) = (f.client("alice"), f.client("bob"), f.client("root"));
     let ca = alice.new_cluster(&tiny()).unwrap();
@@ -346,7 +347,7 @@ fn two_users_compute_apart_and_stop_cleanly() {
 
 #[test]
 fn clusters_survive_a_gateway_restart_and_idle_ones_stop() {
-    let mut f = Fixture::new("restart", &[("alice", false)], 4.0);
+    let mut f = Fixture::new("restart", &[("alice", false)], 4.0, 0.2);
     let alice = f.client("alice");
     let c = alice.new_cluster(&tiny()).unwrap();
     c.wait_for_workers(1, Duration::from_secs(60)).unwrap();
@@ -392,7 +393,8 @@ fn clusters_survive_a_gateway_restart_and_idle_ones_stop() {
 fn thirty_users_at_once() {
     let names: Vec<String> = (0..30).map(|i| format!("user{i}")).collect();
     let users: Vec<(&str, bool)> = names.iter().map(|n| (n.as_str(), false)).collect();
-    let f = Fixture::new("load", &users, 0.0);
+    // Checks every second (the default is 2 s): the monitor's work is part of the load.
+    let f = Fixture::new("load", &users, 0.0, 1.0);
     let out = gridflow()
         .args([
             "eval",

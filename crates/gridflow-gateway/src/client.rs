@@ -13,6 +13,8 @@ struct Inner {
     address: String,
     token: String,
     rt: tokio::runtime::Runtime,
+    /// The kept-alive connection to the gateway.
+    conn: std::sync::Mutex<crate::http::Connection>,
 }
 
 /// A connection to a gateway as one user (cheap to clone).
@@ -42,6 +44,7 @@ impl Gateway {
             .map_err(|e| GatewayError::io("starting the gateway client's event loop", e))?;
         Ok(Gateway {
             inner: Arc::new(Inner {
+                conn: std::sync::Mutex::new(crate::http::Connection::new(&address)),
                 address,
                 token: token.into(),
                 rt,
@@ -60,14 +63,15 @@ impl Gateway {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<T> {
-        let url = format!("http://{}{path}", self.inner.address);
         let auth = format!("token {}", self.inner.token);
-        let (status, bytes) = self.inner.rt.block_on(crate::http::request(
+        let mut conn = crate::lock(&self.inner.conn);
+        let (status, bytes) = self.inner.rt.block_on(conn.request(
             method,
-            &url,
+            path,
             &[("Authorization", &auth)],
             body.unwrap_or_default(),
         ))?;
+        drop(conn);
         if !(200..300).contains(&status) {
             let message = serde_json::from_slice::<ErrorBody>(&bytes)
                 .map(|e| e.error)

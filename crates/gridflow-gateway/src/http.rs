@@ -65,3 +65,94 @@ pub async fn request(
         .to_vec();
     Ok((status, body))
 }
+
+/// A kept-alive HTTP/1.1 connection to one server, opened again when the server closed it.
+pub struct Connection {
+    hostport: String,
+    sender: Option<hyper::client::conn::http1::SendRequest<Full<bytes::Bytes>>>,
+}
+
+impl Connection {
+    /// A connection to `host:port`, opened on the first request.
+    pub fn new(hostport: &str) -> Connection {
+        Connection {
+            hostport: hostport.to_owned(),
+            sender: None,
+        }
+    }
+
+    async fn open(&mut self) -> Result<()> {
+        let err = |detail: String| GatewayError::Http {
+            what: format!("connecting to http://{}", self.hostport),
+            detail,
+        };
+        let tcp = tokio::net::TcpStream::connect(&self.hostport)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        tokio::spawn(conn);
+        self.sender = Some(send);
+        Ok(())
+    }
+
+    /// Sends one request on the kept connection (reopened first if the server closed it;
+    /// a request is never sent twice) and returns the status and body.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>)> {
+        let url = format!("http://{}{path}", self.hostport);
+        let err = |detail: String| GatewayError::Http {
+            what: format!("{method} {url}"),
+            detail,
+        };
+        let usable = match &mut self.sender {
+            Some(s) => s.ready().await.is_ok(),
+            None => false,
+        };
+        if !usable {
+            self.open().await?;
+        }
+        let Some(sender) = &mut self.sender else {
+            return Err(err("no connection".into()));
+        };
+        let mut req = hyper::Request::builder().method(method).uri(path).header(
+            "host",
+            url.trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or(""),
+        );
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| err(e.to_string()))?;
+        let resp = match sender.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.sender = None;
+                return Err(err(e.to_string()));
+            }
+        };
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .to_bytes()
+            .to_vec();
+        Ok((status, body))
+    }
+}

@@ -33,6 +33,8 @@ struct Shared {
     creating: Mutex<HashMap<String, usize>>,
     /// Names of the workers joined to each scheduler, as last seen.
     joined: Mutex<HashMap<String, Vec<String>>>,
+    /// The last activity written to the database, per cluster.
+    saved: Mutex<HashMap<String, f64>>,
     /// Connections to the schedulers (the monitor's).
     schedulers: Mutex<HashMap<String, Client>>,
     backend: LocalBackend,
@@ -94,6 +96,7 @@ impl GatewayServer {
             creating: Mutex::default(),
             joined: Mutex::default(),
             schedulers: Mutex::default(),
+            saved: Mutex::default(),
             public,
             ops: Mutex::new(()),
             stop: AtomicBool::new(false),
@@ -388,6 +391,7 @@ impl Shared {
     fn destroy(&self, rec: &ClusterRecord) {
         lock(&self.schedulers).remove(&rec.id);
         lock(&self.joined).remove(&rec.id);
+        lock(&self.saved).remove(&rec.id);
         let mut pids: Vec<u32> = rec.workers.iter().map(|w| w.pid).collect();
         pids.push(rec.scheduler_pid);
         self.backend.stop(&rec.id, &pids);
@@ -508,8 +512,14 @@ impl Shared {
                 changed = true;
             }
         }
-        let _ = changed;
-        self.save(&rec)?;
+        // Activity alone is written at most every 10 s: the monitor checks every cluster
+        // often, and the database need not follow each check.
+        let old = self.read().get(id).map_or(0.0, |r| r.last_activity);
+        let saved = lock(&self.saved).get(id).copied().unwrap_or(0.0);
+        if changed || (rec.last_activity > old && rec.last_activity - saved >= 10.0) {
+            self.save(&rec)?;
+            lock(&self.saved).insert(id.to_owned(), rec.last_activity);
+        }
         if let Some(r) = self.write().get_mut(id) {
             *r = rec;
         }
