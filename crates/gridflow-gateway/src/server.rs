@@ -21,6 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long a cluster's scheduler may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request body read.
+const MAX_BODY: usize = 64 * 1024;
 /// Failed workers kept in a cluster's record for the user to see.
 const KEEP_FAILED: usize = 16;
 
@@ -709,13 +711,14 @@ async fn serve(
     }
     let token = bearer(&req);
     let user = shared.auth.authenticate(&token).await?;
-    let body = req
-        .into_body()
+    // Bodies are small JSON objects: a larger one is refused, not buffered.
+    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
-        .map_err(|e| GatewayError::Http {
-            what: "reading a request body".into(),
-            detail: e.to_string(),
+        .map_err(|e| {
+            GatewayError::Invalid(format!(
+                "reading the request body (at most {MAX_BODY} bytes): {e}"
+            ))
         })?
         .to_bytes();
     let parts: Vec<&str> = path.split('/').skip(1).collect();
