@@ -471,3 +471,49 @@ fn thirty_users_at_once() {
         f.leftovers().is_empty()
     });
 }
+
+#[test]
+fn the_gateway_subcommands() {
+    let f = Fixture::new("cli", &[("carol", false)], 0.0, 0.2);
+    let run = |args: &[&str]| -> Value {
+        let out = gridflow()
+            .arg("gateway")
+            .args(args)
+            .arg("--json")
+            .env("GRIDFLOW_GATEWAY_ADDRESS", &f.address)
+            .env("GRIDFLOW_GATEWAY_TOKEN", f.token("carol"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let made = run(&["new", "--workers", "1", "--threads", "2", "--wait"]);
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["spec"]["threads"], 2);
+    assert_eq!(made["workers"][0]["state"]["state"], "running");
+    assert!(made["token"].as_str().is_some_and(|t| t.len() == 64));
+    let list = run(&["list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(list[0].get("token").is_none(), "a list shows no token");
+    let scaled = run(&["scale", &id, "2"]);
+    assert_eq!(scaled["workers"].as_array().unwrap().len(), 2);
+    let status = run(&["status", &id]);
+    assert_eq!(status["id"], id.as_str());
+    run(&["stop", &id]);
+    assert!(run(&["list"]).as_array().unwrap().is_empty());
+    // A wrong token: a clear error and a failing exit status.
+    let out = gridflow()
+        .args(["gateway", "list"])
+        .env("GRIDFLOW_GATEWAY_ADDRESS", &f.address)
+        .env("GRIDFLOW_GATEWAY_TOKEN", "nope")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("401") && e.contains("unknown API token"), "{e}");
+    assert!(f.leftovers().is_empty());
+}
