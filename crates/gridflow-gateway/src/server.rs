@@ -70,6 +70,14 @@ impl GatewayServer {
         config.check()?;
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|e| GatewayError::io(format!("creating {}", config.state_dir.display()), e))?;
+        // Logs and the database are the gateway's business only (tokens are 0600 too).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config.state_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| {
+                    GatewayError::io(format!("restricting {}", config.state_dir.display()), e)
+                })?;
+        }
         let program = match &config.program {
             Some(p) => p.clone(),
             None => std::env::current_exe()
@@ -381,12 +389,14 @@ impl Shared {
     ) -> Result<T> {
         let _ops = lock(&self.ops);
         let mut rec = self.visible(user, id)?;
-        let out = f(self, &mut rec)?;
+        // Kept even when `f` fails part-way: workers it started are in the record, so
+        // none is left unaccounted for.
+        let out = f(self, &mut rec);
         self.save(&rec)?;
         if let Some(r) = self.write().get_mut(id) {
             *r = rec;
         }
-        Ok(out)
+        out
     }
 
     /// Stops a cluster's processes and forgets it.
