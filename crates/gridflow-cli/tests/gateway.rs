@@ -517,3 +517,47 @@ fn the_gateway_subcommands() {
     assert!(e.contains("401") && e.contains("unknown API token"), "{e}");
     assert!(f.leftovers().is_empty());
 }
+
+#[test]
+fn adaptive_scaling_follows_pending_work() {
+    let f = Fixture::new("adapt", &[("dan", false)], 0.0, 0.2);
+    let g = f.client("dan");
+    let c = g.new_cluster(&tiny()).unwrap();
+    c.wait_for_workers(1, Duration::from_secs(60)).unwrap();
+    c.adapt(1, 2).unwrap();
+    let running = |c: &gridflow_gateway::GatewayCluster| {
+        c.worker_status()
+            .unwrap()
+            .iter()
+            .filter(|w| w.state == WorkerState::Running)
+            .count()
+    };
+    // Many tasks pending on one single-threaded worker: the gateway adds the second.
+    let (address, token) = (c.scheduler_address(), c.report().token.clone().unwrap());
+    let work = std::thread::spawn(move || {
+        eval_on(
+            &address,
+            &token,
+            None,
+            "da.ones((8000, 8000), chunks=(150, 150)).sum()",
+        )
+    });
+    let mut most = 0;
+    while !work.is_finished() {
+        most = most.max(running(&c));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    work.join().unwrap().unwrap();
+    assert_eq!(
+        most, 2,
+        "the cluster did not grow while 2,900 tasks were pending"
+    );
+    // Nothing pending: back to the minimum.
+    wait_until("back to one worker", Duration::from_secs(30), || {
+        c.worker_status().unwrap().len() == 1
+    });
+    c.close().unwrap();
+    wait_until("no process left", Duration::from_secs(10), || {
+        f.leftovers().is_empty()
+    });
+}

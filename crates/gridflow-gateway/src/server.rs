@@ -472,12 +472,12 @@ impl Shared {
     }
 
     fn check(&self, id: &str) -> Result<()> {
-        let _ops = lock(&self.ops);
         self.backend.reap();
-        let Some(mut rec) = self.read().get(id).cloned() else {
+        let Some(rec) = self.read().get(id).cloned() else {
             return Ok(());
         };
         if !self.backend.alive(rec.scheduler_pid, id) {
+            let _ops = lock(&self.ops);
             eprintln!(
                 "gridflow gateway: cluster {id} of {}: its scheduler ended ({}); stopping it",
                 rec.owner,
@@ -486,6 +486,8 @@ impl Shared {
             self.destroy(&rec);
             return Ok(());
         }
+        // The scheduler is asked without holding the lock on changes: users' scale and
+        // stop requests never wait for a slow scheduler.
         let c = self.scheduler(&rec)?;
         let activity = match c.activity() {
             Ok(a) => a,
@@ -494,7 +496,14 @@ impl Shared {
                 return Err(e.into());
             }
         };
+        let _ = self.refresh_joined(&rec);
+        let _ops = lock(&self.ops);
+        // Read again: the user may have scaled or stopped the cluster meanwhile.
+        let Some(mut rec) = self.read().get(id).cloned() else {
+            return Ok(());
+        };
         let t = now();
+        let old = rec.last_activity;
         rec.last_activity = rec.last_activity.max(t - activity.idle_ms as f64 / 1000.0);
         let idle = self.config.idle_timeout;
         if idle > 0.0 && t - rec.last_activity > idle {
@@ -507,7 +516,6 @@ impl Shared {
             self.destroy(&rec);
             return Ok(());
         }
-        let _ = self.refresh_joined(&rec);
         let mut changed = false;
         for w in &mut rec.workers {
             if w.failed.is_none() && !self.backend.alive(w.pid, id) {
@@ -515,18 +523,18 @@ impl Shared {
                 changed = true;
             }
         }
+        let mut scaled = Ok(());
         if let Some((lo, hi)) = rec.adapt {
             let per = rec.spec.threads.max(1) as u64;
             let want = (activity.pending_tasks.div_ceil(per) as usize).clamp(lo, hi);
             let live = rec.workers.iter().filter(|w| w.failed.is_none()).count();
             if want != live {
-                self.scale_to(&mut rec, want)?;
+                scaled = self.scale_to(&mut rec, want);
                 changed = true;
             }
         }
         // Activity alone is written at most every 10 s: the monitor checks every cluster
         // often, and the database need not follow each check.
-        let old = self.read().get(id).map_or(0.0, |r| r.last_activity);
         let saved = lock(&self.saved).get(id).copied().unwrap_or(0.0);
         if changed || (rec.last_activity > old && rec.last_activity - saved >= 10.0) {
             self.save(&rec)?;
@@ -535,7 +543,7 @@ impl Shared {
         if let Some(r) = self.write().get_mut(id) {
             *r = rec;
         }
-        Ok(())
+        scaled
     }
 }
 
@@ -566,8 +574,14 @@ fn error_response(e: &GatewayError) -> Response {
 /// anything else is HTTP.
 async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors, say: wait a little rather than spin.
+                eprintln!("gridflow gateway: accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let sh = shared.clone();
         tokio::spawn(async move {
