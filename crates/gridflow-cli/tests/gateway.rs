@@ -503,6 +503,36 @@ fn the_gateway_subcommands() {
     assert_eq!(scaled["workers"].as_array().unwrap().len(), 2);
     let status = run(&["status", &id]);
     assert_eq!(status["id"], id.as_str());
+    // A worker that dies is shown failed, with how it ended, not silently dropped.
+    let pid = status["workers"][1]["id"].as_str().unwrap().to_owned();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut reason = String::new();
+    wait_until(
+        "the dead worker shown as failed",
+        Duration::from_secs(30),
+        || {
+            let s = run(&["status", &id]);
+            let w = s["workers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|w| w["id"] == pid.as_str())
+                .cloned()
+                .unwrap();
+            reason = w["state"]["reason"].as_str().unwrap_or("").to_owned();
+            w["state"]["state"] == "failed"
+        },
+    );
+    assert!(
+        reason.contains("SIGKILL") || reason.contains("signal"),
+        "{reason}"
+    );
     run(&["stop", &id]);
     assert!(run(&["list"]).as_array().unwrap().is_empty());
     // A wrong token: a clear error and a failing exit status.
