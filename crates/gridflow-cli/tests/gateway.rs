@@ -347,13 +347,17 @@ fn two_users_compute_apart_and_stop_cleanly() {
 
 #[test]
 fn clusters_survive_a_gateway_restart_and_idle_ones_stop() {
-    let mut f = Fixture::new("restart", &[("alice", false)], 4.0, 0.2);
+    let mut f = Fixture::new("restart", &[("alice", false)], 6.0, 0.2);
     let alice = f.client("alice");
     let c = alice.new_cluster(&tiny()).unwrap();
     c.wait_for_workers(1, Duration::from_secs(60)).unwrap();
     let (tok, address) = (c.report().token.clone().unwrap(), c.scheduler_address());
     let want = eval_on(&address, &tok, None, "da.arange(1000, chunks=100).sum()");
     let want = want.unwrap();
+
+    // A second cluster whose scheduler dies while the gateway is down.
+    let c2 = alice.new_cluster(&tiny()).unwrap();
+    c2.wait_for_workers(1, Duration::from_secs(60)).unwrap();
 
     // The gateway dies at once; a new one on the same port and state takes over.
     let port = f.address.clone();
@@ -362,8 +366,32 @@ fn clusters_survive_a_gateway_restart_and_idle_ones_stop() {
         !pids_mentioning(c.id()).is_empty(),
         "the cluster died with the gateway"
     );
+    let scheduler = pids_mentioning(c2.id())
+        .into_iter()
+        .find(|p| {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmd).contains("scheduler\0")
+        })
+        .unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &scheduler.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     f.start(Some(&port));
-    assert_eq!(f.client("alice").list_clusters().unwrap().len(), 1);
+    // The live cluster is taken over; the other is removed, its worker stopped.
+    let list = f.client("alice").list_clusters().unwrap();
+    assert_eq!(
+        list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        vec![c.id()]
+    );
+    wait_until(
+        "the orphaned worker stopped",
+        Duration::from_secs(10),
+        || pids_mentioning(c2.id()).is_empty(),
+    );
     let got = eval_on(&address, &tok, None, "da.arange(1000, chunks=100).sum()").unwrap();
     // The local executor's answer on the same expression is the reference.
     let out = gridflow()
@@ -380,7 +408,7 @@ fn clusters_survive_a_gateway_restart_and_idle_ones_stop() {
     assert_eq!(got["values"], local["values"]);
     assert_eq!(want["values"], local["values"]);
 
-    // Left idle past its time-out (4 s), the cluster is stopped, processes and all.
+    // Left idle past its time-out (6 s), the cluster is stopped, processes and all.
     wait_until("the idle cluster stopped", Duration::from_secs(30), || {
         f.client("alice").list_clusters().unwrap().is_empty()
     });
