@@ -52,6 +52,11 @@ scripts/test-servers.sh start
 source target/test-servers/env
 env | grep '^GRIDFLOW_TEST_' | sort
 
+step "headless browser for the dashboard tests (Debian chromium, npm playwright-core into target/browser)"
+# crates/gridflow-distributed/tests/dashboard.rs drives it; with CI=true that test fails
+# when the browser is missing
+eval "$(bash scripts/browser-setup.sh)"
+
 step "tests"
 # the fuzz harness runs in its own step below, with its time budget and case counts shown
 cargo nextest run --workspace -j "$jobs" --build-jobs "$jobs" --no-fail-fast \

@@ -107,3 +107,78 @@ fn malformed_values_are_errors() {
         assert!(e.contains(want), "{want}: got {e}");
     }
 }
+
+fn f64s(shape: &[usize], v: Vec<f64>) -> ArrayD<f64> {
+    ArrayD::from_shape_vec(IxDyn(shape), v).unwrap()
+}
+
+fn i64s(shape: &[usize], v: Vec<i64>) -> ArrayD<i64> {
+    ArrayD::from_shape_vec(IxDyn(shape), v).unwrap()
+}
+
+#[test]
+fn every_partial_round_trips_and_its_body_is_raw_memory() {
+    let s = [2, 3];
+    let chunk = |d| Chunk::from_f64_vec(&s, vec![1.0, 2.0, 0.0, 4.0, 5.0, 1.0], d).unwrap();
+    let partials = vec![
+        Partial::Sum(chunk(gridflow_array::DType::F64)),
+        Partial::Prod(chunk(gridflow_array::DType::I64)),
+        Partial::Mean {
+            sum: f64s(&s, vec![1.0, 2.5, f64::INFINITY, 0.0, -1.0, 3.0]),
+            count: i64s(&s, vec![1, 2, 3, 0, 5, 6]),
+        },
+        Partial::Moments {
+            count: i64s(&s, vec![1, 2, 3, 4, 5, 6]),
+            mean: f64s(&s, vec![0.5; 6]),
+            m2: f64s(&s, vec![2.0; 6]),
+        },
+        Partial::Extreme(chunk(gridflow_array::DType::F32)),
+        Partial::Count(i64s(&s, vec![7; 6])),
+        Partial::Logical(ArrayD::from_shape_vec(IxDyn(&s), vec![true, false, true, true, false, false]).unwrap()),
+        Partial::Arg {
+            value: chunk(gridflow_array::DType::U16),
+            index: i64s(&s, vec![-1, 0, 1, 2, 3, 4]),
+        },
+    ];
+    for p in partials {
+        let bytes = p.nbytes();
+        let v = Value::Partial(Box::new(p));
+        assert!(same(&v, &round_trip(&v)), "{v:?}");
+        // Element bytes are the body (not serde-encoded into the header).
+        assert_eq!(v.body().len(), bytes, "{v:?}");
+        let mut header = Vec::new();
+        v.write_header(&mut header);
+        assert!(header.len() < 64, "{v:?}: header of {} bytes", header.len());
+    }
+}
+
+#[test]
+fn malformed_partials_are_errors() {
+    let p = Partial::Mean {
+        sum: f64s(&[2], vec![1.0, 2.0]),
+        count: i64s(&[2], vec![1, 1]),
+    };
+    let v = Value::Partial(Box::new(p));
+    let mut header = Vec::new();
+    v.write_header(&mut header);
+    let body = v.body().into_owned();
+    let mut wrong_shape = header.clone();
+    // The count array's only dimension: 2 -> 1 (with a body one element shorter).
+    let at = wrong_shape.len() - 8;
+    wrong_shape[at] = 1;
+    let mut wrong_dtype = header.clone();
+    wrong_dtype[3] = wrong_dtype[wrong_dtype.len() - 10];
+    let cases: Vec<(Vec<u8>, Vec<u8>, &str)> = vec![
+        (header.clone(), body[..20].to_vec(), "bytes"),
+        (header.clone(), [body.clone(), vec![0]].concat(), "left over"),
+        (wrong_shape, body[..24].to_vec(), "shapes"),
+        (wrong_dtype, body.clone(), "expected a float64 array"),
+        (vec![1, 42, 0], vec![], "unknown partial variant"),
+        (vec![1, 2, 1, 10, 1, 2, 0, 0, 0, 0, 0, 0, 0], vec![0; 16], "too few arrays"),
+        (vec![1, 2, 3], vec![], "header of array 0 missing"),
+    ];
+    for (h, b, want) in cases {
+        let e = Value::from_parts(&h, b).map(|_| ()).unwrap_err();
+        assert!(e.contains(want), "{want}: got {e}");
+    }
+}

@@ -177,6 +177,14 @@ pub struct Executor {
     pub memory_limit: usize,
     /// Show progress bars.
     pub progress: bool,
+    /// Where to serve the dashboard (`--dashboard`): a local cluster's scheduler serves it
+    /// there; the local executor serves it from this process.
+    pub dashboard_address: Option<String>,
+    /// The local executor's dashboard and the observer feeding it.
+    local_dashboard: Option<(
+        gridflow_distributed::dashboard::Dashboard,
+        std::sync::Arc<gridflow_distributed::dashboard::local::LocalObserver>,
+    )>,
 }
 
 impl Executor {
@@ -196,7 +204,43 @@ impl Executor {
             threads,
             memory_limit,
             progress: std::io::stderr().is_terminal(),
+            dashboard_address: None,
+            local_dashboard: None,
         })
+    }
+
+    /// Serves the dashboard at `address` (`HOST:PORT`, `:0`; `None`: a local cluster's
+    /// default, no dashboard for the local executor). Call before [`Executor::with_cluster`].
+    pub fn with_dashboard(mut self, address: Option<String>) -> Executor {
+        self.dashboard_address = address;
+        self
+    }
+
+    /// For the local executor with `--dashboard`: starts the dashboard in this process and
+    /// prints its link (a cluster's scheduler serves its own).
+    pub fn serve_local_dashboard(mut self) -> Result<Executor> {
+        use gridflow_distributed::dashboard::{self, Dashboard, Hub, Router};
+        if self.remote.is_some() {
+            return Ok(self);
+        }
+        let Some(spec) = &self.dashboard_address else {
+            return Ok(self);
+        };
+        let Some((host, port)) = dashboard::parse_address(spec)? else {
+            return Ok(self);
+        };
+        let hub = std::sync::Arc::new(Hub::new());
+        hub.log(format!(
+            "local executor: {} thread(s) in this process",
+            self.threads
+        ));
+        let d = Dashboard::start(&host, port, true, hub.clone(), Router::new())
+            .with_context(|| format!("starting the dashboard on {spec}"))?;
+        let observer = std::sync::Arc::new(dashboard::local::LocalObserver::new(hub));
+        observer.publish_now();
+        note!("dashboard: {}", d.link());
+        self.local_dashboard = Some((d, observer));
+        Ok(self)
     }
 
     /// Computes on a cluster: `scheduler` is a running scheduler's address, `cluster`
@@ -217,7 +261,16 @@ impl Executor {
             (None, Some(spec)) => {
                 let (n, t) = parse_local_cluster(spec)?;
                 let per_worker = self.memory_limit.checked_div(n).unwrap_or(0) as u64;
-                let cluster = gridflow_distributed::LocalCluster::new(n, t, per_worker)
+                let mut options = gridflow_distributed::LocalClusterOptions {
+                    n_workers: n,
+                    threads_per_worker: t,
+                    memory_limit: per_worker,
+                    ..Default::default()
+                };
+                if let Some(a) = &self.dashboard_address {
+                    options.dashboard_address = Some(a.clone());
+                }
+                let cluster = gridflow_distributed::LocalCluster::with_options(options)
                     .context("starting the local cluster")?;
                 let client = cluster
                     .client()
@@ -227,6 +280,9 @@ impl Executor {
                     cluster.address(),
                     human(per_worker as usize)
                 );
+                if let Some(link) = cluster.dashboard_link() {
+                    note!("dashboard: {link}");
+                }
                 Some(Remote {
                     client,
                     _cluster: Some(cluster),
@@ -262,7 +318,10 @@ impl Executor {
             });
             return Box::new(&r.client);
         }
-        let s = LocalExecutor::threads(self.threads).with_memory_limit(self.memory_limit);
+        let mut s = LocalExecutor::threads(self.threads).with_memory_limit(self.memory_limit);
+        if let Some((_, observer)) = &self.local_dashboard {
+            s = s.with_observer(observer.clone());
+        }
         if self.progress {
             Box::new(s.with_progress(progress_bar(label)))
         } else {

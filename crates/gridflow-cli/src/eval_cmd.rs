@@ -68,6 +68,11 @@ pub struct EvalArgs {
     /// local[:N_WORKERS[xTHREADS]] (e.g. local:2x1).
     #[arg(long, value_name = "local[:NxT]")]
     pub cluster: Option<String>,
+    /// Serve the live dashboard while computing: at HOST:PORT (default :8787, a free port
+    /// when taken; :0 for any). With --cluster local the scheduler serves it; otherwise
+    /// this process does, from the local executor.
+    #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = ":8787")]
+    pub dashboard: Option<String>,
 }
 
 /// Opens the dataset named by `--store` or `--catalog/--search/--key`.
@@ -100,7 +105,9 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
 pub fn run(args: &EvalArgs) -> Result<()> {
     // First: it sets the graph budget that opening and evaluating count against.
     let exec = Executor::new(args.threads, args.memory_limit.as_deref())?
-        .with_cluster(args.scheduler.as_deref(), args.cluster.as_deref())?;
+        .with_dashboard(args.dashboard.clone())
+        .with_cluster(args.scheduler.as_deref(), args.cluster.as_deref())?
+        .serve_local_dashboard()?;
     let expr = gridflow_expr::parse(&args.expr).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;
     let ds = open_source(args)?;
     let value = eval(&expr, &Env { ds }).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;

@@ -37,6 +37,11 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log filter for this process's structured logs on stderr: a level (error, warn, info,
+    /// debug, trace) or directives (gridflow_distributed=debug,info); default: GRIDFLOW_LOG,
+    /// else RUST_LOG, else info.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -140,6 +145,9 @@ enum Command {
         /// Also write the address to this file (JSON: {"address": ...}).
         #[arg(long)]
         scheduler_file: Option<PathBuf>,
+        /// Where to serve the dashboard: HOST:PORT, :PORT, :0 for any free port, or none.
+        #[arg(long, default_value = ":8787", value_name = "HOST:PORT")]
+        dashboard_address: String,
         #[command(flatten)]
         auth: AuthArgs,
     },
@@ -303,6 +311,11 @@ fn run_on_big_stack(cli: Cli) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let default = match cli.command {
+        Command::Scheduler { .. } | Command::Worker { .. } => "info",
+        _ => "warn",
+    };
+    gridflow_distributed::logging::init(cli.log_level.as_deref(), default)?;
     match cli.command {
         Command::Demo {
             years,
@@ -363,6 +376,7 @@ fn run(cli: Cli) -> Result<()> {
             host,
             port,
             scheduler_file,
+            dashboard_address,
             auth,
         } => Ok(gridflow_distributed::node::run_scheduler_with(
             &host,
@@ -370,6 +384,7 @@ fn run(cli: Cli) -> Result<()> {
             scheduler_file.as_deref(),
             gridflow_distributed::scheduler::SchedulerOptions {
                 security: auth.security()?,
+                dashboard_address: Some(dashboard_address),
                 ..Default::default()
             },
         )?),

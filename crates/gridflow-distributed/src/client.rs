@@ -74,6 +74,23 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The task groups of a job's tasks for the dashboard: each key's prefix (`sum` for
+/// `sum-9f2c`), as Dask names task groups.
+fn task_groups(keys: &[Key]) -> crate::messages::TaskGroups {
+    let mut names: Vec<String> = Vec::new();
+    let mut index: rustc_hash::FxHashMap<&str, u32> = rustc_hash::FxHashMap::default();
+    let of_task = keys
+        .iter()
+        .map(|k| {
+            *index.entry(k.prefix()).or_insert_with(|| {
+                names.push(k.prefix().to_owned());
+                (names.len() - 1) as u32
+            })
+        })
+        .collect();
+    crate::messages::TaskGroups { names, of_task }
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -216,9 +233,12 @@ impl Client {
         O::Value: WireValue,
     {
         let prepared = self.prepare(graph, outputs)?;
-        let job = self
-            .inner
-            .submit(prepared.tasks, prepared.outputs, prepared.held)?;
+        let job = self.inner.submit(
+            prepared.tasks,
+            prepared.outputs,
+            prepared.held,
+            &prepared.keys,
+        )?;
         let keys = Arc::new(prepared.keys);
         lock(&self.inner.state)
             .jobs
@@ -275,9 +295,12 @@ impl Client {
             .map(u64::from)
             .collect();
         let held = prepared.held.clone();
-        let job = self
-            .inner
-            .submit(prepared.tasks, prepared.outputs, prepared.held)?;
+        let job = self.inner.submit(
+            prepared.tasks,
+            prepared.outputs,
+            prepared.held,
+            &prepared.keys,
+        )?;
         lock(&self.inner.state)
             .jobs
             .insert(job, (JobStatus::Pending, Arc::new(prepared.keys)));
@@ -510,6 +533,7 @@ impl Client {
                         tasks,
                         outputs,
                         held,
+                        groups: task_groups(&keys),
                     },
                 )
                 .await?;
@@ -744,7 +768,14 @@ impl Inner {
     }
 
     /// Submits a job (answered at once).
-    fn submit(&self, tasks: Vec<SubmitTask>, outputs: Vec<u32>, held: Vec<u64>) -> Result<u64> {
+    fn submit(
+        &self,
+        tasks: Vec<SubmitTask>,
+        outputs: Vec<u32>,
+        held: Vec<u64>,
+        keys: &[Key],
+    ) -> Result<u64> {
+        let groups = task_groups(keys);
         self.with_conn(|inner, c| {
             inner.rt.block_on(async {
                 send(
@@ -754,6 +785,7 @@ impl Inner {
                         tasks,
                         outputs,
                         held,
+                        groups,
                     },
                 )
                 .await?;

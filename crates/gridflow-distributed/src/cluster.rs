@@ -39,6 +39,10 @@ pub struct LocalClusterOptions {
     /// Where workers spill results (a directory per worker inside); `None`: the system's
     /// temporary directory.
     pub local_directory: Option<PathBuf>,
+    /// Where the scheduler serves its dashboard (`HOST:PORT`; `:0` for any free port; a
+    /// taken port falls back to a free one, as Dask's does); `None` or `"none"`: no
+    /// dashboard. Default `:8787` on 127.0.0.1.
+    pub dashboard_address: Option<String>,
 }
 
 impl Default for LocalClusterOptions {
@@ -55,6 +59,7 @@ impl Default for LocalClusterOptions {
             heartbeat_timeout: Duration::from_secs(30),
             restart_workers: true,
             local_directory: None,
+            dashboard_address: Some(format!(":{}", crate::dashboard::DEFAULT_PORT)),
         }
     }
 }
@@ -196,7 +201,8 @@ pub fn process_rss(pid: u32) -> Option<u64> {
 fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, stop: &AtomicBool) {
     let limit = spawner.options.memory_limit;
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
+        // Parked, not slept: `stop` unparks it, so closing does not wait out a poll.
+        std::thread::park_timeout(Duration::from_millis(50));
         let mut slots = slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -229,7 +235,7 @@ fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, sto
             match spawner.spawn(&slot.name) {
                 Ok(c) => slot.child = c,
                 Err(e) => {
-                    eprintln!(
+                    tracing::error!(
                         "gridflow nanny: worker {} {reason}; restarting it failed: {e}",
                         slot.name
                     );
@@ -279,6 +285,7 @@ impl LocalCluster {
                 // The nanny polls every 50 ms: a worker's death is explained well within this.
                 nanny_grace: Duration::from_secs(2),
                 wait_for_workers: options.restart_workers,
+                dashboard_address: options.dashboard_address.clone(),
                 ..SchedulerOptions::default()
             },
         )?;
@@ -330,7 +337,7 @@ impl LocalCluster {
                     options.timeout
                 )));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(2));
         }
         let (slots, stop) = (cluster.workers.clone(), cluster.stop_nanny.clone());
         let report = cluster.scheduler.exit_reporter();
@@ -352,6 +359,11 @@ impl LocalCluster {
     /// The scheduler's address (`tcp://127.0.0.1:PORT`, or `tls://` with TLS).
     pub fn address(&self) -> String {
         format!("{}{}", self.security.scheme(), self.scheduler.address())
+    }
+
+    /// The dashboard's URL (`http://127.0.0.1:PORT/status`), when it serves one.
+    pub fn dashboard_link(&self) -> Option<String> {
+        self.scheduler.dashboard_link()
     }
 
     /// A client connected to this cluster, with the cluster's credentials.
@@ -379,6 +391,7 @@ impl LocalCluster {
         // The nanny first, so that workers told to shut down are not restarted.
         self.stop_nanny.store(true, Ordering::Relaxed);
         if let Some(t) = self.nanny.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         // The scheduler tells workers to shut down; any still running after a grace

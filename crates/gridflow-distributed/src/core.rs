@@ -106,6 +106,118 @@ struct Task {
     recomputable: bool,
     /// Times the task was placed again after failing to fetch an input.
     retries: u8,
+    /// Its task group ([`NO_GROUP`] for scattered data and gaps).
+    group: u32,
+}
+
+/// The group of tasks that belong to none (scattered data, gaps between jobs).
+const NO_GROUP: u32 = u32::MAX;
+
+/// Tasks of one task group by state, kept up to date on every transition (O(1) each) so
+/// that the dashboard reads them without walking the tasks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupCounts {
+    /// The group's name (a key prefix such as `sum-chunk`).
+    pub name: std::sync::Arc<str>,
+    /// Tasks submitted since the group last had none unfinished.
+    pub total: u64,
+    /// Released or waiting for inputs.
+    pub waiting: u64,
+    /// Ready roots waiting for a thread.
+    pub queued: u64,
+    /// On a worker.
+    pub processing: u64,
+    /// In memory.
+    pub memory: u64,
+    /// Failed.
+    pub erred: u64,
+    /// Finished (in memory or since released).
+    pub done: u64,
+}
+
+impl GroupCounts {
+    fn slot(&mut self, s: TaskState) -> Option<&mut u64> {
+        match s {
+            TaskState::Released | TaskState::Waiting => Some(&mut self.waiting),
+            TaskState::Queued => Some(&mut self.queued),
+            TaskState::Processing => Some(&mut self.processing),
+            TaskState::Memory => Some(&mut self.memory),
+            TaskState::Erred => Some(&mut self.erred),
+            TaskState::Forgotten => None,
+        }
+    }
+
+    /// Tasks not yet finished, failed or forgotten.
+    fn unfinished(&self) -> u64 {
+        self.waiting + self.queued + self.processing
+    }
+
+    fn moved(&mut self, from: TaskState, to: TaskState) {
+        if let Some(c) = self.slot(from) {
+            *c = c.saturating_sub(1);
+        }
+        if let Some(c) = self.slot(to) {
+            *c += 1;
+        }
+        match (from, to) {
+            (_, TaskState::Memory) => self.done += 1,
+            // Lost and computed again.
+            (TaskState::Memory, TaskState::Waiting | TaskState::Queued) => {
+                self.done = self.done.saturating_sub(1);
+            }
+            // Cancelled before it finished: no longer part of the run.
+            (
+                TaskState::Released
+                | TaskState::Waiting
+                | TaskState::Queued
+                | TaskState::Processing,
+                TaskState::Forgotten,
+            ) => self.total = self.total.saturating_sub(1),
+            _ => {}
+        }
+    }
+}
+
+/// Task groups: counts by state, and which groups read which.
+#[derive(Debug, Default)]
+struct Groups {
+    counts: Vec<GroupCounts>,
+    by_name: FxHashMap<std::sync::Arc<str>, u32>,
+    edges: rustc_hash::FxHashSet<(u32, u32)>,
+}
+
+impl Groups {
+    fn moved(&mut self, g: u32, from: TaskState, to: TaskState) {
+        if let Some(c) = self.counts.get_mut(g as usize) {
+            c.moved(from, to);
+        }
+    }
+
+    /// The id of group `name`, created if new; a group with nothing unfinished starts a
+    /// new run (its totals restart) when tasks are added to it.
+    fn intern(&mut self, name: &str) -> u32 {
+        let id = match self.by_name.get(name) {
+            Some(&g) => g,
+            None => {
+                let g = self.counts.len() as u32;
+                let name: std::sync::Arc<str> = name.into();
+                self.by_name.insert(name.clone(), g);
+                self.counts.push(GroupCounts {
+                    name,
+                    ..GroupCounts::default()
+                });
+                g
+            }
+        };
+        if let Some(c) = self.counts.get_mut(id as usize)
+            && c.unfinished() == 0
+        {
+            c.total = 0;
+            c.done = 0;
+            c.erred = 0;
+        }
+        id
+    }
 }
 
 #[derive(Debug)]
@@ -208,6 +320,7 @@ pub struct Core {
     suspects: FxHashMap<TaskId, Vec<String>>,
     /// Tasks a worker said it started and has not finished.
     executing: FxHashMap<TaskId, WorkerId>,
+    groups: Groups,
 }
 
 impl Core {
@@ -232,7 +345,35 @@ impl Core {
             steals: 0,
             suspects: FxHashMap::default(),
             executing: FxHashMap::default(),
+            groups: Groups::default(),
         }
+    }
+
+    /// Moves task `id` to state `to` (keeping the group counts right) and returns it.
+    fn enter(&mut self, id: TaskId, to: TaskState) -> Option<&mut Task> {
+        let i = usize::try_from(id.checked_sub(self.first)?).ok()?;
+        let t = self.tasks.get_mut(i)?;
+        if t.state != to {
+            self.groups.moved(t.group, t.state, to);
+            t.state = to;
+        }
+        Some(t)
+    }
+
+    /// The task groups, in the order first seen, with their counts by state.
+    pub fn groups(&self) -> &[GroupCounts] {
+        &self.groups.counts
+    }
+
+    /// Pairs `(a, b)` of groups where some task of `b` reads a task of `a`.
+    pub fn group_edges(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.groups.edges.iter().copied()
+    }
+
+    /// The name of task `id`'s group, if it has one.
+    pub fn group_name(&self, id: TaskId) -> Option<&std::sync::Arc<str>> {
+        let g = self.task(id)?.group;
+        self.groups.counts.get(g as usize).map(|c| &c.name)
     }
 
     /// Tasks moved between workers by stealing so far.
@@ -369,9 +510,8 @@ impl Core {
         if self.workers.get(thief as usize).is_some_and(|x| x.alive) {
             self.assign(id, thief);
         } else {
-            if let Some(t) = self.task_mut(id) {
+            if let Some(t) = self.enter(id, TaskState::Waiting) {
                 t.processing_on = None;
-                t.state = TaskState::Waiting;
             }
             self.make_ready(id);
         }
@@ -507,7 +647,32 @@ impl Core {
         outputs: Vec<u32>,
         held: &[TaskId],
     ) -> Result<u64, String> {
+        self.submit_grouped(tasks, outputs, held, &[], &[])
+    }
+
+    /// Like [`Core::submit_with_held`], with task groups for the dashboard: task `i` is in
+    /// group `names[task_groups[i]]` (all in group `task` when `task_groups` is empty).
+    pub fn submit_grouped(
+        &mut self,
+        tasks: Vec<(Vec<u8>, Vec<u32>)>,
+        outputs: Vec<u32>,
+        held: &[TaskId],
+        names: &[String],
+        task_groups: &[u32],
+    ) -> Result<u64, String> {
         let n = tasks.len() as u64;
+        if !task_groups.is_empty() && task_groups.len() != tasks.len() {
+            return Err(format!(
+                "{} task group(s) given for {n} task(s)",
+                task_groups.len()
+            ));
+        }
+        if let Some(bad) = task_groups.iter().find(|&&g| g as usize >= names.len()) {
+            return Err(format!(
+                "task group {bad} is not one of the {} group name(s) given",
+                names.len()
+            ));
+        }
         for (i, (_, ins)) in tasks.iter().enumerate() {
             if let Some(bad) = ins.iter().find(|&&x| {
                 (x as usize >= i && u64::from(x) < n) || u64::from(x) >= n + held.len() as u64
@@ -583,7 +748,18 @@ impl Core {
             self.tasks.push_back(Task::forgotten(u64::MAX));
         }
         let base = self.tasks.len();
-        for (payload, ins) in tasks {
+        let ids: Vec<u32> = if names.is_empty() {
+            vec![self.groups.intern("task")]
+        } else {
+            names.iter().map(|x| self.groups.intern(x)).collect()
+        };
+        let mut last_edge = (NO_GROUP, NO_GROUP);
+        for (k, (payload, ins)) in tasks.into_iter().enumerate() {
+            let group = ids[task_groups.get(k).map_or(0, |&g| g as usize)];
+            if let Some(c) = self.groups.counts.get_mut(group as usize) {
+                c.total += 1;
+                c.waiting += 1;
+            }
             let inputs: Vec<TaskId> = ins.iter().map(|&i| global(i)).collect();
             let mut distinct = inputs.clone();
             distinct.sort_unstable();
@@ -593,6 +769,12 @@ impl Core {
             for &i in &distinct {
                 let Some(t) = self.task_mut(i) else { continue };
                 t.readers_left += 1;
+                let from = t.group;
+                if from != group && from != NO_GROUP && (from, group) != last_edge {
+                    last_edge = (from, group);
+                    self.groups.edges.insert(last_edge);
+                }
+                let Some(t) = self.task_mut(i) else { continue };
                 // A held result already in memory is not waited for (and needs no list of
                 // readers: they are only used to wake tasks up).
                 if t.state != TaskState::Memory {
@@ -614,6 +796,7 @@ impl Core {
                 processing_on: None,
                 recomputable: true,
                 retries: 0,
+                group,
             });
         }
         for &o in &pinned {
@@ -633,17 +816,17 @@ impl Core {
             },
         );
         for i in 0..n {
-            let t = &mut self.tasks[base + i as usize];
+            let t = &self.tasks[base + i as usize];
             if t.waiting == 0 {
                 if t.root {
-                    t.state = TaskState::Queued;
+                    self.enter(job + i, TaskState::Queued);
                     self.queue.push(Reverse(job + i));
                 } else {
-                    t.state = TaskState::Waiting;
+                    self.enter(job + i, TaskState::Waiting);
                     self.make_ready(job + i);
                 }
             } else {
-                t.state = TaskState::Waiting;
+                self.enter(job + i, TaskState::Waiting);
             }
         }
         for w in 0..self.workers.len() {
@@ -767,8 +950,7 @@ impl Core {
     }
 
     fn assign(&mut self, id: TaskId, w: WorkerId) {
-        if let Some(t) = self.task_mut(id) {
-            t.state = TaskState::Processing;
+        if let Some(t) = self.enter(id, TaskState::Processing) {
             t.processing_on = Some(w);
         }
         self.workers[w as usize].processing.insert(id);
@@ -812,9 +994,7 @@ impl Core {
     fn make_ready(&mut self, id: TaskId) {
         let root = self.task(id).is_some_and(|t| t.root);
         if root {
-            if let Some(t) = self.task_mut(id) {
-                t.state = TaskState::Queued;
-            }
+            self.enter(id, TaskState::Queued);
             self.queue.push(Reverse(id));
             return;
         }
@@ -822,9 +1002,7 @@ impl Core {
             Some(w) => self.assign(id, w),
             None => {
                 // No worker alive: wait (as a queued task) for one to join.
-                if let Some(t) = self.task_mut(id) {
-                    t.state = TaskState::Queued;
-                }
+                self.enter(id, TaskState::Queued);
                 self.queue.push(Reverse(id));
             }
         }
@@ -832,12 +1010,13 @@ impl Core {
 
     /// Drops a result nobody needs: every holder is told to release it.
     fn release_data(&mut self, id: TaskId) {
-        let Some(t) = self.task_mut(id) else { return };
+        let Some(t) = self.enter(id, TaskState::Forgotten) else {
+            return;
+        };
         let holders = std::mem::take(&mut t.who_has);
         let (job, nbytes) = (t.job, t.nbytes);
         // The payload stays while the job lives: a reader may need this result again if its
         // own is lost with a worker.
-        t.state = TaskState::Forgotten;
         for w in holders {
             self.actions.push(Action::Release {
                 worker: w,
@@ -898,8 +1077,9 @@ impl Core {
             self.fill(w);
             return;
         }
-        let Some(t) = self.task_mut(id) else { return };
-        t.state = TaskState::Memory;
+        let Some(t) = self.enter(id, TaskState::Memory) else {
+            return;
+        };
         t.processing_on = None;
         t.nbytes = nbytes;
         t.who_has.push(w);
@@ -991,8 +1171,7 @@ impl Core {
             self.fill(w);
             return;
         }
-        if let Some(t) = self.task_mut(id) {
-            t.state = TaskState::Erred;
+        if let Some(t) = self.enter(id, TaskState::Erred) {
             t.processing_on = None;
         }
         self.actions.push(Action::Failed {
@@ -1068,8 +1247,7 @@ impl Core {
                     if let Some(js) = self.output_waiters.remove(&id) {
                         orphans.extend(js.into_iter().filter(|&x| x != job));
                     }
-                    if let Some(t) = self.task_mut(id) {
-                        t.state = TaskState::Forgotten;
+                    if let Some(t) = self.enter(id, TaskState::Forgotten) {
                         t.payload = Vec::new();
                         t.dependents = Vec::new();
                     }
@@ -1112,8 +1290,7 @@ impl Core {
             if let Some(j) = self.jobs.get_mut(&job) {
                 j.done = j.done.saturating_sub(1);
             }
-            if let Some(x) = self.task_mut(t) {
-                x.state = TaskState::Waiting;
+            if let Some(x) = self.enter(t, TaskState::Waiting) {
                 x.who_has.clear();
             }
             for i in ins {
@@ -1159,17 +1336,14 @@ impl Core {
             .filter(|&&i| self.state(i) != TaskState::Memory || self.who_has(i).is_empty())
             .count() as u32;
         let queued = state == TaskState::Queued;
-        if let Some(x) = self.task_mut(id) {
-            x.state = TaskState::Waiting;
+        if let Some(x) = self.enter(id, TaskState::Waiting) {
             x.processing_on = None;
             x.waiting = waiting;
         }
         if queued {
             // Already in the queue: popping skips it unless it is queued again below.
-            if waiting == 0
-                && let Some(x) = self.task_mut(id)
-            {
-                x.state = TaskState::Queued;
+            if waiting == 0 {
+                self.enter(id, TaskState::Queued);
             }
             return;
         }
@@ -1383,9 +1557,7 @@ impl Core {
                 j.held = j.held.saturating_sub(nbytes);
             }
             if !needed || !self.jobs.contains_key(&job) {
-                if let Some(t) = self.task_mut(id) {
-                    t.state = TaskState::Forgotten;
-                }
+                self.enter(id, TaskState::Forgotten);
                 continue;
             }
             if !recomputable {
@@ -1458,6 +1630,7 @@ impl Task {
             processing_on: None,
             recomputable: true,
             retries: 0,
+            group: NO_GROUP,
         }
     }
 }

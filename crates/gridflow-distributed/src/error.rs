@@ -67,6 +67,10 @@ pub enum DistError {
         /// The cause.
         source: postcard::Error,
     },
+    /// An option is malformed (a log filter, a dashboard address): the message names it
+    /// and what it may be.
+    #[error("{0}")]
+    Option(String),
     /// The cluster cannot run the request (no workers, lost data...).
     #[error("cluster: {0}")]
     Cluster(String),

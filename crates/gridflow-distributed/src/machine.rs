@@ -103,3 +103,47 @@ pub fn default_layout(cores: usize) -> (usize, usize) {
     }
     (workers, cores / workers)
 }
+
+/// CPU time this process has used (user + system, all threads), in seconds, from
+/// `/proc/self/stat`; `None` where that cannot be read.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing paren.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    // utime and stime are fields 14 and 15: the 12th and 13th after the paren.
+    let utime: f64 = f.nth(11)?.parse().ok()?;
+    let stime: f64 = f.next()?.parse().ok()?;
+    // Linux reports them in USER_HZ ticks, 100 per second on every architecture it
+    // exposes to user space.
+    Some((utime + stime) / 100.0)
+}
+
+/// This process's CPU use between samples, in percent of one core (Dask's worker `cpu`).
+#[derive(Debug, Default)]
+pub struct CpuMeter {
+    last: Option<(std::time::Instant, f64)>,
+    percent: f32,
+}
+
+impl CpuMeter {
+    /// Samples now: the use since the previous sample (0 at the first).
+    pub fn sample(&mut self) -> f32 {
+        let now = std::time::Instant::now();
+        if let Some(cpu) = process_cpu_seconds() {
+            if let Some((t, c)) = self.last {
+                let wall = now.duration_since(t).as_secs_f64();
+                if wall > 0.0 {
+                    self.percent = (100.0 * (cpu - c).max(0.0) / wall) as f32;
+                }
+            }
+            self.last = Some((now, cpu));
+        }
+        self.percent
+    }
+
+    /// The last sample's value.
+    pub fn last(&self) -> f32 {
+        self.percent
+    }
+}

@@ -392,7 +392,7 @@ impl<V: WireValue> DataStore<V> {
                 Job::Unspill(id) => {
                     if let Err(e) = self.unspill(id) {
                         // The task that reads it will report the error.
-                        eprintln!("gridflow worker: {e}");
+                        tracing::error!("gridflow worker: {e}");
                     }
                     continue;
                 }
@@ -421,7 +421,7 @@ impl<V: WireValue> DataStore<V> {
                         "spilling a result to {} failed ({e}); keeping results in memory",
                         path.display()
                     );
-                    eprintln!("gridflow worker: {msg}");
+                    tracing::warn!("gridflow worker: {msg}");
                     g.spill_error = Some(msg);
                 }
             }

@@ -52,6 +52,16 @@ pub struct SubmitTask {
     pub inputs: Vec<u32>,
 }
 
+/// The task groups of a job's tasks (Dask's key prefixes): names once, then one index
+/// per task; empty: every task in one group.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TaskGroups {
+    /// The groups' names.
+    pub names: Vec<String>,
+    /// Each task's group, by position in the job (indices into `names`).
+    pub of_task: Vec<u32>,
+}
+
 /// Client → scheduler.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum FromClient {
@@ -66,6 +76,8 @@ pub enum FromClient {
         outputs: Vec<u32>,
         /// Results of earlier jobs this job reads, by global id.
         held: Vec<u64>,
+        /// The tasks' groups, for the dashboard.
+        groups: TaskGroups,
     },
     /// The client dropped its last handle on these results (global ids): each loses the
     /// client's pin; a job with no pinned output left is forgotten (cancelled if running).
@@ -233,6 +245,8 @@ pub enum FromWorker {
         spilled: u64,
         /// The process's resident memory.
         rss: u64,
+        /// The process's CPU use over the last heartbeat interval, in percent of one core.
+        cpu: f32,
     },
     /// A task failed.
     Failed {

@@ -38,7 +38,9 @@ pub fn run_scheduler_with(
         write_scheduler_file(f, &address)?;
     }
     println!("gridflow scheduler at {address}");
-    scheduler::run(listener, options)
+    scheduler::run(listener, options, |link| {
+        println!("gridflow dashboard at {link}")
+    })
 }
 
 /// The credentials given by `--auth-token`, `--auth-token-file` and `--tls-ca/--tls-cert/
@@ -67,7 +69,7 @@ fn security<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Security> {
 fn usage(what: &str) -> DistError {
     DistError::Cluster(format!(
         "{what}\nusage: scheduler [--host H] [--port P] [--scheduler-file F] \
-         [--heartbeat-timeout MS] [--allowed-failures N] [AUTH]\n       \
+         [--heartbeat-timeout MS] [--allowed-failures N] [--dashboard-address HOST:PORT|none] [AUTH]\n       \
          worker ADDRESS [--nthreads N] [--memory-limit BYTES] [--name NAME] [--local-directory D] \
          [--heartbeat-interval MS] [--heartbeat-timeout MS] [AUTH]\n\
          AUTH: [--auth-token T | --auth-token-file F] [--tls-ca F --tls-cert F --tls-key F]"
@@ -119,6 +121,7 @@ where
             if let Some(n) = num("allowed-failures")? {
                 o.allowed_failures = u32::try_from(n).unwrap_or(u32::MAX).max(1);
             }
+            o.dashboard_address = Some(get("dashboard-address").unwrap_or(":8787").to_owned());
             run_scheduler_with(
                 get("host").unwrap_or("127.0.0.1"),
                 port,

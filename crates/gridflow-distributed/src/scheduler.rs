@@ -7,6 +7,8 @@
 
 use crate::auth::{Security, Stream};
 use crate::core::{Action, Config, Core, TaskId, WorkerId};
+use crate::dashboard::publish::Recorder;
+use crate::dashboard::{Dashboard, Hub};
 use crate::frame::{self, encode, read_frame, write_frame};
 use crate::messages::{
     Activity, ComputeTask, FromClient, FromWorker, Hello, Location, ToClient, ToWorker, Welcome,
@@ -15,6 +17,7 @@ use crate::messages::{
 use crate::{DistError, Result};
 use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{BufWriter, WriteHalf};
 use tokio::net::TcpListener;
@@ -85,6 +88,11 @@ pub struct SchedulerOptions {
     /// Keep jobs waiting when every worker has left (a nanny restarts them) instead of
     /// failing them.
     pub wait_for_workers: bool,
+    /// Where to serve the dashboard (`HOST:PORT`, `:0` for any free port; a taken port
+    /// falls back to a free one); `None` or `"none"`: no dashboard.
+    pub dashboard_address: Option<String>,
+    /// Routes added to the dashboard's own (JSON endpoints of other modules).
+    pub dashboard_routes: crate::dashboard::Router,
 }
 
 impl Default for SchedulerOptions {
@@ -96,6 +104,8 @@ impl Default for SchedulerOptions {
             allowed_failures: 3,
             nanny_grace: Duration::ZERO,
             wait_for_workers: false,
+            dashboard_address: None,
+            dashboard_routes: crate::dashboard::Router::new(),
         }
     }
 }
@@ -106,6 +116,7 @@ pub struct SchedulerHandle {
     events: UnboundedSender<Event>,
     log: EventLog,
     thread: Option<std::thread::JoinHandle<()>>,
+    dashboard: Option<Dashboard>,
 }
 
 impl SchedulerHandle {
@@ -122,6 +133,11 @@ impl SchedulerHandle {
             .clone()
     }
 
+    /// The dashboard's URL (`http://host:port/status`), when it serves one.
+    pub fn dashboard_link(&self) -> Option<String> {
+        self.dashboard.as_ref().map(Dashboard::link)
+    }
+
     pub(crate) fn exit_reporter(&self) -> ExitReporter {
         ExitReporter(self.events.clone())
     }
@@ -132,6 +148,7 @@ impl SchedulerHandle {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.dashboard = None;
     }
 }
 
@@ -168,11 +185,13 @@ pub fn spawn_with(
     let events = tx.clone();
     let log = EventLog::default();
     let log2 = log.clone();
+    let dashboard = start_dashboard(&options, &address.to_string())?;
+    let hub = dashboard.as_ref().map(|d| d.hub().clone());
     let thread = std::thread::Builder::new()
         .name("gridflow-scheduler".into())
         .spawn(move || {
-            if let Err(e) = serve(listener, options, tx, rx, log2) {
-                eprintln!("gridflow scheduler: {e}");
+            if let Err(e) = serve(listener, options, tx, rx, log2, hub) {
+                tracing::error!("gridflow scheduler: {e}");
             }
         })
         .map_err(|e| DistError::io("starting the scheduler thread", e))?;
@@ -181,13 +200,46 @@ pub fn spawn_with(
         events,
         log,
         thread: Some(thread),
+        dashboard,
     })
 }
 
-/// Runs a scheduler on the calling thread until it is shut down.
-pub fn run(listener: std::net::TcpListener, options: SchedulerOptions) -> Result<()> {
+/// Starts the dashboard `options` ask for (none when `dashboard_address` is `None` or
+/// `"none"`), for the scheduler at `address`.
+pub fn start_dashboard(options: &SchedulerOptions, address: &str) -> Result<Option<Dashboard>> {
+    let Some(spec) = &options.dashboard_address else {
+        return Ok(None);
+    };
+    let Some((host, port)) = crate::dashboard::parse_address(spec)? else {
+        return Ok(None);
+    };
+    let hub = Arc::new(Hub::new());
+    hub.log(format!(
+        "scheduler at {}{address}",
+        options.security.scheme()
+    ));
+    Dashboard::start(&host, port, true, hub, options.dashboard_routes.clone()).map(Some)
+}
+
+/// Runs a scheduler on the calling thread until it is shut down; `on_dashboard` is
+/// called with the dashboard's link once it serves (if it does).
+pub fn run(
+    listener: std::net::TcpListener,
+    options: SchedulerOptions,
+    on_dashboard: impl FnOnce(&str),
+) -> Result<()> {
+    let address = listener
+        .local_addr()
+        .map_err(|e| DistError::io("reading the scheduler's address", e))?;
+    let dashboard = start_dashboard(&options, &address.to_string())?;
+    if let Some(d) = &dashboard {
+        on_dashboard(&d.link());
+    }
+    let hub = dashboard.as_ref().map(|d| d.hub().clone());
     let (tx, rx) = unbounded_channel();
-    serve(listener, options, tx, rx, EventLog::default())
+    let r = serve(listener, options, tx, rx, EventLog::default(), hub);
+    drop(dashboard);
+    r
 }
 
 fn serve(
@@ -196,11 +248,19 @@ fn serve(
     tx: UnboundedSender<Event>,
     rx: UnboundedReceiver<Event>,
     log: EventLog,
+    hub: Option<Arc<Hub>>,
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| DistError::io("starting the scheduler's event loop", e))?;
+    let listener_address = format!(
+        "{}{}",
+        options.security.scheme(),
+        listener
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string())
+    );
     rt.block_on(async move {
         let listener = TcpListener::from_std(listener)
             .map_err(|e| DistError::io("listening for connections", e))?;
@@ -215,7 +275,8 @@ fn serve(
                 }
             }
         });
-        event_loop(rx, options, log).await;
+        let address = listener_address.clone();
+        event_loop(rx, options, log, hub.map(|h| Recorder::new(h, address))).await;
         Ok(())
     })
 }
@@ -238,7 +299,7 @@ async fn accept(listener: TcpListener, tx: UnboundedSender<Event>, sec: Security
             };
             if let Err(e) = served.await {
                 // A bad peer is reported and dropped; the scheduler keeps running.
-                eprintln!("gridflow scheduler: connection from {peer}: {e}");
+                tracing::warn!(%peer, "gridflow scheduler: connection from {peer}: {e}");
             }
             let _ = tx.send(Event::Closed(conn));
         });
@@ -377,6 +438,8 @@ struct State {
     /// When a client last submitted or scattered, or a task last finished (idle time).
     last_activity: std::time::Instant,
     life: Liveness,
+    /// What the dashboard shows, when it runs.
+    dash: Option<Recorder>,
 }
 
 /// What the scheduler knows of its workers' health.
@@ -392,7 +455,12 @@ struct Liveness {
     log: EventLog,
 }
 
-async fn event_loop(mut rx: UnboundedReceiver<Event>, options: SchedulerOptions, log: EventLog) {
+async fn event_loop(
+    mut rx: UnboundedReceiver<Event>,
+    options: SchedulerOptions,
+    log: EventLog,
+    dash: Option<Recorder>,
+) {
     let mut s = State {
         core: Core::new(Config {
             allowed_failures: options.allowed_failures,
@@ -412,8 +480,10 @@ async fn event_loop(mut rx: UnboundedReceiver<Event>, options: SchedulerOptions,
         clients: FxHashMap::default(),
         jobs: FxHashMap::default(),
         last_activity: std::time::Instant::now(),
+        dash,
     };
     while let Some(ev) = rx.recv().await {
+        let began = std::time::Instant::now();
         let mut stop = s.handle(ev);
         while !stop {
             match rx.try_recv() {
@@ -423,6 +493,9 @@ async fn event_loop(mut rx: UnboundedReceiver<Event>, options: SchedulerOptions,
         }
         s.core.balance();
         s.dispatch();
+        if s.dash.is_some() {
+            s.record_iteration(began);
+        }
         if stop {
             for (_, out) in s.workers.values() {
                 if let Ok(m) = encode(&ToWorker::Shutdown) {
@@ -451,6 +524,13 @@ impl State {
                     self.worker_info.resize(id as usize + 1, info.clone());
                 }
                 self.worker_conn[id as usize] = Some(conn);
+                self.info(format!(
+                    "worker {} joined: {} thread(s), data at {}",
+                    info.name, info.nthreads, info.address
+                ));
+                if let Some(d) = &mut self.dash {
+                    d.joined(id, &info);
+                }
                 self.worker_info[id as usize] = info;
             }
             Event::Client { conn, out } => {
@@ -510,6 +590,9 @@ impl State {
                         self.core.missing(w, id, &inputs, h);
                     }
                     FromWorker::Finished(done) => {
+                        if let Some(r) = &mut self.dash {
+                            r.finished(&self.core, w, self.worker_info.get(w as usize), &done);
+                        }
                         for d in done {
                             self.core.finished_timed(w, d.id, d.nbytes, d.micros);
                         }
@@ -524,18 +607,27 @@ impl State {
                         op,
                         message,
                         panicked,
-                    } => self.core.failed(w, id, op, message, panicked),
+                    } => {
+                        if let Some(r) = &mut self.dash {
+                            r.failed();
+                        }
+                        self.core.failed(w, id, op, message, panicked);
+                    }
                     FromWorker::Metrics {
                         bytes_fetched,
                         managed,
                         spilled,
                         rss,
+                        cpu,
                     } => {
                         if let Some(i) = self.worker_info.get_mut(w as usize) {
                             i.bytes_fetched = bytes_fetched;
                             i.managed_bytes = managed;
                             i.spilled_bytes = spilled;
                             i.unmanaged_bytes = rss.saturating_sub(managed);
+                            if let Some(r) = &mut self.dash {
+                                r.metrics(w, i, cpu);
+                            }
                         }
                     }
                 }
@@ -618,9 +710,39 @@ impl State {
             .map(|w| w as WorkerId)
     }
 
+    /// Measures one loop iteration and publishes the dashboard's snapshot when due.
+    fn record_iteration(&mut self, began: std::time::Instant) {
+        let Some(r) = &mut self.dash else { return };
+        r.iteration(began.elapsed().as_secs_f64());
+        if !r.due() {
+            return;
+        }
+        let live = self
+            .worker_conn
+            .iter()
+            .enumerate()
+            .filter_map(|(w, c)| Some((w as WorkerId, (*c)?)))
+            .map(|(w, c)| {
+                let info = self.worker_info[w as usize].clone();
+                (w, info, self.life.last_seen.get(&c).copied())
+            });
+        r.publish(&self.core, live);
+    }
+
+    /// Logs a routine event (at info level, and on the dashboard's logs page).
+    fn info(&self, line: String) {
+        tracing::info!("gridflow scheduler: {line}");
+        if let Some(r) = &self.dash {
+            r.hub().log(line);
+        }
+    }
+
     /// Logs a cluster event (printed, and kept for [`SchedulerHandle::log`]).
     fn note(&self, line: String) {
-        eprintln!("gridflow scheduler: {line}");
+        tracing::warn!("gridflow scheduler: {line}");
+        if let Some(r) = &self.dash {
+            r.hub().log(line.clone());
+        }
         let mut log = self
             .life
             .log
@@ -638,6 +760,9 @@ impl State {
             .get(w as usize)
             .map_or_else(Default::default, |i| (i.name.clone(), i.address.clone()));
         let running = self.core.processing(w);
+        if let Some(r) = &mut self.dash {
+            r.left(w);
+        }
         self.note(format!(
             "lost worker {name} ({address}): {reason}; {running} task(s) it was running and \
              results only it held are computed again elsewhere"
@@ -738,10 +863,22 @@ impl State {
                 tasks,
                 outputs,
                 held,
+                groups,
             } => {
                 let tasks = tasks.into_iter().map(|t| (t.payload, t.inputs)).collect();
-                match self.core.submit_with_held(tasks, outputs, &held) {
+                let submitted =
+                    self.core
+                        .submit_grouped(tasks, outputs, &held, &groups.names, &groups.of_task);
+                match submitted {
                     Ok(job) => {
+                        self.info(format!(
+                            "computation {job} submitted: {} task(s) in {} group(s)",
+                            groups.of_task.len(),
+                            groups.names.len()
+                        ));
+                        if let Some(r) = &mut self.dash {
+                            r.job();
+                        }
                         self.jobs.insert(job, conn);
                         self.send_client(conn, &ToClient::Accepted { job });
                     }
@@ -844,6 +981,7 @@ impl State {
                     progress.insert(job, done);
                 }
                 Action::Done { job } => {
+                    self.info(format!("computation {job} finished"));
                     if let Some(&conn) = self.jobs.get(&job) {
                         if let Some(done) = progress.remove(&job) {
                             self.send_client(conn, &ToClient::Progress { job, done });
@@ -898,6 +1036,9 @@ impl State {
             self.send_worker(w, &ToWorker::Compute(tasks));
         }
         for (w, ids) in release {
+            if let Some(r) = &mut self.dash {
+                r.released(w, ids.len());
+            }
             self.send_worker(w, &ToWorker::Release(ids));
         }
         for (w, ids) in steal {

@@ -259,6 +259,7 @@ where
         sec: sec.clone(),
     };
     let (mut fetched_bytes, mut reported_fetched) = (0u64, 0u64);
+    let mut cpu_meter = crate::machine::CpuMeter::default();
     {
         let tx = tx.clone();
         let every = options
@@ -385,8 +386,20 @@ where
                 managed: u.managed,
                 spilled: u.spilled,
                 rss: u.rss,
+                // Measured over heartbeat intervals, not the bursts between transfers.
+                cpu: if heartbeat {
+                    cpu_meter.sample()
+                } else {
+                    cpu_meter.last()
+                },
             };
             write_frame(&mut w, &scheduler, &encode(&m)?, &[]).await?;
+        }
+        if !finished.is_empty() && !started.is_empty() {
+            // A task that also finished in this batch needs no `Started`: `Finished` says
+            // more (tiny tasks would otherwise cost two reports each).
+            let done: FxHashSet<u64> = finished.iter().map(|d| d.id).collect();
+            started.retain(|id| !done.contains(id));
         }
         if !started.is_empty() {
             let m = encode(&FromWorker::Started(started))?;
@@ -425,7 +438,7 @@ where
     store.stop();
     let _ = spiller.join();
     if let Some(e) = store.take_spill_error() {
-        eprintln!("gridflow worker {}: {e}", options.name);
+        tracing::error!(worker = %options.name, "gridflow worker {}: {e}", options.name);
     }
     outcome
 }
@@ -603,6 +616,9 @@ fn compute_thread<O>(
     O: Execute,
     O::Value: WireValue,
 {
+    // Whether the running file names a task (cleared only before this thread waits, not
+    // between back-to-back tasks: one write per task instead of two).
+    let mut marked = false;
     loop {
         // Paused (memory above the pause threshold): no new task starts until spilling
         // catches up.
@@ -615,8 +631,12 @@ fn compute_thread<O>(
                 }
                 if let Some((_, t)) = q.0.pop_first() {
                     mark_running(running, Some(t.id));
+                    marked = true;
                     let _ = tx.send(Event::Started(t.id));
                     break t;
+                }
+                if std::mem::take(&mut marked) {
+                    mark_running(running, None);
                 }
                 q = pool
                     .wake
@@ -694,7 +714,6 @@ fn compute_thread<O>(
                 )
             }
         };
-        mark_running(running, None);
         if tx.send(ev).is_err() {
             return;
         }
@@ -720,7 +739,7 @@ async fn data_server<V: WireValue + Send + Sync + 'static>(
                 serve_data(s, &peer, &store).await
             };
             if let Err(e) = served.await {
-                eprintln!("gridflow worker: data connection from {peer}: {e}");
+                tracing::warn!(%peer, "gridflow worker: data connection from {peer}: {e}");
             }
         });
     }

@@ -402,6 +402,7 @@ fn ten_thousand_random_and_mutated_frames_leave_the_scheduler_serving() {
             ],
             outputs: vec![1],
             held: vec![7],
+            groups: Default::default(),
         }),
         enc(&FromClient::Release { job: 3 }),
         enc(&FromClient::Info),

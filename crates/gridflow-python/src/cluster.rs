@@ -57,6 +57,7 @@ pub struct PyClient {
     client: Arc<Client>,
     cluster: Mutex<Option<LocalCluster>>,
     cluster_address: Option<String>,
+    dashboard_link: Option<String>,
 }
 
 #[pymethods]
@@ -80,14 +81,16 @@ impl PyClient {
             client: Arc::new(client),
             cluster: Mutex::new(None),
             cluster_address: None,
+            dashboard_link: None,
         })
     }
 
     /// Starts a scheduler and worker processes on this machine (sizes left `None` come
     /// from `LocalClusterOptions::for_machine`); workers run `program ARGS... ADDRESS
-    /// --nthreads N --memory-limit BYTES --name NAME`.
+    /// --nthreads N --memory-limit BYTES --name NAME`. The scheduler serves its dashboard
+    /// on `dashboard_address` (`HOST:PORT`, `:0`, or `None`/`"none"` for none).
     #[staticmethod]
-    #[pyo3(signature = (program, args, n_workers=None, threads_per_worker=None, memory_limit=None))]
+    #[pyo3(signature = (program, args, n_workers=None, threads_per_worker=None, memory_limit=None, dashboard_address=Some(":8787".to_owned())))]
     fn start_local(
         py: Python<'_>,
         program: PathBuf,
@@ -95,8 +98,10 @@ impl PyClient {
         n_workers: Option<usize>,
         threads_per_worker: Option<usize>,
         memory_limit: Option<u64>,
+        dashboard_address: Option<String>,
     ) -> PyResult<PyClient> {
         let mut o = LocalClusterOptions::for_machine();
+        o.dashboard_address = dashboard_address;
         if let Some(n) = n_workers {
             if n == 0 {
                 return Err(err("LocalCluster: n_workers must be at least 1"));
@@ -124,6 +129,7 @@ impl PyClient {
             })
             .py()?;
         Ok(PyClient {
+            dashboard_link: cluster.dashboard_link(),
             cluster_address: Some(cluster.address()),
             client: Arc::new(client),
             cluster: Mutex::new(Some(cluster)),
@@ -136,6 +142,12 @@ impl PyClient {
         self.cluster_address
             .clone()
             .unwrap_or_else(|| self.client.address().to_owned())
+    }
+
+    /// The dashboard's URL, when this client started a cluster that serves one.
+    #[getter]
+    fn dashboard_link(&self) -> Option<String> {
+        self.dashboard_link.clone()
     }
 
     /// Whether this client started its own local cluster.

@@ -17,6 +17,9 @@ use pyo3::prelude::*;
 /// The extension module.
 #[pymodule]
 fn _gridflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The scheduler and workers this module runs log through `tracing` (GRIDFLOW_LOG or
+    // RUST_LOG choose the level); a bad filter is ignored here rather than failing import.
+    let _ = gridflow_distributed::logging::init(None, "warn");
     m.add("GridflowError", m.py().get_type::<error::GridflowError>())?;
     m.add_class::<objects::PyDataArray>()?;
     m.add_class::<objects::PyDataset>()?;

@@ -31,7 +31,12 @@ def test_client_with_worker_processes_gives_the_local_results():
         assert len(info["workers"]) == 2
         assert all(w["nthreads"] == 1 for w in info["workers"].values())
         assert all(w["memory_limit"] == 500_000_000 for w in info["workers"].values())
-        assert client.dashboard_link is None
+        link = client.dashboard_link
+        assert link.startswith("http://127.0.0.1:") and link.endswith("/status"), link
+        import json, urllib.request
+        base = link[: -len("status")]
+        workers = json.load(urllib.request.urlopen(base + "api/v1/workers"))
+        assert sorted(w["address"] for w in workers) == sorted(info["workers"]), workers
         remote = [e.compute() for e in _exprs(ds)]
     assert client.status == "closed"
     assert _gridflow.default_client() is None

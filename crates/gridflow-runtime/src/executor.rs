@@ -150,6 +150,35 @@ forward_executor!(&E, Box<E>, Arc<E>);
 /// A progress callback.
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
+/// One task the local executor ran, as a [`TaskObserver`] sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskRun<'a> {
+    /// The pool thread that ran it (0-based).
+    pub thread: usize,
+    /// Its key.
+    pub key: &'a Key,
+    /// When it started.
+    pub start: std::time::Instant,
+    /// When it finished.
+    pub stop: std::time::Instant,
+    /// Bytes of its result.
+    pub nbytes: usize,
+}
+
+/// Watches the local executor's runs task by task (a dashboard does). Called on the pool's
+/// threads, outside its lock; keep the calls cheap.
+pub trait TaskObserver: Send + Sync {
+    /// A run of these tasks (after optimization) begins.
+    fn begin(&self, keys: &mut dyn Iterator<Item = &Key>, threads: usize);
+    /// A task finished.
+    fn finished(&self, run: &TaskRun<'_>);
+    /// The run ended (finished or failed).
+    fn end(&self);
+}
+
+/// A shared [`TaskObserver`].
+pub type TaskObserverFn = Arc<dyn TaskObserver>;
+
 /// Progress of a run, passed to the progress callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {

@@ -18,7 +18,10 @@ pub mod state;
 mod wire;
 
 pub use error::{Result, RuntimeError};
-pub use executor::{Executor, Persisted, Plan, Progress, ProgressFn, RunReport};
+pub use executor::{
+    Executor, Persisted, Plan, Progress, ProgressFn, RunReport, TaskObserver, TaskObserverFn,
+    TaskRun,
+};
 pub use local::LocalExecutor;
 pub use size::parse_size;
 pub use state::{Admission, SchedulingState};

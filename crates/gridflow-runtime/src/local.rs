@@ -1,7 +1,7 @@
 //! The in-process executor: the calling thread or a local thread pool, driving a
 //! [`SchedulingState`].
 
-use crate::executor::{Plan, Progress, ProgressFn, RunReport};
+use crate::executor::{Plan, Progress, ProgressFn, RunReport, TaskObserverFn, TaskRun};
 use crate::state::{Admission, SchedulingState};
 use crate::{Execute, Executor, Result, RuntimeError};
 use gridflow_graph::{Expr, Graph, Key, Runnable};
@@ -28,6 +28,8 @@ pub enum LocalExecutor {
         memory_limit: Option<usize>,
         /// Called after each finished task.
         progress: Option<ProgressFn>,
+        /// Told of every task run (for a dashboard).
+        observer: Option<TaskObserverFn>,
     },
     /// A thread per core, no memory limit.
     #[default]
@@ -61,28 +63,53 @@ impl LocalExecutor {
             threads: threads.max(1),
             memory_limit: None,
             progress: None,
+            observer: None,
         }
     }
 
     /// Sets the memory budget in bytes (turns `Default`/`Synchronous` into a thread pool
     /// of the same size).
     pub fn with_memory_limit(self, bytes: usize) -> LocalExecutor {
+        let observer = self.observer();
         let (threads, progress) = self.parts();
         LocalExecutor::Threads {
             threads,
             memory_limit: Some(bytes),
             progress,
+            observer,
         }
     }
 
     /// Sets a callback called after every finished task.
     pub fn with_progress(self, f: impl Fn(Progress) + Send + Sync + 'static) -> LocalExecutor {
         let memory_limit = self.memory_limit();
+        let observer = self.observer();
         let (threads, _) = self.parts();
         LocalExecutor::Threads {
             threads,
             memory_limit,
             progress: Some(Arc::new(f)),
+            observer,
+        }
+    }
+
+    /// Tells `observer` of every task run (when it ran, on which thread), as a dashboard
+    /// needs; without one, nothing is timed.
+    pub fn with_observer(self, observer: TaskObserverFn) -> LocalExecutor {
+        let memory_limit = self.memory_limit();
+        let (threads, progress) = self.parts();
+        LocalExecutor::Threads {
+            threads,
+            memory_limit,
+            progress,
+            observer: Some(observer),
+        }
+    }
+
+    fn observer(&self) -> Option<TaskObserverFn> {
+        match self {
+            LocalExecutor::Threads { observer, .. } => observer.clone(),
+            _ => None,
         }
     }
 
@@ -163,16 +190,25 @@ impl<O: Execute> Executor<O> for LocalExecutor {
             limit: self.memory_limit(),
             peak_bytes,
         };
-        let pool = Pool::new(tasks, admission, self.progress());
+        let mut pool = Pool::new(tasks, admission, self.progress());
+        pool.observer = self.observer();
+        if let Some(o) = &pool.observer {
+            let n = tasks.len();
+            o.begin(&mut (0..n).map(|i| tasks.key(i)), threads);
+        }
         if threads == 1 || matches!(self, LocalExecutor::Synchronous) {
-            pool.work(tasks);
+            pool.work(tasks, 0);
         } else {
             std::thread::scope(|s| {
-                for _ in 1..threads {
-                    s.spawn(|| pool.work(tasks));
+                for t in 1..threads {
+                    let pool = &pool;
+                    s.spawn(move || pool.work(tasks, t));
                 }
-                pool.work(tasks);
+                pool.work(tasks, 0);
             });
+        }
+        if let Some(o) = &pool.observer {
+            o.end();
         }
         let mut inner = pool.into_inner();
         if let Some(e) = inner.error.take() {
@@ -229,6 +265,7 @@ struct Pool<V> {
     inner: Mutex<Inner<V>>,
     wake: Condvar,
     progress: Option<ProgressFn>,
+    observer: Option<TaskObserverFn>,
     total: usize,
 }
 
@@ -248,6 +285,7 @@ impl<V: Send + Sync + 'static> Pool<V> {
             }),
             wake: Condvar::new(),
             progress,
+            observer: None,
             total: n,
         }
     }
@@ -267,7 +305,7 @@ impl<V: Send + Sync + 'static> Pool<V> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn work<O: Execute<Value = V>>(&self, plan: &(dyn Runnable<O> + Sync)) {
+    fn work<O: Execute<Value = V>>(&self, plan: &(dyn Runnable<O> + Sync), thread: usize) {
         let mut g = self.lock();
         loop {
             if g.error.is_some() || g.state.is_complete() {
@@ -291,6 +329,7 @@ impl<V: Send + Sync + 'static> Pool<V> {
                 .collect();
             drop(g);
 
+            let began = self.observer.as_ref().map(|_| Instant::now());
             let outcome = if args.len() == plan.inputs(idx).len() {
                 run_expr(&plan.expr(idx), &args, plan.key(idx))
             } else {
@@ -301,6 +340,15 @@ impl<V: Send + Sync + 'static> Pool<V> {
                 })
             };
             drop(args);
+            if let (Some(o), Some(start), Ok(value)) = (&self.observer, began, &outcome) {
+                o.finished(&TaskRun {
+                    thread,
+                    key: plan.key(idx),
+                    start,
+                    stop: Instant::now(),
+                    nbytes: O::nbytes(value),
+                });
+            }
 
             g = self.lock();
             match outcome {

@@ -9,6 +9,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = gridflow_distributed::logging::init(None, "warn") {
+        eprintln!("gridflow-test-node: {e}");
+        return ExitCode::FAILURE;
+    }
     let outcome = match args.split_first() {
         Some((first, rest)) if first == "resil" => {
             gridflow_distributed::node::main::<gridflow_distributed::testing::ResilOp>(rest)

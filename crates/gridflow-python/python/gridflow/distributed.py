@@ -16,7 +16,7 @@ def _memory(limit):
     return _gridflow.parse_size(str(limit))
 
 
-def _start_local(n_workers, threads_per_worker, memory_limit):
+def _start_local(n_workers, threads_per_worker, memory_limit, dashboard_address=":8787"):
     # Workers are this interpreter running gridflow's worker loop (the Rust one).
     return _gridflow.Client.start_local(
         sys.executable,
@@ -24,16 +24,19 @@ def _start_local(n_workers, threads_per_worker, memory_limit):
         n_workers,
         threads_per_worker,
         _memory(memory_limit),
+        None if dashboard_address is None else str(dashboard_address),
     )
 
 
 class LocalCluster:
     """A scheduler and worker processes on this machine. Sizes left out come from the
     machine (cores, and the memory this process may use: cgroup and Slurm limits), as
-    Dask's ``LocalCluster()``; ``memory_limit`` is per worker (``"4GB"`` or bytes)."""
+    Dask's ``LocalCluster()``; ``memory_limit`` is per worker (``"4GB"`` or bytes). The
+    scheduler serves its dashboard on ``dashboard_address`` (``":8787"`` by default, a free
+    port when that one is taken; ``None`` for none), as Dask's does."""
 
-    def __init__(self, n_workers=None, threads_per_worker=None, memory_limit=None):
-        self._handle = _start_local(n_workers, threads_per_worker, memory_limit)
+    def __init__(self, n_workers=None, threads_per_worker=None, memory_limit=None, dashboard_address=":8787"):
+        self._handle = _start_local(n_workers, threads_per_worker, memory_limit, dashboard_address)
 
     @property
     def scheduler_address(self):
@@ -41,8 +44,8 @@ class LocalCluster:
 
     @property
     def dashboard_link(self):
-        """gridflow has no dashboard yet: ``None``."""
-        return None
+        """The dashboard's URL (``http://127.0.0.1:8787/status``), or ``None`` without one."""
+        return self._handle.dashboard_link
 
     @property
     def workers(self):
@@ -93,8 +96,12 @@ class Client:
 
     @property
     def dashboard_link(self):
-        """gridflow has no dashboard yet: ``None``."""
-        return None
+        """The dashboard's URL when this client started its cluster or was given a
+        ``LocalCluster``; ``None`` for a scheduler reached by address (open the URL its
+        ``gridflow scheduler`` printed)."""
+        if self._cluster is not None:
+            return self._cluster.dashboard_link
+        return self._handle.dashboard_link
 
     @property
     def cluster(self):

@@ -1,0 +1,320 @@
+//! A small HTTP/1.1 server over tokio for the dashboard: GET and POST with a
+//! `Content-Length` body, one request per connection (`Connection: close`), and
+//! server-sent event streams. Written here rather than pulled in (hyper, axum) because the
+//! dashboard needs nothing more, and it keeps the scheduler's build lean.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Largest request head (request line and headers) accepted.
+const MAX_HEAD: usize = 16 << 10;
+/// Largest request body accepted.
+const MAX_BODY: usize = 1 << 20;
+/// A client has this long to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP request as the handlers see it.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The query string (after `?`), undecoded.
+    pub query: String,
+    /// The body (empty for GET).
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The value of query parameter `name`, if present (no percent-decoding: the
+    /// dashboard's parameters are numbers and plain names).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == name).then_some(v)
+        })
+    }
+}
+
+/// What a handler answers.
+pub enum Response {
+    /// A whole body.
+    Full {
+        /// The status code.
+        status: u16,
+        /// Its `Content-Type`.
+        content_type: &'static str,
+        /// The body.
+        body: Vec<u8>,
+    },
+    /// A server-sent event stream: `next` is called every `every` and its `Some(data)`
+    /// sent as one event; the stream ends when it returns `None` or the client leaves.
+    Events {
+        /// How often to produce an event.
+        every: Duration,
+        /// Produces the next event's data (one line of JSON).
+        next: Box<dyn FnMut() -> Option<String> + Send + Sync>,
+    },
+}
+
+impl Response {
+    /// A 200 JSON answer.
+    pub fn json(body: String) -> Response {
+        Response::Full {
+            status: 200,
+            content_type: "application/json",
+            body: body.into_bytes(),
+        }
+    }
+
+    /// A 200 answer of `content_type`.
+    pub fn ok(content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
+        Response::Full {
+            status: 200,
+            content_type,
+            body: body.into(),
+        }
+    }
+
+    /// An error answer: `{"error": message}` with `status`.
+    pub fn error(status: u16, message: &str) -> Response {
+        let body = serde_json::json!({ "error": message }).to_string();
+        Response::Full {
+            status,
+            content_type: "application/json",
+            body: body.into_bytes(),
+        }
+    }
+}
+
+/// A request handler.
+pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+
+/// Routes by method and exact path (a route ending in `/*` matches every path under it).
+#[derive(Clone, Default)]
+pub struct Router {
+    routes: Vec<(&'static str, String, Handler)>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.routes.iter().map(|(m, p, _)| format!("{m} {p}")))
+            .finish()
+    }
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Adds a route; later routes do not override earlier ones for the same path.
+    pub fn route(
+        mut self,
+        method: &'static str,
+        path: impl Into<String>,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Router {
+        self.routes.push((method, path.into(), Arc::new(handler)));
+        self
+    }
+
+    /// Adds every route of `other` after this router's own.
+    pub fn merge(mut self, other: Router) -> Router {
+        self.routes.extend(other.routes);
+        self
+    }
+
+    fn matches(pattern: &str, path: &str) -> bool {
+        match pattern.strip_suffix("/*") {
+            Some(base) => path.starts_with(base) && path.len() > base.len(),
+            None => pattern == path,
+        }
+    }
+
+    /// Answers `req`: 404 for an unknown path, 405 for a known path with another method.
+    pub fn handle(&self, req: &Request) -> Response {
+        let mut known_path = false;
+        for (m, p, h) in &self.routes {
+            if Router::matches(p, &req.path) {
+                known_path = true;
+                if *m == req.method || (*m == "GET" && req.method == "HEAD") {
+                    return h(req);
+                }
+            }
+        }
+        if known_path {
+            Response::error(
+                405,
+                &format!("{} is not allowed on {}", req.method, req.path),
+            )
+        } else {
+            Response::error(404, &format!("no page at {}", req.path))
+        }
+    }
+}
+
+/// Serves `router` on `listener` until the runtime stops.
+pub async fn serve(listener: TcpListener, router: Arc<Router>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors and the like: wait instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let router = router.clone();
+        tokio::spawn(async move {
+            let _ = connection(stream, &router).await;
+        });
+    }
+}
+
+/// Why a request could not be read: answered with this status and message.
+struct BadRequest(u16, String);
+
+async fn read_request(s: &mut TcpStream) -> Result<Request, BadRequest> {
+    let mut buf = Vec::with_capacity(1024);
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(BadRequest(431, "request head too large".into()));
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s
+            .read(&mut chunk)
+            .await
+            .map_err(|e| BadRequest(400, format!("reading the request: {e}")))?;
+        if n == 0 {
+            return Err(BadRequest(400, "connection closed mid-request".into()));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end])
+        .map_err(|_| BadRequest(400, "request head is not UTF-8".into()))?;
+    let mut lines = head.split("\r\n");
+    let line = lines.next().unwrap_or_default();
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(_version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(BadRequest(400, format!("malformed request line {line:?}")));
+    };
+    let mut length = 0usize;
+    for h in lines {
+        if let Some((k, v)) = h.split_once(':')
+            && k.trim().eq_ignore_ascii_case("content-length")
+        {
+            length = v
+                .trim()
+                .parse()
+                .map_err(|_| BadRequest(400, format!("bad Content-Length {:?}", v.trim())))?;
+        }
+    }
+    if length > MAX_BODY {
+        return Err(BadRequest(
+            413,
+            format!("body of {length} bytes is too large"),
+        ));
+    }
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < length {
+        let mut chunk = vec![0u8; length - body.len()];
+        let n = s
+            .read(&mut chunk)
+            .await
+            .map_err(|e| BadRequest(400, format!("reading the request body: {e}")))?;
+        if n == 0 {
+            return Err(BadRequest(400, "connection closed mid-body".into()));
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(length);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    Ok(Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        body,
+    })
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+async fn connection(mut s: TcpStream, router: &Router) -> std::io::Result<()> {
+    let _ = s.set_nodelay(true);
+    let req = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut s)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(BadRequest(status, msg))) => {
+            return write_full(&mut s, &Response::error(status, &msg), false).await;
+        }
+        Err(_) => return Ok(()),
+    };
+    let head_only = req.method == "HEAD";
+    match router.handle(&req) {
+        r @ Response::Full { .. } => write_full(&mut s, &r, head_only).await,
+        Response::Events { every, mut next } => {
+            s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
+                  Access-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n",
+            )
+            .await?;
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(data) = next() else {
+                    return Ok(());
+                };
+                let mut ev = Vec::with_capacity(data.len() + 8);
+                for line in data.split('\n') {
+                    ev.extend_from_slice(b"data: ");
+                    ev.extend_from_slice(line.as_bytes());
+                    ev.push(b'\n');
+                }
+                ev.push(b'\n');
+                // A client that left ends the stream here.
+                s.write_all(&ev).await?;
+            }
+        }
+    }
+}
+
+async fn write_full(s: &mut TcpStream, r: &Response, head_only: bool) -> std::io::Result<()> {
+    let Response::Full {
+        status,
+        content_type,
+        body,
+    } = r
+    else {
+        return Ok(());
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n",
+        reason(*status),
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    if !head_only {
+        s.write_all(body).await?;
+    }
+    s.shutdown().await
+}
