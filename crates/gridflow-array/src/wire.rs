@@ -305,7 +305,11 @@ fn decode_partial(header: &[u8], body: &[u8]) -> Result<Partial, String> {
         if c.dtype() == d {
             Ok(c)
         } else {
-            Err(format!("expected a {} array, got {}", d.name(), c.dtype().name()))
+            Err(format!(
+                "expected a {} array, got {}",
+                d.name(),
+                c.dtype().name()
+            ))
         }
     };
     let f64s = |c: Chunk| match want(DType::F64, c)? {

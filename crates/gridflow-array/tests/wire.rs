@@ -134,7 +134,9 @@ fn every_partial_round_trips_and_its_body_is_raw_memory() {
         },
         Partial::Extreme(chunk(gridflow_array::DType::F32)),
         Partial::Count(i64s(&s, vec![7; 6])),
-        Partial::Logical(ArrayD::from_shape_vec(IxDyn(&s), vec![true, false, true, true, false, false]).unwrap()),
+        Partial::Logical(
+            ArrayD::from_shape_vec(IxDyn(&s), vec![true, false, true, true, false, false]).unwrap(),
+        ),
         Partial::Arg {
             value: chunk(gridflow_array::DType::U16),
             index: i64s(&s, vec![-1, 0, 1, 2, 3, 4]),
@@ -170,11 +172,19 @@ fn malformed_partials_are_errors() {
     wrong_dtype[3] = wrong_dtype[wrong_dtype.len() - 10];
     let cases: Vec<(Vec<u8>, Vec<u8>, &str)> = vec![
         (header.clone(), body[..20].to_vec(), "bytes"),
-        (header.clone(), [body.clone(), vec![0]].concat(), "left over"),
+        (
+            header.clone(),
+            [body.clone(), vec![0]].concat(),
+            "left over",
+        ),
         (wrong_shape, body[..24].to_vec(), "shapes"),
         (wrong_dtype, body.clone(), "expected a float64 array"),
         (vec![1, 42, 0], vec![], "unknown partial variant"),
-        (vec![1, 2, 1, 10, 1, 2, 0, 0, 0, 0, 0, 0, 0], vec![0; 16], "too few arrays"),
+        (
+            vec![1, 2, 1, 10, 1, 2, 0, 0, 0, 0, 0, 0, 0],
+            vec![0; 16],
+            "too few arrays",
+        ),
         (vec![1, 2, 3], vec![], "header of array 0 missing"),
     ];
     for (h, b, want) in cases {

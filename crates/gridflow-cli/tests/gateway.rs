@@ -286,6 +286,33 @@ fn two_users_compute_apart_and_stop_cleanly() {
     )
     .unwrap_err();
     assert!(e.contains("wrong auth token"), "{e}");
+    // Alice's dashboard through the gateway's port (path prefix), with her API token;
+    // Bob's token gets nothing.
+    let link = ca.dashboard_link().expect("a dashboard link");
+    assert!(link.starts_with(&format!(
+        "http://{}/clusters/{}/dashboard/",
+        f.address,
+        ca.id()
+    )));
+    let get = |token: &str| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let auth = format!("token {token}");
+        rt.block_on(gridflow_gateway::http::request(
+            "GET",
+            &link,
+            &[("Authorization", auth.as_str())],
+            Vec::new(),
+        ))
+        .unwrap()
+    };
+    let (status, page) = get(f.token("alice"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&page));
+    assert!(String::from_utf8_lossy(&page).contains("individual-task-stream"));
+    assert_eq!(get(f.token("bob")).0, 404);
+    assert_eq!(get("wrong").0, 401);
     // The administrator sees Alice's cluster but not its token.
     assert!(root.cluster_report(ca.id()).unwrap().token.is_none());
 

@@ -30,6 +30,9 @@ pub struct ClusterRecord {
     pub scheduler_address: String,
     /// The scheduler's process id.
     pub scheduler_pid: u32,
+    /// The scheduler's dashboard (`host:port` on loopback), if it serves one.
+    #[serde(default)]
+    pub dashboard: Option<String>,
     /// The worker processes started, failed ones included.
     pub workers: Vec<WorkerRecord>,
     /// Adaptive bounds (minimum, maximum), when adapting.

@@ -18,6 +18,18 @@ pub fn split_url(url: &str) -> Result<(&str, &str)> {
     })
 }
 
+/// Sends one request (a new connection each time) and returns the status, the
+/// content type and the body.
+pub async fn request_full(
+    method: &str,
+    url: &str,
+    body: Vec<u8>,
+) -> Result<(u16, Option<String>, Vec<u8>)> {
+    let (hostport, path) = split_url(url)?;
+    let mut c = Connection::new(hostport);
+    c.request_typed(method, path, &[], body).await
+}
+
 /// Sends one request (a new connection each time) and returns the status and body.
 pub async fn request(
     method: &str,
@@ -107,6 +119,18 @@ impl Connection {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<(u16, Vec<u8>)> {
+        let (status, _, body) = self.request_typed(method, path, headers, body).await?;
+        Ok((status, body))
+    }
+
+    /// [`Connection::request`], also returning the answer's content type.
+    pub async fn request_typed(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(u16, Option<String>, Vec<u8>)> {
         let url = format!("http://{}{path}", self.hostport);
         let err = |detail: String| GatewayError::Http {
             what: format!("{method} {url}"),
@@ -146,6 +170,11 @@ impl Connection {
             }
         };
         let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = resp
             .into_body()
             .collect()
@@ -153,6 +182,6 @@ impl Connection {
             .map_err(|e| err(e.to_string()))?
             .to_bytes()
             .to_vec();
-        Ok((status, body))
+        Ok((status, content_type, body))
     }
 }

@@ -32,6 +32,8 @@ pub struct Started {
     pub address: String,
     /// Its process id.
     pub pid: u32,
+    /// Its dashboard's `host:port` (on 127.0.0.1: reached through the gateway).
+    pub dashboard: Option<String>,
 }
 
 impl LocalBackend {
@@ -119,7 +121,10 @@ impl LocalBackend {
         let file = self.cluster_dir(id).join("scheduler.json");
         let _ = std::fs::remove_file(&file);
         let mut c = self.command(id, "scheduler.log")?;
+        // The dashboard on loopback only, any free port: users reach it through the
+        // gateway, which checks who they are.
         c.args(["scheduler", "--host", "127.0.0.1", "--port", "0"])
+            .args(["--dashboard-address", "127.0.0.1:0"])
             .arg("--scheduler-file")
             .arg(&file)
             .arg("--auth-token-file")
@@ -134,9 +139,26 @@ impl LocalBackend {
                 && let Ok(v) = serde_json::from_str::<serde_json::Value>(&s)
                 && let Some(a) = v.get("address").and_then(serde_json::Value::as_str)
             {
+                // The dashboard's line follows the address; a scheduler without one (an
+                // older gridflow) is used without a dashboard after a short wait.
+                let log = self.cluster_dir(id).join("scheduler.log");
+                let dash_wait = Instant::now();
+                let dashboard = loop {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    let found = text.lines().find_map(|l| {
+                        l.strip_prefix("gridflow dashboard at http://")
+                            .and_then(|r| r.split('/').next())
+                            .map(str::to_owned)
+                    });
+                    if found.is_some() || dash_wait.elapsed() > Duration::from_secs(2) {
+                        break found;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                };
                 return Ok(Started {
                     address: a.to_owned(),
                     pid,
+                    dashboard,
                 });
             }
             self.reap();

@@ -244,7 +244,12 @@ impl Shared {
                 .collect(),
             created: rec.created,
             idle_seconds: (now() - rec.last_activity).max(0.0),
-            dashboard: None,
+            dashboard: rec.dashboard.as_ref().map(|_| {
+                format!(
+                    "http://{}/clusters/{}/dashboard/status",
+                    self.public, rec.id
+                )
+            }),
         }
     }
 
@@ -305,6 +310,7 @@ impl Shared {
             spec: spec.clone(),
             scheduler_address: started.address,
             scheduler_pid: started.pid,
+            dashboard: started.dashboard,
             workers: Vec::new(),
             adapt: None,
             token_sha256: crate::auth::hex(&crate::auth::sha256(token.as_bytes())),
@@ -689,17 +695,97 @@ async fn handle(shared: Arc<Shared>, req: hyper::Request<hyper::body::Incoming>)
     }
 }
 
-/// The bearer token of a request: `Authorization: token T` or `Bearer T`.
-fn bearer(req: &hyper::Request<hyper::body::Incoming>) -> String {
-    req.headers()
+/// The cookie a browser keeps the API token in for a cluster's dashboard pages.
+const COOKIE: &str = "gridflow_gateway_token";
+
+/// The bearer token of a request: `Authorization: token T` or `Bearer T`; for dashboard
+/// pages (a browser sends no header) also `?token=T` or the cookie set from it.
+fn bearer(req: &hyper::Request<hyper::body::Incoming>, dashboard: bool) -> String {
+    let header = req
+        .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("token ")
                 .or_else(|| v.strip_prefix("Bearer "))
                 .map(|t| t.trim().to_owned())
+        });
+    if header.is_some() || !dashboard {
+        return header.unwrap_or_default();
+    }
+    if let Some(t) = query_token(req) {
+        return t;
+    }
+    req.headers()
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(COOKIE)?
+                .strip_prefix('=')
+                .map(str::to_owned)
         })
         .unwrap_or_default()
+}
+
+fn query_token(req: &hyper::Request<hyper::body::Incoming>) -> Option<String> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token=").map(str::to_owned))
+}
+
+/// Forwards a dashboard request to the cluster's dashboard (on loopback) and its answer
+/// back; a `?token=` sets the cookie the page's own requests then carry.
+async fn dashboard(
+    shared: &Shared,
+    user: &User,
+    id: &str,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<Response> {
+    let rec = shared.visible(user, id)?;
+    let Some(target) = rec.dashboard else {
+        return Err(GatewayError::NotFound(format!(
+            "cluster {id} has no dashboard"
+        )));
+    };
+    let prefix = format!("/clusters/{id}/dashboard");
+    let rest = req.uri().path().strip_prefix(&prefix).unwrap_or("/");
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let query: Vec<&str> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("token="))
+        .collect();
+    let path = if query.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{rest}?{}", query.join("&"))
+    };
+    let set_cookie = query_token(&req)
+        .map(|t| format!("{COOKIE}={t}; Path={prefix}/; HttpOnly; SameSite=Strict"));
+    let method = req.method().as_str().to_owned();
+    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| GatewayError::Invalid(format!("reading the request body: {e}")))?
+        .to_bytes()
+        .to_vec();
+    let (status, content_type, bytes) =
+        crate::http::request_full(&method, &format!("http://{target}{path}"), body).await?;
+    let mut r = hyper::Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+    if let Some(ct) = content_type.and_then(|c| hyper::header::HeaderValue::from_str(&c).ok()) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
+    }
+    if let Some(c) = set_cookie.and_then(|c| hyper::header::HeaderValue::from_str(&c).ok()) {
+        r.headers_mut().insert(hyper::header::SET_COOKIE, c);
+    }
+    Ok(r)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
@@ -733,8 +819,16 @@ async fn serve(
     if path == "/api/health" {
         return Ok(json_response(200, &serde_json::json!({"status": "ok"})));
     }
-    let token = bearer(&req);
+    let dash_id = path
+        .strip_prefix("/clusters/")
+        .and_then(|r| r.split_once('/'))
+        .filter(|(_, rest)| *rest == "dashboard" || rest.starts_with("dashboard/"))
+        .map(|(id, _)| id.to_owned());
+    let token = bearer(&req, dash_id.is_some());
     let user = shared.auth.authenticate(&token).await?;
+    if let Some(id) = dash_id {
+        return dashboard(&shared, &user, &id, req).await;
+    }
     // Bodies are small JSON objects: a larger one is refused, not buffered.
     let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
         .collect()
