@@ -257,6 +257,7 @@ where
         tx: tx.clone(),
         pool: pool.clone(),
         sec: sec.clone(),
+        peers: Arc::default(),
     };
     let (mut fetched_bytes, mut reported_fetched) = (0u64, 0u64);
     let mut cpu_meter = crate::machine::CpuMeter::default();
@@ -457,6 +458,8 @@ struct WorkerState<O: Execute> {
     tx: UnboundedSender<Event<O::Value>>,
     pool: Arc<Pool>,
     sec: Security,
+    /// Kept data connections to peers.
+    peers: Arc<Connections>,
 }
 
 impl<O> WorkerState<O>
@@ -505,8 +508,9 @@ where
         for (address, ids) in wanted {
             let tx = self.tx.clone();
             let sec = self.sec.clone();
+            let peers = self.peers.clone();
             tokio::spawn(async move {
-                match fetch::<O::Value>(&address, &ids, &sec).await {
+                match fetch_pooled::<O::Value>(&peers, &address, &ids, &sec).await {
                     Ok(values) => {
                         let _ = tx.send(Event::Fetched(values));
                     }
@@ -839,6 +843,49 @@ pub(crate) async fn put<V: WireValue>(
     Ok(())
 }
 
+/// Open data connections to peers, kept for the next fetch from the same peer: a new
+/// connection (and its authentication handshake) per fetch made a reduction over tiny tasks
+/// pay for both on every step.
+#[derive(Default)]
+pub(crate) struct Connections(Mutex<FxHashMap<String, Vec<Stream>>>);
+
+impl Connections {
+    /// Idle connections kept per peer.
+    const KEEP: usize = 4;
+
+    fn take(&self, address: &str) -> Option<Stream> {
+        lock(&self.0).get_mut(address).and_then(Vec::pop)
+    }
+
+    fn give(&self, address: &str, s: Stream) {
+        let mut m = lock(&self.0);
+        let idle = m.entry(address.to_owned()).or_default();
+        if idle.len() < Self::KEEP {
+            idle.push(s);
+        }
+    }
+}
+
+/// Fetches values by id from a worker's data port on a kept connection (one that fails is
+/// dropped, and the fetch tried once on a new one: the peer may have closed it).
+pub(crate) async fn fetch_pooled<V: WireValue>(
+    pool: &Connections,
+    address: &str,
+    ids: &[u64],
+    sec: &Security,
+) -> Result<Vec<(u64, Arc<V>)>> {
+    if let Some(s) = pool.take(address)
+        && let Ok((values, s)) = fetch_on(s, address, ids).await
+    {
+        pool.give(address, s);
+        return Ok(values);
+    }
+    let s = connect(address, sec).await?;
+    let (values, s) = fetch_on(s, address, ids).await?;
+    pool.give(address, s);
+    Ok(values)
+}
+
 /// Fetches values by id from a worker's data port.
 pub(crate) async fn fetch<V: WireValue>(
     address: &str,
@@ -846,6 +893,15 @@ pub(crate) async fn fetch<V: WireValue>(
     sec: &Security,
 ) -> Result<Vec<(u64, Arc<V>)>> {
     let stream = connect(address, sec).await?;
+    Ok(fetch_on(stream, address, ids).await?.0)
+}
+
+/// Asks for `ids` on an open data connection; returns the values and the connection.
+async fn fetch_on<V: WireValue>(
+    stream: Stream,
+    address: &str,
+    ids: &[u64],
+) -> Result<(Vec<(u64, Arc<V>)>, Stream)> {
     let (mut r, w) = tokio::io::split(stream);
     let mut w = BufWriter::new(w);
     write_frame(
@@ -892,5 +948,5 @@ pub(crate) async fn fetch<V: WireValue>(
             }
         }
     }
-    Ok(out)
+    Ok((out, r.unsplit(w.into_inner())))
 }
