@@ -235,6 +235,9 @@ fn two_users_compute_apart_and_stop_cleanly() {
             .starts_with(&format!("gateway://{}/", f.address))
     );
 
+    // The library's client reaches the scheduler through the gateway.
+    assert_eq!(ca.client().unwrap().workers().unwrap().len(), 1);
+
     // Both compute xarray's numbers through the gateway's one address.
     let (store, expr, want) = xarray_case();
     for (c, who) in [(&ca, "alice"), (&cb, "bob")] {
