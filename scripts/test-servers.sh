@@ -148,7 +148,7 @@ start() {
   mkdir -p "$dir/s3data"
   # fake-gcs-server loads DIR/<bucket>/<object path> at start (it takes no XML-API uploads)
   mkdir -p "$dir/gcsdata/$bucket"
-  cp -R "$fixtures"/*.zarr "$dir/gcsdata/$bucket/"
+  cp -R "$fixtures"/*.zarr "$fixtures/netcdf" "$dir/gcsdata/$bucket/"
   gcs_bin="$(fake_gcs_server)"
   start_bg http node "$bin/http-server/bin/http-server" "$fixtures" \
     -a 127.0.0.1 -p "$http_port" -c-1 -d false -s

@@ -52,6 +52,22 @@ scripts/test-servers.sh start
 source target/test-servers/env
 env | grep '^GRIDFLOW_TEST_' | sort
 
+step "one-node Slurm for the deployment tests (Debian's slurmctld, slurmd, munge; no systemd)"
+# installs the packages when missing, writes target/slurm/slurm.conf and starts the daemons;
+# the trap below stops them however this script ends
+trap 'scripts/test-servers.sh stop; scripts/slurm-setup.sh stop; scripts/sshd-setup.sh stop' EXIT
+scripts/slurm-setup.sh start
+# shellcheck source=/dev/null
+source target/slurm/env
+
+step "sshd on 127.0.0.1 for the SSH deployment tests (Debian's openssh-server, own host and client keys)"
+scripts/sshd-setup.sh start
+# shellcheck source=/dev/null
+source target/sshd/env
+
+step "kubernetes-validate venv for the Kubernetes manifest test (pinned; ships the schemas)"
+bash scripts/k8s-validate-setup.sh
+
 step "headless browser for the dashboard tests (Debian chromium, npm playwright-core into target/browser)"
 # crates/gridflow-distributed/tests/dashboard.rs drives it; with CI=true that test fails
 # when the browser is missing
@@ -116,3 +132,6 @@ bash bench/store/run.sh --quick
 
 step "workload suite smoke run (tiny store; gridflow vs Dask + Xarray; checksums checked, timings not)"
 bash bench/suite/run.sh --quick
+
+step "netCDF benchmark smoke run (tiny files; gridflow vs xarray open_mfdataset + Dask; results compared, timings not)"
+bash bench/netcdf/run.sh --quick

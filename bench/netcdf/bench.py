@@ -43,34 +43,42 @@ def gen(out, quick):
 
 
 def run(data, gridflow, repeat, threads):
+    import resource
+
     import dask
     import xarray as xr
     pattern = os.path.join(data, "tas_*.nc")
     rows = []
-    gf = None
+    gf = xa = None
+    # interleaved (gridflow, then xarray, in each repetition) so that load from other
+    # processes on the machine falls on both alike
     for i in range(repeat):
         t0 = time.perf_counter()
         p = subprocess.run([gridflow, "eval", "--store", pattern, 'ds.tas.mean("time")', "--json",
                             "--threads", str(threads)], capture_output=True, text=True, check=True)
         dt = time.perf_counter() - t0
         gf = np.array(json.loads(p.stdout)["values"], dtype="f8").ravel()
-        rows.append({"tool": "gridflow", "rep": i, "seconds": dt})
-        print(json.dumps(rows[-1]))
-    xa = None
-    for i in range(repeat):
+        # the children so far are gridflow runs only: their largest resident set
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        rows.append({"tool": "gridflow", "rep": i, "seconds": dt, "peak_rss_mib": rss})
+        print(json.dumps(rows[-1]), flush=True)
         t0 = time.perf_counter()
         # h5netcdf: netCDF4-python is not safe to open from several threads at once
         with dask.config.set(scheduler="threads", num_workers=threads):
             ds = xr.open_mfdataset(pattern, parallel=True, engine="h5netcdf", combine="by_coords",
                                    decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
             xa = ds.tas.mean("time").values.astype("f8").ravel()
+            ds.close()
         dt = time.perf_counter() - t0
-        rows.append({"tool": "xarray+dask", "rep": i, "seconds": dt})
-        print(json.dumps(rows[-1]))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows.append({"tool": "xarray+dask", "rep": i, "seconds": dt, "peak_rss_mib": rss})
+        print(json.dumps(rows[-1]), flush=True)
     diff = float(np.nanmax(np.abs(gf - xa)))
-    print("\n| tool | best of %d (s) |\n|---|---|" % repeat)
+    print("\n| tool | best of %d (s) | median (s) | peak RSS (MiB) |\n|---|---|---|---|" % repeat)
     for tool in ("gridflow", "xarray+dask"):
-        print(f"| {tool} | {min(r['seconds'] for r in rows if r['tool'] == tool):.3f} |")
+        secs = sorted(r["seconds"] for r in rows if r["tool"] == tool)
+        rss = max(r["peak_rss_mib"] for r in rows if r["tool"] == tool)
+        print(f"| {tool} | {secs[0]:.3f} | {secs[len(secs) // 2]:.3f} | {rss:.0f} |")
     print(f"\nlargest difference between the two time means: {diff:.3g}")
     if not diff <= 1e-4 * float(np.nanmax(np.abs(xa))):
         sys.exit(f"the results differ by {diff}")

@@ -9,7 +9,9 @@
 #
 # Env: GRIDFLOW_BENCH_NETCDF_DATA (data dir), GRIDFLOW_BENCH_REPEAT (default 3),
 # GRIDFLOW_BENCH_THREADS (default 2), CARGO_TARGET_DIR / GRIDFLOW_JOBS (cargo),
-# GRIDFLOW_FIXTURES_VENV (python venv: xarray, dask, netCDF4, h5netcdf).
+# GRIDFLOW_FIXTURES_VENV (python venv: xarray, dask, netCDF4, h5netcdf). Runs interleave
+# gridflow and xarray; gridflow is timed as a whole process (start, open, compute), xarray
+# in-process (imports done before), so the comparison leans toward xarray.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"

@@ -257,7 +257,20 @@ impl Executor {
                 client: gridflow_distributed::Client::connect(addr)
                     .with_context(|| format!("connecting to the scheduler at {addr}"))?,
                 _cluster: None,
+                kind: "remote",
             }),
+            (None, Some(spec)) if !spec.starts_with("local") => {
+                let (cluster, client) = crate::cluster_cmd::start_for_run(spec)?;
+                Some(Remote {
+                    client,
+                    _cluster: Some(cluster),
+                    kind: if spec.starts_with("ssh") {
+                        "ssh"
+                    } else {
+                        "slurm"
+                    },
+                })
+            }
             (None, Some(spec)) => {
                 let (n, t) = parse_local_cluster(spec)?;
                 let per_worker = self.memory_limit.checked_div(n).unwrap_or(0) as u64;
@@ -285,7 +298,8 @@ impl Executor {
                 }
                 Some(Remote {
                     client,
-                    _cluster: Some(cluster),
+                    _cluster: Some(Box::new(cluster)),
+                    kind: "local",
                 })
             }
             (None, None) => None,
@@ -298,12 +312,13 @@ impl Executor {
         if let Some(Remote {
             client,
             _cluster: Some(cluster),
+            kind,
         }) = self.remote
         {
             let n = client.workers().map_or(0, |w| w.len());
             drop(client);
-            cluster.close();
-            outln!("Closed the local cluster ({n} worker process(es) stopped).")?;
+            cluster.close()?;
+            outln!("Closed the {kind} cluster ({n} worker process(es) stopped).")?;
         }
         Ok(())
     }
@@ -358,8 +373,10 @@ impl Executor {
 pub struct Remote {
     /// The client.
     pub client: gridflow_distributed::Client,
-    /// The local cluster started by `--cluster` (stopped on drop).
-    _cluster: Option<gridflow_distributed::LocalCluster>,
+    /// The cluster started by `--cluster` (local, Slurm, SSH; stopped on drop).
+    _cluster: Option<Box<dyn gridflow_distributed::Cluster>>,
+    /// What the cluster is (`local`, `slurm`, `ssh`), for messages.
+    kind: &'static str,
 }
 
 /// Parses `local`, `local:N` or `local:NxT` into (workers, threads per worker). `local`

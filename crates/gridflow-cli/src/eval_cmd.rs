@@ -4,7 +4,7 @@ use crate::common::{Executor, json_number, plot, to_json};
 use crate::eval::{Env, Val, eval};
 use crate::out::{note, outln};
 use anyhow::{Context, Result, anyhow, bail};
-use gridflow_dataset::{DataArray, Dataset, ToZarrOptions, open_dataset};
+use gridflow_dataset::{DataArray, Dataset, ToNetcdfOptions, ToZarrOptions, open_dataset};
 use gridflow_store::{WriteMode, staging};
 use serde_json::json;
 use std::path::PathBuf;
@@ -40,8 +40,10 @@ pub struct EvalArgs {
     /// "Infinity" and "-Infinity"; missing datetimes (NaT) are null.
     #[arg(long)]
     pub json: bool,
-    /// Write the result to a Zarr store (lazily and in parallel, any size).
-    #[arg(short = 'o', long = "output", value_name = "OUT.zarr")]
+    /// Write the result to a Zarr store (lazily and in parallel, any size), or to a
+    /// netCDF-4 file when the name ends in .nc / .nc4 (computed in memory first, then
+    /// written through a temporary file renamed into place).
+    #[arg(short = 'o', long = "output", value_name = "OUT.zarr|OUT.nc")]
     pub output: Option<PathBuf>,
     /// Replace an existing output store (-o), plot or graph file. A local store is swapped
     /// in atomically once complete; only Zarr stores and files are ever replaced. On object
@@ -64,9 +66,11 @@ pub struct EvalArgs {
     /// Compute on the cluster whose scheduler is at this address (tcp://HOST:PORT).
     #[arg(long, value_name = "ADDRESS", conflicts_with = "cluster")]
     pub scheduler: Option<String>,
-    /// Compute on a cluster started on this machine for the run:
-    /// local[:N_WORKERS[xTHREADS]] (e.g. local:2x1).
-    #[arg(long, value_name = "local[:NxT]")]
+    /// Compute on a cluster started for the run: local[:N_WORKERS[xTHREADS]] (e.g.
+    /// local:2x1) on this machine, slurm:N_JOBS[,partition=P,account=A,cores=C,memory=M,
+    /// walltime=W,processes=N,interface=I] in Slurm jobs, or ssh:HOST,HOST,... (scheduler
+    /// on the first host); stopped at the end.
+    #[arg(long, value_name = "local[:NxT]|slurm:N[,...]|ssh:HOSTS")]
     pub cluster: Option<String>,
     /// Serve the live dashboard while computing: at HOST:PORT (default :8787, a free port
     /// when taken; :0 for any). With --cluster local the scheduler serves it; otherwise
@@ -185,7 +189,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             .to_str()
             .ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
         let t = std::time::Instant::now();
-        if exec.remote.is_some() {
+        if is_netcdf_output(out) {
+            for v in ds.data_vars().keys() {
+                exec.check_fits(&ds.get(v)?, v)?;
+            }
+            ds.to_netcdf_with(url, &netcdf_options(args), &exec.executor("to_netcdf"))
+        } else if exec.remote.is_some() {
             // Store-write tasks: each worker writes the chunks it computes.
             ds.to_zarr_with(url, &zarr_options, &exec.executor("to_zarr"))
         } else {
@@ -277,8 +286,12 @@ fn preflight(
         let url = out
             .to_str()
             .ok_or_else(|| anyhow!("the output path is not UTF-8"))?;
-        ds.check_to_zarr(url, zarr_options)
-            .with_context(|| format!("-o {}", out.display()))?;
+        if is_netcdf_output(out) {
+            ds.check_to_netcdf(url, &netcdf_options(args))
+        } else {
+            ds.check_to_zarr(url, zarr_options)
+        }
+        .with_context(|| format!("-o {}", out.display()))?;
         let gridflow_store::StoreUrl::Local(local) = gridflow_store::StoreUrl::parse(url)? else {
             return Ok(());
         };
@@ -294,6 +307,20 @@ fn preflight(
         }
     }
     Ok(())
+}
+
+/// Whether `-o` names a netCDF file (by its extension) rather than a Zarr store.
+fn is_netcdf_output(out: &std::path::Path) -> bool {
+    out.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "nc" | "nc4" | "netcdf"))
+}
+
+fn netcdf_options(args: &EvalArgs) -> ToNetcdfOptions {
+    ToNetcdfOptions {
+        overwrite: args.overwrite,
+        ..ToNetcdfOptions::default()
+    }
 }
 
 enum Result_ {

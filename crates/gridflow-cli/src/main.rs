@@ -11,6 +11,7 @@
 )]
 
 mod catalog_cmd;
+mod cluster_cmd;
 mod common;
 mod demo;
 mod eval;
@@ -134,6 +135,9 @@ enum Command {
         #[command(subcommand)]
         command: Option<gateway_cmd::GatewayCommand>,
     },
+    /// Start a cluster on Slurm, SSH hosts or Kubernetes and keep it up until Ctrl-C.
+    #[command(subcommand)]
+    Cluster(cluster_cmd::ClusterCommand),
     /// Run a scheduler of the distributed runtime; prints the address it listens on.
     Scheduler {
         /// Host (interface) to listen on.
@@ -176,8 +180,27 @@ enum Command {
         #[arg(long, hide = true)]
         running_file: Option<PathBuf>,
         #[command(flatten)]
+        deploy: WorkerDeployArgs,
+        #[command(flatten)]
         auth: AuthArgs,
     },
+}
+
+/// Where a worker listens and how long it lives (set by batch-system deployments).
+#[derive(clap::Args)]
+struct WorkerDeployArgs {
+    /// Host (interface address) of the worker's data port, which peers and clients reach
+    /// (default 127.0.0.1).
+    #[arg(long)]
+    host: Option<String>,
+    /// Retire gracefully after this many seconds (results moved to other workers first),
+    /// before a batch job's walltime ends.
+    #[arg(long, value_name = "SECONDS")]
+    lifetime: Option<u64>,
+    /// Add up to this many seconds to --lifetime, so that workers started together do not
+    /// retire together.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    lifetime_stagger: u64,
 }
 
 /// Who may connect (scheduler and workers). Without these, the environment's
@@ -372,6 +395,7 @@ fn run(cli: Cli) -> Result<()> {
             None => gateway_cmd::serve(&serve),
             Some(c) => gateway_cmd::run(c),
         },
+        Command::Cluster(c) => cluster_cmd::run(c),
         Command::Scheduler {
             host,
             port,
@@ -396,6 +420,7 @@ fn run(cli: Cli) -> Result<()> {
             name,
             heartbeat_timeout,
             running_file,
+            deploy,
             auth,
         } => {
             // Workers run read tasks: the store's source kinds must be known here.
@@ -415,6 +440,15 @@ fn run(cli: Cli) -> Result<()> {
             o.local_directory = local_directory;
             o.running_file = running_file;
             o.security = Some(auth.security()?);
+            if let Some(h) = deploy.host {
+                o.host = h;
+            }
+            o.lifetime = deploy.lifetime.map(std::time::Duration::from_secs);
+            o.lifetime_stagger = std::time::Duration::from_secs(deploy.lifetime_stagger);
+            // SIGTERM (a pod stopped, a job cancelled) retires the worker gracefully.
+            if let Some(sec) = &o.security {
+                gridflow_deploy::retire_on_sigterm(&address, &o.name, sec.clone())?;
+            }
             if let Some(ms) = heartbeat_timeout {
                 o.heartbeat_timeout = std::time::Duration::from_millis(ms);
             }

@@ -129,3 +129,70 @@ fn eval_on_netcdf_files_and_globs_equals_xarray() {
     assert!(err.contains("std_netcdf4.nc"), "{err}");
     assert_eq!(std::fs::read(&nc).unwrap(), before);
 }
+
+/// `-o out.nc` writes a netCDF-4 file: the time mean of a multi-file netCDF run read back
+/// (by gridflow, recognised by content) equals xarray's; an existing file needs
+/// `--overwrite`, and the result is never written over a file it reads.
+#[test]
+fn eval_writes_netcdf_output() {
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(netcdf_dir().join("expected.json")).unwrap())
+            .unwrap();
+    let dir = std::env::temp_dir().join(format!("gridflow-cli-nc-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("mean.nc");
+    let o = out.to_str().unwrap();
+    let glob = netcdf_dir().join("run_noleap_*.nc");
+    let g = glob.to_str().unwrap();
+    let expr = "ds.tas.mean(\"time\").rename(\"tas_mean\")";
+    let (ok, _, err) = gridflow(&["eval", "--store", g, expr, "-o", o]);
+    assert!(ok, "{err}");
+    assert!(err.contains("wrote"), "{err}");
+    assert_eq!(&std::fs::read(&out).unwrap()[1..4], b"HDF");
+    let (ok, json, err) = gridflow(&["eval", "--store", o, "ds.tas_mean", "--json"]);
+    assert!(ok, "{err}");
+    let got = json_values(&json);
+    let want: Vec<f64> = expected["run"]["time_mean"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect();
+    assert_eq!(got.len(), want.len(), "{json}");
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() <= 1e-9 * b.abs(), "{a} vs {b}");
+    }
+    // an existing file is kept without --overwrite, replaced with it
+    let before = std::fs::read(&out).unwrap();
+    let (ok, _, err) = gridflow(&["eval", "--store", g, expr, "-o", o]);
+    assert!(!ok && err.contains("--overwrite"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    let (ok, _, err) = gridflow(&[
+        "eval",
+        "--store",
+        g,
+        "ds.tas.max(\"time\").rename(\"tas_mean\")",
+        "-o",
+        o,
+        "--overwrite",
+    ]);
+    assert!(ok, "{err}");
+    assert_ne!(std::fs::read(&out).unwrap(), before);
+    // never over an input, even with --overwrite
+    let (ok, _, err) = gridflow(&[
+        "eval",
+        "--store",
+        o,
+        "(ds.tas_mean * 2).rename(\"x\")",
+        "-o",
+        o,
+        "--overwrite",
+    ]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("reads from") && err.contains("mean.nc"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -829,7 +829,7 @@ fn write_group_attrs(store: &ZarrStore, format: ZarrFormat, attrs: &Attrs) -> Re
 }
 
 /// The stored form of a variable: its data packed per its encoding, and its attributes.
-fn encode_variable(
+pub(crate) fn encode_variable(
     name: &str,
     v: &Variable,
 ) -> Result<(ChunkedArray, serde_json::Map<String, Value>)> {

@@ -38,6 +38,7 @@ pub mod error;
 pub mod groupby;
 pub mod index;
 pub mod netcdf;
+pub mod netcdf_write;
 pub mod repr;
 pub mod variable;
 
@@ -53,4 +54,5 @@ pub use index::{
     Index, IndexValues, Label, Method, Order, SelOptions, Selector, Tolerance, parse_duration,
 };
 pub use netcdf::{Combine, open_dataset, open_mfdataset, open_netcdf};
+pub use netcdf_write::ToNetcdfOptions;
 pub use variable::{Attrs, IndexSel, NAT, ValueKind, Variable};

@@ -12,17 +12,32 @@ use gridflow_store::netcdf::NetcdfFile;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
-/// Opens a local netCDF-3 or netCDF-4 file lazily: metadata and dimension coordinates are
+/// Opens a netCDF-3 or netCDF-4 file lazily (a local path, or an `http(s)://`, `s3://`,
+/// `gs://` or `az://` URL read by byte ranges with `options.store`): metadata and dimension coordinates are
 /// read now, data variables block by block when computed (blocks follow the file's HDF5
 /// chunks). Variables of types gridflow does not read (char, string, compound) are listed
-/// as unreadable in the dataset's encoding. `options.chunks` and `options.group` are not
-/// used (the file's root group is read).
+/// as unreadable in the dataset's encoding; char arrays and netCDF-4 strings become string
+/// variables. `options.group` picks a group (`forecast/member1`; xarray's `group=`);
+/// `options.chunks` is not used.
 pub fn open_netcdf(url: &str, options: &OpenOptions) -> Result<Dataset> {
     gridflow_store::register();
-    let file = NetcdfFile::open(url)?;
+    let file = NetcdfFile::open_group(url, &options.store, &options.group)?;
     let mut raw: IndexMap<String, Variable> = IndexMap::new();
     let mut unreadable: Vec<(String, String)> = Vec::new();
     for v in file.variables() {
+        if v.text {
+            // char arrays and netCDF-4 strings: read now (text is small metadata, names and
+            // labels), as xarray decodes them to strings
+            let values = file.read_strings(&v.name)?;
+            let mut var = Variable::from_string_array(&v.dims, &v.shape, values)?;
+            var.attrs = v.attrs.clone().into_iter().collect();
+            if let Some(enc) = var.attrs.shift_remove("_Encoding") {
+                var.encoding.insert("_Encoding".into(), enc);
+            }
+            var.encoding.insert("dtype".into(), json!("str"));
+            raw.insert(v.name.clone(), var);
+            continue;
+        }
         if v.dtype.is_none() {
             unreadable.push((
                 v.name.clone(),
@@ -49,8 +64,12 @@ pub fn open_netcdf(url: &str, options: &OpenOptions) -> Result<Dataset> {
             Value::Object(unreadable.into_iter().map(|(k, e)| (k, json!(e))).collect()),
         );
     }
-    ds.encoding
-        .insert("source".into(), json!(file.path().display().to_string()));
+    ds.encoding.insert("source".into(), json!(file.url()));
+    if !file.unlimited_dims().is_empty() {
+        // as xarray's encoding["unlimited_dims"]; to_netcdf writes them unlimited again
+        ds.encoding
+            .insert("unlimited_dims".into(), json!(file.unlimited_dims()));
+    }
     Ok(ds)
 }
 
@@ -150,9 +169,9 @@ fn wildcard(p: &[u8], s: &[u8]) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
-/// Opens whatever `url` is: a glob of files ([`open_mfdataset`] by coordinates), a local
-/// netCDF file (recognised by its first bytes; [`open_netcdf`]), else a Zarr store or a
-/// kerchunk reference set ([`open_zarr`]).
+/// Opens whatever `url` is: a glob of files ([`open_mfdataset`] by coordinates), a netCDF
+/// file (recognised by its first bytes, locally or remotely; [`open_netcdf`]), else a Zarr
+/// store or a kerchunk reference set ([`open_zarr`]).
 pub fn open_dataset(url: &str, options: &OpenOptions) -> Result<Dataset> {
     if !url.contains("://") && url.contains(['*', '?']) {
         let paths = expand_glob(url)?;
@@ -167,8 +186,32 @@ pub fn open_dataset(url: &str, options: &OpenOptions) -> Result<Dataset> {
         if matches!(sniff(&head[..n]), FileKind::Hdf5 | FileKind::NetCdf3) {
             return open_netcdf(url, options);
         }
+    } else if remote_file_is_netcdf(url, options) {
+        return open_netcdf(url, options);
     }
     open_zarr(url, options)
+}
+
+/// Whether a remote `url` is a netCDF file: its first bytes are asked for (one ranged
+/// request) unless the URL looks like a Zarr store (`.zarr`, a trailing `/`) or a reference
+/// set (`.json`, `.parq`); anything unreadable is left to [`open_zarr`] to explain.
+fn remote_file_is_netcdf(url: &str, options: &OpenOptions) -> bool {
+    if !gridflow_store::netcdf_remote::is_remote(url) || url.ends_with('/') {
+        return false;
+    }
+    let name = url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if [".zarr", ".json", ".parq", ".parquet", ".zip"]
+        .iter()
+        .any(|e| name.ends_with(e))
+    {
+        return false;
+    }
+    gridflow_store::netcdf_remote::read_head(url, &options.store, 8)
+        .is_ok_and(|head| matches!(sniff(&head), FileKind::Hdf5 | FileKind::NetCdf3))
 }
 
 #[cfg(test)]

@@ -316,3 +316,162 @@ fn netcdf_files_read_directly_equal_xarray() {
     .to_string();
     assert!(err.contains("expected.json"), "{err}");
 }
+
+#[test]
+fn remote_netcdf_files_read_by_ranges_equal_xarray() {
+    let Some((http, s3, bucket)) = servers("remote_netcdf_files_read_by_ranges_equal_xarray")
+    else {
+        return;
+    };
+    let e = expected();
+    let s3_open = OpenOptions {
+        store: s3_options(&s3),
+        ..OpenOptions::default()
+    };
+    for (name, file) in [
+        ("std", "std_netcdf4.nc"),
+        ("std", "std_classic.nc"),
+        ("noleap", "noleap_h5netcdf.nc"),
+    ] {
+        for (url, opts) in [
+            (format!("{http}/netcdf/{file}"), OpenOptions::default()),
+            (format!("s3://{bucket}/netcdf/{file}"), s3_open.clone()),
+        ] {
+            let ds = open_netcdf(&url, &opts).unwrap_or_else(|err| panic!("{url}: {err}"));
+            check(&ds, &e[name], &url);
+            assert_eq!(ds.encoding["source"], Value::String(url.clone()));
+            // open_dataset (the CLI's --store) recognises it by its first bytes
+            let ds = open_dataset(&url, &opts).unwrap_or_else(|err| panic!("{url}: {err}"));
+            check(&ds, &e[name], &url);
+        }
+    }
+    // Google Cloud Storage (the emulator holds netcdf/ too)
+    match (
+        var("GRIDFLOW_TEST_GCS_ENDPOINT"),
+        var("GRIDFLOW_TEST_GCS_BUCKET"),
+    ) {
+        (Some(endpoint), Some(gcs_bucket)) => {
+            let url = format!("gs://{gcs_bucket}/netcdf/std_netcdf4.nc");
+            let opts = OpenOptions {
+                store: StoreOptions {
+                    endpoint: Some(endpoint),
+                    ..StoreOptions::read_only()
+                },
+                ..OpenOptions::default()
+            };
+            let ds = open_dataset(&url, &opts).unwrap_or_else(|err| panic!("{url}: {err}"));
+            check(&ds, &e["std"], &url);
+        }
+        _ => assert!(!in_ci(), "the GCS emulator is required in CI"),
+    }
+    // one run in 3 remote files, combined by their coordinates
+    let files: Vec<String> = [2, 0, 1]
+        .iter()
+        .map(|i| format!("s3://{bucket}/netcdf/run_noleap_{i}.nc"))
+        .collect();
+    let ds = open_mfdataset(&files, &Combine::ByCoords, &s3_open).unwrap();
+    check(&ds, &e["run"], "remote run by coords");
+    // a missing remote file is named
+    let url = format!("{http}/netcdf/missing.nc");
+    let err = open_netcdf(&url, &OpenOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.nc"), "{err}");
+}
+
+/// The values of a variable as expected.json's "groups" spells them: strings, ISO dates of a
+/// time dimension coordinate, numbers (NaN as null).
+fn spelled(ds: &Dataset, name: &str, v: &gridflow_dataset::Variable) -> Value {
+    match v.kind() {
+        gridflow_dataset::ValueKind::Strings(table) => Value::Array(
+            v.to_f64_vec()
+                .unwrap()
+                .iter()
+                .map(|&c| Value::String(table[c as usize].clone()))
+                .collect(),
+        ),
+        gridflow_dataset::ValueKind::Time(_) => Value::Array(
+            labels(&ds.get(name).unwrap(), name)
+                .into_iter()
+                .map(Value::String)
+                .collect(),
+        ),
+        gridflow_dataset::ValueKind::Numeric => Value::Array(
+            v.to_f64_vec()
+                .unwrap()
+                .into_iter()
+                .map(|x| {
+                    if x.is_nan() {
+                        Value::Null
+                    } else {
+                        serde_json::json!(x)
+                    }
+                })
+                .collect(),
+        ),
+    }
+}
+
+#[test]
+fn groups_and_text_variables_equal_xarray() {
+    let e = expected();
+    let groups = e["groups"].as_object().unwrap();
+    assert_eq!(groups.len(), 6, "two files, three groups each");
+    for (key, exp) in groups {
+        let (engine, group) = key.split_once(':').unwrap();
+        let path = netcdf_dir().join(format!("groups_{engine}.nc"));
+        let opts = OpenOptions {
+            group: group.to_owned(),
+            ..OpenOptions::default()
+        };
+        let ds = open_dataset(path.to_str().unwrap(), &opts)
+            .unwrap_or_else(|err| panic!("{key}: {err}"));
+        let dims: serde_json::Map<String, Value> = ds
+            .dims()
+            .into_iter()
+            .map(|(k, n)| (k, serde_json::json!(n)))
+            .collect();
+        assert_eq!(Value::Object(dims), exp["dims"], "{key}: dims");
+        for (kind, vars) in [("data_vars", ds.data_vars()), ("coords", ds.coords())] {
+            let want = exp[kind].as_object().unwrap();
+            let mut got_names: Vec<&String> = vars.keys().collect();
+            got_names.sort();
+            let mut want_names: Vec<&String> = want.keys().collect();
+            want_names.sort();
+            assert_eq!(got_names, want_names, "{key}: {kind}");
+            for (name, w) in want {
+                let v = &vars[name.as_str()];
+                assert_eq!(
+                    Value::Array(v.dims().iter().map(|d| Value::String(d.clone())).collect()),
+                    w["dims"],
+                    "{key}: {name} dims"
+                );
+                let got = spelled(&ds, name, v);
+                match (got.as_array(), w["values"].as_array()) {
+                    (Some(g), Some(x)) if x.iter().any(Value::is_number) => {
+                        let g: Vec<f64> =
+                            g.iter().map(|y| y.as_f64().unwrap_or(f64::NAN)).collect();
+                        assert_close(&g, &floats(&w["values"]), &format!("{key}: {name}"));
+                    }
+                    _ => assert_eq!(got, w["values"], "{key}: {name}"),
+                }
+            }
+        }
+        for (k, want) in exp["attrs"].as_object().unwrap() {
+            assert_eq!(ds.attrs.get(k), Some(want), "{key}: attribute {k}");
+        }
+    }
+    // a group that is not there is named, with the groups that are
+    let path = netcdf_dir().join("groups_netcdf4.nc");
+    let opts = OpenOptions {
+        group: "hindcast".into(),
+        ..OpenOptions::default()
+    };
+    let err = open_netcdf(path.to_str().unwrap(), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("hindcast") && err.contains("forecast/member1"),
+        "{err}"
+    );
+}

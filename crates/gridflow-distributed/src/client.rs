@@ -1,6 +1,8 @@
 //! The client: submits compiled graphs to a scheduler and gathers results from workers;
 //! keeps results on the workers for later graphs (`persist`, futures, `scatter`).
 
+mod scaling;
+
 use crate::auth::{Security, Stream};
 use crate::frame::{encode, read_frame, write_frame};
 use crate::futures::{Future, Hold};

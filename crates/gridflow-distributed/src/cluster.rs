@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod scaling;
+
 /// How to start a local cluster.
 #[derive(Clone, Debug)]
 pub struct LocalClusterOptions {
@@ -246,14 +248,21 @@ fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, sto
 }
 
 /// A scheduler and worker processes on this machine, with a nanny restarting workers that
-/// die; stopped on drop (or [`LocalCluster::close`]).
+/// die; stopped on drop (or [`LocalCluster::close`]). It implements [`crate::Cluster`]
+/// (`scaling.rs`): `scale` starts or retires worker processes, `adapt` follows the
+/// scheduler's adaptive target.
 pub struct LocalCluster {
-    scheduler: SchedulerHandle,
+    scheduler: Mutex<SchedulerHandle>,
+    address: String,
     security: Security,
     workers: Arc<Mutex<Vec<Slot>>>,
+    spawner: Spawner,
+    /// The number of the next worker started (names are never reused).
+    next: Arc<std::sync::atomic::AtomicUsize>,
     stop_nanny: Arc<AtomicBool>,
-    nanny: Option<std::thread::JoinHandle<()>>,
-    running_files: Vec<PathBuf>,
+    nanny: Mutex<Option<std::thread::JoinHandle<()>>>,
+    running_files: Arc<Mutex<Vec<PathBuf>>>,
+    adaptive: Mutex<Option<crate::Adaptive>>,
 }
 
 impl LocalCluster {
@@ -300,19 +309,20 @@ impl LocalCluster {
             address: address.clone(),
             options: options.clone(),
         };
-        let mut cluster = LocalCluster {
-            scheduler: handle,
+        let cluster = LocalCluster {
+            scheduler: Mutex::new(handle),
+            address: address.clone(),
             security: sec.clone(),
             workers: Arc::default(),
+            spawner: spawner.clone(),
+            next: Arc::default(),
             stop_nanny: Arc::default(),
-            nanny: None,
-            running_files: Vec::new(),
+            nanny: Mutex::new(None),
+            running_files: Arc::default(),
+            adaptive: Mutex::new(None),
         };
-        for i in 0..options.n_workers.max(1) {
-            let name = format!("local-{i}");
-            cluster.running_files.push(spawner.running_file(&name));
-            let child = spawner.spawn(&name)?;
-            cluster.lock().push(Slot { name, child });
+        for _ in 0..options.n_workers.max(1) {
+            cluster.start_worker()?;
         }
         let client = Client::connect_with(&address, sec.clone())?;
         let n = cluster.lock().len();
@@ -340,8 +350,8 @@ impl LocalCluster {
             std::thread::sleep(Duration::from_millis(2));
         }
         let (slots, stop) = (cluster.workers.clone(), cluster.stop_nanny.clone());
-        let report = cluster.scheduler.exit_reporter();
-        cluster.nanny = Some(
+        let report = crate::client::lock(&cluster.scheduler).exit_reporter();
+        *crate::client::lock(&cluster.nanny) = Some(
             std::thread::Builder::new()
                 .name("gridflow-nanny".into())
                 .spawn(move || nanny(&slots, &spawner, &report, &stop))
@@ -358,12 +368,12 @@ impl LocalCluster {
 
     /// The scheduler's address (`tcp://127.0.0.1:PORT`, or `tls://` with TLS).
     pub fn address(&self) -> String {
-        format!("{}{}", self.security.scheme(), self.scheduler.address())
+        self.address.clone()
     }
 
     /// The dashboard's URL (`http://127.0.0.1:PORT/status`), when it serves one.
     pub fn dashboard_link(&self) -> Option<String> {
-        self.scheduler.dashboard_link()
+        crate::client::lock(&self.scheduler).dashboard_link()
     }
 
     /// A client connected to this cluster, with the cluster's credentials.
@@ -379,24 +389,27 @@ impl LocalCluster {
     /// The scheduler's log of cluster events: workers lost and how they died, tasks
     /// rescheduled.
     pub fn log(&self) -> Vec<String> {
-        self.scheduler.log()
+        crate::client::lock(&self.scheduler).log()
     }
 
     /// Stops the workers and the scheduler.
-    pub fn close(mut self) {
+    pub fn close(self) {
         self.stop();
     }
 
-    fn stop(&mut self) {
+    fn stop(&self) {
+        if let Some(mut a) = crate::client::lock(&self.adaptive).take() {
+            a.stop();
+        }
         // The nanny first, so that workers told to shut down are not restarted.
         self.stop_nanny.store(true, Ordering::Relaxed);
-        if let Some(t) = self.nanny.take() {
+        if let Some(t) = crate::client::lock(&self.nanny).take() {
             t.thread().unpark();
             let _ = t.join();
         }
         // The scheduler tells workers to shut down; any still running after a grace
         // period are killed.
-        self.scheduler.shutdown();
+        crate::client::lock(&self.scheduler).shutdown();
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
         let mut slots = self.lock();
         for s in slots.iter_mut() {
@@ -417,7 +430,7 @@ impl LocalCluster {
         }
         slots.clear();
         drop(slots);
-        for p in &self.running_files {
+        for p in crate::client::lock(&self.running_files).iter() {
             let _ = std::fs::remove_file(p);
         }
     }

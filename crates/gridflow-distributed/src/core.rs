@@ -3,7 +3,10 @@
 //! a job arrived) and sends the [`Action`]s it returns; tests and simulations drive it
 //! directly.
 
+mod scaling;
+
 use rustc_hash::FxHashMap;
+pub use scaling::AdaptiveConfig;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 

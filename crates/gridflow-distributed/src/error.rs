@@ -99,6 +99,14 @@ pub enum DistError {
         #[from]
         source: gridflow_graph::GraphError,
     },
+    /// A deployment backend (Slurm, SSH, Kubernetes) failed; the cause keeps its own type.
+    #[error("{backend}: {source}")]
+    Deploy {
+        /// The backend (`slurm`, `ssh`, `kubernetes`).
+        backend: &'static str,
+        /// The cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl DistError {

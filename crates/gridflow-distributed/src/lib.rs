@@ -17,6 +17,7 @@
 //! # Ok::<(), gridflow_distributed::DistError>(())
 //! ```
 
+pub mod adaptive;
 pub mod auth;
 mod client;
 mod cluster;
@@ -35,6 +36,7 @@ pub mod scheduler;
 pub mod testing;
 pub mod worker;
 
+pub use adaptive::{Adaptive, AdaptiveOptions};
 pub use auth::{Security, TlsFiles};
 pub use client::{AsCompleted, Client, Persistent};
 pub use cluster::{LocalCluster, LocalClusterOptions};

@@ -99,6 +99,36 @@ pub enum FromClient {
     Info,
     /// Asks for [`ToClient::Activity`] (a gateway's idle check and adaptive scaling).
     Activity,
+    /// Retires these workers (by name) gracefully: they get no new tasks, finish those
+    /// they have, their results that no other worker holds are copied to workers that stay,
+    /// then they are told to exit. Answered by [`ToClient::Retired`] once done.
+    RetireWorkers {
+        /// The workers' names.
+        names: Vec<String>,
+    },
+    /// Asks for [`ToClient::AdaptiveTarget`].
+    AdaptiveTarget,
+}
+
+/// How many workers the pending work wants, and the figures behind the number (see
+/// `Core::adaptive_target`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AdaptiveTarget {
+    /// Workers wanted: the larger of `cpu` and `memory`.
+    pub target: u64,
+    /// Workers to finish the pending work within the target duration, bounded by the
+    /// tasks ready to run.
+    pub cpu: u64,
+    /// Workers to hold the results in memory within their limits.
+    pub memory: u64,
+    /// Tasks not yet finished (waiting, queued or processing).
+    pub unfinished_tasks: u64,
+    /// Tasks that could run now (queued on the scheduler or processing on workers).
+    pub ready_tasks: u64,
+    /// Expected run time of the unfinished tasks on one thread, in seconds.
+    pub expected_seconds: f64,
+    /// Workers connected now.
+    pub workers: u64,
 }
 
 /// Where a result is held: a task id and the data address of one worker holding it.
@@ -172,6 +202,17 @@ pub enum ToClient {
     Info(Vec<WorkerInfo>),
     /// How busy the scheduler is.
     Activity(Activity),
+    /// The answer to [`FromClient::RetireWorkers`]: the workers retired, and the names no
+    /// connected worker has.
+    Retired {
+        /// Workers that retired (their results moved first when another worker could take
+        /// them).
+        retired: Vec<String>,
+        /// Names matching no connected worker.
+        unknown: Vec<String>,
+    },
+    /// The answer to [`FromClient::AdaptiveTarget`].
+    AdaptiveTarget(AdaptiveTarget),
 }
 
 /// How busy a scheduler is: what a gateway needs to stop idle clusters and to scale them.
@@ -211,6 +252,9 @@ pub enum ToWorker {
     Steal(Vec<u64>),
     /// Stop the worker process.
     Shutdown,
+    /// Fetch these results from the peers holding them and keep them (a retiring worker's
+    /// results moving here); answered by [`FromWorker::Replicated`].
+    Replicate(Vec<Location>),
     /// The scheduler is alive (sent every heartbeat interval): a worker that hears nothing
     /// for its time-out exits.
     Heartbeat,
@@ -273,6 +317,14 @@ pub enum FromWorker {
         holder: String,
         /// Why the fetch failed.
         message: String,
+    },
+    /// The answer to [`ToWorker::Replicate`]: results now held here, and those that could
+    /// not be fetched.
+    Replicated {
+        /// Now held here.
+        ids: Vec<u64>,
+        /// Not fetched (the holder is gone or no longer has them).
+        failed: Vec<u64>,
     },
     /// Tasks a thread started running (so that a worker's death blames the tasks it was
     /// really running, not those queued behind them).

@@ -71,7 +71,8 @@ fn usage(what: &str) -> DistError {
         "{what}\nusage: scheduler [--host H] [--port P] [--scheduler-file F] \
          [--heartbeat-timeout MS] [--allowed-failures N] [--dashboard-address HOST:PORT|none] [AUTH]\n       \
          worker ADDRESS [--nthreads N] [--memory-limit BYTES] [--name NAME] [--local-directory D] \
-         [--heartbeat-interval MS] [--heartbeat-timeout MS] [AUTH]\n\
+         [--heartbeat-interval MS] [--heartbeat-timeout MS] [--host H] \
+         [--lifetime S] [--lifetime-stagger S] [AUTH]\n\
          AUTH: [--auth-token T | --auth-token-file F] [--tls-ca F --tls-cert F --tls-key F]"
     ))
 }
@@ -155,6 +156,15 @@ where
             }
             if let Some(ms) = num("heartbeat-timeout")? {
                 o.heartbeat_timeout = std::time::Duration::from_millis(ms);
+            }
+            if let Some(h) = get("host") {
+                o.host = h.to_owned();
+            }
+            if let Some(s) = num("lifetime")? {
+                o.lifetime = Some(std::time::Duration::from_secs(s));
+            }
+            if let Some(s) = num("lifetime-stagger")? {
+                o.lifetime_stagger = std::time::Duration::from_secs(s);
             }
             worker::run::<O>(address, o)
         }

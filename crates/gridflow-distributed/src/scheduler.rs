@@ -5,6 +5,9 @@
 //! the resulting actions grouped per peer (one `Compute` batch and one `Release` batch
 //! per worker, the last progress per job), so tiny tasks are not one round trip each.
 
+mod retire;
+mod scaling_http;
+
 use crate::auth::{Security, Stream};
 use crate::core::{Action, Config, Core, TaskId, WorkerId};
 use crate::dashboard::publish::Recorder;
@@ -218,7 +221,13 @@ pub fn start_dashboard(options: &SchedulerOptions, address: &str) -> Result<Opti
         "scheduler at {}{address}",
         options.security.scheme()
     ));
-    Dashboard::start(&host, port, true, hub, options.dashboard_routes.clone()).map(Some)
+    // The scaling endpoints (`/api/v1/adaptive_target`, `/api/v1/retire_workers`) on every
+    // scheduler's dashboard.
+    let routes = options
+        .dashboard_routes
+        .clone()
+        .merge(scaling_http::routes(address, &options.security));
+    Dashboard::start(&host, port, true, hub, routes).map(Some)
 }
 
 /// Runs a scheduler on the calling thread until it is shut down; `on_dashboard` is
@@ -438,6 +447,8 @@ struct State {
     /// When a client last submitted or scattered, or a task last finished (idle time).
     last_activity: std::time::Instant,
     life: Liveness,
+    /// Workers retiring and clients waiting for them (`retire.rs`).
+    retiring: retire::Retirements,
     /// What the dashboard shows, when it runs.
     dash: Option<Recorder>,
 }
@@ -480,6 +491,7 @@ async fn event_loop(
         clients: FxHashMap::default(),
         jobs: FxHashMap::default(),
         last_activity: std::time::Instant::now(),
+        retiring: retire::Retirements::default(),
         dash,
     };
     while let Some(ev) = rx.recv().await {
@@ -491,6 +503,7 @@ async fn event_loop(
                 Err(_) => break,
             }
         }
+        s.advance_retirements();
         s.core.balance();
         s.dispatch();
         if s.dash.is_some() {
@@ -554,6 +567,7 @@ impl State {
                 self.life.last_seen.insert(conn, std::time::Instant::now());
                 match msg {
                     FromWorker::Heartbeat => {}
+                    FromWorker::Replicated { ids, failed } => self.replicated(w, &ids, &failed),
                     FromWorker::Paused { paused, returned } => {
                         self.note(format!(
                             "worker {} {}",
@@ -569,6 +583,10 @@ impl State {
                             }
                         ));
                         self.core.set_paused(w, paused, &returned);
+                        if self.retiring.contains(w) {
+                            // Retiring: it stays out of the placement even with memory free.
+                            self.core.set_paused(w, true, &[]);
+                        }
                     }
                     FromWorker::Started(ids) => {
                         for id in ids {
@@ -926,6 +944,11 @@ impl State {
                     .map(|(_, i)| i.clone())
                     .collect();
                 self.send_client(conn, &ToClient::Info(infos));
+            }
+            FromClient::RetireWorkers { names } => self.retire_workers(conn, names),
+            FromClient::AdaptiveTarget => {
+                let t = self.adaptive_target();
+                self.send_client(conn, &ToClient::AdaptiveTarget(t));
             }
         }
     }

@@ -5,7 +5,7 @@
 use crate::auth::{Security, Stream};
 use crate::frame::{encode, read_frame, write_frame};
 use crate::messages::{
-    ComputeTask, DataReply, DataRequest, FromWorker, Hello, TaskDone, ToWorker, Welcome,
+    ComputeTask, DataReply, DataRequest, FromWorker, Hello, Location, TaskDone, ToWorker, Welcome,
 };
 use crate::{DistError, Result};
 use gridflow_graph::{Expr, Key};
@@ -42,6 +42,13 @@ pub struct WorkerOptions {
     /// Where results are spilled when memory runs short (with a memory limit); `None`: a
     /// directory of its own under the system's temporary directory.
     pub local_directory: Option<std::path::PathBuf>,
+    /// Retire gracefully after this long (results moved to other workers first), before a
+    /// batch system's walltime kills the process; `None`: run until told to stop.
+    pub lifetime: Option<std::time::Duration>,
+    /// Up to this much is added to `lifetime` (a fraction taken from the process id), so
+    /// that workers started together do not all retire at once (Dask's
+    /// `--lifetime-stagger`).
+    pub lifetime_stagger: std::time::Duration,
 }
 
 impl Default for WorkerOptions {
@@ -56,8 +63,46 @@ impl Default for WorkerOptions {
             heartbeat_timeout: std::time::Duration::from_secs(30),
             running_file: None,
             local_directory: None,
+            lifetime: None,
+            lifetime_stagger: std::time::Duration::ZERO,
         }
     }
+}
+
+impl WorkerOptions {
+    /// When this worker retires: `lifetime` plus its share of the stagger.
+    pub fn retire_after(&self) -> Option<std::time::Duration> {
+        let l = self.lifetime?;
+        // A spread fraction in [0, 1) from the process id (Knuth's multiplicative hash).
+        let frac = f64::from(std::process::id().wrapping_mul(2_654_435_761) % 1000) / 1000.0;
+        Some(l + self.lifetime_stagger.mul_f64(frac))
+    }
+}
+
+/// Retires worker `name` through the scheduler after `after` (its `--lifetime`): the
+/// scheduler moves its results away and then tells it to exit.
+fn retire_later(
+    scheduler: &str,
+    options: &WorkerOptions,
+    after: std::time::Duration,
+) -> Result<()> {
+    let (address, name) = (scheduler.to_owned(), options.name.clone());
+    let sec = options.security.clone();
+    std::thread::Builder::new()
+        .name("gridflow-lifetime".into())
+        .spawn(move || {
+            std::thread::sleep(after);
+            tracing::info!("gridflow worker {name}: its lifetime ({after:?}) is over: retiring");
+            let retired = sec
+                .map_or_else(Security::from_env, Ok)
+                .and_then(|sec| crate::Client::connect_with(&address, sec))
+                .and_then(|c| c.retire_workers(std::slice::from_ref(&name)));
+            if let Err(e) = retired {
+                tracing::warn!("gridflow worker {name}: retiring at the end of its lifetime: {e}");
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| DistError::io("starting the lifetime thread", e))
 }
 
 type Store<V> = Arc<crate::memory::DataStore<V>>;
@@ -82,6 +127,8 @@ enum Event<V> {
     Fetched(Vec<(u64, Arc<V>)>),
     /// Inputs that could not be fetched, from where, and why.
     FetchFailed(Vec<u64>, String, String),
+    /// Results copied here from a retiring peer (to keep), and those that could not be.
+    Replicated(Vec<(u64, Arc<V>)>, Vec<u64>),
     /// Time to send a heartbeat and check the scheduler's.
     Tick,
     /// A thread started a task.
@@ -119,6 +166,9 @@ where
         .enable_all()
         .build()
         .map_err(|e| DistError::io("starting the worker's event loop", e))?;
+    if let Some(after) = options.retire_after() {
+        retire_later(scheduler, &options, after)?;
+    }
     rt.block_on(serve::<O>(scheduler.to_owned(), options))
 }
 
@@ -308,6 +358,19 @@ where
                     steals.push(FromWorker::StealResponse(answers));
                 }
                 Event::Scheduler(ToWorker::Shutdown) => stop = Some(Ok(())),
+                Event::Scheduler(ToWorker::Replicate(locations)) => {
+                    st.replicate(locations);
+                }
+                Event::Replicated(values, failed) => {
+                    fetched_bytes += values.iter().map(|(_, v)| O::nbytes(v) as u64).sum::<u64>();
+                    let ids: Vec<u64> = values.iter().map(|(id, _)| *id).collect();
+                    st.fetched(values);
+                    for id in &ids {
+                        // Kept for good: no local task's end drops it.
+                        st.borrowed.remove(id);
+                    }
+                    steals.push(FromWorker::Replicated { ids, failed });
+                }
                 Event::Scheduler(ToWorker::Heartbeat) => {}
                 Event::Started(id) => started.push(id),
                 Event::Tick => {
@@ -559,6 +622,28 @@ where
         }
     }
 
+    /// Copies results from the peers holding them (a retiring worker's), to keep.
+    fn replicate(&self, locations: Vec<Location>) {
+        let mut by_holder: FxHashMap<String, Vec<u64>> = FxHashMap::default();
+        for l in locations {
+            by_holder.entry(l.address).or_default().push(l.id);
+        }
+        for (address, ids) in by_holder {
+            let tx = self.tx.clone();
+            let sec = self.sec.clone();
+            tokio::spawn(async move {
+                let ev = match fetch::<O::Value>(&address, &ids, &sec).await {
+                    Ok(values) => Event::Replicated(values, Vec::new()),
+                    Err(e) => {
+                        tracing::warn!("gridflow worker: copying results from {address}: {e}");
+                        Event::Replicated(Vec::new(), ids)
+                    }
+                };
+                let _ = tx.send(ev);
+            });
+        }
+    }
+
     /// Inputs that could not be fetched: the tasks waiting for them are dropped and
     /// returned.
     fn fetch_failed(&mut self, ids: &[u64]) -> Vec<u64> {
@@ -742,8 +827,21 @@ async fn data_server<V: WireValue + Send + Sync + 'static>(
                 let s = crate::auth::accept(stream, &peer, &sec).await?;
                 serve_data(s, &peer, &store).await
             };
-            if let Err(e) = served.await {
-                tracing::warn!(%peer, "gridflow worker: data connection from {peer}: {e}");
+            match served.await {
+                // A peer that exits drops the connections it kept for later fetches: not
+                // worth a warning.
+                Err(DistError::Io { source, .. })
+                    if matches!(
+                        source.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    tracing::debug!(%peer, "data connection from {peer} reset: {source}");
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, "gridflow worker: data connection from {peer}: {e}");
+                }
+                Ok(()) => {}
             }
         });
     }

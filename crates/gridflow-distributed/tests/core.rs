@@ -627,3 +627,78 @@ fn only_workers_that_ran_something_blame_their_tasks_when_they_die() {
     assert!(message.contains("3 workers that died"), "{message}");
     let _ = real;
 }
+
+/// The per-group counts the dashboard reads, kept on every transition, equal a scan of the
+/// tasks' states at every step of a run, through a lost worker.
+#[test]
+fn group_counts_match_a_scan_of_task_states_throughout() {
+    let mut core = Core::new(Config::default());
+    core.add_worker(2);
+    let w1 = core.add_worker(1);
+    let (tasks, root) = tree_job(64);
+    let n = tasks.len();
+    // Leaves are group 0 ("leaf"), sums group 1 ("sum").
+    let of_task: Vec<u32> = tasks
+        .iter()
+        .map(|(_, ins)| u32::from(!ins.is_empty()))
+        .collect();
+    let names = vec!["leaf".to_owned(), "sum".to_owned()];
+    let job = core
+        .submit_grouped(tasks, vec![root], &[], &names, &of_task)
+        .unwrap();
+    let check = |core: &Core, finished: &[u64; 2]| {
+        let mut want = [[0u64; 5]; 2];
+        for (i, &g) in of_task.iter().enumerate() {
+            let slot = match core.state(job + i as u64) {
+                TaskState::Released | TaskState::Waiting => 0,
+                TaskState::Queued => 1,
+                TaskState::Processing => 2,
+                TaskState::Memory => 3,
+                TaskState::Erred => 4,
+                TaskState::Forgotten => continue,
+            };
+            want[g as usize][slot] += 1;
+        }
+        let groups = core.groups();
+        assert_eq!(groups.len(), 2);
+        for (g, c) in groups.iter().enumerate() {
+            let got = [c.waiting, c.queued, c.processing, c.memory, c.erred];
+            assert_eq!(got, want[g], "group {}", c.name);
+            assert_eq!(c.done, finished[g], "group {}", c.name);
+        }
+    };
+    assert_eq!(core.groups()[0].total + core.groups()[1].total, n as u64);
+    // Sums read leaves (and sums: no edge within a group).
+    assert_eq!(core.group_edges().collect::<Vec<_>>(), vec![(0, 1)]);
+    let mut finished = [0u64; 2];
+    let mut steps = 0;
+    let mut pending: VecDeque<(WorkerId, TaskId)> = computes(&core.take_actions()).into();
+    check(&core, &finished);
+    while let Some((w, t)) = pending.pop_front() {
+        steps += 1;
+        if steps == 20 {
+            // A worker dies: its results are recomputed, its tasks placed again; results
+            // lost with it no longer count as done.
+            let before = finished[0] + finished[1];
+            core.remove_worker(w1);
+            let c = core.groups();
+            finished = [c[0].done, c[1].done];
+            assert!(finished[0] + finished[1] < before, "w1 held results");
+            pending.retain(|&(x, _)| x != w1);
+            pending.extend(computes(&core.take_actions()));
+            check(&core, &finished);
+            continue;
+        }
+        if core.state(t) != TaskState::Processing {
+            continue;
+        }
+        core.finished(w, t, 8);
+        finished[of_task[(t - job) as usize] as usize] += 1;
+        pending.extend(computes(&core.take_actions()));
+        check(&core, &finished);
+    }
+    let c = core.groups();
+    assert_eq!((c[0].done, c[0].total), (c[0].total, 64));
+    assert_eq!(c[1].done, c[1].total);
+    assert_eq!(core.state(job + u64::from(root)), TaskState::Memory);
+}

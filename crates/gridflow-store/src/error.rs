@@ -187,6 +187,16 @@ pub enum StoreError {
         /// What failed.
         detail: String,
     },
+    /// A netCDF file that cannot be written.
+    #[error("writing netCDF file {path}: {detail}: {source}")]
+    NetcdfWrite {
+        /// The file.
+        path: String,
+        /// Which variable or attribute, or which step.
+        detail: String,
+        /// The writer's error.
+        source: netcdf_writer::Error,
+    },
     /// A file that is neither a Zarr store nor a reference set gridflow reads.
     #[error("{url}: {detail}")]
     NotAStore {

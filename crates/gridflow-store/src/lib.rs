@@ -12,9 +12,11 @@
 //! * [`kerchunk`] reference sets (JSON version 0 and 1) open as read-only stores whose chunks
 //!   are byte ranges of other files (netCDF-4/HDF5 ones, typically): [`ZarrStore::open`]
 //!   recognises a reference file by its content;
+//! * [`netcdf_write::write_netcdf`] writes netCDF-4 files (pure Rust);
 //! * [`staging`] puts local outputs in place only when complete (temporary sibling + rename).
 //!
-//! * [`netcdf::NetcdfFile`] reads local netCDF-3 and netCDF-4 files as lazy chunked arrays.
+//! * [`netcdf::NetcdfFile`] reads netCDF-3 and netCDF-4 files as lazy chunked arrays, local
+//!   ones from disk and remote ones by byte ranges ([`netcdf_remote`]).
 //!
 //! Call [`register`] once per process that runs read tasks (the `"zarr"` and `"netcdf"`
 //! source kinds).
@@ -29,6 +31,8 @@ mod http;
 pub mod kerchunk;
 pub mod metadata;
 pub mod netcdf;
+pub mod netcdf_remote;
+pub mod netcdf_write;
 pub mod staging;
 pub mod storage;
 mod strings;

@@ -5,20 +5,26 @@
 //! Each numeric variable becomes a lazy [`ChunkedArray`] whose blocks are read by a
 //! [`ChunkSource`] of kind `"netcdf"` (hyperslab reads, one per block, on the executor's
 //! threads); blocks follow the file's HDF5 chunks, grouped along the first dimension up to
-//! about [`BLOCK_BYTES`]. Only local files are read this way (the reader maps the file into
-//! memory); remote netCDF files are read through kerchunk references ([`crate::kerchunk`]).
+//! about [`BLOCK_BYTES`]. Local files are mapped into memory; files on HTTP, S3, GCS or Azure
+//! are read by byte ranges ([`crate::netcdf_remote`]).
 
 use crate::error::{Result, StoreError};
+use crate::netcdf_remote::{RangeFile, is_remote};
+use crate::storage::StoreOptions;
 use gridflow_array::{Chunk, ChunkSource, ChunkedArray, DType};
 use netcdf_reader::{NcAttrValue, NcFile, NcSliceInfo, NcSliceInfoElem, NcType};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Target decoded bytes of one block (whole HDF5 chunks along the other dimensions, as many
 /// rows of them along the first as fit).
 pub const BLOCK_BYTES: usize = 32 << 20;
+
+/// Target decoded bytes of one slab of a streamed read (whole HDF5 chunk rows along the first
+/// dimension, at least one): a task that reduces or slices a block holds this much at a time.
+pub const SLAB_BYTES: usize = 4 << 20;
 
 /// One variable of a netCDF file.
 #[derive(Clone, Debug)]
@@ -36,12 +42,21 @@ pub struct NcVar {
     /// Attributes as JSON (numbers, strings, lists of them), netCDF's own hidden ones left
     /// out.
     pub attrs: Map<String, Value>,
+    /// Text: a netCDF-4 `string` variable, or a `char` array whose last dimension (the
+    /// string length, left out of `dims` and `shape`) holds the characters; read with
+    /// [`NetcdfFile::read_strings`].
+    pub text: bool,
+    /// The variable's path in the file (`group/sub/name`).
+    path: String,
 }
 
 /// An open netCDF file: its variables and global attributes.
 #[derive(Clone)]
 pub struct NetcdfFile {
-    path: PathBuf,
+    url: String,
+    group: String,
+    unlimited: Vec<String>,
+    options: StoreOptions,
     file: Arc<NcFile>,
     vars: Vec<NcVar>,
     attrs: Map<String, Value>,
@@ -50,42 +65,65 @@ pub struct NetcdfFile {
 impl std::fmt::Debug for NetcdfFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NetcdfFile")
-            .field("path", &self.path)
+            .field("url", &self.url)
             .field("variables", &self.vars.len())
             .finish()
     }
 }
 
-fn nc_err(path: &Path, detail: impl std::fmt::Display) -> StoreError {
+fn nc_err(path: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Netcdf {
-        path: path.display().to_string(),
+        path: path.to_owned(),
         detail: detail.to_string(),
     }
 }
 
-/// Open files by path, shared by every read task of this process.
-fn cache() -> &'static Mutex<HashMap<PathBuf, Arc<NcFile>>> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<NcFile>>>> = OnceLock::new();
+/// Open files by URL (absolute path for local ones), shared by every read task of this
+/// process.
+fn cache() -> &'static Mutex<HashMap<String, Arc<NcFile>>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<NcFile>>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn open_cached(path: &Path) -> Result<Arc<NcFile>> {
+/// Opens `url`: a remote file through ranged reads, else an absolute local path. A local
+/// file is cached under its size and modification time, so a file replaced
+/// since (a `to_netcdf --overwrite`) is opened again rather than read through a stale map.
+fn open_cached(url: &str, options: &StoreOptions) -> Result<Arc<NcFile>> {
+    let local = (!is_remote(url))
+        .then(|| {
+            let path = PathBuf::from(url);
+            let meta = std::fs::metadata(&path).map_err(|source| StoreError::Io {
+                op: "opening",
+                path: path.clone(),
+                source,
+            })?;
+            if !meta.is_file() {
+                return Err(nc_err(url, "not a regular file"));
+            }
+            Ok((path, meta))
+        })
+        .transpose()?;
+    let key = match &local {
+        Some((_, meta)) => format!("{url}\0{}\0{:?}", meta.len(), meta.modified().ok()),
+        None => url.to_owned(),
+    };
     if let Ok(c) = cache().lock()
-        && let Some(f) = c.get(path)
+        && let Some(f) = c.get(&key)
     {
         return Ok(f.clone());
     }
-    let meta = std::fs::metadata(path).map_err(|source| StoreError::Io {
-        op: "opening",
-        path: path.to_owned(),
-        source,
-    })?;
-    if !meta.is_file() {
-        return Err(nc_err(path, "not a regular file"));
-    }
-    let f = Arc::new(NcFile::open(path).map_err(|e| nc_err(path, e))?);
+    let file = match &local {
+        None => {
+            let storage = Arc::new(RangeFile::open(url, options)?);
+            NcFile::from_storage(storage).map_err(|e| nc_err(url, e))?
+        }
+        Some((path, _)) => NcFile::open(path).map_err(|e| nc_err(url, e))?,
+    };
+    let f = Arc::new(file);
     if let Ok(mut c) = cache().lock() {
-        c.insert(path.to_owned(), f.clone());
+        // one entry per URL: a replaced file's old map is dropped with its entry
+        c.retain(|k, _| k.split('\0').next() != Some(url));
+        c.insert(key, f.clone());
     }
     Ok(f)
 }
@@ -163,53 +201,157 @@ fn attrs_json(attrs: &[netcdf_reader::NcAttribute]) -> Map<String, Value> {
 }
 
 impl NetcdfFile {
-    /// Opens a local netCDF file (a path or `file://` URL) and reads its metadata.
+    /// [`NetcdfFile::open_with`] with default (read-only) store options.
     pub fn open(url: &str) -> Result<NetcdfFile> {
-        let path = match url.strip_prefix("file://") {
-            Some(p) => PathBuf::from(p),
-            None if url.contains("://") => {
-                return Err(StoreError::Url {
-                    url: url.to_owned(),
-                    detail: "netCDF files are read directly only from local disk; open kerchunk \
-                             references to a remote file instead"
-                        .into(),
-                });
-            }
-            None => PathBuf::from(url),
+        NetcdfFile::open_with(url, &StoreOptions::read_only())
+    }
+
+    /// Opens a netCDF file and reads its metadata: a local path or `file://` URL, or an
+    /// `http(s)://`, `s3://`, `gs://` or `az://` URL read by byte ranges with `options`.
+    pub fn open_with(url: &str, options: &StoreOptions) -> Result<NetcdfFile> {
+        NetcdfFile::open_group(url, options, "")
+    }
+
+    /// [`NetcdfFile::open_with`] of one group of the file (`""` or `/`: the root;
+    /// `forecast/member1`: a nested group), as xarray's `group=`: its variables and
+    /// attributes.
+    pub fn open_group(url: &str, options: &StoreOptions, group: &str) -> Result<NetcdfFile> {
+        let url = if is_remote(url) {
+            url.to_owned()
+        } else {
+            let path = match url.strip_prefix("file://") {
+                Some(p) => PathBuf::from(p),
+                None if url.contains("://") => {
+                    return Err(StoreError::Url {
+                        url: url.to_owned(),
+                        detail: "unsupported scheme for a netCDF file (use a path, file://, \
+                                 http(s)://, s3://, gs://, az://, abfs:// or abfss://)"
+                            .into(),
+                    });
+                }
+                None => PathBuf::from(url),
+            };
+            let abs = std::path::absolute(&path).map_err(|source| StoreError::Io {
+                op: "resolving",
+                path: path.clone(),
+                source,
+            })?;
+            abs.to_str()
+                .ok_or_else(|| nc_err(&abs.display().to_string(), "the path is not UTF-8"))?
+                .to_owned()
         };
-        let path = std::path::absolute(&path).map_err(|source| StoreError::Io {
-            op: "resolving",
-            path: path.clone(),
-            source,
+        let path = url.as_str();
+        let file = open_cached(path, options)?;
+        let group = group.trim_matches('/').to_owned();
+        let g = if group.is_empty() {
+            file.root_group()
+        } else {
+            file.group(&group)
+        }
+        .map_err(|e| {
+            let have = file
+                .root_group()
+                .map(|r| group_names(r, ""))
+                .unwrap_or_default();
+            nc_err(
+                path,
+                format!("group {group:?}: {e} (groups in the file: {have:?})"),
+            )
         })?;
-        let file = open_cached(&path)?;
         let mut vars = Vec::new();
-        for v in file.variables().map_err(|e| nc_err(&path, e))? {
+        for v in &g.variables {
+            let mut dims: Vec<String> = v.dimensions().iter().map(|d| d.name.clone()).collect();
+            let mut shape: Vec<usize> = v
+                .shape()
+                .iter()
+                .map(|&n| usize::try_from(n).unwrap_or(usize::MAX))
+                .collect();
+            let text = matches!(v.dtype(), NcType::String | NcType::Char);
+            if matches!(v.dtype(), NcType::Char) && !dims.is_empty() {
+                // the last dimension is the string length
+                dims.pop();
+                shape.pop();
+            }
             vars.push(NcVar {
                 name: v.name().to_owned(),
-                dims: v.dimensions().iter().map(|d| d.name.clone()).collect(),
-                shape: v
-                    .shape()
-                    .iter()
-                    .map(|&n| usize::try_from(n).unwrap_or(usize::MAX))
-                    .collect(),
+                dims,
+                shape,
                 dtype: dtype_of(v.dtype()),
                 nc_type: format!("{:?}", v.dtype()),
                 attrs: attrs_json(v.attributes()),
+                text,
+                path: if group.is_empty() {
+                    v.name().to_owned()
+                } else {
+                    format!("{group}/{}", v.name())
+                },
             });
         }
-        let attrs = attrs_json(file.global_attributes().map_err(|e| nc_err(&path, e))?);
+        let attrs = attrs_json(&g.attributes);
+        // unlimited dimensions used by the group's variables (they may be defined above it)
+        let mut unlimited: Vec<String> = Vec::new();
+        for v in &g.variables {
+            for d in v.dimensions() {
+                if d.is_unlimited && !unlimited.contains(&d.name) {
+                    unlimited.push(d.name.clone());
+                }
+            }
+        }
         Ok(NetcdfFile {
-            path,
+            url,
+            group,
+            unlimited,
+            options: options.clone(),
             file,
             vars,
             attrs,
         })
     }
 
-    /// The file's absolute path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The file's absolute path, or its URL when remote.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The unlimited dimensions of the group's variables.
+    pub fn unlimited_dims(&self) -> &[String] {
+        &self.unlimited
+    }
+
+    /// The group read (`""`: the root).
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The values of a text variable (see [`NcVar::text`]), one string per element in
+    /// row-major order, trailing NULs of char arrays removed.
+    pub fn read_strings(&self, name: &str) -> Result<Vec<String>> {
+        let v = self.var(name)?;
+        if !v.text {
+            return Err(nc_err(
+                &self.url,
+                format!("variable {name:?} is of type {}, not text", v.nc_type),
+            ));
+        }
+        let values = self
+            .file
+            .read_variable_as_strings(&v.path)
+            .map_err(|e| nc_err(&self.url, format!("variable {name:?}: {e}")))?;
+        let want: usize = v.shape.iter().product();
+        if values.len() != want {
+            return Err(nc_err(
+                &self.url,
+                format!(
+                    "variable {name:?}: read {} strings, its shape {:?} holds {want}",
+                    values.len(),
+                    v.shape
+                ),
+            ));
+        }
+        Ok(values
+            .into_iter()
+            .map(|s| s.trim_end_matches('\0').to_owned())
+            .collect())
     }
 
     /// The variables, in file order.
@@ -226,15 +368,16 @@ impl NetcdfFile {
         self.vars
             .iter()
             .find(|v| v.name == name)
-            .ok_or_else(|| nc_err(&self.path, format!("no variable {name:?}")))
+            .ok_or_else(|| nc_err(&self.url, format!("no variable {name:?}")))
     }
 
     /// The block shape of `name`: its HDF5 chunks (the whole array when contiguous or
-    /// netCDF-3), with whole chunks grouped along the first dimension up to [`BLOCK_BYTES`].
-    fn block_shape(&self, v: &NcVar, dtype: DType) -> Vec<usize> {
+    /// netCDF-3), with whole chunks grouped along the first dimension up to [`BLOCK_BYTES`];
+    /// and the rows of one streamed slab (whole chunks up to `slab_bytes`).
+    fn block_shape(&self, v: &NcVar, dtype: DType, slab_bytes: usize) -> (Vec<usize>, usize) {
         let chunk: Vec<usize> = self
             .file
-            .iter_variable_chunks(&v.name)
+            .iter_variable_chunks(&v.path)
             .ok()
             .and_then(|mut it| it.next())
             .and_then(|c| c.ok())
@@ -258,30 +401,41 @@ impl NetcdfFile {
             .zip(&v.shape)
             .map(|(&c, &n)| c.min(n.max(1)))
             .collect();
+        let mut slab_rows = 1;
         if let Some(&rows) = block.first() {
             let row_bytes = block[1..]
                 .iter()
                 .fold(dtype.size(), |a, &c| a.saturating_mul(c))
                 .max(1);
-            let per = (BLOCK_BYTES / row_bytes.saturating_mul(rows).max(1)).max(1);
+            let chunk_bytes = row_bytes.saturating_mul(rows).max(1);
+            let per = (BLOCK_BYTES / chunk_bytes).max(1);
             block[0] = rows.saturating_mul(per).min(v.shape[0].max(1));
+            slab_rows = rows
+                .saturating_mul((slab_bytes / chunk_bytes).max(1))
+                .max(1);
         }
-        block
+        (block, slab_rows)
     }
 
     /// A lazy array over variable `name`.
     pub fn to_chunked(&self, name: &str) -> Result<ChunkedArray> {
+        self.to_chunked_with_slabs(name, SLAB_BYTES)
+    }
+
+    /// [`NetcdfFile::to_chunked`] whose streamed reads hold about `slab_bytes` (whole HDF5
+    /// chunk rows, at least one) at a time.
+    pub fn to_chunked_with_slabs(&self, name: &str, slab_bytes: usize) -> Result<ChunkedArray> {
         let v = self.var(name)?;
         let dtype = v.dtype.ok_or_else(|| {
             nc_err(
-                &self.path,
+                &self.url,
                 format!(
                     "variable {name:?} is of type {}, which gridflow does not read",
                     v.nc_type
                 ),
             )
         })?;
-        let block = self.block_shape(v, dtype);
+        let (block, slab_rows) = self.block_shape(v, dtype, slab_bytes);
         let chunks: Vec<Vec<usize>> = v
             .shape
             .iter()
@@ -300,11 +454,13 @@ impl NetcdfFile {
             .collect();
         let source = NetcdfSource {
             spec: SourceSpec {
-                path: self.path.clone(),
-                var: name.to_owned(),
+                url: self.url.clone(),
+                options: self.options.clone(),
+                var: v.path.clone(),
                 shape: v.shape.clone(),
                 block,
                 dtype: dtype.name().to_owned(),
+                slab_rows,
             },
             dtype,
             file: OnceLock::new(),
@@ -321,11 +477,21 @@ impl NetcdfFile {
 /// What a `"netcdf"` read task needs to rebuild its source in any process.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct SourceSpec {
-    path: PathBuf,
+    /// An absolute local path or a remote URL.
+    url: String,
+    options: StoreOptions,
     var: String,
     shape: Vec<usize>,
     block: Vec<usize>,
     dtype: String,
+    /// Rows of one streamed slab: whole HDF5 chunks along the first dimension, so slab
+    /// boundaries fall on chunk boundaries and no chunk is decoded twice.
+    #[serde(default = "one")]
+    slab_rows: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Reads the blocks of one netCDF variable by hyperslab.
@@ -348,7 +514,7 @@ impl NetcdfSource {
         if let Some(f) = self.file.get() {
             return Ok(f);
         }
-        let f = open_cached(&self.spec.path)?;
+        let f = open_cached(&self.spec.url, &self.spec.options)?;
         Ok(self.file.get_or_init(|| f))
     }
 
@@ -377,10 +543,63 @@ impl ChunkSource for NetcdfSource {
     }
 
     fn read_block(&self, block: &[usize]) -> gridflow_array::Result<Chunk> {
-        let path = &self.spec.path;
+        let path = self.spec.url.as_str();
         let region = self
             .region(block)
             .ok_or_else(|| nc_err(path, format!("block index {block:?} has the wrong length")))?;
+        self.read_region(block, &region)
+    }
+
+    fn block_shape(&self, block: &[usize]) -> Option<Vec<usize>> {
+        self.region(block)
+            .map(|r| r.iter().map(|x| x.len()).collect())
+    }
+
+    fn read_block_slabs(
+        &self,
+        block: &[usize],
+        visit: &mut dyn FnMut(Chunk) -> gridflow_array::Result<()>,
+    ) -> gridflow_array::Result<()> {
+        self.read_rows_slabs(block, 0..usize::MAX, visit)
+    }
+
+    fn read_rows_slabs(
+        &self,
+        block: &[usize],
+        rows: std::ops::Range<usize>,
+        visit: &mut dyn FnMut(Chunk) -> gridflow_array::Result<()>,
+    ) -> gridflow_array::Result<()> {
+        let path = self.spec.url.as_str();
+        let region = self
+            .region(block)
+            .ok_or_else(|| nc_err(path, format!("block index {block:?} has the wrong length")))?;
+        let Some(first) = region.first().cloned() else {
+            // a 0-d variable: one slab
+            return visit(self.read_region(block, &region)?);
+        };
+        let step = self.spec.slab_rows.max(1);
+        let hi = first.start.saturating_add(rows.end.min(first.len()));
+        let mut at = first.start.saturating_add(rows.start.min(first.len()));
+        while at < hi {
+            // slab ends on the next multiple of `step` rows of the variable (chunk boundaries)
+            let end = ((at / step).saturating_add(1).saturating_mul(step)).min(hi);
+            let mut part = region.clone();
+            part[0] = at..end;
+            visit(self.read_region(block, &part)?)?;
+            at = end;
+        }
+        Ok(())
+    }
+}
+
+impl NetcdfSource {
+    /// Reads the hyperslab `region` (absolute ranges) of the variable.
+    fn read_region(
+        &self,
+        block: &[usize],
+        region: &[std::ops::Range<usize>],
+    ) -> gridflow_array::Result<Chunk> {
+        let path = self.spec.url.as_str();
         let sel = NcSliceInfo {
             selections: region
                 .iter()
@@ -429,11 +648,6 @@ impl ChunkSource for NetcdfSource {
         }
         Ok(chunk)
     }
-
-    fn block_shape(&self, block: &[usize]) -> Option<Vec<usize>> {
-        self.region(block)
-            .map(|r| r.iter().map(|x| x.len()).collect())
-    }
 }
 
 /// Rebuilds a `"netcdf"` source from its spec (registered by [`crate::register`]).
@@ -443,7 +657,7 @@ pub(crate) fn source_from_spec(spec: &str) -> Result<Arc<dyn ChunkSource>> {
         detail: format!("not a netcdf source spec: {e}"),
     })?;
     let dtype = DType::parse(&s.dtype).ok_or_else(|| StoreError::Url {
-        url: s.path.display().to_string(),
+        url: s.url.clone(),
         detail: format!("unknown dtype {:?} in a netcdf source spec", s.dtype),
     })?;
     Ok(Arc::new(NetcdfSource {
@@ -451,4 +665,20 @@ pub(crate) fn source_from_spec(spec: &str) -> Result<Arc<dyn ChunkSource>> {
         dtype,
         file: OnceLock::new(),
     }))
+}
+
+/// Every group path under `g` (for messages).
+fn group_names(g: &netcdf_reader::NcGroup, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in &g.groups {
+        let p = if prefix.is_empty() {
+            sub.name.clone()
+        } else {
+            format!("{prefix}/{}", sub.name)
+        };
+        let below = group_names(sub, &p);
+        out.push(p);
+        out.extend(below);
+    }
+    out
 }

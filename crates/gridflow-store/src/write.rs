@@ -11,7 +11,6 @@ use gridflow_array::{
 use gridflow_graph::{Graph, Key, Task};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use zarrs::storage::{ReadableStorageTraits, StoreKey, StorePrefix, WritableStorageTraits};
 
 /// What to do when the target already exists.
@@ -820,9 +819,10 @@ pub fn input_stores(array: &ChunkedArray) -> Vec<(StoreUrl, String)> {
         // a netCDF file read directly is an input too (its spec names the file)
         if src.kind() == "netcdf" {
             if let Ok(Value::Object(spec)) = serde_json::from_str::<Value>(&src.spec())
-                && let Some(Value::String(p)) = spec.get("path")
+                && let Some(Value::String(p)) = spec.get("url")
+                && let Ok(url) = StoreUrl::parse(p)
             {
-                let item = (StoreUrl::Local(PathBuf::from(p)), String::new());
+                let item = (url, String::new());
                 if !out.contains(&item) {
                     out.push(item);
                 }

@@ -349,8 +349,15 @@ impl Dashboard {
         let listener = match std::net::TcpListener::bind((host, port)) {
             Ok(l) => l,
             Err(e) if fallback && port != 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
-                std::net::TcpListener::bind((host, 0))
-                    .map_err(|e| DistError::io(format!("binding the dashboard to {host}:0"), e))?
+                let l = std::net::TcpListener::bind((host, 0))
+                    .map_err(|e| DistError::io(format!("binding the dashboard to {host}:0"), e))?;
+                if let Ok(a) = l.local_addr() {
+                    tracing::warn!(
+                        "port {port} is already in use; the dashboard is at {} instead",
+                        link_for(a)
+                    );
+                }
+                l
             }
             Err(e) => {
                 return Err(DistError::io(

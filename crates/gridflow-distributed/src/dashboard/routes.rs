@@ -9,11 +9,13 @@ const PAGE: &str = include_str!("pages/page.html");
 const SCRIPT: &str = include_str!("pages/dash.js");
 const STYLE: &str = include_str!("pages/dash.css");
 
-/// Task-stream events sent at most per request or stream frame.
-const EVENTS_PER_FRAME: usize = 2_000;
+/// Task-stream events sent at most per request or stream frame: with tiny tasks the page
+/// shows the most recent ones (as Dask's task stream keeps its last tasks), which keeps an
+/// open page's cost (the browser's parsing and drawing, on the cluster's cores) small.
+const EVENTS_PER_FRAME: usize = 500;
 
 /// How often the live stream sends a frame.
-const STREAM_EVERY: Duration = Duration::from_millis(200);
+const STREAM_EVERY: Duration = Duration::from_millis(250);
 
 /// The single-pane pages: (dask-labextension's name, path, title, panes).
 pub(crate) const PANES: &[(&str, &str, &str, &str)] = &[
@@ -191,7 +193,7 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         Response::Events {
             every: STREAM_EVERY,
             next: Box::new(move || {
-                let f = frame(&h, since, 200);
+                let f = frame(&h, since, 100);
                 since = f["next"].as_u64().unwrap_or(since);
                 Some(f.to_string())
             }),

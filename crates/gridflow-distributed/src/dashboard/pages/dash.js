@@ -3,7 +3,7 @@
 "use strict";
 (function () {
   const WINDOW = 15;          // seconds of task stream shown
-  const MAX_BARS = 20000;     // bars kept in the browser
+  const MAX_BARS = 5000;      // bars kept in the browser
   const panes = document.body.dataset.panes.split(" ").filter(Boolean);
   const single = location.pathname.indexOf("/individual-") >= 0;
   if (single) document.body.classList.add("single");

@@ -1,0 +1,402 @@
+//! Scaling on real processes over 127.0.0.1: graceful retirement (results moved to the
+//! workers that stay, nothing recomputed), the adaptive target under pending work and at
+//! rest, and `LocalCluster` as a `Cluster` (scale up and down, adapt up and down to 0).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly on purpose.
+
+use gridflow_distributed::testing::ResilOp;
+use gridflow_distributed::{AdaptiveOptions, Cluster, LocalCluster, LocalClusterOptions};
+use gridflow_graph::{Graph, Key, Task};
+use gridflow_runtime::conformance::{TestOp, num};
+use gridflow_runtime::{Executor, LocalExecutor};
+use std::time::{Duration, Instant};
+
+const NODE: &str = env!("CARGO_BIN_EXE_gridflow-test-node");
+
+fn cluster(n_workers: usize, resil: bool) -> LocalCluster {
+    let args = if resil {
+        vec!["resil".into(), "worker".into()]
+    } else {
+        vec!["worker".into()]
+    };
+    LocalCluster::with_options(LocalClusterOptions {
+        n_workers,
+        threads_per_worker: 1,
+        program: Some(NODE.into()),
+        args,
+        ..LocalClusterOptions::default()
+    })
+    .unwrap()
+}
+
+/// `n` sources that append a byte to `log` each time they run, doubled.
+fn counted(n: u32, log: &std::path::Path) -> (Graph<TestOp>, Vec<Key>) {
+    let mut g = Graph::new();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let m = Key::new("read", &[i]);
+        let d = Key::new("doubled", &[i]);
+        g.insert(
+            m.clone(),
+            Task::new(
+                TestOp::Counted {
+                    value: u64::from(i) + 1,
+                    bytes: 2048,
+                    log: log.to_str().unwrap().to_owned(),
+                },
+                vec![],
+            ),
+        );
+        g.insert(d.clone(), Task::new(TestOp::Double, vec![m]));
+        out.push(d);
+    }
+    (g, out)
+}
+
+fn reads(log: &std::path::Path) -> usize {
+    std::fs::read(log).map_or(0, |b| b.len())
+}
+
+fn temp_log(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("gridflow-scaling-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("reads.log");
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_retired_worker_hands_its_results_over_and_nothing_is_recomputed() {
+    let c = cluster(3, false);
+    let client = c.client().unwrap();
+    let log = temp_log("retire");
+    let (g, doubled) = counted(30, &log);
+    let _kept = client.persist(&g, &doubled).unwrap();
+    assert_eq!(reads(&log), 30);
+    let before = client.workers().unwrap();
+    assert_eq!(before.len(), 3);
+    let mut leaving: Vec<String> = before[1..].iter().map(|w| w.name.clone()).collect();
+    leaving.sort();
+
+    let retired = client.retire_workers(&leaving).unwrap();
+    let mut sorted = retired.clone();
+    sorted.sort();
+    assert_eq!(sorted, leaving);
+    let left = client.workers().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].name, before[0].name);
+
+    // Every persisted block is still there: the total is right and no source ran again.
+    let mut g2 = g.clone();
+    let total = Key::new("total", &[]);
+    g2.insert(total.clone(), Task::new(TestOp::Sum, doubled.clone()));
+    let got = client.run(&g2, std::slice::from_ref(&total)).unwrap();
+    let want = LocalExecutor::threads(1)
+        .run(&g2, std::slice::from_ref(&total))
+        .unwrap();
+    assert_eq!(got[0], want[0]);
+    assert_eq!(
+        reads(&log),
+        30 + 30,
+        "only the local executor read the sources again"
+    );
+    let moved: usize = c
+        .log()
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("retired worker ")?
+                .split(": ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    assert!(moved > 0, "results were moved: {:?}", c.log());
+    assert!(
+        !c.log().iter().any(|l| l.starts_with("lost worker")),
+        "{:?}",
+        c.log()
+    );
+}
+
+#[test]
+fn retiring_an_unknown_worker_names_it() {
+    let c = cluster(1, false);
+    let client = c.client().unwrap();
+    let e = client
+        .retire_workers(&["no-such-worker".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no-such-worker"), "{e}");
+    assert_eq!(client.workers().unwrap().len(), 1);
+}
+
+/// `n` independent slow tasks of `ms` each.
+fn slow(n: u32, ms: u64, tag: &str) -> (Graph<ResilOp>, Vec<Key>) {
+    let mut g = Graph::new();
+    let keys = (0..n)
+        .map(|i| {
+            let k = Key::new(tag, &[i]);
+            g.insert(
+                k.clone(),
+                Task::new(
+                    ResilOp::Slow {
+                        ms,
+                        add: u64::from(i),
+                        bytes: 64,
+                    },
+                    vec![],
+                ),
+            );
+            k
+        })
+        .collect();
+    (g, keys)
+}
+
+#[test]
+fn the_adaptive_target_follows_pending_work() {
+    let c = cluster(1, true);
+    let client = c.client().unwrap();
+    let idle = client.adaptive_target().unwrap();
+    assert_eq!(idle.target, 0, "{idle:?}");
+    assert_eq!(idle.unfinished_tasks, 0);
+    assert_eq!(idle.workers, 1);
+
+    // 40 tasks of 400 ms on one thread: 16 s of work, more than the 5 s target duration.
+    let (g, keys) = slow(40, 400, "slow");
+    let futures = client.submit_many(&g, &keys).unwrap();
+    let busy = client.adaptive_target().unwrap();
+    assert_eq!(busy.unfinished_tasks, 40, "{busy:?}");
+    assert!(busy.target > 1, "{busy:?}");
+    assert_eq!(busy.target, busy.cpu.max(busy.memory));
+    assert!(busy.cpu <= busy.ready_tasks, "{busy:?}");
+    drop(futures);
+}
+
+#[test]
+fn a_local_cluster_scales_up_and_down_by_hand() {
+    let c = cluster(1, false);
+    let client = c.client().unwrap();
+    c.scale(3).unwrap();
+    client.wait_for_workers(3, Duration::from_secs(30)).unwrap();
+    wait_until("three running workers", Duration::from_secs(10), || {
+        let s = c.worker_status().unwrap();
+        s.len() == 3
+            && s.iter()
+                .all(|w| w.state == gridflow_distributed::WorkerState::Running)
+    });
+    let (g, out, _) = gridflow_runtime::conformance::tree(60, 256);
+    let want = LocalExecutor::threads(1)
+        .run(&g, std::slice::from_ref(&out))
+        .unwrap();
+    assert_eq!(
+        client.run(&g, std::slice::from_ref(&out)).unwrap()[0],
+        want[0]
+    );
+
+    let pids = c.worker_pids();
+    c.scale(1).unwrap();
+    assert_eq!(client.workers().unwrap().len(), 1);
+    assert_eq!(c.worker_status().unwrap().len(), 1);
+    for pid in &pids[1..] {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "worker {pid} still runs after scale(1)"
+        );
+    }
+    assert_eq!(
+        client.run(&g, std::slice::from_ref(&out)).unwrap()[0],
+        want[0]
+    );
+    Cluster::close(&c).unwrap();
+    Cluster::close(&c).unwrap(); // again: nothing
+}
+
+#[test]
+fn adapt_scales_up_under_work_and_down_to_zero_after_it() {
+    let c = cluster(1, true);
+    let client = c.client().unwrap();
+    c.adapt_with(AdaptiveOptions {
+        minimum: 0,
+        maximum: 3,
+        interval: Duration::from_millis(100),
+        wait_count: 3,
+        cooldown: Duration::from_millis(500),
+    })
+    .unwrap();
+    let (g, keys) = slow(60, 300, "adapt");
+    let futures = client.submit_many(&g, &keys).unwrap();
+    wait_until("3 workers under load", Duration::from_secs(30), || {
+        client.workers().unwrap().len() == 3
+    });
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(num(&f.result().unwrap()), i as u64);
+    }
+    drop(futures);
+    wait_until("no worker once idle", Duration::from_secs(30), || {
+        client.workers().unwrap().is_empty() && c.worker_status().unwrap().is_empty()
+    });
+    assert!(c.log().iter().any(|l| l.starts_with("retired worker")));
+}
+
+#[test]
+fn workers_retire_at_the_end_of_their_lifetime() {
+    let c = LocalCluster::with_options(LocalClusterOptions {
+        n_workers: 2,
+        threads_per_worker: 1,
+        program: Some(NODE.into()),
+        args: vec![
+            "worker".into(),
+            "--lifetime".into(),
+            "2".into(),
+            "--lifetime-stagger".into(),
+            "2".into(),
+        ],
+        restart_workers: false,
+        ..LocalClusterOptions::default()
+    })
+    .unwrap();
+    let client = c.client().unwrap();
+    let start = Instant::now();
+    wait_until("both workers retired", Duration::from_secs(20), || {
+        client.workers().unwrap().is_empty()
+    });
+    assert!(
+        start.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    let retired = c
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("retired worker"))
+        .count();
+    assert_eq!(retired, 2, "{:?}", c.log());
+}
+
+/// One HTTP/1.1 request to the dashboard at `link` (`http://host:port/status`): the
+/// status code and the body.
+fn http(link: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let host = link
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut s = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status: u16 = out.split(' ').nth(1).unwrap().parse().unwrap();
+    let (_, b) = out.split_once("\r\n\r\n").unwrap();
+    (
+        status,
+        serde_json::from_str(b).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn dashboard_cluster(n: usize, security: gridflow_distributed::Security) -> LocalCluster {
+    LocalCluster::with_options(LocalClusterOptions {
+        n_workers: n,
+        threads_per_worker: 1,
+        program: Some(NODE.into()),
+        dashboard_address: Some("127.0.0.1:0".into()),
+        security,
+        ..LocalClusterOptions::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_scaling_endpoints_answer_over_http() {
+    let c = dashboard_cluster(2, gridflow_distributed::Security::none());
+    let link = c.dashboard_link().expect("a dashboard");
+    let client = c.client().unwrap();
+
+    let (status, t) = http(&link, "GET", "/api/v1/adaptive_target", "");
+    assert_eq!(status, 200, "{t}");
+    let want = serde_json::to_value(client.adaptive_target().unwrap()).unwrap();
+    assert_eq!(t, want);
+    assert_eq!(t["workers"], 2);
+
+    let (status, e) = http(
+        &link,
+        "POST",
+        "/api/v1/retire_workers",
+        "{\"workers\": [\"nobody\"]}",
+    );
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("nobody"), "{e}");
+    let (status, e) = http(&link, "POST", "/api/v1/retire_workers", "not json");
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("\"workers\""), "{e}");
+    let (status, e) = http(&link, "GET", "/api/v1/retire_workers", "");
+    assert_eq!(status, 405, "{e}");
+
+    let name = client.workers().unwrap()[1].name.clone();
+    let (status, r) = http(
+        &link,
+        "POST",
+        "/api/v1/retire_workers",
+        &format!("{{\"workers\": [\"{name}\"]}}"),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["retired"], serde_json::json!([name]));
+    assert_eq!(client.workers().unwrap().len(), 1);
+}
+
+#[test]
+fn retiring_over_http_needs_the_clusters_token() {
+    let token = gridflow_distributed::auth::generate_token().unwrap();
+    let sec = gridflow_distributed::Security::none()
+        .with_token(&token)
+        .unwrap();
+    let c = dashboard_cluster(2, sec);
+    let link = c.dashboard_link().unwrap();
+    let client = c.client().unwrap();
+    let name = client.workers().unwrap()[1].name.clone();
+    let (status, e) = http(
+        &link,
+        "POST",
+        "/api/v1/retire_workers",
+        &format!("{{\"workers\": [\"{name}\"]}}"),
+    );
+    assert_eq!(status, 403, "{e}");
+    let (status, _) = http(
+        &link,
+        "POST",
+        "/api/v1/retire_workers",
+        &format!("{{\"workers\": [\"{name}\"], \"token\": \"wrong\"}}"),
+    );
+    assert_eq!(status, 403);
+    assert_eq!(client.workers().unwrap().len(), 2);
+    let (status, r) = http(
+        &link,
+        "POST",
+        "/api/v1/retire_workers",
+        &format!("{{\"workers\": [\"{name}\"], \"token\": \"{token}\"}}"),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(client.workers().unwrap().len(), 1);
+    // Reading the target needs no token (it changes nothing).
+    assert_eq!(http(&link, "GET", "/api/v1/adaptive_target", "").0, 200);
+}
