@@ -425,6 +425,7 @@ pub async fn connect(address: &str, sec: &Security) -> Result<Stream> {
         let tcp = TcpStream::connect(hostport)
             .await
             .map_err(|e| DistError::io(format!("connecting to {address}"), e))?;
+        let _ = tcp.set_nodelay(true);
         handshake(Box::new(tcp), address, sec).await
     };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
