@@ -22,6 +22,14 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 cargo nextest --version | head -1
 
+step "system libraries: libsqlite3 (the gateway's state database, linked by rusqlite)"
+# the Debian package instead of rusqlite's bundled copy: compiling SQLite's C amalgamation
+# would cost every fresh clone about a minute of CI
+if ! dpkg -s libsqlite3-dev >/dev/null 2>&1; then
+  apt-get update -qq
+  apt-get install -y --no-install-recommends libsqlite3-dev
+fi
+
 step "python venv for the Zarr fixture tests (zarr-python round trips)"
 bash crates/gridflow-store/tests/fixtures/setup-venv.sh
 

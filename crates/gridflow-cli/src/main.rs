@@ -16,6 +16,7 @@ mod common;
 mod demo;
 mod eval;
 mod eval_cmd;
+mod gateway_cmd;
 mod out;
 mod pyscalar;
 mod sample;
@@ -124,6 +125,16 @@ enum Command {
     ///   gridflow eval --store az://data/tas.zarr --storage-option account_name=ACCOUNT 'ds.tas.mean()'
     #[command(verbatim_doc_comment, after_help = format!("{}\n\n{}", catalog_cmd::TERMS_HELP, common::storage_help()))]
     Eval(Box<eval_cmd::EvalArgs>),
+    /// The gateway: without a subcommand, run the server (REST API and cluster routing on
+    /// one port); with one, act as its client (`new`, `list`, `status`, `scale`, `adapt`,
+    /// `stop`; `token` makes a user's API token). See docs/gateway.md.
+    #[command(args_conflicts_with_subcommands = true)]
+    Gateway {
+        #[command(flatten)]
+        serve: gateway_cmd::ServeArgs,
+        #[command(subcommand)]
+        command: Option<gateway_cmd::GatewayCommand>,
+    },
     /// Start a cluster on Slurm, SSH hosts or Kubernetes and keep it up until Ctrl-C.
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCommand),
@@ -380,6 +391,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Info { url, json, storage } => eval_cmd::info(&url, json, &storage),
         Command::Eval(args) => eval_cmd::run(&args),
+        Command::Gateway { serve, command } => match command {
+            None => gateway_cmd::serve(&serve),
+            Some(c) => gateway_cmd::run(c),
+        },
         Command::Cluster(c) => cluster_cmd::run(c),
         Command::Scheduler {
             host,

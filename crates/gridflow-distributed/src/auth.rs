@@ -366,62 +366,67 @@ async fn recv<R: AsyncRead + Unpin, M: serde::de::DeserializeOwned>(
     }
 }
 
+/// The first bytes a client sends to a gateway's port to be routed to a cluster's
+/// scheduler (see `docs/gateway.md`): these 4 bytes, the cluster id's length (u16 LE) and
+/// the id. The gateway answers one status byte (0: routed; 1: refused, then a u16 LE
+/// length and a UTF-8 message) and then relays bytes both ways.
+pub const ROUTE_MAGIC: &[u8; 4] = b"GFRT";
+
+/// Longest cluster id a routing preamble may carry.
+pub const MAX_ROUTE_ID: usize = 256;
+
+/// Where a `gateway://` address leads: `gateway://HOST:PORT/CLUSTER` is cluster `CLUSTER`'s
+/// scheduler through the gateway at `HOST:PORT`; `gateway://HOST:PORT/CLUSTER/relay/DATA`
+/// is a worker's data port `DATA`, reached through that scheduler (which relays the bytes,
+/// as workers are not reachable from outside a gateway).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayRoute<'a> {
+    /// The gateway's `host:port`.
+    pub gateway: &'a str,
+    /// The cluster's id.
+    pub cluster: &'a str,
+    /// A worker's data address, relayed by the scheduler.
+    pub relay: Option<&'a str>,
+}
+
+/// Splits a `gateway://` address; `None` for any other address.
+pub fn parse_gateway_address(address: &str) -> Option<GatewayRoute<'_>> {
+    let rest = address.strip_prefix("gateway://")?;
+    let (gateway, rest) = rest.split_once('/')?;
+    let (cluster, relay) = match rest.split_once("/relay/") {
+        Some((c, r)) => (c, Some(r)),
+        None => (rest.trim_end_matches('/'), None),
+    };
+    (!gateway.is_empty() && !cluster.is_empty()).then_some(GatewayRoute {
+        gateway,
+        cluster,
+        relay,
+    })
+}
+
+/// The address of worker data port `data` relayed through the scheduler at `scheduler`,
+/// when `scheduler` is a `gateway://` address (otherwise `data` itself).
+pub fn relayed_data_address(scheduler: &str, data: &str) -> String {
+    match parse_gateway_address(scheduler) {
+        Some(r) => format!("gateway://{}/{}/relay/{data}", r.gateway, r.cluster),
+        None => data.to_owned(),
+    }
+}
+
 /// Opens a connection to a gridflow peer: TLS for `tls://` addresses, the preambles, then
-/// the challenge–response. Errors name the peer and what to fix.
+/// the challenge–response. Errors name the peer and what to fix. A `gateway://` address is
+/// routed by the gateway first (and, for a worker's data port, relayed by the scheduler).
 pub async fn connect(address: &str, sec: &Security) -> Result<Stream> {
-    let (tls, hostport) = parse_address(address);
     let fut = async {
+        if let Some(route) = parse_gateway_address(address) {
+            return connect_routed(address, &route, sec).await;
+        }
+        let (_, hostport) = parse_address(address);
         let tcp = TcpStream::connect(hostport)
             .await
             .map_err(|e| DistError::io(format!("connecting to {address}"), e))?;
         let _ = tcp.set_nodelay(true);
-        let mut s: Stream = match (tls, &sec.tls) {
-            (false, None) => Box::new(tcp),
-            (true, Some(t)) => {
-                let host = hostport
-                    .rsplit_once(':')
-                    .map_or(hostport, |(h, _)| h)
-                    .trim_start_matches('[')
-                    .trim_end_matches(']');
-                let name = rustls_pki_types::ServerName::try_from(host.to_owned())
-                    .map_err(|e| auth_error(address, format!("bad host name {host:?}: {e}")))?;
-                let c = tokio_rustls::TlsConnector::from(t.client.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| {
-                        auth_error(
-                            address,
-                            format!("TLS handshake failed: {e} (is the peer's certificate signed by the CA {}?)", t.files.ca.display()),
-                        )
-                    })?;
-                Box::new(c)
-            }
-            (true, None) => {
-                return Err(auth_error(
-                    address,
-                    "a tls:// address, but this node has no TLS certificates (--tls-ca, \
-                     --tls-cert, --tls-key or the GRIDFLOW_TLS_* variables)",
-                ));
-            }
-            (false, Some(_)) => {
-                return Err(auth_error(
-                    address,
-                    "this node uses TLS but the address is not tls://; refusing to send data \
-                     in clear",
-                ));
-            }
-        };
-        write_preamble(&mut s, address).await?;
-        read_preamble(&mut s, address).await.map_err(|e| match e {
-            // A TLS listener answers a clear preamble with a TLS alert (0x15 0x03).
-            DistError::BadMagic { got, .. } if got.first() == Some(&0x15) => auth_error(
-                address,
-                "the peer speaks TLS: use a tls:// address and give this node TLS certificates",
-            ),
-            e => e,
-        })?;
-        prove(&mut s, address, sec).await?;
-        Ok(s)
+        handshake(Box::new(tcp), address, sec).await
     };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
         .await
@@ -431,6 +436,123 @@ pub async fn connect(address: &str, sec: &Security) -> Result<Stream> {
                 format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
             )
         })?
+}
+
+/// Through a gateway: the routing preamble, the handshake with the scheduler, and for a
+/// relayed data port a `Hello::Relay` then the handshake with the worker over the same
+/// bytes (the secret is proven end to end; the gateway and the scheduler only copy bytes).
+async fn connect_routed(address: &str, route: &GatewayRoute<'_>, sec: &Security) -> Result<Stream> {
+    use tokio::io::AsyncReadExt;
+    if sec.tls.is_some() {
+        return Err(auth_error(
+            address,
+            "TLS certificates cannot be used through a gateway: its clusters use their own \
+             auth token",
+        ));
+    }
+    let mut tcp = TcpStream::connect(route.gateway)
+        .await
+        .map_err(|e| DistError::io(format!("connecting to the gateway at {}", route.gateway), e))?;
+    let _ = tcp.set_nodelay(true);
+    let id = route.cluster.as_bytes();
+    if id.len() > MAX_ROUTE_ID {
+        return Err(auth_error(address, "cluster id too long"));
+    }
+    let mut pre = Vec::with_capacity(6 + id.len());
+    pre.extend_from_slice(ROUTE_MAGIC);
+    pre.extend_from_slice(&(id.len() as u16).to_le_bytes());
+    pre.extend_from_slice(id);
+    let io = |e| DistError::io(format!("{address}: routing through the gateway"), e);
+    tcp.write_all(&pre).await.map_err(io)?;
+    let status = tcp.read_u8().await.map_err(io)?;
+    if status != 0 {
+        let n = tcp.read_u16_le().await.map_err(io)?;
+        let mut msg = vec![0u8; usize::from(n)];
+        tcp.read_exact(&mut msg).await.map_err(io)?;
+        return Err(DistError::Cluster(format!(
+            "the gateway at {} refused: {}",
+            route.gateway,
+            String::from_utf8_lossy(&msg)
+        )));
+    }
+    let scheduler = format!("gateway://{}/{}", route.gateway, route.cluster);
+    let mut s = handshake(Box::new(tcp), &scheduler, sec).await?;
+    let Some(data) = route.relay else {
+        return Ok(s);
+    };
+    send(
+        &mut s,
+        &scheduler,
+        &crate::messages::Hello::Relay {
+            address: data.to_owned(),
+        },
+    )
+    .await?;
+    match recv(&mut s, &scheduler, "asking the scheduler to relay").await? {
+        crate::messages::Welcome::Accepted { .. } => {}
+        crate::messages::Welcome::Refused(why) => {
+            return Err(DistError::Cluster(format!(
+                "{scheduler}: the scheduler will not relay to {data}: {why}"
+            )));
+        }
+    }
+    handshake(s, address, sec).await
+}
+
+/// The connector's handshake over an open byte stream: TLS for `tls://` addresses, the
+/// preambles, the challenge–response.
+async fn handshake(stream: Stream, address: &str, sec: &Security) -> Result<Stream> {
+    let (tls, hostport) = match parse_gateway_address(address) {
+        Some(r) => parse_address(r.relay.unwrap_or("")),
+        None => parse_address(address),
+    };
+    let mut s: Stream = match (tls, &sec.tls) {
+        (false, None) => stream,
+        (true, Some(t)) => {
+            let host = hostport
+                .rsplit_once(':')
+                .map_or(hostport, |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+                .map_err(|e| auth_error(address, format!("bad host name {host:?}: {e}")))?;
+            let c = tokio_rustls::TlsConnector::from(t.client.clone())
+                .connect(name, stream)
+                .await
+                .map_err(|e| {
+                    auth_error(
+                        address,
+                        format!("TLS handshake failed: {e} (is the peer's certificate signed by the CA {}?)", t.files.ca.display()),
+                    )
+                })?;
+            Box::new(c)
+        }
+        (true, None) => {
+            return Err(auth_error(
+                address,
+                "a tls:// address, but this node has no TLS certificates (--tls-ca, \
+                 --tls-cert, --tls-key or the GRIDFLOW_TLS_* variables)",
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(auth_error(
+                address,
+                "this node uses TLS but the address is not tls://; refusing to send data \
+                 in clear",
+            ));
+        }
+    };
+    write_preamble(&mut s, address).await?;
+    read_preamble(&mut s, address).await.map_err(|e| match e {
+        // A TLS listener answers a clear preamble with a TLS alert (0x15 0x03).
+        DistError::BadMagic { got, .. } if got.first() == Some(&0x15) => auth_error(
+            address,
+            "the peer speaks TLS: use a tls:// address and give this node TLS certificates",
+        ),
+        e => e,
+    })?;
+    prove(&mut s, address, sec).await?;
+    Ok(s)
 }
 
 /// The connector's side of the challenge–response.

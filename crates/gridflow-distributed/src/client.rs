@@ -187,6 +187,20 @@ impl Client {
         })
     }
 
+    /// How busy the scheduler is (idle time, jobs, pending tasks).
+    pub fn activity(&self) -> Result<crate::messages::Activity> {
+        self.inner.with_conn(|inner, c| {
+            inner.rt.block_on(async {
+                send(c, &inner.address, &FromClient::Activity).await?;
+                loop {
+                    if let ToClient::Activity(a) = inner.recv(c).await? {
+                        return Ok(a);
+                    }
+                }
+            })
+        })
+    }
+
     /// Waits until at least `n` workers have joined, or `timeout` passes.
     pub fn wait_for_workers(&self, n: usize, timeout: Duration) -> Result<Vec<WorkerInfo>> {
         let start = Instant::now();
@@ -391,7 +405,8 @@ impl Client {
         }
         self.inner.rt.block_on(async {
             for (address, vals) in &by_worker {
-                crate::worker::put(address, vals, &self.inner.sec).await?;
+                let address = crate::auth::relayed_data_address(&self.inner.address, address);
+                crate::worker::put(&address, vals, &self.inner.sec).await?;
             }
             Ok::<(), DistError>(())
         })?;
@@ -542,7 +557,7 @@ impl Client {
                             outputs,
                             peak_bytes,
                         } if j == job => {
-                            let values = gather::<V>(&outputs, &inner.sec).await;
+                            let values = gather::<V>(&outputs, &inner.address, &inner.sec).await;
                             send(c, &inner.address, &FromClient::Release { job: j }).await?;
                             return Ok(Ok((values?, peak_bytes)));
                         }
@@ -814,12 +829,18 @@ impl Inner {
 
     /// Fetches held results from the workers holding them.
     pub(crate) fn gather<V: WireValue>(&self, locations: &[Location]) -> Result<Vec<Arc<V>>> {
-        self.rt.block_on(gather::<V>(locations, &self.sec))
+        self.rt
+            .block_on(gather::<V>(locations, &self.address, &self.sec))
     }
 }
 
-/// Fetches the outputs from the workers holding them, one connection per worker.
-async fn gather<V: WireValue>(outputs: &[Location], sec: &Security) -> Result<Vec<Arc<V>>> {
+/// Fetches the outputs from the workers holding them, one connection per worker (relayed
+/// by the scheduler at `scheduler` when it is reached through a gateway).
+async fn gather<V: WireValue>(
+    outputs: &[Location],
+    scheduler: &str,
+    sec: &Security,
+) -> Result<Vec<Arc<V>>> {
     let mut by_worker: FxHashMap<&str, Vec<u64>> = FxHashMap::default();
     for l in outputs {
         let ids = by_worker.entry(l.address.as_str()).or_default();
@@ -834,7 +855,8 @@ async fn gather<V: WireValue>(outputs: &[Location], sec: &Security) -> Result<Ve
                 "a result is held by no worker (its worker left)".into(),
             ));
         }
-        for (id, v) in fetch::<V>(address, &ids, sec).await? {
+        let address = crate::auth::relayed_data_address(scheduler, address);
+        for (id, v) in fetch::<V>(&address, &ids, sec).await? {
             values.insert(id, v);
         }
     }

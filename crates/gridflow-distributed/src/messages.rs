@@ -21,6 +21,14 @@ pub enum Hello {
     },
     /// A client submitting graphs.
     Client,
+    /// A client asking the scheduler to relay its bytes to a worker's data port (its
+    /// data address, as the scheduler lists it): through a gateway, workers cannot be
+    /// reached directly. Answered by a [`Welcome`]; once accepted, the connection carries
+    /// a data-port connection (its own handshake, then `DataRequest` / `DataReply`).
+    Relay {
+        /// The worker's data address.
+        address: String,
+    },
 }
 
 /// The scheduler's answer to a [`Hello`].
@@ -89,6 +97,8 @@ pub enum FromClient {
     },
     /// Asks for [`ToClient::Info`].
     Info,
+    /// Asks for [`ToClient::Activity`] (a gateway's idle check and adaptive scaling).
+    Activity,
     /// Retires these workers (by name) gracefully: they get no new tasks, finish those
     /// they have, their results that no other worker holds are copied to workers that stay,
     /// then they are told to exit. Answered by [`ToClient::Retired`] once done.
@@ -190,6 +200,8 @@ pub enum ToClient {
     },
     /// The cluster's workers.
     Info(Vec<WorkerInfo>),
+    /// How busy the scheduler is.
+    Activity(Activity),
     /// The answer to [`FromClient::RetireWorkers`]: the workers retired, and the names no
     /// connected worker has.
     Retired {
@@ -201,6 +213,18 @@ pub enum ToClient {
     },
     /// The answer to [`FromClient::AdaptiveTarget`].
     AdaptiveTarget(AdaptiveTarget),
+}
+
+/// How busy a scheduler is: what a gateway needs to stop idle clusters and to scale them.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Activity {
+    /// Milliseconds since a client last submitted or scattered or a task last finished;
+    /// 0 while a job is running.
+    pub idle_ms: u64,
+    /// Jobs the scheduler holds (running, or finished with results held).
+    pub jobs: u64,
+    /// Tasks waiting on the scheduler or processing on workers.
+    pub pending_tasks: u64,
 }
 
 /// A task for a worker to run.

@@ -14,7 +14,8 @@ use crate::dashboard::publish::Recorder;
 use crate::dashboard::{Dashboard, Hub};
 use crate::frame::{self, encode, read_frame, write_frame};
 use crate::messages::{
-    ComputeTask, FromClient, FromWorker, Hello, Location, ToClient, ToWorker, Welcome, WorkerInfo,
+    Activity, ComputeTask, FromClient, FromWorker, Hello, Location, ToClient, ToWorker, Welcome,
+    WorkerInfo,
 };
 use crate::{DistError, Result};
 use rustc_hash::FxHashMap;
@@ -40,6 +41,8 @@ enum Event {
     FromWorker(ConnId, FromWorker),
     FromClient(ConnId, FromClient),
     Closed(ConnId),
+    /// A client asks to have its bytes relayed to this data address: is it a worker's?
+    RelayCheck(String, tokio::sync::oneshot::Sender<bool>),
     /// Heartbeats to send and time-outs to check.
     Tick,
     /// The nanny saw a worker process end: its name and how.
@@ -313,16 +316,19 @@ async fn accept(listener: TcpListener, tx: UnboundedSender<Event>, sec: Security
 }
 
 async fn connection(
-    stream: Stream,
+    mut stream: Stream,
     peer: String,
     conn: ConnId,
     tx: UnboundedSender<Event>,
 ) -> Result<()> {
-    let (mut r, w) = tokio::io::split(stream);
-    let Some(f) = read_frame(&mut r, &peer).await? else {
+    let Some(f) = read_frame(&mut stream, &peer).await? else {
         return Ok(());
     };
     let hello: Hello = f.decode(&peer)?;
+    if let Hello::Relay { address } = hello {
+        return relay(stream, &peer, &address, &tx).await;
+    }
+    let (mut r, w) = tokio::io::split(stream);
     let (out_tx, out_rx) = unbounded_channel::<Vec<u8>>();
     out_tx
         .send(encode(&Welcome::Accepted { id: 0 })?)
@@ -360,7 +366,54 @@ async fn connection(
                 let _ = tx.send(Event::FromClient(conn, f.decode(&peer)?));
             }
         }
+        Hello::Relay { .. } => {}
     }
+    Ok(())
+}
+
+/// Relays an authenticated client's bytes to one of this cluster's workers' data ports
+/// (and back): the client reaches workers through a gateway that only routes to the
+/// scheduler. Only data addresses of current workers are relayed, so the scheduler is no
+/// open proxy; the client and the worker run their own handshake over the relayed bytes.
+async fn relay(
+    mut stream: Stream,
+    peer: &str,
+    address: &str,
+    tx: &UnboundedSender<Event>,
+) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let (ok_tx, ok_rx) = tokio::sync::oneshot::channel();
+    let _ = tx.send(Event::RelayCheck(address.to_owned(), ok_tx));
+    let known = ok_rx.await.unwrap_or(false);
+    let (tls, hostport) = crate::auth::parse_address(address);
+    let target = if !known {
+        Err(format!(
+            "{address} is not the data address of a worker of this cluster"
+        ))
+    } else if tls {
+        Err("relaying to tls:// data ports is not supported".to_owned())
+    } else {
+        tokio::net::TcpStream::connect(hostport)
+            .await
+            .map_err(|e| format!("connecting to {address}: {e}"))
+    };
+    let reply = match &target {
+        Ok(_) => Welcome::Accepted { id: 0 },
+        Err(why) => Welcome::Refused(why.clone()),
+    };
+    write_frame(&mut stream, peer, &encode(&reply)?, &[]).await?;
+    stream
+        .flush()
+        .await
+        .map_err(|e| DistError::io(format!("{peer}: answering a relay request"), e))?;
+    let mut worker = match target {
+        Ok(w) => w,
+        Err(why) => return Err(DistError::protocol(peer, format!("relay refused: {why}"))),
+    };
+    let _ = worker.set_nodelay(true);
+    tokio::io::copy_bidirectional(&mut stream, &mut worker)
+        .await
+        .map_err(|e| DistError::io(format!("{peer}: relaying to {address}"), e))?;
     Ok(())
 }
 
@@ -391,6 +444,8 @@ struct State {
     clients: FxHashMap<ConnId, UnboundedSender<Vec<u8>>>,
     /// The client of each job.
     jobs: FxHashMap<u64, ConnId>,
+    /// When a client last submitted or scattered, or a task last finished (idle time).
+    last_activity: std::time::Instant,
     life: Liveness,
     /// Workers retiring and clients waiting for them (`retire.rs`).
     retiring: retire::Retirements,
@@ -435,6 +490,7 @@ async fn event_loop(
         worker_info: Vec::new(),
         clients: FxHashMap::default(),
         jobs: FxHashMap::default(),
+        last_activity: std::time::Instant::now(),
         retiring: retire::Retirements::default(),
         dash,
     };
@@ -493,7 +549,18 @@ impl State {
             Event::Client { conn, out } => {
                 self.clients.insert(conn, out);
             }
+            Event::RelayCheck(address, reply) => {
+                let known = self
+                    .worker_info
+                    .iter()
+                    .zip(&self.worker_conn)
+                    .any(|(i, c)| c.is_some() && i.address == address);
+                let _ = reply.send(known);
+            }
             Event::FromWorker(conn, msg) => {
+                if matches!(msg, FromWorker::Finished(_)) {
+                    self.last_activity = std::time::Instant::now();
+                }
                 let Some(&(w, _)) = self.workers.get(&conn) else {
                     return false;
                 };
@@ -583,7 +650,12 @@ impl State {
                     }
                 }
             }
-            Event::FromClient(conn, msg) => self.client_message(conn, msg),
+            Event::FromClient(conn, msg) => {
+                if matches!(msg, FromClient::Submit { .. } | FromClient::Scatter { .. }) {
+                    self.last_activity = std::time::Instant::now();
+                }
+                self.client_message(conn, msg);
+            }
             Event::Tick => self.tick(),
             Event::WorkerExited {
                 name,
@@ -845,6 +917,23 @@ impl State {
                     self.jobs.remove(&job);
                     self.core.release_job(job);
                 }
+            }
+            FromClient::Activity => {
+                let pending = self.core.queued()
+                    + (0..self.worker_conn.len())
+                        .map(|w| self.core.processing(w as WorkerId))
+                        .sum::<usize>();
+                let busy = pending > 0;
+                let a = Activity {
+                    idle_ms: if busy {
+                        0
+                    } else {
+                        u64::try_from(self.last_activity.elapsed().as_millis()).unwrap_or(u64::MAX)
+                    },
+                    jobs: self.jobs.len() as u64,
+                    pending_tasks: pending as u64,
+                };
+                self.send_client(conn, &ToClient::Activity(a));
             }
             FromClient::Info => {
                 let infos = self

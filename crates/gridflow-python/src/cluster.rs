@@ -62,11 +62,21 @@ pub struct PyClient {
 
 #[pymethods]
 impl PyClient {
-    /// Connects to the scheduler at `address`.
+    /// Connects to the scheduler at `address` (a `gateway://` address too) with the
+    /// environment's credentials, or with `token` (a gateway cluster's own token).
     #[staticmethod]
-    fn connect(py: Python<'_>, address: &str) -> PyResult<PyClient> {
+    #[pyo3(signature = (address, token=None))]
+    fn connect(py: Python<'_>, address: &str, token: Option<&str>) -> PyResult<PyClient> {
         let a = address.to_owned();
-        let client = py.detach(|| Client::connect(&a)).py()?;
+        let t = token.map(str::to_owned);
+        let client = py
+            .detach(|| match t {
+                Some(t) => gridflow_distributed::Security::none()
+                    .with_token(t)
+                    .and_then(|s| Client::connect_with(&a, s)),
+                None => Client::connect(&a),
+            })
+            .py()?;
         Ok(PyClient {
             client: Arc::new(client),
             cluster: Mutex::new(None),

@@ -15,6 +15,7 @@ from ._gridflow import GridflowError
 from .catalog import EsmDatastore, open_esm_datastore
 from .core import DataArray, Dataset
 from .distributed import Client, LocalCluster
+from .gateway import Gateway, GatewayCluster
 from ._progress import set_progress
 from . import _gridflow
 
@@ -23,6 +24,8 @@ __all__ = [
     "DataArray",
     "Dataset",
     "EsmDatastore",
+    "Gateway",
+    "GatewayCluster",
     "GridflowError",
     "LocalCluster",
     "open_esm_datastore",

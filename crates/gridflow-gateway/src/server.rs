@@ -1,0 +1,929 @@
+//! The gateway server: the REST API and the routing of cluster connections on one port,
+//! the clusters' records (in memory for fast answers, in SQLite to survive restarts), and
+//! a monitor that stops idle clusters, scales adaptive ones and notices dead processes.
+
+use crate::api::{AdaptRequest, ClusterReport, ErrorBody, ScaleRequest, WhoAmI};
+use crate::auth::{Authenticator, User};
+use crate::config::{ClusterOptions, Config};
+use crate::db::{ClusterRecord, Db};
+use crate::local::LocalBackend;
+use crate::{GatewayError, Result, lock};
+use bytes::Bytes;
+use gridflow_distributed::auth::{MAX_ROUTE_ID, ROUTE_MAGIC};
+use gridflow_distributed::{Client, Security};
+use http_body_util::{BodyExt, Full};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long a cluster's scheduler may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request body read.
+const MAX_BODY: usize = 64 * 1024;
+/// Failed workers kept in a cluster's record for the user to see.
+const KEEP_FAILED: usize = 16;
+
+struct Shared {
+    config: Config,
+    auth: Authenticator,
+    db: Mutex<Db>,
+    clusters: RwLock<HashMap<String, ClusterRecord>>,
+    /// Clusters being created, per user (for the per-user bound).
+    creating: Mutex<HashMap<String, usize>>,
+    /// Names of the workers joined to each scheduler, as last seen.
+    joined: Mutex<HashMap<String, Vec<String>>>,
+    /// The last activity written to the database, per cluster.
+    saved: Mutex<HashMap<String, f64>>,
+    /// Connections to the schedulers (the monitor's).
+    schedulers: Mutex<HashMap<String, Client>>,
+    backend: LocalBackend,
+    /// Held while a cluster's record changes (a user's scale or stop, the monitor's
+    /// check), so that no change overwrites another and no started process is lost.
+    ops: Mutex<()>,
+    /// `host:port` given to clients.
+    public: String,
+    stop: AtomicBool,
+}
+
+/// A running gateway: stopping it (or its process) leaves its clusters running, and the
+/// next gateway on the same state directory takes them over.
+pub struct GatewayServer {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    rt: Option<tokio::runtime::Runtime>,
+    monitor: Option<std::thread::JoinHandle<()>>,
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl GatewayServer {
+    /// Binds the configured address, takes over the clusters recorded in the state
+    /// directory whose scheduler still runs, and serves.
+    pub fn start(config: Config) -> Result<GatewayServer> {
+        config.check()?;
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|e| GatewayError::io(format!("creating {}", config.state_dir.display()), e))?;
+        // Logs and the database are the gateway's business only (tokens are 0600 too).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config.state_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| {
+                    GatewayError::io(format!("restricting {}", config.state_dir.display()), e)
+                })?;
+        }
+        let program = match &config.program {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| GatewayError::io("finding this program to start clusters", e))?,
+        };
+        let db = Db::open(&config.state_dir.join("gateway.sqlite3"))?;
+        let listener = std::net::TcpListener::bind(&config.address).map_err(|e| {
+            GatewayError::io(format!("binding the gateway to {}", config.address), e)
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| GatewayError::io("configuring the gateway's socket", e))?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| GatewayError::io("reading the gateway's address", e))?;
+        let public = config
+            .public_address
+            .clone()
+            .unwrap_or_else(|| address.to_string());
+        let shared = Arc::new(Shared {
+            auth: Authenticator::new(&config)?,
+            backend: LocalBackend::new(program, config.state_dir.clone()),
+            config,
+            db: Mutex::new(db),
+            clusters: RwLock::default(),
+            creating: Mutex::default(),
+            joined: Mutex::default(),
+            schedulers: Mutex::default(),
+            saved: Mutex::default(),
+            public,
+            ops: Mutex::new(()),
+            stop: AtomicBool::new(false),
+        });
+        shared.reattach()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(64)
+            .thread_name("gridflow-gateway")
+            .enable_all()
+            .build()
+            .map_err(|e| GatewayError::io("starting the gateway's event loop", e))?;
+        let sh = shared.clone();
+        rt.spawn(async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => accept(l, sh).await,
+                Err(e) => eprintln!("gridflow gateway: listening: {e}"),
+            }
+        });
+        let sh = shared.clone();
+        let monitor = std::thread::Builder::new()
+            .name("gridflow-gateway-monitor".into())
+            .spawn(move || sh.monitor())
+            .map_err(|e| GatewayError::io("starting the gateway's monitor", e))?;
+        Ok(GatewayServer {
+            address,
+            shared,
+            rt: Some(rt),
+            monitor: Some(monitor),
+        })
+    }
+
+    /// The address the gateway listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until the process is stopped.
+    pub fn wait(mut self) {
+        if let Some(m) = self.monitor.take() {
+            let _ = m.join();
+        }
+    }
+
+    /// Stops serving; the clusters keep running.
+    pub fn shutdown(mut self) {
+        self.stop_serving();
+    }
+
+    fn stop_serving(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+        if let Some(m) = self.monitor.take() {
+            let _ = m.join();
+        }
+    }
+}
+
+impl Drop for GatewayServer {
+    fn drop(&mut self) {
+        self.stop_serving();
+    }
+}
+
+impl Shared {
+    /// Takes over the clusters of an earlier gateway whose scheduler still runs; the
+    /// others' leftover workers are stopped and their records removed.
+    fn reattach(&self) -> Result<()> {
+        let records = lock(&self.db).all()?;
+        for rec in records {
+            if self.backend.alive(rec.scheduler_pid, &rec.id) {
+                eprintln!(
+                    "gridflow gateway: re-attached cluster {} of {}",
+                    rec.id, rec.owner
+                );
+                self.clusters
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(rec.id.clone(), rec);
+            } else {
+                eprintln!(
+                    "gridflow gateway: cluster {} of {}: its scheduler is gone; removing it",
+                    rec.id, rec.owner
+                );
+                self.destroy(&rec);
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, ClusterRecord>> {
+        self.clusters
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, ClusterRecord>> {
+        self.clusters
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn save(&self, rec: &ClusterRecord) -> Result<()> {
+        lock(&self.db).put(rec)
+    }
+
+    /// The cluster `id` if `user` may see it; another user's cluster is "not found", so
+    /// that ids of others' clusters are not revealed.
+    fn visible(&self, user: &User, id: &str) -> Result<ClusterRecord> {
+        match self.read().get(id) {
+            Some(c) if c.owner == user.name || user.admin => Ok(c.clone()),
+            _ => Err(GatewayError::NotFound(format!(
+                "no cluster {id} among the clusters of user {}",
+                user.name
+            ))),
+        }
+    }
+
+    /// A cluster's report (the caller reaps ended children first: [`LocalBackend::reap`]).
+    fn report(&self, rec: &ClusterRecord, token: Option<String>) -> ClusterReport {
+        let joined = lock(&self.joined).get(&rec.id).cloned().unwrap_or_default();
+        ClusterReport {
+            id: rec.id.clone(),
+            owner: rec.owner.clone(),
+            address: format!("gateway://{}/{}", self.public, rec.id),
+            token,
+            spec: rec.spec.clone(),
+            adapt: rec.adapt,
+            workers: rec
+                .workers
+                .iter()
+                .map(|w| self.backend.worker_status(&rec.id, w, &joined))
+                .collect(),
+            created: rec.created,
+            idle_seconds: (now() - rec.last_activity).max(0.0),
+            dashboard: rec.dashboard.as_ref().map(|_| {
+                format!(
+                    "http://{}/clusters/{}/dashboard/status",
+                    self.public, rec.id
+                )
+            }),
+        }
+    }
+
+    fn token_of(&self, rec: &ClusterRecord) -> Result<String> {
+        self.backend.read_token(&rec.id)
+    }
+
+    /// Creates a cluster for `user`.
+    fn create(&self, user: &User, options: &ClusterOptions) -> Result<ClusterReport> {
+        let spec = self.config.bounds.resolve(options)?;
+        {
+            let mut creating = lock(&self.creating);
+            let mine = self
+                .read()
+                .values()
+                .filter(|c| c.owner == user.name)
+                .count()
+                + creating.get(&user.name).copied().unwrap_or(0);
+            let max = self.config.bounds.max_clusters_per_user;
+            if mine >= max {
+                return Err(GatewayError::Forbidden(format!(
+                    "user {} already has {mine} clusters, the gateway's bound \
+                     (max_clusters_per_user = {max}); stop one first",
+                    user.name
+                )));
+            }
+            *creating.entry(user.name.clone()).or_default() += 1;
+        }
+        let made = self.start_cluster(user, spec);
+        self.backend.reap();
+        if let Some(n) = lock(&self.creating).get_mut(&user.name) {
+            *n = n.saturating_sub(1);
+        }
+        let rec = made?;
+        let token = self.token_of(&rec)?;
+        Ok(self.report(&rec, Some(token)))
+    }
+
+    fn start_cluster(
+        &self,
+        user: &User,
+        spec: crate::config::ClusterSpec,
+    ) -> Result<ClusterRecord> {
+        let id = crate::auth::generate_token()?[..16].to_owned();
+        let token = crate::auth::generate_token()?;
+        self.backend.write_token(&id, &token)?;
+        let started = match self.backend.start_scheduler(&id, START_TIMEOUT) {
+            Ok(s) => s,
+            Err(e) => {
+                self.backend.remove(&id);
+                return Err(e);
+            }
+        };
+        let t = now();
+        let mut rec = ClusterRecord {
+            id: id.clone(),
+            owner: user.name.clone(),
+            spec: spec.clone(),
+            scheduler_address: started.address,
+            scheduler_pid: started.pid,
+            dashboard: started.dashboard,
+            workers: Vec::new(),
+            adapt: None,
+            token_sha256: crate::auth::hex(&crate::auth::sha256(token.as_bytes())),
+            created: t,
+            last_activity: t,
+            started: 0,
+        };
+        if let Err(e) = self.add_workers(&mut rec, spec.workers) {
+            self.destroy(&rec);
+            return Err(e);
+        }
+        if let Err(e) = self.save(&rec) {
+            self.destroy(&rec);
+            return Err(e);
+        }
+        self.write().insert(id, rec.clone());
+        Ok(rec)
+    }
+
+    fn add_workers(&self, rec: &mut ClusterRecord, n: usize) -> Result<()> {
+        for _ in 0..n {
+            let name = format!("{}-w{}", rec.id, rec.started);
+            rec.started += 1;
+            let w = self.backend.start_worker(
+                &rec.id,
+                &rec.scheduler_address,
+                &name,
+                rec.spec.threads,
+                rec.spec.memory,
+            )?;
+            rec.workers.push(w);
+        }
+        Ok(())
+    }
+
+    /// Sets the number of running workers of a cluster to `n`: starts more, or stops the
+    /// newest.
+    fn scale_to(&self, rec: &mut ClusterRecord, n: usize) -> Result<()> {
+        self.config.bounds.check_workers(n)?;
+        // Workers that died are kept (failed, with their reason) for the user to see.
+        for w in &mut rec.workers {
+            if w.failed.is_none() && !self.backend.alive(w.pid, &rec.id) {
+                w.failed = Some(self.backend.failure(&rec.id, w));
+            }
+        }
+        let live: Vec<usize> = (0..rec.workers.len())
+            .filter(|&i| rec.workers[i].failed.is_none())
+            .collect();
+        if n > live.len() {
+            self.add_workers(rec, n - live.len())?;
+        } else {
+            let gone: Vec<usize> = live[n..].to_vec();
+            let pids: Vec<u32> = gone.iter().map(|&i| rec.workers[i].pid).collect();
+            self.backend.stop(&rec.id, &pids);
+            let mut i = 0;
+            rec.workers.retain(|_| {
+                i += 1;
+                !gone.contains(&(i - 1))
+            });
+        }
+        let failed = rec.workers.iter().filter(|w| w.failed.is_some()).count();
+        if failed > KEEP_FAILED {
+            let mut drop = failed - KEEP_FAILED;
+            rec.workers.retain(|w| {
+                if w.failed.is_some() && drop > 0 {
+                    drop -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        rec.spec.workers = n;
+        Ok(())
+    }
+
+    fn update<T>(
+        &self,
+        user: &User,
+        id: &str,
+        f: impl FnOnce(&Shared, &mut ClusterRecord) -> Result<T>,
+    ) -> Result<T> {
+        let _ops = lock(&self.ops);
+        let mut rec = self.visible(user, id)?;
+        // Kept even when `f` fails part-way: workers it started are in the record, so
+        // none is left unaccounted for.
+        let out = f(self, &mut rec);
+        self.save(&rec)?;
+        if let Some(r) = self.write().get_mut(id) {
+            *r = rec;
+        }
+        out
+    }
+
+    /// Stops a cluster's processes and forgets it.
+    fn destroy(&self, rec: &ClusterRecord) {
+        lock(&self.schedulers).remove(&rec.id);
+        lock(&self.joined).remove(&rec.id);
+        lock(&self.saved).remove(&rec.id);
+        let mut pids: Vec<u32> = rec.workers.iter().map(|w| w.pid).collect();
+        pids.push(rec.scheduler_pid);
+        self.backend.stop(&rec.id, &pids);
+        self.backend.remove(&rec.id);
+        if let Err(e) = lock(&self.db).delete(&rec.id) {
+            eprintln!("gridflow gateway: {e}");
+        }
+        self.write().remove(&rec.id);
+    }
+
+    fn stop_cluster(&self, user: &User, id: &str) -> Result<()> {
+        let _ops = lock(&self.ops);
+        let rec = self.visible(user, id)?;
+        self.write().remove(id);
+        self.destroy(&rec);
+        Ok(())
+    }
+
+    fn scheduler(&self, rec: &ClusterRecord) -> Result<Client> {
+        if let Some(c) = lock(&self.schedulers).get(&rec.id) {
+            return Ok(c.clone());
+        }
+        let sec = Security::none().with_token(self.token_of(rec)?)?;
+        let c = Client::connect_with(&rec.scheduler_address, sec)?;
+        lock(&self.schedulers).insert(rec.id.clone(), c.clone());
+        Ok(c)
+    }
+
+    /// Refreshes the names of the workers joined to a cluster's scheduler.
+    fn refresh_joined(&self, rec: &ClusterRecord) -> Result<()> {
+        let c = self.scheduler(rec)?;
+        match c.workers() {
+            Ok(w) => {
+                lock(&self.joined).insert(rec.id.clone(), w.into_iter().map(|w| w.name).collect());
+                Ok(())
+            }
+            Err(e) => {
+                lock(&self.schedulers).remove(&rec.id);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Every check interval: dead schedulers, idle clusters, adaptive scaling, workers
+    /// that died.
+    fn monitor(&self) {
+        let every = Duration::from_secs_f64(self.config.check_interval);
+        while !self.stop.load(Ordering::Relaxed) {
+            let mut slept = Duration::ZERO;
+            while slept < every && !self.stop.load(Ordering::Relaxed) {
+                let step = Duration::from_millis(50).min(every);
+                std::thread::sleep(step);
+                slept += step;
+            }
+            self.backend.reap();
+            let ids: Vec<String> = self.read().keys().cloned().collect();
+            for id in ids {
+                if self.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Err(e) = self.check(&id) {
+                    eprintln!("gridflow gateway: checking cluster {id}: {e}");
+                }
+            }
+        }
+    }
+
+    fn check(&self, id: &str) -> Result<()> {
+        self.backend.reap();
+        let Some(rec) = self.read().get(id).cloned() else {
+            return Ok(());
+        };
+        if !self.backend.alive(rec.scheduler_pid, id) {
+            let _ops = lock(&self.ops);
+            eprintln!(
+                "gridflow gateway: cluster {id} of {}: its scheduler ended ({}); stopping it",
+                rec.owner,
+                self.backend.exit_reason(rec.scheduler_pid)
+            );
+            self.destroy(&rec);
+            return Ok(());
+        }
+        // The scheduler is asked without holding the lock on changes: users' scale and
+        // stop requests never wait for a slow scheduler.
+        let c = self.scheduler(&rec)?;
+        let activity = match c.activity() {
+            Ok(a) => a,
+            Err(e) => {
+                lock(&self.schedulers).remove(id);
+                return Err(e.into());
+            }
+        };
+        let _ = self.refresh_joined(&rec);
+        let _ops = lock(&self.ops);
+        // Read again: the user may have scaled or stopped the cluster meanwhile.
+        let Some(mut rec) = self.read().get(id).cloned() else {
+            return Ok(());
+        };
+        let t = now();
+        let old = rec.last_activity;
+        rec.last_activity = rec.last_activity.max(t - activity.idle_ms as f64 / 1000.0);
+        let idle = self.config.idle_timeout;
+        if idle > 0.0 && t - rec.last_activity > idle {
+            eprintln!(
+                "gridflow gateway: cluster {id} of {} idle for {:.0} s (idle_timeout {idle} s); \
+                 stopping it",
+                rec.owner,
+                t - rec.last_activity
+            );
+            self.destroy(&rec);
+            return Ok(());
+        }
+        let mut changed = false;
+        for w in &mut rec.workers {
+            if w.failed.is_none() && !self.backend.alive(w.pid, id) {
+                w.failed = Some(self.backend.failure(id, w));
+                changed = true;
+            }
+        }
+        let mut scaled = Ok(());
+        if let Some((lo, hi)) = rec.adapt {
+            let per = rec.spec.threads.max(1) as u64;
+            let want = (activity.pending_tasks.div_ceil(per) as usize).clamp(lo, hi);
+            let live = rec.workers.iter().filter(|w| w.failed.is_none()).count();
+            if want != live {
+                scaled = self.scale_to(&mut rec, want);
+                changed = true;
+            }
+        }
+        // Activity alone is written at most every 10 s: the monitor checks every cluster
+        // often, and the database need not follow each check.
+        let saved = lock(&self.saved).get(id).copied().unwrap_or(0.0);
+        if changed || (rec.last_activity > old && rec.last_activity - saved >= 10.0) {
+            self.save(&rec)?;
+            lock(&self.saved).insert(id.to_owned(), rec.last_activity);
+        }
+        if let Some(r) = self.write().get_mut(id) {
+            *r = rec;
+        }
+        scaled
+    }
+}
+
+type Response = hyper::Response<Full<Bytes>>;
+
+fn json_response<T: serde::Serialize>(status: u16, body: &T) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut r = hyper::Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error_response(e: &GatewayError) -> Response {
+    json_response(
+        e.status(),
+        &ErrorBody {
+            error: e.to_string(),
+        },
+    )
+}
+
+/// Accepts connections: a routing preamble is a client for a cluster's scheduler,
+/// anything else is HTTP.
+async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors, say: wait a little rather than spin.
+                eprintln!("gridflow gateway: accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let sh = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, sh).await {
+                eprintln!("gridflow gateway: connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) -> Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut head = [0u8; 4];
+    // Wait for 4 bytes (a routing preamble or an HTTP method), 10 s at most.
+    let peeked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.peek(&mut head).await {
+                Ok(n) if n >= 4 => return Ok(true),
+                Ok(0) => return Ok(false),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    match peeked {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) | Err(_) => return Ok(()),
+        Ok(Err(e)) => return Err(GatewayError::io("reading a request", e)),
+    }
+    if &head == ROUTE_MAGIC {
+        return route(stream, &shared).await;
+    }
+    let sh = shared.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let sh = sh.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(sh, req).await) }
+    });
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+        .await
+        .map_err(|e| GatewayError::Http {
+            what: "serving a connection".into(),
+            detail: e.to_string(),
+        })
+}
+
+/// Routes a client to its cluster's scheduler and relays bytes both ways. The gateway
+/// does not authenticate here: the scheduler does, with the cluster's own token.
+async fn route(mut stream: tokio::net::TcpStream, shared: &Shared) -> Result<()> {
+    let io = |e| GatewayError::io("reading a routing preamble", e);
+    let mut magic = [0u8; 4];
+    stream.read_exact(&mut magic).await.map_err(io)?;
+    let n = usize::from(stream.read_u16_le().await.map_err(io)?);
+    if n > MAX_ROUTE_ID {
+        return refuse(&mut stream, "cluster id too long").await;
+    }
+    let mut id = vec![0u8; n];
+    stream.read_exact(&mut id).await.map_err(io)?;
+    let id = String::from_utf8_lossy(&id).into_owned();
+    let target = shared.read().get(&id).map(|c| c.scheduler_address.clone());
+    let Some(target) = target else {
+        return refuse(
+            &mut stream,
+            &format!("no cluster {id} on this gateway (stopped?)"),
+        )
+        .await;
+    };
+    let (_, hostport) = gridflow_distributed::auth::parse_address(&target);
+    let mut up = match tokio::net::TcpStream::connect(hostport).await {
+        Ok(s) => s,
+        Err(e) => {
+            return refuse(
+                &mut stream,
+                &format!("cluster {id}: its scheduler cannot be reached: {e}"),
+            )
+            .await;
+        }
+    };
+    let _ = up.set_nodelay(true);
+    stream
+        .write_all(&[0])
+        .await
+        .map_err(|e| GatewayError::io("answering a routing preamble", e))?;
+    let _ = tokio::io::copy_bidirectional(&mut stream, &mut up).await;
+    Ok(())
+}
+
+async fn refuse(stream: &mut tokio::net::TcpStream, why: &str) -> Result<()> {
+    let msg = why.as_bytes();
+    let n = msg.len().min(u16::MAX as usize);
+    let mut out = vec![1u8];
+    out.extend_from_slice(&(n as u16).to_le_bytes());
+    out.extend_from_slice(&msg[..n]);
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| GatewayError::io("refusing a route", e))
+}
+
+async fn handle(shared: Arc<Shared>, req: hyper::Request<hyper::body::Incoming>) -> Response {
+    match serve(shared, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The cookie a browser keeps the API token in for a cluster's dashboard pages.
+const COOKIE: &str = "gridflow_gateway_token";
+
+/// The bearer token of a request: `Authorization: token T` or `Bearer T`; for dashboard
+/// pages (a browser sends no header) also `?token=T` or the cookie set from it.
+fn bearer(req: &hyper::Request<hyper::body::Incoming>, dashboard: bool) -> String {
+    let header = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("token ")
+                .or_else(|| v.strip_prefix("Bearer "))
+                .map(|t| t.trim().to_owned())
+        });
+    if header.is_some() || !dashboard {
+        return header.unwrap_or_default();
+    }
+    if let Some(t) = query_token(req) {
+        return t;
+    }
+    req.headers()
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(COOKIE)?
+                .strip_prefix('=')
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+}
+
+fn query_token(req: &hyper::Request<hyper::body::Incoming>) -> Option<String> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token=").map(str::to_owned))
+}
+
+/// Forwards a dashboard request to the cluster's dashboard (on loopback) and its answer
+/// back; a `?token=` sets the cookie the page's own requests then carry.
+async fn dashboard(
+    shared: &Shared,
+    user: &User,
+    id: &str,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<Response> {
+    let rec = shared.visible(user, id)?;
+    let Some(target) = rec.dashboard else {
+        return Err(GatewayError::NotFound(format!(
+            "cluster {id} has no dashboard"
+        )));
+    };
+    let prefix = format!("/clusters/{id}/dashboard");
+    let rest = req.uri().path().strip_prefix(&prefix).unwrap_or("/");
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let query: Vec<&str> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("token="))
+        .collect();
+    let path = if query.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{rest}?{}", query.join("&"))
+    };
+    let set_cookie = query_token(&req)
+        .map(|t| format!("{COOKIE}={t}; Path={prefix}/; HttpOnly; SameSite=Strict"));
+    let method = req.method().as_str().to_owned();
+    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| GatewayError::Invalid(format!("reading the request body: {e}")))?
+        .to_bytes()
+        .to_vec();
+    let (status, content_type, bytes) =
+        crate::http::request_full(&method, &format!("http://{target}{path}"), body).await?;
+    let mut r = hyper::Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+    if let Some(ct) = content_type.and_then(|c| hyper::header::HeaderValue::from_str(&c).ok()) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
+    }
+    if let Some(c) = set_cookie.and_then(|c| hyper::header::HeaderValue::from_str(&c).ok()) {
+        r.headers_mut().insert(hyper::header::SET_COOKIE, c);
+    }
+    Ok(r)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|source| GatewayError::Json {
+        what: format!("the {what} request body"),
+        source,
+    })
+}
+
+/// Runs blocking work (processes, SQLite, scheduler connections) off the event loop.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| GatewayError::Http {
+            what: "running a request".into(),
+            detail: e.to_string(),
+        })?
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<Response> {
+    let method = req.method().clone();
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    if path == "/api/health" {
+        return Ok(json_response(200, &serde_json::json!({"status": "ok"})));
+    }
+    let dash_id = path
+        .strip_prefix("/clusters/")
+        .and_then(|r| r.split_once('/'))
+        .filter(|(_, rest)| *rest == "dashboard" || rest.starts_with("dashboard/"))
+        .map(|(id, _)| id.to_owned());
+    let token = bearer(&req, dash_id.is_some());
+    let user = shared.auth.authenticate(&token).await?;
+    if let Some(id) = dash_id {
+        return dashboard(&shared, &user, &id, req).await;
+    }
+    // Bodies are small JSON objects: a larger one is refused, not buffered.
+    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            GatewayError::Invalid(format!(
+                "reading the request body (at most {MAX_BODY} bytes): {e}"
+            ))
+        })?
+        .to_bytes();
+    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    let sh = shared.clone();
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", ["api", "whoami"]) => Ok(json_response(
+            200,
+            &WhoAmI {
+                name: user.name,
+                admin: user.admin,
+            },
+        )),
+        ("GET", ["api", "clusters"]) => {
+            shared.backend.reap();
+            let mut list: Vec<ClusterReport> = shared
+                .read()
+                .values()
+                .filter(|c| c.owner == user.name || user.admin)
+                .map(|c| shared.report(c, None))
+                .collect();
+            list.sort_by(|a, b| a.created.total_cmp(&b.created));
+            Ok(json_response(200, &list))
+        }
+        ("POST", ["api", "clusters"]) => {
+            let options: ClusterOptions = decode(&body, "create")?;
+            let r = blocking(move || sh.create(&user, &options)).await?;
+            Ok(json_response(201, &r))
+        }
+        ("GET", ["api", "clusters", id]) => {
+            let id = (*id).to_owned();
+            let r = blocking(move || {
+                let rec = sh.visible(&user, &id)?;
+                let _ = sh.refresh_joined(&rec);
+                sh.backend.reap();
+                let token = if rec.owner == user.name {
+                    Some(sh.token_of(&rec)?)
+                } else {
+                    None
+                };
+                Ok(sh.report(&rec, token))
+            })
+            .await?;
+            Ok(json_response(200, &r))
+        }
+        ("POST", ["api", "clusters", id, "scale"]) => {
+            let r: ScaleRequest = decode(&body, "scale")?;
+            let id = (*id).to_owned();
+            let rep = blocking(move || {
+                sh.update(&user, &id, |s, rec| {
+                    rec.adapt = None;
+                    s.scale_to(rec, r.workers)
+                })?;
+                sh.backend.reap();
+                Ok(sh.report(&sh.visible(&user, &id)?, None))
+            })
+            .await?;
+            Ok(json_response(200, &rep))
+        }
+        ("POST", ["api", "clusters", id, "adapt"]) => {
+            let r: AdaptRequest = decode(&body, "adapt")?;
+            if r.minimum > r.maximum {
+                return Err(GatewayError::Invalid(format!(
+                    "adapt: minimum {} is above maximum {}",
+                    r.minimum, r.maximum
+                )));
+            }
+            shared.config.bounds.check_workers(r.maximum)?;
+            let id = (*id).to_owned();
+            let rep = blocking(move || {
+                sh.update(&user, &id, |s, rec| {
+                    rec.adapt = Some((r.minimum, r.maximum));
+                    let live = rec.workers.iter().filter(|w| w.failed.is_none()).count();
+                    s.scale_to(rec, live.clamp(r.minimum, r.maximum))?;
+                    rec.adapt = Some((r.minimum, r.maximum));
+                    Ok(())
+                })?;
+                sh.backend.reap();
+                Ok(sh.report(&sh.visible(&user, &id)?, None))
+            })
+            .await?;
+            Ok(json_response(200, &rep))
+        }
+        ("DELETE", ["api", "clusters", id]) => {
+            let id = (*id).to_owned();
+            blocking(move || sh.stop_cluster(&user, &id)).await?;
+            Ok(json_response(200, &serde_json::json!({"stopped": true})))
+        }
+        (m, _) => Err(GatewayError::NotFound(format!("no API route {m} {path}"))),
+    }
+}
