@@ -418,7 +418,7 @@ impl LocalCluster {
                 match c.try_wait() {
                     Ok(Some(_)) | Err(_) => break,
                     Ok(None) if std::time::Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10));
+                        std::thread::sleep(Duration::from_millis(2));
                     }
                     Ok(None) => {
                         let _ = c.kill();

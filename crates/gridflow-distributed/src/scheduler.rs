@@ -273,7 +273,14 @@ fn serve(
     rt.block_on(async move {
         let listener = TcpListener::from_std(listener)
             .map_err(|e| DistError::io("listening for connections", e))?;
-        tokio::spawn(accept(listener, tx.clone(), options.security.clone()));
+        // Held by every connection's writer: shutting down waits until they are done.
+        let writers = Arc::new(());
+        tokio::spawn(accept(
+            listener,
+            tx.clone(),
+            options.security.clone(),
+            Arc::downgrade(&writers),
+        ));
         let every = options.heartbeat_interval.max(Duration::from_millis(10));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -285,12 +292,24 @@ fn serve(
             }
         });
         let address = listener_address.clone();
-        event_loop(rx, options, log, hub.map(|h| Recorder::new(h, address))).await;
+        event_loop(
+            rx,
+            options,
+            log,
+            hub.map(|h| Recorder::new(h, address)),
+            writers,
+        )
+        .await;
         Ok(())
     })
 }
 
-async fn accept(listener: TcpListener, tx: UnboundedSender<Event>, sec: Security) {
+async fn accept(
+    listener: TcpListener,
+    tx: UnboundedSender<Event>,
+    sec: Security,
+    writers: std::sync::Weak<()>,
+) {
     let mut next: ConnId = 0;
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
@@ -300,11 +319,15 @@ async fn accept(listener: TcpListener, tx: UnboundedSender<Event>, sec: Security
         let conn = next;
         let tx = tx.clone();
         let sec = sec.clone();
+        // Gone once the scheduler stops: no new connection is served.
+        let Some(writers) = writers.upgrade() else {
+            return;
+        };
         tokio::spawn(async move {
             let served = async {
                 let peer = peer.to_string();
                 let s = crate::auth::accept(stream, &peer, &sec).await?;
-                connection(s, peer, conn, tx.clone()).await
+                connection(s, peer, conn, tx.clone(), writers).await
             };
             if let Err(e) = served.await {
                 // A bad peer is reported and dropped; the scheduler keeps running.
@@ -320,6 +343,7 @@ async fn connection(
     peer: String,
     conn: ConnId,
     tx: UnboundedSender<Event>,
+    writers: Arc<()>,
 ) -> Result<()> {
     let Some(f) = read_frame(&mut stream, &peer).await? else {
         return Ok(());
@@ -333,7 +357,7 @@ async fn connection(
     out_tx
         .send(encode(&Welcome::Accepted { id: 0 })?)
         .map_err(|_| DistError::protocol(&peer, "scheduler stopping"))?;
-    tokio::spawn(writer(w, peer.clone(), out_rx));
+    tokio::spawn(writer(w, peer.clone(), out_rx, writers));
     match hello {
         Hello::Worker {
             name,
@@ -418,7 +442,12 @@ async fn relay(
 }
 
 /// Writes queued messages as frames, flushing once the queue is empty.
-async fn writer(w: WriteHalf<Stream>, peer: String, mut rx: UnboundedReceiver<Vec<u8>>) {
+async fn writer(
+    w: WriteHalf<Stream>,
+    peer: String,
+    mut rx: UnboundedReceiver<Vec<u8>>,
+    _alive: Arc<()>,
+) {
     use tokio::io::AsyncWriteExt;
     let mut w = BufWriter::with_capacity(1 << 16, w);
     while let Some(m) = rx.recv().await {
@@ -471,6 +500,7 @@ async fn event_loop(
     options: SchedulerOptions,
     log: EventLog,
     dash: Option<Recorder>,
+    writers: Arc<()>,
 ) {
     let mut s = State {
         core: Core::new(Config {
@@ -515,9 +545,15 @@ async fn event_loop(
                     let _ = out.send(m);
                 }
             }
-            // Let the writers send the shutdown before the runtime stops.
-            tokio::task::yield_now().await;
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            // Let the writers send the shutdown before the runtime stops: each ends once
+            // its queue is written and every sender is gone (at most 50 ms, for senders
+            // held elsewhere).
+            s.workers.clear();
+            s.clients.clear();
+            let deadline = std::time::Instant::now() + Duration::from_millis(50);
+            while Arc::strong_count(&writers) > 1 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             return;
         }
     }
