@@ -52,6 +52,16 @@ impl Gateway {
         })
     }
 
+    /// A client as a notebook on JupyterHub (or a shell) expects one: the address and
+    /// token given, else from the environment — the address from
+    /// `GRIDFLOW_GATEWAY_ADDRESS`, the token from `GRIDFLOW_GATEWAY_TOKEN`, else
+    /// `JUPYTERHUB_API_TOKEN` (which JupyterHub sets in every user's server: a gateway
+    /// with the hub authenticator accepts it).
+    pub fn from_env(address: Option<&str>, token: Option<&str>) -> Result<Gateway> {
+        let (address, token) = resolve_from(address, token, |k| std::env::var(k).ok())?;
+        Gateway::new(&address, token)
+    }
+
     /// The gateway's `host:port`.
     pub fn address(&self) -> &str {
         &self.inner.address
@@ -146,6 +156,41 @@ impl Gateway {
         let _: serde_json::Value = self.call("DELETE", &format!("/api/clusters/{id}"), None)?;
         Ok(())
     }
+}
+
+/// Environment variable naming the gateway's address (`host:port` or `http://host:port`).
+pub const ADDRESS_ENV: &str = "GRIDFLOW_GATEWAY_ADDRESS";
+/// Environment variable holding the user's gateway API token.
+pub const TOKEN_ENV: &str = "GRIDFLOW_GATEWAY_TOKEN";
+/// The token JupyterHub gives each user's server (used when no gateway token is set).
+pub const JUPYTERHUB_TOKEN_ENV: &str = "JUPYTERHUB_API_TOKEN";
+
+/// [`Gateway::from_env`]'s choice of address and token, with `env` reading variables
+/// (empty values count as unset).
+fn resolve_from(
+    address: Option<&str>,
+    token: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(String, String)> {
+    let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let address = match address {
+        Some(a) => a.to_owned(),
+        None => env(ADDRESS_ENV).ok_or_else(|| {
+            GatewayError::Invalid(format!("no gateway address: give one or set {ADDRESS_ENV}"))
+        })?,
+    };
+    let token = match token {
+        Some(t) => t.to_owned(),
+        None => env(TOKEN_ENV)
+            .or_else(|| env(JUPYTERHUB_TOKEN_ENV))
+            .ok_or_else(|| {
+                GatewayError::Unauthenticated(format!(
+                    "no API token: give one, or set {TOKEN_ENV} (or {JUPYTERHUB_TOKEN_ENV}, \
+                     as JupyterHub does in users' servers)"
+                ))
+            })?,
+    };
+    Ok((address, token.trim().to_owned()))
 }
 
 /// A cluster of a gateway: a [`Cluster`] whose clients reach the scheduler through the
@@ -279,5 +324,52 @@ impl Cluster for GatewayCluster {
             Err(GatewayError::Remote { status: 404, .. }) => Ok(()),
             Err(e) => Err(dist(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn address_and_token_from_the_environment() {
+        let hub = [
+            (ADDRESS_ENV, "10.0.0.1:8786"),
+            (JUPYTERHUB_TOKEN_ENV, "hubtoken\n"),
+        ];
+        let got = resolve_from(None, None, env(&hub)).unwrap();
+        assert_eq!(got, ("10.0.0.1:8786".into(), "hubtoken".into()));
+        // The gateway's own token wins over the hub's; given values win over both.
+        let both = [
+            (ADDRESS_ENV, "a:1"),
+            (TOKEN_ENV, "gw"),
+            (JUPYTERHUB_TOKEN_ENV, "hub"),
+        ];
+        assert_eq!(resolve_from(None, None, env(&both)).unwrap().1, "gw");
+        let got = resolve_from(Some("b:2"), Some("mine"), env(&both)).unwrap();
+        assert_eq!(got, ("b:2".into(), "mine".into()));
+        let empty = [(TOKEN_ENV, ""), (JUPYTERHUB_TOKEN_ENV, "hub")];
+        assert_eq!(
+            resolve_from(Some("a:1"), None, env(&empty)).unwrap().1,
+            "hub"
+        );
+        let e = resolve_from(None, None, env(&[])).unwrap_err().to_string();
+        assert!(e.contains(ADDRESS_ENV), "{e}");
+        let e = resolve_from(Some("a:1"), None, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(TOKEN_ENV) && e.contains(JUPYTERHUB_TOKEN_ENV),
+            "{e}"
+        );
     }
 }

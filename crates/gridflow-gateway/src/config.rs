@@ -66,7 +66,9 @@ pub struct UserEntry {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JupyterHubConfig {
-    /// The hub's base URL (`http://127.0.0.1:8081`).
+    /// The hub's URL: its base (`http://127.0.0.1:8081`, with JupyterHub's `base_url` if
+    /// it has one) or its API (`http://127.0.0.1:8081/hub/api`, as `JUPYTERHUB_API_URL`).
+    /// Plain `http://` only (the hub's internal API port).
     pub url: String,
     /// Seconds a hub answer is reused for the same token (the hub is not asked on every
     /// request of a busy user).
@@ -75,6 +77,14 @@ pub struct JupyterHubConfig {
     /// Hub users treated as gateway administrators (besides the hub's own admins).
     #[serde(default)]
     pub admin_users: Vec<String>,
+    /// Seconds the hub may take to answer before the request is refused (503), so a hub
+    /// that hangs does not hang the gateway's callers.
+    #[serde(default = "default_hub_timeout")]
+    pub timeout_seconds: f64,
+}
+
+fn default_hub_timeout() -> f64 {
+    10.0
 }
 
 fn default_cache() -> f64 {
@@ -237,6 +247,9 @@ impl Config {
                     u.name
                 )));
             }
+        }
+        if let Some(hub) = &self.jupyterhub {
+            crate::auth::hub_user_url(hub)?;
         }
         let b = &self.bounds;
         if b.max_threads == 0 || b.default_threads == 0 {

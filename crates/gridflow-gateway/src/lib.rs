@@ -18,7 +18,7 @@ pub mod http;
 pub mod local;
 mod server;
 
-pub use client::{Gateway, GatewayCluster};
+pub use client::{ADDRESS_ENV, Gateway, GatewayCluster, JUPYTERHUB_TOKEN_ENV, TOKEN_ENV};
 pub use config::{Bounds, ClusterOptions, ClusterSpec, Config};
 pub use error::{GatewayError, Result};
 pub use server::GatewayServer;
