@@ -1,9 +1,9 @@
 //! The gateway's JupyterHub authenticator against a real JupyterHub (the pinned one of
 //! `scripts/jupyterhub-setup.sh`, in `target/hub-venv`; `GRIDFLOW_HUB_VENV` to use another):
-//! the hub runs on free 127.0.0.1 ports with its dummy authenticator, fixed users, an
-//! admin, and a service whose token may create and revoke users' tokens; the hub's proxy
-//! is a class in the hub's configuration that does nothing (only the hub's REST API is
-//! used, so no configurable-http-proxy). Users' tokens come from the hub's REST API, as
+//! the hub runs on a free 127.0.0.1 port with `scripts/jupyterhub_test_config.py` — its
+//! dummy authenticator, users alice and bob, admin root, and a service whose token may
+//! create and revoke users' tokens; a proxy class that does nothing (only the hub's REST
+//! API is used, so no configurable-http-proxy). Users' tokens come from the hub's REST API, as
 //! the tokens of users' notebook servers do, and a `gridflow gateway` process checks them
 //! with the hub. Without the hub the tests are skipped with a notice, unless CI=true.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly on purpose.
@@ -90,52 +90,15 @@ impl Hub {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let hub_port = free_port();
-        let mut proxy_port = free_port();
-        while proxy_port == hub_port {
-            proxy_port = free_port();
-        }
-        let d = dir.display();
-        let config = format!(
-            r#"# Written by crates/gridflow-cli/tests/gateway_hub.rs.
-from jupyterhub.proxy import Proxy
-
-
-class NoProxy(Proxy):
-    """Only the hub's REST API is used: no proxy process, and routes go nowhere."""
-
-    should_start = False
-
-    async def add_route(self, routespec, target, data):
-        pass
-
-    async def delete_route(self, routespec):
-        pass
-
-    async def get_all_routes(self):
-        return {{}}
-
-
-c.JupyterHub.proxy_class = NoProxy
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {proxy_port}
-c.JupyterHub.db_url = "sqlite:///{d}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = "{d}/jupyterhub_cookie_secret"
-c.JupyterHub.pid_file = "{d}/jupyterhub.pid"
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allowed_users = {{"alice", "bob"}}
-c.Authenticator.admin_users = {{"root"}}
-c.JupyterHub.services = [{{"name": "gridflow-test", "api_token": "{SERVICE_TOKEN}"}}]
-c.JupyterHub.load_roles = [
-    {{"name": "gridflow-test-tokens", "scopes": ["tokens"], "services": ["gridflow-test"]}}
-]
-"#
-        );
-        std::fs::write(dir.join("jupyterhub_config.py"), config).unwrap();
+        let config = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scripts/jupyterhub_test_config.py");
         let log = std::fs::File::create(dir.join("hub.log")).unwrap();
         let child = Command::new(program)
-            .args(["-f", "jupyterhub_config.py"])
+            .arg("-f")
+            .arg(&config)
+            .env("GRIDFLOW_HUB_DIR", &dir)
+            .env("GRIDFLOW_HUB_PORT", hub_port.to_string())
+            .env("GRIDFLOW_HUB_SERVICE_TOKEN", SERVICE_TOKEN)
             .current_dir(&dir)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
