@@ -137,11 +137,18 @@ impl Hub {
     /// A new API token of `user` made through the hub's REST API by the service: (token,
     /// its id at the hub).
     fn new_token(&self, user: &str) -> (String, String) {
+        self.new_token_with(user, json!({}))
+    }
+
+    /// [`Hub::new_token`] with more fields of the request (`scopes`).
+    fn new_token_with(&self, user: &str, mut request: Value) -> (String, String) {
+        request["note"] = json!("gridflow gateway test");
+        request["expires_in"] = json!(3600);
         let (status, v) = http(
             "POST",
             &format!("{}/hub/api/users/{user}/tokens", self.url),
             SERVICE_TOKEN,
-            Some(&json!({"note": "gridflow gateway test", "expires_in": 3600})),
+            Some(&request),
         );
         assert_eq!(status, 201, "creating a token of {user}: {v}");
         (
@@ -319,6 +326,14 @@ fn hub_users_use_the_gateway() {
     assert_eq!((me.name.as_str(), me.admin), ("root", true));
     let me = gw.client(&bob_token).whoami().unwrap();
     assert_eq!((me.name.as_str(), me.admin), ("bob", true));
+    // A token with only the scopes of a user's server token (as JUPYTERHUB_API_TOKEN in a
+    // notebook) identifies its owner all the same, admin flag included.
+    let (server_like, _) = hub.new_token_with(
+        "root",
+        json!({"scopes": ["access:servers!user", "users:activity!user"]}),
+    );
+    let me = gw.client(&server_like).whoami().unwrap();
+    assert_eq!((me.name.as_str(), me.admin), ("root", true));
 
     // A hub service's token is the hub's, not a user's: refused, saying so.
     let (status, message) = refused(gw.client(SERVICE_TOKEN).whoami());
