@@ -69,6 +69,18 @@ struct Fixture {
 
 impl Fixture {
     fn new(name: &str, users: &[(&str, bool)], idle_timeout: f64, check: f64) -> Fixture {
+        Fixture::with(name, users, idle_timeout, check, json!({}))
+    }
+
+    /// Like [`Fixture::new`], with `extra` merged into the configuration (objects key by
+    /// key, so `{"bounds": {...}}` adds bounds).
+    fn with(
+        name: &str,
+        users: &[(&str, bool)],
+        idle_timeout: f64,
+        check: f64,
+        extra: Value,
+    ) -> Fixture {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("gateway-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -82,7 +94,7 @@ impl Fixture {
             tokens.push(((*u).to_owned(), t));
         }
         let config = dir.join("gateway.json");
-        let c = json!({
+        let mut c = json!({
             "address": "127.0.0.1:0",
             "state_dir": dir.join("state"),
             "idle_timeout": idle_timeout,
@@ -90,6 +102,12 @@ impl Fixture {
             "bounds": {"max_workers": 2, "max_threads": 2, "max_clusters_per_user": 2},
             "users": entries,
         });
+        for (k, v) in extra.as_object().unwrap() {
+            match (c[k].as_object_mut(), v.as_object()) {
+                (Some(base), Some(more)) => base.extend(more.clone()),
+                _ => c[k] = v.clone(),
+            }
+        }
         std::fs::write(&config, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
         let mut f = Fixture {
             dir,
@@ -646,6 +664,132 @@ fn adaptive_scaling_follows_pending_work() {
     });
     c.close().unwrap();
     wait_until("no process left", Duration::from_secs(10), || {
+        f.leftovers().is_empty()
+    });
+}
+
+fn slurm_up() -> bool {
+    let up = std::env::var_os("SLURM_CONF").is_some()
+        && Command::new("sinfo")
+            .arg("-h")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !up {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no Slurm: run scripts/slurm-setup.sh; source target/slurm/env"
+        );
+        eprintln!("skipped: no Slurm (run scripts/slurm-setup.sh; source target/slurm/env)");
+    }
+    up
+}
+
+/// The jobs `squeue` lists with these ids (any state but ended).
+fn queued_jobs(ids: &[String]) -> Vec<String> {
+    let out = Command::new("squeue")
+        .args(["--noheader", "--format=%i %T"])
+        .arg(format!("--jobs={}", ids.join(",")))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("COMPLETED") && !l.contains("CANCELLED"))
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_owned())
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
+#[test]
+fn a_slurm_backed_cluster_computes_through_the_gateway_and_leaves_no_job() {
+    if !slurm_up() {
+        return;
+    }
+    let partition =
+        std::env::var("GRIDFLOW_TEST_SLURM_PARTITION").unwrap_or_else(|_| "debug".into());
+    let f = Fixture::with(
+        "slurm",
+        &[("alice", false), ("bob", false)],
+        0.0,
+        0.5,
+        json!({
+            "backend": {"kind": "slurm", "partition": partition, "walltime": "00:20:00"},
+            "bounds": {"backend_options": {"partition": [], "walltime": []}},
+        }),
+    );
+    let alice = f.client("alice");
+    let c = alice
+        .new_cluster(&ClusterOptions {
+            workers: Some(2),
+            threads: Some(1),
+            ..ClusterOptions::default()
+        })
+        .unwrap();
+    // Each worker is a Slurm job: its id is the job's, its state what Slurm says.
+    let first = c.worker_status().unwrap();
+    assert_eq!(first.len(), 2, "{first:?}");
+    let jobs: Vec<String> = first.iter().map(|w| w.id.clone()).collect();
+    for w in &first {
+        assert!(w.id.chars().all(|ch| ch.is_ascii_digit()), "{w:?}");
+        assert_eq!(w.name, format!("slurm-{}-0", w.id));
+        assert!(
+            matches!(
+                w.state,
+                WorkerState::Queued { .. } | WorkerState::Starting | WorkerState::Running
+            ),
+            "{w:?}"
+        );
+    }
+    assert_eq!(queued_jobs(&jobs).len(), 2, "squeue lists both jobs");
+    c.wait_for_workers(2, Duration::from_secs(120)).unwrap();
+    assert!(
+        c.worker_status()
+            .unwrap()
+            .iter()
+            .all(|w| w.state == WorkerState::Running)
+    );
+
+    // A computation through the gateway's one address equals xarray's.
+    let (store, expr, want) = xarray_case();
+    let token = c.report().token.clone().unwrap();
+    let got = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap();
+    assert_close(&got, &want, "slurm cluster through the gateway");
+
+    // Scaling down retires the newest worker and its job leaves the queue.
+    c.scale(1).unwrap();
+    let left = c.worker_status().unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].id, jobs[0]);
+    wait_until(
+        "the retired worker's job to end",
+        Duration::from_secs(30),
+        || queued_jobs(&jobs[1..]).is_empty(),
+    );
+
+    // A partition Slurm does not know: sbatch's own message comes back, nothing is left.
+    let e = f
+        .client("bob")
+        .new_cluster(&ClusterOptions {
+            workers: Some(1),
+            threads: Some(1),
+            backend: [("partition".to_owned(), "nosuchpartition".to_owned())].into(),
+            ..ClusterOptions::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sbatch") && e.to_lowercase().contains("partition"),
+        "{e}"
+    );
+    assert!(f.client("bob").list_clusters().unwrap().is_empty());
+
+    // Stopping cancels every job and ends every process.
+    c.close().unwrap();
+    wait_until(
+        "every job to leave the queue",
+        Duration::from_secs(30),
+        || queued_jobs(&jobs).is_empty(),
+    );
+    wait_until("no cluster process left", Duration::from_secs(10), || {
         f.leftovers().is_empty()
     });
 }
