@@ -793,3 +793,106 @@ fn a_slurm_backed_cluster_computes_through_the_gateway_and_leaves_no_job() {
         f.leftovers().is_empty()
     });
 }
+
+#[test]
+fn ssh_backed_workers_compute_survive_a_restart_and_are_cleaned_up() {
+    let (Ok(ssh_config), Ok(host)) = (
+        std::env::var("GRIDFLOW_TEST_SSH_CONFIG"),
+        std::env::var("GRIDFLOW_TEST_SSH_HOST"),
+    ) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no test sshd: run scripts/sshd-setup.sh; source target/sshd/env"
+        );
+        eprintln!("skipped: no test sshd (run scripts/sshd-setup.sh; source target/sshd/env)");
+        return;
+    };
+    let remote_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gateway-ssh-remote");
+    let _ = std::fs::remove_dir_all(&remote_dir);
+    let mut f = Fixture::with(
+        "ssh",
+        &[("alice", false)],
+        0.0,
+        0.3,
+        json!({"backend": {
+            "kind": "ssh",
+            "hosts": [host],
+            "ssh_options": ["-F", ssh_config],
+            "remote_command": [env!("CARGO_BIN_EXE_gridflow")],
+            "remote_dir": remote_dir,
+        }}),
+    );
+    let c = f
+        .client("alice")
+        .new_cluster(&ClusterOptions {
+            workers: Some(2),
+            threads: Some(1),
+            ..ClusterOptions::default()
+        })
+        .unwrap();
+    let id = c.id().to_owned();
+    c.wait_for_workers(2, Duration::from_secs(60)).unwrap();
+    let status = c.worker_status().unwrap();
+    // The handle is host:pid, the process the worker's name is on.
+    for w in &status {
+        let pid: u32 = w.id.rsplit(':').next().unwrap().parse().unwrap();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(String::from_utf8_lossy(&cmd).contains(&w.name), "{w:?}");
+    }
+    // The token went over standard input into a file only its owner reads.
+    let token_file = remote_dir.join(&id).join("token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+    // The worker processes (not the gateway's `ssh` checks, which name them too).
+    let workers_of = || -> Vec<u32> {
+        pids_mentioning(&format!("{id}-w"))
+            .into_iter()
+            .filter(|p| {
+                let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                cmd.split(|&b| b == 0).nth(1) == Some(b"worker".as_slice())
+            })
+            .collect()
+    };
+    assert_eq!(workers_of().len(), 2);
+
+    let (store, expr, want) = xarray_case();
+    let token = c.report().token.clone().unwrap();
+    let got = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap();
+    assert_close(&got, &want, "ssh cluster through the gateway");
+
+    // The workers were started detached: they outlive the gateway and a new one takes
+    // them over.
+    f.kill_gateway();
+    assert_eq!(workers_of().len(), 2);
+    f.start(None);
+    let c = f.client("alice").connect(&id).unwrap();
+    let got = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap();
+    assert_close(&got, &want, "after a gateway restart");
+
+    // A worker killed behind the gateway's back is reported failed, with its host.
+    let victim = c.worker_status().unwrap()[1].clone();
+    let pid = victim.id.rsplit(':').next().unwrap().to_owned();
+    Command::new("kill").args(["-9", &pid]).status().unwrap();
+    wait_until(
+        "the killed worker reported failed",
+        Duration::from_secs(20),
+        || {
+            c.worker_status().unwrap().iter().any(|w| {
+                w.name == victim.name
+                    && matches!(&w.state, WorkerState::Failed { reason } if reason.contains(&host))
+            })
+        },
+    );
+
+    // Stopping ends the remote processes and removes the remote directory.
+    c.close().unwrap();
+    wait_until("no remote worker left", Duration::from_secs(15), || {
+        workers_of().is_empty()
+    });
+    assert!(!remote_dir.join(&id).exists());
+    wait_until("no cluster process left", Duration::from_secs(10), || {
+        f.leftovers().is_empty()
+    });
+}
