@@ -896,3 +896,161 @@ fn ssh_backed_workers_compute_survive_a_restart_and_are_cleaned_up() {
         f.leftovers().is_empty()
     });
 }
+
+/// `kubernetes-validate` from `scripts/k8s-validate-setup.sh` (required when CI=true).
+fn k8s_validator() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/k8s-validate-venv/bin/kubernetes-validate");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but no kubernetes-validate at {}: run scripts/k8s-validate-setup.sh",
+        p.display()
+    );
+    eprintln!("skipped: no kubernetes-validate (run scripts/k8s-validate-setup.sh)");
+    None
+}
+
+/// A stand-in `kubectl` (there is no live Kubernetes in CI): logs each call, keeps what
+/// `apply` is given, and answers `get pods` with every applied pod unschedulable, as a
+/// full cluster answers.
+const FAKE_KUBECTL: &str = r#"#!/usr/bin/env python3
+import json, os, sys
+d = os.path.dirname(os.path.abspath(__file__))
+args = sys.argv[1:]
+with open(os.path.join(d, "calls"), "a") as f:
+    f.write(" ".join(args) + "\n")
+if "apply" in args:
+    doc = sys.stdin.read()
+    n = len([x for x in os.listdir(d) if x.startswith("applied-")])
+    open(os.path.join(d, f"applied-{n}.json"), "w").write(doc)
+elif args[-4:-2] == ["get", "pods"] or "get" in args:
+    items = []
+    for x in sorted(os.listdir(d)):
+        if x.startswith("applied-"):
+            for it in json.load(open(os.path.join(d, x)))["items"]:
+                if it["kind"] == "Pod":
+                    items.append({"metadata": it["metadata"], "status": {"phase": "Pending",
+                        "conditions": [{"type": "PodScheduled", "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/1 nodes are available: 1 Insufficient cpu."}]}})
+    print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+"#;
+
+#[test]
+fn kubernetes_backed_workers_are_valid_pods_and_report_why_they_wait() {
+    let Some(validate) = k8s_validator() else {
+        return;
+    };
+    let kdir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gateway-kubectl");
+    let _ = std::fs::remove_dir_all(&kdir);
+    std::fs::create_dir_all(&kdir).unwrap();
+    let kubectl = kdir.join("kubectl");
+    std::fs::write(&kubectl, FAKE_KUBECTL).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&kubectl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let f = Fixture::with(
+        "kubernetes",
+        &[("alice", false)],
+        0.0,
+        0.3,
+        json!({"backend": {
+            "kind": "kubernetes",
+            "kubectl": kubectl,
+            "namespace": "science",
+            "image": "ghcr.io/example/gridflow:1",
+        }}),
+    );
+    let c = f
+        .client("alice")
+        .new_cluster(&ClusterOptions {
+            workers: Some(2),
+            threads: Some(2),
+            memory: Some(2 << 30),
+            ..ClusterOptions::default()
+        })
+        .unwrap();
+    let id = c.id().to_owned();
+    // Kubernetes' reason reaches the user.
+    wait_until(
+        "both pods reported unschedulable",
+        Duration::from_secs(10),
+        || {
+            let s = c.worker_status().unwrap();
+            s.len() == 2
+                && s.iter().all(|w| {
+                    matches!(&w.state, WorkerState::Queued { reason }
+                    if reason.contains("Insufficient cpu"))
+                })
+        },
+    );
+    let e = c
+        .wait_for_workers(1, Duration::from_millis(500))
+        .unwrap_err();
+    assert!(e.to_string().contains("Insufficient cpu"), "{e}");
+
+    // What was applied: a Secret with the token and a pod per worker, valid for
+    // Kubernetes 1.37, with the token only in the Secret.
+    let token = c.report().token.clone().unwrap();
+    let mut docs = Vec::new();
+    for i in 0..2 {
+        let doc: Value =
+            serde_json::from_slice(&std::fs::read(kdir.join(format!("applied-{i}.json"))).unwrap())
+                .unwrap();
+        for item in doc["items"].as_array().unwrap() {
+            let text = item.to_string();
+            match item["kind"].as_str().unwrap() {
+                "Secret" => assert_eq!(item["stringData"]["token"], json!(token)),
+                "Pod" => {
+                    assert!(!text.contains(&token), "the token is in a pod: {text}");
+                    assert_eq!(item["metadata"]["labels"]["gridflow.io/cluster"], json!(id));
+                    let cmd = item["spec"]["containers"][0]["command"].to_string();
+                    assert!(
+                        cmd.contains("--memory-limit") && cmd.contains("--nthreads"),
+                        "{cmd}"
+                    );
+                }
+                other => panic!("unexpected {other}"),
+            }
+            docs.push(serde_json::to_string_pretty(item).unwrap());
+        }
+    }
+    let file = kdir.join("applied.yaml");
+    std::fs::write(&file, docs.join("\n---\n")).unwrap();
+    let out = Command::new(&validate)
+        .args(["--strict", "-k", "1.37.0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches(" passed for resource ").count(), 4, "{text}");
+
+    // Scaling down deletes the newest pod; stopping deletes the cluster's pods and Secret.
+    c.scale(1).unwrap();
+    c.close().unwrap();
+    let calls = std::fs::read_to_string(kdir.join("calls")).unwrap();
+    assert!(
+        calls.contains(&format!(
+            "delete pod --wait=false --ignore-not-found gridflow-{id}-w1"
+        )),
+        "{calls}"
+    );
+    assert!(
+        calls.contains(&format!("delete pods,secrets -l gridflow.io/cluster={id}")),
+        "{calls}"
+    );
+    assert!(
+        calls.lines().all(|l| l.contains("--namespace=science")),
+        "{calls}"
+    );
+    wait_until("no cluster process left", Duration::from_secs(10), || {
+        f.leftovers().is_empty()
+    });
+}
