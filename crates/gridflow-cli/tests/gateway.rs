@@ -1054,3 +1054,65 @@ fn kubernetes_backed_workers_are_valid_pods_and_report_why_they_wait() {
         f.leftovers().is_empty()
     });
 }
+
+#[test]
+fn a_worker_that_ends_after_a_while_is_replaced_and_a_young_one_is_not() {
+    let f = Fixture::with(
+        "replace",
+        &[("alice", false)],
+        0.0,
+        0.2,
+        json!({"replace_workers_after": 1.0}),
+    );
+    let c = f
+        .client("alice")
+        .new_cluster(&ClusterOptions {
+            workers: Some(2),
+            threads: Some(1),
+            ..ClusterOptions::default()
+        })
+        .unwrap();
+    c.wait_for_workers(2, Duration::from_secs(60)).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let kill = |w: &gridflow_distributed::WorkerStatus| {
+        Command::new("kill").args(["-9", &w.id]).status().unwrap();
+    };
+    let old = c.worker_status().unwrap()[0].clone();
+    kill(&old);
+    // The old worker is reported failed and a new one takes its place.
+    wait_until("a replacement running", Duration::from_secs(30), || {
+        let s = c.worker_status().unwrap();
+        let running = s.iter().filter(|w| w.state == WorkerState::Running).count();
+        let failed = s
+            .iter()
+            .any(|w| w.name == old.name && matches!(w.state, WorkerState::Failed { .. }));
+        running == 2 && failed && s.len() == 3
+    });
+    // The replacement dies young: it is left failed, not restarted.
+    let young = c
+        .worker_status()
+        .unwrap()
+        .into_iter()
+        .find(|w| w.name != old.name && w.state == WorkerState::Running && w.name.ends_with("-w2"))
+        .unwrap();
+    kill(&young);
+    wait_until(
+        "the young worker reported failed",
+        Duration::from_secs(20),
+        || {
+            c.worker_status()
+                .unwrap()
+                .iter()
+                .any(|w| w.name == young.name && matches!(w.state, WorkerState::Failed { .. }))
+        },
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let s = c.worker_status().unwrap();
+    assert_eq!(s.len(), 3, "{s:?}");
+    assert_eq!(
+        s.iter().filter(|w| w.state == WorkerState::Running).count(),
+        1,
+        "{s:?}"
+    );
+    c.close().unwrap();
+}

@@ -24,6 +24,11 @@ pub struct Config {
     /// Seconds between checks of every cluster (idle time, adaptive scaling, dead
     /// processes).
     pub check_interval: f64,
+    /// Seconds a worker must have been asked for before the gateway replaces it when it
+    /// ends by itself (a walltime's retirement, a lost node); a younger worker that ends
+    /// is left `failed` with its reason, so one that cannot start is not restarted for
+    /// ever.
+    pub replace_workers_after: f64,
     /// What a cluster may ask for.
     pub bounds: Bounds,
     /// Users known by API token.
@@ -202,6 +207,7 @@ impl Default for Config {
             program: None,
             idle_timeout: 3600.0,
             check_interval: 2.0,
+            replace_workers_after: 60.0,
             bounds: Bounds::default(),
             users: Vec::new(),
             jupyterhub: None,
@@ -433,9 +439,16 @@ impl Config {
             _ => {}
         }
         let positive = self.check_interval.is_finite() && self.check_interval > 0.0;
-        if !positive || self.idle_timeout.is_nan() || self.idle_timeout < 0.0 {
+        if !positive
+            || self.idle_timeout.is_nan()
+            || self.idle_timeout < 0.0
+            || self.replace_workers_after.is_nan()
+            || self.replace_workers_after < 0.0
+        {
             return Err(GatewayError::Invalid(
-                "check_interval must be above 0 and idle_timeout at least 0 (seconds)".into(),
+                "check_interval must be above 0, idle_timeout and replace_workers_after at \
+                 least 0 (seconds)"
+                    .into(),
             ));
         }
         Ok(())

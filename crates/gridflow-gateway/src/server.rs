@@ -380,18 +380,18 @@ impl Shared {
     }
 
     /// Marks the workers that ended by themselves as failed, with the backend's reason;
-    /// returns whether any was.
-    fn mark_ended(&self, rec: &mut ClusterRecord) -> bool {
-        let mut changed = false;
+    /// returns how long each of them had been asked for (seconds).
+    fn mark_ended(&self, rec: &mut ClusterRecord) -> Vec<f64> {
+        let mut ages = Vec::new();
         for w in &mut rec.workers {
             if w.failed.is_none()
                 && let Some(why) = self.workers.ended(&self.backend, &rec.id, w)
             {
                 w.failed = Some(why);
-                changed = true;
+                ages.push(now() - w.asked);
             }
         }
-        changed
+        ages
     }
 
     /// Retires these workers through the scheduler (their results copied to the workers
@@ -608,9 +608,25 @@ impl Shared {
             self.destroy(&rec);
             return Ok(());
         }
-        let mut changed = self.mark_ended(&mut rec);
+        let ended = self.mark_ended(&mut rec);
+        let mut changed = !ended.is_empty();
         let mut scaled = Ok(());
-        if let Some((lo, hi)) = rec.adapt {
+        if rec.adapt.is_none() {
+            // Workers that ran a while and ended (a walltime's retirement, a lost node)
+            // are replaced to keep the size asked for; younger ones are left failed, so
+            // a worker that cannot start is reported instead of restarted for ever.
+            let after = self.config.replace_workers_after;
+            let replace = ended.iter().filter(|&&age| age >= after).count();
+            let live = rec.workers.iter().filter(|w| w.failed.is_none()).count();
+            let n = replace.min(rec.spec.workers.saturating_sub(live));
+            if n > 0 {
+                eprintln!(
+                    "gridflow gateway: cluster {id} of {}: replacing {n} ended worker(s)",
+                    rec.owner
+                );
+                scaled = self.add_workers(&mut rec, n);
+            }
+        } else if let Some((lo, hi)) = rec.adapt {
             let per = rec.spec.threads.max(1) as u64;
             let want = (activity.pending_tasks.div_ceil(per) as usize).clamp(lo, hi);
             let live = rec.workers.iter().filter(|w| w.failed.is_none()).count();
