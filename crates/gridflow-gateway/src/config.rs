@@ -15,6 +15,12 @@ pub struct Config {
     pub address: String,
     /// The `host:port` clients are told to use (default: the address bound).
     pub public_address: Option<String>,
+    /// The gateway's TLS certificate chain (PEM): with `tls_key`, its port speaks only
+    /// TLS (`https://` for the API and dashboards, `gateway+tls://` for clusters), so API
+    /// tokens never cross the network in the clear.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
     /// Where the state database, cluster tokens and logs go.
     pub state_dir: PathBuf,
     /// The `gridflow` binary started as schedulers and workers (default: this program).
@@ -203,6 +209,8 @@ impl Default for Config {
         Config {
             address: "127.0.0.1:8786".into(),
             public_address: None,
+            tls_cert: None,
+            tls_key: None,
             state_dir: PathBuf::from("gridflow-gateway"),
             program: None,
             idle_timeout: 3600.0,
@@ -406,6 +414,11 @@ impl Config {
                     u.name
                 )));
             }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(GatewayError::Invalid(
+                "tls_cert and tls_key go together: give both (PEM files) or neither".into(),
+            ));
         }
         let b = &self.bounds;
         if b.max_threads == 0 || b.default_threads == 0 {
