@@ -758,6 +758,21 @@ fn a_slurm_backed_cluster_computes_through_the_gateway_and_leaves_no_job() {
     let got = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap();
     assert_close(&got, &want, "slurm cluster through the gateway");
 
+    // A restarted gateway finds the jobs again from its database.
+    let mut f = f;
+    f.kill_gateway();
+    f.start(None);
+    let c = f.client("alice").connect(c.id()).unwrap();
+    let again = c.worker_status().unwrap();
+    assert_eq!(
+        again.iter().map(|w| w.id.clone()).collect::<Vec<_>>(),
+        jobs,
+        "{again:?}"
+    );
+    assert!(again.iter().all(|w| w.state == WorkerState::Running), "{again:?}");
+    let got = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap();
+    assert_close(&got, &want, "slurm cluster after a gateway restart");
+
     // Scaling down retires the newest worker and its job leaves the queue.
     c.scale(1).unwrap();
     let left = c.worker_status().unwrap();
