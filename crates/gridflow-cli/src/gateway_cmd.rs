@@ -121,7 +121,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         );
     }
     let server = GatewayServer::start(config)?;
-    outln!("gridflow gateway at http://{}", server.address())?;
+    outln!("gridflow gateway at {}", server.url())?;
     server.wait();
     Ok(())
 }

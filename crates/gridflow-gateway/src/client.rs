@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 struct Inner {
     /// `host:port` of the gateway.
     address: String,
+    /// The CA file a TLS gateway's certificate is checked against (None: the system's
+    /// roots, or plain HTTP).
+    ca: Option<std::path::PathBuf>,
     token: String,
     rt: tokio::runtime::Runtime,
     /// The kept-alive connection to the gateway.
@@ -30,11 +33,28 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// A client of the gateway at `address` (`http://host:port` or `host:port`) with the
-    /// user's API token.
+    /// A client of the gateway at `address` (`http://host:port`, `https://host:port` or
+    /// `host:port`) with the user's API token. A TLS gateway's certificate is checked
+    /// against the CA file in `GRIDFLOW_GATEWAY_CA`, else the system's roots.
     pub fn new(address: &str, token: impl Into<String>) -> Result<Gateway> {
+        let ca = std::env::var_os(gridflow_distributed::auth::GATEWAY_CA_ENV)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
+        Gateway::with_ca(address, token, ca.as_deref())
+    }
+
+    /// [`Gateway::new`] checking a TLS gateway's certificate against the CA(s) in PEM file
+    /// `ca` (`None`: the system's roots).
+    pub fn with_ca(
+        address: &str,
+        token: impl Into<String>,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Gateway> {
+        let tls = address.starts_with("https://") || address.starts_with("gateway+tls://");
         let address = address
+            .trim_start_matches("https://")
             .trim_start_matches("http://")
+            .trim_start_matches("gateway+tls://")
             .trim_start_matches("gateway://")
             .trim_end_matches('/')
             .to_owned();
@@ -42,9 +62,14 @@ impl Gateway {
             .enable_all()
             .build()
             .map_err(|e| GatewayError::io("starting the gateway client's event loop", e))?;
+        let mut conn = crate::http::Connection::new(&address);
+        if tls {
+            conn = conn.with_tls(gridflow_distributed::auth::gateway_client_config(ca)?);
+        }
         Ok(Gateway {
             inner: Arc::new(Inner {
-                conn: std::sync::Mutex::new(crate::http::Connection::new(&address)),
+                conn: std::sync::Mutex::new(conn),
+                ca: ca.map(std::path::Path::to_path_buf),
                 address,
                 token: token.into(),
                 rt,
@@ -222,8 +247,12 @@ impl GatewayCluster {
                 report.id
             ))
         })?;
+        let mut security = Security::none().with_token(token)?;
+        if let Some(ca) = &gateway.inner.ca {
+            security = security.with_gateway_ca(ca)?;
+        }
         Ok(GatewayCluster {
-            security: Security::none().with_token(token)?,
+            security,
             gateway,
             report,
         })
@@ -252,9 +281,16 @@ impl GatewayCluster {
             if running >= n {
                 return Ok(());
             }
+            // Still to come: starting, or queued by a batch system.
             let starting = status
                 .iter()
-                .filter(|w| w.state == gridflow_distributed::WorkerState::Starting)
+                .filter(|w| {
+                    matches!(
+                        w.state,
+                        gridflow_distributed::WorkerState::Starting
+                            | gridflow_distributed::WorkerState::Queued { .. }
+                    )
+                })
                 .count();
             let failed = status.iter().find_map(|w| match &w.state {
                 gridflow_distributed::WorkerState::Failed { reason } => Some(reason.clone()),

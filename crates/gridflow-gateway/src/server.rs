@@ -4,6 +4,7 @@
 
 use crate::api::{AdaptRequest, ClusterReport, ErrorBody, ScaleRequest, WhoAmI};
 use crate::auth::{Authenticator, User};
+use crate::backends::{Ctx, Workers};
 use crate::config::{ClusterOptions, Config};
 use crate::db::{ClusterRecord, Db};
 use crate::local::LocalBackend;
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long a cluster's scheduler may take to start.
@@ -25,6 +26,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BODY: usize = 64 * 1024;
 /// Failed workers kept in a cluster's record for the user to see.
 const KEEP_FAILED: usize = 16;
+/// How long the gateway waits for a scheduler's answer (its monitor never hangs on a
+/// stuck one; a retirement gets [`RETIRE_TIMEOUT`]).
+const SCHEDULER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a graceful retirement (results copied away) may take before the workers are
+/// stopped anyway.
+const RETIRE_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Shared {
     config: Config,
@@ -40,11 +47,17 @@ struct Shared {
     /// Connections to the schedulers (the monitor's).
     schedulers: Mutex<HashMap<String, Client>>,
     backend: LocalBackend,
+    /// Where workers run.
+    workers: Workers,
+    /// When each cluster's workers were last asked about for a user's request.
+    polled: Mutex<HashMap<String, std::time::Instant>>,
     /// Held while a cluster's record changes (a user's scale or stop, the monitor's
     /// check), so that no change overwrites another and no started process is lost.
     ops: Mutex<()>,
     /// `host:port` given to clients.
     public: String,
+    /// TLS on the gateway's port, when configured.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: AtomicBool,
 }
 
@@ -57,11 +70,7 @@ pub struct GatewayServer {
     monitor: Option<std::thread::JoinHandle<()>>,
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+use crate::now;
 
 impl GatewayServer {
     /// Binds the configured address, takes over the clusters recorded in the state
@@ -97,9 +106,16 @@ impl GatewayServer {
             .public_address
             .clone()
             .unwrap_or_else(|| address.to_string());
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
+            _ => None,
+        };
         let shared = Arc::new(Shared {
+            tls,
             auth: Authenticator::new(&config)?,
             backend: LocalBackend::new(program, config.state_dir.clone()),
+            workers: Workers::new(&config.backend),
+            polled: Mutex::default(),
             config,
             db: Mutex::new(db),
             clusters: RwLock::default(),
@@ -144,6 +160,11 @@ impl GatewayServer {
         self.address
     }
 
+    /// The gateway's URL (`https://` when its port speaks TLS).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.shared.http_scheme(), self.address)
+    }
+
     /// Serves until the process is stopped.
     pub fn wait(mut self) {
         if let Some(m) = self.monitor.take() {
@@ -179,6 +200,19 @@ impl Shared {
     fn reattach(&self) -> Result<()> {
         let records = lock(&self.db).all()?;
         for rec in records {
+            if rec.backend != self.workers.kind() {
+                // Its workers are another backend's: left alone (and in the database)
+                // for a gateway configured with that backend.
+                eprintln!(
+                    "gridflow gateway: cluster {} of {} runs its workers on the {} backend, \
+                     this gateway on {}: not taken over",
+                    rec.id,
+                    rec.owner,
+                    rec.backend,
+                    self.workers.kind()
+                );
+                continue;
+            }
             if self.backend.alive(rec.scheduler_pid, &rec.id) {
                 eprintln!(
                     "gridflow gateway: re-attached cluster {} of {}",
@@ -197,6 +231,10 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    fn http_scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, ClusterRecord>> {
@@ -233,21 +271,32 @@ impl Shared {
         ClusterReport {
             id: rec.id.clone(),
             owner: rec.owner.clone(),
-            address: format!("gateway://{}/{}", self.public, rec.id),
+            address: format!(
+                "{}://{}/{}",
+                if self.tls.is_some() {
+                    "gateway+tls"
+                } else {
+                    "gateway"
+                },
+                self.public,
+                rec.id
+            ),
             token,
             spec: rec.spec.clone(),
             adapt: rec.adapt,
             workers: rec
                 .workers
                 .iter()
-                .map(|w| self.backend.worker_status(&rec.id, w, &joined))
+                .map(|w| self.workers.status(&self.backend, &rec.id, w, &joined))
                 .collect(),
             created: rec.created,
             idle_seconds: (now() - rec.last_activity).max(0.0),
             dashboard: rec.dashboard.as_ref().map(|_| {
                 format!(
-                    "http://{}/clusters/{}/dashboard/status",
-                    self.public, rec.id
+                    "{}://{}/clusters/{}/dashboard/status",
+                    self.http_scheme(),
+                    self.public,
+                    rec.id
                 )
             }),
         }
@@ -260,6 +309,7 @@ impl Shared {
     /// Creates a cluster for `user`.
     fn create(&self, user: &User, options: &ClusterOptions) -> Result<ClusterReport> {
         let spec = self.config.bounds.resolve(options)?;
+        self.workers.check(&spec)?;
         {
             let mut creating = lock(&self.creating);
             let mine = self
@@ -296,13 +346,17 @@ impl Shared {
         let id = crate::auth::generate_token()?[..16].to_owned();
         let token = crate::auth::generate_token()?;
         self.backend.write_token(&id, &token)?;
-        let started = match self.backend.start_scheduler(&id, START_TIMEOUT) {
-            Ok(s) => s,
-            Err(e) => {
-                self.backend.remove(&id);
-                return Err(e);
-            }
-        };
+        let started =
+            match self
+                .backend
+                .start_scheduler(&id, &self.config.scheduler_host, START_TIMEOUT)
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    self.backend.remove(&id);
+                    return Err(e);
+                }
+            };
         let t = now();
         let mut rec = ClusterRecord {
             id: id.clone(),
@@ -317,6 +371,7 @@ impl Shared {
             created: t,
             last_activity: t,
             started: 0,
+            backend: self.workers.kind().into(),
         };
         if let Err(e) = self.add_workers(&mut rec, spec.workers) {
             self.destroy(&rec);
@@ -331,19 +386,69 @@ impl Shared {
     }
 
     fn add_workers(&self, rec: &mut ClusterRecord, n: usize) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let token = self.token_of(rec)?;
         for _ in 0..n {
             let name = format!("{}-w{}", rec.id, rec.started);
             rec.started += 1;
-            let w = self.backend.start_worker(
-                &rec.id,
-                &rec.scheduler_address,
-                &name,
-                rec.spec.threads,
-                rec.spec.memory,
-            )?;
+            let ctx = Ctx {
+                id: &rec.id,
+                address: &rec.scheduler_address,
+                spec: &rec.spec,
+                token: &token,
+                local: &self.backend,
+            };
+            let w = self.workers.start(&ctx, &name)?;
             rec.workers.push(w);
         }
         Ok(())
+    }
+
+    /// Marks the workers that ended by themselves as failed, with the backend's reason;
+    /// returns how long each of them had been asked for (seconds).
+    fn mark_ended(&self, rec: &mut ClusterRecord) -> Vec<f64> {
+        let mut ages = Vec::new();
+        for w in &mut rec.workers {
+            if w.failed.is_none()
+                && let Some(why) = self.workers.ended(&self.backend, &rec.id, w)
+            {
+                w.failed = Some(why);
+                ages.push(now() - w.asked);
+            }
+        }
+        ages
+    }
+
+    /// Retires these workers through the scheduler (their results copied to the workers
+    /// that stay, as Dask's `retire_workers`), then stops them: a worker that is not
+    /// joined, or a retirement that fails or takes too long, is stopped all the same.
+    fn retire_and_stop(&self, rec: &ClusterRecord, leaving: &[crate::db::WorkerRecord]) {
+        if leaving.is_empty() {
+            return;
+        }
+        let joined = lock(&self.joined).get(&rec.id).cloned().unwrap_or_default();
+        let names: Vec<String> = leaving
+            .iter()
+            .map(|w| w.name.clone())
+            .filter(|n| joined.contains(n))
+            .collect();
+        if !names.is_empty() {
+            let retired = self.token_of(rec).and_then(|t| {
+                let sec = Security::none().with_token(t)?;
+                let c = Client::connect_timeout(&rec.scheduler_address, sec, RETIRE_TIMEOUT)?;
+                Ok(c.retire_workers(&names)?)
+            });
+            if let Err(e) = retired {
+                eprintln!(
+                    "gridflow gateway: cluster {}: retiring {}: {e}; stopping them",
+                    rec.id,
+                    names.join(", ")
+                );
+            }
+        }
+        self.workers.stop(&self.backend, &rec.id, leaving);
     }
 
     /// Sets the number of running workers of a cluster to `n`: starts more, or stops the
@@ -351,20 +456,18 @@ impl Shared {
     fn scale_to(&self, rec: &mut ClusterRecord, n: usize) -> Result<()> {
         self.config.bounds.check_workers(n)?;
         // Workers that died are kept (failed, with their reason) for the user to see.
-        for w in &mut rec.workers {
-            if w.failed.is_none() && !self.backend.alive(w.pid, &rec.id) {
-                w.failed = Some(self.backend.failure(&rec.id, w));
-            }
-        }
+        self.mark_ended(rec);
         let live: Vec<usize> = (0..rec.workers.len())
             .filter(|&i| rec.workers[i].failed.is_none())
             .collect();
         if n > live.len() {
             self.add_workers(rec, n - live.len())?;
         } else {
+            // The newest go first.
             let gone: Vec<usize> = live[n..].to_vec();
-            let pids: Vec<u32> = gone.iter().map(|&i| rec.workers[i].pid).collect();
-            self.backend.stop(&rec.id, &pids);
+            let leaving: Vec<crate::db::WorkerRecord> =
+                gone.iter().map(|&i| rec.workers[i].clone()).collect();
+            self.retire_and_stop(rec, &leaving);
             let mut i = 0;
             rec.workers.retain(|_| {
                 i += 1;
@@ -410,9 +513,16 @@ impl Shared {
         lock(&self.schedulers).remove(&rec.id);
         lock(&self.joined).remove(&rec.id);
         lock(&self.saved).remove(&rec.id);
-        let mut pids: Vec<u32> = rec.workers.iter().map(|w| w.pid).collect();
-        pids.push(rec.scheduler_pid);
-        self.backend.stop(&rec.id, &pids);
+        lock(&self.polled).remove(&rec.id);
+        let live: Vec<crate::db::WorkerRecord> = rec
+            .workers
+            .iter()
+            .filter(|w| w.failed.is_none())
+            .cloned()
+            .collect();
+        self.workers.stop(&self.backend, &rec.id, &live);
+        self.backend.stop(&rec.id, &[rec.scheduler_pid]);
+        self.workers.remove(rec);
         self.backend.remove(&rec.id);
         if let Err(e) = lock(&self.db).delete(&rec.id) {
             eprintln!("gridflow gateway: {e}");
@@ -433,7 +543,7 @@ impl Shared {
             return Ok(c.clone());
         }
         let sec = Security::none().with_token(self.token_of(rec)?)?;
-        let c = Client::connect_with(&rec.scheduler_address, sec)?;
+        let c = Client::connect_timeout(&rec.scheduler_address, sec, SCHEDULER_TIMEOUT)?;
         lock(&self.schedulers).insert(rec.id.clone(), c.clone());
         Ok(c)
     }
@@ -465,7 +575,10 @@ impl Shared {
                 slept += step;
             }
             self.backend.reap();
-            let ids: Vec<String> = self.read().keys().cloned().collect();
+            let all: Vec<ClusterRecord> = self.read().values().cloned().collect();
+            let joined = lock(&self.joined).clone();
+            self.workers.poll(&all, &joined);
+            let ids: Vec<String> = all.into_iter().map(|c| c.id).collect();
             for id in ids {
                 if self.stop.load(Ordering::Relaxed) {
                     return;
@@ -522,15 +635,25 @@ impl Shared {
             self.destroy(&rec);
             return Ok(());
         }
-        let mut changed = false;
-        for w in &mut rec.workers {
-            if w.failed.is_none() && !self.backend.alive(w.pid, id) {
-                w.failed = Some(self.backend.failure(id, w));
-                changed = true;
-            }
-        }
+        let ended = self.mark_ended(&mut rec);
+        let mut changed = !ended.is_empty();
         let mut scaled = Ok(());
-        if let Some((lo, hi)) = rec.adapt {
+        if rec.adapt.is_none() {
+            // Workers that ran a while and ended (a walltime's retirement, a lost node)
+            // are replaced to keep the size asked for; younger ones are left failed, so
+            // a worker that cannot start is reported instead of restarted for ever.
+            let after = self.config.replace_workers_after;
+            let replace = ended.iter().filter(|&&age| age >= after).count();
+            let live = rec.workers.iter().filter(|w| w.failed.is_none()).count();
+            let n = replace.min(rec.spec.workers.saturating_sub(live));
+            if n > 0 {
+                eprintln!(
+                    "gridflow gateway: cluster {id} of {}: replacing {n} ended worker(s)",
+                    rec.owner
+                );
+                scaled = self.add_workers(&mut rec, n);
+            }
+        } else if let Some((lo, hi)) = rec.adapt {
             let per = rec.spec.threads.max(1) as u64;
             let want = (activity.pending_tasks.div_ceil(per) as usize).clamp(lo, hi);
             let live = rec.workers.iter().filter(|w| w.failed.is_none()).count();
@@ -600,27 +723,42 @@ async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
 
 async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) -> Result<()> {
     let _ = stream.set_nodelay(true);
-    let mut head = [0u8; 4];
-    // Wait for 4 bytes (a routing preamble or an HTTP method), 10 s at most.
-    let peeked = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match stream.peek(&mut head).await {
-                Ok(n) if n >= 4 => return Ok(true),
-                Ok(0) => return Ok(false),
-                Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
-                Err(e) => return Err(e),
-            }
+    match shared.tls.clone() {
+        None => serve_stream(stream, shared).await,
+        Some(acceptor) => {
+            // A client that never finishes its TLS handshake is dropped, not waited for.
+            let tls = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                .await
+                .map_err(|_| GatewayError::Http {
+                    what: "a TLS handshake".into(),
+                    detail: "not finished within 10 s".into(),
+                })?
+                .map_err(|e| GatewayError::io("a TLS handshake (is the client using TLS?)", e))?;
+            serve_stream(tls, shared).await
         }
-    })
-    .await;
-    match peeked {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) | Err(_) => return Ok(()),
-        Ok(Err(e)) => return Err(GatewayError::io("reading a request", e)),
+    }
+}
+
+/// Serves one connection (plain or TLS): a routing preamble is a client for a cluster's
+/// scheduler, anything else is HTTP.
+async fn serve_stream<S>(mut stream: S, shared: Arc<Shared>) -> Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut head = [0u8; 4];
+    // The first 4 bytes (a routing preamble or an HTTP method), 10 s at most.
+    match tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut head)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) | Err(_) => return Ok(()),
     }
     if &head == ROUTE_MAGIC {
         return route(stream, &shared).await;
     }
+    let stream = Rewind {
+        head,
+        done: 0,
+        inner: stream,
+    };
     let sh = shared.clone();
     let svc = hyper::service::service_fn(move |req| {
         let sh = sh.clone();
@@ -635,12 +773,98 @@ async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) -> Resul
         })
 }
 
+/// A stream whose first bytes, already read to tell HTTP from a routed connection, are
+/// given back before the rest.
+struct Rewind<S> {
+    head: [u8; 4],
+    done: usize,
+    inner: S,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Rewind<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.done < self.head.len() {
+            let n = (self.head.len() - self.done).min(buf.remaining());
+            let start = self.done;
+            buf.put_slice(&self.head[start..start + n]);
+            self.done += n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Rewind<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The TLS acceptor of the gateway's port from PEM files; errors name the file.
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |p: &std::path::Path, e: String| GatewayError::Config {
+        path: p.display().to_string(),
+        detail: e,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect())
+        .map_err(|e| bad(cert, format!("reading the TLS certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(cert, "no certificate in the file".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| bad(key, format!("reading the TLS private key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            bad(
+                cert,
+                format!("the certificate and key do not go together: {e}"),
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Routes a client to its cluster's scheduler and relays bytes both ways. The gateway
 /// does not authenticate here: the scheduler does, with the cluster's own token.
-async fn route(mut stream: tokio::net::TcpStream, shared: &Shared) -> Result<()> {
+async fn route<S>(mut stream: S, shared: &Shared) -> Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    // The magic bytes are read already.
     let io = |e| GatewayError::io("reading a routing preamble", e);
-    let mut magic = [0u8; 4];
-    stream.read_exact(&mut magic).await.map_err(io)?;
     let n = usize::from(stream.read_u16_le().await.map_err(io)?);
     if n > MAX_ROUTE_ID {
         return refuse(&mut stream, "cluster id too long").await;
@@ -676,7 +900,7 @@ async fn route(mut stream: tokio::net::TcpStream, shared: &Shared) -> Result<()>
     Ok(())
 }
 
-async fn refuse(stream: &mut tokio::net::TcpStream, why: &str) -> Result<()> {
+async fn refuse<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, why: &str) -> Result<()> {
     let msg = why.as_bytes();
     let n = msg.len().min(u16::MAX as usize);
     let mut out = vec![1u8];
@@ -871,6 +1095,22 @@ async fn serve(
                 let rec = sh.visible(&user, &id)?;
                 let _ = sh.refresh_joined(&rec);
                 sh.backend.reap();
+                // A client waiting for its workers asks often: the backend (squeue,
+                // kubectl, ssh) is asked at most once a second per cluster.
+                let due = {
+                    let mut polled = lock(&sh.polled);
+                    let due = polled
+                        .get(&rec.id)
+                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                    if due {
+                        polled.insert(rec.id.clone(), std::time::Instant::now());
+                    }
+                    due
+                };
+                if due {
+                    let joined = lock(&sh.joined).clone();
+                    sh.workers.poll(std::slice::from_ref(&rec), &joined);
+                }
                 let token = if rec.owner == user.name {
                     Some(sh.token_of(&rec)?)
                 } else {
