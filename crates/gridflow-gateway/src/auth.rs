@@ -68,13 +68,16 @@ struct HubAuth {
 pub fn hub_user_url(hub: &JupyterHubConfig) -> Result<String> {
     let invalid = |d: String| GatewayError::Invalid(format!("jupyterhub: {d}"));
     let base = hub.url.trim().trim_end_matches('/');
-    let host = base.strip_prefix("http://").ok_or_else(|| {
-        invalid(format!(
-            "url {:?} must start with http:// (the hub's own API port, such as \
-             http://127.0.0.1:8081; https is not supported)",
-            hub.url
-        ))
-    })?;
+    let host = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"))
+        .ok_or_else(|| {
+            invalid(format!(
+                "url {:?} must start with http:// or https:// (the hub's API, such as \
+                 http://127.0.0.1:8081)",
+                hub.url
+            ))
+        })?;
     if host.is_empty() || host.starts_with('/') {
         return Err(invalid(format!("url {:?} names no host", hub.url)));
     }
@@ -293,10 +296,14 @@ mod tests {
             ("http://h:8081/hub/api", "http://h:8081/hub/api/user"),
             ("http://h:8081/hub/api/", "http://h:8081/hub/api/user"),
             ("http://h:8081/jh", "http://h:8081/jh/hub/api/user"),
+            (
+                "https://hub.example/hub/api",
+                "https://hub.example/hub/api/user",
+            ),
         ] {
             assert_eq!(hub_user_url(&hub(given)).unwrap(), want, "{given}");
         }
-        for bad in ["https://h:8081", "h:8081", "http://", "http:///hub/api"] {
+        for bad in ["ftp://h:8081", "h:8081", "http://", "https:///hub/api"] {
             let e = hub_user_url(&hub(bad)).unwrap_err().to_string();
             assert!(e.contains("jupyterhub: url"), "{bad}: {e}");
         }

@@ -245,7 +245,8 @@ pub struct UserEntry {
 pub struct JupyterHubConfig {
     /// The hub's URL: its base (`http://127.0.0.1:8081`, with JupyterHub's `base_url` if
     /// it has one) or its API (`http://127.0.0.1:8081/hub/api`, as `JUPYTERHUB_API_URL`).
-    /// Plain `http://` only (the hub's internal API port).
+    /// `https://` hubs' certificates are checked against the system's roots (or
+    /// `GRIDFLOW_GATEWAY_CA`).
     pub url: String,
     /// Seconds a hub answer is reused for the same token (the hub is not asked on every
     /// request of a busy user).
