@@ -75,6 +75,19 @@ fn http(method: &str, url: &str, token: &str, body: Option<&Value>) -> (u16, Val
     (status, body)
 }
 
+/// Whether the hub on `port` answers `GET /hub/api/` with 200 (false, not a panic, while
+/// it starts).
+fn hub_answers(port: u16) -> bool {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut answer = String::new();
+    write!(s, "GET /hub/api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_ok()
+        && s.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.1 200")
+}
+
 /// A JupyterHub process with users alice and bob, admin root, and the service
 /// `gridflow-test`. Killed when dropped.
 struct Hub {
@@ -111,9 +124,7 @@ impl Hub {
         };
         let start = Instant::now();
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", hub_port)).is_ok()
-                && http("GET", &format!("{}/hub/api/", hub.url), "", None).0 == 200
-            {
+            if hub_answers(hub_port) {
                 break;
             }
             let exited = hub.child.as_mut().unwrap().try_wait().unwrap();
