@@ -769,7 +769,10 @@ fn a_slurm_backed_cluster_computes_through_the_gateway_and_leaves_no_job() {
         jobs,
         "{again:?}"
     );
-    assert!(again.iter().all(|w| w.state == WorkerState::Running), "{again:?}");
+    assert!(
+        again.iter().all(|w| w.state == WorkerState::Running),
+        "{again:?}"
+    );
     let got = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap();
     assert_close(&got, &want, "slurm cluster after a gateway restart");
 
