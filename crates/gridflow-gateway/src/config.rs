@@ -43,7 +43,8 @@ pub struct Config {
     pub jupyterhub: Option<JupyterHubConfig>,
     /// The host schedulers listen on, which the workers must reach (the gateway's host
     /// on the compute network for Slurm, SSH and Kubernetes). Schedulers run beside the
-    /// gateway; clients reach them only through it.
+    /// gateway; clients reach them only through it. `$VAR` is read from the environment
+    /// when the gateway starts (`$POD_IP` in a pod).
     pub scheduler_host: String,
     /// Where clusters' workers run.
     pub backend: BackendConfig,
@@ -392,6 +393,21 @@ impl Bounds {
 }
 
 impl Config {
+    /// `scheduler_host`, a `$VAR` read from the environment.
+    pub fn scheduler_host(&self) -> Result<String> {
+        match self.scheduler_host.strip_prefix('$') {
+            None => Ok(self.scheduler_host.clone()),
+            Some(var) => std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    GatewayError::Invalid(format!(
+                        "scheduler_host = \"${var}\": the environment variable {var} is not set"
+                    ))
+                }),
+        }
+    }
+
     /// Reads a TOML (`.toml`) or JSON (any other extension) configuration file.
     pub fn from_file(path: &Path) -> Result<Config> {
         let err = |detail: String| GatewayError::Config {
@@ -451,6 +467,17 @@ impl Config {
                     self.backend.known_options()
                 )));
             }
+        }
+        let host = self.scheduler_host()?;
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback && matches!(self.backend, BackendConfig::Kubernetes(_)) {
+            return Err(GatewayError::Invalid(format!(
+                "scheduler_host = {host:?}: pods cannot reach the gateway's loopback; give \
+                 the gateway's address on the pods' network (e.g. \"$POD_IP\")"
+            )));
         }
         match &self.backend {
             BackendConfig::Ssh(s) if s.hosts.is_empty() => {

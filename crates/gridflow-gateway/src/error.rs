@@ -79,7 +79,7 @@ pub enum GatewayError {
         /// The backend.
         backend: &'static str,
         /// What its command said.
-        source: gridflow_deploy::DeployError,
+        source: Box<gridflow_deploy::DeployError>,
     },
     /// The distributed runtime failed (connecting to a cluster's scheduler).
     #[error(transparent)]

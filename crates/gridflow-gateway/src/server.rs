@@ -58,6 +58,8 @@ struct Shared {
     public: String,
     /// TLS on the gateway's port, when configured.
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Where schedulers listen (`scheduler_host`, resolved).
+    scheduler_host: String,
     stop: AtomicBool,
 }
 
@@ -112,6 +114,7 @@ impl GatewayServer {
         };
         let shared = Arc::new(Shared {
             tls,
+            scheduler_host: config.scheduler_host()?,
             auth: Authenticator::new(&config)?,
             backend: LocalBackend::new(program, config.state_dir.clone()),
             workers: Workers::new(&config.backend),
@@ -346,17 +349,16 @@ impl Shared {
         let id = crate::auth::generate_token()?[..16].to_owned();
         let token = crate::auth::generate_token()?;
         self.backend.write_token(&id, &token)?;
-        let started =
-            match self
-                .backend
-                .start_scheduler(&id, &self.config.scheduler_host, START_TIMEOUT)
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    self.backend.remove(&id);
-                    return Err(e);
-                }
-            };
+        let started = match self
+            .backend
+            .start_scheduler(&id, &self.scheduler_host, START_TIMEOUT)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.backend.remove(&id);
+                return Err(e);
+            }
+        };
         let t = now();
         let mut rec = ClusterRecord {
             id: id.clone(),
