@@ -935,6 +935,14 @@ fn k8s_validator() -> Option<PathBuf> {
     None
 }
 
+/// This machine's address on its default route (no packet is sent: a UDP socket is only
+/// connected to learn which local address it would use).
+fn host_ip() -> String {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    s.connect("192.0.2.1:9").unwrap();
+    s.local_addr().unwrap().ip().to_string()
+}
+
 /// A stand-in `kubectl` (there is no live Kubernetes in CI): logs each call, keeps what
 /// `apply` is given, and answers `get pods` with every applied pod unschedulable, as a
 /// full cluster answers.
@@ -978,7 +986,8 @@ fn kubernetes_backed_workers_are_valid_pods_and_report_why_they_wait() {
         &[("alice", false)],
         0.0,
         0.3,
-        json!({"backend": {
+        // Schedulers listen where pods would reach them: this machine's own address.
+        json!({"scheduler_host": host_ip(), "backend": {
             "kind": "kubernetes",
             "kubectl": kubectl,
             "namespace": "science",
@@ -1072,6 +1081,11 @@ fn kubernetes_backed_workers_are_valid_pods_and_report_why_they_wait() {
         calls.lines().all(|l| l.contains("--namespace=science")),
         "{calls}"
     );
+    // The pods were told the scheduler's address on this machine's network.
+    let pod: Value =
+        serde_json::from_slice(&std::fs::read(kdir.join("applied-0.json")).unwrap()).unwrap();
+    let cmd = pod["items"][1]["spec"]["containers"][0]["command"].to_string();
+    assert!(cmd.contains(&format!("tcp://{}:", host_ip())), "{cmd}");
     wait_until("no cluster process left", Duration::from_secs(10), || {
         f.leftovers().is_empty()
     });
