@@ -168,6 +168,35 @@ pub fn total_memory() -> usize {
 /// Where computations run: the local executor (`threads`, default: the cores) or a cluster
 /// (`--scheduler ADDRESS`, `--cluster local[:N[xT]]`), with a memory budget (default: half
 /// the machine's memory) and a progress bar on stderr when it is a terminal.
+/// How a client proves itself to a running scheduler (`--scheduler`): the environment's
+/// GRIDFLOW_AUTH_TOKEN / GRIDFLOW_AUTH_TOKEN_FILE / GRIDFLOW_TLS_* / GRIDFLOW_GATEWAY_CA,
+/// with these options over them.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ClientAuthArgs {
+    /// A file holding the cluster's shared secret, readable only by its owner (the
+    /// cluster's token from `gridflow gateway new`, say).
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<std::path::PathBuf>,
+    /// The CA certificate (PEM) a TLS gateway's certificate is checked against, for
+    /// gateway+tls:// addresses (default: the system's trusted roots).
+    #[arg(long, value_name = "FILE")]
+    pub gateway_ca: Option<std::path::PathBuf>,
+}
+
+impl ClientAuthArgs {
+    /// The credentials: the environment's, then these options over them.
+    pub fn security(&self) -> Result<gridflow_distributed::Security> {
+        let mut s = gridflow_distributed::Security::from_env()?;
+        if let Some(f) = &self.auth_token_file {
+            s = s.with_token_file(f)?;
+        }
+        if let Some(ca) = &self.gateway_ca {
+            s = s.with_gateway_ca(ca)?;
+        }
+        Ok(s)
+    }
+}
+
 pub struct Executor {
     /// The cluster's client, when computing on one (else the local thread pool).
     pub remote: Option<Remote>,
@@ -250,11 +279,12 @@ impl Executor {
         mut self,
         scheduler: Option<&str>,
         cluster: Option<&str>,
+        auth: &ClientAuthArgs,
     ) -> Result<Executor> {
         self.remote = match (scheduler, cluster) {
             (Some(_), Some(_)) => bail!("give --scheduler or --cluster, not both"),
             (Some(addr), None) => Some(Remote {
-                client: gridflow_distributed::Client::connect(addr)
+                client: gridflow_distributed::Client::connect_with(addr, auth.security()?)
                     .with_context(|| format!("connecting to the scheduler at {addr}"))?,
                 _cluster: None,
                 kind: "remote",

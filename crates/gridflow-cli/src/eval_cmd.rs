@@ -77,6 +77,9 @@ pub struct EvalArgs {
     /// this process does, from the local executor.
     #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = ":8787")]
     pub dashboard: Option<String>,
+    /// Credentials for --scheduler.
+    #[command(flatten)]
+    pub auth: crate::common::ClientAuthArgs,
 }
 
 /// Opens the dataset named by `--store` or `--catalog/--search/--key`.
@@ -110,7 +113,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     // First: it sets the graph budget that opening and evaluating count against.
     let exec = Executor::new(args.threads, args.memory_limit.as_deref())?
         .with_dashboard(args.dashboard.clone())
-        .with_cluster(args.scheduler.as_deref(), args.cluster.as_deref())?
+        .with_cluster(
+            args.scheduler.as_deref(),
+            args.cluster.as_deref(),
+            &args.auth,
+        )?
         .serve_local_dashboard()?;
     let expr = gridflow_expr::parse(&args.expr).map_err(|e| anyhow!("{}", e.render(&args.expr)))?;
     let ds = open_source(args)?;

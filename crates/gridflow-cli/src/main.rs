@@ -76,6 +76,9 @@ enum Command {
         /// (default: local, sized from the cores as Dask's `Client()` is).
         #[arg(long, value_name = "local[:NxT]")]
         cluster: Option<String>,
+        /// Credentials for --scheduler.
+        #[command(flatten)]
+        auth: common::ClientAuthArgs,
     },
     /// Search an intake-esm catalog.
     Catalog {
@@ -349,6 +352,7 @@ fn run(cli: Cli) -> Result<()> {
             memory_limit,
             scheduler,
             cluster,
+            auth,
         } => {
             // As the tutorial's `Client()`: a local cluster unless told otherwise.
             let cluster = match (&threads, &scheduler, cluster) {
@@ -359,8 +363,11 @@ fn run(cli: Cli) -> Result<()> {
                 steps: sample_steps(years, steps)?,
                 data,
                 out,
-                exec: common::Executor::new(threads, memory_limit.as_deref())?
-                    .with_cluster(scheduler.as_deref(), cluster.as_deref())?,
+                exec: common::Executor::new(threads, memory_limit.as_deref())?.with_cluster(
+                    scheduler.as_deref(),
+                    cluster.as_deref(),
+                    &auth,
+                )?,
             };
             demo::run(&options)?;
             options.exec.close()

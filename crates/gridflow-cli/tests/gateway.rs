@@ -1255,27 +1255,43 @@ fn a_tls_gateway_serves_the_api_and_clusters_over_tls_only() {
     // The library's client: TLS to the gateway, then the cluster's token inside it.
     assert_eq!(c.client().unwrap().workers().unwrap().len(), 1);
 
-    // The command line: the gateway's CA from the environment.
+    // The command line: the gateway's CA and the cluster's token from the environment,
+    // or from options.
     let (store, expr, want) = xarray_case();
     let token = c.report().token.clone().unwrap();
-    let mut cmd = gridflow();
-    cmd.args(["eval", "--json", "--scheduler", &c.scheduler_address()])
-        .env("GRIDFLOW_AUTH_TOKEN", &token)
-        .env("GRIDFLOW_GATEWAY_CA", &ca)
-        .arg("--store")
-        .arg(&store)
-        .arg(&expr);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_close(
-        &serde_json::from_slice(&out.stdout).unwrap(),
-        &want,
-        "through a TLS gateway",
-    );
+    let token_file = certs.join("cluster-token");
+    std::fs::write(&token_file, &token).unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    for by_options in [false, true] {
+        let mut cmd = gridflow();
+        cmd.args(["eval", "--json", "--scheduler", &c.scheduler_address()])
+            .arg("--store")
+            .arg(&store);
+        if by_options {
+            cmd.arg("--auth-token-file")
+                .arg(&token_file)
+                .arg("--gateway-ca")
+                .arg(&ca);
+        } else {
+            cmd.env("GRIDFLOW_AUTH_TOKEN", &token)
+                .env("GRIDFLOW_GATEWAY_CA", &ca);
+        }
+        let out = cmd.arg(&expr).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_close(
+            &serde_json::from_slice(&out.stdout).unwrap(),
+            &want,
+            "through a TLS gateway",
+        );
+    }
     // Without the CA the gateway's certificate is refused, naming the fix.
     let e = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap_err();
     assert!(e.contains("GRIDFLOW_GATEWAY_CA"), "{e}");
