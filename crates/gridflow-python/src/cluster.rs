@@ -78,10 +78,10 @@ impl PyClient {
             })
             .py()?;
         Ok(PyClient {
+            dashboard_link: client.dashboard_link(),
             client: Arc::new(client),
             cluster: Mutex::new(None),
             cluster_address: None,
-            dashboard_link: None,
         })
     }
 
@@ -144,7 +144,8 @@ impl PyClient {
             .unwrap_or_else(|| self.client.address().to_owned())
     }
 
-    /// The dashboard's URL, when this client started a cluster that serves one.
+    /// The dashboard's URL (`http://host:port/status`), when the scheduler serves one: the
+    /// cluster's for a cluster this client started, else as the scheduler reported it.
     #[getter]
     fn dashboard_link(&self) -> Option<String> {
         self.dashboard_link.clone()

@@ -51,6 +51,9 @@ def test_client_connects_to_a_running_cluster_by_address():
         assert len(cluster.workers) == 1
         with gridflow.Client(cluster.scheduler_address) as client:
             assert client.scheduler_address.endswith(cluster.scheduler_address.rsplit(":", 1)[-1])
+            # by address, the scheduler reports its dashboard
+            assert cluster.dashboard_link is not None
+            assert client.dashboard_link == cluster.dashboard_link
             got = ds.tas.sum(["lat", "lon"]).compute()
         with gridflow.Client(cluster) as client2:
             got2 = client2.compute(ds.tas.sum(["lat", "lon"]))
@@ -76,3 +79,33 @@ def test_client_sized_from_the_machine():
         assert all(w["nthreads"] >= 1 for w in workers.values())
         got = ds.tas.max("time").compute()
     xr.testing.assert_identical(got, want)
+
+
+def test_a_dashboard_on_every_interface_is_linked_with_the_host_the_client_used(tmp_path):
+    import json, os, subprocess, time, urllib.request
+
+    gridflow_bin = os.environ["GRIDFLOW_BIN"]
+    scheduler_file = tmp_path / "scheduler.json"
+    proc = subprocess.Popen(
+        [gridflow_bin, "scheduler", "--port", "0", "--dashboard-address", "0.0.0.0:0",
+         "--scheduler-file", str(scheduler_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not scheduler_file.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the scheduler wrote no scheduler file"
+            time.sleep(0.05)
+        address = json.loads(scheduler_file.read_text())["address"]
+        port = address.rsplit(":", 1)[-1]
+        with gridflow.Client(f"tcp://localhost:{port}", set_as_default=False) as client:
+            link = client.dashboard_link
+            assert link is not None and link.startswith("http://localhost:"), link
+            assert link.endswith("/status"), link
+            assert link != f"http://localhost:{port}/status"
+            assert urllib.request.urlopen(link).status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

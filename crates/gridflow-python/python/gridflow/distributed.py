@@ -96,9 +96,10 @@ class Client:
 
     @property
     def dashboard_link(self):
-        """The dashboard's URL when this client started its cluster or was given a
-        ``LocalCluster``; ``None`` for a scheduler reached by address (open the URL its
-        ``gridflow scheduler`` printed)."""
+        """The dashboard's URL (``http://host:port/status``), or ``None`` when the scheduler
+        serves none. For a scheduler reached by address it is the one the scheduler reports,
+        a dashboard on every interface (``0.0.0.0``) given with the host this client
+        connected to."""
         if self._cluster is not None:
             return self._cluster.dashboard_link
         return self._handle.dashboard_link
