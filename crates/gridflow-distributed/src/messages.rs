@@ -164,6 +164,9 @@ pub struct WorkerInfo {
     pub unmanaged_bytes: u64,
     /// Bytes of results spilled to the worker's local directory.
     pub spilled_bytes: u64,
+    /// Being retired: it gets no new tasks and its results are moving to other workers;
+    /// it leaves the list once it has exited.
+    pub retiring: bool,
 }
 
 /// Scheduler → client.

@@ -394,6 +394,7 @@ async fn connection(
                 managed_bytes: 0,
                 unmanaged_bytes: 0,
                 spilled_bytes: 0,
+                retiring: false,
             };
             let _ = tx.send(Event::Worker {
                 conn,

@@ -164,6 +164,86 @@ fn slow(n: u32, ms: u64, tag: &str) -> (Graph<ResilOp>, Vec<Key>) {
 }
 
 #[test]
+fn a_retiring_worker_is_listed_as_retiring_until_it_has_left() {
+    use gridflow_distributed::WorkerState;
+    let c = cluster(2, true);
+    let client = c.client().unwrap();
+    // Results held on both workers, then a slow task on each: the worker scaled away
+    // finishes its task before its results move, so it stays retiring for a while.
+    let (g, keys) = slow(8, 0, "held");
+    let held = client.persist(&g, &keys).unwrap();
+    let (gb, kb) = slow(2, 1500, "busy");
+    let busy = client.submit_many(&gb, &kb).unwrap();
+    wait_until("both slow tasks started", Duration::from_secs(10), || {
+        client.activity().unwrap().pending_tasks == 2
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut seen_status, mut seen_info) = (false, false);
+    std::thread::scope(|s| {
+        let scaling = s.spawn(|| c.scale(1));
+        while !scaling.is_finished() {
+            let status = c.worker_status().unwrap();
+            if let Some(w) = status.iter().find(|w| w.name == "local-1") {
+                assert!(
+                    matches!(w.state, WorkerState::Retiring | WorkerState::Running),
+                    "{status:?}"
+                );
+                seen_status |= w.state == WorkerState::Retiring;
+            }
+            let info = client.workers().unwrap();
+            seen_info |= info.iter().any(|w| w.name == "local-1" && w.retiring);
+            assert!(
+                info.iter().all(|w| w.name == "local-1" || !w.retiring),
+                "{info:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        scaling.join().unwrap().unwrap();
+    });
+    assert!(seen_status, "worker_status never showed local-1 retiring");
+    assert!(seen_info, "the scheduler never listed local-1 as retiring");
+    // Gone once retired, from both lists.
+    let status = c.worker_status().unwrap();
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert_eq!(status[0].name, "local-0");
+    assert_eq!(status[0].state, WorkerState::Running);
+    let info = client.workers().unwrap();
+    assert_eq!(info.len(), 1);
+    assert!(!info[0].retiring);
+    // Its results moved: a sum over the held results and the slow tasks' reads them all
+    // (by key: nothing runs again, so nothing sleeps) and gives the local result.
+    let mut g2 = g.clone();
+    for k in &kb {
+        g2.insert(k.clone(), gb.get(k).unwrap().clone());
+    }
+    let total = Key::new("total", &[]);
+    g2.insert(
+        total.clone(),
+        Task::new(
+            ResilOp::Slow {
+                ms: 0,
+                add: 0,
+                bytes: 8,
+            },
+            keys.iter().chain(&kb).cloned().collect(),
+        ),
+    );
+    let want = LocalExecutor::threads(1)
+        .run(&g2, std::slice::from_ref(&total))
+        .unwrap();
+    assert_eq!(
+        client.run(&g2, std::slice::from_ref(&total)).unwrap()[0],
+        want[0]
+    );
+    assert!(
+        !c.log().iter().any(|l| l.contains("recomputed")),
+        "{:?}",
+        c.log()
+    );
+    drop((held, busy));
+}
+
+#[test]
 fn the_adaptive_target_follows_pending_work() {
     let c = cluster(1, true);
     let client = c.client().unwrap();
