@@ -445,6 +445,67 @@ fn the_scaling_endpoints_answer_over_http() {
 }
 
 #[test]
+fn the_dashboard_answers_while_a_retirement_over_http_waits() {
+    let c = LocalCluster::with_options(LocalClusterOptions {
+        n_workers: 2,
+        threads_per_worker: 1,
+        program: Some(NODE.into()),
+        args: vec!["resil".into(), "worker".into()],
+        dashboard_address: Some("127.0.0.1:0".into()),
+        ..LocalClusterOptions::default()
+    })
+    .unwrap();
+    let link = c.dashboard_link().unwrap();
+    let client = c.client().unwrap();
+    // A slow task on each worker: the retired one finishes its own before leaving.
+    let (g, keys) = slow(2, 2000, "busy");
+    let futures = client.submit_many(&g, &keys).unwrap();
+    wait_until("both slow tasks started", Duration::from_secs(10), || {
+        client.activity().unwrap().pending_tasks == 2
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let name = client.workers().unwrap()[1].name.clone();
+    let body = format!("{{\"workers\": [\"{name}\"]}}");
+    let link2 = link.clone();
+    let retiring =
+        std::thread::spawn(move || http(&link2, "POST", "/api/v1/retire_workers", &body));
+    wait_until("the worker retiring", Duration::from_secs(10), || {
+        client.workers().unwrap().iter().any(|w| w.retiring)
+    });
+    // The retirement waits for the slow task; meanwhile the server answers.
+    let (status, _) = http(&link, "GET", "/api/v1/adaptive_target", "");
+    assert_eq!(status, 200);
+    let metrics = {
+        use std::io::{Read, Write};
+        let host = link
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap();
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("gridflow_workers"), "{metrics}");
+    assert!(
+        !retiring.is_finished(),
+        "the retirement should still be waiting for the slow task"
+    );
+    let (status, r) = retiring.join().unwrap();
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["retired"], serde_json::json!([name]));
+    drop(futures);
+}
+
+#[test]
 fn retiring_over_http_needs_the_clusters_token() {
     let token = gridflow_distributed::auth::generate_token().unwrap();
     let sec = gridflow_distributed::Security::none()
