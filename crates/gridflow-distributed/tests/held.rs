@@ -9,6 +9,13 @@ use gridflow_runtime::conformance::{TestOp, buf, num};
 use gridflow_runtime::{Executor, LocalExecutor};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{counted, reads};
+
+fn temp_log(name: &str) -> std::path::PathBuf {
+    common::temp_log("held", name)
+}
+
 fn cluster(n_workers: usize, threads: usize) -> LocalCluster {
     LocalCluster::with_options(LocalClusterOptions {
         n_workers,
@@ -17,43 +24,6 @@ fn cluster(n_workers: usize, threads: usize) -> LocalCluster {
         ..LocalClusterOptions::default()
     })
     .unwrap()
-}
-
-/// `n` counted sources (each appends to `log` when it runs), doubled: the graph and the
-/// doubled keys.
-fn counted(n: u32, log: &str) -> (Graph<TestOp>, Vec<Key>) {
-    let mut g = Graph::new();
-    let mut out = Vec::new();
-    for i in 0..n {
-        let m = Key::new("read", &[i]);
-        let d = Key::new("doubled", &[i]);
-        g.insert(
-            m.clone(),
-            Task::new(
-                TestOp::Counted {
-                    value: u64::from(i) + 1,
-                    bytes: 1024,
-                    log: log.to_owned(),
-                },
-                vec![],
-            ),
-        );
-        g.insert(d.clone(), Task::new(TestOp::Double, vec![m]));
-        out.push(d);
-    }
-    (g, out)
-}
-
-fn reads(log: &std::path::Path) -> usize {
-    std::fs::read(log).map_or(0, |b| b.len())
-}
-
-fn temp_log(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("gridflow-held-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("reads.log");
-    let _ = std::fs::remove_file(&p);
-    p
 }
 
 /// Adds a sum of `inputs` (times `scale` via doubling when asked) under `key`.
@@ -74,7 +44,7 @@ fn persisted_results_are_read_by_key_and_the_store_is_read_once() {
     let c = cluster(2, 1);
     let client = c.client().unwrap();
     let log = temp_log("persist");
-    let (g, doubled) = counted(24, log.to_str().unwrap());
+    let (g, doubled) = counted(24, 1024, &log);
     let kept = client.persist(&g, &doubled).unwrap();
     assert_eq!(reads(&log), 24, "persist computes every source once");
     assert_eq!(kept.keys(), doubled);
@@ -183,7 +153,7 @@ fn a_cancelled_future_stops_and_says_so_and_dropped_futures_are_released() {
     let c = cluster(1, 1);
     let client = c.client().unwrap();
     let log = temp_log("cancel");
-    let (g, doubled) = counted(200, log.to_str().unwrap());
+    let (g, doubled) = counted(200, 1024, &log);
     let mut g = g;
     let total = Key::new("total", &[]);
     add_sum(&mut g, &total, &doubled);
@@ -193,7 +163,7 @@ fn a_cancelled_future_stops_and_says_so_and_dropped_futures_are_released() {
     assert!(matches!(f.result(), Err(DistError::Cancelled { .. })));
     // The cluster keeps working, and the cancelled job stopped before running every
     // source (a single thread runs them in order; the cancel arrives early).
-    let (g2, d2) = counted(4, log.to_str().unwrap());
+    let (g2, d2) = counted(4, 1024, &log);
     let g2f = client.submit(&g2, &d2[1]).unwrap();
     assert_eq!(num(&g2f.result().unwrap()), 4);
     let n = reads(&log);

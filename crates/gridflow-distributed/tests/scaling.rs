@@ -10,6 +10,13 @@ use gridflow_runtime::conformance::{TestOp, num};
 use gridflow_runtime::{Executor, LocalExecutor};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{counted, reads, wait_until};
+
+fn temp_log(name: &str) -> std::path::PathBuf {
+    common::temp_log("scaling", name)
+}
+
 const NODE: &str = env!("CARGO_BIN_EXE_gridflow-test-node");
 
 fn cluster(n_workers: usize, resil: bool) -> LocalCluster {
@@ -28,56 +35,12 @@ fn cluster(n_workers: usize, resil: bool) -> LocalCluster {
     .unwrap()
 }
 
-/// `n` sources that append a byte to `log` each time they run, doubled.
-fn counted(n: u32, log: &std::path::Path) -> (Graph<TestOp>, Vec<Key>) {
-    let mut g = Graph::new();
-    let mut out = Vec::new();
-    for i in 0..n {
-        let m = Key::new("read", &[i]);
-        let d = Key::new("doubled", &[i]);
-        g.insert(
-            m.clone(),
-            Task::new(
-                TestOp::Counted {
-                    value: u64::from(i) + 1,
-                    bytes: 2048,
-                    log: log.to_str().unwrap().to_owned(),
-                },
-                vec![],
-            ),
-        );
-        g.insert(d.clone(), Task::new(TestOp::Double, vec![m]));
-        out.push(d);
-    }
-    (g, out)
-}
-
-fn reads(log: &std::path::Path) -> usize {
-    std::fs::read(log).map_or(0, |b| b.len())
-}
-
-fn temp_log(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("gridflow-scaling-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("reads.log");
-    let _ = std::fs::remove_file(&p);
-    p
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_retired_worker_hands_its_results_over_and_nothing_is_recomputed() {
     let c = cluster(3, false);
     let client = c.client().unwrap();
     let log = temp_log("retire");
-    let (g, doubled) = counted(30, &log);
+    let (g, doubled) = counted(30, 2048, &log);
     let _kept = client.persist(&g, &doubled).unwrap();
     assert_eq!(reads(&log), 30);
     let before = client.workers().unwrap();
