@@ -69,6 +69,18 @@ struct Fixture {
 
 impl Fixture {
     fn new(name: &str, users: &[(&str, bool)], idle_timeout: f64, check: f64) -> Fixture {
+        Fixture::with(name, users, idle_timeout, check, json!({}))
+    }
+
+    /// Like [`Fixture::new`], with `extra` merged into the configuration (objects key by
+    /// key, so `{"bounds": {...}}` adds bounds).
+    fn with(
+        name: &str,
+        users: &[(&str, bool)],
+        idle_timeout: f64,
+        check: f64,
+        extra: Value,
+    ) -> Fixture {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("gateway-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -82,7 +94,7 @@ impl Fixture {
             tokens.push(((*u).to_owned(), t));
         }
         let config = dir.join("gateway.json");
-        let c = json!({
+        let mut c = json!({
             "address": "127.0.0.1:0",
             "state_dir": dir.join("state"),
             "idle_timeout": idle_timeout,
@@ -90,6 +102,12 @@ impl Fixture {
             "bounds": {"max_workers": 2, "max_threads": 2, "max_clusters_per_user": 2},
             "users": entries,
         });
+        for (k, v) in extra.as_object().unwrap() {
+            match (c[k].as_object_mut(), v.as_object()) {
+                (Some(base), Some(more)) => base.extend(more.clone()),
+                _ => c[k] = v.clone(),
+            }
+        }
         std::fs::write(&config, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
         let mut f = Fixture {
             dir,
@@ -648,4 +666,453 @@ fn adaptive_scaling_follows_pending_work() {
     wait_until("no process left", Duration::from_secs(10), || {
         f.leftovers().is_empty()
     });
+}
+
+fn slurm_up() -> bool {
+    let up = std::env::var_os("SLURM_CONF").is_some()
+        && Command::new("sinfo")
+            .arg("-h")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !up {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no Slurm: run scripts/slurm-setup.sh; source target/slurm/env"
+        );
+        eprintln!("skipped: no Slurm (run scripts/slurm-setup.sh; source target/slurm/env)");
+    }
+    up
+}
+
+/// The jobs `squeue` lists with these ids (any state but ended).
+fn queued_jobs(ids: &[String]) -> Vec<String> {
+    let out = Command::new("squeue")
+        .args(["--noheader", "--format=%i %T"])
+        .arg(format!("--jobs={}", ids.join(",")))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("COMPLETED") && !l.contains("CANCELLED"))
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_owned())
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
+#[test]
+fn a_slurm_backed_cluster_computes_through_the_gateway_and_leaves_no_job() {
+    if !slurm_up() {
+        return;
+    }
+    let partition =
+        std::env::var("GRIDFLOW_TEST_SLURM_PARTITION").unwrap_or_else(|_| "debug".into());
+    let f = Fixture::with(
+        "slurm",
+        &[("alice", false), ("bob", false)],
+        0.0,
+        0.5,
+        json!({
+            "backend": {"kind": "slurm", "partition": partition, "walltime": "00:20:00"},
+            "bounds": {"backend_options": {"partition": [], "walltime": []}},
+        }),
+    );
+    let alice = f.client("alice");
+    let c = alice
+        .new_cluster(&ClusterOptions {
+            workers: Some(2),
+            threads: Some(1),
+            ..ClusterOptions::default()
+        })
+        .unwrap();
+    // Each worker is a Slurm job: its id is the job's, its state what Slurm says.
+    let first = c.worker_status().unwrap();
+    assert_eq!(first.len(), 2, "{first:?}");
+    let jobs: Vec<String> = first.iter().map(|w| w.id.clone()).collect();
+    for w in &first {
+        assert!(w.id.chars().all(|ch| ch.is_ascii_digit()), "{w:?}");
+        assert_eq!(w.name, format!("slurm-{}-0", w.id));
+        assert!(
+            matches!(
+                w.state,
+                WorkerState::Queued { .. } | WorkerState::Starting | WorkerState::Running
+            ),
+            "{w:?}"
+        );
+    }
+    assert_eq!(queued_jobs(&jobs).len(), 2, "squeue lists both jobs");
+    c.wait_for_workers(2, Duration::from_secs(120)).unwrap();
+    assert!(
+        c.worker_status()
+            .unwrap()
+            .iter()
+            .all(|w| w.state == WorkerState::Running)
+    );
+
+    // A computation through the gateway's one address equals xarray's.
+    let (store, expr, want) = xarray_case();
+    let token = c.report().token.clone().unwrap();
+    let got = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap();
+    assert_close(&got, &want, "slurm cluster through the gateway");
+
+    // Scaling down retires the newest worker and its job leaves the queue.
+    c.scale(1).unwrap();
+    let left = c.worker_status().unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].id, jobs[0]);
+    wait_until(
+        "the retired worker's job to end",
+        Duration::from_secs(30),
+        || queued_jobs(&jobs[1..]).is_empty(),
+    );
+
+    // A partition Slurm does not know: sbatch's own message comes back, nothing is left.
+    let e = f
+        .client("bob")
+        .new_cluster(&ClusterOptions {
+            workers: Some(1),
+            threads: Some(1),
+            backend: [("partition".to_owned(), "nosuchpartition".to_owned())].into(),
+            ..ClusterOptions::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sbatch") && e.to_lowercase().contains("partition"),
+        "{e}"
+    );
+    assert!(f.client("bob").list_clusters().unwrap().is_empty());
+
+    // Stopping cancels every job and ends every process.
+    c.close().unwrap();
+    wait_until(
+        "every job to leave the queue",
+        Duration::from_secs(30),
+        || queued_jobs(&jobs).is_empty(),
+    );
+    wait_until("no cluster process left", Duration::from_secs(10), || {
+        f.leftovers().is_empty()
+    });
+}
+
+#[test]
+fn ssh_backed_workers_compute_survive_a_restart_and_are_cleaned_up() {
+    let (Ok(ssh_config), Ok(host)) = (
+        std::env::var("GRIDFLOW_TEST_SSH_CONFIG"),
+        std::env::var("GRIDFLOW_TEST_SSH_HOST"),
+    ) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no test sshd: run scripts/sshd-setup.sh; source target/sshd/env"
+        );
+        eprintln!("skipped: no test sshd (run scripts/sshd-setup.sh; source target/sshd/env)");
+        return;
+    };
+    let remote_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gateway-ssh-remote");
+    let _ = std::fs::remove_dir_all(&remote_dir);
+    let mut f = Fixture::with(
+        "ssh",
+        &[("alice", false)],
+        0.0,
+        0.3,
+        json!({"backend": {
+            "kind": "ssh",
+            "hosts": [host],
+            "ssh_options": ["-F", ssh_config],
+            "remote_command": [env!("CARGO_BIN_EXE_gridflow")],
+            "remote_dir": remote_dir,
+        }}),
+    );
+    let c = f
+        .client("alice")
+        .new_cluster(&ClusterOptions {
+            workers: Some(2),
+            threads: Some(1),
+            ..ClusterOptions::default()
+        })
+        .unwrap();
+    let id = c.id().to_owned();
+    c.wait_for_workers(2, Duration::from_secs(60)).unwrap();
+    let status = c.worker_status().unwrap();
+    // The handle is host:pid, the process the worker's name is on.
+    for w in &status {
+        let pid: u32 = w.id.rsplit(':').next().unwrap().parse().unwrap();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(String::from_utf8_lossy(&cmd).contains(&w.name), "{w:?}");
+    }
+    // The token went over standard input into a file only its owner reads.
+    let token_file = remote_dir.join(&id).join("token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+    // The worker processes (not the gateway's `ssh` checks, which name them too).
+    let workers_of = || -> Vec<u32> {
+        pids_mentioning(&format!("{id}-w"))
+            .into_iter()
+            .filter(|p| {
+                let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                cmd.split(|&b| b == 0).nth(1) == Some(b"worker".as_slice())
+            })
+            .collect()
+    };
+    assert_eq!(workers_of().len(), 2);
+
+    let (store, expr, want) = xarray_case();
+    let token = c.report().token.clone().unwrap();
+    let got = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap();
+    assert_close(&got, &want, "ssh cluster through the gateway");
+
+    // The workers were started detached: they outlive the gateway and a new one takes
+    // them over.
+    f.kill_gateway();
+    assert_eq!(workers_of().len(), 2);
+    f.start(None);
+    let c = f.client("alice").connect(&id).unwrap();
+    let got = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap();
+    assert_close(&got, &want, "after a gateway restart");
+
+    // A worker killed behind the gateway's back is reported failed, with its host.
+    let victim = c.worker_status().unwrap()[1].clone();
+    let pid = victim.id.rsplit(':').next().unwrap().to_owned();
+    Command::new("kill").args(["-9", &pid]).status().unwrap();
+    wait_until(
+        "the killed worker reported failed",
+        Duration::from_secs(20),
+        || {
+            c.worker_status().unwrap().iter().any(|w| {
+                w.name == victim.name
+                    && matches!(&w.state, WorkerState::Failed { reason } if reason.contains(&host))
+            })
+        },
+    );
+
+    // Stopping ends the remote processes and removes the remote directory.
+    c.close().unwrap();
+    wait_until("no remote worker left", Duration::from_secs(15), || {
+        workers_of().is_empty()
+    });
+    assert!(!remote_dir.join(&id).exists());
+    wait_until("no cluster process left", Duration::from_secs(10), || {
+        f.leftovers().is_empty()
+    });
+}
+
+/// `kubernetes-validate` from `scripts/k8s-validate-setup.sh` (required when CI=true).
+fn k8s_validator() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/k8s-validate-venv/bin/kubernetes-validate");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but no kubernetes-validate at {}: run scripts/k8s-validate-setup.sh",
+        p.display()
+    );
+    eprintln!("skipped: no kubernetes-validate (run scripts/k8s-validate-setup.sh)");
+    None
+}
+
+/// A stand-in `kubectl` (there is no live Kubernetes in CI): logs each call, keeps what
+/// `apply` is given, and answers `get pods` with every applied pod unschedulable, as a
+/// full cluster answers.
+const FAKE_KUBECTL: &str = r#"#!/usr/bin/env python3
+import json, os, sys
+d = os.path.dirname(os.path.abspath(__file__))
+args = sys.argv[1:]
+with open(os.path.join(d, "calls"), "a") as f:
+    f.write(" ".join(args) + "\n")
+if "apply" in args:
+    doc = sys.stdin.read()
+    n = len([x for x in os.listdir(d) if x.startswith("applied-")])
+    open(os.path.join(d, f"applied-{n}.json"), "w").write(doc)
+elif args[-4:-2] == ["get", "pods"] or "get" in args:
+    items = []
+    for x in sorted(os.listdir(d)):
+        if x.startswith("applied-"):
+            for it in json.load(open(os.path.join(d, x)))["items"]:
+                if it["kind"] == "Pod":
+                    items.append({"metadata": it["metadata"], "status": {"phase": "Pending",
+                        "conditions": [{"type": "PodScheduled", "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/1 nodes are available: 1 Insufficient cpu."}]}})
+    print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+"#;
+
+#[test]
+fn kubernetes_backed_workers_are_valid_pods_and_report_why_they_wait() {
+    let Some(validate) = k8s_validator() else {
+        return;
+    };
+    let kdir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gateway-kubectl");
+    let _ = std::fs::remove_dir_all(&kdir);
+    std::fs::create_dir_all(&kdir).unwrap();
+    let kubectl = kdir.join("kubectl");
+    std::fs::write(&kubectl, FAKE_KUBECTL).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&kubectl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let f = Fixture::with(
+        "kubernetes",
+        &[("alice", false)],
+        0.0,
+        0.3,
+        json!({"backend": {
+            "kind": "kubernetes",
+            "kubectl": kubectl,
+            "namespace": "science",
+            "image": "ghcr.io/example/gridflow:1",
+        }}),
+    );
+    let c = f
+        .client("alice")
+        .new_cluster(&ClusterOptions {
+            workers: Some(2),
+            threads: Some(2),
+            memory: Some(2 << 30),
+            ..ClusterOptions::default()
+        })
+        .unwrap();
+    let id = c.id().to_owned();
+    // Kubernetes' reason reaches the user.
+    wait_until(
+        "both pods reported unschedulable",
+        Duration::from_secs(10),
+        || {
+            let s = c.worker_status().unwrap();
+            s.len() == 2
+                && s.iter().all(|w| {
+                    matches!(&w.state, WorkerState::Queued { reason }
+                    if reason.contains("Insufficient cpu"))
+                })
+        },
+    );
+    let e = c
+        .wait_for_workers(1, Duration::from_millis(500))
+        .unwrap_err();
+    assert!(e.to_string().contains("Insufficient cpu"), "{e}");
+
+    // What was applied: a Secret with the token and a pod per worker, valid for
+    // Kubernetes 1.37, with the token only in the Secret.
+    let token = c.report().token.clone().unwrap();
+    let mut docs = Vec::new();
+    for i in 0..2 {
+        let doc: Value =
+            serde_json::from_slice(&std::fs::read(kdir.join(format!("applied-{i}.json"))).unwrap())
+                .unwrap();
+        for item in doc["items"].as_array().unwrap() {
+            let text = item.to_string();
+            match item["kind"].as_str().unwrap() {
+                "Secret" => assert_eq!(item["stringData"]["token"], json!(token)),
+                "Pod" => {
+                    assert!(!text.contains(&token), "the token is in a pod: {text}");
+                    assert_eq!(item["metadata"]["labels"]["gridflow.io/cluster"], json!(id));
+                    let cmd = item["spec"]["containers"][0]["command"].to_string();
+                    assert!(
+                        cmd.contains("--memory-limit") && cmd.contains("--nthreads"),
+                        "{cmd}"
+                    );
+                }
+                other => panic!("unexpected {other}"),
+            }
+            docs.push(serde_json::to_string_pretty(item).unwrap());
+        }
+    }
+    let file = kdir.join("applied.yaml");
+    std::fs::write(&file, docs.join("\n---\n")).unwrap();
+    let out = Command::new(&validate)
+        .args(["--strict", "-k", "1.37.0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches(" passed for resource ").count(), 4, "{text}");
+
+    // Scaling down deletes the newest pod; stopping deletes the cluster's pods and Secret.
+    c.scale(1).unwrap();
+    c.close().unwrap();
+    let calls = std::fs::read_to_string(kdir.join("calls")).unwrap();
+    assert!(
+        calls.contains(&format!(
+            "delete pod --wait=false --ignore-not-found gridflow-{id}-w1"
+        )),
+        "{calls}"
+    );
+    assert!(
+        calls.contains(&format!("delete pods,secrets -l gridflow.io/cluster={id}")),
+        "{calls}"
+    );
+    assert!(
+        calls.lines().all(|l| l.contains("--namespace=science")),
+        "{calls}"
+    );
+    wait_until("no cluster process left", Duration::from_secs(10), || {
+        f.leftovers().is_empty()
+    });
+}
+
+#[test]
+fn a_worker_that_ends_after_a_while_is_replaced_and_a_young_one_is_not() {
+    let f = Fixture::with(
+        "replace",
+        &[("alice", false)],
+        0.0,
+        0.2,
+        json!({"replace_workers_after": 1.0}),
+    );
+    let c = f
+        .client("alice")
+        .new_cluster(&ClusterOptions {
+            workers: Some(2),
+            threads: Some(1),
+            ..ClusterOptions::default()
+        })
+        .unwrap();
+    c.wait_for_workers(2, Duration::from_secs(60)).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let kill = |w: &gridflow_distributed::WorkerStatus| {
+        Command::new("kill").args(["-9", &w.id]).status().unwrap();
+    };
+    let old = c.worker_status().unwrap()[0].clone();
+    kill(&old);
+    // The old worker is reported failed and a new one takes its place.
+    wait_until("a replacement running", Duration::from_secs(30), || {
+        let s = c.worker_status().unwrap();
+        let running = s.iter().filter(|w| w.state == WorkerState::Running).count();
+        let failed = s
+            .iter()
+            .any(|w| w.name == old.name && matches!(w.state, WorkerState::Failed { .. }));
+        running == 2 && failed && s.len() == 3
+    });
+    // The replacement dies young: it is left failed, not restarted.
+    let young = c
+        .worker_status()
+        .unwrap()
+        .into_iter()
+        .find(|w| w.name != old.name && w.state == WorkerState::Running && w.name.ends_with("-w2"))
+        .unwrap();
+    kill(&young);
+    wait_until(
+        "the young worker reported failed",
+        Duration::from_secs(20),
+        || {
+            c.worker_status()
+                .unwrap()
+                .iter()
+                .any(|w| w.name == young.name && matches!(w.state, WorkerState::Failed { .. }))
+        },
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let s = c.worker_status().unwrap();
+    assert_eq!(s.len(), 3, "{s:?}");
+    assert_eq!(
+        s.iter().filter(|w| w.state == WorkerState::Running).count(),
+        1,
+        "{s:?}"
+    );
+    c.close().unwrap();
 }

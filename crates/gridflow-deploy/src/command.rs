@@ -5,9 +5,14 @@ use crate::{DeployError, Result};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// How long one command (`sbatch`, `squeue`, `ssh`, `kubectl`) may take before it is
+/// killed and reported: a hung batch system or host never stalls its caller for ever.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs `program args...` with `input` on standard input (if any) and returns its standard
-/// output; a failure carries what it printed on standard error.
-pub(crate) fn run(program: &str, args: &[String], input: Option<&str>) -> Result<String> {
+/// output; a failure carries what it printed on standard error, and a command still
+/// running after [`COMMAND_TIMEOUT`] is killed and reported.
+pub fn run(program: &str, args: &[String], input: Option<&str>) -> Result<String> {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(if input.is_some() {
@@ -27,9 +32,26 @@ pub(crate) fn run(program: &str, args: &[String], input: Option<&str>) -> Result
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         written = stdin.write_all(text.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| DeployError::io(format!("waiting for {program}"), e))?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(COMMAND_TIMEOUT) {
+        Ok(r) => r.map_err(|e| DeployError::io(format!("waiting for {program}"), e))?,
+        Err(_) => {
+            // Killing by id is safe: the waiting thread has not reaped it yet.
+            let _ = Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            return Err(DeployError::Timeout(format!(
+                "{}: no answer within {COMMAND_TIMEOUT:?}; killed",
+                describe(program, args)
+            )));
+        }
+    };
     if out.status.success() {
         written.map_err(|e| DeployError::io(format!("writing to {program}'s input"), e))?;
     } else {

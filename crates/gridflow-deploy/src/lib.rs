@@ -11,9 +11,9 @@ mod signals;
 pub mod slurm;
 pub mod ssh;
 
-pub use command::shell_quote;
+pub use command::{COMMAND_TIMEOUT, run as run_command, shell_quote};
 pub use error::{DeployError, Result};
 pub use kubernetes::{KubernetesCluster, KubernetesOptions};
 pub use signals::{cancel_on_signals, retire_on_sigterm, run_cleanups};
-pub use slurm::{SlurmCluster, SlurmOptions};
+pub use slurm::{SlurmCluster, SlurmCommands, SlurmOptions};
 pub use ssh::{SshCluster, SshOptions};

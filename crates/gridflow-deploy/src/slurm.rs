@@ -291,6 +291,96 @@ impl SlurmOptions {
     }
 }
 
+/// A job's state as `squeue` gives it (`PENDING`, `RUNNING`, `FAILED`, ...) and Slurm's
+/// reason (`Resources`, `BeginTime`, `None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobState {
+    /// The state's name.
+    pub state: String,
+    /// Why it is in that state, in Slurm's words.
+    pub reason: String,
+}
+
+/// Whether a job in `state` has ended (it will never run workers again).
+pub fn job_ended(state: &str) -> bool {
+    !matches!(
+        state,
+        "PENDING"
+            | "RUNNING"
+            | "CONFIGURING"
+            | "COMPLETING"
+            | "SUSPENDED"
+            | "REQUEUED"
+            | "RESIZING"
+            | "SIGNALING"
+            | "STAGE_OUT"
+    )
+}
+
+/// Submits `script` with `sbatch --parsable`; returns the job id. A refusal carries
+/// Slurm's own message.
+pub fn submit(commands: &SlurmCommands, script: &str) -> Result<String> {
+    let out = run(&commands.sbatch, &["--parsable".into()], Some(script))?;
+    // `--parsable`: "ID" or "ID;CLUSTER".
+    out.trim()
+        .split(';')
+        .next()
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_owned)
+        .ok_or_else(|| DeployError::Invalid(format!("sbatch printed no job id: {:?}", out.trim())))
+}
+
+/// The states of these jobs from one `squeue` call; jobs Slurm has forgotten (ended a
+/// while ago) are absent.
+pub fn job_states(
+    commands: &SlurmCommands,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, JobState>> {
+    let mut seen = std::collections::HashMap::new();
+    if ids.is_empty() {
+        return Ok(seen);
+    }
+    let out = run(
+        &commands.squeue,
+        &[
+            "--noheader".into(),
+            "--states=all".into(),
+            "--format=%i|%T|%r".into(),
+            format!("--jobs={}", ids.join(",")),
+        ],
+        None,
+    );
+    // squeue fails for a list holding only jobs it has already forgotten.
+    let out = match out {
+        Ok(o) => o,
+        Err(DeployError::Command { stderr, .. }) if stderr.contains("Invalid job id") => {
+            String::new()
+        }
+        Err(e) => return Err(e),
+    };
+    for line in out.lines() {
+        let mut p = line.splitn(3, '|');
+        if let (Some(id), Some(state), Some(reason)) = (p.next(), p.next(), p.next()) {
+            seen.insert(
+                id.trim().to_owned(),
+                JobState {
+                    state: state.trim().to_owned(),
+                    reason: reason.trim().to_owned(),
+                },
+            );
+        }
+    }
+    Ok(seen)
+}
+
+/// `scancel` these jobs (none: nothing is run).
+pub fn cancel(commands: &SlurmCommands, ids: &[String]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    run(&commands.scancel, ids, None).map(|_| ())
+}
+
 /// A Slurm job of workers and what is known of it.
 #[derive(Clone, Debug)]
 struct Job {
@@ -361,21 +451,7 @@ impl Inner {
 
     /// Submits one job; returns its id. A refusal carries Slurm's message.
     fn submit(&self) -> Result<String> {
-        let out = run(
-            &self.cmd().sbatch,
-            &["--parsable".into()],
-            Some(&self.script),
-        )?;
-        // `--parsable`: "ID" or "ID;CLUSTER".
-        let id = out
-            .trim()
-            .split(';')
-            .next()
-            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()))
-            .ok_or_else(|| {
-                DeployError::Invalid(format!("sbatch printed no job id: {:?}", out.trim()))
-            })?
-            .to_owned();
+        let id = submit(self.cmd(), &self.script)?;
         lock(&self.jobs).push(Job {
             id: id.clone(),
             submitted: Instant::now(),
@@ -397,50 +473,11 @@ impl Inner {
         if ids.is_empty() {
             return Ok(());
         }
-        let out = run(
-            &self.cmd().squeue,
-            &[
-                "--noheader".into(),
-                "--states=all".into(),
-                "--format=%i|%T|%r".into(),
-                format!("--jobs={}", ids.join(",")),
-            ],
-            None,
-        );
-        // squeue fails for a list holding only jobs it has already forgotten.
-        let out = match out {
-            Ok(o) => o,
-            Err(DeployError::Command { stderr, .. }) if stderr.contains("Invalid job id") => {
-                String::new()
-            }
-            Err(e) => return Err(e),
-        };
-        let mut seen = std::collections::HashMap::new();
-        for line in out.lines() {
-            let mut p = line.splitn(3, '|');
-            if let (Some(id), Some(state), Some(reason)) = (p.next(), p.next(), p.next()) {
-                seen.insert(
-                    id.trim().to_owned(),
-                    (state.trim().to_owned(), reason.trim().to_owned()),
-                );
-            }
-        }
+        let mut seen = job_states(self.cmd(), &ids)?;
         for j in lock(&self.jobs).iter_mut().filter(|j| !j.gone) {
             match seen.remove(&j.id) {
-                Some((state, reason)) => {
-                    let ended = !matches!(
-                        state.as_str(),
-                        "PENDING"
-                            | "RUNNING"
-                            | "CONFIGURING"
-                            | "COMPLETING"
-                            | "SUSPENDED"
-                            | "REQUEUED"
-                            | "RESIZING"
-                            | "SIGNALING"
-                            | "STAGE_OUT"
-                    );
-                    j.gone = ended;
+                Some(JobState { state, reason }) => {
+                    j.gone = job_ended(&state);
                     j.state = state;
                     j.reason = reason;
                 }
@@ -474,7 +511,7 @@ impl Inner {
                 j.cancelled = true;
             }
         }
-        run(&self.cmd().scancel, ids, None)?;
+        cancel(self.cmd(), ids)?;
         for j in lock(&self.jobs).iter_mut() {
             if ids.contains(&j.id) {
                 j.gone = true;

@@ -57,6 +57,9 @@ pub(crate) struct Inner {
     /// Credentials for the scheduler and the workers' data ports.
     pub(crate) sec: Security,
     pub(crate) state: Mutex<State>,
+    /// How long a question to the scheduler (workers, activity, retirement, adaptive
+    /// target) may take; `None`: no limit.
+    timeout: Mutex<Option<Duration>>,
 }
 
 /// A connection to a scheduler; an [`Executor`] for any operation type whose values can
@@ -148,11 +151,24 @@ impl Client {
 
     /// Connects with these credentials (a shared secret, TLS certificates).
     pub fn connect_with(address: &str, sec: Security) -> Result<Client> {
+        Client::connect_inner(address, sec, None)
+    }
+
+    /// Connects like [`Client::connect_with`] within `timeout`, and keeps `timeout` as the
+    /// limit of each later question to the scheduler ([`Client::workers`],
+    /// [`Client::activity`], [`Client::retire_workers`], [`Client::adaptive_target`]): a
+    /// monitor that must not hang on a stuck scheduler. A question that times out is an
+    /// error; drop the client then (a late answer would confuse the next question).
+    pub fn connect_timeout(address: &str, sec: Security, timeout: Duration) -> Result<Client> {
+        Client::connect_inner(address, sec, Some(timeout))
+    }
+
+    fn connect_inner(address: &str, sec: Security, timeout: Option<Duration>) -> Result<Client> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| DistError::io("starting the client's event loop", e))?;
-        let (conn, dashboard) = rt.block_on(async {
+        let (conn, dashboard) = rt.block_on(timed(timeout, address, "connecting", async {
             let stream = connect(address, &sec).await?;
             let (mut r, w) = tokio::io::split(stream);
             let mut w = BufWriter::new(w);
@@ -176,7 +192,7 @@ impl Client {
                 Welcome::Accepted { dashboard, .. } => dashboard,
             };
             Ok((Conn { r, w }, dashboard))
-        })?;
+        }))?;
         let dashboard = dashboard.and_then(|d| dashboard_link(address, &d));
         Ok(Client {
             inner: Arc::new(Inner {
@@ -187,6 +203,7 @@ impl Client {
                 progress: Mutex::new(None),
                 sec,
                 state: Mutex::new(State::default()),
+                timeout: Mutex::new(timeout),
             }),
         })
     }
@@ -219,7 +236,7 @@ impl Client {
     /// The cluster's workers.
     pub fn workers(&self) -> Result<Vec<WorkerInfo>> {
         self.inner.with_conn(|inner, c| {
-            inner.rt.block_on(async {
+            inner.block_on_timed("asking for the workers", async {
                 send(c, &inner.address, &FromClient::Info).await?;
                 loop {
                     if let ToClient::Info(w) = inner.recv(c).await? {
@@ -233,7 +250,7 @@ impl Client {
     /// How busy the scheduler is (idle time, jobs, pending tasks).
     pub fn activity(&self) -> Result<crate::messages::Activity> {
         self.inner.with_conn(|inner, c| {
-            inner.rt.block_on(async {
+            inner.block_on_timed("asking for the activity", async {
                 send(c, &inner.address, &FromClient::Activity).await?;
                 loop {
                     if let ToClient::Activity(a) = inner.recv(c).await? {
@@ -734,6 +751,16 @@ async fn send(c: &mut Conn, address: &str, msg: &FromClient) -> Result<()> {
 
 impl Inner {
     /// Runs `f` with the connection, after telling the scheduler about dropped handles.
+    /// Runs a question to the scheduler within the client's time-out, if any.
+    pub(crate) fn block_on_timed<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let t = *lock(&self.timeout);
+        self.rt.block_on(timed(t, &self.address, what, fut))
+    }
+
     pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&Inner, &mut Conn) -> Result<T>) -> Result<T> {
         let mut c = lock(&self.conn);
         self.flush_releases(&mut c)?;
@@ -1010,6 +1037,23 @@ where
             other => cluster_error(other),
         })?;
         Ok(Persisted::Held(Arc::new(p)))
+    }
+}
+
+/// `fut` within `timeout` (if any); a time-out is an error naming the peer and the step.
+async fn timed<T>(
+    timeout: Option<Duration>,
+    peer: &str,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match timeout {
+        None => fut.await,
+        Some(t) => tokio::time::timeout(t, fut).await.unwrap_or_else(|_| {
+            Err(DistError::Cluster(format!(
+                "{peer}: {what}: no answer within {t:?}"
+            )))
+        }),
     }
 }
 

@@ -207,9 +207,16 @@ impl GatewayCluster {
             if running >= n {
                 return Ok(());
             }
+            // Still to come: starting, or queued by a batch system.
             let starting = status
                 .iter()
-                .filter(|w| w.state == gridflow_distributed::WorkerState::Starting)
+                .filter(|w| {
+                    matches!(
+                        w.state,
+                        gridflow_distributed::WorkerState::Starting
+                            | gridflow_distributed::WorkerState::Queued { .. }
+                    )
+                })
                 .count();
             let failed = status.iter().find_map(|w| match &w.state {
                 gridflow_distributed::WorkerState::Failed { reason } => Some(reason.clone()),

@@ -24,12 +24,178 @@ pub struct Config {
     /// Seconds between checks of every cluster (idle time, adaptive scaling, dead
     /// processes).
     pub check_interval: f64,
+    /// Seconds a worker must have been asked for before the gateway replaces it when it
+    /// ends by itself (a walltime's retirement, a lost node); a younger worker that ends
+    /// is left `failed` with its reason, so one that cannot start is not restarted for
+    /// ever.
+    pub replace_workers_after: f64,
     /// What a cluster may ask for.
     pub bounds: Bounds,
     /// Users known by API token.
     pub users: Vec<UserEntry>,
     /// JupyterHub as a second authenticator.
     pub jupyterhub: Option<JupyterHubConfig>,
+    /// The host schedulers listen on, which the workers must reach (the gateway's host
+    /// on the compute network for Slurm, SSH and Kubernetes). Schedulers run beside the
+    /// gateway; clients reach them only through it.
+    pub scheduler_host: String,
+    /// Where clusters' workers run.
+    pub backend: BackendConfig,
+}
+
+/// Where clusters' workers run: `kind = "local" | "slurm" | "ssh" | "kubernetes"` and
+/// that backend's settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BackendConfig {
+    /// Worker processes on the gateway's machine.
+    #[default]
+    Local,
+    /// One Slurm batch job per worker.
+    Slurm(SlurmConfig),
+    /// Worker processes started over SSH on a list of hosts.
+    Ssh(SshConfig),
+    /// One pod per worker, through `kubectl`.
+    Kubernetes(KubernetesConfig),
+}
+
+impl BackendConfig {
+    /// The backend's name, as in the configuration.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::Local => "local",
+            BackendConfig::Slurm(_) => "slurm",
+            BackendConfig::Ssh(_) => "ssh",
+            BackendConfig::Kubernetes(_) => "kubernetes",
+        }
+    }
+
+    /// The backend options a user may set (when the administrator allows them in
+    /// `bounds.backend_options`).
+    pub fn known_options(&self) -> &'static [&'static str] {
+        match self {
+            BackendConfig::Local | BackendConfig::Ssh(_) => &[],
+            BackendConfig::Slurm(_) => &["partition", "account", "walltime", "qos"],
+            BackendConfig::Kubernetes(_) => &["image"],
+        }
+    }
+}
+
+/// The Slurm backend: each worker is a batch job submitted with `sbatch`; the job script
+/// and the worker's token are kept in the cluster's directory under `state_dir`, which
+/// must be on a file system the compute nodes share.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmConfig {
+    /// Default partition (`--partition`); a user may choose another when allowed.
+    pub partition: Option<String>,
+    /// Default account charged (`--account`).
+    pub account: Option<String>,
+    /// Default walltime in Slurm's format (`01:00:00`); workers retire before it ends.
+    pub walltime: Option<String>,
+    /// Extra `#SBATCH` directives, as written (`--qos=normal`).
+    pub job_extra_directives: Vec<String>,
+    /// Shell lines run before the worker starts (`module load ...`).
+    pub job_script_prologue: Vec<String>,
+    /// The worker command before the scheduler's address (default: the gateway's
+    /// program with `worker`).
+    pub worker_command: Vec<String>,
+    /// The job's name.
+    pub job_name: String,
+    /// `sbatch`.
+    pub sbatch: String,
+    /// `squeue`.
+    pub squeue: String,
+    /// `scancel`.
+    pub scancel: String,
+}
+
+impl Default for SlurmConfig {
+    fn default() -> SlurmConfig {
+        SlurmConfig {
+            partition: None,
+            account: None,
+            walltime: None,
+            job_extra_directives: Vec::new(),
+            job_script_prologue: Vec::new(),
+            worker_command: Vec::new(),
+            job_name: "gridflow-gateway".into(),
+            sbatch: "sbatch".into(),
+            squeue: "squeue".into(),
+            scancel: "scancel".into(),
+        }
+    }
+}
+
+/// The SSH backend: workers are started through the gateway's own `ssh` on `hosts`,
+/// detached (they outlive the `ssh` call and a gateway restart) and stopped by process
+/// id.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshConfig {
+    /// Hosts as `ssh` takes them (`host`, `user@host`, an alias); workers are spread over
+    /// them.
+    pub hosts: Vec<String>,
+    /// The `ssh` program.
+    pub ssh: String,
+    /// Options before the host (`-F FILE`, `-o KEY=VALUE`, `-i KEY`).
+    pub ssh_options: Vec<String>,
+    /// The remote program before `worker` (found on the remote `PATH`).
+    pub remote_command: Vec<String>,
+    /// The remote directory (relative: to the remote home) holding each cluster's token,
+    /// logs and spill files.
+    pub remote_dir: String,
+}
+
+impl Default for SshConfig {
+    fn default() -> SshConfig {
+        SshConfig {
+            hosts: Vec::new(),
+            ssh: "ssh".into(),
+            ssh_options: Vec::new(),
+            remote_command: vec!["gridflow".into()],
+            remote_dir: ".gridflow-gateway".into(),
+        }
+    }
+}
+
+/// The Kubernetes backend: each worker is a pod made with `kubectl`, the cluster's token
+/// in a Secret. The gateway (and so the schedulers) runs where pods can reach
+/// `scheduler_host`, typically in the same Kubernetes cluster.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    /// The `kubectl` program.
+    pub kubectl: String,
+    /// The kubeconfig context (`--context`); none: the current one.
+    pub context: Option<String>,
+    /// The namespace of the pods and secrets.
+    pub namespace: String,
+    /// The workers' image (holding `gridflow`).
+    pub image: String,
+    /// `imagePullPolicy`.
+    pub image_pull_policy: Option<String>,
+    /// The worker command before the scheduler's address.
+    pub worker_command: Vec<String>,
+    /// The pods' service account.
+    pub service_account: Option<String>,
+    /// Node labels the pods must match.
+    pub node_selector: BTreeMap<String, String>,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> KubernetesConfig {
+        KubernetesConfig {
+            kubectl: "kubectl".into(),
+            context: None,
+            namespace: "default".into(),
+            image: String::new(),
+            image_pull_policy: None,
+            worker_command: vec!["gridflow".into(), "worker".into()],
+            service_account: None,
+            node_selector: BTreeMap::new(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -41,9 +207,12 @@ impl Default for Config {
             program: None,
             idle_timeout: 3600.0,
             check_interval: 2.0,
+            replace_workers_after: 60.0,
             bounds: Bounds::default(),
             users: Vec::new(),
             jupyterhub: None,
+            scheduler_host: "127.0.0.1".into(),
+            backend: BackendConfig::Local,
         }
     }
 }
@@ -247,10 +416,39 @@ impl Config {
         b.resolve(&ClusterOptions::default()).map_err(|e| {
             GatewayError::Invalid(format!("bounds: the defaults break the bounds: {e}"))
         })?;
+        for k in self.bounds.backend_options.keys() {
+            if !self.backend.known_options().contains(&k.as_str()) {
+                return Err(GatewayError::Invalid(format!(
+                    "bounds.backend_options: the {} backend has no option {k:?} (it has: {:?})",
+                    self.backend.kind(),
+                    self.backend.known_options()
+                )));
+            }
+        }
+        match &self.backend {
+            BackendConfig::Ssh(s) if s.hosts.is_empty() => {
+                return Err(GatewayError::Invalid(
+                    "backend (ssh): hosts must name at least one host".into(),
+                ));
+            }
+            BackendConfig::Kubernetes(k) if k.image.trim().is_empty() => {
+                return Err(GatewayError::Invalid(
+                    "backend (kubernetes): image must name the workers' image".into(),
+                ));
+            }
+            _ => {}
+        }
         let positive = self.check_interval.is_finite() && self.check_interval > 0.0;
-        if !positive || self.idle_timeout.is_nan() || self.idle_timeout < 0.0 {
+        if !positive
+            || self.idle_timeout.is_nan()
+            || self.idle_timeout < 0.0
+            || self.replace_workers_after.is_nan()
+            || self.replace_workers_after < 0.0
+        {
             return Err(GatewayError::Invalid(
-                "check_interval must be above 0 and idle_timeout at least 0 (seconds)".into(),
+                "check_interval must be above 0, idle_timeout and replace_workers_after at \
+                 least 0 (seconds)"
+                    .into(),
             ));
         }
         Ok(())

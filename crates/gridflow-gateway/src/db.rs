@@ -7,14 +7,24 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// One worker process a cluster started.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct WorkerRecord {
     /// Its name (as the scheduler lists it once joined).
     pub name: String,
-    /// Its process id.
+    /// Its process id (on the gateway's machine, or on `host` over SSH; 0 for a batch
+    /// job or a pod).
     pub pid: u32,
     /// Why it is gone, once seen dead.
     pub failed: Option<String>,
+    /// The backend's handle on it: a Slurm job id, a pod's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The host it runs on (SSH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Unix time it was asked for.
+    #[serde(default)]
+    pub asked: f64,
 }
 
 /// A cluster as the gateway keeps it.
@@ -45,6 +55,13 @@ pub struct ClusterRecord {
     pub last_activity: f64,
     /// Workers started so far (names are numbered by it).
     pub started: usize,
+    /// The backend its workers run on (`local`, `slurm`, `ssh`, `kubernetes`).
+    #[serde(default = "local_kind")]
+    pub backend: String,
+}
+
+fn local_kind() -> String {
+    "local".into()
 }
 
 /// The state database.

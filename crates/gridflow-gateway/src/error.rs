@@ -69,6 +69,14 @@ pub enum GatewayError {
         /// What went wrong.
         detail: String,
     },
+    /// The worker backend (Slurm, SSH, Kubernetes) refused or failed, in its own words.
+    #[error("{backend} backend: {source}")]
+    Backend {
+        /// The backend.
+        backend: &'static str,
+        /// What its command said.
+        source: gridflow_deploy::DeployError,
+    },
     /// The distributed runtime failed (connecting to a cluster's scheduler).
     #[error(transparent)]
     Dist(#[from] gridflow_distributed::DistError),

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod auth;
+mod backends;
 mod client;
 pub mod config;
 pub mod db;
@@ -19,9 +20,19 @@ pub mod local;
 mod server;
 
 pub use client::{Gateway, GatewayCluster};
-pub use config::{Bounds, ClusterOptions, ClusterSpec, Config};
+pub use config::{
+    BackendConfig, Bounds, ClusterOptions, ClusterSpec, Config, KubernetesConfig, SlurmConfig,
+    SshConfig,
+};
 pub use error::{GatewayError, Result};
 pub use server::GatewayServer;
+
+/// Unix time in seconds.
+pub(crate) fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

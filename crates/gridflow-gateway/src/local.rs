@@ -53,7 +53,13 @@ impl LocalBackend {
         self.dir.join("clusters").join(id)
     }
 
-    fn token_file(&self, id: &str) -> PathBuf {
+    /// The `gridflow` program started as schedulers (and local workers).
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Where cluster `id`'s token is kept (0600).
+    pub fn token_file(&self, id: &str) -> PathBuf {
         self.cluster_dir(id).join("token")
     }
 
@@ -117,13 +123,13 @@ impl LocalBackend {
     }
 
     /// Starts cluster `id`'s scheduler and waits (up to `timeout`) for its address.
-    pub fn start_scheduler(&self, id: &str, timeout: Duration) -> Result<Started> {
+    pub fn start_scheduler(&self, id: &str, host: &str, timeout: Duration) -> Result<Started> {
         let file = self.cluster_dir(id).join("scheduler.json");
         let _ = std::fs::remove_file(&file);
         let mut c = self.command(id, "scheduler.log")?;
         // The dashboard on loopback only, any free port: users reach it through the
         // gateway, which checks who they are.
-        c.args(["scheduler", "--host", "127.0.0.1", "--port", "0"])
+        c.args(["scheduler", "--host", host, "--port", "0"])
             .args(["--dashboard-address", "127.0.0.1:0"])
             .arg("--scheduler-file")
             .arg(&file)
@@ -209,6 +215,9 @@ impl LocalBackend {
             name: name.to_owned(),
             pid: self.keep(child),
             failed: None,
+            job: None,
+            host: None,
+            asked: crate::now(),
         })
     }
 
@@ -325,7 +334,7 @@ impl LocalBackend {
 }
 
 /// The last non-empty line of a log file (empty if none).
-fn last_line(path: &Path) -> String {
+pub(crate) fn last_line(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

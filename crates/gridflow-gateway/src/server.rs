@@ -4,6 +4,7 @@
 
 use crate::api::{AdaptRequest, ClusterReport, ErrorBody, ScaleRequest, WhoAmI};
 use crate::auth::{Authenticator, User};
+use crate::backends::{Ctx, Workers};
 use crate::config::{ClusterOptions, Config};
 use crate::db::{ClusterRecord, Db};
 use crate::local::LocalBackend;
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long a cluster's scheduler may take to start.
@@ -25,6 +26,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BODY: usize = 64 * 1024;
 /// Failed workers kept in a cluster's record for the user to see.
 const KEEP_FAILED: usize = 16;
+/// How long the gateway waits for a scheduler's answer (its monitor never hangs on a
+/// stuck one; a retirement gets [`RETIRE_TIMEOUT`]).
+const SCHEDULER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a graceful retirement (results copied away) may take before the workers are
+/// stopped anyway.
+const RETIRE_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Shared {
     config: Config,
@@ -40,6 +47,10 @@ struct Shared {
     /// Connections to the schedulers (the monitor's).
     schedulers: Mutex<HashMap<String, Client>>,
     backend: LocalBackend,
+    /// Where workers run.
+    workers: Workers,
+    /// When each cluster's workers were last asked about for a user's request.
+    polled: Mutex<HashMap<String, std::time::Instant>>,
     /// Held while a cluster's record changes (a user's scale or stop, the monitor's
     /// check), so that no change overwrites another and no started process is lost.
     ops: Mutex<()>,
@@ -57,11 +68,7 @@ pub struct GatewayServer {
     monitor: Option<std::thread::JoinHandle<()>>,
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+use crate::now;
 
 impl GatewayServer {
     /// Binds the configured address, takes over the clusters recorded in the state
@@ -100,6 +107,8 @@ impl GatewayServer {
         let shared = Arc::new(Shared {
             auth: Authenticator::new(&config)?,
             backend: LocalBackend::new(program, config.state_dir.clone()),
+            workers: Workers::new(&config.backend),
+            polled: Mutex::default(),
             config,
             db: Mutex::new(db),
             clusters: RwLock::default(),
@@ -179,6 +188,19 @@ impl Shared {
     fn reattach(&self) -> Result<()> {
         let records = lock(&self.db).all()?;
         for rec in records {
+            if rec.backend != self.workers.kind() {
+                // Its workers are another backend's: left alone (and in the database)
+                // for a gateway configured with that backend.
+                eprintln!(
+                    "gridflow gateway: cluster {} of {} runs its workers on the {} backend, \
+                     this gateway on {}: not taken over",
+                    rec.id,
+                    rec.owner,
+                    rec.backend,
+                    self.workers.kind()
+                );
+                continue;
+            }
             if self.backend.alive(rec.scheduler_pid, &rec.id) {
                 eprintln!(
                     "gridflow gateway: re-attached cluster {} of {}",
@@ -240,7 +262,7 @@ impl Shared {
             workers: rec
                 .workers
                 .iter()
-                .map(|w| self.backend.worker_status(&rec.id, w, &joined))
+                .map(|w| self.workers.status(&self.backend, &rec.id, w, &joined))
                 .collect(),
             created: rec.created,
             idle_seconds: (now() - rec.last_activity).max(0.0),
@@ -260,6 +282,7 @@ impl Shared {
     /// Creates a cluster for `user`.
     fn create(&self, user: &User, options: &ClusterOptions) -> Result<ClusterReport> {
         let spec = self.config.bounds.resolve(options)?;
+        self.workers.check(&spec)?;
         {
             let mut creating = lock(&self.creating);
             let mine = self
@@ -296,13 +319,17 @@ impl Shared {
         let id = crate::auth::generate_token()?[..16].to_owned();
         let token = crate::auth::generate_token()?;
         self.backend.write_token(&id, &token)?;
-        let started = match self.backend.start_scheduler(&id, START_TIMEOUT) {
-            Ok(s) => s,
-            Err(e) => {
-                self.backend.remove(&id);
-                return Err(e);
-            }
-        };
+        let started =
+            match self
+                .backend
+                .start_scheduler(&id, &self.config.scheduler_host, START_TIMEOUT)
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    self.backend.remove(&id);
+                    return Err(e);
+                }
+            };
         let t = now();
         let mut rec = ClusterRecord {
             id: id.clone(),
@@ -317,6 +344,7 @@ impl Shared {
             created: t,
             last_activity: t,
             started: 0,
+            backend: self.workers.kind().into(),
         };
         if let Err(e) = self.add_workers(&mut rec, spec.workers) {
             self.destroy(&rec);
@@ -331,19 +359,69 @@ impl Shared {
     }
 
     fn add_workers(&self, rec: &mut ClusterRecord, n: usize) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let token = self.token_of(rec)?;
         for _ in 0..n {
             let name = format!("{}-w{}", rec.id, rec.started);
             rec.started += 1;
-            let w = self.backend.start_worker(
-                &rec.id,
-                &rec.scheduler_address,
-                &name,
-                rec.spec.threads,
-                rec.spec.memory,
-            )?;
+            let ctx = Ctx {
+                id: &rec.id,
+                address: &rec.scheduler_address,
+                spec: &rec.spec,
+                token: &token,
+                local: &self.backend,
+            };
+            let w = self.workers.start(&ctx, &name)?;
             rec.workers.push(w);
         }
         Ok(())
+    }
+
+    /// Marks the workers that ended by themselves as failed, with the backend's reason;
+    /// returns how long each of them had been asked for (seconds).
+    fn mark_ended(&self, rec: &mut ClusterRecord) -> Vec<f64> {
+        let mut ages = Vec::new();
+        for w in &mut rec.workers {
+            if w.failed.is_none()
+                && let Some(why) = self.workers.ended(&self.backend, &rec.id, w)
+            {
+                w.failed = Some(why);
+                ages.push(now() - w.asked);
+            }
+        }
+        ages
+    }
+
+    /// Retires these workers through the scheduler (their results copied to the workers
+    /// that stay, as Dask's `retire_workers`), then stops them: a worker that is not
+    /// joined, or a retirement that fails or takes too long, is stopped all the same.
+    fn retire_and_stop(&self, rec: &ClusterRecord, leaving: &[crate::db::WorkerRecord]) {
+        if leaving.is_empty() {
+            return;
+        }
+        let joined = lock(&self.joined).get(&rec.id).cloned().unwrap_or_default();
+        let names: Vec<String> = leaving
+            .iter()
+            .map(|w| w.name.clone())
+            .filter(|n| joined.contains(n))
+            .collect();
+        if !names.is_empty() {
+            let retired = self.token_of(rec).and_then(|t| {
+                let sec = Security::none().with_token(t)?;
+                let c = Client::connect_timeout(&rec.scheduler_address, sec, RETIRE_TIMEOUT)?;
+                Ok(c.retire_workers(&names)?)
+            });
+            if let Err(e) = retired {
+                eprintln!(
+                    "gridflow gateway: cluster {}: retiring {}: {e}; stopping them",
+                    rec.id,
+                    names.join(", ")
+                );
+            }
+        }
+        self.workers.stop(&self.backend, &rec.id, leaving);
     }
 
     /// Sets the number of running workers of a cluster to `n`: starts more, or stops the
@@ -351,20 +429,18 @@ impl Shared {
     fn scale_to(&self, rec: &mut ClusterRecord, n: usize) -> Result<()> {
         self.config.bounds.check_workers(n)?;
         // Workers that died are kept (failed, with their reason) for the user to see.
-        for w in &mut rec.workers {
-            if w.failed.is_none() && !self.backend.alive(w.pid, &rec.id) {
-                w.failed = Some(self.backend.failure(&rec.id, w));
-            }
-        }
+        self.mark_ended(rec);
         let live: Vec<usize> = (0..rec.workers.len())
             .filter(|&i| rec.workers[i].failed.is_none())
             .collect();
         if n > live.len() {
             self.add_workers(rec, n - live.len())?;
         } else {
+            // The newest go first.
             let gone: Vec<usize> = live[n..].to_vec();
-            let pids: Vec<u32> = gone.iter().map(|&i| rec.workers[i].pid).collect();
-            self.backend.stop(&rec.id, &pids);
+            let leaving: Vec<crate::db::WorkerRecord> =
+                gone.iter().map(|&i| rec.workers[i].clone()).collect();
+            self.retire_and_stop(rec, &leaving);
             let mut i = 0;
             rec.workers.retain(|_| {
                 i += 1;
@@ -410,9 +486,16 @@ impl Shared {
         lock(&self.schedulers).remove(&rec.id);
         lock(&self.joined).remove(&rec.id);
         lock(&self.saved).remove(&rec.id);
-        let mut pids: Vec<u32> = rec.workers.iter().map(|w| w.pid).collect();
-        pids.push(rec.scheduler_pid);
-        self.backend.stop(&rec.id, &pids);
+        lock(&self.polled).remove(&rec.id);
+        let live: Vec<crate::db::WorkerRecord> = rec
+            .workers
+            .iter()
+            .filter(|w| w.failed.is_none())
+            .cloned()
+            .collect();
+        self.workers.stop(&self.backend, &rec.id, &live);
+        self.backend.stop(&rec.id, &[rec.scheduler_pid]);
+        self.workers.remove(rec);
         self.backend.remove(&rec.id);
         if let Err(e) = lock(&self.db).delete(&rec.id) {
             eprintln!("gridflow gateway: {e}");
@@ -433,7 +516,7 @@ impl Shared {
             return Ok(c.clone());
         }
         let sec = Security::none().with_token(self.token_of(rec)?)?;
-        let c = Client::connect_with(&rec.scheduler_address, sec)?;
+        let c = Client::connect_timeout(&rec.scheduler_address, sec, SCHEDULER_TIMEOUT)?;
         lock(&self.schedulers).insert(rec.id.clone(), c.clone());
         Ok(c)
     }
@@ -465,7 +548,10 @@ impl Shared {
                 slept += step;
             }
             self.backend.reap();
-            let ids: Vec<String> = self.read().keys().cloned().collect();
+            let all: Vec<ClusterRecord> = self.read().values().cloned().collect();
+            let joined = lock(&self.joined).clone();
+            self.workers.poll(&all, &joined);
+            let ids: Vec<String> = all.into_iter().map(|c| c.id).collect();
             for id in ids {
                 if self.stop.load(Ordering::Relaxed) {
                     return;
@@ -522,15 +608,25 @@ impl Shared {
             self.destroy(&rec);
             return Ok(());
         }
-        let mut changed = false;
-        for w in &mut rec.workers {
-            if w.failed.is_none() && !self.backend.alive(w.pid, id) {
-                w.failed = Some(self.backend.failure(id, w));
-                changed = true;
-            }
-        }
+        let ended = self.mark_ended(&mut rec);
+        let mut changed = !ended.is_empty();
         let mut scaled = Ok(());
-        if let Some((lo, hi)) = rec.adapt {
+        if rec.adapt.is_none() {
+            // Workers that ran a while and ended (a walltime's retirement, a lost node)
+            // are replaced to keep the size asked for; younger ones are left failed, so
+            // a worker that cannot start is reported instead of restarted for ever.
+            let after = self.config.replace_workers_after;
+            let replace = ended.iter().filter(|&&age| age >= after).count();
+            let live = rec.workers.iter().filter(|w| w.failed.is_none()).count();
+            let n = replace.min(rec.spec.workers.saturating_sub(live));
+            if n > 0 {
+                eprintln!(
+                    "gridflow gateway: cluster {id} of {}: replacing {n} ended worker(s)",
+                    rec.owner
+                );
+                scaled = self.add_workers(&mut rec, n);
+            }
+        } else if let Some((lo, hi)) = rec.adapt {
             let per = rec.spec.threads.max(1) as u64;
             let want = (activity.pending_tasks.div_ceil(per) as usize).clamp(lo, hi);
             let live = rec.workers.iter().filter(|w| w.failed.is_none()).count();
@@ -871,6 +967,22 @@ async fn serve(
                 let rec = sh.visible(&user, &id)?;
                 let _ = sh.refresh_joined(&rec);
                 sh.backend.reap();
+                // A client waiting for its workers asks often: the backend (squeue,
+                // kubectl, ssh) is asked at most once a second per cluster.
+                let due = {
+                    let mut polled = lock(&sh.polled);
+                    let due = polled
+                        .get(&rec.id)
+                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                    if due {
+                        polled.insert(rec.id.clone(), std::time::Instant::now());
+                    }
+                    due
+                };
+                if due {
+                    let joined = lock(&sh.joined).clone();
+                    sh.workers.poll(std::slice::from_ref(&rec), &joined);
+                }
                 let token = if rec.owner == user.name {
                     Some(sh.token_of(&rec)?)
                 } else {

@@ -12,7 +12,7 @@ impl Client {
     /// this client's other calls meanwhile.
     pub fn retire_workers(&self, names: &[String]) -> Result<Vec<String>> {
         let (retired, unknown) = self.inner.with_conn(|inner, c| {
-            inner.rt.block_on(async {
+            inner.block_on_timed("retiring workers", async {
                 send(
                     c,
                     &inner.address,
@@ -46,7 +46,7 @@ impl Client {
     /// [`AdaptiveTarget`]).
     pub fn adaptive_target(&self) -> Result<AdaptiveTarget> {
         self.inner.with_conn(|inner, c| {
-            inner.rt.block_on(async {
+            inner.block_on_timed("asking for the adaptive target", async {
                 send(c, &inner.address, &FromClient::AdaptiveTarget).await?;
                 loop {
                     if let ToClient::AdaptiveTarget(t) = inner.recv(c).await? {

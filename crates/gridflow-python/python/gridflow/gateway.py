@@ -127,12 +127,23 @@ class GatewayCluster:
 
         start = time.monotonic()
         while True:
-            states = [w["state"]["state"] for w in self.worker_status()]
+            status = self.worker_status()
+            states = [w["state"]["state"] for w in status]
             if states.count("running") >= n:
                 return
             if time.monotonic() - start > timeout:
-                raise TimeoutError(f"{states.count('running')} of {n} workers running after {timeout} s: {states}")
-            time.sleep(0.05)
+                # What the backend says of the others: Slurm's or Kubernetes' reason.
+                why = [
+                    f"{w['name']}: {w['state']['state']}"
+                    + (f" ({w['state']['reason']})" if w["state"].get("reason") else "")
+                    for w in status
+                    if w["state"]["state"] != "running"
+                ]
+                raise TimeoutError(
+                    f"{states.count('running')} of {n} workers running after {timeout} s: "
+                    + ("; ".join(why) or "no worker asked for")
+                )
+            time.sleep(0.2)
 
     def shutdown(self):
         if not self._closed:

@@ -1,0 +1,244 @@
+//! Workers started over SSH with the gateway's own `ssh` (its keys, configuration and
+//! host-key policy), detached from the `ssh` call (`setsid`, output to a log) so that
+//! they outlive it and a gateway restart. The token goes over standard input into a file
+//! only the remote user can read, never onto a command line. Workers are told apart by
+//! their `--name` (which holds the cluster's id): a reused process id is never signalled.
+
+use super::{Ctx, Seen};
+use crate::config::SshConfig;
+use crate::db::{ClusterRecord, WorkerRecord};
+use crate::{GatewayError, Result, lock};
+use gridflow_deploy::{run_command, shell_quote};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub(crate) struct SshWorkers {
+    config: SshConfig,
+    /// What the last check found of each (host, pid) not joined to its scheduler.
+    seen: Mutex<HashMap<(String, u32), Seen>>,
+    next: AtomicUsize,
+}
+
+fn err(source: gridflow_deploy::DeployError) -> GatewayError {
+    GatewayError::Backend {
+        backend: "ssh",
+        source,
+    }
+}
+
+/// The host part of `user@host`.
+fn bare_host(h: &str) -> &str {
+    h.rsplit('@').next().unwrap_or(h)
+}
+
+/// A shell function `mine PID NAME`: whether process PID is the worker named NAME.
+const MINE: &str =
+    "mine() { tr '\\0' ' ' </proc/$1/cmdline 2>/dev/null | grep -qF -- \"--name $2 \"; }; ";
+
+impl SshWorkers {
+    pub fn new(config: SshConfig) -> SshWorkers {
+        SshWorkers {
+            config,
+            seen: Mutex::default(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn ssh(&self, host: &str, script: &str, input: Option<&str>) -> Result<String> {
+        let mut args = self.config.ssh_options.clone();
+        args.push(host.to_owned());
+        args.push(script.to_owned());
+        run_command(&self.config.ssh, &args, input).map_err(err)
+    }
+
+    fn dir(&self, id: &str) -> String {
+        format!("{}/{id}", self.config.remote_dir.trim_end_matches('/'))
+    }
+
+    pub fn start(&self, ctx: &Ctx<'_>, name: &str) -> Result<WorkerRecord> {
+        let hosts = &self.config.hosts;
+        let host = hosts[self.next.fetch_add(1, Ordering::Relaxed) % hosts.len().max(1)].clone();
+        let mut cmd: Vec<String> = self.config.remote_command.clone();
+        cmd.extend([
+            "worker".into(),
+            ctx.address.to_owned(),
+            "--nthreads".into(),
+            ctx.spec.threads.max(1).to_string(),
+            "--name".into(),
+            name.to_owned(),
+            "--host".into(),
+            bare_host(&host).to_owned(),
+            "--auth-token-file".into(),
+            "token".into(),
+            "--local-directory".into(),
+            format!("{name}-spill"),
+        ]);
+        if ctx.spec.memory > 0 {
+            cmd.extend(["--memory-limit".into(), ctx.spec.memory.to_string()]);
+        }
+        let cmd: Vec<String> = cmd.iter().map(|a| shell_quote(a)).collect();
+        let dir = shell_quote(&self.dir(ctx.id));
+        // The relative token path resolves in the cluster's directory, where it starts.
+        let script = format!(
+            "umask 077 && mkdir -p {dir} && cd {dir} && cat > token && \
+             {{ setsid {} </dev/null >{} 2>&1 & echo $!; }}",
+            cmd.join(" "),
+            shell_quote(&format!("{name}.log"))
+        );
+        let out = self.ssh(&host, &script, Some(ctx.token))?;
+        let pid = out
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+            .ok_or_else(|| {
+                GatewayError::cluster(
+                    ctx.id,
+                    format!("ssh {host}: starting worker {name} printed no process id: {out:?}"),
+                )
+            })?;
+        Ok(WorkerRecord {
+            name: name.to_owned(),
+            pid,
+            failed: None,
+            job: None,
+            host: Some(host),
+            asked: crate::now(),
+        })
+    }
+
+    /// One `ssh` per host for the workers not joined: alive, or gone and their log's
+    /// last line.
+    pub fn poll(
+        &self,
+        clusters: &[ClusterRecord],
+        joined: &HashMap<String, Vec<String>>,
+    ) -> Result<()> {
+        let mut by_host: BTreeMap<String, Vec<(String, &WorkerRecord)>> = BTreeMap::new();
+        for c in clusters {
+            let j = joined.get(&c.id);
+            for w in c.workers.iter().filter(|w| w.failed.is_none()) {
+                if j.is_some_and(|j| j.contains(&w.name)) {
+                    continue;
+                }
+                if let Some(h) = &w.host {
+                    by_host
+                        .entry(h.clone())
+                        .or_default()
+                        .push((c.id.clone(), w));
+                }
+            }
+        }
+        let mut found = HashMap::new();
+        let mut first_error = None;
+        for (host, workers) in by_host {
+            let mut script = String::from(MINE);
+            for (id, w) in &workers {
+                let log = shell_quote(&format!("{}/{}.log", self.dir(id), w.name));
+                script.push_str(&format!(
+                    "if mine {} {}; then echo \"{} alive\"; else echo \"{} gone $(tail -n 1 {log} 2>/dev/null)\"; fi; ",
+                    w.pid,
+                    shell_quote(&w.name),
+                    w.pid,
+                    w.pid
+                ));
+            }
+            match self.ssh(&host, &script, None) {
+                Ok(out) => {
+                    for line in out.lines() {
+                        let mut p = line.splitn(3, ' ');
+                        let (Some(pid), Some(state)) = (p.next(), p.next()) else {
+                            continue;
+                        };
+                        let Ok(pid) = pid.parse::<u32>() else {
+                            continue;
+                        };
+                        let seen = if state == "alive" {
+                            Seen::Running
+                        } else {
+                            let tail = p.next().unwrap_or("").trim();
+                            Seen::Ended(if tail.is_empty() {
+                                format!("the process on {host} is gone")
+                            } else {
+                                format!("the process on {host} is gone; its log ends: {tail}")
+                            })
+                        };
+                        found.insert((host.clone(), pid), seen);
+                    }
+                }
+                // The host is unreachable: its workers' states stay as last known.
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        lock(&self.seen).extend(found);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    pub fn seen(&self, w: &WorkerRecord) -> Seen {
+        let Some(h) = &w.host else {
+            return Seen::Ended("no host recorded".into());
+        };
+        lock(&self.seen)
+            .get(&(h.clone(), w.pid))
+            .cloned()
+            .unwrap_or(Seen::Running)
+    }
+
+    /// SIGTERM, up to 3 s, then SIGKILL, each only to the process still named as the
+    /// worker.
+    pub fn stop(&self, id: &str, workers: &[WorkerRecord]) -> Result<()> {
+        let mut by_host: BTreeMap<&str, Vec<&WorkerRecord>> = BTreeMap::new();
+        for w in workers {
+            if let Some(h) = &w.host {
+                by_host.entry(h).or_default().push(w);
+            }
+        }
+        let mut first_error = None;
+        for (host, ws) in by_host {
+            let each = |action: &str| {
+                ws.iter()
+                    .map(|w| {
+                        format!(
+                            "if mine {p} {n}; then {action}; fi; ",
+                            p = w.pid,
+                            n = shell_quote(&w.name),
+                            action = action.replace("PID", &w.pid.to_string())
+                        )
+                    })
+                    .collect::<String>()
+            };
+            let script = format!(
+                "{MINE}{} for i in $(seq 30); do left=0; {} [ $left = 0 ] && break; sleep 0.1; done; {}",
+                each("kill PID"),
+                each("left=1"),
+                each("kill -9 PID")
+            );
+            if let Err(e) = self.ssh(host, &script, None) {
+                eprintln!("gridflow gateway: cluster {id}: stopping workers on {host}: {e}");
+                first_error.get_or_insert(e);
+            }
+            let mut seen = lock(&self.seen);
+            for w in ws {
+                seen.remove(&(host.to_owned(), w.pid));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Removes the cluster's directory (token, logs, spill) from every host.
+    pub fn remove(&self, rec: &ClusterRecord) -> Result<()> {
+        let mut first_error = None;
+        for host in &self.config.hosts {
+            if let Err(e) = self.ssh(
+                host,
+                &format!("rm -rf {}", shell_quote(&self.dir(&rec.id))),
+                None,
+            ) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
