@@ -897,6 +897,52 @@ impl Inner {
         }
     }
 
+    /// Where held results are now: the worker a finished job named may have left since (a
+    /// retired worker's results moved, a lost worker's were recomputed elsewhere). Asked as
+    /// a job of no tasks whose outputs are these results: the scheduler answers with their
+    /// current holders (once recomputed, if they were lost), and the job is then released.
+    pub(crate) fn locate(&self, ids: &[u64]) -> Result<Vec<Location>> {
+        let n = u32::try_from(ids.len())
+            .map_err(|_| DistError::Cluster("locate: too many results at once".into()))?;
+        self.with_conn(|inner, c| {
+            inner.rt.block_on(async {
+                send(
+                    c,
+                    &inner.address,
+                    &FromClient::Submit {
+                        tasks: Vec::new(),
+                        outputs: (0..n).collect(),
+                        held: ids.to_vec(),
+                        groups: crate::messages::TaskGroups::default(),
+                    },
+                )
+                .await?;
+                let job = inner.accepted(c).await?;
+                loop {
+                    match inner.recv(c).await? {
+                        ToClient::Done {
+                            job: j, outputs, ..
+                        } if j == job => {
+                            send(c, &inner.address, &FromClient::Release { job }).await?;
+                            return Ok(outputs);
+                        }
+                        ToClient::Failed {
+                            job: j,
+                            op,
+                            message,
+                            ..
+                        } if j == job => {
+                            return Err(DistError::Cluster(format!(
+                                "locating held results: {op}: {message}"
+                            )));
+                        }
+                        _ => continue,
+                    }
+                }
+            })
+        })
+    }
+
     /// Fetches held results from the workers holding them.
     pub(crate) fn gather<V: WireValue>(&self, locations: &[Location]) -> Result<Vec<Arc<V>>> {
         self.rt

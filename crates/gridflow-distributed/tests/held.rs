@@ -277,3 +277,65 @@ fn work_stealing_balances_tasks_piled_on_one_worker() {
     // 16 × 100 ms on one thread would take 1.6 s.
     assert!(took < Duration::from_millis(1500), "{took:?}");
 }
+
+/// A future's result is fetched from wherever it is now, not only from the worker its job
+/// named when it finished: that worker may have retired (its results moved) or died (its
+/// results recomputed elsewhere).
+#[test]
+fn a_future_s_result_is_found_after_its_worker_retired_or_died() {
+    let c = LocalCluster::with_options(LocalClusterOptions {
+        n_workers: 3,
+        threads_per_worker: 1,
+        program: Some(env!("CARGO_BIN_EXE_gridflow-test-node").into()),
+        restart_workers: false,
+        ..LocalClusterOptions::default()
+    })
+    .unwrap();
+    let client = c.client().unwrap();
+    let log = temp_log("moved");
+    let (g, doubled) = counted(12, 1024, &log);
+    let futures = client.submit_many(&g, &doubled).unwrap();
+    client.wait(&futures).unwrap();
+    assert_eq!(reads(&log), 12);
+    assert_eq!(client.workers().unwrap().len(), 3);
+
+    // Retire one worker: its results move; futures it held find them on the others.
+    client.retire_workers(&["local-2".to_owned()]).unwrap();
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(num(&f.result().unwrap()), 2 * (i as u64 + 1), "{}", f.key());
+    }
+    assert_eq!(reads(&log), 12, "moved, not recomputed");
+
+    // Kill another: what it alone held is recomputed when a future asks for it.
+    // (slots in start order: local-1's process is the second)
+    let pids = c.worker_pids();
+    let victim = "local-1";
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pids[1].to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    // Until the scheduler has removed it (after the nanny said how it died).
+    while !c
+        .log()
+        .iter()
+        .any(|l| l.starts_with(&format!("lost worker {victim}")))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the killed worker was not removed: {:?}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(num(&f.result().unwrap()), 2 * (i as u64 + 1), "{}", f.key());
+    }
+    assert!(
+        reads(&log) > 12,
+        "the killed worker's results were recomputed"
+    );
+}
