@@ -173,29 +173,40 @@ fn a_retiring_worker_is_listed_as_retiring_until_it_has_left() {
     let info = client.workers().unwrap();
     assert_eq!(info.len(), 1);
     assert!(!info[0].retiring);
-    // Its results moved: a sum over the held results and the slow tasks' reads them all
-    // (by key: nothing runs again, so nothing sleeps) and gives the local result.
-    let mut g2 = g.clone();
-    for k in &kb {
-        g2.insert(k.clone(), gb.get(k).unwrap().clone());
+    // The slow tasks' futures find their results where they moved.
+    for (i, f) in busy.iter().enumerate() {
+        assert_eq!(num(&f.result().unwrap()), i as u64);
     }
+    // Its results moved: a sum over the held results and the slow tasks' reads them all
+    // (by key: nothing runs again, so nothing sleeps) and gives the local result, which
+    // runs the slow tasks without their sleep (same values).
     let total = Key::new("total", &[]);
-    g2.insert(
-        total.clone(),
-        Task::new(
-            ResilOp::Slow {
-                ms: 0,
-                add: 0,
-                bytes: 8,
-            },
-            keys.iter().chain(&kb).cloned().collect(),
-        ),
-    );
+    let with_sum = |busy: &Graph<ResilOp>| {
+        let mut g2 = g.clone();
+        for k in &kb {
+            g2.insert(k.clone(), busy.get(k).unwrap().clone());
+        }
+        let sum = ResilOp::Slow {
+            ms: 0,
+            add: 0,
+            bytes: 8,
+        };
+        g2.insert(
+            total.clone(),
+            Task::new(sum, keys.iter().chain(&kb).cloned().collect()),
+        );
+        g2
+    };
     let want = LocalExecutor::threads(1)
-        .run(&g2, std::slice::from_ref(&total))
+        .run(
+            &with_sum(&slow(2, 0, "busy").0),
+            std::slice::from_ref(&total),
+        )
         .unwrap();
     assert_eq!(
-        client.run(&g2, std::slice::from_ref(&total)).unwrap()[0],
+        client
+            .run(&with_sum(&gb), std::slice::from_ref(&total))
+            .unwrap()[0],
         want[0]
     );
     assert!(

@@ -112,11 +112,6 @@ class LocalCluster:
         failed one with its ``reason``); the shape ``GatewayCluster.worker_status`` has."""
         return json.loads(self._handle.worker_status())
 
-    def retire_workers(self, workers):
-        """Retires ``workers`` (names or addresses) gracefully; see
-        ``Client.retire_workers``."""
-        return _retire(self._handle, workers)
-
     def adaptive_target(self, details=False):
         """How many workers the pending work wants; see ``Client.adaptive_target``."""
         return _adaptive_target(self._handle, details)
