@@ -22,6 +22,8 @@ rm -rf "$venv" "$wheels"
 "$venv/bin/maturin" build --quiet --profile dev -j "$jobs" \
   -m crates/gridflow-python/Cargo.toml -i "$venv/bin/python" -o "$wheels"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$wheels"/gridflow-*.whl
+# test_gateway.py starts the pinned JupyterHub of target/hub-venv (fast when already there)
+bash scripts/jupyterhub-setup.sh
 # the tutorial notebook writes gridflow's sample with the CLI (built by the Rust tests already)
 cargo build -q -p gridflow-cli -j "$jobs"
 export GRIDFLOW_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/gridflow"

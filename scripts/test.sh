@@ -68,6 +68,11 @@ source target/sshd/env
 step "kubernetes-validate venv for the Kubernetes manifest test (pinned; ships the schemas)"
 bash scripts/k8s-validate-setup.sh
 
+step "JupyterHub venv for the gateway's hub authenticator tests (pinned PyPI jupyterhub into target/hub-venv)"
+# crates/gridflow-cli/tests/gateway_hub.rs starts the real hub from it; with CI=true that
+# test fails when the hub is missing
+bash scripts/jupyterhub-setup.sh
+
 step "headless browser for the dashboard tests (Debian chromium, npm playwright-core into target/browser)"
 # crates/gridflow-distributed/tests/dashboard.rs drives it; with CI=true that test fails
 # when the browser is missing

@@ -7,11 +7,6 @@ use anyhow::{Context, Result};
 use gridflow_gateway::{ClusterOptions, Config, Gateway, GatewayServer};
 use std::path::PathBuf;
 
-/// Environment variable holding the gateway's address for the client commands.
-pub const ADDRESS_ENV: &str = "GRIDFLOW_GATEWAY_ADDRESS";
-/// Environment variable holding the user's API token for the client commands.
-pub const TOKEN_ENV: &str = "GRIDFLOW_GATEWAY_TOKEN";
-
 /// Options of the server.
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -30,7 +25,8 @@ pub struct ClientArgs {
     /// The gateway's host:port (default: $GRIDFLOW_GATEWAY_ADDRESS).
     #[arg(long, value_name = "HOST:PORT")]
     gateway: Option<String>,
-    /// A file holding the API token (default: $GRIDFLOW_GATEWAY_TOKEN).
+    /// A file holding the API token (default: $GRIDFLOW_GATEWAY_TOKEN, else
+    /// $JUPYTERHUB_API_TOKEN).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Print the gateway's JSON answer.
@@ -125,26 +121,24 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         );
     }
     let server = GatewayServer::start(config)?;
-    outln!("gridflow gateway at http://{}", server.address())?;
+    outln!("gridflow gateway at {}", server.url())?;
     server.wait();
     Ok(())
 }
 
 fn gateway(c: &ClientArgs) -> Result<Gateway> {
-    let address = match &c.gateway {
-        Some(a) => a.clone(),
-        None => std::env::var(ADDRESS_ENV)
-            .with_context(|| format!("no gateway address: --gateway or ${ADDRESS_ENV}"))?,
-    };
     let token = match &c.token_file {
-        Some(f) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading the API token from {}", f.display()))?
-            .trim()
-            .to_owned(),
-        None => std::env::var(TOKEN_ENV)
-            .with_context(|| format!("no API token: --token-file or ${TOKEN_ENV}"))?,
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading the API token from {}", f.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
     };
-    Ok(Gateway::new(&address, token)?)
+    // Unset ones come from the environment ($GRIDFLOW_GATEWAY_TOKEN, else JupyterHub's
+    // $JUPYTERHUB_API_TOKEN), as the library's and Python's `Gateway` do.
+    Gateway::from_env(c.gateway.as_deref(), token.as_deref()).map_err(Into::into)
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {

@@ -132,9 +132,13 @@ impl Fixture {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        self.address = line
+        let url = line
             .trim()
-            .strip_prefix("gridflow gateway at http://")
+            .strip_prefix("gridflow gateway at ")
+            .unwrap_or_else(|| panic!("gateway said {line:?}"));
+        self.address = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
             .unwrap_or_else(|| panic!("gateway said {line:?}"))
             .to_owned();
         self.gateway = Some(child);
@@ -754,6 +758,24 @@ fn a_slurm_backed_cluster_computes_through_the_gateway_and_leaves_no_job() {
     let got = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap();
     assert_close(&got, &want, "slurm cluster through the gateway");
 
+    // A restarted gateway finds the jobs again from its database.
+    let mut f = f;
+    f.kill_gateway();
+    f.start(None);
+    let c = f.client("alice").connect(c.id()).unwrap();
+    let again = c.worker_status().unwrap();
+    assert_eq!(
+        again.iter().map(|w| w.id.clone()).collect::<Vec<_>>(),
+        jobs,
+        "{again:?}"
+    );
+    assert!(
+        again.iter().all(|w| w.state == WorkerState::Running),
+        "{again:?}"
+    );
+    let got = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap();
+    assert_close(&got, &want, "slurm cluster after a gateway restart");
+
     // Scaling down retires the newest worker and its job leaves the queue.
     c.scale(1).unwrap();
     let left = c.worker_status().unwrap();
@@ -1114,5 +1136,134 @@ fn a_worker_that_ends_after_a_while_is_replaced_and_a_young_one_is_not() {
         1,
         "{s:?}"
     );
+    c.close().unwrap();
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it (openssl), in `dir`: `ca.pem`,
+/// `gateway.pem`, `gateway.key`.
+fn make_gateway_certs(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=gridflow test gateway CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "gateway.key",
+        "-out",
+        "gateway.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "gateway.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "gateway.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[test]
+fn a_tls_gateway_serves_the_api_and_clusters_over_tls_only() {
+    let certs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gateway-tls-certs");
+    let _ = std::fs::remove_dir_all(&certs);
+    make_gateway_certs(&certs);
+    let ca = certs.join("ca.pem");
+    let f = Fixture::with(
+        "tls",
+        &[("alice", false)],
+        0.0,
+        0.3,
+        json!({"tls_cert": certs.join("gateway.pem"), "tls_key": certs.join("gateway.key")}),
+    );
+    let url = format!("https://{}", f.address);
+    let alice = Gateway::with_ca(&url, f.token("alice"), Some(&ca)).unwrap();
+    assert_eq!(alice.whoami().unwrap().name, "alice");
+
+    // Plain HTTP to the TLS port, and TLS without trusting the CA, both fail clearly.
+    let plain = Gateway::new(&f.address, f.token("alice")).unwrap();
+    assert!(plain.whoami().is_err());
+    let untrusting = Gateway::with_ca(&url, f.token("alice"), None).unwrap();
+    let e = untrusting.whoami().unwrap_err().to_string();
+    assert!(
+        e.contains("TLS") && e.to_lowercase().contains("certificate"),
+        "{e}"
+    );
+
+    let c = alice.new_cluster(&tiny()).unwrap();
+    assert!(
+        c.scheduler_address()
+            .starts_with(&format!("gateway+tls://{}/", f.address)),
+        "{}",
+        c.scheduler_address()
+    );
+    assert!(c.dashboard_link().unwrap().starts_with("https://"));
+    c.wait_for_workers(1, Duration::from_secs(60)).unwrap();
+    // The library's client: TLS to the gateway, then the cluster's token inside it.
+    assert_eq!(c.client().unwrap().workers().unwrap().len(), 1);
+
+    // The command line: the gateway's CA from the environment.
+    let (store, expr, want) = xarray_case();
+    let token = c.report().token.clone().unwrap();
+    let mut cmd = gridflow();
+    cmd.args(["eval", "--json", "--scheduler", &c.scheduler_address()])
+        .env("GRIDFLOW_AUTH_TOKEN", &token)
+        .env("GRIDFLOW_GATEWAY_CA", &ca)
+        .arg("--store")
+        .arg(&store)
+        .arg(&expr);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_close(
+        &serde_json::from_slice(&out.stdout).unwrap(),
+        &want,
+        "through a TLS gateway",
+    );
+    // Without the CA the gateway's certificate is refused, naming the fix.
+    let e = eval_on(&c.scheduler_address(), &token, Some(&store), &expr).unwrap_err();
+    assert!(e.contains("GRIDFLOW_GATEWAY_CA"), "{e}");
     c.close().unwrap();
 }

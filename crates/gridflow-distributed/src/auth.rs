@@ -24,6 +24,9 @@ pub const TOKEN_FILE_ENV: &str = "GRIDFLOW_AUTH_TOKEN_FILE";
 /// Environment variables naming the CA certificate, this node's certificate and its key
 /// (PEM files) for `tls://` addresses.
 pub const TLS_ENV: [&str; 3] = ["GRIDFLOW_TLS_CA", "GRIDFLOW_TLS_CERT", "GRIDFLOW_TLS_KEY"];
+/// The environment variable naming the PEM file of the CA(s) a TLS gateway's certificate
+/// is checked against (`gateway+tls://` addresses); unset: the system's trusted roots.
+pub const GATEWAY_CA_ENV: &str = "GRIDFLOW_GATEWAY_CA";
 
 /// How long a peer may take over the handshake (preamble, TLS, challenge–response): a peer
 /// that says nothing cannot hold a connection open.
@@ -64,6 +67,8 @@ struct Tls {
 pub struct Security {
     token: Option<Arc<[u8]>>,
     tls: Option<Arc<Tls>>,
+    /// How a TLS gateway's certificate is checked (`None`: the system's roots).
+    gateway_ca: Option<(PathBuf, Arc<rustls::ClientConfig>)>,
 }
 
 impl std::fmt::Debug for Security {
@@ -72,6 +77,7 @@ impl std::fmt::Debug for Security {
         f.debug_struct("Security")
             .field("token", &self.token.as_ref().map(|_| "<secret>"))
             .field("tls", &self.tls.as_ref().map(|t| &t.files))
+            .field("gateway_ca", &self.gateway_ca())
             .finish()
     }
 }
@@ -116,6 +122,9 @@ impl Security {
     pub fn from_env() -> Result<Security> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut s = Security::none();
+        if let Some(ca) = var(GATEWAY_CA_ENV) {
+            s = s.with_gateway_ca(Path::new(&ca))?;
+        }
         if let Some(t) = var(TOKEN_ENV) {
             s = s.with_token(t.trim())?;
         } else if let Some(f) = var(TOKEN_FILE_ENV) {
@@ -139,6 +148,20 @@ impl Security {
             }
         }
         Ok(s)
+    }
+
+    /// Checks a TLS gateway's certificate (`gateway+tls://` addresses) against the CA(s)
+    /// in PEM file `ca` instead of the system's trusted roots.
+    pub fn with_gateway_ca(mut self, ca: &Path) -> Result<Security> {
+        let config = gateway_client_config(Some(ca))?;
+        self.gateway_ca = Some((ca.to_owned(), config));
+        Ok(self)
+    }
+
+    /// The PEM file a TLS gateway's certificate is checked against, if not the system's
+    /// roots.
+    pub fn gateway_ca(&self) -> Option<&Path> {
+        self.gateway_ca.as_ref().map(|(p, _)| p.as_path())
     }
 
     /// True when a shared secret is demanded.
@@ -378,9 +401,12 @@ pub const MAX_ROUTE_ID: usize = 256;
 /// Where a `gateway://` address leads: `gateway://HOST:PORT/CLUSTER` is cluster `CLUSTER`'s
 /// scheduler through the gateway at `HOST:PORT`; `gateway://HOST:PORT/CLUSTER/relay/DATA`
 /// is a worker's data port `DATA`, reached through that scheduler (which relays the bytes,
-/// as workers are not reachable from outside a gateway).
+/// as workers are not reachable from outside a gateway). `gateway+tls://` is the same
+/// through a gateway whose port speaks TLS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayRoute<'a> {
+    /// Whether the gateway's port speaks TLS (`gateway+tls://`).
+    pub tls: bool,
     /// The gateway's `host:port`.
     pub gateway: &'a str,
     /// The cluster's id.
@@ -391,13 +417,17 @@ pub struct GatewayRoute<'a> {
 
 /// Splits a `gateway://` address; `None` for any other address.
 pub fn parse_gateway_address(address: &str) -> Option<GatewayRoute<'_>> {
-    let rest = address.strip_prefix("gateway://")?;
+    let (tls, rest) = match address.strip_prefix("gateway+tls://") {
+        Some(r) => (true, r),
+        None => (false, address.strip_prefix("gateway://")?),
+    };
     let (gateway, rest) = rest.split_once('/')?;
     let (cluster, relay) = match rest.split_once("/relay/") {
         Some((c, r)) => (c, Some(r)),
         None => (rest.trim_end_matches('/'), None),
     };
     (!gateway.is_empty() && !cluster.is_empty()).then_some(GatewayRoute {
+        tls,
         gateway,
         cluster,
         relay,
@@ -408,7 +438,12 @@ pub fn parse_gateway_address(address: &str) -> Option<GatewayRoute<'_>> {
 /// when `scheduler` is a `gateway://` address (otherwise `data` itself).
 pub fn relayed_data_address(scheduler: &str, data: &str) -> String {
     match parse_gateway_address(scheduler) {
-        Some(r) => format!("gateway://{}/{}/relay/{data}", r.gateway, r.cluster),
+        Some(r) => format!(
+            "{}://{}/{}/relay/{data}",
+            if r.tls { "gateway+tls" } else { "gateway" },
+            r.gateway,
+            r.cluster
+        ),
         None => data.to_owned(),
     }
 }
@@ -450,10 +485,19 @@ async fn connect_routed(address: &str, route: &GatewayRoute<'_>, sec: &Security)
              auth token",
         ));
     }
-    let mut tcp = TcpStream::connect(route.gateway)
+    let tcp = TcpStream::connect(route.gateway)
         .await
         .map_err(|e| DistError::io(format!("connecting to the gateway at {}", route.gateway), e))?;
     let _ = tcp.set_nodelay(true);
+    let mut tcp: Stream = if route.tls {
+        let config = match &sec.gateway_ca {
+            Some((_, c)) => c.clone(),
+            None => gateway_client_config(None)?,
+        };
+        Box::new(tls_to_gateway(config, route.gateway, tcp).await?)
+    } else {
+        Box::new(tcp)
+    };
     let id = route.cluster.as_bytes();
     if id.len() > MAX_ROUTE_ID {
         return Err(auth_error(address, "cluster id too long"));
@@ -475,8 +519,13 @@ async fn connect_routed(address: &str, route: &GatewayRoute<'_>, sec: &Security)
             String::from_utf8_lossy(&msg)
         )));
     }
-    let scheduler = format!("gateway://{}/{}", route.gateway, route.cluster);
-    let mut s = handshake(Box::new(tcp), &scheduler, sec).await?;
+    let scheduler = format!(
+        "{}://{}/{}",
+        if route.tls { "gateway+tls" } else { "gateway" },
+        route.gateway,
+        route.cluster
+    );
+    let mut s = handshake(tcp, &scheduler, sec).await?;
     let Some(data) = route.relay else {
         return Ok(s);
     };
@@ -682,4 +731,92 @@ async fn challenge(s: &mut Stream, peer: &str, sec: &Security) -> Result<()> {
             Err(err)
         }
     }
+}
+
+/// The TLS client configuration for a gateway's port: the CA(s) in PEM file `ca`, or the
+/// system's trusted roots. Used by the runtime's connections and the gateway's own HTTP
+/// client, so both trust the same certificates.
+pub fn gateway_client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(p) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(p)
+                .and_then(|it| it.collect())
+                .map_err(|e| {
+                    auth_error(
+                        "the gateway",
+                        format!("reading the gateway CA {}: {e}", p.display()),
+                    )
+                })?;
+            if certs.is_empty() {
+                return Err(auth_error(
+                    "the gateway",
+                    format!("the gateway CA {} holds no certificate", p.display()),
+                ));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| {
+                    auth_error(
+                        "the gateway",
+                        format!("the gateway CA {}: {e}", p.display()),
+                    )
+                })?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = roots.add(c);
+            }
+            if roots.is_empty() {
+                return Err(auth_error(
+                    "the gateway",
+                    format!(
+                        "no trusted root certificates on this system to check a TLS \
+                         gateway; set {GATEWAY_CA_ENV} to its CA's PEM file"
+                    ),
+                ));
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| auth_error("the gateway", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// TLS to a gateway at `hostport`, its certificate checked for its host name.
+async fn tls_to_gateway(
+    config: Arc<rustls::ClientConfig>,
+    hostport: &str,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let host = hostport
+        .rsplit_once(':')
+        .map_or(hostport, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+        auth_error(
+            &format!("the gateway at {hostport}"),
+            format!("bad host name {host:?}: {e}"),
+        )
+    })?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            auth_error(
+                &format!("the gateway at {hostport}"),
+                format!(
+                    "TLS: {e} (is its certificate signed by {GATEWAY_CA_ENV} or a trusted root, \
+                     and for {host}?)"
+                ),
+            )
+        })
 }

@@ -56,8 +56,48 @@ pub struct Authenticator {
 
 struct HubAuth {
     config: JupyterHubConfig,
+    /// `…/hub/api/user`, from the configured URL.
+    user_url: String,
     /// Answers by the token's hash (tokens themselves are not kept), with their time.
     cache: Mutex<HashMap<[u8; 32], (User, Instant)>>,
+}
+
+/// The URL of the hub's "whose token is this" endpoint (`…/hub/api/user`) for the
+/// configured URL — the hub's base (with its `base_url`, if any) or its API
+/// (`…/hub/api`, as `JUPYTERHUB_API_URL` gives it) — after checking the hub's settings.
+pub fn hub_user_url(hub: &JupyterHubConfig) -> Result<String> {
+    let invalid = |d: String| GatewayError::Invalid(format!("jupyterhub: {d}"));
+    let base = hub.url.trim().trim_end_matches('/');
+    let host = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"))
+        .ok_or_else(|| {
+            invalid(format!(
+                "url {:?} must start with http:// or https:// (the hub's API, such as \
+                 http://127.0.0.1:8081)",
+                hub.url
+            ))
+        })?;
+    if host.is_empty() || host.starts_with('/') {
+        return Err(invalid(format!("url {:?} names no host", hub.url)));
+    }
+    if !(hub.cache_seconds.is_finite() && hub.cache_seconds >= 0.0) {
+        return Err(invalid(format!(
+            "cache_seconds = {} must be a number of seconds, at least 0",
+            hub.cache_seconds
+        )));
+    }
+    if !(hub.timeout_seconds.is_finite() && hub.timeout_seconds > 0.0) {
+        return Err(invalid(format!(
+            "timeout_seconds = {} must be a number of seconds above 0",
+            hub.timeout_seconds
+        )));
+    }
+    Ok(if base.ends_with("/hub/api") {
+        format!("{base}/user")
+    } else {
+        format!("{base}/hub/api/user")
+    })
 }
 
 impl Authenticator {
@@ -75,10 +115,14 @@ impl Authenticator {
         }
         Ok(Authenticator {
             users,
-            hub: config.jupyterhub.clone().map(|config| HubAuth {
-                config,
-                cache: Mutex::default(),
-            }),
+            hub: match &config.jupyterhub {
+                Some(hub) => Some(HubAuth {
+                    user_url: hub_user_url(hub)?,
+                    config: hub.clone(),
+                    cache: Mutex::default(),
+                }),
+                None => None,
+            },
         })
     }
 
@@ -111,43 +155,85 @@ impl Authenticator {
 }
 
 impl HubAuth {
+    /// The hub's answer for `token` (whose hash is `h`): reused for `cache_seconds`, else
+    /// asked with a time limit. A token the hub refuses is 401; a hub that cannot be
+    /// reached, does not answer in time or fails is 503 naming its URL (the token may be
+    /// good).
     async fn check(&self, token: &str, h: [u8; 32]) -> Result<User> {
-        let ttl = Duration::from_secs_f64(self.config.cache_seconds.max(0.0));
+        let ttl = Duration::from_secs_f64(self.config.cache_seconds);
         if let Some((u, at)) = crate::lock(&self.cache).get(&h)
             && at.elapsed() < ttl
         {
             return Ok(u.clone());
         }
-        let url = format!("{}/hub/api/user", self.config.url.trim_end_matches('/'));
-        let (status, body) = crate::http::request(
-            "GET",
-            &url,
-            &[("Authorization", &format!("token {token}"))],
-            Vec::new(),
+        let url = &self.user_url;
+        let limit = Duration::from_secs_f64(self.config.timeout_seconds);
+        let asked = tokio::time::timeout(
+            limit,
+            crate::http::request(
+                "GET",
+                url,
+                &[("Authorization", &format!("token {token}"))],
+                Vec::new(),
+            ),
         )
-        .await
-        .map_err(|e| GatewayError::Unauthenticated(format!("JupyterHub at {url}: {e}")))?;
+        .await;
+        let (status, body) = match asked {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(GatewayError::Http { detail, .. })) => {
+                return Err(GatewayError::AuthUnavailable(format!(
+                    "JupyterHub at {url} is unreachable: {detail}"
+                )));
+            }
+            Ok(Err(e)) => {
+                return Err(GatewayError::AuthUnavailable(format!(
+                    "JupyterHub at {url}: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(GatewayError::AuthUnavailable(format!(
+                    "JupyterHub at {url} did not answer within {limit:?}"
+                )));
+            }
+        };
+        // JupyterHub answers 403 for a token it does not know, or that has expired or
+        // been revoked.
         if status == 401 || status == 403 {
-            return Err(GatewayError::Unauthenticated(
-                "unknown API token (neither a gateway user's nor accepted by JupyterHub)".into(),
-            ));
+            return Err(GatewayError::Unauthenticated(format!(
+                "unknown API token: not a gateway user's, and JupyterHub at {url} refused it \
+                 (HTTP {status}: {}; expired and revoked hub tokens are refused too)",
+                hub_message(&body)
+            )));
         }
         if status != 200 {
-            return Err(GatewayError::Unauthenticated(format!(
-                "JupyterHub at {url} answered HTTP {status}"
+            return Err(GatewayError::AuthUnavailable(format!(
+                "JupyterHub at {url} answered HTTP {status}: {}",
+                hub_message(&body)
             )));
         }
         let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            GatewayError::Unauthenticated(format!("JupyterHub at {url}: undecodable answer: {e}"))
+            GatewayError::AuthUnavailable(format!("JupyterHub at {url}: undecodable answer: {e}"))
         })?;
         let name = v
             .get("name")
             .and_then(serde_json::Value::as_str)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| {
-                GatewayError::Unauthenticated(format!("JupyterHub at {url}: no user name"))
+                GatewayError::AuthUnavailable(format!("JupyterHub at {url}: no user name"))
             })?
             .to_owned();
+        // The hub also answers for its services' tokens (`"kind": "service"`); service
+        // names are not user names (a service "alice" is not the user alice), so they are
+        // refused. Hubs older than 1.0 send no `kind`: their tokens are users'.
+        let kind = v.get("kind").and_then(serde_json::Value::as_str);
+        if let Some(kind) = kind
+            && kind != "user"
+        {
+            return Err(GatewayError::Unauthenticated(format!(
+                "the token is JupyterHub {kind} {name:?}'s, not a user's: only hub users \
+                 may use the gateway"
+            )));
+        }
         let admin = v.get("admin").and_then(serde_json::Value::as_bool) == Some(true)
             || self.config.admin_users.contains(&name);
         let user = User { name, admin };
@@ -159,6 +245,14 @@ impl HubAuth {
         cache.insert(h, (user.clone(), Instant::now()));
         Ok(user)
     }
+}
+
+/// The `message` of JupyterHub's JSON error answer, else the start of the body.
+fn hub_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
 }
 
 /// A new random token (32 bytes, hex).
@@ -183,5 +277,51 @@ mod tests {
         assert!(parse_hex32("zz").is_none());
         assert!(constant_time_eq(&h, &h));
         assert!(!constant_time_eq(&h, &sha256(b"abd")));
+    }
+
+    fn hub(url: &str) -> JupyterHubConfig {
+        JupyterHubConfig {
+            url: url.into(),
+            cache_seconds: 60.0,
+            admin_users: Vec::new(),
+            timeout_seconds: 10.0,
+        }
+    }
+
+    #[test]
+    fn hub_urls() {
+        for (given, want) in [
+            ("http://h:8081", "http://h:8081/hub/api/user"),
+            ("http://h:8081/", "http://h:8081/hub/api/user"),
+            ("http://h:8081/hub/api", "http://h:8081/hub/api/user"),
+            ("http://h:8081/hub/api/", "http://h:8081/hub/api/user"),
+            ("http://h:8081/jh", "http://h:8081/jh/hub/api/user"),
+            (
+                "https://hub.example/hub/api",
+                "https://hub.example/hub/api/user",
+            ),
+        ] {
+            assert_eq!(hub_user_url(&hub(given)).unwrap(), want, "{given}");
+        }
+        for bad in ["ftp://h:8081", "h:8081", "http://", "https:///hub/api"] {
+            let e = hub_user_url(&hub(bad)).unwrap_err().to_string();
+            assert!(e.contains("jupyterhub: url"), "{bad}: {e}");
+        }
+        let mut h = hub("http://h:8081");
+        h.timeout_seconds = 0.0;
+        assert!(
+            hub_user_url(&h)
+                .unwrap_err()
+                .to_string()
+                .contains("timeout_seconds")
+        );
+        h.timeout_seconds = 1.0;
+        h.cache_seconds = f64::NAN;
+        assert!(
+            hub_user_url(&h)
+                .unwrap_err()
+                .to_string()
+                .contains("cache_seconds")
+        );
     }
 }

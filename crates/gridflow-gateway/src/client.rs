@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 struct Inner {
     /// `host:port` of the gateway.
     address: String,
+    /// The CA file a TLS gateway's certificate is checked against (None: the system's
+    /// roots, or plain HTTP).
+    ca: Option<std::path::PathBuf>,
     token: String,
     rt: tokio::runtime::Runtime,
     /// The kept-alive connection to the gateway.
@@ -30,11 +33,28 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// A client of the gateway at `address` (`http://host:port` or `host:port`) with the
-    /// user's API token.
+    /// A client of the gateway at `address` (`http://host:port`, `https://host:port` or
+    /// `host:port`) with the user's API token. A TLS gateway's certificate is checked
+    /// against the CA file in `GRIDFLOW_GATEWAY_CA`, else the system's roots.
     pub fn new(address: &str, token: impl Into<String>) -> Result<Gateway> {
+        let ca = std::env::var_os(gridflow_distributed::auth::GATEWAY_CA_ENV)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
+        Gateway::with_ca(address, token, ca.as_deref())
+    }
+
+    /// [`Gateway::new`] checking a TLS gateway's certificate against the CA(s) in PEM file
+    /// `ca` (`None`: the system's roots).
+    pub fn with_ca(
+        address: &str,
+        token: impl Into<String>,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Gateway> {
+        let tls = address.starts_with("https://") || address.starts_with("gateway+tls://");
         let address = address
+            .trim_start_matches("https://")
             .trim_start_matches("http://")
+            .trim_start_matches("gateway+tls://")
             .trim_start_matches("gateway://")
             .trim_end_matches('/')
             .to_owned();
@@ -42,14 +62,29 @@ impl Gateway {
             .enable_all()
             .build()
             .map_err(|e| GatewayError::io("starting the gateway client's event loop", e))?;
+        let mut conn = crate::http::Connection::new(&address);
+        if tls {
+            conn = conn.with_tls(gridflow_distributed::auth::gateway_client_config(ca)?);
+        }
         Ok(Gateway {
             inner: Arc::new(Inner {
-                conn: std::sync::Mutex::new(crate::http::Connection::new(&address)),
+                conn: std::sync::Mutex::new(conn),
+                ca: ca.map(std::path::Path::to_path_buf),
                 address,
                 token: token.into(),
                 rt,
             }),
         })
+    }
+
+    /// A client as a notebook on JupyterHub (or a shell) expects one: the address and
+    /// token given, else from the environment — the address from
+    /// `GRIDFLOW_GATEWAY_ADDRESS`, the token from `GRIDFLOW_GATEWAY_TOKEN`, else
+    /// `JUPYTERHUB_API_TOKEN` (which JupyterHub sets in every user's server: a gateway
+    /// with the hub authenticator accepts it).
+    pub fn from_env(address: Option<&str>, token: Option<&str>) -> Result<Gateway> {
+        let (address, token) = resolve_from(address, token, |k| std::env::var(k).ok())?;
+        Gateway::new(&address, token)
     }
 
     /// The gateway's `host:port`.
@@ -148,6 +183,41 @@ impl Gateway {
     }
 }
 
+/// Environment variable naming the gateway's address (`host:port` or `http://host:port`).
+pub const ADDRESS_ENV: &str = "GRIDFLOW_GATEWAY_ADDRESS";
+/// Environment variable holding the user's gateway API token.
+pub const TOKEN_ENV: &str = "GRIDFLOW_GATEWAY_TOKEN";
+/// The token JupyterHub gives each user's server (used when no gateway token is set).
+pub const JUPYTERHUB_TOKEN_ENV: &str = "JUPYTERHUB_API_TOKEN";
+
+/// [`Gateway::from_env`]'s choice of address and token, with `env` reading variables
+/// (empty values count as unset).
+fn resolve_from(
+    address: Option<&str>,
+    token: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(String, String)> {
+    let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let address = match address {
+        Some(a) => a.to_owned(),
+        None => env(ADDRESS_ENV).ok_or_else(|| {
+            GatewayError::Invalid(format!("no gateway address: give one or set {ADDRESS_ENV}"))
+        })?,
+    };
+    let token = match token {
+        Some(t) => t.to_owned(),
+        None => env(TOKEN_ENV)
+            .or_else(|| env(JUPYTERHUB_TOKEN_ENV))
+            .ok_or_else(|| {
+                GatewayError::Unauthenticated(format!(
+                    "no API token: give one, or set {TOKEN_ENV} (or {JUPYTERHUB_TOKEN_ENV}, \
+                     as JupyterHub does in users' servers)"
+                ))
+            })?,
+    };
+    Ok((address, token.trim().to_owned()))
+}
+
 /// A cluster of a gateway: a [`Cluster`] whose clients reach the scheduler through the
 /// gateway's address with the cluster's own token.
 pub struct GatewayCluster {
@@ -177,8 +247,12 @@ impl GatewayCluster {
                 report.id
             ))
         })?;
+        let mut security = Security::none().with_token(token)?;
+        if let Some(ca) = &gateway.inner.ca {
+            security = security.with_gateway_ca(ca)?;
+        }
         Ok(GatewayCluster {
-            security: Security::none().with_token(token)?,
+            security,
             gateway,
             report,
         })
@@ -286,5 +360,52 @@ impl Cluster for GatewayCluster {
             Err(GatewayError::Remote { status: 404, .. }) => Ok(()),
             Err(e) => Err(dist(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn address_and_token_from_the_environment() {
+        let hub = [
+            (ADDRESS_ENV, "10.0.0.1:8786"),
+            (JUPYTERHUB_TOKEN_ENV, "hubtoken\n"),
+        ];
+        let got = resolve_from(None, None, env(&hub)).unwrap();
+        assert_eq!(got, ("10.0.0.1:8786".into(), "hubtoken".into()));
+        // The gateway's own token wins over the hub's; given values win over both.
+        let both = [
+            (ADDRESS_ENV, "a:1"),
+            (TOKEN_ENV, "gw"),
+            (JUPYTERHUB_TOKEN_ENV, "hub"),
+        ];
+        assert_eq!(resolve_from(None, None, env(&both)).unwrap().1, "gw");
+        let got = resolve_from(Some("b:2"), Some("mine"), env(&both)).unwrap();
+        assert_eq!(got, ("b:2".into(), "mine".into()));
+        let empty = [(TOKEN_ENV, ""), (JUPYTERHUB_TOKEN_ENV, "hub")];
+        assert_eq!(
+            resolve_from(Some("a:1"), None, env(&empty)).unwrap().1,
+            "hub"
+        );
+        let e = resolve_from(None, None, env(&[])).unwrap_err().to_string();
+        assert!(e.contains(ADDRESS_ENV), "{e}");
+        let e = resolve_from(Some("a:1"), None, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(TOKEN_ENV) && e.contains(JUPYTERHUB_TOKEN_ENV),
+            "{e}"
+        );
     }
 }

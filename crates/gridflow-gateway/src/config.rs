@@ -15,6 +15,12 @@ pub struct Config {
     pub address: String,
     /// The `host:port` clients are told to use (default: the address bound).
     pub public_address: Option<String>,
+    /// The gateway's TLS certificate chain (PEM): with `tls_key`, its port speaks only
+    /// TLS (`https://` for the API and dashboards, `gateway+tls://` for clusters), so API
+    /// tokens never cross the network in the clear.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
     /// Where the state database, cluster tokens and logs go.
     pub state_dir: PathBuf,
     /// The `gridflow` binary started as schedulers and workers (default: this program).
@@ -37,7 +43,8 @@ pub struct Config {
     pub jupyterhub: Option<JupyterHubConfig>,
     /// The host schedulers listen on, which the workers must reach (the gateway's host
     /// on the compute network for Slurm, SSH and Kubernetes). Schedulers run beside the
-    /// gateway; clients reach them only through it.
+    /// gateway; clients reach them only through it. `$VAR` is read from the environment
+    /// when the gateway starts (`$POD_IP` in a pod).
     pub scheduler_host: String,
     /// Where clusters' workers run.
     pub backend: BackendConfig,
@@ -203,6 +210,8 @@ impl Default for Config {
         Config {
             address: "127.0.0.1:8786".into(),
             public_address: None,
+            tls_cert: None,
+            tls_key: None,
             state_dir: PathBuf::from("gridflow-gateway"),
             program: None,
             idle_timeout: 3600.0,
@@ -235,7 +244,10 @@ pub struct UserEntry {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JupyterHubConfig {
-    /// The hub's base URL (`http://127.0.0.1:8081`).
+    /// The hub's URL: its base (`http://127.0.0.1:8081`, with JupyterHub's `base_url` if
+    /// it has one) or its API (`http://127.0.0.1:8081/hub/api`, as `JUPYTERHUB_API_URL`).
+    /// `https://` hubs' certificates are checked against the system's roots (or
+    /// `GRIDFLOW_GATEWAY_CA`).
     pub url: String,
     /// Seconds a hub answer is reused for the same token (the hub is not asked on every
     /// request of a busy user).
@@ -244,6 +256,14 @@ pub struct JupyterHubConfig {
     /// Hub users treated as gateway administrators (besides the hub's own admins).
     #[serde(default)]
     pub admin_users: Vec<String>,
+    /// Seconds the hub may take to answer before the request is refused (503), so a hub
+    /// that hangs does not hang the gateway's callers.
+    #[serde(default = "default_hub_timeout")]
+    pub timeout_seconds: f64,
+}
+
+fn default_hub_timeout() -> f64 {
+    10.0
 }
 
 fn default_cache() -> f64 {
@@ -373,6 +393,21 @@ impl Bounds {
 }
 
 impl Config {
+    /// `scheduler_host`, a `$VAR` read from the environment.
+    pub fn scheduler_host(&self) -> Result<String> {
+        match self.scheduler_host.strip_prefix('$') {
+            None => Ok(self.scheduler_host.clone()),
+            Some(var) => std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    GatewayError::Invalid(format!(
+                        "scheduler_host = \"${var}\": the environment variable {var} is not set"
+                    ))
+                }),
+        }
+    }
+
     /// Reads a TOML (`.toml`) or JSON (any other extension) configuration file.
     pub fn from_file(path: &Path) -> Result<Config> {
         let err = |detail: String| GatewayError::Config {
@@ -407,6 +442,14 @@ impl Config {
                 )));
             }
         }
+        if let Some(hub) = &self.jupyterhub {
+            crate::auth::hub_user_url(hub)?;
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(GatewayError::Invalid(
+                "tls_cert and tls_key go together: give both (PEM files) or neither".into(),
+            ));
+        }
         let b = &self.bounds;
         if b.max_threads == 0 || b.default_threads == 0 {
             return Err(GatewayError::Invalid(
@@ -424,6 +467,17 @@ impl Config {
                     self.backend.known_options()
                 )));
             }
+        }
+        let host = self.scheduler_host()?;
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback && matches!(self.backend, BackendConfig::Kubernetes(_)) {
+            return Err(GatewayError::Invalid(format!(
+                "scheduler_host = {host:?}: pods cannot reach the gateway's loopback; give \
+                 the gateway's address on the pods' network (e.g. \"$POD_IP\")"
+            )));
         }
         match &self.backend {
             BackendConfig::Ssh(s) if s.hosts.is_empty() => {

@@ -17,6 +17,10 @@ pub enum GatewayError {
     /// No credentials, or credentials nobody knows (HTTP 401).
     #[error("not authenticated: {0}")]
     Unauthenticated(String),
+    /// The authenticator the token must be checked with (JupyterHub) did not answer, or
+    /// answered with an error of its own (HTTP 503: the token may be good; try again).
+    #[error("cannot check the token: {0}")]
+    AuthUnavailable(String),
     /// The request names a cluster the caller may not see or that does not exist
     /// (HTTP 404: another user's cluster is not revealed).
     #[error("{0}")]
@@ -75,7 +79,7 @@ pub enum GatewayError {
         /// The backend.
         backend: &'static str,
         /// What its command said.
-        source: gridflow_deploy::DeployError,
+        source: Box<gridflow_deploy::DeployError>,
     },
     /// The distributed runtime failed (connecting to a cluster's scheduler).
     #[error(transparent)]
@@ -115,6 +119,7 @@ impl GatewayError {
         match self {
             GatewayError::Unauthenticated(_) => 401,
             GatewayError::Forbidden(_) => 403,
+            GatewayError::AuthUnavailable(_) => 503,
             GatewayError::NotFound(_) => 404,
             GatewayError::Invalid(_) | GatewayError::Json { .. } => 400,
             GatewayError::Remote { status, .. } => *status,

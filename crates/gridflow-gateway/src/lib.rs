@@ -3,10 +3,12 @@
 //!
 //! [`GatewayServer`] serves a REST API to create, list, scale, adapt and stop clusters,
 //! authenticates users by API token (only hashes kept) or through JupyterHub, runs each
-//! cluster as local processes ([`local`]) recorded in SQLite ([`db`]) so they outlive a
-//! gateway restart, stops idle clusters, and routes every cluster's clients through its
-//! one port (a routing preamble, then bytes relayed to the scheduler). [`Gateway`] is the
-//! client: its clusters implement [`gridflow_distributed::Cluster`].
+//! cluster's scheduler as a local process ([`local`]) and its workers on a backend (local
+//! processes, Slurm jobs, SSH hosts or Kubernetes pods), records them in SQLite ([`db`])
+//! so they outlive a gateway restart, stops idle clusters, and routes every cluster's
+//! clients through its one port, optionally TLS (a routing preamble, then bytes relayed
+//! to the scheduler). [`Gateway`] is the client: its clusters implement
+//! [`gridflow_distributed::Cluster`].
 
 pub mod api;
 pub mod auth;
@@ -19,7 +21,7 @@ pub mod http;
 pub mod local;
 mod server;
 
-pub use client::{Gateway, GatewayCluster};
+pub use client::{ADDRESS_ENV, Gateway, GatewayCluster, JUPYTERHUB_TOKEN_ENV, TOKEN_ENV};
 pub use config::{
     BackendConfig, Bounds, ClusterOptions, ClusterSpec, Config, KubernetesConfig, SlurmConfig,
     SshConfig,

@@ -1,11 +1,11 @@
-//! The local-process backend: each cluster is a `gridflow scheduler` process and `gridflow
-//! worker` processes on this machine, each in its own process group (a signal to the
-//! gateway's terminal group does not reach them) and not tied to the gateway's life, so
-//! they keep running across a gateway restart and are found again by process id.
+//! Processes on the gateway's machine: every cluster's `gridflow scheduler` (whatever the
+//! backend of its workers) and, with the local backend, its `gridflow worker` processes.
+//! Each is in its own process group (a signal to the gateway's terminal group does not
+//! reach it) and not tied to the gateway's life, so it keeps running across a gateway
+//! restart and is found again by process id.
 
 use crate::db::WorkerRecord;
 use crate::{GatewayError, Result};
-use gridflow_distributed::{WorkerState, WorkerStatus};
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -308,28 +308,6 @@ impl LocalBackend {
     /// Removes a stopped cluster's directory (token, logs).
     pub fn remove(&self, id: &str) {
         let _ = std::fs::remove_dir_all(self.cluster_dir(id));
-    }
-
-    /// The state of worker `w` given the names of the workers joined to the scheduler.
-    pub fn worker_status(&self, id: &str, w: &WorkerRecord, joined: &[String]) -> WorkerStatus {
-        let state = if let Some(why) = &w.failed {
-            WorkerState::Failed {
-                reason: why.clone(),
-            }
-        } else if !self.alive(w.pid, id) {
-            WorkerState::Failed {
-                reason: self.failure(id, w),
-            }
-        } else if joined.contains(&w.name) {
-            WorkerState::Running
-        } else {
-            WorkerState::Starting
-        };
-        WorkerStatus {
-            name: w.name.clone(),
-            id: w.pid.to_string(),
-            state,
-        }
     }
 }
 

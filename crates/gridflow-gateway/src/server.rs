@@ -56,6 +56,10 @@ struct Shared {
     ops: Mutex<()>,
     /// `host:port` given to clients.
     public: String,
+    /// TLS on the gateway's port, when configured.
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Where schedulers listen (`scheduler_host`, resolved).
+    scheduler_host: String,
     stop: AtomicBool,
 }
 
@@ -104,7 +108,13 @@ impl GatewayServer {
             .public_address
             .clone()
             .unwrap_or_else(|| address.to_string());
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
+            _ => None,
+        };
         let shared = Arc::new(Shared {
+            tls,
+            scheduler_host: config.scheduler_host()?,
             auth: Authenticator::new(&config)?,
             backend: LocalBackend::new(program, config.state_dir.clone()),
             workers: Workers::new(&config.backend),
@@ -151,6 +161,11 @@ impl GatewayServer {
     /// The address the gateway listens on.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The gateway's URL (`https://` when its port speaks TLS).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.shared.http_scheme(), self.address)
     }
 
     /// Serves until the process is stopped.
@@ -221,6 +236,10 @@ impl Shared {
         Ok(())
     }
 
+    fn http_scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, ClusterRecord>> {
         self.clusters
             .read()
@@ -255,7 +274,16 @@ impl Shared {
         ClusterReport {
             id: rec.id.clone(),
             owner: rec.owner.clone(),
-            address: format!("gateway://{}/{}", self.public, rec.id),
+            address: format!(
+                "{}://{}/{}",
+                if self.tls.is_some() {
+                    "gateway+tls"
+                } else {
+                    "gateway"
+                },
+                self.public,
+                rec.id
+            ),
             token,
             spec: rec.spec.clone(),
             adapt: rec.adapt,
@@ -268,8 +296,10 @@ impl Shared {
             idle_seconds: (now() - rec.last_activity).max(0.0),
             dashboard: rec.dashboard.as_ref().map(|_| {
                 format!(
-                    "http://{}/clusters/{}/dashboard/status",
-                    self.public, rec.id
+                    "{}://{}/clusters/{}/dashboard/status",
+                    self.http_scheme(),
+                    self.public,
+                    rec.id
                 )
             }),
         }
@@ -319,17 +349,16 @@ impl Shared {
         let id = crate::auth::generate_token()?[..16].to_owned();
         let token = crate::auth::generate_token()?;
         self.backend.write_token(&id, &token)?;
-        let started =
-            match self
-                .backend
-                .start_scheduler(&id, &self.config.scheduler_host, START_TIMEOUT)
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    self.backend.remove(&id);
-                    return Err(e);
-                }
-            };
+        let started = match self
+            .backend
+            .start_scheduler(&id, &self.scheduler_host, START_TIMEOUT)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.backend.remove(&id);
+                return Err(e);
+            }
+        };
         let t = now();
         let mut rec = ClusterRecord {
             id: id.clone(),
@@ -696,27 +725,42 @@ async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
 
 async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) -> Result<()> {
     let _ = stream.set_nodelay(true);
-    let mut head = [0u8; 4];
-    // Wait for 4 bytes (a routing preamble or an HTTP method), 10 s at most.
-    let peeked = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match stream.peek(&mut head).await {
-                Ok(n) if n >= 4 => return Ok(true),
-                Ok(0) => return Ok(false),
-                Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
-                Err(e) => return Err(e),
-            }
+    match shared.tls.clone() {
+        None => serve_stream(stream, shared).await,
+        Some(acceptor) => {
+            // A client that never finishes its TLS handshake is dropped, not waited for.
+            let tls = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                .await
+                .map_err(|_| GatewayError::Http {
+                    what: "a TLS handshake".into(),
+                    detail: "not finished within 10 s".into(),
+                })?
+                .map_err(|e| GatewayError::io("a TLS handshake (is the client using TLS?)", e))?;
+            serve_stream(tls, shared).await
         }
-    })
-    .await;
-    match peeked {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) | Err(_) => return Ok(()),
-        Ok(Err(e)) => return Err(GatewayError::io("reading a request", e)),
+    }
+}
+
+/// Serves one connection (plain or TLS): a routing preamble is a client for a cluster's
+/// scheduler, anything else is HTTP.
+async fn serve_stream<S>(mut stream: S, shared: Arc<Shared>) -> Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut head = [0u8; 4];
+    // The first 4 bytes (a routing preamble or an HTTP method), 10 s at most.
+    match tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut head)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) | Err(_) => return Ok(()),
     }
     if &head == ROUTE_MAGIC {
         return route(stream, &shared).await;
     }
+    let stream = Rewind {
+        head,
+        done: 0,
+        inner: stream,
+    };
     let sh = shared.clone();
     let svc = hyper::service::service_fn(move |req| {
         let sh = sh.clone();
@@ -731,12 +775,98 @@ async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) -> Resul
         })
 }
 
+/// A stream whose first bytes, already read to tell HTTP from a routed connection, are
+/// given back before the rest.
+struct Rewind<S> {
+    head: [u8; 4],
+    done: usize,
+    inner: S,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Rewind<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.done < self.head.len() {
+            let n = (self.head.len() - self.done).min(buf.remaining());
+            let start = self.done;
+            buf.put_slice(&self.head[start..start + n]);
+            self.done += n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Rewind<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The TLS acceptor of the gateway's port from PEM files; errors name the file.
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |p: &std::path::Path, e: String| GatewayError::Config {
+        path: p.display().to_string(),
+        detail: e,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect())
+        .map_err(|e| bad(cert, format!("reading the TLS certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(cert, "no certificate in the file".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| bad(key, format!("reading the TLS private key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            bad(
+                cert,
+                format!("the certificate and key do not go together: {e}"),
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Routes a client to its cluster's scheduler and relays bytes both ways. The gateway
 /// does not authenticate here: the scheduler does, with the cluster's own token.
-async fn route(mut stream: tokio::net::TcpStream, shared: &Shared) -> Result<()> {
+async fn route<S>(mut stream: S, shared: &Shared) -> Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    // The magic bytes are read already.
     let io = |e| GatewayError::io("reading a routing preamble", e);
-    let mut magic = [0u8; 4];
-    stream.read_exact(&mut magic).await.map_err(io)?;
     let n = usize::from(stream.read_u16_le().await.map_err(io)?);
     if n > MAX_ROUTE_ID {
         return refuse(&mut stream, "cluster id too long").await;
@@ -772,7 +902,7 @@ async fn route(mut stream: tokio::net::TcpStream, shared: &Shared) -> Result<()>
     Ok(())
 }
 
-async fn refuse(stream: &mut tokio::net::TcpStream, why: &str) -> Result<()> {
+async fn refuse<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, why: &str) -> Result<()> {
     let msg = why.as_bytes();
     let n = msg.len().min(u16::MAX as usize);
     let mut out = vec![1u8];

@@ -1,7 +1,7 @@
 //! The gateway's authenticators against a running gateway (in this process): API tokens
 //! from the configuration, and JupyterHub's token check against a stand-in hub — a small
-//! HTTP server answering `/hub/api/user` as JupyterHub does (running a real JupyterHub, with
-//! its Node proxy, is too heavy for CI).
+//! HTTP server answering `/hub/api/user` as JupyterHub does, which counts the requests it
+//! gets. The same against a real JupyterHub: `crates/gridflow-cli/tests/gateway_hub.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly on purpose.
 
 use gridflow_gateway::auth::{hex, sha256};
@@ -80,6 +80,7 @@ fn api_tokens_and_jupyterhub() {
             url: hub_url,
             cache_seconds: 60.0,
             admin_users: Vec::new(),
+            timeout_seconds: 10.0,
         }),
         ..Config::default()
     };

@@ -63,18 +63,30 @@ pub struct PyClient {
 #[pymethods]
 impl PyClient {
     /// Connects to the scheduler at `address` (a `gateway://` address too) with the
-    /// environment's credentials, or with `token` (a gateway cluster's own token).
+    /// environment's credentials, or with `token` (a gateway cluster's own token);
+    /// `gateway_ca`: the PEM file a TLS gateway's certificate is checked against.
     #[staticmethod]
-    #[pyo3(signature = (address, token=None))]
-    fn connect(py: Python<'_>, address: &str, token: Option<&str>) -> PyResult<PyClient> {
+    #[pyo3(signature = (address, token=None, gateway_ca=None))]
+    fn connect(
+        py: Python<'_>,
+        address: &str,
+        token: Option<&str>,
+        gateway_ca: Option<&str>,
+    ) -> PyResult<PyClient> {
         let a = address.to_owned();
         let t = token.map(str::to_owned);
+        let ca = gateway_ca.map(std::path::PathBuf::from);
         let client = py
-            .detach(|| match t {
-                Some(t) => gridflow_distributed::Security::none()
-                    .with_token(t)
-                    .and_then(|s| Client::connect_with(&a, s)),
-                None => Client::connect(&a),
+            .detach(|| {
+                let sec = match t {
+                    Some(t) => gridflow_distributed::Security::none().with_token(t)?,
+                    None => gridflow_distributed::Security::from_env()?,
+                };
+                let sec = match &ca {
+                    Some(ca) => sec.with_gateway_ca(ca)?,
+                    None => sec,
+                };
+                Client::connect_with(&a, sec)
             })
             .py()?;
         Ok(PyClient {

@@ -28,7 +28,7 @@ const TOKEN_DIR: &str = "/etc/gridflow";
 fn err(source: gridflow_deploy::DeployError) -> GatewayError {
     GatewayError::Backend {
         backend: "kubernetes",
-        source,
+        source: Box::new(source),
     }
 }
 

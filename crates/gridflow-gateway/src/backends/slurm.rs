@@ -24,7 +24,7 @@ pub(crate) struct SlurmWorkers {
 fn err(source: gridflow_deploy::DeployError) -> GatewayError {
     GatewayError::Backend {
         backend: "slurm",
-        source,
+        source: Box::new(source),
     }
 }
 

@@ -23,7 +23,7 @@ pub(crate) struct SshWorkers {
 fn err(source: gridflow_deploy::DeployError) -> GatewayError {
     GatewayError::Backend {
         backend: "ssh",
-        source,
+        source: Box::new(source),
     }
 }
 

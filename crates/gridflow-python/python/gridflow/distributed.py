@@ -146,7 +146,9 @@ class Client:
         elif isinstance(address, GatewayCluster):
             # Through the gateway's address, with the cluster's own token.
             self._cluster = address
-            self._handle = _gridflow.Client.connect(address.scheduler_address, address._token)
+            self._handle = _gridflow.Client.connect(
+                address.scheduler_address, address._token, address._gateway._ca_file
+            )
         elif address is not None:
             self._handle = _gridflow.Client.connect(str(address))
         else:

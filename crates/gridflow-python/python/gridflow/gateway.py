@@ -34,19 +34,27 @@ def _token(auth):
 
 
 class Gateway:
-    """A gateway at ``address`` (``http://host:port``; default ``$GRIDFLOW_GATEWAY_ADDRESS``)
-    as the user whose API token is ``auth`` (default ``$GRIDFLOW_GATEWAY_TOKEN``, or
-    ``$JUPYTERHUB_API_TOKEN``; ``"jupyterhub"`` for the latter)."""
+    """A gateway at ``address`` (``http://host:port`` or ``https://host:port``; default
+    ``$GRIDFLOW_GATEWAY_ADDRESS``) as the user whose API token is ``auth`` (default
+    ``$GRIDFLOW_GATEWAY_TOKEN``, or ``$JUPYTERHUB_API_TOKEN``; ``"jupyterhub"`` for the
+    latter). A TLS gateway's certificate is checked against ``ca_file`` (default
+    ``$GRIDFLOW_GATEWAY_CA``), else the system's trusted roots."""
 
-    def __init__(self, address=None, auth=None):
+    def __init__(self, address=None, auth=None, ca_file=None):
         address = address or os.environ.get("GRIDFLOW_GATEWAY_ADDRESS")
         if not address:
             raise ValueError("no gateway address: pass one or set GRIDFLOW_GATEWAY_ADDRESS")
         address = address.rstrip("/")
-        if not address.startswith("http://"):
+        if not address.startswith(("http://", "https://")):
             address = "http://" + address
         self.address = address
         self._auth = _token(auth)
+        self._ca_file = ca_file or os.environ.get("GRIDFLOW_GATEWAY_CA") or None
+        self._ssl = None
+        if address.startswith("https://"):
+            import ssl
+
+            self._ssl = ssl.create_default_context(cafile=self._ca_file)
 
     def _call(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -55,7 +63,7 @@ class Gateway:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=120) as r:
+            with urllib.request.urlopen(req, timeout=120, context=self._ssl) as r:
                 return json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
             raw = e.read()
