@@ -27,6 +27,67 @@ impl Drop for Guard {
     }
 }
 
+/// A `gridflow cluster ...` process whose workers have started: the process (stopped on
+/// drop), the scheduler's address and every line it printed so far.
+struct Started {
+    guard: Guard,
+    address: String,
+    lines: Vec<String>,
+}
+
+/// Runs `cmd` (a `gridflow cluster` command) and reads its output until `workers` workers
+/// are reported running, failing after `timeout`.
+fn start_cluster(mut cmd: Command, workers: usize, timeout: Duration) -> Started {
+    let mut guard = Guard(cmd.stdout(Stdio::piped()).spawn().unwrap());
+    let out = BufReader::new(guard.0.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in out.map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    let (mut address, mut lines, mut running) = (None, Vec::new(), 0);
+    let start = Instant::now();
+    while running < workers {
+        assert!(
+            start.elapsed() < timeout,
+            "workers did not start: {lines:#?}"
+        );
+        let Ok(l) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        if let Some(a) = l.strip_prefix("scheduler at ") {
+            address = Some(a.to_owned());
+        }
+        if l.ends_with(": running") {
+            running += 1;
+        }
+        lines.push(l);
+    }
+    Started {
+        guard,
+        address: address.expect("the cluster printed its scheduler's address"),
+        lines,
+    }
+}
+
+/// Sends SIGTERM to the cluster process and waits for it: it must exit by the signal
+/// (status 143) once it has stopped its workers.
+fn sigterm(guard: &mut Guard) {
+    let pid = guard.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = guard.0.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{status}");
+}
+
 #[test]
 fn the_job_script_shows_every_option_before_anything_is_submitted() {
     let out = gridflow()
@@ -122,17 +183,7 @@ fn squeue_ids() -> Vec<String> {
 
 #[test]
 fn a_slurm_cluster_computes_and_sigterm_cancels_its_jobs() {
-    let up = std::env::var_os("SLURM_CONF").is_some()
-        && Command::new("sinfo")
-            .arg("-h")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !up {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no Slurm: run scripts/slurm-setup.sh; source target/slurm/env"
-        );
-        eprintln!("skipped: no Slurm (run scripts/slurm-setup.sh; source target/slurm/env)");
+    if !slurm_up() {
         return;
     }
     let logs = std::env::temp_dir().join(format!("gridflow-cli-slurm-{}", std::process::id()));
@@ -149,43 +200,21 @@ fn a_slurm_cluster_computes_and_sigterm_cancels_its_jobs() {
         "00:10:00",
     ])
     .arg("--log-directory")
-    .arg(&logs)
-    .stdout(Stdio::piped());
+    .arg(&logs);
     if let Ok(p) = std::env::var("GRIDFLOW_TEST_SLURM_PARTITION") {
         cmd.args(["--partition", &p]);
     }
-    let mut guard = Guard(cmd.spawn().unwrap());
-    let lines = BufReader::new(guard.0.stdout.take().unwrap()).lines();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
-    let (mut address, mut jobs, mut running) = (None, Vec::new(), 0);
-    let start = Instant::now();
-    while running < 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "workers did not start"
-        );
-        let Ok(l) = rx.recv_timeout(Duration::from_secs(1)) else {
-            continue;
-        };
-        if let Some(a) = l.strip_prefix("scheduler at ") {
-            address = Some(a.to_owned());
-        }
-        if let Some(ids) = l.strip_prefix("submitted 2 job(s): ") {
-            jobs = ids.split(", ").map(str::to_owned).collect();
-        }
-        if l.ends_with(": running") {
-            running += 1;
-        }
-    }
-    assert_eq!(jobs.len(), 2);
-    let address = address.unwrap();
+    let Started {
+        mut guard,
+        address,
+        lines,
+    } = start_cluster(cmd, 2, Duration::from_secs(90));
+    let jobs: Vec<String> = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("submitted 2 job(s): "))
+        .map(|ids| ids.split(", ").map(str::to_owned).collect())
+        .unwrap_or_default();
+    assert_eq!(jobs.len(), 2, "{lines:#?}");
     let expr = "(da.arange(4000, chunks=250) * 3).sum()";
     let remote = gridflow()
         .args(["eval", "--json", "--scheduler", &address, expr])
@@ -202,16 +231,7 @@ fn a_slurm_cluster_computes_and_sigterm_cancels_its_jobs() {
         .unwrap();
     assert_eq!(remote.stdout, local.stdout);
 
-    let pid = guard.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = guard.0.wait().unwrap();
-    assert_eq!(status.code(), Some(143), "{status}");
+    sigterm(&mut guard);
     // Cancelled jobs pass through COMPLETING while Slurm stops their processes.
     let start = Instant::now();
     loop {
@@ -344,50 +364,21 @@ fn an_ssh_cluster_from_the_command_line_leaves_nothing_after_sigterm() {
         return;
     };
     let exe = env!("CARGO_BIN_EXE_gridflow");
-    let mut guard = Guard(
-        gridflow()
-            .args([
-                "cluster",
-                "ssh",
-                "-F",
-                &config,
-                &host,
-                &host,
-                "--workers",
-                "2",
-            ])
-            .args(["--remote-command", exe])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let lines = BufReader::new(guard.0.stdout.take().unwrap()).lines();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
-    let (mut address, mut running) = (None, 0);
-    let start = Instant::now();
-    while running < 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "workers did not start"
-        );
-        let Ok(l) = rx.recv_timeout(Duration::from_secs(1)) else {
-            continue;
-        };
-        if let Some(a) = l.strip_prefix("scheduler at ") {
-            address = Some(a.to_owned());
-        }
-        if l.ends_with(": running") {
-            running += 1;
-        }
-    }
-    let address = address.unwrap();
+    let mut cmd = gridflow();
+    cmd.args([
+        "cluster",
+        "ssh",
+        "-F",
+        &config,
+        &host,
+        &host,
+        "--workers",
+        "2",
+    ])
+    .args(["--remote-command", exe]);
+    let Started {
+        mut guard, address, ..
+    } = start_cluster(cmd, 2, Duration::from_secs(60));
     let port = address.rsplit(':').next().unwrap().to_owned();
     // The remote scheduler and workers (all name the scheduler's port on their command line).
     let remote = || -> Vec<String> {
@@ -403,15 +394,7 @@ fn an_ssh_cluster_from_the_command_line_leaves_nothing_after_sigterm() {
             .collect()
     };
     assert!(remote().len() >= 2, "{:#?}", remote());
-    let pid = guard.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(guard.0.wait().unwrap().code(), Some(143));
+    sigterm(&mut guard);
     let start = Instant::now();
     while !remote().is_empty() {
         assert!(

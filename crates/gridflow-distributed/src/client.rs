@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     pub(crate) rt: tokio::runtime::Runtime,
     conn: Mutex<Conn>,
     pub(crate) address: String,
+    /// The dashboard's URL, from the scheduler's welcome.
+    dashboard: Option<String>,
     progress: Mutex<Option<ProgressFn>>,
     /// Credentials for the scheduler and the workers' data ports.
     pub(crate) sec: Security,
@@ -96,6 +98,34 @@ fn task_groups(keys: &[Key]) -> crate::messages::TaskGroups {
     crate::messages::TaskGroups { names, of_task }
 }
 
+/// The link to the dashboard listening on `listen` (`ip:port`, as the scheduler sends it)
+/// for a client that reached the scheduler at `scheduler`: an unspecified ip becomes the
+/// host the client connected to (a host it can reach); through a gateway the link is the
+/// gateway's path to the cluster's dashboard. `None` if `listen` is not an address.
+pub(crate) fn dashboard_link(scheduler: &str, listen: &str) -> Option<String> {
+    let listen: std::net::SocketAddr = listen.parse().ok()?;
+    if let Some(route) = crate::auth::parse_gateway_address(scheduler) {
+        return Some(format!(
+            "http://{}/clusters/{}/dashboard/status",
+            route.gateway, route.cluster
+        ));
+    }
+    if !listen.ip().is_unspecified() {
+        return Some(crate::dashboard::link_for(listen));
+    }
+    let (_, hostport) = crate::auth::parse_address(scheduler);
+    // `host:port`, `[v6]:port` or a bare host: keep the host as the client wrote it.
+    let host = match hostport.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !h.is_empty() => h,
+        _ => hostport,
+    };
+    let host = host.trim_end_matches('/');
+    if host.is_empty() {
+        return Some(crate::dashboard::link_for(listen));
+    }
+    Some(format!("http://{host}:{}/status", listen.port()))
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -138,7 +168,7 @@ impl Client {
             .enable_all()
             .build()
             .map_err(|e| DistError::io("starting the client's event loop", e))?;
-        let conn = rt.block_on(timed(timeout, address, "connecting", async {
+        let (conn, dashboard) = rt.block_on(timed(timeout, address, "connecting", async {
             let stream = connect(address, &sec).await?;
             let (mut r, w) = tokio::io::split(stream);
             let mut w = BufWriter::new(w);
@@ -155,16 +185,21 @@ impl Client {
                     });
                 }
             };
-            if let Welcome::Refused(why) = welcome {
-                return Err(DistError::Cluster(format!("the scheduler refused: {why}")));
-            }
-            Ok(Conn { r, w })
+            let dashboard = match welcome {
+                Welcome::Refused(why) => {
+                    return Err(DistError::Cluster(format!("the scheduler refused: {why}")));
+                }
+                Welcome::Accepted { dashboard, .. } => dashboard,
+            };
+            Ok((Conn { r, w }, dashboard))
         }))?;
+        let dashboard = dashboard.and_then(|d| dashboard_link(address, &d));
         Ok(Client {
             inner: Arc::new(Inner {
                 rt,
                 conn: Mutex::new(conn),
                 address: address.to_owned(),
+                dashboard,
                 progress: Mutex::new(None),
                 sec,
                 state: Mutex::new(State::default()),
@@ -188,6 +223,14 @@ impl Client {
     /// The scheduler's address.
     pub fn address(&self) -> &str {
         &self.inner.address
+    }
+
+    /// The scheduler's dashboard (`http://host:port/status`, as Dask's `dashboard_link`),
+    /// as the scheduler reported it when this client connected; `None` when it serves
+    /// none. A dashboard listening on every interface is given with the host this client
+    /// connected to; through a gateway, the gateway's path to it.
+    pub fn dashboard_link(&self) -> Option<String> {
+        self.inner.dashboard.clone()
     }
 
     /// The cluster's workers.
@@ -854,6 +897,52 @@ impl Inner {
         }
     }
 
+    /// Where held results are now: the worker a finished job named may have left since (a
+    /// retired worker's results moved, a lost worker's were recomputed elsewhere). Asked as
+    /// a job of no tasks whose outputs are these results: the scheduler answers with their
+    /// current holders (once recomputed, if they were lost), and the job is then released.
+    pub(crate) fn locate(&self, ids: &[u64]) -> Result<Vec<Location>> {
+        let n = u32::try_from(ids.len())
+            .map_err(|_| DistError::Cluster("locate: too many results at once".into()))?;
+        self.with_conn(|inner, c| {
+            inner.rt.block_on(async {
+                send(
+                    c,
+                    &inner.address,
+                    &FromClient::Submit {
+                        tasks: Vec::new(),
+                        outputs: (0..n).collect(),
+                        held: ids.to_vec(),
+                        groups: crate::messages::TaskGroups::default(),
+                    },
+                )
+                .await?;
+                let job = inner.accepted(c).await?;
+                loop {
+                    match inner.recv(c).await? {
+                        ToClient::Done {
+                            job: j, outputs, ..
+                        } if j == job => {
+                            send(c, &inner.address, &FromClient::Release { job }).await?;
+                            return Ok(outputs);
+                        }
+                        ToClient::Failed {
+                            job: j,
+                            op,
+                            message,
+                            ..
+                        } if j == job => {
+                            return Err(DistError::Cluster(format!(
+                                "locating held results: {op}: {message}"
+                            )));
+                        }
+                        _ => continue,
+                    }
+                }
+            })
+        })
+    }
+
     /// Fetches held results from the workers holding them.
     pub(crate) fn gather<V: WireValue>(&self, locations: &[Location]) -> Result<Vec<Arc<V>>> {
         self.rt
@@ -1011,5 +1100,32 @@ async fn timed<T>(
                 "{peer}: {what}: no answer within {t:?}"
             )))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dashboard_link;
+
+    #[test]
+    fn dashboard_links_use_a_host_the_client_can_reach() {
+        let l = |s, d| dashboard_link(s, d);
+        assert_eq!(
+            l("tcp://node7:8786", "0.0.0.0:8787").as_deref(),
+            Some("http://node7:8787/status")
+        );
+        assert_eq!(
+            l("tls://[fe80::1]:8786", "[::]:9000").as_deref(),
+            Some("http://[fe80::1]:9000/status")
+        );
+        assert_eq!(
+            l("node7:8786", "10.0.0.5:8787").as_deref(),
+            Some("http://10.0.0.5:8787/status")
+        );
+        assert_eq!(
+            l("gateway://gw:8000/abc", "127.0.0.1:40000").as_deref(),
+            Some("http://gw:8000/clusters/abc/dashboard/status")
+        );
+        assert_eq!(l("tcp://node7:8786", "nonsense"), None);
     }
 }

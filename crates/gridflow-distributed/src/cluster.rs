@@ -263,6 +263,9 @@ pub struct LocalCluster {
     nanny: Mutex<Option<std::thread::JoinHandle<()>>>,
     running_files: Arc<Mutex<Vec<PathBuf>>>,
     adaptive: Mutex<Option<crate::Adaptive>>,
+    /// Workers taken out of `workers` by a scale-down and not yet exited (name, process
+    /// id): `worker_status` lists them as retiring until they are gone.
+    leaving: Arc<Mutex<Vec<(String, u32)>>>,
 }
 
 impl LocalCluster {
@@ -320,6 +323,7 @@ impl LocalCluster {
             nanny: Mutex::new(None),
             running_files: Arc::default(),
             adaptive: Mutex::new(None),
+            leaving: Arc::default(),
         };
         for _ in 0..options.n_workers.max(1) {
             cluster.start_worker()?;

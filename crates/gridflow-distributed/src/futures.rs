@@ -197,7 +197,30 @@ impl<V> Future<V> {
                     .ok_or_else(|| {
                         DistError::Cluster(format!("no location for the result of {}", self.key()))
                     })?;
-                let mut v = self.hold.client.gather::<V>(std::slice::from_ref(&loc))?;
+                let client = &self.hold.client;
+                let mut v = match client.gather::<V>(std::slice::from_ref(&loc)) {
+                    Ok(v) => v,
+                    // The holder named when the job finished may be gone (retired, lost):
+                    // ask where the result is now, remember it, and fetch it from there.
+                    Err(first) => {
+                        let now = client.locate(&[id]).map_err(|e| {
+                            DistError::Cluster(format!(
+                                "the result of {}: {first}; locating it again: {e}",
+                                self.key()
+                            ))
+                        })?;
+                        if let Some(l) = now.first() {
+                            let mut st = lock(&client.state);
+                            if let Some((JobStatus::Done(ls), _)) = st.jobs.get_mut(&self.hold.job)
+                            {
+                                for x in ls.iter_mut().filter(|x| x.id == l.id) {
+                                    x.address.clone_from(&l.address);
+                                }
+                            }
+                        }
+                        client.gather::<V>(&now)?
+                    }
+                };
                 v.pop().ok_or_else(|| {
                     DistError::Cluster(format!("the result of {} was not sent", self.key()))
                 })

@@ -34,10 +34,15 @@ pub enum Hello {
 /// The scheduler's answer to a [`Hello`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Welcome {
-    /// Accepted; a worker learns its id.
+    /// Accepted; a worker learns its id, a client where the dashboard is.
     Accepted {
         /// The worker's id (0 for a client).
         id: u32,
+        /// The address the scheduler's dashboard listens on (`ip:port`; an unspecified
+        /// ip such as `0.0.0.0` means every interface, so a client puts the host it
+        /// connected to in its place), or `None` without a dashboard. Sent to clients
+        /// only.
+        dashboard: Option<String>,
     },
     /// Refused, saying why.
     Refused(String),
@@ -159,6 +164,9 @@ pub struct WorkerInfo {
     pub unmanaged_bytes: u64,
     /// Bytes of results spilled to the worker's local directory.
     pub spilled_bytes: u64,
+    /// Being retired: it gets no new tasks and its results are moving to other workers;
+    /// it leaves the list once it has exited.
+    pub retiring: bool,
 }
 
 /// Scheduler → client.

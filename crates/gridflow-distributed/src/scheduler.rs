@@ -190,10 +190,11 @@ pub fn spawn_with(
     let log2 = log.clone();
     let dashboard = start_dashboard(&options, &address.to_string())?;
     let hub = dashboard.as_ref().map(|d| d.hub().clone());
+    let dashboard_address = dashboard.as_ref().map(|d| d.address().to_string());
     let thread = std::thread::Builder::new()
         .name("gridflow-scheduler".into())
         .spawn(move || {
-            if let Err(e) = serve(listener, options, tx, rx, log2, hub) {
+            if let Err(e) = serve(listener, options, tx, rx, log2, hub, dashboard_address) {
                 tracing::error!("gridflow scheduler: {e}");
             }
         })
@@ -245,8 +246,17 @@ pub fn run(
         on_dashboard(&d.link());
     }
     let hub = dashboard.as_ref().map(|d| d.hub().clone());
+    let dashboard_address = dashboard.as_ref().map(|d| d.address().to_string());
     let (tx, rx) = unbounded_channel();
-    let r = serve(listener, options, tx, rx, EventLog::default(), hub);
+    let r = serve(
+        listener,
+        options,
+        tx,
+        rx,
+        EventLog::default(),
+        hub,
+        dashboard_address,
+    );
     drop(dashboard);
     r
 }
@@ -258,6 +268,7 @@ fn serve(
     rx: UnboundedReceiver<Event>,
     log: EventLog,
     hub: Option<Arc<Hub>>,
+    dashboard: Option<String>,
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -280,6 +291,7 @@ fn serve(
             tx.clone(),
             options.security.clone(),
             Arc::downgrade(&writers),
+            dashboard.map(Arc::from),
         ));
         let every = options.heartbeat_interval.max(Duration::from_millis(10));
         tokio::spawn(async move {
@@ -309,6 +321,7 @@ async fn accept(
     tx: UnboundedSender<Event>,
     sec: Security,
     writers: std::sync::Weak<()>,
+    dashboard: Option<Arc<str>>,
 ) {
     let mut next: ConnId = 0;
     loop {
@@ -319,6 +332,7 @@ async fn accept(
         let conn = next;
         let tx = tx.clone();
         let sec = sec.clone();
+        let dashboard = dashboard.clone();
         // Gone once the scheduler stops: no new connection is served.
         let Some(writers) = writers.upgrade() else {
             return;
@@ -327,7 +341,7 @@ async fn accept(
             let served = async {
                 let peer = peer.to_string();
                 let s = crate::auth::accept(stream, &peer, &sec).await?;
-                connection(s, peer, conn, tx.clone(), writers).await
+                connection(s, peer, conn, tx.clone(), writers, dashboard).await
             };
             if let Err(e) = served.await {
                 // A bad peer is reported and dropped; the scheduler keeps running.
@@ -344,6 +358,7 @@ async fn connection(
     conn: ConnId,
     tx: UnboundedSender<Event>,
     writers: Arc<()>,
+    dashboard: Option<Arc<str>>,
 ) -> Result<()> {
     let Some(f) = read_frame(&mut stream, &peer).await? else {
         return Ok(());
@@ -354,8 +369,13 @@ async fn connection(
     }
     let (mut r, w) = tokio::io::split(stream);
     let (out_tx, out_rx) = unbounded_channel::<Vec<u8>>();
+    // Clients learn where the dashboard is (their `dashboard_link`); workers need not.
+    let dashboard = match hello {
+        Hello::Client => dashboard.map(|d| d.to_string()),
+        _ => None,
+    };
     out_tx
-        .send(encode(&Welcome::Accepted { id: 0 })?)
+        .send(encode(&Welcome::Accepted { id: 0, dashboard })?)
         .map_err(|_| DistError::protocol(&peer, "scheduler stopping"))?;
     tokio::spawn(writer(w, peer.clone(), out_rx, writers));
     match hello {
@@ -374,6 +394,7 @@ async fn connection(
                 managed_bytes: 0,
                 unmanaged_bytes: 0,
                 spilled_bytes: 0,
+                retiring: false,
             };
             let _ = tx.send(Event::Worker {
                 conn,
@@ -422,7 +443,10 @@ async fn relay(
             .map_err(|e| format!("connecting to {address}: {e}"))
     };
     let reply = match &target {
-        Ok(_) => Welcome::Accepted { id: 0 },
+        Ok(_) => Welcome::Accepted {
+            id: 0,
+            dashboard: None,
+        },
         Err(why) => Welcome::Refused(why.clone()),
     };
     write_frame(&mut stream, peer, &encode(&reply)?, &[]).await?;

@@ -387,14 +387,10 @@ where
                     if p != paused {
                         paused = p;
                         let returned: Vec<u64> = if p {
-                            let mut q = lock(&st.pool.queue);
-                            std::mem::take(&mut q.0).into_keys().collect()
+                            st.hand_back_unstarted()
                         } else {
                             Vec::new()
                         };
-                        for &id in &returned {
-                            st.task_ended(id);
-                        }
                         pause_msg = Some(FromWorker::Paused {
                             paused: p,
                             returned,
@@ -411,7 +407,7 @@ where
                 }
                 Event::Fetched(values) => {
                     fetched_bytes += values.iter().map(|(_, v)| O::nbytes(v) as u64).sum::<u64>();
-                    st.fetched(values);
+                    st.fetched_inputs(values);
                 }
                 Event::FetchFailed(ids, holder, why) => {
                     // The tasks waiting for these inputs go back to the scheduler, which
@@ -620,6 +616,37 @@ where
                 self.run(ready);
             }
         }
+    }
+
+    /// Inputs fetched for local tasks arrived. One that no local task wants any more (its
+    /// tasks were handed back or stolen while it was on its way) is dropped, not kept
+    /// where nothing would ever release it.
+    fn fetched_inputs(&mut self, values: Vec<(u64, Arc<O::Value>)>) {
+        let (wanted, unwanted): (Vec<_>, Vec<_>) = values
+            .into_iter()
+            .partition(|(id, _)| self.borrowed.contains_key(id));
+        for (id, _) in unwanted {
+            self.fetching.remove(&id);
+            self.waiters.remove(&id);
+        }
+        self.fetched(wanted);
+    }
+
+    /// The worker pauses (short of memory): every task that has not started goes back to
+    /// the scheduler, those queued for a thread and those still fetching their inputs
+    /// (which would otherwise start here as soon as the inputs came, or sit in the queue
+    /// of a paused worker). Returns their ids.
+    fn hand_back_unstarted(&mut self) -> Vec<u64> {
+        let mut ids: Vec<u64> = {
+            let mut q = lock(&self.pool.queue);
+            std::mem::take(&mut q.0).into_keys().collect()
+        };
+        ids.extend(self.waiting.drain().map(|(id, _)| id));
+        ids.sort_unstable();
+        for &id in &ids {
+            self.task_ended(id);
+        }
+        ids
     }
 
     /// Copies results from the peers holding them (a retiring worker's), to keep.
@@ -1047,4 +1074,87 @@ async fn fetch_on<V: WireValue>(
         }
     }
     Ok((out, r.unsplit(w.into_inner())))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use gridflow_runtime::conformance::{TestOp, buf};
+
+    fn state() -> WorkerState<TestOp> {
+        let (tx, _rx) = unbounded_channel();
+        WorkerState {
+            store: crate::memory::DataStore::new(
+                0,
+                None,
+                |v: &Vec<u8>| v.len(),
+                crate::memory::Thresholds::default(),
+            )
+            .unwrap(),
+            waiting: FxHashMap::default(),
+            waiters: FxHashMap::default(),
+            fetching: FxHashSet::default(),
+            borrowed: FxHashMap::default(),
+            uses: FxHashMap::default(),
+            tx,
+            pool: Arc::new(Pool {
+                queue: Mutex::new((std::collections::BTreeMap::new(), false)),
+                wake: Condvar::new(),
+            }),
+            sec: Security::none(),
+            peers: Arc::default(),
+        }
+    }
+
+    fn task(id: u64, inputs: &[u64]) -> ComputeTask {
+        ComputeTask {
+            id,
+            payload: Vec::new(),
+            inputs: inputs.to_vec(),
+            // Every input is on a peer that never answers in time.
+            who_has: inputs
+                .iter()
+                .map(|&i| Location {
+                    id: i,
+                    address: "127.0.0.1:1".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn pausing_hands_back_tasks_still_fetching_and_drops_their_late_inputs() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let mut st = state();
+        // 1 is ready (queued for a thread); 2 and 3 wait for input 10, 3 also for 11.
+        st.compute(vec![task(1, &[]), task(2, &[10]), task(3, &[10, 11])]);
+        assert_eq!(lock(&st.pool.queue).0.len(), 1);
+        assert_eq!(st.waiting.len(), 2);
+
+        assert_eq!(st.hand_back_unstarted(), vec![1, 2, 3]);
+        assert!(lock(&st.pool.queue).0.is_empty());
+        assert!(st.waiting.is_empty());
+        assert!(st.borrowed.is_empty(), "{:?}", st.borrowed);
+
+        // The inputs arrive after all: nothing here wants them, so they are not kept, and
+        // no handed-back task starts.
+        st.fetched_inputs(vec![(10, Arc::new(buf(5, 8))), (11, Arc::new(buf(6, 8)))]);
+        assert!(!st.store.contains_key(&10) && !st.store.contains_key(&11));
+        assert!(lock(&st.pool.queue).0.is_empty());
+        assert!(st.fetching.is_empty() && st.waiters.is_empty());
+
+        // A task still wanting an input keeps it and runs once it arrives.
+        st.compute(vec![task(4, &[12])]);
+        st.fetched_inputs(vec![(12, Arc::new(buf(7, 8)))]);
+        assert!(st.store.contains_key(&12));
+        assert_eq!(
+            lock(&st.pool.queue).0.keys().copied().collect::<Vec<_>>(),
+            vec![4]
+        );
+    }
 }

@@ -431,3 +431,52 @@ fn cpu_use_is_measured() {
     );
     assert!(gridflow_distributed::machine::process_cpu_seconds().unwrap() > 0.0);
 }
+
+#[test]
+fn a_client_connected_by_address_learns_the_dashboard_link() {
+    use gridflow_distributed::Client;
+    use gridflow_distributed::scheduler::{SchedulerOptions, bind, spawn_with};
+    // A dashboard on every interface: each client gets the host it connected with.
+    let listener = bind("127.0.0.1", 0).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let s = spawn_with(
+        listener,
+        SchedulerOptions {
+            dashboard_address: Some("0.0.0.0:0".into()),
+            ..SchedulerOptions::default()
+        },
+    )
+    .unwrap();
+    let own = s.dashboard_link().unwrap();
+    let dport = own
+        .strip_suffix("/status")
+        .and_then(|a| a.rsplit_once(':'))
+        .map(|(_, p)| p.to_owned())
+        .unwrap();
+    for host in ["localhost", "127.0.0.1"] {
+        for scheme in ["tcp://", ""] {
+            let c = Client::connect(&format!("{scheme}{host}:{port}")).unwrap();
+            let link = c
+                .dashboard_link()
+                .expect("the scheduler told its dashboard");
+            assert_eq!(link, format!("http://{host}:{dport}/status"));
+            let (status, body) = get(&link);
+            assert_eq!(status, 200, "{link}: {body}");
+        }
+    }
+    drop(s);
+
+    // A LocalCluster's dashboard (127.0.0.1): a client by address sees the cluster's link.
+    let c = cluster();
+    let by_address = Client::connect(&c.address()).unwrap();
+    assert_eq!(by_address.dashboard_link(), c.dashboard_link());
+    assert!(c.dashboard_link().is_some());
+    drop(by_address);
+    drop(c);
+
+    // No dashboard: none reported.
+    let listener = bind("127.0.0.1", 0).unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let _s = spawn_with(listener, SchedulerOptions::default()).unwrap();
+    assert_eq!(Client::connect(&address).unwrap().dashboard_link(), None);
+}

@@ -9,6 +9,13 @@ use gridflow_runtime::conformance::{TestOp, buf, num};
 use gridflow_runtime::{Executor, LocalExecutor};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{counted, reads};
+
+fn temp_log(name: &str) -> std::path::PathBuf {
+    common::temp_log("held", name)
+}
+
 fn cluster(n_workers: usize, threads: usize) -> LocalCluster {
     LocalCluster::with_options(LocalClusterOptions {
         n_workers,
@@ -17,43 +24,6 @@ fn cluster(n_workers: usize, threads: usize) -> LocalCluster {
         ..LocalClusterOptions::default()
     })
     .unwrap()
-}
-
-/// `n` counted sources (each appends to `log` when it runs), doubled: the graph and the
-/// doubled keys.
-fn counted(n: u32, log: &str) -> (Graph<TestOp>, Vec<Key>) {
-    let mut g = Graph::new();
-    let mut out = Vec::new();
-    for i in 0..n {
-        let m = Key::new("read", &[i]);
-        let d = Key::new("doubled", &[i]);
-        g.insert(
-            m.clone(),
-            Task::new(
-                TestOp::Counted {
-                    value: u64::from(i) + 1,
-                    bytes: 1024,
-                    log: log.to_owned(),
-                },
-                vec![],
-            ),
-        );
-        g.insert(d.clone(), Task::new(TestOp::Double, vec![m]));
-        out.push(d);
-    }
-    (g, out)
-}
-
-fn reads(log: &std::path::Path) -> usize {
-    std::fs::read(log).map_or(0, |b| b.len())
-}
-
-fn temp_log(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("gridflow-held-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("reads.log");
-    let _ = std::fs::remove_file(&p);
-    p
 }
 
 /// Adds a sum of `inputs` (times `scale` via doubling when asked) under `key`.
@@ -74,7 +44,7 @@ fn persisted_results_are_read_by_key_and_the_store_is_read_once() {
     let c = cluster(2, 1);
     let client = c.client().unwrap();
     let log = temp_log("persist");
-    let (g, doubled) = counted(24, log.to_str().unwrap());
+    let (g, doubled) = counted(24, 1024, &log);
     let kept = client.persist(&g, &doubled).unwrap();
     assert_eq!(reads(&log), 24, "persist computes every source once");
     assert_eq!(kept.keys(), doubled);
@@ -183,7 +153,7 @@ fn a_cancelled_future_stops_and_says_so_and_dropped_futures_are_released() {
     let c = cluster(1, 1);
     let client = c.client().unwrap();
     let log = temp_log("cancel");
-    let (g, doubled) = counted(200, log.to_str().unwrap());
+    let (g, doubled) = counted(200, 1024, &log);
     let mut g = g;
     let total = Key::new("total", &[]);
     add_sum(&mut g, &total, &doubled);
@@ -193,7 +163,7 @@ fn a_cancelled_future_stops_and_says_so_and_dropped_futures_are_released() {
     assert!(matches!(f.result(), Err(DistError::Cancelled { .. })));
     // The cluster keeps working, and the cancelled job stopped before running every
     // source (a single thread runs them in order; the cancel arrives early).
-    let (g2, d2) = counted(4, log.to_str().unwrap());
+    let (g2, d2) = counted(4, 1024, &log);
     let g2f = client.submit(&g2, &d2[1]).unwrap();
     assert_eq!(num(&g2f.result().unwrap()), 4);
     let n = reads(&log);
@@ -306,4 +276,66 @@ fn work_stealing_balances_tasks_piled_on_one_worker() {
     );
     // 16 × 100 ms on one thread would take 1.6 s.
     assert!(took < Duration::from_millis(1500), "{took:?}");
+}
+
+/// A future's result is fetched from wherever it is now, not only from the worker its job
+/// named when it finished: that worker may have retired (its results moved) or died (its
+/// results recomputed elsewhere).
+#[test]
+fn a_future_s_result_is_found_after_its_worker_retired_or_died() {
+    let c = LocalCluster::with_options(LocalClusterOptions {
+        n_workers: 3,
+        threads_per_worker: 1,
+        program: Some(env!("CARGO_BIN_EXE_gridflow-test-node").into()),
+        restart_workers: false,
+        ..LocalClusterOptions::default()
+    })
+    .unwrap();
+    let client = c.client().unwrap();
+    let log = temp_log("moved");
+    let (g, doubled) = counted(12, 1024, &log);
+    let futures = client.submit_many(&g, &doubled).unwrap();
+    client.wait(&futures).unwrap();
+    assert_eq!(reads(&log), 12);
+    assert_eq!(client.workers().unwrap().len(), 3);
+
+    // Retire one worker: its results move; futures it held find them on the others.
+    client.retire_workers(&["local-2".to_owned()]).unwrap();
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(num(&f.result().unwrap()), 2 * (i as u64 + 1), "{}", f.key());
+    }
+    assert_eq!(reads(&log), 12, "moved, not recomputed");
+
+    // Kill another: what it alone held is recomputed when a future asks for it.
+    // (slots in start order: local-1's process is the second)
+    let pids = c.worker_pids();
+    let victim = "local-1";
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pids[1].to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    // Until the scheduler has removed it (after the nanny said how it died).
+    while !c
+        .log()
+        .iter()
+        .any(|l| l.starts_with(&format!("lost worker {victim}")))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the killed worker was not removed: {:?}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(num(&f.result().unwrap()), 2 * (i as u64 + 1), "{}", f.key());
+    }
+    assert!(
+        reads(&log) > 12,
+        "the killed worker's results were recomputed"
+    );
 }

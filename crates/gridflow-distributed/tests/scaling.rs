@@ -10,6 +10,13 @@ use gridflow_runtime::conformance::{TestOp, num};
 use gridflow_runtime::{Executor, LocalExecutor};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{counted, reads, wait_until};
+
+fn temp_log(name: &str) -> std::path::PathBuf {
+    common::temp_log("scaling", name)
+}
+
 const NODE: &str = env!("CARGO_BIN_EXE_gridflow-test-node");
 
 fn cluster(n_workers: usize, resil: bool) -> LocalCluster {
@@ -28,56 +35,12 @@ fn cluster(n_workers: usize, resil: bool) -> LocalCluster {
     .unwrap()
 }
 
-/// `n` sources that append a byte to `log` each time they run, doubled.
-fn counted(n: u32, log: &std::path::Path) -> (Graph<TestOp>, Vec<Key>) {
-    let mut g = Graph::new();
-    let mut out = Vec::new();
-    for i in 0..n {
-        let m = Key::new("read", &[i]);
-        let d = Key::new("doubled", &[i]);
-        g.insert(
-            m.clone(),
-            Task::new(
-                TestOp::Counted {
-                    value: u64::from(i) + 1,
-                    bytes: 2048,
-                    log: log.to_str().unwrap().to_owned(),
-                },
-                vec![],
-            ),
-        );
-        g.insert(d.clone(), Task::new(TestOp::Double, vec![m]));
-        out.push(d);
-    }
-    (g, out)
-}
-
-fn reads(log: &std::path::Path) -> usize {
-    std::fs::read(log).map_or(0, |b| b.len())
-}
-
-fn temp_log(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("gridflow-scaling-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("reads.log");
-    let _ = std::fs::remove_file(&p);
-    p
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_retired_worker_hands_its_results_over_and_nothing_is_recomputed() {
     let c = cluster(3, false);
     let client = c.client().unwrap();
     let log = temp_log("retire");
-    let (g, doubled) = counted(30, &log);
+    let (g, doubled) = counted(30, 2048, &log);
     let _kept = client.persist(&g, &doubled).unwrap();
     assert_eq!(reads(&log), 30);
     let before = client.workers().unwrap();
@@ -161,6 +124,97 @@ fn slow(n: u32, ms: u64, tag: &str) -> (Graph<ResilOp>, Vec<Key>) {
         })
         .collect();
     (g, keys)
+}
+
+#[test]
+fn a_retiring_worker_is_listed_as_retiring_until_it_has_left() {
+    use gridflow_distributed::WorkerState;
+    let c = cluster(2, true);
+    let client = c.client().unwrap();
+    // Results held on both workers, then a slow task on each: the worker scaled away
+    // finishes its task before its results move, so it stays retiring for a while.
+    let (g, keys) = slow(8, 0, "held");
+    let held = client.persist(&g, &keys).unwrap();
+    let (gb, kb) = slow(2, 1500, "busy");
+    let busy = client.submit_many(&gb, &kb).unwrap();
+    wait_until("both slow tasks started", Duration::from_secs(10), || {
+        client.activity().unwrap().pending_tasks == 2
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut seen_status, mut seen_info) = (false, false);
+    std::thread::scope(|s| {
+        let scaling = s.spawn(|| c.scale(1));
+        while !scaling.is_finished() {
+            let status = c.worker_status().unwrap();
+            if let Some(w) = status.iter().find(|w| w.name == "local-1") {
+                assert!(
+                    matches!(w.state, WorkerState::Retiring | WorkerState::Running),
+                    "{status:?}"
+                );
+                seen_status |= w.state == WorkerState::Retiring;
+            }
+            let info = client.workers().unwrap();
+            seen_info |= info.iter().any(|w| w.name == "local-1" && w.retiring);
+            assert!(
+                info.iter().all(|w| w.name == "local-1" || !w.retiring),
+                "{info:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        scaling.join().unwrap().unwrap();
+    });
+    assert!(seen_status, "worker_status never showed local-1 retiring");
+    assert!(seen_info, "the scheduler never listed local-1 as retiring");
+    // Gone once retired, from both lists.
+    let status = c.worker_status().unwrap();
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert_eq!(status[0].name, "local-0");
+    assert_eq!(status[0].state, WorkerState::Running);
+    let info = client.workers().unwrap();
+    assert_eq!(info.len(), 1);
+    assert!(!info[0].retiring);
+    // The slow tasks' futures find their results where they moved.
+    for (i, f) in busy.iter().enumerate() {
+        assert_eq!(num(&f.result().unwrap()), i as u64);
+    }
+    // Its results moved: a sum over the held results and the slow tasks' reads them all
+    // (by key: nothing runs again, so nothing sleeps) and gives the local result, which
+    // runs the slow tasks without their sleep (same values).
+    let total = Key::new("total", &[]);
+    let with_sum = |busy: &Graph<ResilOp>| {
+        let mut g2 = g.clone();
+        for k in &kb {
+            g2.insert(k.clone(), busy.get(k).unwrap().clone());
+        }
+        let sum = ResilOp::Slow {
+            ms: 0,
+            add: 0,
+            bytes: 8,
+        };
+        g2.insert(
+            total.clone(),
+            Task::new(sum, keys.iter().chain(&kb).cloned().collect()),
+        );
+        g2
+    };
+    let want = LocalExecutor::threads(1)
+        .run(
+            &with_sum(&slow(2, 0, "busy").0),
+            std::slice::from_ref(&total),
+        )
+        .unwrap();
+    assert_eq!(
+        client
+            .run(&with_sum(&gb), std::slice::from_ref(&total))
+            .unwrap()[0],
+        want[0]
+    );
+    assert!(
+        !c.log().iter().any(|l| l.contains("recomputed")),
+        "{:?}",
+        c.log()
+    );
+    drop((held, busy));
 }
 
 #[test]
@@ -362,6 +416,67 @@ fn the_scaling_endpoints_answer_over_http() {
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["retired"], serde_json::json!([name]));
     assert_eq!(client.workers().unwrap().len(), 1);
+}
+
+#[test]
+fn the_dashboard_answers_while_a_retirement_over_http_waits() {
+    let c = LocalCluster::with_options(LocalClusterOptions {
+        n_workers: 2,
+        threads_per_worker: 1,
+        program: Some(NODE.into()),
+        args: vec!["resil".into(), "worker".into()],
+        dashboard_address: Some("127.0.0.1:0".into()),
+        ..LocalClusterOptions::default()
+    })
+    .unwrap();
+    let link = c.dashboard_link().unwrap();
+    let client = c.client().unwrap();
+    // A slow task on each worker: the retired one finishes its own before leaving.
+    let (g, keys) = slow(2, 2000, "busy");
+    let futures = client.submit_many(&g, &keys).unwrap();
+    wait_until("both slow tasks started", Duration::from_secs(10), || {
+        client.activity().unwrap().pending_tasks == 2
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let name = client.workers().unwrap()[1].name.clone();
+    let body = format!("{{\"workers\": [\"{name}\"]}}");
+    let link2 = link.clone();
+    let retiring =
+        std::thread::spawn(move || http(&link2, "POST", "/api/v1/retire_workers", &body));
+    wait_until("the worker retiring", Duration::from_secs(10), || {
+        client.workers().unwrap().iter().any(|w| w.retiring)
+    });
+    // The retirement waits for the slow task; meanwhile the server answers.
+    let (status, _) = http(&link, "GET", "/api/v1/adaptive_target", "");
+    assert_eq!(status, 200);
+    let metrics = {
+        use std::io::{Read, Write};
+        let host = link
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap();
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("gridflow_workers"), "{metrics}");
+    assert!(
+        !retiring.is_finished(),
+        "the retirement should still be waiting for the slow task"
+    );
+    let (status, r) = retiring.join().unwrap();
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["retired"], serde_json::json!([name]));
+    drop(futures);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use crate::error::{PyResultExt, err};
 use gridflow_array::{ArrayOp, Executor, LocalExecutor};
-use gridflow_distributed::{Client, LocalCluster, LocalClusterOptions, WorkerOptions};
+use gridflow_distributed::{Client, Cluster, LocalCluster, LocalClusterOptions, WorkerOptions};
 use pyo3::prelude::*;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -90,10 +90,10 @@ impl PyClient {
             })
             .py()?;
         Ok(PyClient {
+            dashboard_link: client.dashboard_link(),
             client: Arc::new(client),
             cluster: Mutex::new(None),
             cluster_address: None,
-            dashboard_link: None,
         })
     }
 
@@ -156,7 +156,8 @@ impl PyClient {
             .unwrap_or_else(|| self.client.address().to_owned())
     }
 
-    /// The dashboard's URL, when this client started a cluster that serves one.
+    /// The dashboard's URL (`http://host:port/status`), when the scheduler serves one: the
+    /// cluster's for a cluster this client started, else as the scheduler reported it.
     #[getter]
     fn dashboard_link(&self) -> Option<String> {
         self.dashboard_link.clone()
@@ -175,6 +176,44 @@ impl PyClient {
         Ok(w.into_iter()
             .map(|w| (w.name, w.address, w.nthreads, w.memory_limit))
             .collect())
+    }
+
+    /// Retires the workers named `names` gracefully (their results moved to the workers
+    /// that stay) and returns the names retired once they have exited.
+    fn retire_workers(&self, py: Python<'_>, names: Vec<String>) -> PyResult<Vec<String>> {
+        let c = self.client.clone();
+        py.detach(|| c.retire_workers(&names)).py()
+    }
+
+    /// The scheduler's adaptive target and the figures behind it, as JSON.
+    fn adaptive_target(&self, py: Python<'_>) -> PyResult<String> {
+        let c = self.client.clone();
+        let t = py.detach(|| c.adaptive_target()).py()?;
+        serde_json::to_string(&t).map_err(|e| err(format!("adaptive_target: {e}")))
+    }
+
+    /// Scales the cluster this client started to `n` workers (workers taken away retire
+    /// first), stopping adaptive scaling.
+    fn scale(&self, py: Python<'_>, n: usize) -> PyResult<()> {
+        self.with_cluster(py, "scale", |c| c.scale(n))
+    }
+
+    /// Scales the cluster this client started between `minimum` and `maximum` workers by
+    /// the scheduler's adaptive target, until `scale` or `close`.
+    fn adapt(&self, py: Python<'_>, minimum: usize, maximum: usize) -> PyResult<()> {
+        if minimum > maximum {
+            return Err(err(format!(
+                "adapt: minimum ({minimum}) is above maximum ({maximum})"
+            )));
+        }
+        self.with_cluster(py, "adapt", |c| c.adapt(minimum, maximum))
+    }
+
+    /// Every worker of the cluster this client started and its state, as JSON (the
+    /// shape a gateway's cluster report uses: `{"name", "id", "state": {"state", ...}}`).
+    fn worker_status(&self, py: Python<'_>) -> PyResult<String> {
+        let s = self.with_cluster(py, "worker_status", |c| c.worker_status())?;
+        serde_json::to_string(&s).map_err(|e| err(format!("worker_status: {e}")))
     }
 
     /// Makes this client the one `compute()` uses.
@@ -209,6 +248,30 @@ impl PyClient {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .is_none()
+    }
+}
+
+impl PyClient {
+    /// Runs `f` on the local cluster this client started, with the GIL released; an error
+    /// naming `what` when it started none or it was closed.
+    fn with_cluster<T: Send>(
+        &self,
+        py: Python<'_>,
+        what: &str,
+        f: impl FnOnce(&LocalCluster) -> gridflow_distributed::Result<T> + Send,
+    ) -> PyResult<T> {
+        let guard = self.cluster.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(c) = guard.as_ref() else {
+            return Err(err(if self.cluster_address.is_some() {
+                format!("{what}: the cluster is closed")
+            } else {
+                format!(
+                    "{what}: this client did not start its cluster (use the cluster's own \
+                     handle, or retire_workers)"
+                )
+            }));
+        };
+        py.detach(|| f(c)).py()
     }
 }
 

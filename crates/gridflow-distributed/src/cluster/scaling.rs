@@ -20,6 +20,7 @@ struct Pool {
     running_files: Arc<Mutex<Vec<PathBuf>>>,
     address: String,
     security: Security,
+    leaving: Arc<Mutex<Vec<(String, u32)>>>,
 }
 
 impl Pool {
@@ -49,7 +50,11 @@ impl Pool {
         let mut leaving: Vec<Slot> = {
             let mut w = lock(&self.workers);
             let keep = n.min(w.len());
-            w.split_off(keep)
+            let leaving = w.split_off(keep);
+            // Shown as retiring until they have exited (taken out of `workers` so that the
+            // nanny does not restart them and a concurrent scale does not count them).
+            lock(&self.leaving).extend(leaving.iter().map(|s| (s.name.clone(), s.child.id())));
+            leaving
         };
         let client = Client::connect_with(&self.address, self.security.clone())?;
         let joined: Vec<String> = client.workers()?.into_iter().map(|w| w.name).collect();
@@ -82,6 +87,7 @@ impl Pool {
                 }
             }
             let _ = std::fs::remove_file(self.spawner.running_file(&s.name));
+            lock(&self.leaving).retain(|(name, _)| *name != s.name);
         }
         retired.map(|_| ())
     }
@@ -96,6 +102,7 @@ impl LocalCluster {
             running_files: self.running_files.clone(),
             address: self.address.clone(),
             security: self.security.clone(),
+            leaving: self.leaving.clone(),
         }
     }
 
@@ -146,17 +153,22 @@ impl Cluster for LocalCluster {
 
     fn worker_status(&self) -> Result<Vec<WorkerStatus>> {
         let client = Client::connect_with(&self.address, self.security.clone())?;
-        let joined: Vec<String> = client.workers()?.into_iter().map(|w| w.name).collect();
-        let mut slots = lock(&self.workers);
-        Ok(slots
+        // Joined workers by name: retiring or not.
+        let joined: std::collections::HashMap<String, bool> = client
+            .workers()?
+            .into_iter()
+            .map(|w| (w.name, w.retiring))
+            .collect();
+        let mut out: Vec<WorkerStatus> = lock(&self.workers)
             .iter_mut()
             .map(|s| {
-                let state = match s.child.try_wait() {
-                    Ok(Some(status)) => WorkerState::Failed {
+                let state = match (s.child.try_wait(), joined.get(&s.name)) {
+                    (Ok(Some(status)), _) => WorkerState::Failed {
                         reason: super::describe_exit(status),
                     },
-                    _ if joined.contains(&s.name) => WorkerState::Running,
-                    _ => WorkerState::Starting,
+                    (_, Some(true)) => WorkerState::Retiring,
+                    (_, Some(false)) => WorkerState::Running,
+                    (_, None) => WorkerState::Starting,
                 };
                 WorkerStatus {
                     name: s.name.clone(),
@@ -164,7 +176,13 @@ impl Cluster for LocalCluster {
                     state,
                 }
             })
-            .collect())
+            .collect();
+        out.extend(lock(&self.leaving).iter().map(|(name, pid)| WorkerStatus {
+            name: name.clone(),
+            id: pid.to_string(),
+            state: WorkerState::Retiring,
+        }));
+        Ok(out)
     }
 
     fn close(&self) -> Result<()> {

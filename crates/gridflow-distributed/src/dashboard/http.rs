@@ -258,7 +258,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn connection(mut s: TcpStream, router: &Router) -> std::io::Result<()> {
+async fn connection(mut s: TcpStream, router: &Arc<Router>) -> std::io::Result<()> {
     let _ = s.set_nodelay(true);
     let req = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut s)).await {
         Ok(Ok(r)) => r,
@@ -268,7 +268,15 @@ async fn connection(mut s: TcpStream, router: &Router) -> std::io::Result<()> {
         Err(_) => return Ok(()),
     };
     let head_only = req.method == "HEAD";
-    match router.handle(&req) {
+    // Handlers are plain functions and some take long (a retirement waits for workers to
+    // leave): they run on the runtime's blocking threads, so this server's one event-loop
+    // thread keeps answering other requests (pages, `/metrics`) meanwhile.
+    let r = router.clone();
+    let answer = match tokio::task::spawn_blocking(move || r.handle(&req)).await {
+        Ok(a) => a,
+        Err(e) => Response::error(500, &format!("the request's handler failed: {e}")),
+    };
+    match answer {
         r @ Response::Full { .. } => write_full(&mut s, &r, head_only).await,
         Response::Events { every, mut next } => {
             s.write_all(

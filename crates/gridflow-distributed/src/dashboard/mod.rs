@@ -101,6 +101,8 @@ pub struct WorkerSnapshot {
     pub last_seen: f64,
     /// Bytes it fetched from peers so far.
     pub bytes_fetched: u64,
+    /// Being retired (its results moving to other workers before it exits).
+    pub retiring: bool,
 }
 
 /// Tasks of one task group by state (Dask's progress bars).

@@ -220,6 +220,7 @@ impl Recorder {
                     unmanaged_bytes: info.unmanaged_bytes,
                     spilled_bytes: info.spilled_bytes,
                     bytes_fetched: info.bytes_fetched,
+                    retiring: info.retiring,
                 }
             })
             .collect();

@@ -68,6 +68,10 @@ impl State {
                     if !self.retiring.contains(w) {
                         self.info(format!("retiring worker {name}"));
                         self.core.set_paused(w, true, &[]);
+                        // Listed as retiring (clients' `Info`, the dashboard) until it exits.
+                        if let Some(i) = self.worker_info.get_mut(w as usize) {
+                            i.retiring = true;
+                        }
                         self.retiring.workers.insert(
                             w,
                             Moving {

@@ -8,8 +8,9 @@
 //!   not read-only): answered `{"retired": [...]}` once they have left.
 //!
 //! Both go through an ordinary client connection to the scheduler, on a thread of their
-//! own: the handlers run inside the dashboard's event loop, where the client's own runtime
-//! cannot block. A retirement holds the dashboard's server until it is done (seconds).
+//! own: handlers run on the dashboard runtime's blocking threads, where the client's own
+//! runtime cannot be entered. The dashboard keeps serving other requests while a
+//! retirement waits (seconds) for its workers to leave.
 
 use crate::dashboard::{Request, Response, Router};
 use crate::{Client, DistError, Result, Security};

@@ -75,6 +75,27 @@ async function until(what, ms, f) {
     await page.waitForTimeout(300);
     await page.screenshot({ path: path.join(out, "status-done.png"), fullPage: true });
     for (const w of workers) if (end.workers.indexOf(w) < 0) fail("workers table lacks " + w + ": " + end.workers);
+    // At 1280 px every column of the workers table is visible (none cut off or scrolled
+    // away), and no memory bar is drawn for a worker without a limit (it would claim a
+    // "full" that does not exist).
+    const layout = await page.evaluate(() => {
+      const sec = document.querySelector("section#workers");
+      const table = sec.querySelector("table");
+      const last = table.querySelector("tr th:last-child");
+      return {
+        viewport: window.innerWidth,
+        sectionScroll: sec.scrollWidth, sectionClient: sec.clientWidth,
+        tableRight: table.getBoundingClientRect().right, sectionRight: sec.getBoundingClientRect().right,
+        lastHeader: last.textContent, lastRight: last.getBoundingClientRect().right,
+        bars: [...document.querySelectorAll("#memory .bar")].map(b => ({ worker: b.dataset.worker, limit: Number(b.dataset.limit || 0) })),
+        nolimit: [...document.querySelectorAll("#memory .nolimit")].map(b => b.dataset.worker),
+      };
+    });
+    if (layout.viewport !== 1280) fail("the viewport is " + layout.viewport + " px, not 1280");
+    if (layout.sectionScroll > layout.sectionClient || layout.tableRight > layout.sectionRight || layout.lastRight > layout.sectionRight)
+      fail("the workers table does not fit its pane at 1280 px: " + JSON.stringify(layout));
+    for (const b of layout.bars) if (!(b.limit > 0)) fail("a memory bar without a limit for " + b.worker + ": " + JSON.stringify(layout));
+    for (const w of workers) if (layout.nolimit.indexOf(w) < 0) fail("no plain memory figure for " + w + " (no limit): " + JSON.stringify(layout));
     // Every pane of the index dask-labextension reads loads on its own.
     const plots = await (await page.request.get(base + "/individual-plots.json")).json();
     const panes = {};
@@ -93,7 +114,7 @@ async function until(what, ms, f) {
     const external = seen.requests.filter(u => !u.startsWith(base));
     if (external.length) fail("the page asked for resources outside the dashboard: " + external.slice(0, 5));
     if (seen.errors.length) fail("JavaScript errors: " + seen.errors.slice(0, 5).join(" | "));
-    console.log(JSON.stringify({ mid, end, panes }));
+    console.log(JSON.stringify({ mid, end, panes, layout }));
   } finally {
     await ctx.close();
     fs.rmSync(profile, { recursive: true, force: true });

@@ -3,6 +3,7 @@ Dask's names. Creating a client makes ``compute()`` run on its cluster until it 
 
 from __future__ import annotations
 
+import json
 import sys
 
 from . import _gridflow
@@ -14,6 +15,41 @@ def _memory(limit):
     if isinstance(limit, (int, float)):
         return int(limit)
     return _gridflow.parse_size(str(limit))
+
+
+def _worker_names(handle, workers):
+    """Worker names for ``workers``: names or data addresses (as Dask's ``retire_workers``
+    takes), a single one or a list."""
+    if workers is None:
+        raise ValueError("retire_workers: name the workers to retire (workers=[...])")
+    if isinstance(workers, str):
+        workers = [workers]
+    workers = list(workers)
+    if not workers:
+        raise ValueError("retire_workers: no worker named (workers=[])")
+    by_address = {w[1]: w[0] for w in handle.workers()}
+    names = []
+    for w in workers:
+        w = str(w)
+        # a data address with or without its scheme
+        bare = w.split("://", 1)[-1]
+        names.append(by_address.get(w) or by_address.get(bare) or w)
+    return names
+
+
+def _retire(handle, workers):
+    before = {w[0]: w for w in handle.workers()}
+    retired = handle.retire_workers(_worker_names(handle, workers))
+    return {
+        before[n][1]: {"name": n, "nthreads": before[n][2], "memory_limit": before[n][3]}
+        for n in retired
+        if n in before
+    }
+
+
+def _adaptive_target(handle, details):
+    t = json.loads(handle.adaptive_target())
+    return t if details else t["target"]
 
 
 def _start_local(n_workers, threads_per_worker, memory_limit, dashboard_address=":8787"):
@@ -50,6 +86,35 @@ class LocalCluster:
     @property
     def workers(self):
         return {w[0]: {"address": w[1], "nthreads": w[2], "memory_limit": w[3]} for w in self._handle.workers()}
+
+    def scale(self, n):
+        """Asks for exactly ``n`` workers and stops adaptive scaling. New workers join as
+        they start; workers taken away (the newest first) retire gracefully: their
+        results are moved to the workers that stay before they exit."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"scale: n must be a whole number of workers >= 0, not {n!r}")
+        self._handle.scale(n)
+
+    def adapt(self, minimum=0, maximum=None):
+        """Scales between ``minimum`` and ``maximum`` workers (``None``: no bound but the
+        work pending) by the scheduler's adaptive target, as Dask's ``adapt``: up at once
+        under load, down after a few quiet checks. Lasts until ``scale`` or ``close``."""
+        if maximum is None:
+            maximum = 2**31
+        for name, v in (("minimum", minimum), ("maximum", maximum)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"adapt: {name} must be a whole number >= 0, not {v!r}")
+        self._handle.adapt(minimum, maximum)
+
+    def worker_status(self):
+        """Every worker started and what became of it, as dicts ``{"name", "id",
+        "state": {"state": "starting" | "running" | "retiring" | "failed" | ...}}`` (a
+        failed one with its ``reason``); the shape ``GatewayCluster.worker_status`` has."""
+        return json.loads(self._handle.worker_status())
+
+    def adaptive_target(self, details=False):
+        """How many workers the pending work wants; see ``Client.adaptive_target``."""
+        return _adaptive_target(self._handle, details)
 
     def close(self):
         self._handle.close()
@@ -98,9 +163,10 @@ class Client:
 
     @property
     def dashboard_link(self):
-        """The dashboard's URL when this client started its cluster or was given a
-        ``LocalCluster``; ``None`` for a scheduler reached by address (open the URL its
-        ``gridflow scheduler`` printed)."""
+        """The dashboard's URL (``http://host:port/status``), or ``None`` when the scheduler
+        serves none. For a scheduler reached by address it is the one the scheduler reports,
+        a dashboard on every interface (``0.0.0.0``) given with the host this client
+        connected to."""
         if self._cluster is not None:
             return self._cluster.dashboard_link
         return self._handle.dashboard_link
@@ -117,6 +183,24 @@ class Client:
 
     def nthreads(self):
         return {w[1]: w[2] for w in self._handle.workers()}
+
+    def retire_workers(self, workers=None):
+        """Retires ``workers`` (worker names, or data addresses as ``scheduler_info()``
+        lists them) gracefully, as Dask's ``retire_workers``: they get no new tasks,
+        finish those they have, and the results only they hold are moved to the workers
+        that stay. Returns once they have exited, as ``{address: {"name", "nthreads",
+        "memory_limit"}}``. A name no connected worker has raises ``GridflowError``
+        (the others are still retired). A cluster's nanny may start workers again; to
+        shrink a ``LocalCluster`` for good use its ``scale``."""
+        return _retire(self._handle, workers)
+
+    def adaptive_target(self, details=False):
+        """How many workers the work pending on the scheduler wants (Dask's
+        ``adaptive_target``): the larger of what finishes it in about 5 s and what holds its
+        results within the workers' memory limits; 0 when idle. ``details=True`` gives the
+        figures behind it as a dict (``target``, ``cpu``, ``memory``, ``unfinished_tasks``,
+        ``ready_tasks``, ``expected_seconds``, ``workers``)."""
+        return _adaptive_target(self._handle, details)
 
     def compute(self, obj):
         """Computes a gridflow object on this client's cluster."""

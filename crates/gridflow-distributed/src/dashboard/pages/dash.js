@@ -123,15 +123,21 @@
 
   function memory(s) {
     let html = "";
-    // Without limits, bars share one scale (the largest worker) so that they compare.
-    const widest = Math.max(1, ...s.workers.map(w => w.managed_bytes + w.unmanaged_bytes + w.spilled_bytes));
     for (const w of s.workers) {
       const used = w.managed_bytes + w.unmanaged_bytes;
-      const cap = Math.max(w.memory_limit || widest, used + w.spilled_bytes, 1);
+      html += "<div class='row' data-worker='" + esc(w.name) + "'><span>" + esc(w.name) + "</span><span class='muted'>" +
+        bytes(w.managed_bytes) + " managed · " + bytes(w.unmanaged_bytes) + " unmanaged · " + bytes(w.spilled_bytes) +
+        " spilled · limit " + (w.memory_limit ? bytes(w.memory_limit) : "none") + "</span></div>";
+      if (!w.memory_limit) {
+        // Without a limit there is no "full": a bar against any other scale (the largest
+        // worker, say) would look full when it is not. The figure alone, then.
+        html += "<div class='nolimit' data-worker='" + esc(w.name) + "'>" + bytes(used) + " in use, no memory limit" +
+          (w.spilled_bytes ? " (" + bytes(w.spilled_bytes) + " spilled)" : "") + "</div>";
+        continue;
+      }
+      const cap = Math.max(w.memory_limit, used + w.spilled_bytes, 1);
       const pct = v => (100 * v / cap).toFixed(2) + "%";
-      html += "<div class='row'><span>" + esc(w.name) + "</span><span class='muted'>" + bytes(w.managed_bytes) +
-        " managed · " + bytes(w.unmanaged_bytes) + " unmanaged · " + bytes(w.spilled_bytes) + " spilled · limit " +
-        (w.memory_limit ? bytes(w.memory_limit) : "none") + "</span></div><div class='bar' data-worker='" + esc(w.name) + "'>" +
+      html += "<div class='bar' data-worker='" + esc(w.name) + "' data-limit='" + w.memory_limit + "'>" +
         "<span style='left:0;width:" + pct(w.managed_bytes) + ";background:#1e88e5'></span>" +
         "<span style='left:" + pct(w.managed_bytes) + ";width:" + pct(w.unmanaged_bytes) + ";background:#90caf9'></span>" +
         "<span style='left:" + pct(used) + ";width:" + pct(w.spilled_bytes) + ";background:#9e9e9e'></span></div>";
@@ -140,13 +146,17 @@
   }
 
   function workers(s) {
-    let html = "<table><tr><th>name</th><th>address</th><th>threads</th><th>CPU</th><th>memory</th><th>limit</th>" +
+    // Memory and its limit share a column, and a long address may wrap, so that the
+    // table fits a half-width pane at 1280 px.
+    let html = "<table><tr><th>name</th><th>address</th><th>threads</th><th>CPU</th><th>memory / limit</th>" +
       "<th>running</th><th>stored</th><th>fetched</th><th>last seen</th></tr>";
     for (const w of s.workers) {
-      html += "<tr data-worker='" + esc(w.name) + "'><td>" + esc(w.name) + "</td><td>" + esc(w.address) + "</td><td>" + w.nthreads +
-        "</td><td>" + (w.cpu == null ? "–" : w.cpu.toFixed(0) + "%") + "</td><td>" + bytes(w.managed_bytes + w.unmanaged_bytes) +
-        "</td><td>" + (w.memory_limit ? bytes(w.memory_limit) : "none") + "</td><td>" + w.running + "</td><td>" + w.stored +
-        "</td><td>" + bytes(w.bytes_fetched) + "</td><td>" + w.last_seen.toFixed(1) + " s</td></tr>";
+      html += "<tr data-worker='" + esc(w.name) + "'" + (w.retiring ? " class='retiring'" : "") + "><td>" + esc(w.name) +
+        (w.retiring ? " <span class='muted'>retiring</span>" : "") + "</td><td class='addr'>" + esc(w.address) +
+        "</td><td>" + w.nthreads + "</td><td>" + (w.cpu == null ? "–" : w.cpu.toFixed(0) + "%") + "</td><td>" +
+        bytes(w.managed_bytes + w.unmanaged_bytes) + " / " + (w.memory_limit ? bytes(w.memory_limit) : "none") +
+        "</td><td>" + w.running + "</td><td>" + w.stored + "</td><td>" + bytes(w.bytes_fetched) + "</td><td>" +
+        w.last_seen.toFixed(1) + " s</td></tr>";
     }
     el.workers.innerHTML = html + "</table>";
   }
