@@ -42,6 +42,8 @@ struct Shared {
     creating: Mutex<HashMap<String, usize>>,
     /// Names of the workers joined to each scheduler, as last seen.
     joined: Mutex<HashMap<String, Vec<String>>>,
+    /// Names of the joined workers being retired, as last seen.
+    retiring: Mutex<HashMap<String, Vec<String>>>,
     /// The last activity written to the database, per cluster.
     saved: Mutex<HashMap<String, f64>>,
     /// Connections to the schedulers (the monitor's).
@@ -124,6 +126,7 @@ impl GatewayServer {
             clusters: RwLock::default(),
             creating: Mutex::default(),
             joined: Mutex::default(),
+            retiring: Mutex::default(),
             schedulers: Mutex::default(),
             saved: Mutex::default(),
             public,
@@ -271,6 +274,10 @@ impl Shared {
     /// A cluster's report (the caller reaps ended children first: [`LocalBackend::reap`]).
     fn report(&self, rec: &ClusterRecord, token: Option<String>) -> ClusterReport {
         let joined = lock(&self.joined).get(&rec.id).cloned().unwrap_or_default();
+        let retiring = lock(&self.retiring)
+            .get(&rec.id)
+            .cloned()
+            .unwrap_or_default();
         ClusterReport {
             id: rec.id.clone(),
             owner: rec.owner.clone(),
@@ -290,7 +297,10 @@ impl Shared {
             workers: rec
                 .workers
                 .iter()
-                .map(|w| self.workers.status(&self.backend, &rec.id, w, &joined))
+                .map(|w| {
+                    self.workers
+                        .status(&self.backend, &rec.id, w, &joined, &retiring)
+                })
                 .collect(),
             created: rec.created,
             idle_seconds: (now() - rec.last_activity).max(0.0),
@@ -514,6 +524,7 @@ impl Shared {
     fn destroy(&self, rec: &ClusterRecord) {
         lock(&self.schedulers).remove(&rec.id);
         lock(&self.joined).remove(&rec.id);
+        lock(&self.retiring).remove(&rec.id);
         lock(&self.saved).remove(&rec.id);
         lock(&self.polled).remove(&rec.id);
         let live: Vec<crate::db::WorkerRecord> = rec
@@ -555,6 +566,12 @@ impl Shared {
         let c = self.scheduler(rec)?;
         match c.workers() {
             Ok(w) => {
+                let retiring = w
+                    .iter()
+                    .filter(|w| w.retiring)
+                    .map(|w| w.name.clone())
+                    .collect();
+                lock(&self.retiring).insert(rec.id.clone(), retiring);
                 lock(&self.joined).insert(rec.id.clone(), w.into_iter().map(|w| w.name).collect());
                 Ok(())
             }

@@ -130,18 +130,22 @@ impl Workers {
         }
     }
 
-    /// What became of worker `w`, given the workers joined to its scheduler.
+    /// What became of worker `w`, given the workers joined to its scheduler and those of
+    /// them being retired.
     pub fn status(
         &self,
         local: &LocalBackend,
         id: &str,
         w: &WorkerRecord,
         joined: &[String],
+        retiring: &[String],
     ) -> WorkerStatus {
         let state = if let Some(why) = &w.failed {
             WorkerState::Failed {
                 reason: why.clone(),
             }
+        } else if retiring.contains(&w.name) {
+            WorkerState::Retiring
         } else if joined.contains(&w.name) {
             WorkerState::Running
         } else {
