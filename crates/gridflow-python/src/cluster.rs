@@ -27,10 +27,19 @@ pub fn with_executor<R>(
     f: impl FnOnce(&(dyn Executor<ArrayOp> + Sync)) -> PyResult<R>,
 ) -> PyResult<R> {
     let callback = progress.map(|cb| {
+        // The highest count delivered: reports from several executor threads can reach
+        // the GIL out of order, and a progress bar must not step back.
+        let last = std::sync::atomic::AtomicUsize::new(0);
         Arc::new(move |p: gridflow_runtime::Progress| {
             // Called from the executor's threads while the caller has released the GIL;
             // an error raised by the callback must not stop the computation.
             Python::attach(|py| {
+                // Under the GIL: one report at a time, so the check and the call agree.
+                let done = p.done;
+                if done < last.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                last.store(done, std::sync::atomic::Ordering::Relaxed);
                 if let Err(e) = cb.call1(py, (p.done, p.total)) {
                     e.write_unraisable(py, None);
                 }
