@@ -211,9 +211,20 @@ fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, sto
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        for slot in slots.iter_mut() {
-            let reason = match slot.child.try_wait() {
-                Ok(Some(status)) => describe_exit(status),
+        // Workers that left cleanly (retired: `retire_workers`, `--lifetime`, SIGTERM)
+        // are not restarted, as Dask's nanny does not restart a worker that closed.
+        let mut left = Vec::new();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let (reason, running) = match slot.child.try_wait() {
+                Ok(Some(status)) => {
+                    let running = spawner.was_running(&slot.name);
+                    if status.success() && running.is_empty() {
+                        report.exited(&slot.name, "retired and exited".into(), running);
+                        left.push(i);
+                        continue;
+                    }
+                    (describe_exit(status), running)
+                }
                 Ok(None) => {
                     let rss = process_rss(slot.child.id()).unwrap_or(0);
                     if limit == 0 || (rss as f64) < 0.95 * limit as f64 {
@@ -221,16 +232,19 @@ fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, sto
                     }
                     let _ = slot.child.kill();
                     let _ = slot.child.wait();
-                    format!(
-                        "was restarted by the nanny: its memory ({} MiB) passed 95% of its \
-                         limit ({} MiB)",
-                        rss >> 20,
-                        limit >> 20
+                    (
+                        format!(
+                            "was restarted by the nanny: its memory ({} MiB) passed 95% of its \
+                             limit ({} MiB)",
+                            rss >> 20,
+                            limit >> 20
+                        ),
+                        spawner.was_running(&slot.name),
                     )
                 }
                 Err(_) => continue,
             };
-            report.exited(&slot.name, reason.clone(), spawner.was_running(&slot.name));
+            report.exited(&slot.name, reason.clone(), running);
             if !spawner.options.restart_workers {
                 continue;
             }
@@ -243,6 +257,9 @@ fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, sto
                     );
                 }
             }
+        }
+        for i in left.into_iter().rev() {
+            slots.remove(i);
         }
     }
 }

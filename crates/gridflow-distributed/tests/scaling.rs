@@ -515,3 +515,44 @@ fn retiring_over_http_needs_the_clusters_token() {
     // Reading the target needs no token (it changes nothing).
     assert_eq!(http(&link, "GET", "/api/v1/adaptive_target", "").0, 200);
 }
+
+#[test]
+fn a_worker_retired_by_name_is_not_restarted_by_the_nanny() {
+    // The nanny restarts workers that die (default options), not those that leave.
+    let c = cluster(2, false);
+    let client = c.client().unwrap();
+    let names: Vec<String> = client
+        .wait_for_workers(2, Duration::from_secs(30))
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    client.retire_workers(&names[..1]).unwrap();
+    wait_until(
+        "the nanny to drop the retired worker",
+        Duration::from_secs(10),
+        || c.worker_status().unwrap().len() == 1,
+    );
+    // Well past the nanny's poll: still one worker, the other one.
+    std::thread::sleep(Duration::from_millis(500));
+    let left = client.workers().unwrap();
+    assert_eq!(
+        left.iter().map(|w| w.name.clone()).collect::<Vec<_>>(),
+        names[1..].to_vec()
+    );
+    assert_eq!(c.worker_status().unwrap().len(), 1);
+    // A worker that dies is still restarted.
+    let pid = c.worker_pids()[0];
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_until(
+        "the killed worker restarted",
+        Duration::from_secs(30),
+        || {
+            c.worker_pids().first().is_some_and(|&p| p != pid)
+                && client.workers().is_ok_and(|w| w.len() == 1)
+        },
+    );
+}
