@@ -750,7 +750,6 @@ async fn send(c: &mut Conn, address: &str, msg: &FromClient) -> Result<()> {
 }
 
 impl Inner {
-    /// Runs `f` with the connection, after telling the scheduler about dropped handles.
     /// Runs a question to the scheduler within the client's time-out, if any.
     pub(crate) fn block_on_timed<T>(
         &self,
@@ -761,6 +760,7 @@ impl Inner {
         self.rt.block_on(timed(t, &self.address, what, fut))
     }
 
+    /// Runs `f` with the connection, after telling the scheduler about dropped handles.
     pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&Inner, &mut Conn) -> Result<T>) -> Result<T> {
         let mut c = lock(&self.conn);
         self.flush_releases(&mut c)?;
