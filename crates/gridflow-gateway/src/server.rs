@@ -51,11 +51,14 @@ struct Shared {
     backend: LocalBackend,
     /// Where workers run.
     workers: Workers,
+    /// Clusters whose check is running.
+    checking: Mutex<std::collections::HashSet<String>>,
     /// When each cluster's workers were last asked about for a user's request.
     polled: Mutex<HashMap<String, std::time::Instant>>,
-    /// Held while a cluster's record changes (a user's scale or stop, the monitor's
-    /// check), so that no change overwrites another and no started process is lost.
-    ops: Mutex<()>,
+    /// One lock per cluster, held while its record changes (a user's scale or stop, the
+    /// monitor's check), so that no change overwrites another and no started process is
+    /// lost. Per cluster: one user's slow retirement or `sbatch` never holds up another's.
+    ops: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// `host:port` given to clients.
     public: String,
     /// TLS on the gateway's port, when configured.
@@ -121,6 +124,7 @@ impl GatewayServer {
             backend: LocalBackend::new(program, config.state_dir.clone()),
             workers: Workers::new(&config.backend),
             polled: Mutex::default(),
+            checking: Mutex::default(),
             config,
             db: Mutex::new(db),
             clusters: RwLock::default(),
@@ -130,7 +134,7 @@ impl GatewayServer {
             schedulers: Mutex::default(),
             saved: Mutex::default(),
             public,
-            ops: Mutex::new(()),
+            ops: Mutex::default(),
             stop: AtomicBool::new(false),
         });
         shared.reattach()?;
@@ -508,7 +512,8 @@ impl Shared {
         id: &str,
         f: impl FnOnce(&Shared, &mut ClusterRecord) -> Result<T>,
     ) -> Result<T> {
-        let _ops = lock(&self.ops);
+        let op = self.op_lock(id);
+        let _ops = lock(&op);
         let mut rec = self.visible(user, id)?;
         // Kept even when `f` fails part-way: workers it started are in the record, so
         // none is left unaccounted for.
@@ -520,8 +525,14 @@ impl Shared {
         out
     }
 
+    /// Cluster `id`'s lock on changes to its record.
+    fn op_lock(&self, id: &str) -> Arc<Mutex<()>> {
+        lock(&self.ops).entry(id.to_owned()).or_default().clone()
+    }
+
     /// Stops a cluster's processes and forgets it.
     fn destroy(&self, rec: &ClusterRecord) {
+        lock(&self.ops).remove(&rec.id);
         lock(&self.schedulers).remove(&rec.id);
         lock(&self.joined).remove(&rec.id);
         lock(&self.retiring).remove(&rec.id);
@@ -544,7 +555,8 @@ impl Shared {
     }
 
     fn stop_cluster(&self, user: &User, id: &str) -> Result<()> {
-        let _ops = lock(&self.ops);
+        let op = self.op_lock(id);
+        let _ops = lock(&op);
         let rec = self.visible(user, id)?;
         self.write().remove(id);
         self.destroy(&rec);
@@ -584,7 +596,7 @@ impl Shared {
 
     /// Every check interval: dead schedulers, idle clusters, adaptive scaling, workers
     /// that died.
-    fn monitor(&self) {
+    fn monitor(self: &Arc<Self>) {
         let every = Duration::from_secs_f64(self.config.check_interval);
         while !self.stop.load(Ordering::Relaxed) {
             let mut slept = Duration::ZERO;
@@ -602,8 +614,24 @@ impl Shared {
                 if self.stop.load(Ordering::Relaxed) {
                     return;
                 }
-                if let Err(e) = self.check(&id) {
-                    eprintln!("gridflow gateway: checking cluster {id}: {e}");
+                // Each cluster is checked on its own thread, one check at a time: a slow
+                // scheduler, retirement or batch system holds up only its own cluster.
+                if !lock(&self.checking).insert(id.clone()) {
+                    continue;
+                }
+                let sh = self.clone();
+                let mine = id.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("gridflow-gateway-check".into())
+                    .spawn(move || {
+                        if let Err(e) = sh.check(&id) {
+                            eprintln!("gridflow gateway: checking cluster {id}: {e}");
+                        }
+                        lock(&sh.checking).remove(&id);
+                    });
+                if let Err(e) = spawned {
+                    eprintln!("gridflow gateway: starting a check of cluster {mine}: {e}");
+                    lock(&self.checking).remove(&mine);
                 }
             }
         }
@@ -615,7 +643,8 @@ impl Shared {
             return Ok(());
         };
         if !self.backend.alive(rec.scheduler_pid, id) {
-            let _ops = lock(&self.ops);
+            let op = self.op_lock(id);
+            let _ops = lock(&op);
             eprintln!(
                 "gridflow gateway: cluster {id} of {}: its scheduler ended ({}); stopping it",
                 rec.owner,
@@ -635,7 +664,8 @@ impl Shared {
             }
         };
         let _ = self.refresh_joined(&rec);
-        let _ops = lock(&self.ops);
+        let op = self.op_lock(id);
+        let _ops = lock(&op);
         // Read again: the user may have scaled or stopped the cluster meanwhile.
         let Some(mut rec) = self.read().get(id).cloned() else {
             return Ok(());
