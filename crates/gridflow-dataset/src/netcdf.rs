@@ -34,7 +34,15 @@ pub fn open_netcdf(url: &str, options: &OpenOptions) -> Result<Dataset> {
             if let Some(enc) = var.attrs.shift_remove("_Encoding") {
                 var.encoding.insert("_Encoding".into(), enc);
             }
-            var.encoding.insert("dtype".into(), json!("str"));
+            // a char array is stored as single characters (xarray's `S1`), a netCDF-4
+            // string variable as variable-length text
+            let stored = if v.encoding.contains_key("char_dim_name") {
+                "S1"
+            } else {
+                "str"
+            };
+            var.encoding.insert("dtype".into(), json!(stored));
+            storage_encoding(&mut var, v, file.url());
             raw.insert(v.name.clone(), var);
             continue;
         }
@@ -51,6 +59,7 @@ pub fn open_netcdf(url: &str, options: &OpenOptions) -> Result<Dataset> {
         if let Some(d) = v.dtype {
             var.encoding.insert("dtype".into(), json!(d.name()));
         }
+        storage_encoding(&mut var, v, file.url());
         raw.insert(v.name.clone(), var);
     }
     let mut ds = decode_cf(
@@ -71,6 +80,18 @@ pub fn open_netcdf(url: &str, options: &OpenOptions) -> Result<Dataset> {
             .insert("unlimited_dims".into(), json!(file.unlimited_dims()));
     }
     Ok(ds)
+}
+
+/// Puts how `v` is stored (chunks, filters, layout, shape on disk; see
+/// [`gridflow_store::netcdf::NcVar::encoding`]) and the file it came from (`source`) into
+/// `var`'s encoding, as xarray's netCDF backends do.
+fn storage_encoding(var: &mut Variable, v: &gridflow_store::netcdf::NcVar, url: &str) {
+    for (k, x) in &v.encoding {
+        var.encoding.insert(k.clone(), x.clone());
+    }
+    if !v.encoding.is_empty() {
+        var.encoding.insert("source".into(), json!(url));
+    }
 }
 
 /// How [`open_mfdataset`] combines its files (xarray's `combine=`).

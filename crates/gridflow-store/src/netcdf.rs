@@ -12,7 +12,7 @@ use crate::error::{Result, StoreError};
 use crate::netcdf_remote::{RangeFile, is_remote};
 use crate::storage::StoreOptions;
 use gridflow_array::{Chunk, ChunkSource, ChunkedArray, DType};
-use netcdf_reader::{NcAttrValue, NcFile, NcSliceInfo, NcSliceInfoElem, NcType};
+use netcdf_reader::{NcAttrValue, NcFile, NcFormat, NcSliceInfo, NcSliceInfoElem, NcType};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -46,6 +46,11 @@ pub struct NcVar {
     /// string length, left out of `dims` and `shape`) holds the characters; read with
     /// [`NetcdfFile::read_strings`].
     pub text: bool,
+    /// How the variable is stored, under the names of xarray's `encoding` (netcdf4
+    /// engine): `original_shape`, `char_dim_name` for char arrays, and for netCDF-4 files
+    /// `chunksizes`, `contiguous`, `zlib`, `complevel`, `shuffle`, `fletcher32`, `szip`,
+    /// `zstd`, `bzip2`, `blosc`.
+    pub encoding: Map<String, Value>,
     /// The variable's path in the file (`group/sub/name`).
     path: String,
 }
@@ -80,15 +85,23 @@ fn nc_err(path: &str, detail: impl std::fmt::Display) -> StoreError {
 
 /// Open files by URL (absolute path for local ones), shared by every read task of this
 /// process.
-fn cache() -> &'static Mutex<HashMap<String, Arc<NcFile>>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<NcFile>>>> = OnceLock::new();
+fn cache() -> &'static Mutex<HashMap<String, Opened>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Opened>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// An open file, and for a remote one the ranged reader under it (whose block cache a
+/// second, HDF5-level look at the metadata shares).
+#[derive(Clone)]
+struct Opened {
+    nc: Arc<NcFile>,
+    remote: Option<Arc<RangeFile>>,
 }
 
 /// Opens `url`: a remote file through ranged reads, else an absolute local path. A local
 /// file is cached under its size and modification time, so a file replaced
 /// since (a `to_netcdf --overwrite`) is opened again rather than read through a stale map.
-fn open_cached(url: &str, options: &StoreOptions) -> Result<Arc<NcFile>> {
+fn open_cached(url: &str, options: &StoreOptions) -> Result<Opened> {
     let local = (!is_remote(url))
         .then(|| {
             let path = PathBuf::from(url);
@@ -112,14 +125,19 @@ fn open_cached(url: &str, options: &StoreOptions) -> Result<Arc<NcFile>> {
     {
         return Ok(f.clone());
     }
-    let file = match &local {
+    let f = match &local {
         None => {
             let storage = Arc::new(RangeFile::open(url, options)?);
-            NcFile::from_storage(storage).map_err(|e| nc_err(url, e))?
+            Opened {
+                nc: Arc::new(NcFile::from_storage(storage.clone()).map_err(|e| nc_err(url, e))?),
+                remote: Some(storage),
+            }
         }
-        Some((path, _)) => NcFile::open(path).map_err(|e| nc_err(url, e))?,
+        Some((path, _)) => Opened {
+            nc: Arc::new(NcFile::open(path).map_err(|e| nc_err(url, e))?),
+            remote: None,
+        },
     };
-    let f = Arc::new(file);
     if let Ok(mut c) = cache().lock() {
         // one entry per URL: a replaced file's old map is dropped with its entry
         c.retain(|k, _| k.split('\0').next() != Some(url));
@@ -241,7 +259,17 @@ impl NetcdfFile {
                 .to_owned()
         };
         let path = url.as_str();
-        let file = open_cached(path, options)?;
+        let opened = open_cached(path, options)?;
+        let file = opened.nc.clone();
+        // netCDF-4: the HDF5 layer again, for what netcdf-reader does not tell (filters,
+        // layout); a file it cannot parse only loses these encodings
+        let hdf5 = match file.format() {
+            NcFormat::Nc4 | NcFormat::Nc4Classic => match &opened.remote {
+                Some(r) => hdf5_reader::Hdf5File::from_storage(r.clone()).ok(),
+                None => hdf5_reader::Hdf5File::open(path).ok(),
+            },
+            _ => None,
+        };
         let group = group.trim_matches('/').to_owned();
         let g = if group.is_empty() {
             file.root_group()
@@ -267,9 +295,24 @@ impl NetcdfFile {
                 .map(|&n| usize::try_from(n).unwrap_or(usize::MAX))
                 .collect();
             let text = matches!(v.dtype(), NcType::String | NcType::Char);
+            let var_path = if group.is_empty() {
+                v.name().to_owned()
+            } else {
+                format!("{group}/{}", v.name())
+            };
+            let mut encoding = Map::new();
+            if !matches!(v.dtype(), NcType::String) {
+                // xarray reports no storage for variable-length strings
+                if let Some(h) = &hdf5 {
+                    encoding = hdf5_encoding(h, &var_path);
+                }
+                encoding.insert("original_shape".into(), json!(shape));
+            }
             if matches!(v.dtype(), NcType::Char) && !dims.is_empty() {
                 // the last dimension is the string length
-                dims.pop();
+                if let Some(d) = dims.pop() {
+                    encoding.insert("char_dim_name".into(), json!(d));
+                }
                 shape.pop();
             }
             vars.push(NcVar {
@@ -280,11 +323,8 @@ impl NetcdfFile {
                 nc_type: format!("{:?}", v.dtype()),
                 attrs: attrs_json(v.attributes()),
                 text,
-                path: if group.is_empty() {
-                    v.name().to_owned()
-                } else {
-                    format!("{group}/{}", v.name())
-                },
+                encoding,
+                path: var_path,
             });
         }
         let attrs = attrs_json(&g.attributes);
@@ -514,7 +554,7 @@ impl NetcdfSource {
         if let Some(f) = self.file.get() {
             return Ok(f);
         }
-        let f = open_cached(&self.spec.url, &self.spec.options)?;
+        let f = open_cached(&self.spec.url, &self.spec.options)?.nc;
         Ok(self.file.get_or_init(|| f))
     }
 
@@ -665,6 +705,66 @@ pub(crate) fn source_from_spec(spec: &str) -> Result<Arc<dyn ChunkSource>> {
         dtype,
         file: OnceLock::new(),
     }))
+}
+
+/// Filter ids netCDF-C names in xarray's encoding besides HDF5's own (deflate, shuffle,
+/// fletcher32, szip): the registered zstd, bzip2 and blosc filters.
+const FILTER_ZSTD: u16 = 32015;
+const FILTER_BZIP2: u16 = 307;
+const FILTER_BLOSC: u16 = 32001;
+
+/// A netCDF-4 variable's storage as xarray's netcdf4 engine reports it (netCDF4-python's
+/// `filters()` and `chunking()`): `zlib`, `szip`, `zstd`, `bzip2`, `blosc`, `shuffle`,
+/// `complevel`, `fletcher32`, `contiguous`, `chunksizes` (`null` unless chunked). Empty when
+/// the dataset's header cannot be read.
+fn hdf5_encoding(h: &hdf5_reader::Hdf5File, path: &str) -> Map<String, Value> {
+    use hdf5_reader::messages::HdfMessage;
+    use hdf5_reader::messages::filter_pipeline::{
+        FILTER_DEFLATE, FILTER_FLETCHER32, FILTER_SHUFFLE, FILTER_SZIP,
+    };
+    let mut out = Map::new();
+    let Some(header) = h
+        .dataset(path)
+        .ok()
+        .and_then(|d| h.get_or_parse_header(d.address()).ok())
+    else {
+        return out;
+    };
+    let mut filters = Vec::new();
+    let mut chunks: Option<Vec<u32>> = None;
+    let mut contiguous = false;
+    for m in &header.messages {
+        match m {
+            HdfMessage::FilterPipeline(p) => filters.extend(p.filters.iter().cloned()),
+            HdfMessage::DataLayout(l) => match &l.layout {
+                hdf5_reader::messages::layout::DataLayout::Chunked { dims, .. } => {
+                    chunks = Some(dims.clone());
+                }
+                hdf5_reader::messages::layout::DataLayout::Contiguous { .. } => contiguous = true,
+                hdf5_reader::messages::layout::DataLayout::Compact { .. } => {}
+            },
+            _ => {}
+        }
+    }
+    let has = |id: u16| filters.iter().any(|f| f.id == id);
+    // netCDF4-python reports the last compressor's level (deflate's, zstd's or bzip2's)
+    let complevel = filters
+        .iter()
+        .filter(|f| matches!(f.id, FILTER_DEFLATE | FILTER_ZSTD | FILTER_BZIP2))
+        .filter_map(|f| f.client_data.first().copied())
+        .next_back()
+        .unwrap_or(0);
+    out.insert("zlib".into(), json!(has(FILTER_DEFLATE)));
+    out.insert("szip".into(), json!(has(FILTER_SZIP)));
+    out.insert("zstd".into(), json!(has(FILTER_ZSTD)));
+    out.insert("bzip2".into(), json!(has(FILTER_BZIP2)));
+    out.insert("blosc".into(), json!(has(FILTER_BLOSC)));
+    out.insert("shuffle".into(), json!(has(FILTER_SHUFFLE)));
+    out.insert("complevel".into(), json!(complevel));
+    out.insert("fletcher32".into(), json!(has(FILTER_FLETCHER32)));
+    out.insert("contiguous".into(), json!(contiguous));
+    out.insert("chunksizes".into(), json!(chunks));
+    out
 }
 
 /// Every group path under `g` (for messages).

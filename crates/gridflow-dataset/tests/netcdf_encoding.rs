@@ -1,0 +1,109 @@
+//! Each variable's `encoding` after `open_netcdf` (chunks, filters, layout, shape on disk,
+//! dtype, fill value, packing, time units) and the dataset's (`unlimited_dims`, `source`)
+//! equal what xarray's netcdf4 engine reports for the same files: the committed netCDF
+//! fixtures, each group of the groups files. Expected: `encodings.json`, written by
+//! `gridflow-store/tests/fixtures/generate_netcdf.py`.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use gridflow_dataset::{OpenOptions, open_netcdf};
+use serde_json::{Map, Value, json};
+use std::path::PathBuf;
+
+fn netcdf_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../gridflow-store/tests/fixtures/netcdf")
+}
+
+fn expected() -> Map<String, Value> {
+    let text = std::fs::read_to_string(netcdf_dir().join("encodings.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// JSON values equal as xarray's: numbers by value (an int16 fill value read as a float is
+/// the same number), lists element by element.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
+        _ => a == b,
+    }
+}
+
+/// The file name of a `source` path, as encodings.json holds it.
+fn file_name(v: &Value) -> Value {
+    json!(
+        v.as_str()
+            .and_then(|s| s.rsplit('/').next())
+            .unwrap_or_default()
+    )
+}
+
+#[test]
+fn variable_and_dataset_encodings_equal_xarray() {
+    let expected = expected();
+    let mut checked = 0;
+    for (key, want) in &expected {
+        if key == "pins" {
+            continue;
+        }
+        let (file, group) = key.split_once(':').unwrap_or((key.as_str(), ""));
+        let options = OpenOptions {
+            group: group.to_owned(),
+            ..OpenOptions::default()
+        };
+        let path = netcdf_dir().join(file);
+        let ds = open_netcdf(path.to_str().unwrap(), &options).unwrap();
+        // the dataset's: unlimited dimensions (xarray's set, sorted) and the file
+        let unlimited = ds
+            .encoding
+            .get("unlimited_dims")
+            .cloned()
+            .unwrap_or(json!([]));
+        let mut unlimited: Vec<String> = serde_json::from_value(unlimited).unwrap();
+        unlimited.sort();
+        assert_eq!(
+            json!(unlimited),
+            want["dataset"]["unlimited_dims"],
+            "{key}: unlimited_dims"
+        );
+        assert_eq!(
+            file_name(&ds.encoding["source"]),
+            want["dataset"]["source"],
+            "{key}: source"
+        );
+        let vars = want["variables"].as_object().unwrap();
+        let mut names: Vec<&String> = ds.data_vars().keys().chain(ds.coords().keys()).collect();
+        names.sort();
+        let mut want_names: Vec<&String> = vars.keys().collect();
+        want_names.sort();
+        assert_eq!(names, want_names, "{key}: variables");
+        for (name, want) in vars {
+            let v = ds
+                .data_vars()
+                .get(name)
+                .or_else(|| ds.coords().get(name))
+                .unwrap();
+            let mut got: Map<String, Value> = v.encoding.clone().into_iter().collect();
+            if let Some(s) = got.get_mut("source") {
+                *s = file_name(s);
+            }
+            let want = want.as_object().unwrap();
+            let mut got_keys: Vec<&String> = got.keys().collect();
+            got_keys.sort();
+            let mut want_keys: Vec<&String> = want.keys().collect();
+            want_keys.sort();
+            assert_eq!(got_keys, want_keys, "{key}: {name}: encoding keys");
+            for (k, w) in want {
+                assert!(
+                    same(&got[k], w),
+                    "{key}: {name}: encoding {k:?}: gridflow {} vs xarray {w}",
+                    got[k]
+                );
+                checked += 1;
+            }
+        }
+    }
+    // every file and group of encodings.json, every key of its variables
+    assert!(checked > 300, "only {checked} encoding values compared");
+}
