@@ -1,6 +1,8 @@
 //! `Dataset::to_netcdf`: a dataset as a netCDF-4 file, encoded as `to_zarr` encodes it
 //! (stored dtype, `_FillValue`, `scale_factor`/`add_offset` packing, CF time units and
-//! calendar), compressed with deflate + shuffle and chunked along the dataset's blocks.
+//! calendar), compressed with deflate + shuffle and chunked along the dataset's blocks, or
+//! as each variable's encoding says (xarray's `chunksizes`, `contiguous`, `zlib`,
+//! `complevel`, `shuffle`, `fletcher32`: what a variable read from netCDF carries).
 
 use crate::cf::encode_variable;
 use crate::dataset::Dataset;
@@ -71,6 +73,11 @@ fn chunks_of(v: &Variable) -> Option<Vec<usize>> {
             .map(|(c, &n)| c.first().copied().unwrap_or(n).clamp(1, n.max(1)))
             .collect(),
     )
+}
+
+/// Whether the encoding flag `key` is set (`None`: not given).
+fn flag(v: &Variable, key: &str) -> Option<bool> {
+    v.encoding.get(key).and_then(Value::as_bool)
 }
 
 impl Dataset {
@@ -191,12 +198,20 @@ impl Dataset {
                     claimed.extend(aux.iter().filter(|c| mine.contains(&c.as_str())));
                 }
             }
-            let chunks = if matches!(values, NcValues::Strings(_)) {
+            let level = level_of(v, options.compression_level).filter(|&l| l > 0);
+            let fletcher32 = flag(v, "fletcher32").unwrap_or(false);
+            // `contiguous` is honoured where HDF5 allows it: no filters, no unlimited
+            // dimension (netCDF-C refuses both too)
+            let contiguous = flag(v, "contiguous").unwrap_or(false)
+                && level.is_none()
+                && !fletcher32
+                && !v.dims().iter().any(|d| unlimited.contains(d));
+            let chunks = if matches!(values, NcValues::Strings(_)) || contiguous {
                 None
             } else {
                 chunks_of(v)
             };
-            let deflate = chunks.as_ref().and(level_of(v, options.compression_level));
+            let deflate = chunks.as_ref().and(level);
             file.vars.push(NcVarWrite {
                 name: name.clone(),
                 dims: v.dims().to_vec(),
@@ -205,6 +220,9 @@ impl Dataset {
                 attrs,
                 chunks,
                 deflate,
+                // shuffle with deflate unless the encoding says otherwise (xarray's default)
+                shuffle: flag(v, "shuffle").unwrap_or(true),
+                fletcher32,
             });
         }
         let unclaimed: Vec<&str> = aux

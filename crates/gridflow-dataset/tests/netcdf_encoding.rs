@@ -107,3 +107,108 @@ fn variable_and_dataset_encodings_equal_xarray() {
     // every file and group of encodings.json, every key of its variables
     assert!(checked > 300, "only {checked} encoding values compared");
 }
+
+fn venv_python() -> Option<PathBuf> {
+    let venv = std::env::var("GRIDFLOW_FIXTURES_VENV").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fixtures-venv"),
+        PathBuf::from,
+    );
+    let py = venv.join("bin/python");
+    py.exists().then_some(py)
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The storage keys `to_netcdf` carries from a variable's encoding to the file.
+const STORAGE: [&str; 6] = [
+    "chunksizes",
+    "contiguous",
+    "zlib",
+    "complevel",
+    "shuffle",
+    "fletcher32",
+];
+
+/// xarray's netcdf4 engine on a file: each variable's storage encoding, as JSON.
+const XARRAY_STORAGE: &str = r#"
+import json, sys, xarray as xr
+keys = sys.argv[2].split(",")
+with xr.open_dataset(sys.argv[1], engine="netcdf4") as ds:
+    out = {n: {k: (list(v.encoding[k]) if isinstance(v.encoding.get(k), tuple) else v.encoding.get(k))
+               for k in keys if k in v.encoding}
+           for n, v in ds.variables.items()}
+print(json.dumps(out))
+"#;
+
+#[test]
+fn to_netcdf_keeps_chunks_and_filters_from_the_encoding() {
+    let expected = expected();
+    let dir = std::env::temp_dir().join(format!("gridflow-nc-enc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let py = venv_python();
+    assert!(
+        py.is_some() || !in_ci(),
+        "the fixtures venv is required in CI"
+    );
+    for file in ["encodings_netcdf4.nc", "noleap_h5netcdf.nc"] {
+        let src = netcdf_dir().join(file);
+        let ds = open_netcdf(src.to_str().unwrap(), &OpenOptions::default()).unwrap();
+        let out = dir.join(file);
+        // a default compression the encodings override wherever they say
+        let options = gridflow_dataset::ToNetcdfOptions {
+            compression_level: Some(5),
+            ..Default::default()
+        };
+        ds.to_netcdf(out.to_str().unwrap(), &options).unwrap();
+        let want = expected[file]["variables"].as_object().unwrap();
+        // gridflow reads back what the source held
+        let back = open_netcdf(out.to_str().unwrap(), &OpenOptions::default()).unwrap();
+        for (name, w) in want {
+            let v = back
+                .data_vars()
+                .get(name)
+                .or_else(|| back.coords().get(name))
+                .unwrap();
+            for k in STORAGE {
+                assert!(
+                    same(&v.encoding[k], &w[k]),
+                    "{file}: {name}: {k}: written {} vs source {}",
+                    v.encoding[k],
+                    w[k]
+                );
+            }
+        }
+        // and so does xarray
+        let Some(py) = &py else {
+            println!("NOTICE: fixtures venv absent; xarray's view of {file} skipped");
+            continue;
+        };
+        let res = std::process::Command::new(py)
+            .arg("-c")
+            .arg(XARRAY_STORAGE)
+            .arg(&out)
+            .arg(STORAGE.join(","))
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let got: Map<String, Value> = serde_json::from_slice(&res.stdout).unwrap();
+        for (name, w) in want {
+            for k in STORAGE {
+                assert!(
+                    same(&got[name][k], &w[k]),
+                    "{file}: {name}: {k}: xarray reads {} from gridflow's file, {} from the source",
+                    got[name][k],
+                    w[k]
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

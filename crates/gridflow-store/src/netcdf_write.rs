@@ -38,8 +38,12 @@ pub struct NcVarWrite {
     pub attrs: Map<String, Value>,
     /// HDF5 chunk shape; `None`: contiguous.
     pub chunks: Option<Vec<usize>>,
-    /// Deflate level (1-9) with the shuffle filter; `None` or 0: uncompressed.
+    /// Deflate level (1-9); `None` or 0: uncompressed.
     pub deflate: Option<u8>,
+    /// The shuffle filter before deflate (ignored without it, as netCDF4-python does).
+    pub shuffle: bool,
+    /// Fletcher-32 checksums of the chunks (needs `chunks`).
+    pub fletcher32: bool,
 }
 
 /// A whole file to write.
@@ -181,9 +185,14 @@ pub fn write_netcdf(path: &Path, file: &NcFileWrite, overwrite: bool) -> Result<
             b.set_variable_chunking(id, ch)
                 .map_err(wr_err(path, what("chunking")))?;
         }
-        if let Some(level) = v.deflate.filter(|&l| l > 0 && !scalar) {
-            b.set_variable_deflate(id, Some(level.min(9)), true)
+        let chunked = v.chunks.is_some() && !scalar;
+        if let Some(level) = v.deflate.filter(|&l| l > 0 && chunked) {
+            b.set_variable_deflate(id, Some(level.min(9)), v.shuffle)
                 .map_err(wr_err(path, what("compression")))?;
+        }
+        if v.fletcher32 && chunked {
+            b.set_variable_fletcher32(id, true)
+                .map_err(wr_err(path, what("fletcher32")))?;
         }
         write_values(&mut b, id, &v.values).map_err(wr_err(path, what("values")))?;
     }
