@@ -32,6 +32,9 @@ pub struct EvalArgs {
     /// How to reach remote stores.
     #[command(flatten)]
     pub storage: crate::common::StorageArgs,
+    /// The group of --store to open.
+    #[command(flatten)]
+    pub group: crate::group_arg::GroupArg,
     /// Which dataset of the search result (when it leaves several).
     #[arg(long)]
     pub key: Option<String>,
@@ -86,11 +89,12 @@ pub struct EvalArgs {
 fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
     if let Some(url) = &args.store {
         return Ok(Some(
-            open_dataset(url, &crate::common::open_options(&args.storage)?)
+            open_dataset(url, &args.group.open_options(&args.storage)?)
                 .with_context(|| format!("opening {url}"))?,
         ));
     }
     if let Some(cat) = &args.catalog {
+        args.group.refuse_for("--catalog")?;
         let found = crate::catalog_cmd::search_and_open_key(
             std::path::Path::new(cat),
             &args.search,
@@ -105,6 +109,7 @@ fn open_source(args: &EvalArgs) -> Result<Option<Dataset>> {
     if !args.search.is_empty() || args.key.is_some() {
         bail!("--search and --key need --catalog");
     }
+    args.group.refuse_for("an expression without --store")?;
     Ok(None)
 }
 
@@ -357,9 +362,8 @@ fn print_scalar(v: serde_json::Value, as_json: bool) -> Result<()> {
 }
 
 /// Runs `gridflow info`.
-pub fn info(url: &str, as_json: bool, storage: &crate::common::StorageArgs) -> Result<()> {
-    let ds = open_dataset(url, &crate::common::open_options(storage)?)
-        .with_context(|| format!("opening {url}"))?;
+pub fn info(url: &str, as_json: bool, options: &gridflow_dataset::OpenOptions) -> Result<()> {
+    let ds = open_dataset(url, options).with_context(|| format!("opening {url}"))?;
     if as_json {
         let vars: serde_json::Map<String, serde_json::Value> = ds
             .data_vars()

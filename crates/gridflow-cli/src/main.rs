@@ -17,6 +17,7 @@ mod demo;
 mod eval;
 mod eval_cmd;
 mod gateway_cmd;
+mod group_arg;
 mod out;
 mod pyscalar;
 mod sample;
@@ -109,6 +110,9 @@ enum Command {
         /// How to reach remote stores.
         #[command(flatten)]
         storage: common::StorageArgs,
+        /// The group to open.
+        #[command(flatten)]
+        group: group_arg::GroupArg,
     },
     /// Evaluate an xarray-style expression on a dataset; print, write or plot the result.
     ///
@@ -396,7 +400,12 @@ fn run(cli: Cli) -> Result<()> {
             outln!("catalog: {}", s.catalog.display())?;
             Ok(())
         }
-        Command::Info { url, json, storage } => eval_cmd::info(&url, json, &storage),
+        Command::Info {
+            url,
+            json,
+            storage,
+            group,
+        } => eval_cmd::info(&url, json, &group.open_options(&storage)?),
         Command::Eval(args) => eval_cmd::run(&args),
         Command::Gateway { serve, command } => match command {
             None => gateway_cmd::serve(&serve),
