@@ -1,6 +1,7 @@
 //! Who is calling: per-user API tokens (only their SHA-256 is kept, compared in constant
 //! time) and, as a second authenticator, JupyterHub's token check.
 
+pub use crate::config::parse_hex32;
 use crate::config::{Config, JupyterHubConfig};
 use crate::{GatewayError, Result};
 use std::collections::HashMap;
@@ -29,20 +30,6 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// 64 hex digits as 32 bytes.
-pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    let s = s.trim().as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        let txt = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(txt, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// Equality that takes the same time whatever the bytes (no early exit on a mismatch).
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -62,44 +49,6 @@ struct HubAuth {
     cache: Mutex<HashMap<[u8; 32], (User, Instant)>>,
 }
 
-/// The URL of the hub's "whose token is this" endpoint (`…/hub/api/user`) for the
-/// configured URL — the hub's base (with its `base_url`, if any) or its API
-/// (`…/hub/api`, as `JUPYTERHUB_API_URL` gives it) — after checking the hub's settings.
-pub fn hub_user_url(hub: &JupyterHubConfig) -> Result<String> {
-    let invalid = |d: String| GatewayError::Invalid(format!("jupyterhub: {d}"));
-    let base = hub.url.trim().trim_end_matches('/');
-    let host = base
-        .strip_prefix("http://")
-        .or_else(|| base.strip_prefix("https://"))
-        .ok_or_else(|| {
-            invalid(format!(
-                "url {:?} must start with http:// or https:// (the hub's API, such as \
-                 http://127.0.0.1:8081)",
-                hub.url
-            ))
-        })?;
-    if host.is_empty() || host.starts_with('/') {
-        return Err(invalid(format!("url {:?} names no host", hub.url)));
-    }
-    if !(hub.cache_seconds.is_finite() && hub.cache_seconds >= 0.0) {
-        return Err(invalid(format!(
-            "cache_seconds = {} must be a number of seconds, at least 0",
-            hub.cache_seconds
-        )));
-    }
-    if !(hub.timeout_seconds.is_finite() && hub.timeout_seconds > 0.0) {
-        return Err(invalid(format!(
-            "timeout_seconds = {} must be a number of seconds above 0",
-            hub.timeout_seconds
-        )));
-    }
-    Ok(if base.ends_with("/hub/api") {
-        format!("{base}/user")
-    } else {
-        format!("{base}/hub/api/user")
-    })
-}
-
 impl Authenticator {
     /// The authenticator of a configuration.
     pub fn new(config: &Config) -> Result<Authenticator> {
@@ -117,7 +66,7 @@ impl Authenticator {
             users,
             hub: match &config.jupyterhub {
                 Some(hub) => Some(HubAuth {
-                    user_url: hub_user_url(hub)?,
+                    user_url: hub.user_url()?,
                     config: hub.clone(),
                     cache: Mutex::default(),
                 }),
@@ -301,16 +250,16 @@ mod tests {
                 "https://hub.example/hub/api/user",
             ),
         ] {
-            assert_eq!(hub_user_url(&hub(given)).unwrap(), want, "{given}");
+            assert_eq!(hub(given).user_url().unwrap(), want, "{given}");
         }
         for bad in ["ftp://h:8081", "h:8081", "http://", "https:///hub/api"] {
-            let e = hub_user_url(&hub(bad)).unwrap_err().to_string();
+            let e = hub(bad).user_url().unwrap_err().to_string();
             assert!(e.contains("jupyterhub: url"), "{bad}: {e}");
         }
         let mut h = hub("http://h:8081");
         h.timeout_seconds = 0.0;
         assert!(
-            hub_user_url(&h)
+            h.user_url()
                 .unwrap_err()
                 .to_string()
                 .contains("timeout_seconds")
@@ -318,7 +267,7 @@ mod tests {
         h.timeout_seconds = 1.0;
         h.cache_seconds = f64::NAN;
         assert!(
-            hub_user_url(&h)
+            h.user_url()
                 .unwrap_err()
                 .to_string()
                 .contains("cache_seconds")
