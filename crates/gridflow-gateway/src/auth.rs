@@ -35,6 +35,9 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// How long a token the hub refused is refused without asking again.
+const REFUSAL_TTL: Duration = Duration::from_secs(10);
+
 /// Checks bearer tokens.
 pub struct Authenticator {
     users: Vec<(String, [u8; 32], bool)>,
@@ -47,6 +50,9 @@ struct HubAuth {
     user_url: String,
     /// Answers by the token's hash (tokens themselves are not kept), with their time.
     cache: Mutex<HashMap<[u8; 32], (User, Instant)>>,
+    /// Refusals by the token's hash, with the hub's reason and their time: a client
+    /// retrying a bad token does not send the hub a request each time.
+    refused: Mutex<HashMap<[u8; 32], (String, Instant)>>,
 }
 
 impl Authenticator {
@@ -69,6 +75,7 @@ impl Authenticator {
                     user_url: hub.user_url()?,
                     config: hub.clone(),
                     cache: Mutex::default(),
+                    refused: Mutex::default(),
                 }),
                 None => None,
             },
@@ -115,6 +122,13 @@ impl HubAuth {
         {
             return Ok(u.clone());
         }
+        // Refusals are kept shorter: at most REFUSAL_TTL, never past cache_seconds.
+        let refused_ttl = ttl.min(REFUSAL_TTL);
+        if let Some((why, at)) = crate::lock(&self.refused).get(&h)
+            && at.elapsed() < refused_ttl
+        {
+            return Err(GatewayError::Unauthenticated(why.clone()));
+        }
         let url = &self.user_url;
         let limit = Duration::from_secs_f64(self.config.timeout_seconds);
         let asked = tokio::time::timeout(
@@ -148,11 +162,21 @@ impl HubAuth {
         // JupyterHub answers 403 for a token it does not know, or that has expired or
         // been revoked.
         if status == 401 || status == 403 {
-            return Err(GatewayError::Unauthenticated(format!(
+            let why = format!(
                 "unknown API token: not a gateway user's, and JupyterHub at {url} refused it \
                  (HTTP {status}: {}; expired and revoked hub tokens are refused too)",
                 hub_message(&body)
-            )));
+            );
+            let mut refused = crate::lock(&self.refused);
+            // Bounded: a flood of random tokens cannot grow it without end.
+            if refused.len() >= 10_000 {
+                refused.retain(|_, (_, at)| at.elapsed() < refused_ttl);
+                if refused.len() >= 10_000 {
+                    refused.clear();
+                }
+            }
+            refused.insert(h, (why.clone(), Instant::now()));
+            return Err(GatewayError::Unauthenticated(why));
         }
         if status != 200 {
             return Err(GatewayError::AuthUnavailable(format!(
