@@ -608,7 +608,7 @@ impl Shared {
             self.backend.reap();
             let all: Vec<ClusterRecord> = self.read().values().cloned().collect();
             let joined = lock(&self.joined).clone();
-            self.workers.poll(&all, &joined);
+            self.workers.poll(&all, &joined, true);
             let ids: Vec<String> = all.into_iter().map(|c| c.id).collect();
             for id in ids {
                 if self.stop.load(Ordering::Relaxed) {
@@ -1158,7 +1158,7 @@ async fn serve(
                 };
                 if due {
                     let joined = lock(&sh.joined).clone();
-                    sh.workers.poll(std::slice::from_ref(&rec), &joined);
+                    sh.workers.poll(std::slice::from_ref(&rec), &joined, false);
                 }
                 let token = if rec.owner == user.name {
                     Some(sh.token_of(&rec)?)
