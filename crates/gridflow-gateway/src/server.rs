@@ -479,8 +479,12 @@ impl Shared {
         if n > live.len() {
             self.add_workers(rec, n - live.len())?;
         } else {
-            // The newest go first.
-            let gone: Vec<usize> = live[n..].to_vec();
+            // Those not joined yet go first (a queued job or a starting pod holds no
+            // results), then the newest.
+            let joined = lock(&self.joined).get(&rec.id).cloned().unwrap_or_default();
+            let mut order = live.clone();
+            order.sort_by_key(|&i| (joined.contains(&rec.workers[i].name), std::cmp::Reverse(i)));
+            let gone: Vec<usize> = order[..live.len() - n].to_vec();
             let leaving: Vec<crate::db::WorkerRecord> =
                 gone.iter().map(|&i| rec.workers[i].clone()).collect();
             self.retire_and_stop(rec, &leaving);
