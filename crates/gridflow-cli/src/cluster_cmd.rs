@@ -216,7 +216,7 @@ fn parse_adapt(s: &str) -> Result<(usize, usize)> {
 
 fn bytes(s: &Option<String>) -> Result<u64> {
     Ok(match s {
-        Some(m) => crate::common::parse_size(m)? as u64,
+        Some(m) => gridflow_runtime::parse_size(m)? as u64,
         None => 0,
     })
 }
@@ -404,7 +404,7 @@ pub fn start_for_run(spec: &str) -> Result<(Box<dyn Cluster>, gridflow_distribut
                 "account" => o.account = Some(v.into()),
                 "cores" => o.cores = n()?,
                 "processes" => o.processes = n()?,
-                "memory" => o.memory = crate::common::parse_size(v)? as u64,
+                "memory" => o.memory = gridflow_runtime::parse_size(v)? as u64,
                 "walltime" => o.walltime = Some(gridflow_deploy::slurm::parse_walltime(v)?),
                 "interface" => o.interface = Some(v.into()),
                 other => bail!(

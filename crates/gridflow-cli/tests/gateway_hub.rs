@@ -491,8 +491,15 @@ fn hub_cached_stopped_or_hung() {
     );
     assert_eq!(gw.client(&t2).whoami().unwrap().name, "bob");
 
+    // A token the hub refused is refused again without asking it (below: even once the
+    // hub is gone, it stays 401, not 503).
+    let bogus = "0123456789abcdef0123456789abcdef";
+    assert_eq!(refused(gw.client(bogus).whoami()).0, 401);
+
     // With the hub gone: 503 at once, naming the hub's URL; cached tokens still pass.
     hub.kill();
+    let (status, message) = refused(gw.client(bogus).whoami());
+    assert_eq!(status, 401, "a refusal is kept: {message}");
     let start = Instant::now();
     let (status, message) = refused(gw.client(&t3).whoami());
     let took = start.elapsed();

@@ -60,6 +60,21 @@ pub(crate) struct Inner {
     /// How long a question to the scheduler (workers, activity, retirement, adaptive
     /// target) may take; `None`: no limit.
     timeout: Mutex<Option<Duration>>,
+    /// Tests only: called before each gather of a computation's outputs.
+    gather_hook: Mutex<Option<GatherHook>>,
+}
+
+/// A test's hook between a computation's `Done` and its gather ([`Client::set_gather_hook`]).
+pub type GatherHook = Arc<dyn Fn(&[Location]) + Send + Sync>;
+
+/// How many times a client asks again where a computation's outputs are when gathering
+/// them fails (their worker left between `Done` and the gather).
+const LOCATE_ATTEMPTS: u32 = 6;
+
+/// The pause before gathering again from the same holders the scheduler named last time
+/// (it has not noticed yet that the worker left): doubling from 100 ms, at most 1 s.
+fn locate_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(4)).min(1000))
 }
 
 /// A connection to a scheduler; an [`Executor`] for any operation type whose values can
@@ -204,6 +219,7 @@ impl Client {
                 sec,
                 state: Mutex::new(State::default()),
                 timeout: Mutex::new(timeout),
+                gather_hook: Mutex::new(None),
             }),
         })
     }
@@ -218,6 +234,14 @@ impl Client {
     /// Sets (or removes) the progress callback of later computations.
     pub fn set_progress(&self, f: Option<ProgressFn>) {
         *lock(&self.inner.progress) = f;
+    }
+
+    /// For tests: `f` is called with the outputs' locations right before each gather of a
+    /// computation's outputs (after the scheduler's `Done`), so that a test can make a
+    /// holder leave in that window. Not for other uses.
+    #[doc(hidden)]
+    pub fn set_gather_hook(&self, f: Option<GatherHook>) {
+        *lock(&self.inner.gather_hook) = f;
     }
 
     /// The scheduler's address.
@@ -617,9 +641,7 @@ impl Client {
                             outputs,
                             peak_bytes,
                         } if j == job => {
-                            let values = gather::<V>(&outputs, &inner.address, &inner.sec).await;
-                            send(c, &inner.address, &FromClient::Release { job: j }).await?;
-                            return Ok(Ok((values?, peak_bytes)));
+                            return Ok(Ok((job, outputs, peak_bytes)));
                         }
                         ToClient::Failed {
                             job: j,
@@ -637,7 +659,19 @@ impl Client {
         });
         match outcome {
             Err(e) => Err(cluster_error(e)),
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok((job, outputs, peak))) => {
+                // Gathered outside the connection's lock: asking again where the outputs
+                // are takes it.
+                let values = self.inner.gather_job::<V>(job, outputs);
+                let released = self.inner.with_conn(|inner, c| {
+                    inner
+                        .rt
+                        .block_on(send(c, &inner.address, &FromClient::Release { job }))
+                });
+                let values = values.map_err(cluster_error)?;
+                released.map_err(cluster_error)?;
+                Ok((values, peak))
+            }
             Ok(Err((task, op, message, panicked))) => {
                 let Some(key) = task.and_then(|t| keys.get(t as usize)).cloned() else {
                     return Err(cluster_error(DistError::Cluster(format!(
@@ -935,6 +969,101 @@ impl Inner {
                             return Err(DistError::Cluster(format!(
                                 "locating held results: {op}: {message}"
                             )));
+                        }
+                        _ => continue,
+                    }
+                }
+            })
+        })
+    }
+
+    /// Gathers a finished computation's outputs from `outputs`. A holder may have left
+    /// since the scheduler's `Done` (retired: its results moved; lost: they are recomputed):
+    /// then the client asks again where they are (`Locate`, answered by a new `Done` once
+    /// they are all in memory) and gathers from there, up to [`LOCATE_ATTEMPTS`] times.
+    fn gather_job<V: WireValue>(
+        &self,
+        job: u64,
+        mut outputs: Vec<Location>,
+    ) -> Result<Vec<Arc<V>>> {
+        let hook = lock(&self.gather_hook).clone();
+        if let Some(h) = &hook {
+            h(&outputs);
+        }
+        let first = match self.gather::<V>(&outputs) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let mut last = String::new();
+        for attempt in 1..=LOCATE_ATTEMPTS {
+            tracing::info!(
+                "gridflow client: gathering computation {job} failed ({}); asking the \
+                 scheduler where its results are now",
+                if last.is_empty() {
+                    first.to_string()
+                } else {
+                    last.clone()
+                }
+            );
+            let now = match self.locate_job(job) {
+                Ok(l) => l,
+                Err(e) => {
+                    return Err(DistError::Gather {
+                        job,
+                        attempts: attempt,
+                        last: format!("locating them again: {e}"),
+                        source: Box::new(first),
+                    });
+                }
+            };
+            let same = now.len() == outputs.len()
+                && now
+                    .iter()
+                    .zip(&outputs)
+                    .all(|(a, b)| a.address == b.address);
+            if same {
+                // The scheduler has not yet noticed the holder leave (or the failure was
+                // passing): give it time before fetching from the same place.
+                std::thread::sleep(locate_backoff(attempt - 1));
+            }
+            outputs = now;
+            if let Some(h) = &hook {
+                h(&outputs);
+            }
+            match self.gather::<V>(&outputs) {
+                Ok(v) => return Ok(v),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        if last == first.to_string() {
+            last.clear();
+        }
+        Err(DistError::Gather {
+            job,
+            attempts: LOCATE_ATTEMPTS,
+            last,
+            source: Box::new(first),
+        })
+    }
+
+    /// Asks the scheduler where `job`'s outputs are now (`Locate`); waits for its `Done`
+    /// (after a recomputation, if they were lost) or `Failed`.
+    fn locate_job(&self, job: u64) -> Result<Vec<Location>> {
+        self.with_conn(|inner, c| {
+            inner.rt.block_on(async {
+                send(c, &inner.address, &FromClient::Locate { job }).await?;
+                loop {
+                    match inner.recv(c).await? {
+                        ToClient::Done {
+                            job: j, outputs, ..
+                        } if j == job => return Ok(outputs),
+                        ToClient::Failed {
+                            job: j,
+                            op,
+                            message,
+                            ..
+                        } if j == job => {
+                            return Err(DistError::Cluster(format!("{op}: {message}")));
                         }
                         _ => continue,
                     }

@@ -185,19 +185,6 @@ pub fn describe_exit(status: ExitStatus) -> String {
     }
 }
 
-/// The resident memory of a process in bytes (`VmRSS`), if it can be read.
-pub fn process_rss(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb = s
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse::<u64>()
-        .ok()?;
-    Some(kb * 1024)
-}
-
 /// The nanny: restarts workers that die, telling the scheduler how they died, and
 /// restarts a worker whose memory passes 95% of its limit.
 fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, stop: &AtomicBool) {
@@ -226,7 +213,7 @@ fn nanny(slots: &Mutex<Vec<Slot>>, spawner: &Spawner, report: &ExitReporter, sto
                     (describe_exit(status), running)
                 }
                 Ok(None) => {
-                    let rss = process_rss(slot.child.id()).unwrap_or(0);
+                    let rss = crate::machine::process_rss(slot.child.id()).unwrap_or(0);
                     if limit == 0 || (rss as f64) < 0.95 * limit as f64 {
                         continue;
                     }

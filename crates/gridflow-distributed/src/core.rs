@@ -912,6 +912,23 @@ impl Core {
         }
     }
 
+    /// A client asks again where `job`'s outputs are: `Done` is emitted now if they are all
+    /// in memory, or once the lost ones are recomputed. False when the job is unknown
+    /// (released, failed or cancelled).
+    pub fn locate(&mut self, job: u64) -> bool {
+        if !self.jobs.contains_key(&job) {
+            return false;
+        }
+        let already = self
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Done { job: j } if *j == job));
+        if !already {
+            self.check_done(job);
+        }
+        true
+    }
+
     /// Emits `Done` for a job whose tasks all finished and whose outputs are in memory.
     fn check_done(&mut self, job: u64) {
         let Some(j) = self.jobs.get(&job) else { return };
@@ -926,7 +943,13 @@ impl Core {
             .collect();
         match pending.first() {
             None => self.actions.push(Action::Done { job }),
-            Some(&o) => self.output_waiters.entry(o).or_default().push(job),
+            Some(&o) => {
+                // Once per job, however often a client asks again (`locate`).
+                let waiting = self.output_waiters.entry(o).or_default();
+                if !waiting.contains(&job) {
+                    waiting.push(job);
+                }
+            }
         }
     }
 

@@ -99,6 +99,23 @@ pub enum DistError {
         #[from]
         source: gridflow_graph::GraphError,
     },
+    /// A finished computation's outputs could not be gathered, even after asking the
+    /// scheduler again where they are (their worker left and they did not reappear).
+    #[error(
+        "gathering the results of computation {job}: {source}; asked the scheduler {attempts} \
+         time(s) where they are now{}",
+        if last.is_empty() { String::new() } else { format!(", the last gather: {last}") }
+    )]
+    Gather {
+        /// The computation (job id).
+        job: u64,
+        /// How many times the client asked again.
+        attempts: u32,
+        /// The last failure, when it differs from the first.
+        last: String,
+        /// The first failure.
+        source: Box<DistError>,
+    },
     /// A deployment backend (Slurm, SSH, Kubernetes) failed; the cause keeps its own type.
     #[error("{backend}: {source}")]
     Deploy {

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The protocol version; peers of another version are refused at the handshake.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The first four bytes every peer sends.
 pub const MAGIC: [u8; 4] = *b"GFLW";

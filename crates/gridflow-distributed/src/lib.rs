@@ -38,7 +38,7 @@ pub mod worker;
 
 pub use adaptive::{Adaptive, AdaptiveOptions};
 pub use auth::{Security, TlsFiles};
-pub use client::{AsCompleted, Client, Persistent};
+pub use client::{AsCompleted, Client, GatherHook, Persistent};
 pub use cluster::{LocalCluster, LocalClusterOptions};
 pub use deploy::{Cluster, WorkerState, WorkerStatus};
 pub use error::{DistError, Result};

@@ -2,6 +2,19 @@
 //! local cluster — the memory limit that applies to the process (cgroup v2 `memory.max`, a
 //! Slurm allocation), not only the machine's total.
 
+/// The resident memory of a process in bytes (`VmRSS`), if it can be read.
+pub fn process_rss(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 /// Parses a cgroup v2 `memory.max` ("max" or bytes).
 pub fn parse_cgroup_max(text: &str) -> Option<u64> {
     let t = text.trim();

@@ -95,7 +95,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The resident memory of this process in bytes (`VmRSS`), 0 if it cannot be read.
 pub fn own_rss() -> u64 {
-    crate::cluster::process_rss(std::process::id()).unwrap_or(0)
+    crate::machine::process_rss(std::process::id()).unwrap_or(0)
 }
 
 impl<V: WireValue> DataStore<V> {

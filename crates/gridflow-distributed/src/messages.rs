@@ -113,6 +113,14 @@ pub enum FromClient {
     },
     /// Asks for [`ToClient::AdaptiveTarget`].
     AdaptiveTarget,
+    /// Asks again where a finished job's outputs are: the worker its `Done` named may have
+    /// left before the client gathered (retired: the results moved; lost: they are
+    /// recomputed). Answered by another `Done` with the current holders once every output
+    /// is in memory again, or `Failed` when the job is unknown or fails meanwhile.
+    Locate {
+        /// The job (not yet released).
+        job: u64,
+    },
 }
 
 /// How many workers the pending work wants, and the figures behind the number (see

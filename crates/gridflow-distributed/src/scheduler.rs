@@ -1010,14 +1010,39 @@ impl State {
                 let t = self.adaptive_target();
                 self.send_client(conn, &ToClient::AdaptiveTarget(t));
             }
+            FromClient::Locate { job } => {
+                let known = self.jobs.get(&job) == Some(&conn) && self.core.locate(job);
+                if !known {
+                    self.send_client(
+                        conn,
+                        &ToClient::Failed {
+                            job,
+                            task: None,
+                            op: "locate".into(),
+                            message: format!(
+                                "computation {job} is not known to the scheduler (released, \
+                                 cancelled or failed)"
+                            ),
+                            panicked: false,
+                        },
+                    );
+                } else {
+                    self.info(format!(
+                        "a client asks again where the outputs of computation {job} are"
+                    ));
+                }
+            }
         }
     }
 
+    /// Where a client fetches result `id`: a holder that is not retiring when there is one
+    /// (a retiring worker is about to leave).
     fn location(&self, id: TaskId) -> Location {
-        let address = self
-            .core
-            .who_has(id)
-            .first()
+        let holders = self.core.who_has(id);
+        let address = holders
+            .iter()
+            .find(|&&w| !self.retiring.contains(w))
+            .or_else(|| holders.first())
             .and_then(|&w| self.worker_info.get(w as usize))
             .map(|i| i.address.clone())
             .unwrap_or_default();

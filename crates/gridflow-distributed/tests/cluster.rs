@@ -103,12 +103,13 @@ fn a_client_of_another_protocol_version_is_refused_clearly() {
 
 #[test]
 fn connecting_to_a_server_of_another_version_names_both_versions() {
+    let other = gridflow_distributed::frame::PROTOCOL_VERSION + 1;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let server = std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
         let mut pre = Vec::from(*b"GFLW");
-        pre.extend_from_slice(&7u32.to_le_bytes());
+        pre.extend_from_slice(&other.to_le_bytes());
         s.write_all(&pre).unwrap();
         let mut buf = [0u8; 64];
         let _ = s.read(&mut buf);
@@ -116,7 +117,7 @@ fn connecting_to_a_server_of_another_version_names_both_versions() {
     let e = Client::connect(&format!("tcp://{addr}")).unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains("version 7")
+        msg.contains(&format!("version {other}"))
             && msg.contains(&format!(
                 "version {}",
                 gridflow_distributed::frame::PROTOCOL_VERSION

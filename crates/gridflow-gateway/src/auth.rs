@@ -1,6 +1,7 @@
 //! Who is calling: per-user API tokens (only their SHA-256 is kept, compared in constant
 //! time) and, as a second authenticator, JupyterHub's token check.
 
+pub use crate::config::parse_hex32;
 use crate::config::{Config, JupyterHubConfig};
 use crate::{GatewayError, Result};
 use std::collections::HashMap;
@@ -29,24 +30,13 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// 64 hex digits as 32 bytes.
-pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    let s = s.trim().as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        let txt = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(txt, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// Equality that takes the same time whatever the bytes (no early exit on a mismatch).
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// How long a token the hub refused is refused without asking again.
+const REFUSAL_TTL: Duration = Duration::from_secs(10);
 
 /// Checks bearer tokens.
 pub struct Authenticator {
@@ -60,44 +50,9 @@ struct HubAuth {
     user_url: String,
     /// Answers by the token's hash (tokens themselves are not kept), with their time.
     cache: Mutex<HashMap<[u8; 32], (User, Instant)>>,
-}
-
-/// The URL of the hub's "whose token is this" endpoint (`…/hub/api/user`) for the
-/// configured URL — the hub's base (with its `base_url`, if any) or its API
-/// (`…/hub/api`, as `JUPYTERHUB_API_URL` gives it) — after checking the hub's settings.
-pub fn hub_user_url(hub: &JupyterHubConfig) -> Result<String> {
-    let invalid = |d: String| GatewayError::Invalid(format!("jupyterhub: {d}"));
-    let base = hub.url.trim().trim_end_matches('/');
-    let host = base
-        .strip_prefix("http://")
-        .or_else(|| base.strip_prefix("https://"))
-        .ok_or_else(|| {
-            invalid(format!(
-                "url {:?} must start with http:// or https:// (the hub's API, such as \
-                 http://127.0.0.1:8081)",
-                hub.url
-            ))
-        })?;
-    if host.is_empty() || host.starts_with('/') {
-        return Err(invalid(format!("url {:?} names no host", hub.url)));
-    }
-    if !(hub.cache_seconds.is_finite() && hub.cache_seconds >= 0.0) {
-        return Err(invalid(format!(
-            "cache_seconds = {} must be a number of seconds, at least 0",
-            hub.cache_seconds
-        )));
-    }
-    if !(hub.timeout_seconds.is_finite() && hub.timeout_seconds > 0.0) {
-        return Err(invalid(format!(
-            "timeout_seconds = {} must be a number of seconds above 0",
-            hub.timeout_seconds
-        )));
-    }
-    Ok(if base.ends_with("/hub/api") {
-        format!("{base}/user")
-    } else {
-        format!("{base}/hub/api/user")
-    })
+    /// Refusals by the token's hash, with the hub's reason and their time: a client
+    /// retrying a bad token does not send the hub a request each time.
+    refused: Mutex<HashMap<[u8; 32], (String, Instant)>>,
 }
 
 impl Authenticator {
@@ -117,9 +72,10 @@ impl Authenticator {
             users,
             hub: match &config.jupyterhub {
                 Some(hub) => Some(HubAuth {
-                    user_url: hub_user_url(hub)?,
+                    user_url: hub.user_url()?,
                     config: hub.clone(),
                     cache: Mutex::default(),
+                    refused: Mutex::default(),
                 }),
                 None => None,
             },
@@ -166,6 +122,13 @@ impl HubAuth {
         {
             return Ok(u.clone());
         }
+        // Refusals are kept shorter: at most REFUSAL_TTL, never past cache_seconds.
+        let refused_ttl = ttl.min(REFUSAL_TTL);
+        if let Some((why, at)) = crate::lock(&self.refused).get(&h)
+            && at.elapsed() < refused_ttl
+        {
+            return Err(GatewayError::Unauthenticated(why.clone()));
+        }
         let url = &self.user_url;
         let limit = Duration::from_secs_f64(self.config.timeout_seconds);
         let asked = tokio::time::timeout(
@@ -199,11 +162,21 @@ impl HubAuth {
         // JupyterHub answers 403 for a token it does not know, or that has expired or
         // been revoked.
         if status == 401 || status == 403 {
-            return Err(GatewayError::Unauthenticated(format!(
+            let why = format!(
                 "unknown API token: not a gateway user's, and JupyterHub at {url} refused it \
                  (HTTP {status}: {}; expired and revoked hub tokens are refused too)",
                 hub_message(&body)
-            )));
+            );
+            let mut refused = crate::lock(&self.refused);
+            // Bounded: a flood of random tokens cannot grow it without end.
+            if refused.len() >= 10_000 {
+                refused.retain(|_, (_, at)| at.elapsed() < refused_ttl);
+                if refused.len() >= 10_000 {
+                    refused.clear();
+                }
+            }
+            refused.insert(h, (why.clone(), Instant::now()));
+            return Err(GatewayError::Unauthenticated(why));
         }
         if status != 200 {
             return Err(GatewayError::AuthUnavailable(format!(
@@ -301,16 +274,16 @@ mod tests {
                 "https://hub.example/hub/api/user",
             ),
         ] {
-            assert_eq!(hub_user_url(&hub(given)).unwrap(), want, "{given}");
+            assert_eq!(hub(given).user_url().unwrap(), want, "{given}");
         }
         for bad in ["ftp://h:8081", "h:8081", "http://", "https:///hub/api"] {
-            let e = hub_user_url(&hub(bad)).unwrap_err().to_string();
+            let e = hub(bad).user_url().unwrap_err().to_string();
             assert!(e.contains("jupyterhub: url"), "{bad}: {e}");
         }
         let mut h = hub("http://h:8081");
         h.timeout_seconds = 0.0;
         assert!(
-            hub_user_url(&h)
+            h.user_url()
                 .unwrap_err()
                 .to_string()
                 .contains("timeout_seconds")
@@ -318,7 +291,7 @@ mod tests {
         h.timeout_seconds = 1.0;
         h.cache_seconds = f64::NAN;
         assert!(
-            hub_user_url(&h)
+            h.user_url()
                 .unwrap_err()
                 .to_string()
                 .contains("cache_seconds")

@@ -266,6 +266,47 @@ fn default_hub_timeout() -> f64 {
     10.0
 }
 
+impl JupyterHubConfig {
+    /// The URL of the hub's "whose token is this" endpoint (`…/hub/api/user`) for the
+    /// configured URL — the hub's base (with its `base_url`, if any) or its API
+    /// (`…/hub/api`, as `JUPYTERHUB_API_URL` gives it) — after checking the hub's settings.
+    pub fn user_url(&self) -> Result<String> {
+        let hub = self;
+        let invalid = |d: String| GatewayError::Invalid(format!("jupyterhub: {d}"));
+        let base = hub.url.trim().trim_end_matches('/');
+        let host = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "url {:?} must start with http:// or https:// (the hub's API, such as \
+                     http://127.0.0.1:8081)",
+                    hub.url
+                ))
+            })?;
+        if host.is_empty() || host.starts_with('/') {
+            return Err(invalid(format!("url {:?} names no host", hub.url)));
+        }
+        if !(hub.cache_seconds.is_finite() && hub.cache_seconds >= 0.0) {
+            return Err(invalid(format!(
+                "cache_seconds = {} must be a number of seconds, at least 0",
+                hub.cache_seconds
+            )));
+        }
+        if !(hub.timeout_seconds.is_finite() && hub.timeout_seconds > 0.0) {
+            return Err(invalid(format!(
+                "timeout_seconds = {} must be a number of seconds above 0",
+                hub.timeout_seconds
+            )));
+        }
+        Ok(if base.ends_with("/hub/api") {
+            format!("{base}/user")
+        } else {
+            format!("{base}/hub/api/user")
+        })
+    }
+}
+
 fn default_cache() -> f64 {
     60.0
 }
@@ -434,7 +475,7 @@ impl Config {
                     u.name
                 )));
             }
-            if crate::auth::parse_hex32(&u.token_sha256).is_none() {
+            if parse_hex32(&u.token_sha256).is_none() {
                 return Err(GatewayError::Invalid(format!(
                     "user {}: token_sha256 must be 64 hex digits (the SHA-256 of the token; \
                      `gridflow gateway token` prints one)",
@@ -443,7 +484,7 @@ impl Config {
             }
         }
         if let Some(hub) = &self.jupyterhub {
-            crate::auth::hub_user_url(hub)?;
+            hub.user_url()?;
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(GatewayError::Invalid(
@@ -507,4 +548,18 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// 64 hex digits as 32 bytes.
+pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim().as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        let txt = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(txt, 16).ok()?;
+    }
+    Some(out)
 }

@@ -479,8 +479,12 @@ impl Shared {
         if n > live.len() {
             self.add_workers(rec, n - live.len())?;
         } else {
-            // The newest go first.
-            let gone: Vec<usize> = live[n..].to_vec();
+            // Those not joined yet go first (a queued job or a starting pod holds no
+            // results), then the newest.
+            let joined = lock(&self.joined).get(&rec.id).cloned().unwrap_or_default();
+            let mut order = live.clone();
+            order.sort_by_key(|&i| (joined.contains(&rec.workers[i].name), std::cmp::Reverse(i)));
+            let gone: Vec<usize> = order[..live.len() - n].to_vec();
             let leaving: Vec<crate::db::WorkerRecord> =
                 gone.iter().map(|&i| rec.workers[i].clone()).collect();
             self.retire_and_stop(rec, &leaving);
@@ -608,7 +612,7 @@ impl Shared {
             self.backend.reap();
             let all: Vec<ClusterRecord> = self.read().values().cloned().collect();
             let joined = lock(&self.joined).clone();
-            self.workers.poll(&all, &joined);
+            self.workers.poll(&all, &joined, true);
             let ids: Vec<String> = all.into_iter().map(|c| c.id).collect();
             for id in ids {
                 if self.stop.load(Ordering::Relaxed) {
@@ -1158,7 +1162,7 @@ async fn serve(
                 };
                 if due {
                     let joined = lock(&sh.joined).clone();
-                    sh.workers.poll(std::slice::from_ref(&rec), &joined);
+                    sh.workers.poll(std::slice::from_ref(&rec), &joined, false);
                 }
                 let token = if rec.owner == user.name {
                     Some(sh.token_of(&rec)?)

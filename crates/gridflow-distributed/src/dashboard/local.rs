@@ -53,7 +53,7 @@ impl LocalObserver {
 
     fn publish(&self, s: &mut State) {
         s.last_publish = Instant::now();
-        let rss = crate::cluster::process_rss(std::process::id()).unwrap_or(0);
+        let rss = crate::machine::process_rss(std::process::id()).unwrap_or(0);
         let running = s.groups.iter().map(|g| g.processing).sum();
         let snapshot = Snapshot {
             source: "local".into(),

@@ -375,12 +375,14 @@ impl Dashboard {
             .local_addr()
             .map_err(|e| DistError::io("reading the dashboard's address", e))?;
         let router = Arc::new(routes::router(hub.clone()).merge(extra));
+        let blocking = router.blocking_threads();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("gridflow-dashboard".into())
             .spawn(move || {
                 let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    .max_blocking_threads(blocking)
                     .build()
                 else {
                     return;

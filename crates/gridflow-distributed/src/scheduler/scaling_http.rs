@@ -10,7 +10,8 @@
 //! Both go through an ordinary client connection to the scheduler, on a thread of their
 //! own: handlers run on the dashboard runtime's blocking threads, where the client's own
 //! runtime cannot be entered. The dashboard keeps serving other requests while a
-//! retirement waits (seconds) for its workers to leave.
+//! retirement waits (seconds) for its workers to leave. Both are slow routes: at most the
+//! router's slow limit run at once, more are answered 503.
 
 use crate::dashboard::{Request, Response, Router};
 use crate::{Client, DistError, Result, Security};
@@ -21,7 +22,7 @@ pub(crate) fn routes(address: &str, security: &Security) -> Router {
     let (a2, s2) = (address.clone(), security.clone());
     let s1 = security.clone();
     Router::new()
-        .route(
+        .route_slow(
             "GET",
             "/api/v1/adaptive_target",
             move |_req: &Request| match with_client(&address, &s1, |c| c.adaptive_target()) {
@@ -29,7 +30,7 @@ pub(crate) fn routes(address: &str, security: &Security) -> Router {
                 Err(e) => Response::error(503, &format!("adaptive_target: {e}")),
             },
         )
-        .route("POST", "/api/v1/retire_workers", move |req: &Request| {
+        .route_slow("POST", "/api/v1/retire_workers", move |req: &Request| {
             retire(req, &a2, &s2)
         })
 }

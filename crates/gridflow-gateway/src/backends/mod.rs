@@ -94,12 +94,18 @@ impl Workers {
     }
 
     /// Asks the backend about every live worker of these clusters (`joined`: the workers
-    /// each scheduler lists, which need no asking on SSH).
-    pub fn poll(&self, clusters: &[ClusterRecord], joined: &HashMap<String, Vec<String>>) {
+    /// each scheduler lists, which need no asking on SSH; `all`: these are every cluster
+    /// of the gateway).
+    pub fn poll(
+        &self,
+        clusters: &[ClusterRecord],
+        joined: &HashMap<String, Vec<String>>,
+        all: bool,
+    ) {
         let result = match self {
             Workers::Local => Ok(()),
             Workers::Slurm(s) => s.poll(clusters),
-            Workers::Ssh(s) => s.poll(clusters, joined),
+            Workers::Ssh(s) => s.poll(clusters, joined, all),
             Workers::Kubernetes(k) => k.poll(clusters),
         };
         if let Err(e) = result {

@@ -11,13 +11,13 @@ use crate::{GatewayError, Result, lock};
 use gridflow_deploy::{run_command, shell_quote};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub(crate) struct SshWorkers {
     config: SshConfig,
     /// What the last check found of each (host, pid) not joined to its scheduler.
     seen: Mutex<HashMap<(String, u32), Seen>>,
-    next: AtomicUsize,
+    /// Live workers per host (of every cluster), recounted at each check.
+    load: Mutex<HashMap<String, usize>>,
 }
 
 fn err(source: gridflow_deploy::DeployError) -> GatewayError {
@@ -32,6 +32,14 @@ fn bare_host(h: &str) -> &str {
     h.rsplit('@').next().unwrap_or(h)
 }
 
+/// The host running the fewest workers (of every cluster); the first listed on a tie.
+fn pick_host(hosts: &[String], load: &HashMap<String, usize>) -> Option<String> {
+    hosts
+        .iter()
+        .min_by_key(|h| load.get(*h).copied().unwrap_or(0))
+        .cloned()
+}
+
 /// A shell function `mine PID NAME`: whether process PID is the worker named NAME.
 const MINE: &str =
     "mine() { tr '\\0' ' ' </proc/$1/cmdline 2>/dev/null | grep -qF -- \"--name $2 \"; }; ";
@@ -41,7 +49,7 @@ impl SshWorkers {
         SshWorkers {
             config,
             seen: Mutex::default(),
-            next: AtomicUsize::new(0),
+            load: Mutex::default(),
         }
     }
 
@@ -57,8 +65,13 @@ impl SshWorkers {
     }
 
     pub fn start(&self, ctx: &Ctx<'_>, name: &str) -> Result<WorkerRecord> {
-        let hosts = &self.config.hosts;
-        let host = hosts[self.next.fetch_add(1, Ordering::Relaxed) % hosts.len().max(1)].clone();
+        let host = {
+            let mut load = lock(&self.load);
+            let host = pick_host(&self.config.hosts, &load)
+                .ok_or_else(|| GatewayError::Invalid("ssh backend: no hosts".into()))?;
+            *load.entry(host.clone()).or_default() += 1;
+            host
+        };
         let mut cmd: Vec<String> = self.config.remote_command.clone();
         cmd.extend([
             "worker".into(),
@@ -113,7 +126,18 @@ impl SshWorkers {
         &self,
         clusters: &[ClusterRecord],
         joined: &HashMap<String, Vec<String>>,
+        all: bool,
     ) -> Result<()> {
+        let mut load: HashMap<String, usize> = HashMap::new();
+        for w in clusters.iter().flat_map(|c| &c.workers) {
+            if let (None, Some(h)) = (&w.failed, &w.host) {
+                *load.entry(h.clone()).or_default() += 1;
+            }
+        }
+        // Only a check of every cluster (the monitor's) knows every host's load.
+        if all {
+            *lock(&self.load) = load;
+        }
         let mut by_host: BTreeMap<String, Vec<(String, &WorkerRecord)>> = BTreeMap::new();
         for c in clusters {
             let j = joined.get(&c.id);
@@ -220,8 +244,12 @@ impl SshWorkers {
                 first_error.get_or_insert(e);
             }
             let mut seen = lock(&self.seen);
+            let mut load = lock(&self.load);
             for w in ws {
                 seen.remove(&(host.to_owned(), w.pid));
+                if let Some(n) = load.get_mut(host) {
+                    *n = n.saturating_sub(1);
+                }
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -240,5 +268,24 @@ impl SshWorkers {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn workers_go_to_the_least_loaded_host() {
+        let hosts: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let mut load = HashMap::new();
+        assert_eq!(pick_host(&hosts, &load).unwrap(), "a");
+        load.insert("a".to_owned(), 2);
+        load.insert("b".to_owned(), 1);
+        assert_eq!(pick_host(&hosts, &load).unwrap(), "c");
+        load.insert("c".to_owned(), 3);
+        assert_eq!(pick_host(&hosts, &load).unwrap(), "b");
+        assert!(pick_host(&[], &load).is_none());
     }
 }

@@ -138,17 +138,14 @@ class Client:
 
     def __init__(self, address=None, *, n_workers=None, threads_per_worker=None, memory_limit=None, set_as_default=True):
         self._cluster = None
-        from .gateway import GatewayCluster
-
         if isinstance(address, LocalCluster):
             self._cluster = address
             self._handle = _gridflow.Client.connect(address.scheduler_address)
-        elif isinstance(address, GatewayCluster):
-            # Through the gateway's address, with the cluster's own token.
+        elif hasattr(address, "_connect_client"):
+            # A cluster that knows how it is reached (a gateway's: through the gateway's
+            # address, with the cluster's own token).
             self._cluster = address
-            self._handle = _gridflow.Client.connect(
-                address.scheduler_address, address._token, address._gateway._ca_file
-            )
+            self._handle = address._connect_client()
         elif address is not None:
             self._handle = _gridflow.Client.connect(str(address))
         else:

@@ -112,6 +112,13 @@ class GatewayCluster:
     def dashboard_link(self):
         return self._report.get("dashboard")
 
+    def _connect_client(self):
+        """The extension's client handle: through the gateway's address (TLS checked
+        against the gateway's CA), with the cluster's own token."""
+        from . import _gridflow
+
+        return _gridflow.Client.connect(self.scheduler_address, self._token, self._gateway._ca_file)
+
     def get_client(self, set_as_default=True):
         from .distributed import Client
 
