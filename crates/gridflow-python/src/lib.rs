@@ -31,6 +31,7 @@ fn _gridflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dask::PyTaskValue>()?;
     m.add_function(wrap_pyfunction!(dask::run_task, m)?)?;
     m.add_function(wrap_pyfunction!(objects::open_zarr, m)?)?;
+    m.add_function(wrap_pyfunction!(objects::open_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(objects::from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(objects::unary_op_names, m)?)?;
     m.add_function(wrap_pyfunction!(objects::binary_op_names, m)?)?;

@@ -629,6 +629,38 @@ pub fn open_zarr(
     storage_options: Option<Vec<(String, String)>>,
     decode_cf: bool,
 ) -> PyResult<PyDataset> {
+    let options = open_options(chunks, storage_options, decode_cf)?;
+    let url = url.to_owned();
+    py.detach(|| gridflow_dataset::open_zarr(&url, &options))
+        .py()
+        .map(dset)
+}
+
+/// Opens whatever `url` is (a netCDF file, recognised by its first bytes; a glob of them; a
+/// Zarr store or a kerchunk reference set) lazily with CF decoding; `group` as xarray's.
+#[pyfunction]
+#[pyo3(signature = (url, chunks=None, storage_options=None, decode_cf=true, group=None))]
+pub fn open_dataset(
+    py: Python<'_>,
+    url: &str,
+    chunks: Option<Vec<(String, usize)>>,
+    storage_options: Option<Vec<(String, String)>>,
+    decode_cf: bool,
+    group: Option<String>,
+) -> PyResult<PyDataset> {
+    let mut options = open_options(chunks, storage_options, decode_cf)?;
+    options.group = group.unwrap_or_default().trim_matches('/').to_owned();
+    let url = url.to_owned();
+    py.detach(|| gridflow_dataset::open_dataset(&url, &options))
+        .py()
+        .map(dset)
+}
+
+fn open_options(
+    chunks: Option<Vec<(String, usize)>>,
+    storage_options: Option<Vec<(String, String)>>,
+    decode_cf: bool,
+) -> PyResult<OpenOptions> {
     let mut options = OpenOptions::default();
     if let Some(c) = chunks {
         options.chunks = c;
@@ -642,8 +674,5 @@ pub fn open_zarr(
     if !decode_cf {
         options.decode = gridflow_dataset::DecodeOptions::none();
     }
-    let url = url.to_owned();
-    py.detach(|| gridflow_dataset::open_zarr(&url, &options))
-        .py()
-        .map(dset)
+    Ok(options)
 }

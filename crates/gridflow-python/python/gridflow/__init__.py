@@ -28,6 +28,7 @@ __all__ = [
     "GatewayCluster",
     "GridflowError",
     "LocalCluster",
+    "open_dataset",
     "open_esm_datastore",
     "open_zarr",
     "optimize",
@@ -61,6 +62,28 @@ def open_zarr(url, chunks=None, storage_options=None, decode_cf=True):
     else:
         raise TypeError("chunks must be a dict of {dimension: size} (or None)")
     return Dataset(_gridflow.open_zarr(str(url), c, _storage_options(storage_options), decode_cf))
+
+
+def open_dataset(url, group=None, chunks=None, storage_options=None, decode_cf=True):
+    """Opens a netCDF-3/netCDF-4 file (recognised by its first bytes; local or remote), a
+    glob of them (``run_*.nc``, combined by their coordinates), a Zarr store or a kerchunk
+    reference set lazily, with CF decoding. ``group``: a group of the file or store
+    (``forecast/member1``), as xarray's ``group=``. Each variable's ``encoding`` names how
+    it is stored as xarray's netCDF backends do (``chunksizes``, ``zlib``, ``complevel``,
+    ``shuffle``, ``contiguous``, ``original_shape``, ``source``, ...). ``chunks``,
+    ``storage_options``: as :func:`open_zarr`.
+    """
+    if chunks in (None, "auto") or chunks == {}:
+        c = None
+    elif isinstance(chunks, dict):
+        c = [(str(k), 0 if v in (-1, None) else int(v)) for k, v in chunks.items()]
+    else:
+        raise TypeError("chunks must be a dict of {dimension: size} (or None)")
+    return Dataset(
+        _gridflow.open_dataset(
+            str(url), c, _storage_options(storage_options), decode_cf, None if group is None else str(group)
+        )
+    )
 
 
 def optimize(*objs):

@@ -1,4 +1,4 @@
-"""``xr.open_dataset(url, engine="gridflow")``: gridflow's Zarr reads and CF decoding
+"""``xr.open_dataset(url, engine="gridflow")``: gridflow's Zarr and netCDF reads and CF decoding
 behind xarray's lazy indexing."""
 
 from __future__ import annotations
@@ -53,15 +53,19 @@ def _dtype(obj):
 class GridflowBackendEntrypoint(BackendEntrypoint):
     """The ``gridflow`` engine of ``xarray.open_dataset``."""
 
-    description = "Open Zarr stores (local, HTTP, S3, GCS, Azure) with gridflow's reads and CF decoding"
+    description = "Open Zarr stores and netCDF files (local, HTTP, S3, GCS, Azure) with gridflow's reads and CF decoding"
     url = "https://example.invalid/gridflow"
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "storage_options", "decode_cf")
+    open_dataset_parameters = ("filename_or_obj", "drop_variables", "storage_options", "decode_cf", "group")
 
-    def open_dataset(self, filename_or_obj, *, drop_variables=None, storage_options=None, decode_cf=None):
+    def open_dataset(
+        self, filename_or_obj, *, drop_variables=None, storage_options=None, decode_cf=None, group=None
+    ):
         from . import _storage_options
 
-        ds = _gridflow.open_zarr(
-            os.fspath(filename_or_obj), None, _storage_options(storage_options), decode_cf is not False
+        # netCDF files (recognised by content) and reference sets too, as open_dataset reads them
+        ds = _gridflow.open_dataset(
+            os.fspath(filename_or_obj), None, _storage_options(storage_options), decode_cf is not False,
+            None if group is None else str(group),
         )
         drop = set([drop_variables] if isinstance(drop_variables, str) else drop_variables or ())
 
