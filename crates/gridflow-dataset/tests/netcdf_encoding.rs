@@ -54,6 +54,16 @@ fn variable_and_dataset_encodings_equal_xarray() {
         };
         let path = netcdf_dir().join(file);
         let ds = open_netcdf(path.to_str().unwrap(), &options).unwrap();
+        checked += check(&ds, key, want);
+    }
+    // every file and group of encodings.json, every key of its variables
+    assert!(checked > 300, "only {checked} encoding values compared");
+}
+
+/// Compares `ds`'s encodings with xarray's (`want`); returns how many values it compared.
+fn check(ds: &gridflow_dataset::Dataset, key: &str, want: &Value) -> usize {
+    let mut checked = 0;
+    {
         // the dataset's: unlimited dimensions (xarray's set, sorted) and the file
         let unlimited = ds
             .encoding
@@ -104,8 +114,53 @@ fn variable_and_dataset_encodings_equal_xarray() {
             }
         }
     }
-    // every file and group of encodings.json, every key of its variables
-    assert!(checked > 300, "only {checked} encoding values compared");
+    checked
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[test]
+fn remote_files_have_the_same_encodings() {
+    let (Some(http), Some(s3), Some(bucket)) = (
+        var("GRIDFLOW_TEST_HTTP_URL"),
+        var("GRIDFLOW_TEST_S3_ENDPOINT"),
+        var("GRIDFLOW_TEST_S3_BUCKET"),
+    ) else {
+        assert!(
+            !in_ci(),
+            "the test servers are required in CI (scripts/test-servers.sh start)"
+        );
+        println!("NOTICE: remote encodings skipped: GRIDFLOW_TEST_HTTP_URL / _S3_* not set");
+        return;
+    };
+    let expected = expected();
+    let s3_open = OpenOptions {
+        store: gridflow_store::StoreOptions {
+            endpoint: Some(s3),
+            region: Some("us-east-1".into()),
+            anonymous: true,
+            allow_http: true,
+            timeout_secs: 20,
+            ..gridflow_store::StoreOptions::read_only()
+        },
+        ..OpenOptions::default()
+    };
+    for file in ["encodings_netcdf4.nc", "std_netcdf4.nc", "std_classic.nc"] {
+        for (url, options) in [
+            (
+                format!("{}/netcdf/{file}", http.trim_end_matches('/')),
+                OpenOptions::default(),
+            ),
+            (format!("s3://{bucket}/netcdf/{file}"), s3_open.clone()),
+        ] {
+            // read by byte ranges: the HDF5 metadata through the same block cache
+            let ds = open_netcdf(&url, &options).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let n = check(&ds, &url, &expected[file]);
+            assert!(n > 20, "{url}: only {n} values compared");
+        }
+    }
 }
 
 fn venv_python() -> Option<PathBuf> {
