@@ -129,12 +129,17 @@ fn open_cached(url: &str, options: &StoreOptions) -> Result<Opened> {
         None => {
             let storage = Arc::new(RangeFile::open(url, options)?);
             Opened {
-                nc: Arc::new(NcFile::from_storage(storage.clone()).map_err(|e| nc_err(url, e))?),
+                nc: Arc::new(
+                    NcFile::from_storage_with_options(storage.clone(), nc_options())
+                        .map_err(|e| nc_err(url, e))?,
+                ),
                 remote: Some(storage),
             }
         }
         Some((path, _)) => Opened {
-            nc: Arc::new(NcFile::open(path).map_err(|e| nc_err(url, e))?),
+            nc: Arc::new(
+                NcFile::open_with_options(path, nc_options()).map_err(|e| nc_err(url, e))?,
+            ),
             remote: None,
         },
     };
@@ -144,6 +149,42 @@ fn open_cached(url: &str, options: &StoreOptions) -> Result<Opened> {
         c.insert(key, f.clone());
     }
     Ok(f)
+}
+
+/// How files are opened: netcdf-reader's defaults, but deflate decoded by
+/// [`inflate_chunk`].
+fn nc_options() -> netcdf_reader::NcOpenOptions {
+    let mut filters = hdf5_reader::FilterRegistry::new();
+    filters.register(
+        hdf5_reader::messages::filter_pipeline::FILTER_DEFLATE,
+        Box::new(|_, data, _| inflate_chunk(data)),
+    );
+    netcdf_reader::NcOpenOptions {
+        filter_registry: Some(filters),
+        ..netcdf_reader::NcOpenOptions::default()
+    }
+}
+
+/// Inflates one deflated HDF5 chunk. hdf5-reader 0.9's own deflate stops at the decoded
+/// chunk's size plus one byte, which cuts off the 4-byte Fletcher-32 checksum netCDF-C puts
+/// after the data (`fletcher32=True` with `zlib=True`: checksum, then deflate), so such
+/// chunks failed their checksum. Here the output is bounded by deflate's largest ratio
+/// (1032:1) instead; the decoded length is checked by the reader afterwards.
+fn inflate_chunk(data: &[u8]) -> hdf5_reader::error::Result<Vec<u8>> {
+    use std::io::Read;
+    let cap = (data.len() as u64).saturating_mul(1032).saturating_add(64);
+    let mut out = Vec::with_capacity(data.len().saturating_mul(2).min(64 << 20));
+    flate2::read::ZlibDecoder::new(data)
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            hdf5_reader::error::Error::DecompressionError(format!(
+                "DEFLATE decompression failed: {e}"
+            ))
+        })?;
+    // the chunk cache keeps this buffer: no spare capacity in it
+    out.shrink_to_fit();
+    Ok(out)
 }
 
 fn dtype_of(t: &NcType) -> Option<DType> {
