@@ -7,8 +7,8 @@ use anyhow::{Result, bail};
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct GroupArg {
     /// Open this group of the netCDF file (or Zarr store) instead of the root: `forecast`,
-    /// `forecast/member1` (xarray's group=). An unknown group is an error listing the
-    /// file's groups.
+    /// `forecast/member1` (xarray's group=). An unknown group is an error naming it (and,
+    /// for netCDF, listing the file's groups).
     #[arg(long, value_name = "PATH")]
     pub group: Option<String>,
 }

@@ -115,7 +115,12 @@ fn an_unknown_group_is_an_error_naming_it() {
         assert!(err.contains("forecast/member1"), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+    // a Zarr store's groups open the same way
+    let zarr = netcdf_dir().join("../v2_consolidated.zarr");
+    let (ok, _, err) = gridflow(&["info", zarr.to_str().unwrap(), "--group", "nope"]);
+    assert!(!ok && err.contains("\"nope\""), "{err}");
     // an empty path, and --group where there is no single store to open
+
     for (args, says) in [
         (vec!["info", file, "--group", ""], "empty group path"),
         (
