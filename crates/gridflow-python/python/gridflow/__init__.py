@@ -70,8 +70,9 @@ def open_dataset(url, group=None, chunks=None, storage_options=None, decode_cf=T
     reference set lazily, with CF decoding. ``group``: a group of the file or store
     (``forecast/member1``), as xarray's ``group=``. Each variable's ``encoding`` names how
     it is stored as xarray's netCDF backends do (``chunksizes``, ``zlib``, ``complevel``,
-    ``shuffle``, ``contiguous``, ``original_shape``, ``source``, ...). ``chunks``,
-    ``storage_options``: as :func:`open_zarr`.
+    ``shuffle``, ``contiguous``, ``original_shape``, ``source``, ...). ``storage_options``:
+    as :func:`open_zarr`; ``chunks`` too, for Zarr stores (netCDF variables follow the
+    file's HDF5 chunks).
     """
     if chunks in (None, "auto") or chunks == {}:
         c = None
