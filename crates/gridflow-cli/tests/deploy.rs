@@ -9,6 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::slurm_up;
+
 fn gridflow() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gridflow"))
 }
@@ -288,22 +291,6 @@ fn eval_on_a_slurm_cluster_started_for_the_run_equals_the_local_executor() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn slurm_up() -> bool {
-    let up = std::env::var_os("SLURM_CONF").is_some()
-        && Command::new("sinfo")
-            .arg("-h")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !up {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no Slurm: run scripts/slurm-setup.sh; source target/slurm/env"
-        );
-        eprintln!("skipped: no Slurm (run scripts/slurm-setup.sh; source target/slurm/env)");
-    }
-    up
 }
 
 #[test]

@@ -14,18 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn gridflow() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_gridflow"));
-    c.env("RUST_BACKTRACE", "0");
-    for k in [
-        "GRIDFLOW_AUTH_TOKEN",
-        "GRIDFLOW_AUTH_TOKEN_FILE",
-        "GRIDFLOW_GATEWAY_TOKEN",
-    ] {
-        c.env_remove(k);
-    }
-    c
-}
+mod common;
+use common::{gridflow, local_eval, slurm_up, xarray_case};
 
 /// Process ids whose command line mentions `needle` (the test's state directory).
 fn pids_mentioning(needle: &str) -> Vec<u32> {
@@ -187,25 +177,6 @@ fn eval_on(address: &str, token: &str, store: Option<&Path>, expr: &str) -> Resu
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     Ok(serde_json::from_slice(&out.stdout).unwrap())
-}
-
-/// The first case of the xarray-compared expressions (`tests/fixtures/expected.json`).
-fn xarray_case() -> (PathBuf, String, Vec<f64>) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let e: Value =
-        serde_json::from_slice(&std::fs::read(root.join("tests/fixtures/expected.json")).unwrap())
-            .unwrap();
-    let case = &e["cases"][0];
-    let store = root
-        .join("../gridflow-dataset/tests/fixtures")
-        .join(case["store"].as_str().unwrap());
-    let values = case["expected"]["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    (store, case["expr"].as_str().unwrap().to_owned(), values)
 }
 
 fn assert_close(got: &Value, want: &[f64], what: &str) {
@@ -446,17 +417,7 @@ fn clusters_survive_a_gateway_restart_and_idle_ones_stop() {
     );
     let got = eval_on(&address, &tok, None, "da.arange(1000, chunks=100).sum()").unwrap();
     // The local executor's answer on the same expression is the reference.
-    let out = gridflow()
-        .args([
-            "eval",
-            "--json",
-            "--threads",
-            "1",
-            "da.arange(1000, chunks=100).sum()",
-        ])
-        .output()
-        .unwrap();
-    let local: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let local = local_eval("da.arange(1000, chunks=100).sum()");
     assert_eq!(got["values"], local["values"]);
     assert_eq!(want["values"], local["values"]);
 
@@ -475,17 +436,7 @@ fn thirty_users_at_once() {
     let users: Vec<(&str, bool)> = names.iter().map(|n| (n.as_str(), false)).collect();
     // Checks every second (the default is 2 s): the monitor's work is part of the load.
     let f = Fixture::new("load", &users, 0.0, 1.0);
-    let out = gridflow()
-        .args([
-            "eval",
-            "--json",
-            "--threads",
-            "1",
-            "da.arange(1000, chunks=100).sum()",
-        ])
-        .output()
-        .unwrap();
-    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = local_eval("da.arange(1000, chunks=100).sum()");
     let start = Instant::now();
     let handles: Vec<_> = names
         .iter()
@@ -670,22 +621,6 @@ fn adaptive_scaling_follows_pending_work() {
     wait_until("no process left", Duration::from_secs(10), || {
         f.leftovers().is_empty()
     });
-}
-
-fn slurm_up() -> bool {
-    let up = std::env::var_os("SLURM_CONF").is_some()
-        && Command::new("sinfo")
-            .arg("-h")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !up {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no Slurm: run scripts/slurm-setup.sh; source target/slurm/env"
-        );
-        eprintln!("skipped: no Slurm (run scripts/slurm-setup.sh; source target/slurm/env)");
-    }
-    up
 }
 
 /// The jobs `squeue` lists with these ids (any state but ended).

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{gridflow, xarray_case};
+
 /// The hub service's API token (the hub is on 127.0.0.1 for this test only).
 const SERVICE_TOKEN: &str = "gridflow-test-service-0123456789abcdef";
 
@@ -273,21 +276,6 @@ impl Drop for GatewayProcess {
     }
 }
 
-fn gridflow() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_gridflow"));
-    c.env("RUST_BACKTRACE", "0");
-    for k in [
-        "GRIDFLOW_AUTH_TOKEN",
-        "GRIDFLOW_AUTH_TOKEN_FILE",
-        "GRIDFLOW_GATEWAY_TOKEN",
-        "GRIDFLOW_GATEWAY_ADDRESS",
-        "JUPYTERHUB_API_TOKEN",
-    ] {
-        c.env_remove(k);
-    }
-    c
-}
-
 /// The gateway's refusal: its HTTP status and message.
 fn refused(r: Result<impl std::fmt::Debug, GatewayError>) -> (u16, String) {
     match r {
@@ -296,26 +284,6 @@ fn refused(r: Result<impl std::fmt::Debug, GatewayError>) -> (u16, String) {
         }) => (status, message),
         other => panic!("expected the gateway to refuse, got {other:?}"),
     }
-}
-
-/// The first case of the xarray-compared expressions (`tests/fixtures/expected.json`):
-/// the store, the expression and xarray's values.
-fn xarray_case() -> (PathBuf, String, Vec<f64>) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let e: Value =
-        serde_json::from_slice(&std::fs::read(root.join("tests/fixtures/expected.json")).unwrap())
-            .unwrap();
-    let case = &e["cases"][0];
-    let store = root
-        .join("../gridflow-dataset/tests/fixtures")
-        .join(case["store"].as_str().unwrap());
-    let values = case["expected"]["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    (store, case["expr"].as_str().unwrap().to_owned(), values)
 }
 
 #[test]
