@@ -103,7 +103,7 @@ impl Remote {
 }
 
 /// The host part of `user@host`.
-fn bare_host(h: &str) -> &str {
+pub fn bare_host(h: &str) -> &str {
     h.rsplit('@').next().unwrap_or(h)
 }
 

@@ -8,6 +8,7 @@ use super::{Ctx, Seen};
 use crate::config::SshConfig;
 use crate::db::{ClusterRecord, WorkerRecord};
 use crate::{GatewayError, Result, lock};
+use gridflow_deploy::ssh::bare_host;
 use gridflow_deploy::{run_command, shell_quote};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -25,11 +26,6 @@ fn err(source: gridflow_deploy::DeployError) -> GatewayError {
         backend: "ssh",
         source: Box::new(source),
     }
-}
-
-/// The host part of `user@host`.
-fn bare_host(h: &str) -> &str {
-    h.rsplit('@').next().unwrap_or(h)
 }
 
 /// The host running the fewest workers (of every cluster); the first listed on a tie.
